@@ -1,0 +1,38 @@
+# The README's commands. Each target does its own set-up on a fresh Debian/Ubuntu machine.
+SHELL := /bin/bash
+export PREFECT_SERVER_ANALYTICS_ENABLED := false
+export AWS_DEFAULT_REGION ?= us-east-1
+export MPLBACKEND := Agg
+export PATH := $(HOME)/.local/bin:$(PATH)
+RUN := uv run --frozen --no-sync
+PYTEST_ARGS ?=
+
+.PHONY: setup demo test test-quick lint bench clean
+
+setup: .venv/.synced
+	@./scripts/ensure-system-packages.sh
+
+.venv/.synced: pyproject.toml uv.lock
+	@command -v uv >/dev/null 2>&1 || python3 -m pip install --quiet --user uv || python3 -m pip install --quiet uv
+	UV_COMPILE_BYTECODE=1 uv sync --frozen --quiet
+	@touch $@
+
+demo: setup
+	$(RUN) python -m flows.demo
+
+test: setup lint
+	$(RUN) pytest -q $(PYTEST_ARGS)
+
+test-quick: setup
+	$(RUN) pytest -q -m "not integration and not flows and not slow and not e2e" $(PYTEST_ARGS)
+
+lint: setup
+	$(RUN) ruff check .
+	$(RUN) ruff format --check mysqlops blocks flows deployments
+	$(RUN) mypy
+
+bench: setup
+	$(RUN) python -m bench.run_all
+
+clean:
+	rm -rf .venv .pytest_cache .mypy_cache .ruff_cache .demo

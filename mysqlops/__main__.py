@@ -1,0 +1,127 @@
+"""``python -m mysqlops``: a small command line over the core.
+
+python -m mysqlops sandbox up --replicas 1     # a practice primary + replica on 127.0.0.1
+python -m mysqlops sandbox status
+python -m mysqlops sandbox down
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from collections.abc import Sequence
+
+from mysqlops.adapters import sandbox
+from mysqlops.errors import MysqlopsError
+
+DEFAULT_DIR = os.environ.get("MYSQLOPS_SANDBOX_DIR", os.path.join(os.getcwd(), ".sandboxes"))
+
+
+def _client(server: sandbox.SandboxServer) -> str:
+    program = "mariadb" if server.flavor.value == "mariadb" else "mysql"
+    return f"{program} --defaults-extra-file={server.option_file}"
+
+
+def _print_server(server: sandbox.SandboxServer, role: str) -> None:
+    state = "running" if server.alive() else "stopped"
+    print(
+        f"{server.name:<10} {role:<8} {state:<8} {server.flavor.value} {server.version}  "
+        f"127.0.0.1:{server.port}  server_id={server.server_id}  pid={server.pid}"
+    )
+    print(f"           connect: {_client(server)}")
+    print(f"           socket:  {server.socket}")
+
+
+def _role(server: sandbox.SandboxServer) -> str:
+    return "primary" if server.name.endswith("primary") else "replica"
+
+
+def cmd_up(args: argparse.Namespace) -> int:
+    existing = [s for s in sandbox.load_servers(args.dir) if s.alive()]
+    if existing:
+        print(f"sandboxes already running in {args.dir}; run `python -m mysqlops sandbox down` first")
+        for server in existing:
+            _print_server(server, _role(server))
+        return 1
+    for stale in sandbox.load_servers(args.dir):
+        sandbox.stop_server(stale)
+    servers = sandbox.start_cluster(args.dir, replicas=args.replicas)
+    try:
+        if args.replicas and not args.no_replication:
+            from mysqlops.replication import wire_sandbox_replication
+
+            wire_sandbox_replication(servers[0], servers[1:])
+    except BaseException:
+        sandbox.stop_servers(servers)
+        raise
+    # detach: these servers outlive this command on purpose (until `sandbox down`)
+    with sandbox._running_lock:
+        sandbox._running.clear()
+    for pid in (s.pid for s in servers):
+        sandbox.process.forget_group(pid)
+    print(f"sandbox cluster in {args.dir}:")
+    for server in servers:
+        _print_server(server, _role(server))
+    print(
+        "root passwords are in each client.cnf (0600); stop everything with: python -m mysqlops sandbox down"
+    )
+    return 0
+
+
+def cmd_status(args: argparse.Namespace) -> int:
+    servers = sandbox.load_servers(args.dir)
+    if not servers:
+        print(f"no sandboxes in {args.dir}")
+        return 0
+    for server in servers:
+        _print_server(server, _role(server))
+    return 0
+
+
+def cmd_down(args: argparse.Namespace) -> int:
+    servers = sandbox.load_servers(args.dir)
+    for server in servers:
+        sandbox.stop_server(server, remove=not args.keep)
+        print(f"stopped {server.name} (pid {server.pid})" + ("" if args.keep else ", removed its directory"))
+    if not servers:
+        print(f"no sandboxes in {args.dir}")
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="python -m mysqlops", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    sub = parser.add_subparsers(dest="command", required=True)
+    sb = sub.add_parser("sandbox", help="throwaway local MariaDB/MySQL servers")
+    sbsub = sb.add_subparsers(dest="action", required=True)
+    for name, func, helptext in (
+        ("up", cmd_up, "start a primary and N replicas"),
+        ("status", cmd_status, "show sandboxes"),
+        ("down", cmd_down, "stop and remove sandboxes"),
+    ):
+        p = sbsub.add_parser(name, help=helptext)
+        p.add_argument("--dir", default=DEFAULT_DIR, help=f"sandbox directory (default {DEFAULT_DIR})")
+        p.set_defaults(func=func)
+        if name == "up":
+            p.add_argument("--replicas", type=int, default=1, help="number of replicas (default 1)")
+            p.add_argument(
+                "--no-replication", action="store_true", help="start servers without wiring replication"
+            )
+        if name == "down":
+            p.add_argument("--keep", action="store_true", help="keep the data directories")
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return int(args.func(args))
+    except MysqlopsError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,200 @@
+"""PyMySQL connections and the queries every flow needs.
+
+Errors are translated to :class:`ConnectionProblem` naming the server and the cause, never
+the password.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import ssl
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import pymysql
+import pymysql.cursors
+
+from mysqlops.errors import ConnectionProblem
+from mysqlops.model import ObjectCounts, ServerSpec, ServerVersion
+
+SYSTEM_SCHEMAS = frozenset({"mysql", "information_schema", "performance_schema", "sys"})
+Connection = pymysql.connections.Connection
+
+
+def _ssl_context(spec: ServerSpec) -> ssl.SSLContext | None:
+    tls = spec.tls
+    if tls is None:
+        return None
+    ctx = ssl.create_default_context(cafile=tls.ca) if tls.ca else ssl.create_default_context()
+    if tls.cert:
+        ctx.load_cert_chain(tls.cert, tls.key)
+    ctx.check_hostname = bool(tls.verify_identity)
+    if not (tls.verify_cert and tls.ca):
+        ctx.check_hostname = False
+        ctx.verify_mode = ssl.CERT_NONE
+    return ctx
+
+
+def connect(
+    spec: ServerSpec,
+    database: str | None = None,
+    *,
+    connect_timeout: float = 10,
+    read_timeout: float | None = None,
+    autocommit: bool = True,
+) -> Connection:
+    """Open a connection (TCP or socket, TLS when configured) with dict rows and utf8mb4."""
+    kwargs: dict[str, Any] = {
+        "user": spec.user,
+        "password": spec.password or "",
+        "database": database,
+        "charset": "utf8mb4",
+        "autocommit": autocommit,
+        "connect_timeout": connect_timeout,
+        "read_timeout": read_timeout,
+        "cursorclass": pymysql.cursors.DictCursor,
+    }
+    if spec.socket:
+        kwargs["unix_socket"] = spec.socket
+    else:
+        kwargs["host"] = spec.host
+        kwargs["port"] = int(spec.port)
+    try:
+        context = _ssl_context(spec)
+    except (OSError, ssl.SSLError) as exc:
+        raise ConnectionProblem(f"server {spec.name!r} ({spec.endpoint}): TLS files unusable: {exc}") from exc
+    if context is not None:
+        kwargs["ssl"] = context
+    try:
+        return pymysql.connect(**kwargs)
+    except pymysql.err.OperationalError as exc:
+        code = exc.args[0] if exc.args else None
+        cause = exc.args[1] if len(exc.args) > 1 else str(exc)
+        hint = ""
+        if code == 1045:
+            hint = " (wrong user or password: check the MySQLServer block's user/password)"
+        elif code in (2003, 2002, 2013):
+            hint = " (is the server running and the host/port/socket right?)"
+        elif code == 1049:
+            hint = " (unknown database)"
+        raise ConnectionProblem(
+            f"cannot connect to server {spec.name!r} at {spec.endpoint} as {spec.user!r}: {cause}{hint}"
+        ) from None
+    except (pymysql.err.MySQLError, OSError, ssl.SSLError) as exc:
+        raise ConnectionProblem(
+            f"cannot connect to server {spec.name!r} at {spec.endpoint} as {spec.user!r}: {exc}"
+        ) from None
+
+
+@contextlib.contextmanager
+def session(spec: ServerSpec, database: str | None = None, **kwargs: Any) -> Iterator[Connection]:
+    conn = connect(spec, database, **kwargs)
+    try:
+        yield conn
+    finally:
+        with contextlib.suppress(Exception):
+            conn.close()
+
+
+def query(conn: Connection, sql: str, args: Sequence[Any] | None = None) -> list[dict[str, Any]]:
+    with conn.cursor() as cur:
+        cur.execute(sql, args)
+        return list(cur.fetchall())  # type: ignore[arg-type]
+
+
+def execute(conn: Connection, sql: str, args: Sequence[Any] | None = None) -> int:
+    with conn.cursor() as cur:
+        return int(cur.execute(sql, args))
+
+
+def scalar(conn: Connection, sql: str, args: Sequence[Any] | None = None) -> Any:
+    rows = query(conn, sql, args)
+    if not rows:
+        return None
+    return next(iter(rows[0].values()))
+
+
+def server_version(conn: Connection) -> ServerVersion:
+    row = query(conn, "SELECT VERSION() AS v, @@version_comment AS c")[0]
+    return ServerVersion.parse(str(row["v"]), str(row["c"] or ""))
+
+
+def global_variables(conn: Connection, names: Sequence[str] | None = None) -> dict[str, str]:
+    """``SHOW GLOBAL VARIABLES`` as a dict with lowercase names."""
+    rows = query(conn, "SHOW GLOBAL VARIABLES")
+    wanted = {n.lower() for n in names} if names else None
+    out = {str(r["Variable_name"]).lower(): str(r["Value"]) for r in rows}
+    return {k: v for k, v in out.items() if wanted is None or k in wanted}
+
+
+def user_databases(conn: Connection, system: frozenset[str] = SYSTEM_SCHEMAS) -> list[str]:
+    rows = query(conn, "SELECT SCHEMA_NAME AS s FROM information_schema.SCHEMATA ORDER BY SCHEMA_NAME")
+    return [str(r["s"]) for r in rows if str(r["s"]).lower() not in system]
+
+
+def object_counts(conn: Connection, database: str) -> ObjectCounts:
+    """Tables, views, routines, triggers and events of one database, from information_schema."""
+    row = query(
+        conn,
+        """
+        SELECT
+          (SELECT COUNT(*) FROM information_schema.TABLES WHERE TABLE_SCHEMA=%s AND TABLE_TYPE IN ('BASE TABLE','SYSTEM VERSIONED','SEQUENCE')) AS tables_,
+          (SELECT COUNT(*) FROM information_schema.TABLES WHERE TABLE_SCHEMA=%s AND TABLE_TYPE='VIEW') AS views_,
+          (SELECT COUNT(*) FROM information_schema.ROUTINES WHERE ROUTINE_SCHEMA=%s) AS routines_,
+          (SELECT COUNT(*) FROM information_schema.TRIGGERS WHERE TRIGGER_SCHEMA=%s) AS triggers_,
+          (SELECT COUNT(*) FROM information_schema.EVENTS WHERE EVENT_SCHEMA=%s) AS events_
+        """,
+        [database] * 5,
+    )[0]
+    return ObjectCounts(
+        tables=int(row["tables_"]),
+        views=int(row["views_"]),
+        routines=int(row["routines_"]),
+        triggers=int(row["triggers_"]),
+        events=int(row["events_"]),
+    )
+
+
+def database_sizes(conn: Connection, databases: Sequence[str]) -> dict[str, int]:
+    """Estimated bytes (data + index) per database, for progress estimates and disk checks."""
+    if not databases:
+        return {}
+    marks = ",".join(["%s"] * len(databases))
+    rows = query(
+        conn,
+        f"SELECT TABLE_SCHEMA AS s, COALESCE(SUM(DATA_LENGTH + INDEX_LENGTH), 0) AS b "
+        f"FROM information_schema.TABLES WHERE TABLE_SCHEMA IN ({marks}) GROUP BY TABLE_SCHEMA",
+        list(databases),
+    )
+    sizes = {d: 0 for d in databases}
+    sizes.update({str(r["s"]): int(r["b"]) for r in rows})
+    return sizes
+
+
+def float_columns(conn: Connection, database: str) -> list[str]:
+    """``table.column`` of FLOAT columns: a logical dump rounds them (DESIGN.md §4)."""
+    rows = query(
+        conn,
+        "SELECT TABLE_NAME AS t, COLUMN_NAME AS c FROM information_schema.COLUMNS "
+        "WHERE TABLE_SCHEMA=%s AND DATA_TYPE='float' ORDER BY TABLE_NAME, ORDINAL_POSITION",
+        [database],
+    )
+    return [f"{r['t']}.{r['c']}" for r in rows]
+
+
+@dataclass(frozen=True)
+class ServerInfo:
+    name: str
+    endpoint: str
+    version: ServerVersion
+    server_id: int
+    read_only: bool
+    log_bin: bool
+
+
+def server_info(spec: ServerSpec) -> ServerInfo:
+    with session(spec) as conn:
+        version = server_version(conn)
+        row = query(conn, "SELECT @@server_id AS sid, @@read_only AS ro, @@log_bin AS lb")[0]
+    return ServerInfo(spec.name, spec.endpoint, version, int(row["sid"]), bool(row["ro"]), bool(row["lb"]))

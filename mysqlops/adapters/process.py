@@ -1,0 +1,401 @@
+"""The only place in mysqlops that starts child processes.
+
+Rules (DESIGN.md §2):
+- argv tuples only, never a shell;
+- every child in its own session/process group, killed as a group on timeout, cancel or error;
+- a pipeline fails if any member fails; every exit code is checked;
+- stderr is captured (bounded tail) for error messages;
+- credentials only through a ``--defaults-extra-file`` written 0600 inside a 0700 directory,
+  inserted as the FIRST option, removed in ``finally``; never ``-pSECRET``, never ``MYSQL_PWD``;
+- children get a minimal environment (no inherited secrets such as AWS keys or MYSQL_PWD).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import shutil
+import signal
+import subprocess
+import tempfile
+import threading
+import time
+from collections import deque
+from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import IO, Any
+
+from mysqlops.errors import EnvironmentProblem, ProcessError, ProcessTimeout
+
+PIPE = subprocess.PIPE
+DEVNULL = subprocess.DEVNULL
+_STDERR_TAIL_BYTES = 16 * 1024
+_SAFE_ENV_KEYS = ("PATH", "LANG", "LC_ALL", "HOME", "TMPDIR", "USER", "LOGNAME")
+_live_groups: set[int] = set()
+_live_lock = threading.Lock()
+
+
+def child_environment(extra: Mapping[str, str] | None = None) -> dict[str, str]:
+    """A minimal environment for children: no inherited credentials."""
+    env = {k: os.environ[k] for k in _SAFE_ENV_KEYS if k in os.environ}
+    env.setdefault("PATH", "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin")
+    env["TZ"] = "UTC"
+    for key, value in (extra or {}).items():
+        if ("PWD" in key.upper() and key.upper() != "PWD") or "PASSWORD" in key.upper():
+            raise ProcessError(f"refusing to pass {key} through a child's environment; use an option file")
+        env[key] = value
+    return env
+
+
+def require_program(*names: str, package_hint: str = "") -> str:
+    """Absolute path of the first program found, or an error naming the package to install."""
+    for name in names:
+        path = shutil.which(name) or shutil.which(name, path="/usr/sbin:/usr/local/sbin:/sbin")
+        if path:
+            return path
+    hint = f" Install it: apt-get install {package_hint}" if package_hint else ""
+    raise EnvironmentProblem(f"none of {', '.join(names)} is installed or on PATH.{hint}")
+
+
+@contextlib.contextmanager
+def secret_option_file(content: str) -> Iterator[str]:
+    """Write ``content`` to a 0600 file in a fresh 0700 directory; remove both afterwards."""
+    directory = tempfile.mkdtemp(prefix="mysqlops-cred-")
+    os.chmod(directory, 0o700)
+    path = os.path.join(directory, "client.cnf")
+    try:
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(fd, "w", encoding="utf-8") as handle:
+            handle.write(content)
+        yield path
+    finally:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(path)
+        with contextlib.suppress(OSError):
+            os.rmdir(directory)
+
+
+def with_defaults_file(argv: Sequence[str], path: str) -> tuple[str, ...]:
+    """Insert ``--defaults-extra-file=path`` as the first option (the client requires it first)."""
+    if not argv:
+        raise ProcessError("empty argv")
+    for arg in argv:
+        if arg.startswith(("-p", "--password")) and arg not in ("-p", "--password"):
+            raise ProcessError("refusing an argv with a password option; credentials go in the option file")
+    return (argv[0], f"--defaults-extra-file={path}", *argv[1:])
+
+
+class _StderrTail:
+    """Drains a child's stderr in a thread, keeping the last bytes for error messages."""
+
+    def __init__(self, stream: IO[bytes]) -> None:
+        self._chunks: deque[bytes] = deque()
+        self._size = 0
+        self._thread = threading.Thread(target=self._drain, args=(stream,), daemon=True)
+        self._thread.start()
+
+    def _drain(self, stream: IO[bytes]) -> None:
+        with contextlib.suppress(ValueError, OSError):
+            for chunk in iter(
+                lambda: stream.read1(8192) if hasattr(stream, "read1") else stream.read(8192), b""
+            ):
+                self._chunks.append(chunk)
+                self._size += len(chunk)
+                while self._size > _STDERR_TAIL_BYTES and len(self._chunks) > 1:
+                    self._size -= len(self._chunks.popleft())
+        with contextlib.suppress(OSError):
+            stream.close()
+
+    def text(self, timeout: float = 5.0) -> str:
+        self._thread.join(timeout)
+        return b"".join(self._chunks)[-_STDERR_TAIL_BYTES:].decode("utf-8", "replace").strip()
+
+
+@dataclass
+class _Member:
+    argv: tuple[str, ...]
+    proc: subprocess.Popen[bytes]
+    stderr: _StderrTail
+    returncode: int | None = None
+
+
+@dataclass(frozen=True)
+class Result:
+    argv: tuple[str, ...]
+    returncode: int
+    stdout: bytes
+    stderr: str
+    seconds: float
+
+
+def _kill_group(proc: subprocess.Popen[bytes], sig: int = signal.SIGKILL) -> None:
+    with contextlib.suppress(ProcessLookupError, PermissionError):
+        os.killpg(proc.pid, sig)
+
+
+def kill_all_children() -> int:
+    """Kill every process group this process started that is still alive (atexit, tests)."""
+    with _live_lock:
+        groups = list(_live_groups)
+    for pgid in groups:
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.killpg(pgid, signal.SIGKILL)
+    return len(groups)
+
+
+@dataclass
+class Pipeline:
+    """Run ``argv1 | argv2 | ...`` with optional Python-side stdin/stdout ends.
+
+    Use as a context manager. ``stdin=PIPE`` gives ``.stdin`` (write to the first member),
+    ``stdout=PIPE`` gives ``.stdout`` (read from the last member); or pass a file object / None.
+    ``credentials`` is the option-file text for each member (one string for all, or a list
+    with None where a member needs none). On leaving the block with an exception, or on
+    timeout, every member's process group is killed. Call :meth:`wait` to finish: it checks
+    every exit code and raises :class:`ProcessError` naming the members that failed.
+    """
+
+    commands: Sequence[Sequence[str]]
+    credentials: str | Sequence[str | None] | None = None
+    stdin: Any = None
+    stdout: Any = None
+    timeout: float | None = None
+    env: Mapping[str, str] | None = None
+    cwd: str | None = None
+    ok_returncodes: Sequence[int] = (0,)
+    name: str = ""
+    _members: list[_Member] = field(default_factory=list, init=False)
+    _stack: contextlib.ExitStack = field(default_factory=contextlib.ExitStack, init=False)
+    _timer: threading.Timer | None = field(default=None, init=False)
+    _timed_out: bool = field(default=False, init=False)
+    _cancelled: bool = field(default=False, init=False)
+    _started: float = field(default=0.0, init=False)
+    _waited: bool = field(default=False, init=False)
+
+    def __enter__(self) -> Pipeline:
+        if not self.commands:
+            raise ProcessError("a pipeline needs at least one command")
+        creds: list[str | None]
+        if self.credentials is None or isinstance(self.credentials, str):
+            creds = [self.credentials] * len(self.commands)
+        else:
+            creds = list(self.credentials)
+        if len(creds) != len(self.commands):
+            raise ProcessError("one credentials entry per pipeline member")
+        env = child_environment(self.env)
+        self._started = time.monotonic()
+        try:
+            prev_stdout: Any = self.stdin
+            for index, (argv, cred) in enumerate(zip(self.commands, creds, strict=True)):
+                full = tuple(argv)
+                if cred is not None:
+                    path = self._stack.enter_context(secret_option_file(cred))
+                    full = with_defaults_file(full, path)
+                last = index == len(self.commands) - 1
+                try:
+                    proc = subprocess.Popen(
+                        full,
+                        stdin=prev_stdout,
+                        stdout=self.stdout if last else PIPE,
+                        stderr=PIPE,
+                        env=env,
+                        cwd=self.cwd,
+                        start_new_session=True,
+                        close_fds=True,
+                    )
+                except FileNotFoundError as exc:
+                    raise EnvironmentProblem(f"program {full[0]!r} not found: {exc.strerror}") from exc
+                with _live_lock:
+                    _live_groups.add(proc.pid)
+                if index > 0 and prev_stdout is not None and hasattr(prev_stdout, "close"):
+                    prev_stdout.close()  # only the next member holds the read end now
+                assert proc.stderr is not None
+                self._members.append(_Member(full, proc, _StderrTail(proc.stderr)))
+                prev_stdout = proc.stdout if not last else None
+        except BaseException:
+            self._abort()
+            raise
+        if self.timeout:
+            self._timer = threading.Timer(self.timeout, self._on_timeout)
+            self._timer.daemon = True
+            self._timer.start()
+        return self
+
+    @property
+    def stdin_pipe(self) -> IO[bytes]:
+        pipe = self._members[0].proc.stdin
+        if pipe is None:
+            raise ProcessError("pipeline was started without stdin=PIPE")
+        return pipe
+
+    @property
+    def stdout_pipe(self) -> IO[bytes]:
+        pipe = self._members[-1].proc.stdout
+        if pipe is None:
+            raise ProcessError("pipeline was started without stdout=PIPE")
+        return pipe
+
+    @property
+    def pids(self) -> list[int]:
+        return [m.proc.pid for m in self._members]
+
+    def _on_timeout(self) -> None:
+        self._timed_out = True
+        for member in self._members:
+            _kill_group(member.proc)
+
+    def cancel(self) -> None:
+        """Kill every member's process group now (e.g. on flow cancellation)."""
+        self._cancelled = True
+        for member in self._members:
+            _kill_group(member.proc)
+
+    def _abort(self) -> None:
+        for member in self._members:
+            _kill_group(member.proc)
+        for member in self._members:
+            for pipe in (member.proc.stdin, member.proc.stdout):
+                if pipe is not None:
+                    with contextlib.suppress(OSError, ValueError):
+                        pipe.close()
+            with contextlib.suppress(subprocess.TimeoutExpired):
+                member.proc.wait(timeout=10)
+        self._finish()
+
+    def _finish(self) -> None:
+        if self._timer:
+            self._timer.cancel()
+        with _live_lock:
+            for member in self._members:
+                _live_groups.discard(member.proc.pid)
+        self._stack.close()
+
+    def wait(self) -> list[Result]:
+        """Close our stdin end, wait for all members, check every exit code."""
+        self._waited = True
+        first = self._members[0].proc
+        if first.stdin is not None:
+            with contextlib.suppress(BrokenPipeError, OSError, ValueError):
+                first.stdin.close()
+        results: list[Result] = []
+        failures: list[str] = []
+        for member in self._members:
+            member.returncode = member.proc.wait()
+            # the whole group: helpers a client may have forked must not outlive it
+            _kill_group(member.proc)
+        elapsed = time.monotonic() - self._started
+        for member in self._members:
+            err = member.stderr.text()
+            rc = member.returncode if member.returncode is not None else -1
+            results.append(Result(member.argv, rc, b"", err, elapsed))
+            if rc not in self.ok_returncodes:
+                failures.append(
+                    f"{_describe(member.argv)} exited with {_rc_text(rc)}"
+                    + (f": {_tail(err)}" if err else "")
+                )
+        self._finish()
+        label = f"{self.name}: " if self.name else ""
+        if self._timed_out:
+            raise ProcessTimeout(
+                f"{label}timed out after {self.timeout:.0f}s and was killed: {'; '.join(failures) or 'no output'}",
+                returncode=None,
+            )
+        if self._cancelled:
+            raise ProcessError(f"{label}cancelled; the process group was killed")
+        if failures:
+            rc_first = next(r.returncode for r in results if r.returncode not in self.ok_returncodes)
+            raise ProcessError(
+                label + "; ".join(failures), returncode=rc_first, stderr_tail=results[-1].stderr
+            )
+        return results
+
+    def __exit__(self, exc_type: Any, exc: Any, tb: Any) -> None:
+        # an error, or leaving the block without wait(): never leave a child behind
+        if exc_type is not None or not self._waited:
+            self._abort()
+
+
+def run(
+    argv: Sequence[str],
+    *,
+    credentials: str | None = None,
+    input: bytes | None = None,
+    timeout: float | None = 600,
+    env: Mapping[str, str] | None = None,
+    cwd: str | None = None,
+    ok_returncodes: Sequence[int] = (0,),
+    name: str = "",
+) -> Result:
+    """Run one command to completion, capturing stdout; raise on a bad exit code or timeout."""
+    started = time.monotonic()
+    holder: dict[str, bytes] = {}
+    with Pipeline(
+        [argv],
+        credentials=credentials,
+        stdin=PIPE if input is not None else DEVNULL,
+        stdout=PIPE,
+        timeout=timeout,
+        env=env,
+        cwd=cwd,
+        ok_returncodes=ok_returncodes,
+        name=name or os.path.basename(argv[0]),
+    ) as pipe:
+        reader = threading.Thread(
+            target=lambda: holder.__setitem__("out", pipe.stdout_pipe.read()), daemon=True
+        )
+        reader.start()
+        if input is not None:
+            with contextlib.suppress(BrokenPipeError):
+                pipe.stdin_pipe.write(input)
+        results = pipe.wait()
+        reader.join()
+    r = results[0]
+    return Result(r.argv, r.returncode, holder.get("out", b""), r.stderr, time.monotonic() - started)
+
+
+def start_background(
+    argv: Sequence[str], *, log_path: str, env: Mapping[str, str] | None = None, cwd: str | None = None
+) -> subprocess.Popen[bytes]:
+    """Start a long-running child (a sandbox server) in its own session, output to ``log_path``.
+
+    The caller owns it and must stop it (see :mod:`mysqlops.adapters.sandbox`); it is also
+    killed by :func:`kill_all_children`.
+    """
+    with open(log_path, "ab") as log:
+        try:
+            proc = subprocess.Popen(
+                tuple(argv),
+                stdin=DEVNULL,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                env=child_environment(env),
+                cwd=cwd,
+                start_new_session=True,
+                close_fds=True,
+            )
+        except FileNotFoundError as exc:
+            raise EnvironmentProblem(f"program {argv[0]!r} not found: {exc.strerror}") from exc
+    with _live_lock:
+        _live_groups.add(proc.pid)
+    return proc
+
+
+def forget_group(pid: int) -> None:
+    """A background child was stopped by its owner: stop tracking it."""
+    with _live_lock:
+        _live_groups.discard(pid)
+
+
+def _describe(argv: Sequence[str]) -> str:
+    return os.path.basename(argv[0])
+
+
+def _rc_text(rc: int) -> str:
+    if rc < 0:
+        with contextlib.suppress(ValueError):
+            return f"signal {signal.Signals(-rc).name}"
+    return f"code {rc}"
+
+
+def _tail(text: str, lines: int = 6) -> str:
+    return " | ".join(text.strip().splitlines()[-lines:])

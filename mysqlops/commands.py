@@ -1,0 +1,117 @@
+"""Argv builders for the MySQL/MariaDB client tools: commands are data (no I/O here).
+
+Credentials are never part of an argv: :func:`client_option_file` renders them for the
+process adapter, which passes the file as ``--defaults-extra-file`` (the first option).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from mysqlops.model import Flavor, ServerSpec
+
+
+@dataclass(frozen=True)
+class ClientTools:
+    """Names of the client programs of a flavor (resolved on PATH by the process adapter)."""
+
+    mysql: str
+    dump: str
+    binlog: str
+    admin: str
+    backup: str
+    stream: str  # mbstream / xbstream
+
+    @classmethod
+    def for_flavor(cls, flavor: Flavor) -> ClientTools:
+        if flavor is Flavor.MARIADB:
+            return cls(
+                "mariadb", "mariadb-dump", "mariadb-binlog", "mariadb-admin", "mariabackup", "mbstream"
+            )
+        return cls("mysql", "mysqldump", "mysqlbinlog", "mysqladmin", "xtrabackup", "xbstream")
+
+
+def _option_value(value: str) -> str:
+    """Quote a value for a MySQL option file (double quotes; escape backslash and quote)."""
+    if any(c in value for c in "\n\r\x00"):
+        raise ValueError("option values cannot contain newlines or NUL")
+    return '"' + value.replace("\\", "\\\\").replace('"', '\\"') + '"'
+
+
+def client_option_file(spec: ServerSpec, *, groups: Sequence[str] = ("client",)) -> str:
+    """The ``[client]`` option file holding host/port/socket/user/password/TLS of ``spec``."""
+    lines = [f"user={_option_value(spec.user)}"]
+    if spec.password is not None:
+        lines.append(f"password={_option_value(spec.password)}")
+    if spec.socket:
+        lines.append(f"socket={_option_value(spec.socket)}")
+    else:
+        lines.append(f"host={_option_value(spec.host)}")
+        lines.append(f"port={int(spec.port)}")
+        lines.append("protocol=TCP")
+    if spec.tls:
+        if spec.tls.ca:
+            lines.append(f"ssl-ca={_option_value(spec.tls.ca)}")
+        if spec.tls.cert:
+            lines.append(f"ssl-cert={_option_value(spec.tls.cert)}")
+        if spec.tls.key:
+            lines.append(f"ssl-key={_option_value(spec.tls.key)}")
+        lines.append("ssl=1")
+        if spec.tls.verify_cert and spec.tls.ca:
+            lines.append("ssl-verify-server-cert")
+    body = "\n".join(lines) + "\n"
+    return "".join(f"[{group}]\n{body}" for group in groups)
+
+
+@dataclass(frozen=True)
+class DumpOptions:
+    """What a logical dump contains. Defaults are the consistent, complete set."""
+
+    single_transaction: bool = True
+    quick: bool = True
+    routines: bool = True
+    triggers: bool = True
+    events: bool = True
+    hex_blob: bool = True
+    position_options: tuple[str, ...] = ()  # from the dialect: --master-data=2 --gtid / --source-data=2
+    extra: tuple[str, ...] = ()
+
+
+def dump_argv(program: str, database: str, options: DumpOptions = DumpOptions()) -> tuple[str, ...]:
+    """``mariadb-dump``/``mysqldump`` of one database to stdout.
+
+    ``--databases`` makes the dump carry ``CREATE DATABASE``/``USE``; the database name is one
+    argv element, so no quoting problem exists whatever characters it holds.
+    """
+    argv: list[str] = [program]
+    if options.single_transaction:
+        argv.append("--single-transaction")
+    if options.quick:
+        argv.append("--quick")
+    for flag, on in (
+        ("--routines", options.routines),
+        ("--triggers", options.triggers),
+        ("--events", options.events),
+        ("--hex-blob", options.hex_blob),
+    ):
+        if on:
+            argv.append(flag)
+    argv += [
+        "--default-character-set=utf8mb4",
+        "--max-allowed-packet=1G",
+        *options.position_options,
+        *options.extra,
+        "--databases",
+        "--",
+        database,
+    ]
+    return tuple(argv)
+
+
+def mysql_argv(program: str, database: str | None = None, *, extra: Sequence[str] = ()) -> tuple[str, ...]:
+    """The ``mysql``/``mariadb`` client reading SQL from stdin (binary-safe, stops on error)."""
+    argv = [program, "--default-character-set=utf8mb4", "--max-allowed-packet=1G", "--batch", *extra]
+    if database is not None:
+        argv += ["--database", database]
+    return tuple(argv)

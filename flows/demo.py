@@ -24,7 +24,7 @@ from mysqlops.adapters import sandbox  # noqa: E402
 
 
 def say(text: str) -> None:
-    print(f"\n==> {text}", flush=True)  # noqa: T201
+    print(f"\n==> {text}", flush=True)
 
 
 def main() -> int:
@@ -47,14 +47,14 @@ def main() -> int:
         for row in rows:
             print(
                 f"    {row['server']:<14} {row['endpoint']:<16} {row['version']}  server_id={row['server_id']}"
-            )  # noqa: T201
+            )
     finally:
         say("stopping the sandbox servers")
         sandbox.stop_servers(servers)
     say(f"done. Prefect state lives in {os.environ['PREFECT_HOME']}; to browse the runs in the UI:")
     print(
         f"    PREFECT_HOME={os.environ['PREFECT_HOME']} uv run prefect server start   # then open http://127.0.0.1:4200"
-    )  # noqa: T201
+    )
     return 0
 
 

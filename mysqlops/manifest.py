@@ -67,6 +67,9 @@ class BackupFile:
     counts: ObjectCounts | None = None
     tables: tuple[TableStat, ...] = ()
     durations: dict[str, float] = field(default_factory=dict)
+    content_sha256: str | None = None  # statements without comments: comparable with a re-dump
+    coordinates: BinlogCoordinates | None = None  # when databases were dumped at different points
+    lossy_columns: tuple[str, ...] = ()  # FLOAT columns a logical dump rounds
 
 
 @dataclass(frozen=True)
@@ -341,6 +344,9 @@ def _file(doc: dict[str, Any]) -> BackupFile:
             for t in doc.get("tables") or ()
         ),
         durations=dict(doc.get("durations") or {}),
+        content_sha256=doc.get("content_sha256"),
+        coordinates=_coords(doc.get("coordinates")),
+        lossy_columns=tuple(doc.get("lossy_columns") or ()),
     )
 
 

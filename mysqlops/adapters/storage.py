@@ -337,12 +337,15 @@ class Store:
                 return
             directory = os.path.dirname(directory)
 
-    def abort_stale_uploads(self, older_than: timedelta, now: datetime | None = None) -> list[str]:
-        """Abort multipart uploads under this location older than ``older_than`` (S3 only)."""
+    def abort_stale_uploads(
+        self, older_than: timedelta, now: datetime | None = None, prefix: str = ""
+    ) -> list[str]:
+        """Abort multipart uploads under this location (or ``prefix`` in it) older than
+        ``older_than`` (S3 only). Scope it: another backup may be uploading right now."""
         if self.location.protocol != "s3":
             return []
         now = now or datetime.now(UTC)
-        bucket, _, prefix = self.root.partition("/")
+        bucket, _, prefix = self.path(prefix).partition("/")
         aborted: list[str] = []
 
         def run() -> None:

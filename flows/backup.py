@@ -1,0 +1,216 @@
+"""``backup``: consistent logical backup to several locations, verified, manifest last.
+
+A recipe over :mod:`mysqlops.backup`: pre-flight (nothing is written when it fails), dump
+with live progress, upload + read-back verification per location, manifest as commit marker,
+then a table artifact (one row per file and location) and a markdown summary.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from prefect import flow, get_run_logger, task
+from prefect.artifacts import create_progress_artifact, update_progress_artifact
+from prefect.cache_policies import NO_CACHE
+
+from flows.common import load_location, load_server, markdown_artifact, table_artifact
+from mysqlops import backup as core
+from mysqlops import catalog
+from mysqlops.compression import codec as make_codec
+from mysqlops.errors import MysqlopsError
+from mysqlops.model import Location, ServerSpec
+
+
+def _human(n: float) -> str:
+    for unit in ("B", "KiB", "MiB", "GiB", "TiB"):
+        if abs(n) < 1024 or unit == "TiB":
+            return f"{n:.1f} {unit}" if unit != "B" else f"{int(n)} B"
+        n /= 1024
+    return f"{n:.1f} TiB"
+
+
+@task(cache_policy=NO_CACHE, retries=0)
+def preflight_task(
+    spec: ServerSpec,
+    locations: list[Location],
+    databases: list[str] | None,
+    include: list[str],
+    exclude: list[str],
+    staging_dir: str | None,
+    from_replica: bool,
+) -> core.Plan:
+    logger = get_run_logger()
+    plan = core.preflight(
+        spec,
+        locations,
+        databases=databases,
+        include=include,
+        exclude=exclude,
+        staging_dir=staging_dir,
+        from_replica=from_replica,
+    )
+    logger.info(
+        "pre-flight ok: %s, %d database(s) (%s estimated), locations %s",
+        plan.version,
+        len(plan.databases),
+        _human(sum(plan.estimated_bytes.values())),
+        ", ".join(loc.name for loc in locations),
+    )
+    for warning in plan.warnings:
+        logger.warning(warning)
+    return plan
+
+
+@task(cache_policy=NO_CACHE, retries=0)
+def dump_and_upload_task(
+    spec: ServerSpec,
+    locations: list[Location],
+    plan: core.Plan,
+    compression: str,
+    level: int | None,
+    parallel: int,
+    from_replica: bool,
+    tags: list[str],
+    staging_dir: str | None,
+    progress_interval: float,
+) -> core.BackupResult:
+    logger = get_run_logger()
+    artifact_id = create_progress_artifact(0.0, description=f"Backup of {spec.name}: bytes dumped / estimate")
+
+    def on_progress(p: core.Progress) -> None:
+        eta = f", ETA {p.eta_seconds:.0f}s" if p.eta_seconds is not None else ""
+        logger.info(
+            "dumped %s of ~%s (%.0f%%) at %.1f MB/s%s",
+            _human(p.dumped_bytes),
+            _human(p.estimated_bytes),
+            100 * p.fraction,
+            p.throughput / 1e6,
+            eta,
+        )
+        try:
+            update_progress_artifact(artifact_id, round(100 * p.fraction, 1))
+        except Exception as exc:  # noqa: BLE001 - progress display must never fail a backup
+            logger.debug("progress artifact update failed: %s", exc)
+
+    result = core.run_backup(
+        spec,
+        locations,
+        make_codec(compression, level),
+        plan=plan,
+        parallel=parallel,
+        from_replica=from_replica,
+        tags=tags,
+        staging_dir=staging_dir,
+        progress=on_progress,
+        progress_interval=progress_interval,
+        log=logger.info,
+    )
+    update_progress_artifact(artifact_id, 100.0)
+    return result
+
+
+def _summary_markdown(result: core.BackupResult) -> str:
+    m = result.manifest
+    lines = [
+        f"# Backup `{m.backup_id}` of `{m.server}`",
+        "",
+        f"- server: {m.flavor} {m.server_version}; databases: {len(m.databases)}"
+        + (" (empty)" if m.extra.get("empty") else ""),
+        f"- raw {_human(m.raw_bytes)} → stored {_human(m.stored_bytes)} ({m.compression})",
+        f"- binlog coordinates: {m.coordinates.file}:{m.coordinates.position} gtid {m.coordinates.gtid}"
+        if m.coordinates
+        else "- binlog coordinates: none (PITR not possible from this backup)",
+        "- durations: " + ", ".join(f"{k} {v:.1f}s" for k, v in m.durations.items()),
+        "",
+        "| location | status |",
+        "|---|---|",
+    ]
+    lines += [
+        f"| {r.location} | {'verified' if r.ok else 'FAILED: ' + r.error[:300]} |" for r in result.locations
+    ]
+    if result.warnings:
+        lines += ["", "## Warnings", *[f"- {w}" for w in result.warnings]]
+    return "\n".join(lines)
+
+
+@flow(name="backup")
+def backup(
+    server: str,
+    locations: list[str],
+    databases: list[str] | None = None,
+    include: list[str] | None = None,
+    exclude: list[str] | None = None,
+    compression: str = "zstd",
+    level: int | None = None,
+    parallel: int = 1,
+    from_replica: bool = False,
+    tags: list[str] | None = None,
+    staging_dir: str | None = None,
+    progress_interval: float = 5.0,
+) -> dict[str, Any]:
+    """Back up ``server`` (a MySQLServer block name) to every ``locations`` block.
+
+    databases: explicit names (default: all non-system); include/exclude: glob patterns.
+    compression: zstd (default, level 3, all cores) | gzip | none. parallel: databases dumped
+    at once (1 = one consistent snapshot for all). from_replica: freeze a replica's SQL thread
+    so all databases share one point and record the primary's coordinates.
+    Ends Failed, naming the location(s), when any location could not be written and verified.
+    """
+    logger = get_run_logger()
+    spec = load_server(server)
+    locs = [load_location(name) for name in locations]
+    plan = preflight_task(spec, locs, databases, include or [], exclude or [], staging_dir, from_replica)
+    result = dump_and_upload_task(
+        spec,
+        locs,
+        plan,
+        compression,
+        level,
+        parallel,
+        from_replica,
+        tags or [],
+        staging_dir,
+        progress_interval,
+    )
+    table_artifact(
+        f"backup-{spec.name}", result.rows(), f"Files of backup {result.manifest.backup_id} per location"
+    )
+    markdown_artifact(f"backup-{spec.name}-summary", _summary_markdown(result), "Backup summary")
+    summary = {
+        "backup_id": result.manifest.backup_id,
+        "server": spec.name,
+        "databases": list(result.manifest.databases),
+        "raw_bytes": result.manifest.raw_bytes,
+        "stored_bytes": result.manifest.stored_bytes,
+        "locations": {r.location: ("verified" if r.ok else r.error) for r in result.locations},
+        "durations": result.manifest.durations,
+        "warnings": result.warnings,
+        "coordinates": None
+        if not result.manifest.coordinates
+        else {
+            "file": result.manifest.coordinates.file,
+            "position": result.manifest.coordinates.position,
+            "gtid": result.manifest.coordinates.gtid,
+        },
+    }
+    if not result.ok:
+        good = [r.location for r in result.locations if r.ok]
+        raise MysqlopsError(
+            f"backup {result.manifest.backup_id} failed at location(s) {', '.join(result.failed_locations)}; "
+            f"verified copies exist at: {', '.join(good) or 'none'}. "
+            + " | ".join(f"{r.location}: {r.error}" for r in result.locations if not r.ok)
+        )
+    logger.info("backup %s verified at %s", result.manifest.backup_id, ", ".join(locations))
+    return summary
+
+
+@flow(name="list-backups")
+def list_backups(locations: list[str], server: str | None = None) -> list[dict[str, Any]]:
+    """The catalog: complete backups across locations (one row per copy)."""
+    scans = catalog.scan([load_location(name) for name in locations])
+    rows = [r for r in catalog.backups_rows(scans) if server is None or r["server"] == server]
+    table_artifact("backup-catalog", rows, "Complete backups across locations")
+    for s in scans:
+        for error in s.errors:
+            get_run_logger().error("location %s: %s", s.location.name, error)
+    return rows

@@ -1,0 +1,775 @@
+"""Logical backups: pre-flight, consistent dump, stream → compress → sha256 → staging,
+upload to every location with read-back verification, manifest last.
+
+The flow (flows/backup.py) is a thin recipe over :func:`run_backup`.
+
+Consistency model:
+- ``parallel == 1`` (default): ONE ``mysqldump``/``mariadb-dump`` process dumps every selected
+  database in one ``--single-transaction`` snapshot with one set of binlog coordinates; its
+  stream is split into one file per database as it goes (a new compression frame whenever the
+  stream switches database; zstd and gzip decode concatenated frames). Each file restores on
+  its own.
+- ``parallel > 1`` on a primary: one process per database, concurrently: each file is
+  consistent on its own and records its own coordinates; the manifest says so.
+- ``from_replica=True``: the replica's SQL thread is stopped first, so every database (even
+  with ``parallel > 1``) is dumped at one point; the primary coordinates the replica had
+  executed are recorded, with per-table row counts and checksums taken at that frozen point;
+  the SQL thread is restarted afterwards, always.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fnmatch
+import os
+import shutil
+import tempfile
+import threading
+import time
+from collections.abc import Callable, Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field, replace
+from datetime import UTC, datetime, timedelta
+from typing import IO, Any
+
+from mysqlops import ids
+from mysqlops.adapters import mysql as db
+from mysqlops.adapters import process
+from mysqlops.adapters.storage import Store
+from mysqlops.checksum import CountingHash
+from mysqlops.commands import ClientTools, DumpOptions, client_option_file, dump_argv
+from mysqlops.compression import Codec, Compressor
+from mysqlops.dialect import Dialect, dialect_for
+from mysqlops.dumpscan import FOOTER, DumpScanner
+from mysqlops.errors import (
+    ConfigError,
+    ConnectionProblem,
+    DumpIncomplete,
+    MysqlopsError,
+    PreflightFailed,
+    StorageError,
+)
+from mysqlops.manifest import BackupFile, BackupManifest, TableStat
+from mysqlops.model import (
+    BackupKind,
+    BackupMethod,
+    BinlogCoordinates,
+    Location,
+    ObjectCounts,
+    ServerSpec,
+    ServerVersion,
+)
+
+READ_CHUNK = 1 << 20
+ProgressFn = Callable[["Progress"], None]
+
+
+# --------------------------------------------------------------------------- pre-flight
+@dataclass(frozen=True)
+class Plan:
+    """What pre-flight found: the backup that will be made."""
+
+    server: ServerSpec
+    version: ServerVersion
+    databases: tuple[str, ...]
+    estimated_bytes: dict[str, int]
+    counts: dict[str, ObjectCounts]
+    lossy_columns: dict[str, tuple[str, ...]]
+    position_options: tuple[str, ...]
+    warnings: tuple[str, ...]
+    tool: str
+    tool_version: str
+
+    @property
+    def dialect(self) -> Dialect:
+        return dialect_for(self.version)
+
+
+def select_databases(
+    available: Sequence[str], databases: Sequence[str] | None, include: Sequence[str], exclude: Sequence[str]
+) -> tuple[list[str], list[str]]:
+    """Explicit names (must exist), else all non-system, filtered by glob patterns.
+
+    Returns (selected, problems).
+    """
+    problems: list[str] = []
+    if databases:
+        missing = [d for d in databases if d not in available]
+        problems += [
+            f"database {d!r} does not exist on the server (available: {', '.join(available) or 'none'})"
+            for d in missing
+        ]
+        chosen = [d for d in databases if d in available]
+    else:
+        chosen = list(available)
+    if include:
+        chosen = [d for d in chosen if any(fnmatch.fnmatchcase(d, p) for p in include)]
+    if exclude:
+        chosen = [d for d in chosen if not any(fnmatch.fnmatchcase(d, p) for p in exclude)]
+    return chosen, problems
+
+
+def _tool_version(program: str) -> str:
+    try:
+        out = process.run([program, "--version"], timeout=30).stdout.decode("utf-8", "replace").strip()
+    except MysqlopsError:
+        return "unknown"
+    return out.splitlines()[0] if out else "unknown"
+
+
+def preflight(
+    spec: ServerSpec,
+    locations: Sequence[Location],
+    *,
+    databases: Sequence[str] | None = None,
+    include: Sequence[str] = (),
+    exclude: Sequence[str] = (),
+    staging_dir: str | None = None,
+    from_replica: bool = False,
+) -> Plan:
+    """Check everything before anything is written; raise :class:`PreflightFailed` listing
+    every problem with its fix. Nothing is dumped when this fails."""
+    problems: list[str] = []
+    warnings: list[str] = []
+    if not locations:
+        raise ConfigError("no backup location given: pass at least one BackupLocation block name")
+    names = [loc.name for loc in locations]
+    if len(set(names)) != len(names):
+        raise ConfigError(f"location names must be distinct, got {names}")
+    try:
+        conn = db.connect(spec)
+    except ConnectionProblem as exc:
+        raise PreflightFailed([str(exc)]) from None
+    with contextlib.closing(conn):
+        version = db.server_version(conn)
+        dialect = dialect_for(version)
+        available = db.user_databases(conn, dialect.system_schemas())
+        chosen, selection_problems = select_databases(available, databases, include, exclude)
+        problems += selection_problems
+        grants = [str(next(iter(r.values()))) for r in db.query(conn, "SHOW GRANTS FOR CURRENT_USER()")]
+        problems += dialect.missing_backup_privileges(grants, chosen)
+        variables = db.global_variables(conn, ["log_bin", "server_id", "gtid_mode"])
+        position_options = dialect.dump_position_options()
+        if variables.get("log_bin", "OFF").upper() not in ("ON", "1"):
+            position_options = ()
+            warnings.append(
+                "binary logging is off on this server: the backup records no binlog coordinates, "
+                "so point-in-time recovery from it is impossible (add log_bin to [mysqld])"
+            )
+        if from_replica:
+            status = dialect.parse_replica_status(_first(db.query(conn, dialect.show_replica_status())))
+            if status is None:
+                problems.append(
+                    f"from_replica=True but {spec.name} is not a replica (SHOW REPLICA STATUS is empty); "
+                    "point the backup at a replica or set from_replica=False"
+                )
+        sizes = db.database_sizes(conn, chosen)
+        counts = {d: db.object_counts(conn, d) for d in chosen}
+        lossy = {d: tuple(db.float_columns(conn, d)) for d in chosen}
+    for database, cols in lossy.items():
+        if cols:
+            warnings.append(
+                f"database {database!r} has FLOAT columns ({', '.join(cols[:5])}{'...' if len(cols) > 5 else ''}): "
+                "a logical dump writes FLOAT with 6 significant digits, so these round-trip approximately; "
+                "use DOUBLE or DECIMAL for exact values, or physical backups"
+            )
+    for loc in locations:
+        try:
+            Store(loc, retries=2).check_writable()
+        except StorageError as exc:
+            problems.append(str(exc))
+    staging = staging_dir or tempfile.gettempdir()
+    free = _free_bytes(staging)
+    needed = int(sum(sizes.values()) * 0.6) + 64 * 1024 * 1024
+    if free is not None and free < needed:
+        problems.append(
+            f"staging directory {staging} has {free / 2**20:.0f} MiB free, the backup needs about "
+            f"{needed / 2**20:.0f} MiB: free space or set a staging_dir on a larger disk"
+        )
+    tools = ClientTools.for_flavor(version.flavor)
+    try:
+        program = process.require_program(
+            tools.dump,
+            "mysqldump",
+            package_hint="mariadb-client" if version.flavor.value == "mariadb" else "mysql-client",
+        )
+    except MysqlopsError as exc:
+        problems.append(str(exc))
+        program = tools.dump
+    if problems:
+        raise PreflightFailed(problems)
+    return Plan(
+        server=spec,
+        version=version,
+        databases=tuple(chosen),
+        estimated_bytes=sizes,
+        counts=counts,
+        lossy_columns=lossy,
+        position_options=position_options,
+        warnings=tuple(warnings),
+        tool=program,
+        tool_version=_tool_version(program),
+    )
+
+
+def _first(rows: list[dict[str, Any]]) -> dict[str, Any] | None:
+    return rows[0] if rows else None
+
+
+def _free_bytes(path: str) -> int | None:
+    probe = path
+    while probe and not os.path.exists(probe):
+        probe = os.path.dirname(probe)
+    try:
+        return shutil.disk_usage(probe or "/").free
+    except OSError:
+        return None
+
+
+# --------------------------------------------------------------------------- progress
+@dataclass
+class Progress:
+    """Bytes dumped so far against the information_schema estimate."""
+
+    started: float
+    estimated_bytes: int
+    dumped_bytes: int = 0
+    per_database: dict[str, int] = field(default_factory=dict)
+    stage: str = "dump"
+
+    @property
+    def elapsed(self) -> float:
+        return time.monotonic() - self.started
+
+    @property
+    def throughput(self) -> float:
+        return self.dumped_bytes / self.elapsed if self.elapsed > 0 else 0.0
+
+    @property
+    def fraction(self) -> float:
+        if self.estimated_bytes <= 0:
+            return 0.0
+        return min(self.dumped_bytes / self.estimated_bytes, 0.99)
+
+    @property
+    def eta_seconds(self) -> float | None:
+        if self.throughput <= 0 or self.estimated_bytes <= self.dumped_bytes:
+            return None
+        return (self.estimated_bytes - self.dumped_bytes) / self.throughput
+
+
+class _Ticker:
+    """Calls ``progress`` at most every ``interval`` seconds (and once at the end)."""
+
+    def __init__(self, progress: Progress, callback: ProgressFn | None, interval: float) -> None:
+        self.progress = progress
+        self.callback = callback
+        self.interval = interval
+        self._last = 0.0
+        self._lock = threading.Lock()
+
+    def add(self, database: str | None, n: int) -> None:
+        with self._lock:
+            self.progress.dumped_bytes += n
+            if database is not None:
+                self.progress.per_database[database] = self.progress.per_database.get(database, 0) + n
+            now = time.monotonic()
+            due = now - self._last >= self.interval
+            if due:
+                self._last = now
+        if due and self.callback:
+            self.callback(self.progress)
+
+    def done(self) -> None:
+        if self.callback:
+            self.callback(self.progress)
+
+
+# --------------------------------------------------------------------------- staging sinks
+@dataclass
+class StagedFile:
+    database: str
+    path: str
+    raw: CountingHash = field(default_factory=CountingHash)
+    stored: CountingHash = field(default_factory=CountingHash)
+    content_sha256: str | None = None
+    counts: ObjectCounts = field(default_factory=ObjectCounts)
+    coordinates: BinlogCoordinates | None = None
+    seconds: float = 0.0
+
+    def to_backup_file(self, name: str, tables: tuple[TableStat, ...], lossy: tuple[str, ...]) -> BackupFile:
+        return BackupFile(
+            path=name,
+            database=self.database,
+            raw_bytes=self.raw.size,
+            raw_sha256=self.raw.hexdigest(),
+            stored_bytes=self.stored.size,
+            stored_sha256=self.stored.hexdigest(),
+            counts=self.counts,
+            tables=tables,
+            durations={"dump": round(self.seconds, 3)},
+            content_sha256=self.content_sha256,
+            coordinates=self.coordinates,
+            lossy_columns=lossy,
+        )
+
+
+class _Sink:
+    """One database's staging file: raw sha256, compression, stored sha256, file write.
+
+    A section of the stream is one compression frame: :meth:`end_frame` closes it, the next
+    :meth:`write` opens a new one (concatenated frames decode as one stream).
+    """
+
+    def __init__(self, staged: StagedFile, codec: Codec) -> None:
+        self.staged = staged
+        self.codec = codec
+        fd = os.open(staged.path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        self.handle: IO[bytes] = os.fdopen(fd, "wb", buffering=READ_CHUNK)
+        self.compressor: Compressor | None = None
+
+    def write(self, data: bytes) -> None:
+        if not data:
+            return
+        if self.compressor is None:
+            self.compressor = self.codec.compressor()
+        self.staged.raw.update(data)
+        self._out(self.compressor.compress(data))
+
+    def end_frame(self) -> None:
+        if self.compressor is not None:
+            self._out(self.compressor.flush())
+            self.compressor = None
+
+    def _out(self, data: bytes) -> None:
+        if data:
+            self.handle.write(data)
+            self.staged.stored.update(data)
+
+    def close(self) -> None:
+        self.end_frame()
+        self.handle.flush()
+        os.fsync(self.handle.fileno())
+        self.handle.close()
+
+
+def _dump_stream(
+    plan: Plan,
+    databases: Sequence[str],
+    codec: Codec,
+    staging: str,
+    ticker: _Ticker,
+    timeout: float | None,
+    cancel_event: threading.Event | None,
+) -> tuple[list[StagedFile], DumpScanner]:
+    """One dump process for ``databases``; its stream split into one staged file per database."""
+    started = time.monotonic()
+    staged: dict[str, StagedFile] = {}
+    sinks: dict[str, _Sink] = {}
+    header = bytearray()
+    active: list[str | None] = [None]
+
+    def sink_for(database: str) -> _Sink:
+        sink = sinks.get(database)
+        if sink is None:
+            name = ids.data_file_name(database, codec.extension)
+            sf = staged[database] = StagedFile(database, os.path.join(staging, name))
+            sink = sinks[database] = _Sink(sf, codec)
+            sink.write(bytes(header))  # every file restores on its own: it starts with the header
+        return sink
+
+    def on_data(database: str | None, data: bytes) -> None:
+        if database is None:
+            header.extend(data)
+            return
+        if active[0] != database:
+            if active[0] is not None:
+                sinks[active[0]].end_frame()
+            active[0] = database
+        sink_for(database).write(data)
+
+    scanner = DumpScanner(on_data)
+    argv = dump_argv(plan.tool, databases[0], DumpOptions(position_options=plan.position_options))
+    if len(databases) > 1:
+        argv = (*argv[:-1], *databases)  # --databases -- db1 db2 ...
+    try:
+        with process.Pipeline(
+            [argv],
+            credentials=client_option_file(plan.server),
+            stdout=process.PIPE,
+            timeout=timeout,
+            name=f"dump of {', '.join(databases)[:80]}",
+        ) as pipe:
+            out = pipe.stdout_pipe
+            while True:
+                if cancel_event is not None and cancel_event.is_set():
+                    pipe.cancel()
+                chunk = out.read1(READ_CHUNK) if hasattr(out, "read1") else out.read(READ_CHUNK)
+                if not chunk:
+                    break
+                scanner.feed(chunk)
+                ticker.add(active[0], len(chunk))
+            scanner.finish()
+            pipe.wait()
+    finally:
+        for database, sink in sinks.items():
+            with contextlib.suppress(OSError, ValueError):
+                # the stream's own footer went to the last database; the others get the same one
+                if database != active[0]:
+                    sink.write(FOOTER)
+                sink.close()
+    if not scanner.completed:
+        raise DumpIncomplete(
+            f"the dump of {', '.join(databases)} ended without its '-- Dump completed' trailer: "
+            "the dump was cut short (server gone, killed or out of memory)"
+        )
+    elapsed = time.monotonic() - started
+    for database in databases:
+        if database not in staged:
+            # a database with nothing in it still has a section; an absent one means a broken dump
+            raise DumpIncomplete(f"the dump has no section for database {database!r}")
+        sf = staged[database]
+        sf.content_sha256 = scanner.sections[database].content_sha256
+        sf.counts = scanner.counts(database)
+        sf.seconds = elapsed
+    return [staged[d] for d in databases], scanner
+
+
+def _check_counts(plan: Plan, files: Sequence[StagedFile]) -> None:
+    problems = []
+    for sf in files:
+        expected = plan.counts[sf.database]
+        found = sf.counts
+        diffs = expected.differences(found)
+        if diffs:
+            problems.append(f"{sf.database}: " + "; ".join(diffs))
+    if problems:
+        raise DumpIncomplete(
+            "the dump is missing objects the server has (mariadb-dump exits 0 when it silently skips "
+            "objects it may not read): "
+            + " | ".join(problems)
+            + ". Check the backup user's privileges (TRIGGER, SHOW VIEW, EVENT, SELECT on mysql.proc / SHOW_ROUTINE)"
+        )
+
+
+# --------------------------------------------------------------------------- replica freeze
+@dataclass(frozen=True)
+class FrozenPoint:
+    source: BinlogCoordinates | None
+    tables: dict[str, tuple[TableStat, ...]]
+
+
+@contextlib.contextmanager
+def frozen_replica(spec: ServerSpec, plan: Plan, checksum_tables: bool = True) -> Iterator[FrozenPoint]:
+    """Stop the replica's SQL thread, record where it stopped and the table stats there;
+    restart the SQL thread afterwards, always (even on failure)."""
+    dialect = plan.dialect
+    conn = db.connect(spec, read_timeout=3600)
+    try:
+        db.execute(conn, dialect.stop_replica_sql_thread())
+        try:
+            status = dialect.parse_replica_status(_first(db.query(conn, dialect.show_replica_status())))
+            source = None
+            if status is not None and status.relay_source_log_file:
+                source = BinlogCoordinates(
+                    file=status.relay_source_log_file,
+                    position=int(status.exec_source_log_pos or 0),
+                    gtid=status.executed_gtid or None,
+                )
+            tables = table_stats(conn, plan.databases, plan.lossy_columns) if checksum_tables else {}
+            yield FrozenPoint(source, tables)
+        finally:
+            with contextlib.suppress(Exception):
+                conn.ping(reconnect=True)
+            db.execute(conn, dialect.start_replica_sql_thread())
+    finally:
+        with contextlib.suppress(Exception):
+            conn.close()
+
+
+def table_stats(
+    conn: db.Connection, databases: Sequence[str], lossy: dict[str, tuple[str, ...]] | None = None
+) -> dict[str, tuple[TableStat, ...]]:
+    """Row count and ``CHECKSUM TABLE`` of every base table (at a frozen point)."""
+    from mysqlops.dialect import quote_identifier as q
+
+    out: dict[str, tuple[TableStat, ...]] = {}
+    for database in databases:
+        rows = db.query(
+            conn,
+            "SELECT TABLE_NAME AS t FROM information_schema.TABLES WHERE TABLE_SCHEMA=%s "
+            "AND TABLE_TYPE IN ('BASE TABLE','SYSTEM VERSIONED') ORDER BY TABLE_NAME",
+            [database],
+        )
+        lossy_cols = (lossy or {}).get(database, ())
+        stats = []
+        for r in rows:
+            table = str(r["t"])
+            full = f"{q(database)}.{q(table)}"
+            count = int(db.scalar(conn, f"SELECT COUNT(*) FROM {full}") or 0)
+            checksum = db.query(conn, f"CHECKSUM TABLE {full}")[0].get("Checksum")
+            cols = tuple(c.split(".", 1)[1] for c in lossy_cols if c.split(".", 1)[0] == table)
+            stats.append(TableStat(table, count, None if checksum is None else str(checksum), cols))
+        out[database] = tuple(stats)
+    return out
+
+
+# --------------------------------------------------------------------------- the backup
+@dataclass
+class LocationResult:
+    location: str
+    ok: bool
+    seconds_upload: float = 0.0
+    seconds_verify: float = 0.0
+    error: str = ""
+    manifest_key: str = ""
+
+
+@dataclass
+class BackupResult:
+    manifest: BackupManifest  # the manifest as written (location field = first good location)
+    locations: list[LocationResult]
+    warnings: list[str]
+
+    @property
+    def ok(self) -> bool:
+        return all(r.ok for r in self.locations)
+
+    @property
+    def failed_locations(self) -> list[str]:
+        return [r.location for r in self.locations if not r.ok]
+
+    def rows(self) -> list[dict[str, Any]]:
+        """One row per file and location (for a table artifact)."""
+        out = []
+        for loc in self.locations:
+            for f in self.manifest.files:
+                out.append(
+                    {
+                        "backup_id": self.manifest.backup_id,
+                        "location": loc.location,
+                        "status": "verified" if loc.ok else f"FAILED: {loc.error[:200]}",
+                        "database": f.database,
+                        "file": f.path,
+                        "raw_bytes": f.raw_bytes,
+                        "stored_bytes": f.stored_bytes,
+                        "ratio": round(f.raw_bytes / f.stored_bytes, 2) if f.stored_bytes else None,
+                        "sha256": f.stored_sha256,
+                        "tables": f.counts.tables if f.counts else None,
+                    }
+                )
+        return out
+
+
+def run_backup(
+    spec: ServerSpec,
+    locations: Sequence[Location],
+    codec: Codec,
+    *,
+    databases: Sequence[str] | None = None,
+    include: Sequence[str] = (),
+    exclude: Sequence[str] = (),
+    parallel: int = 1,
+    from_replica: bool = False,
+    tags: Sequence[str] = (),
+    staging_dir: str | None = None,
+    progress: ProgressFn | None = None,
+    progress_interval: float = 5.0,
+    dump_timeout: float | None = 24 * 3600,
+    now: datetime | None = None,
+    plan: Plan | None = None,
+    log: Callable[[str], None] | None = None,
+) -> BackupResult:
+    """Make one logical backup of ``spec`` at every location. See the module docstring."""
+    say = log or (lambda _m: None)
+    if parallel < 1:
+        raise ConfigError(f"parallel must be >= 1, got {parallel}")
+    plan = plan or preflight(
+        spec,
+        locations,
+        databases=databases,
+        include=include,
+        exclude=exclude,
+        staging_dir=staging_dir,
+        from_replica=from_replica,
+    )
+    started_at = now or datetime.now(UTC)
+    backup_id = ids.new_backup_id(started_at)
+    warnings = list(plan.warnings)
+    durations: dict[str, float] = {}
+    staging_root = tempfile.mkdtemp(prefix="mysqlops-staging-", dir=staging_dir)
+    os.chmod(staging_root, 0o700)
+    try:
+        t0 = time.monotonic()
+        prog = Progress(time.monotonic(), sum(plan.estimated_bytes.values()))
+        ticker = _Ticker(prog, progress, progress_interval)
+        frozen: FrozenPoint | None = None
+        with contextlib.ExitStack() as stack:
+            if from_replica:
+                frozen = stack.enter_context(frozen_replica(spec, plan))
+                say(f"replica SQL thread stopped at source {frozen.source}")
+            files, coordinates = _dump_all(
+                plan, codec, staging_root, ticker, parallel, from_replica, dump_timeout
+            )
+        durations["dump"] = round(time.monotonic() - t0, 3)
+        ticker.done()
+        _check_counts(plan, files)
+        if parallel > 1 and not from_replica and len(files) > 1:
+            warnings.append(
+                f"parallel={parallel} on a primary: each database is consistent on its own and has its own "
+                "binlog coordinates; the databases are not at one common point"
+            )
+        backup_files = [
+            sf.to_backup_file(
+                os.path.basename(sf.path),
+                frozen.tables.get(sf.database, ()) if frozen else (),
+                plan.lossy_columns.get(sf.database, ()),
+            )
+            for sf in files
+        ]
+        finished_at = datetime.now(UTC)
+        base = BackupManifest(
+            backup_id=backup_id,
+            server=spec.name,
+            location="",
+            kind=BackupKind.FULL,
+            method=BackupMethod.LOGICAL,
+            flavor=plan.version.flavor.value,
+            server_version=f"{plan.version.major}.{plan.version.minor}.{plan.version.patch}",
+            databases=plan.databases,
+            files=tuple(backup_files),
+            started_at=started_at,
+            finished_at=finished_at,
+            compression=codec.label,
+            coordinates=coordinates,
+            source_coordinates=frozen.source if frozen else None,
+            durations=durations,
+            tools={"dump": plan.tool_version, "mysqlops": _own_version()},
+            tags=tuple(tags),
+            warnings=tuple(warnings),
+            extra={
+                "from_replica": from_replica,
+                "parallel": parallel,
+                "empty": all(sf.counts.tables == 0 for sf in files),
+            },
+        )
+        results = _upload_everywhere(base, files, locations, durations)
+        first_ok = next((r.location for r in results if r.ok), "")
+        manifest = replace(base, location=first_ok, durations=dict(durations))
+        return BackupResult(manifest, results, warnings)
+    finally:
+        shutil.rmtree(staging_root, ignore_errors=True)
+
+
+def _own_version() -> str:
+    try:
+        from importlib.metadata import version
+
+        return version("mysqlops")
+    except Exception:  # noqa: BLE001 - metadata missing in a source checkout
+        return "dev"
+
+
+def _dump_all(
+    plan: Plan,
+    codec: Codec,
+    staging: str,
+    ticker: _Ticker,
+    parallel: int,
+    from_replica: bool,
+    timeout: float | None,
+) -> tuple[list[StagedFile], BinlogCoordinates | None]:
+    dialect = plan.dialect
+    if not plan.databases:
+        return [], _coords_from_header(dialect, "")
+    if parallel == 1 or len(plan.databases) == 1:
+        single, scanner = _dump_stream(plan, plan.databases, codec, staging, ticker, timeout, None)
+        return single, _coords_from_header(dialect, scanner.header_text)
+    cancel = threading.Event()
+
+    def one(database: str) -> tuple[list[StagedFile], DumpScanner]:
+        try:
+            return _dump_stream(plan, [database], codec, staging, ticker, timeout, cancel)
+        except BaseException:
+            cancel.set()  # one failure stops the others: nothing is published anyway
+            raise
+
+    with ThreadPoolExecutor(max_workers=parallel, thread_name_prefix="dump") as pool:
+        outcomes = list(pool.map(one, plan.databases))
+    files: list[StagedFile] = []
+    coords: list[BinlogCoordinates] = []
+    for staged, scanner in outcomes:
+        c = _coords_from_header(dialect, scanner.header_text)
+        for sf in staged:
+            sf.coordinates = c
+            files.append(sf)
+        if c:
+            coords.append(c)
+    if from_replica and coords:
+        return files, coords[0]  # all equal: the replica was frozen
+    # different points per database: the earliest is where binlog replay would have to start
+    earliest = min(coords, key=lambda c: (c.sequence, c.position)) if coords else None
+    return files, earliest
+
+
+def _coords_from_header(dialect: Dialect, header: str) -> BinlogCoordinates | None:
+    if not header:
+        return None
+    file, position, gtid = dialect.parse_dump_coordinates(header)
+    if not file or position is None:
+        return None
+    return BinlogCoordinates(file=file, position=int(position), gtid=gtid)
+
+
+def _upload_everywhere(
+    base: BackupManifest,
+    files: Sequence[StagedFile],
+    locations: Sequence[Location],
+    durations: dict[str, float],
+) -> list[LocationResult]:
+    directory = ids.backup_dir(base.server, base.backup_id)
+
+    def one(location: Location) -> LocationResult:
+        store = Store(location)
+        result = LocationResult(location.name, ok=False)
+        uploaded: list[str] = []
+        try:
+            t0 = time.monotonic()
+            verify_seconds = 0.0
+            for sf in files:
+                key = f"{directory}/{os.path.basename(sf.path)}"
+                store.put_file(sf.path, key, sha256=sf.stored.hexdigest(), verify=False)
+                uploaded.append(key)
+                t_verify = time.monotonic()
+                store.verify(key, sf.stored.hexdigest(), sf.stored.size)
+                verify_seconds += time.monotonic() - t_verify
+            result.seconds_upload = time.monotonic() - t0 - verify_seconds
+            result.seconds_verify = verify_seconds
+            manifest = replace(
+                base,
+                location=location.name,
+                durations={
+                    **base.durations,
+                    f"upload:{location.name}": round(result.seconds_upload, 3),
+                    f"verify:{location.name}": round(result.seconds_verify, 3),
+                },
+            )
+            key = f"{directory}/{ids.MANIFEST_NAME}"
+            store.put_bytes(manifest.to_json().encode(), key)  # the commit marker, last
+            result.manifest_key = key
+            result.ok = True
+        except MysqlopsError as exc:
+            result.error = str(exc)
+            for key in uploaded:  # not a backup without a manifest: leave no garbage either
+                with contextlib.suppress(Exception):
+                    store.delete(key)
+            with contextlib.suppress(Exception):
+                store.abort_stale_uploads(older_than=timedelta(0), prefix=directory)
+        return result
+
+    with ThreadPoolExecutor(max_workers=max(1, len(locations)), thread_name_prefix="upload") as pool:
+        results = list(pool.map(one, locations))
+    for r in results:
+        durations[f"upload:{r.location}"] = round(r.seconds_upload, 3)
+        durations[f"verify:{r.location}"] = round(r.seconds_verify, 3)
+    return results

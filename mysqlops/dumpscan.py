@@ -1,0 +1,203 @@
+"""Streaming analysis of a mysqldump/mariadb-dump SQL stream (pure, no I/O).
+
+One pass over the dump's bytes, in chunks, with memory bounded whatever the size:
+- routes the bytes to per-database sections (``-- Current Database: `x` `` markers), so one
+  consistent multi-database dump can be stored as one file per database;
+- counts tables, views, routines, triggers and events per database from the dump's own
+  structure lines, to compare against the server (mariadb-dump exits 0 while silently
+  leaving out triggers or routines it lacks the privilege to read);
+- computes a *content hash* per database: sha256 of the section's statements without comment
+  lines and without the session-restoring footer, so a re-dump of restored data with the same
+  options can be compared with the original whatever the header/trailer says;
+- keeps the header (for binlog coordinates) and checks the ``-- Dump completed`` trailer.
+
+The scanner relies on one property of mysqldump output: a newline inside data is always
+escaped (``\\n``), so a raw ``\\n`` followed by ``--`` or ``CREATE`` starts a real line.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+from mysqlops.model import ObjectCounts
+
+MARKER = b"-- Current Database: "
+TRAILER = b"-- Dump completed"
+_MAX_CARRY = 1 << 20  # a partial line longer than this is data: stream it through
+_HEADER_LIMIT = 256 * 1024
+# statements restoring session variables at the very end: not part of any database's content
+_FOOTER_PREFIXES = (
+    b"/*!40103 SET TIME_ZONE=@OLD_TIME_ZONE",
+    b"/*!40101 SET SQL_MODE=@OLD_SQL_MODE",
+    b"/*!40014 SET FOREIGN_KEY_CHECKS=@OLD_FOREIGN_KEY_CHECKS",
+    b"/*!40014 SET UNIQUE_CHECKS=@OLD_UNIQUE_CHECKS",
+    b"/*!40101 SET CHARACTER_SET_CLIENT=@OLD_CHARACTER_SET_CLIENT",
+    b"/*!40101 SET CHARACTER_SET_RESULTS=@OLD_CHARACTER_SET_RESULTS",
+    b"/*!40101 SET COLLATION_CONNECTION=@OLD_COLLATION_CONNECTION",
+    b"/*!40111 SET SQL_NOTES=@OLD_SQL_NOTES",
+)
+FOOTER = b"\n".join(p + b" */;" for p in _FOOTER_PREFIXES) + b"\n"
+_SANDBOX_LINE = b"/*M!999999"
+_ROUTINE_RE = re.compile(rb"^(?:CREATE|/\*!50003 CREATE\*/).*?\b(?:PROCEDURE|FUNCTION)\s+`")
+_SPECIAL_STARTS = (b"--", b"CREATE", b"/*!50003 CREATE*/", b"/*!50106 CREATE*/", b"/*!40", b"/*M!")
+
+
+def parse_marker(line: bytes) -> str | None:
+    """``-- Current Database: `a``b` `` -> ``a`b``."""
+    if not line.startswith(MARKER):
+        return None
+    rest = line[len(MARKER) :].strip()
+    if len(rest) >= 2 and rest[:1] == b"`" and rest[-1:] == b"`":
+        return rest[1:-1].replace(b"``", b"`").decode("utf-8", "replace")
+    return None
+
+
+@dataclass
+class SectionStats:
+    """What the scanner learned about one database."""
+
+    counts: ObjectCounts = field(default_factory=ObjectCounts)
+    content: hashlib._Hash = field(default_factory=hashlib.sha256)
+    raw_bytes: int = 0
+
+    @property
+    def content_sha256(self) -> str:
+        return self.content.hexdigest()
+
+
+class DumpScanner:
+    """Feed dump bytes; get per-database routing, counts and content hashes.
+
+    ``on_data(database, data)`` receives every byte of the stream in order: ``database`` is
+    ``None`` for the header (before the first database marker), else the database whose
+    section the bytes belong to.
+    """
+
+    def __init__(self, on_data: Callable[[str | None, bytes], None] | None = None) -> None:
+        self._on_data = on_data or (lambda _db, _data: None)
+        self.current: str | None = None
+        self.header = bytearray()
+        self.sections: dict[str, SectionStats] = {}
+        self.order: list[str] = []
+        self._carry = b""
+        self._mid_line = False  # the carry does not start at a line start
+        self._last_lines = b""
+        self.total_bytes = 0
+
+    # -- public ------------------------------------------------------------------------------
+    def feed(self, chunk: bytes) -> None:
+        if not chunk:
+            return
+        self.total_bytes += len(chunk)
+        data = self._carry + chunk if self._carry else chunk
+        cut = data.rfind(b"\n")
+        if cut < 0:
+            if len(data) > _MAX_CARRY:  # one enormous line (a big BLOB row): pass it through
+                self._block(data, starts_at_line=not self._mid_line)
+                self._carry, self._mid_line = b"", True
+            else:
+                self._carry = data
+            return
+        complete, self._carry = data[: cut + 1], data[cut + 1 :]
+        self._block(complete, starts_at_line=not self._mid_line)
+        self._mid_line = False
+        self._keep_tail(complete)
+
+    def finish(self) -> None:
+        if self._carry:
+            self._block(self._carry, starts_at_line=not self._mid_line)
+            self._keep_tail(self._carry)
+            self._carry = b""
+
+    @property
+    def completed(self) -> bool:
+        """The stream ended with mysqldump's ``-- Dump completed`` trailer line."""
+        lines = self._last_lines.rstrip(b"\n").split(b"\n")
+        return bool(lines) and lines[-1].startswith(TRAILER)
+
+    @property
+    def header_text(self) -> str:
+        return bytes(self.header).decode("utf-8", "replace")
+
+    def counts(self, database: str) -> ObjectCounts:
+        stats = self.sections.get(database)
+        return stats.counts if stats else ObjectCounts()
+
+    # -- internals ---------------------------------------------------------------------------
+    def _keep_tail(self, data: bytes) -> None:
+        self._last_lines = (self._last_lines + data)[-512:]
+
+    def _section(self, name: str) -> SectionStats:
+        stats = self.sections.get(name)
+        if stats is None:
+            stats = self.sections[name] = SectionStats()
+            self.order.append(name)
+        return stats
+
+    def _line_starts(self, block: bytes, starts_at_line: bool) -> list[int]:
+        """Offsets of lines that may be special (comments, CREATE ..., /*!... */)."""
+        found: set[int] = {0} if starts_at_line else set()
+        for needle in (b"\n--", b"\nCREATE", b"\n/*!"):
+            pos = block.find(needle)
+            while pos >= 0:
+                found.add(pos + 1)
+                pos = block.find(needle, pos + 1)
+        return sorted(p for p in found if p < len(block) and block.startswith(_SPECIAL_STARTS, p))
+
+    def _block(self, block: bytes, starts_at_line: bool) -> None:
+        """Process bytes that end at a line end (or an enormous partial data line)."""
+        emit_from = 0
+        content_from = 0
+        for start in self._line_starts(block, starts_at_line):
+            end = block.find(b"\n", start)
+            end = len(block) if end < 0 else end + 1
+            line = block[start:end].rstrip(b"\r\n")
+            if line.startswith(MARKER):
+                name = parse_marker(line)
+                if name is not None:
+                    self._emit(block[emit_from:start], block, content_from, start)
+                    emit_from = content_from = start
+                    self.current = name
+                    self._section(name)
+                    continue
+            if self.current is None:
+                continue
+            stats = self.sections[self.current]
+            excluded = (
+                line.startswith(b"--") or line.startswith(_SANDBOX_LINE) or line.startswith(_FOOTER_PREFIXES)
+            )
+            if excluded:
+                stats.content.update(block[content_from:start])
+                content_from = end
+            self._count(stats, line)
+        self._emit(block[emit_from:], block, content_from, len(block))
+
+    def _emit(self, data: bytes, block: bytes, content_from: int, content_to: int) -> None:
+        if not data:
+            return
+        if self.current is None:
+            if len(self.header) < _HEADER_LIMIT:
+                self.header += data[: _HEADER_LIMIT - len(self.header)]
+        else:
+            stats = self.sections[self.current]
+            stats.raw_bytes += len(data)
+            if content_from < content_to:
+                stats.content.update(block[content_from:content_to])
+        self._on_data(self.current, data)
+
+    @staticmethod
+    def _count(stats: SectionStats, line: bytes) -> None:
+        c = stats.counts
+        if line.startswith(b"-- Table structure for table "):
+            stats.counts = ObjectCounts(c.tables + 1, c.views, c.routines, c.triggers, c.events)
+        elif line.startswith(b"-- Final view structure for view "):
+            stats.counts = ObjectCounts(c.tables, c.views + 1, c.routines, c.triggers, c.events)
+        elif line.startswith(b"/*!50003 CREATE*/") and b"TRIGGER" in line:
+            stats.counts = ObjectCounts(c.tables, c.views, c.routines, c.triggers + 1, c.events)
+        elif line.startswith(b"/*!50106 CREATE*/") and b"EVENT" in line:
+            stats.counts = ObjectCounts(c.tables, c.views, c.routines, c.triggers, c.events + 1)
+        elif not line.startswith(b"CREATE TABLE") and _ROUTINE_RE.match(line):
+            stats.counts = ObjectCounts(c.tables, c.views, c.routines + 1, c.triggers, c.events)

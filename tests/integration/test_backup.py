@@ -1,0 +1,294 @@
+"""The backup engine against real sandbox servers, the real mariadb-dump and a real S3 endpoint."""
+
+from __future__ import annotations
+
+import os
+import resource
+import signal
+import threading
+import time
+from typing import Any
+
+import pytest
+
+from mysqlops import backup as core
+from mysqlops import catalog, ids
+from mysqlops.adapters import mysql as db
+from mysqlops.adapters import process, sandbox
+from mysqlops.adapters.storage import Store
+from mysqlops.commands import client_option_file, mysql_argv
+from mysqlops.compression import Codec, codec, codec_from_label
+from mysqlops.errors import DumpIncomplete, PreflightFailed, ProcessError
+from mysqlops.manifest import BackupManifest
+from mysqlops.model import Location, ServerSpec
+from mysqlops.sampledata import create_awkward_database, create_bulk_table
+
+pytestmark = pytest.mark.integration
+
+
+@pytest.fixture(scope="module")
+def source(sandbox_root: str) -> Any:
+    """A server with the awkward database, an empty one and a small plain one."""
+    server = sandbox.start_server(sandbox_root, "bsrc", server_id=501)
+    with db.session(server.spec()) as conn:
+        create_awkward_database(conn, "shop")
+        create_awkward_database(conn, "db ` with; spaces ü")
+        db.execute(conn, "CREATE DATABASE empty_db")
+    yield server
+    sandbox.stop_server(server)
+
+
+def _restore_file(store: Store, key: str, label: str, target: sandbox.SandboxServer) -> None:
+    dec = codec_from_label(label).decompressor()
+    with process.Pipeline([mysql_argv("mariadb")], credentials=client_option_file(target.spec()),
+                          stdin=process.PIPE, stdout=process.DEVNULL, name="restore") as pipe:
+        with store.open_read(key) as fh:
+            for chunk in iter(lambda: fh.read(1 << 20), b""):
+                pipe.stdin_pipe.write(dec.decompress(chunk))
+        pipe.stdin_pipe.write(dec.finish())
+        pipe.wait()
+
+
+def _checksums(server: sandbox.SandboxServer, database: str) -> dict[str, Any]:
+    with db.session(server.spec()) as conn:
+        return {k: [s.rows, s.checksum] for k, s in
+                ((s.table, s) for s in core.table_stats(conn, [database])[database])}
+
+
+def test_backup_to_local_and_s3_round_trips(source: sandbox.SandboxServer, local_location: Location,
+                                            s3_location: Location, sandbox_root: str) -> None:
+    spec = source.spec()
+    result = core.run_backup(spec, [local_location, s3_location], codec("zstd"))
+    assert result.ok, result.locations
+    m = result.manifest
+    assert set(m.databases) == {"shop", "db ` with; spaces ü", "empty_db"}
+    assert m.coordinates is not None and m.coordinates.file.startswith("mysql-bin.") and m.coordinates.gtid
+    shop = next(f for f in m.files if f.database == "shop")
+    assert shop.counts is not None and shop.counts.as_dict() == {"tables": 4, "views": 2, "routines": 2, "triggers": 1, "events": 1}
+    assert shop.content_sha256 and shop.raw_bytes > shop.stored_bytes > 0
+    assert not m.extra["empty"]
+    for loc in (local_location, s3_location):
+        scans = catalog.scan([loc])
+        assert [b.backup_id for b in scans[0].backups] == [m.backup_id]
+        assert scans[0].orphans == [] and scans[0].temporary == []
+        stored = BackupManifest.from_json(Store(loc).read_bytes(f"{ids.backup_dir(m.server, m.backup_id)}/manifest.json"))
+        assert stored.files == m.files and stored.location == loc.name
+    # each per-database file restores on its own, from the S3 copy, to identical checksums
+    target = sandbox.start_server(sandbox_root, "brestore", server_id=502)
+    try:
+        store = Store(s3_location)
+        for f in m.files:
+            _restore_file(store, f"{ids.backup_dir(m.server, m.backup_id)}/{f.path}", m.compression, target)
+        for database in ("shop", "db ` with; spaces ü"):
+            assert _checksums(target, database) == _checksums(source, database)
+        with db.session(target.spec()) as conn:
+            assert db.object_counts(conn, "shop").as_dict() == shop.counts.as_dict()
+            row = db.query(conn, "SELECT note, profile, name FROM shop.customers ORDER BY id LIMIT 1")[0]
+            assert row["name"] == "Zoë 😀 Ünïcode" and "\\ backslash ' quote" in row["note"]
+            assert db.scalar(conn, "SELECT data FROM shop.blobs WHERE id=1") == bytes(range(256)) * 64
+            assert db.scalar(conn, "SELECT note IS NULL FROM shop.customers WHERE name='null note'") == 1
+            assert db.scalar(conn, "SELECT note = '' FROM shop.customers WHERE name='empty note'") == 1
+    finally:
+        sandbox.stop_server(target)
+
+
+def test_empty_database_is_a_valid_backup_marked_empty(source: sandbox.SandboxServer, local_location: Location) -> None:
+    result = core.run_backup(source.spec(), [local_location], codec("gzip"), databases=["empty_db"])
+    assert result.ok and result.manifest.extra["empty"] is True
+    assert result.manifest.databases == ("empty_db",)
+
+
+def test_parallel_dump_records_per_database_coordinates(source: sandbox.SandboxServer, local_location: Location) -> None:
+    result = core.run_backup(source.spec(), [local_location], codec("zstd"), parallel=2)
+    assert result.ok
+    assert all(f.coordinates is not None for f in result.manifest.files)
+    assert any("parallel=2 on a primary" in w for w in result.warnings)
+
+
+@pytest.mark.parametrize(
+    ("change", "expected"),
+    [
+        (lambda s: {"databases": ["nope"]}, "database 'nope' does not exist"),
+        (lambda s: {"spec": s.spec(user="root", password="wrong-canary-pw")}, "wrong user or password"),
+        (lambda s: {"spec": ServerSpec(name="gone", port=1, password="x-canary-pw")}, "cannot connect"),
+    ],
+)
+def test_bad_input_fails_before_dumping(source: sandbox.SandboxServer, local_location: Location,
+                                        change: Any, expected: str) -> None:
+    kwargs = change(source)
+    spec = kwargs.pop("spec", source.spec())
+    with pytest.raises(PreflightFailed) as info:
+        core.run_backup(spec, [local_location], codec("zstd"), **kwargs)
+    assert expected in str(info.value)
+    assert "canary-pw" not in str(info.value) and source.root_password not in str(info.value)
+    assert not os.path.exists(local_location.url[len("file://"):]) or catalog.scan([local_location])[0].backups == []
+
+
+def test_missing_bucket_and_unwritable_directory(source: sandbox.SandboxServer, moto_server: str, tmp_path: Any) -> None:
+    bucket = Location("s3", "s3://no-such-bucket-x/y", {"key": "testing", "secret": "testing",
+                                                       "client_kwargs": {"endpoint_url": moto_server}})
+    blocker = tmp_path / "file"
+    blocker.write_text("x")
+    unwritable = Location("ro", f"file://{blocker}/sub")
+    with pytest.raises(PreflightFailed) as info:
+        core.run_backup(source.spec(), [bucket, unwritable], codec("zstd"))
+    assert "location 's3'" in str(info.value) and "does not exist" in str(info.value)
+    assert "location 'ro'" in str(info.value)
+
+
+def test_missing_trigger_privilege_fails_preflight_with_grant(source: sandbox.SandboxServer, local_location: Location) -> None:
+    with db.session(source.spec()) as conn:
+        db.execute(conn, "CREATE USER IF NOT EXISTS 'weak'@'%' IDENTIFIED BY 'weak-pw-1'")
+        db.execute(conn, "GRANT SELECT, SHOW VIEW, EVENT, RELOAD, BINLOG MONITOR ON *.* TO 'weak'@'%'")
+        db.execute(conn, "GRANT SELECT ON mysql.proc TO 'weak'@'%'")
+    with pytest.raises(PreflightFailed) as info:
+        core.run_backup(source.spec(user="weak", password="weak-pw-1"), [local_location], codec("zstd"),
+                        databases=["shop"])
+    assert "TRIGGER" in str(info.value) and "GRANT" in str(info.value)
+
+
+class _FailingCodec(Codec):
+    def compressor(self) -> Any:
+        class Boom:
+            n = 0
+
+            def compress(self, data: bytes) -> bytes:
+                Boom.n += 1
+                if Boom.n > 3:
+                    raise OSError("compressor crashed")
+                return data
+
+            def flush(self) -> bytes:
+                return b""
+
+        return Boom()
+
+
+def _assert_nothing_published(location: Location) -> None:
+    scan = catalog.scan([location])[0]
+    assert scan.backups == [] and scan.orphans == [] and scan.temporary == []
+
+
+def _staging_dirs(root: str) -> list[str]:
+    return [n for n in os.listdir(root) if n.startswith("mysqlops-staging-")]
+
+
+@pytest.fixture(scope="module")
+def big_source(sandbox_root: str) -> Any:
+    server = sandbox.start_server(sandbox_root, "bbig", server_id=503)
+    with db.session(server.spec()) as conn:
+        create_bulk_table(conn, "bulk", "t", 300_000, payload_bytes=256)
+    yield server
+    sandbox.stop_server(server)
+
+
+def test_compressor_failure_publishes_nothing(big_source: sandbox.SandboxServer, local_location: Location, tmp_path: Any) -> None:
+    staging = str(tmp_path / "staging")
+    os.makedirs(staging)
+    with pytest.raises(OSError, match="compressor crashed"):
+        core.run_backup(big_source.spec(), [local_location], _FailingCodec("zstd", ".zst", 3), staging_dir=staging)
+    _assert_nothing_published(local_location)
+    assert _staging_dirs(staging) == []
+
+
+def test_disk_full_while_staging_publishes_nothing(big_source: sandbox.SandboxServer, local_location: Location, tmp_path: Any) -> None:
+    staging = str(tmp_path / "staging")
+    os.makedirs(staging)
+    plan = core.preflight(big_source.spec(), [local_location], staging_dir=staging)
+    old_handler = signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
+    old_limit = resource.getrlimit(resource.RLIMIT_FSIZE)
+    resource.setrlimit(resource.RLIMIT_FSIZE, (2 * 1024 * 1024, old_limit[1]))
+    try:
+        with pytest.raises(OSError):
+            core.run_backup(big_source.spec(), [local_location], codec("none"), staging_dir=staging, plan=plan)
+    finally:
+        resource.setrlimit(resource.RLIMIT_FSIZE, old_limit)
+        signal.signal(signal.SIGXFSZ, old_handler)
+    _assert_nothing_published(local_location)
+    assert _staging_dirs(staging) == []
+
+
+def test_server_killed_mid_dump_publishes_nothing(sandbox_root: str, local_location: Location, tmp_path: Any) -> None:
+    server = sandbox.start_server(sandbox_root, "bkill", server_id=504)
+    try:
+        with db.session(server.spec()) as conn:
+            create_bulk_table(conn, "bulk", "t", 400_000, payload_bytes=512)
+        staging = str(tmp_path / "staging")
+        os.makedirs(staging)
+        killed = threading.Event()
+
+        def on_progress(p: core.Progress) -> None:
+            if p.dumped_bytes > 1_000_000 and not killed.is_set():
+                killed.set()
+                os.kill(server.pid, signal.SIGKILL)
+
+        with pytest.raises((ProcessError, DumpIncomplete)):
+            core.run_backup(server.spec(), [local_location], codec("zstd"), staging_dir=staging,
+                            progress=on_progress, progress_interval=0)
+        assert killed.is_set()
+        _assert_nothing_published(local_location)
+        assert _staging_dirs(staging) == []
+    finally:
+        sandbox.stop_server(server)
+
+
+def test_one_location_down_the_other_is_verified(source: sandbox.SandboxServer, local_location: Location) -> None:
+    from moto.server import ThreadedMotoServer
+
+    from tests.conftest import _free_port
+
+    port = _free_port()
+    moto = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
+    moto.start()
+    s3 = Location("s3down", "s3://downbucket/m", {"key": "testing", "secret": "testing",
+                                                  "client_kwargs": {"endpoint_url": f"http://127.0.0.1:{port}"}})
+    import boto3
+
+    boto3.client("s3", endpoint_url=f"http://127.0.0.1:{port}", aws_access_key_id="testing",
+                 aws_secret_access_key="testing").create_bucket(Bucket="downbucket")
+    plan = core.preflight(source.spec(), [local_location, s3], databases=["shop"])
+    moto.stop()  # the S3 endpoint goes away after pre-flight
+    result = core.run_backup(source.spec(), [local_location, s3], codec("zstd"), plan=plan)
+    assert not result.ok and result.failed_locations == ["s3down"]
+    assert [b.backup_id for b in catalog.scan([local_location])[0].backups] == [result.manifest.backup_id]
+    assert "s3down" in next(r.error for r in result.locations if not r.ok)
+
+
+def test_writes_during_dump_restore_to_one_consistent_snapshot(sandbox_root: str, local_location: Location) -> None:
+    server = sandbox.start_server(sandbox_root, "bwrite", server_id=505)
+    target = sandbox.start_server(sandbox_root, "bwrite2", server_id=506)
+    stop = threading.Event()
+    try:
+        with db.session(server.spec()) as conn:
+            create_bulk_table(conn, "bank", "filler", 150_000, payload_bytes=256)
+            db.execute(conn, "CREATE TABLE bank.acct (id INT PRIMARY KEY, bal BIGINT NOT NULL)")
+            db.execute(conn, "CREATE TABLE bank.ledger (id INT PRIMARY KEY AUTO_INCREMENT, amount BIGINT)")
+            db.execute(conn, "INSERT INTO bank.acct SELECT seq, 1000 FROM seq_1_to_100")
+
+        def writer() -> None:
+            with db.session(server.spec(), autocommit=False) as conn, conn.cursor() as cur:
+                i = 0
+                while not stop.is_set():
+                    a, b = i % 100 + 1, (i * 7) % 100 + 1
+                    cur.execute("UPDATE bank.acct SET bal = bal - 5 WHERE id=%s", (a,))
+                    cur.execute("UPDATE bank.acct SET bal = bal + 5 WHERE id=%s", (b,))
+                    cur.execute("INSERT INTO bank.ledger (amount) VALUES (5)")
+                    conn.commit()
+                    i += 1
+
+        thread = threading.Thread(target=writer, daemon=True)
+        thread.start()
+        time.sleep(0.3)
+        result = core.run_backup(server.spec(), [local_location], codec("zstd"), databases=["bank"])
+        stop.set()
+        thread.join(10)
+        assert result.ok
+        m = result.manifest
+        _restore_file(Store(local_location), f"{ids.backup_dir(m.server, m.backup_id)}/{m.files[0].path}", m.compression, target)
+        with db.session(target.spec()) as conn:
+            assert db.scalar(conn, "SELECT SUM(bal) FROM bank.acct") == 100_000
+            assert db.scalar(conn, "SELECT COUNT(*) FROM bank.ledger") >= 0
+    finally:
+        stop.set()
+        sandbox.stop_server(server)
+        sandbox.stop_server(target)

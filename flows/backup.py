@@ -7,7 +7,8 @@ then a table artifact (one row per file and location) and a markdown summary.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, cast
+from uuid import UUID
 
 from prefect import flow, get_run_logger, task
 from prefect.artifacts import create_progress_artifact, update_progress_artifact
@@ -75,7 +76,7 @@ def dump_and_upload_task(
     progress_interval: float,
 ) -> core.BackupResult:
     logger = get_run_logger()
-    artifact_id = create_progress_artifact(0.0, description=f"Backup of {spec.name}: bytes dumped / estimate")
+    artifact_id = cast(UUID, create_progress_artifact(0.0, description=f"Backup of {spec.name}: bytes dumped / estimate"))
 
     def on_progress(p: core.Progress) -> None:
         eta = f", ETA {p.eta_seconds:.0f}s" if p.eta_seconds is not None else ""

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import re
 from collections.abc import Mapping, Sequence
-from typing import Any
+from typing import Any, cast
 
 from prefect.artifacts import create_markdown_artifact, create_table_artifact
 
@@ -17,7 +17,7 @@ from mysqlops.model import Location, ServerSpec
 def load_server(block_name: str) -> ServerSpec:
     """Load a ``MySQLServer`` block by name; a clear error when it does not exist."""
     try:
-        block = MySQLServer.load(block_name)
+        block = cast(MySQLServer, MySQLServer.load(block_name))
     except ValueError as exc:
         raise ConfigError(
             f"no MySQLServer block named {block_name!r}: create it in the Prefect UI "
@@ -28,7 +28,7 @@ def load_server(block_name: str) -> ServerSpec:
 
 def load_location(block_name: str) -> Location:
     try:
-        block = BackupLocation.load(block_name)
+        block = cast(BackupLocation, BackupLocation.load(block_name))
     except ValueError as exc:
         raise ConfigError(
             f"no BackupLocation block named {block_name!r}: create it in the Prefect UI "

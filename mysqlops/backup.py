@@ -59,6 +59,7 @@ from mysqlops.model import (
     ServerSpec,
     ServerVersion,
 )
+from mysqlops.tablesum import table_checksums
 
 READ_CHUNK = 1 << 20
 ProgressFn = Callable[["Progress"], None]
@@ -147,7 +148,7 @@ def preflight(
         chosen, selection_problems = select_databases(available, databases, include, exclude)
         problems += selection_problems
         grants = [str(next(iter(r.values()))) for r in db.query(conn, "SHOW GRANTS FOR CURRENT_USER()")]
-        problems += dialect.missing_backup_privileges(grants, chosen)
+        problems += dialect.missing_backup_privileges(grants, chosen, binlogs=False)
         variables = db.global_variables(conn, ["log_bin", "server_id", "gtid_mode"])
         position_options = dialect.dump_position_options()
         if variables.get("log_bin", "OFF").upper() not in ("ON", "1"):
@@ -157,7 +158,7 @@ def preflight(
                 "so point-in-time recovery from it is impossible (add log_bin to [mysqld])"
             )
         if from_replica:
-            status = dialect.parse_replica_status(_first(db.query(conn, dialect.show_replica_status())))
+            status = db.replica_status(conn, dialect)
             if status is None:
                 problems.append(
                     f"from_replica=True but {spec.name} is not a replica (SHOW REPLICA STATUS is empty); "
@@ -468,7 +469,7 @@ def frozen_replica(spec: ServerSpec, plan: Plan, checksum_tables: bool = True) -
     try:
         db.execute(conn, dialect.stop_replica_sql_thread())
         try:
-            status = dialect.parse_replica_status(_first(db.query(conn, dialect.show_replica_status())))
+            status = db.replica_status(conn, dialect)
             source = None
             if status is not None and status.relay_source_log_file:
                 source = BinlogCoordinates(
@@ -490,27 +491,15 @@ def frozen_replica(spec: ServerSpec, plan: Plan, checksum_tables: bool = True) -
 def table_stats(
     conn: db.Connection, databases: Sequence[str], lossy: dict[str, tuple[str, ...]] | None = None
 ) -> dict[str, tuple[TableStat, ...]]:
-    """Row count and ``CHECKSUM TABLE`` of every base table (at a frozen point)."""
-    from mysqlops.dialect import quote_identifier as q
-
+    """Row count and content checksum of every base table (at a frozen point); FLOAT
+    columns (``table.column`` in ``lossy``) are left out of the checksum."""
     out: dict[str, tuple[TableStat, ...]] = {}
     for database in databases:
-        rows = db.query(
-            conn,
-            "SELECT TABLE_NAME AS t FROM information_schema.TABLES WHERE TABLE_SCHEMA=%s "
-            "AND TABLE_TYPE IN ('BASE TABLE','SYSTEM VERSIONED') ORDER BY TABLE_NAME",
-            [database],
-        )
-        lossy_cols = (lossy or {}).get(database, ())
-        stats = []
-        for r in rows:
-            table = str(r["t"])
-            full = f"{q(database)}.{q(table)}"
-            count = int(db.scalar(conn, f"SELECT COUNT(*) FROM {full}") or 0)
-            checksum = db.query(conn, f"CHECKSUM TABLE {full}")[0].get("Checksum")
-            cols = tuple(c.split(".", 1)[1] for c in lossy_cols if c.split(".", 1)[0] == table)
-            stats.append(TableStat(table, count, None if checksum is None else str(checksum), cols))
-        out[database] = tuple(stats)
+        by_table: dict[str, list[str]] = {}
+        for col in (lossy or {}).get(database, ()):
+            table, _, column = col.partition(".")
+            by_table.setdefault(table, []).append(column)
+        out[database] = tuple(table_checksums(conn, database, by_table).values())
     return out
 
 
@@ -684,7 +673,7 @@ def _dump_all(
         return [], _coords_from_header(dialect, "")
     if parallel == 1 or len(plan.databases) == 1:
         single, scanner = _dump_stream(plan, plan.databases, codec, staging, ticker, timeout, None)
-        return single, _coords_from_header(dialect, scanner.header_text)
+        return single, _coords_from_header(dialect, scanner.coordinates_text)
     cancel = threading.Event()
 
     def one(database: str) -> tuple[list[StagedFile], DumpScanner]:
@@ -699,7 +688,7 @@ def _dump_all(
     files: list[StagedFile] = []
     coords: list[BinlogCoordinates] = []
     for staged, scanner in outcomes:
-        c = _coords_from_header(dialect, scanner.header_text)
+        c = _coords_from_header(dialect, scanner.coordinates_text)
         for sf in staged:
             sf.coordinates = c
             files.append(sf)

@@ -122,13 +122,18 @@ class DumpScanner:
     def header_text(self) -> str:
         return bytes(self.header).decode("utf-8", "replace")
 
+    @property
+    def coordinates_text(self) -> str:
+        """Header plus the end of the stream: MariaDB writes the GTID position at the end."""
+        return self.header_text + "\n" + self._last_lines.decode("utf-8", "replace")
+
     def counts(self, database: str) -> ObjectCounts:
         stats = self.sections.get(database)
         return stats.counts if stats else ObjectCounts()
 
     # -- internals ---------------------------------------------------------------------------
     def _keep_tail(self, data: bytes) -> None:
-        self._last_lines = (self._last_lines + data)[-512:]
+        self._last_lines = (self._last_lines + data)[-8192:]
 
     def _section(self, name: str) -> SectionStats:
         stats = self.sections.get(name)

@@ -80,6 +80,6 @@ def create_bulk_table(conn: db.Connection, database: str, table: str, rows: int,
                     SELECT seq + %s, FLOOR(RAND(seq) * 1000000), SHA2(seq, 256),
                            ROUND(RAND(seq + 7) * 100000, 2), '2026-01-01' + INTERVAL seq SECOND,
                            REPEAT(MD5(seq), %s)
-                    FROM seq_1_to_{n}""",
+                    FROM {d}.seq_1_to_{n}""",
                 (start, max(1, payload_bytes // 32)),
             )

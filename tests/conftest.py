@@ -18,8 +18,8 @@ os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
 os.environ.setdefault("AWS_DEFAULT_REGION", "us-east-1")
 os.environ.setdefault("MPLBACKEND", "Agg")
 
-from mysqlops.adapters import process, sandbox  # noqa: E402
-from mysqlops.model import Location  # noqa: E402
+from mysqlops.adapters import process, sandbox
+from mysqlops.model import Location
 
 
 @pytest.fixture(scope="session")
@@ -111,4 +111,4 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
     leftover = sandbox.stop_all() + process.kill_all_children()
     if leftover:
         # make a leak loud: a test left a server or child running
-        print(f"\nmysqlops: killed {leftover} leftover server/child process(es) at session end")  # noqa: T201
+        print(f"\nmysqlops: killed {leftover} leftover server/child process(es) at session end")

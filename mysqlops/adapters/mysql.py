@@ -198,3 +198,17 @@ def server_info(spec: ServerSpec) -> ServerInfo:
         version = server_version(conn)
         row = query(conn, "SELECT @@server_id AS sid, @@read_only AS ro, @@log_bin AS lb")[0]
     return ServerInfo(spec.name, spec.endpoint, version, int(row["sid"]), bool(row["ro"]), bool(row["lb"]))
+
+
+def replica_status(conn: Connection, dialect: Any) -> Any:
+    """``SHOW REPLICA/SLAVE STATUS`` normalised by the dialect (None on a non-replica), with
+    the applied GTID position merged in (MariaDB's status has no executed-GTID column)."""
+    rows = query(conn, dialect.show_replica_status())
+    if not rows:
+        return None
+    row = dict(rows[0])
+    gtid = scalar(conn, dialect.replica_gtid_query())
+    if gtid is not None and not row.get("Executed_Gtid_Set"):
+        row["Gtid_Slave_Pos"] = gtid
+        row["Executed_Gtid_Set"] = gtid
+    return dialect.parse_replica_status(row)

@@ -263,7 +263,7 @@ def test_writes_during_dump_restore_to_one_consistent_snapshot(sandbox_root: str
             create_bulk_table(conn, "bank", "filler", 150_000, payload_bytes=256)
             db.execute(conn, "CREATE TABLE bank.acct (id INT PRIMARY KEY, bal BIGINT NOT NULL)")
             db.execute(conn, "CREATE TABLE bank.ledger (id INT PRIMARY KEY AUTO_INCREMENT, amount BIGINT)")
-            db.execute(conn, "INSERT INTO bank.acct SELECT seq, 1000 FROM seq_1_to_100")
+            db.execute(conn, "INSERT INTO bank.acct SELECT seq, 1000 FROM bank.seq_1_to_100")
 
         def writer() -> None:
             with db.session(server.spec(), autocommit=False) as conn, conn.cursor() as cur:

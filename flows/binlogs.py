@@ -1,0 +1,95 @@
+"""``archive-binlogs``: rotate, copy every closed binlog not yet archived to each location,
+verified, manifest last. Meant to run often (every few minutes): the archive's recovery
+point is the age of the last run.
+
+A thin recipe over :func:`mysqlops.binlogs.archive_binlogs`. A gap (binlogs purged on the
+server before they were archived) fails the run loudly, after everything still available was
+archived, naming the missing files and the full backups that cannot be rolled forward.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+from prefect import flow, get_run_logger, task
+from prefect.cache_policies import NO_CACHE
+
+from flows.common import load_location, load_server, markdown_artifact, table_artifact
+from mysqlops import binlogs as core
+from mysqlops.compression import codec as make_codec
+
+
+def _summary(result: core.ArchiveResult) -> dict[str, Any]:
+    return {
+        "server": result.server,
+        "active": result.active,
+        "archived": result.files,
+        "copies": len(result.archived),
+        "raw_bytes": result.raw_bytes,
+        "stored_bytes": sum(a.stored_bytes for a in result.archived),
+        "already_archived": len(result.skipped),
+        "known_gaps": {k: list(v) for k, v in result.known_gaps.items()},
+        "seconds": round(result.seconds, 3),
+    }
+
+
+@task(cache_policy=NO_CACHE, retries=0)
+def archive_task(
+    server: str, locations: list[str], compression: str, staging_dir: str | None
+) -> dict[str, Any]:
+    logger = get_run_logger()
+    spec = load_server(server)
+    locs = [load_location(name) for name in locations]
+    try:
+        result = core.archive_binlogs(
+            spec, locs, make_codec(compression), staging_dir=staging_dir, now=datetime.now(UTC)
+        )
+    except core.BinlogGap as gap:
+        if gap.result is not None and gap.result.archived:
+            table_artifact(
+                f"binlogs-{server}", gap.result.rows(), f"Binlogs of {server} archived before the gap"
+            )
+        markdown_artifact(
+            f"binlog-gap-{server}",
+            f"# Binlog gap on `{server}`\n\n{gap}\n\nMissing: {', '.join(gap.missing)}\n\n"
+            f"Affected full backups: {', '.join(gap.affected_backups) or 'none'}\n",
+            f"Binlogs of {server} lost before archiving",
+        )
+        raise
+    for location, files in result.known_gaps.items():
+        logger.warning(
+            "location %s: archive of %s has a known gap (%s): PITR cannot cross it",
+            location,
+            server,
+            ", ".join(files),
+        )
+    if result.archived:
+        table_artifact(f"binlogs-{server}", result.rows(), f"Binlogs of {server} archived by this run")
+    summary = _summary(result)
+    logger.info(
+        "%s: archived %d binlog(s) (%d copies, %d bytes raw), %d already archived; now writing %s",
+        server,
+        len(result.files),
+        summary["copies"],
+        summary["raw_bytes"],
+        summary["already_archived"],
+        result.active,
+    )
+    return summary
+
+
+@flow(name="archive-binlogs")
+def archive_binlogs(
+    server: str,
+    locations: list[str],
+    compression: str = "zstd",
+    staging_dir: str | None = None,
+) -> dict[str, Any]:
+    """Archive the binary logs of the ``MySQLServer`` block ``server`` to every
+    ``BackupLocation`` block in ``locations`` (write-once, verified, manifest last).
+
+    The server's user needs RELOAD, BINLOG MONITOR (MariaDB) / REPLICATION CLIENT (MySQL)
+    and REPLICATION SLAVE.
+    """
+    return archive_task(server, locations, compression, staging_dir)

@@ -80,6 +80,7 @@ class Plan:
     warnings: tuple[str, ...]
     tool: str
     tool_version: str
+    identity: dict[str, Any] = field(default_factory=dict)
 
     @property
     def dialect(self) -> Dialect:
@@ -143,6 +144,7 @@ def preflight(
         raise PreflightFailed([str(exc)]) from None
     with contextlib.closing(conn):
         version = db.server_version(conn)
+        identity = db.server_identity(conn)
         dialect = dialect_for(version)
         available = db.user_databases(conn, dialect.system_schemas())
         chosen, selection_problems = select_databases(available, databases, include, exclude)
@@ -210,6 +212,7 @@ def preflight(
         warnings=tuple(warnings),
         tool=program,
         tool_version=_tool_version(program),
+        identity=identity,
     )
 
 

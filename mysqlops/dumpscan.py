@@ -62,6 +62,7 @@ class SectionStats:
     counts: ObjectCounts = field(default_factory=ObjectCounts)
     content: hashlib._Hash = field(default_factory=hashlib.sha256)
     raw_bytes: int = 0
+    content_line_start: bool = True
 
     @property
     def content_sha256(self) -> str:
@@ -175,7 +176,7 @@ class DumpScanner:
                 line.startswith(b"--") or line.startswith(_SANDBOX_LINE) or line.startswith(_FOOTER_PREFIXES)
             )
             if excluded:
-                stats.content.update(block[content_from:start])
+                self._content(stats, block[content_from:start])
                 content_from = end
             self._count(stats, line)
         self._emit(block[emit_from:], block, content_from, len(block))
@@ -190,8 +191,22 @@ class DumpScanner:
             stats = self.sections[self.current]
             stats.raw_bytes += len(data)
             if content_from < content_to:
-                stats.content.update(block[content_from:content_to])
+                self._content(stats, block[content_from:content_to])
         self._on_data(self.current, data)
+
+    def _content(self, stats: SectionStats, segment: bytes) -> None:
+        """Content hash input: statements only, blank lines dropped (data never holds a raw
+        newline, so blank lines only come from comment blocks of the dump options)."""
+        if not segment:
+            return
+        if b"\n\n" in segment:
+            while b"\n\n" in segment:
+                segment = segment.replace(b"\n\n", b"\n")
+        if segment.startswith(b"\n") and stats.content_line_start:
+            segment = segment[1:]
+        if segment:
+            stats.content.update(segment)
+            stats.content_line_start = segment.endswith(b"\n")
 
     @staticmethod
     def _count(stats: SectionStats, line: bytes) -> None:

@@ -259,7 +259,7 @@ def restore_backup(
         raise ConfigError(f"rename maps two databases to one name: {targets}")
     files = [f for f in manifest.files if f.database in wanted]
     with db.session(target) as conn:
-        identity = server_identity(conn)
+        identity = db.server_identity(conn)
         source_identity = manifest.extra.get("server_identity") or {}
         same = target.name == manifest.server or (
             source_identity
@@ -455,3 +455,82 @@ def make_certificate(
         recovery_point_seconds=max(0.0, (tested_at - manifest.finished_at).total_seconds()),
         lossy=tuple(lossy),
     )
+
+
+# --------------------------------------------------------------------------- restore tests
+def restore_test_copy(
+    location: Location,
+    manifest: BackupManifest,
+    *,
+    sandbox_dir: str,
+    staging_dir: str | None = None,
+    log: Callable[[str], None] | None = None,
+    write_certificate: bool = True,
+    progress: ProgressFn | None = None,
+) -> RestoreCertificate:
+    """Restore the copy of ``manifest`` stored at ``location`` into a scratch sandbox server
+    of the same flavor and series, verify it against the manifest, measure the time, and
+    write a restore certificate next to the manifest at that location. The scratch server
+    is always torn down."""
+    from mysqlops.adapters import sandbox
+
+    say = log or (lambda _m: None)
+    checks: list[Check] = []
+    lossy: list[str] = []
+    durations: dict[str, float] = {}
+    started = time.monotonic()
+    binary = sandbox.find_server_binary()
+    series = ".".join(manifest.server_version.split(".")[:2])
+    target_version = str(binary.version)
+    same_kind = binary.flavor.value == manifest.flavor and binary.version.series == series
+    checks.append(
+        Check(
+            "scratch server flavor and series",
+            same_kind,
+            f"backup from {manifest.flavor} {manifest.server_version}, scratch server {binary.version}",
+        )
+    )
+    if same_kind:
+        name = f"rt-{manifest.backup_id[-6:]}-{location.name}"[:40]
+        server = sandbox.start_server(
+            sandbox_dir, name, server_id=900 + os.getpid() % 1000, tuned=True, binary=binary
+        )
+        try:
+            spec = server.spec(name=f"scratch-{name}")
+            try:
+                result = restore_backup(
+                    [(location, manifest)], spec, staging_dir=staging_dir, log=say, progress=progress
+                )
+            except (RestoreError, IntegrityError, StorageError) as exc:
+                checks.append(Check(f"sha256 of the copy at {location.name}", False, str(exc)))
+            except MysqlopsError as exc:
+                checks.append(Check(f"sha256 of the copy at {location.name}", True))
+                checks.append(Check("load into the scratch server", False, str(exc)))
+            else:
+                durations.update(result.durations)
+                checks.append(
+                    Check(
+                        f"sha256 of the copy at {location.name}",
+                        True,
+                        f"{len(result.locations_used)} file(s), {manifest.stored_bytes} bytes",
+                    )
+                )
+                checks.append(Check("load into the scratch server", True, f"{result.raw_bytes} bytes of SQL"))
+                t_verify = time.monotonic()
+                dump_program = process.require_program(
+                    ClientTools.for_flavor(binary.flavor).dump, "mysqldump"
+                )
+                more, lossy = verify_restored(manifest, spec, result.databases, dump_program)
+                checks += more
+                durations["verify"] = round(time.monotonic() - t_verify, 3)
+        finally:
+            sandbox.stop_server(server)
+    durations["total"] = round(time.monotonic() - started, 3)
+    cert = make_certificate(manifest, location.name, checks, durations, target_version, lossy)
+    if write_certificate:
+        key = certificate_key(manifest, location.name, cert.tested_at)
+        try:
+            Store(location).put_bytes(cert.to_json().encode(), key)
+        except MysqlopsError as exc:
+            say(f"could not store the restore certificate at {location.name}: {exc}")
+    return cert

@@ -212,3 +212,9 @@ def replica_status(conn: Connection, dialect: Any) -> Any:
         row["Gtid_Slave_Pos"] = gtid
         row["Executed_Gtid_Set"] = gtid
     return dialect.parse_replica_status(row)
+
+
+def server_identity(conn: Connection) -> dict[str, Any]:
+    """Where a server really is (a restore refuses to overwrite a backup's own source)."""
+    row = query(conn, "SELECT @@hostname AS h, @@port AS p, @@server_id AS s")[0]
+    return {"hostname": str(row["h"]), "port": int(row["p"]), "server_id": int(row["s"])}

@@ -229,6 +229,7 @@ def _initialize(binary: ServerBinary, datadir: str, directory: str) -> None:
             "--skip-test-db",
             "--auth-root-authentication-method=socket",
             "--skip-name-resolve",
+            f"--tmpdir={directory}",  # never share /tmp with other bootstraps
         )
     else:
         argv = (
@@ -239,7 +240,7 @@ def _initialize(binary: ServerBinary, datadir: str, directory: str) -> None:
             f"--user={user}",
         )
     try:
-        process.run(argv, timeout=120, cwd=directory, name="initialize datadir")
+        process.run(argv, timeout=120, cwd=directory, env={"TMPDIR": directory}, name="initialize datadir")
     except process.ProcessError as exc:
         raise SandboxError(f"initializing {datadir} failed: {exc}") from exc
 
@@ -463,3 +464,73 @@ def start_cluster(
 def stop_servers(servers: Iterable[SandboxServer], remove: bool = True) -> None:
     for server in servers:
         stop_server(server, remove=remove)
+
+
+def start_server_on_datadir(
+    base_dir: str | os.PathLike[str],
+    name: str,
+    datadir: str | os.PathLike[str],
+    *,
+    server_id: int,
+    port: int | None = None,
+    tuned: bool = False,
+    extra_options: Sequence[str] = (),
+    timeout: float = 120,
+    binary: ServerBinary | None = None,
+) -> SandboxServer:
+    """Start a throwaway server on an existing (e.g. restored and prepared) datadir.
+
+    ``datadir`` is MOVED to ``base_dir/name/data`` (a rename on one filesystem). Its grant
+    tables are the source server's, so the root password is unknown here: an ``--init-file``
+    creates/resets ``root``@``localhost`` and ``root``@``127.0.0.1`` with a fresh generated
+    password before the first login. GTID strict mode is off (the data came from elsewhere).
+    On failure the error log tail is in the exception and the directory is removed.
+    """
+    binary = binary or find_server_binary()
+    directory = os.path.abspath(os.path.join(os.fspath(base_dir), name))
+    if os.path.exists(directory):
+        raise SandboxError(f"{directory} already exists: stop that sandbox first or pick another name")
+    source = os.path.abspath(os.fspath(datadir))
+    if not os.path.isdir(source):
+        raise SandboxError(f"datadir {source} does not exist or is not a directory")
+    os.makedirs(directory, mode=0o700)
+    os.chmod(directory, 0o700)
+    password = secrets.token_urlsafe(18)
+    try:
+        shutil.move(source, os.path.join(directory, "data"))
+        init_file = os.path.join(directory, "init.sql")
+        pw = _sql_string(password)
+        _write_private(
+            init_file,
+            f"CREATE USER IF NOT EXISTS 'root'@'localhost' IDENTIFIED BY {pw};\n"
+            + _init_sql(password)
+            + "GRANT ALL PRIVILEGES ON *.* TO 'root'@'localhost' WITH GRANT OPTION;\n",
+        )
+        server = SandboxServer(
+            name=name,
+            directory=directory,
+            port=port or free_port(),
+            server_id=server_id,
+            pid=0,
+            flavor=binary.flavor,
+            version=f"{binary.version.major}.{binary.version.minor}.{binary.version.patch}",
+            root_password=password,
+            tuned=tuned,
+        )
+        argv = [*_server_options(binary, server, tuned, False), f"--init-file={init_file}", *extra_options]
+        proc = process.start_background(argv, log_path=os.path.join(directory, "stdout.log"))
+        server = replace(server, pid=proc.pid)
+        with _running_lock:
+            _running[proc.pid] = server
+        try:
+            _wait_ready(server, proc, timeout)
+        except SandboxError:
+            _stop_pid(server, proc)
+            raise
+        os.unlink(init_file)
+        _write_private(server.option_file, client_option_file(server.spec()))
+        _save_state(server)
+        return server
+    except BaseException:
+        shutil.rmtree(directory, ignore_errors=True)
+        raise

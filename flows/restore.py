@@ -1,0 +1,200 @@
+"""``restore`` and ``restore_test``: restore a backup; prove that backups restore.
+
+``restore_test`` is scheduled weekly (prefect.yaml): for the latest complete backup of each
+server, and for each location's copy, it restores into a scratch sandbox server, verifies
+against the manifest, measures the time, and writes a restore certificate next to the
+manifest at that location. Any failed check fails the flow with the reason.
+"""
+
+from __future__ import annotations
+
+import tempfile
+from typing import Any, cast
+from uuid import UUID
+
+from prefect import flow, get_run_logger, task
+from prefect.artifacts import create_progress_artifact, update_progress_artifact
+from prefect.cache_policies import NO_CACHE
+
+from flows.common import load_location, load_server, markdown_artifact, table_artifact
+from mysqlops import catalog
+from mysqlops import restore as core
+from mysqlops.errors import ConfigError, VerificationFailed
+from mysqlops.manifest import BackupManifest, RestoreCertificate
+from mysqlops.model import Location, ServerSpec
+
+
+@task(cache_policy=NO_CACHE)
+def restore_task(
+    copies: list[tuple[Location, BackupManifest]],
+    target: ServerSpec,
+    databases: list[str] | None,
+    rename: dict[str, str],
+    overwrite: bool,
+    allow_source_target: bool,
+    staging_dir: str | None,
+) -> core.RestoreResult:
+    logger = get_run_logger()
+    artifact_id = cast(
+        UUID, create_progress_artifact(0.0, description=f"Restore into {target.name}: bytes loaded")
+    )
+    state = {"last": 0.0}
+
+    def on_progress(done: int, total: int, elapsed: float) -> None:
+        if elapsed - state["last"] < 5 and done < total:
+            return
+        state["last"] = elapsed
+        pct = 100.0 * done / total if total else 100.0
+        rate = done / elapsed if elapsed > 0 else 0
+        eta = (total - done) / rate if rate > 0 else 0
+        logger.info(
+            "loaded %.0f%% (%d of %d bytes) at %.1f MB/s, ETA %.0fs", pct, done, total, rate / 1e6, eta
+        )
+        try:
+            update_progress_artifact(artifact_id, round(min(pct, 100.0), 1))
+        except Exception as exc:  # noqa: BLE001 - progress display never fails a restore
+            logger.debug("progress update failed: %s", exc)
+
+    result = core.restore_backup(
+        copies,
+        target,
+        databases=databases,
+        rename=rename,
+        overwrite=overwrite,
+        allow_source_target=allow_source_target,
+        staging_dir=staging_dir,
+        progress=on_progress,
+        log=logger.info,
+    )
+    update_progress_artifact(artifact_id, 100.0)
+    for problem in result.problems:
+        logger.warning(problem)
+    for warning in result.warnings:
+        logger.warning(warning)
+    return result
+
+
+@flow(name="restore")
+def restore(
+    target: str,
+    locations: list[str],
+    backup_id: str = "latest",
+    server: str | None = None,
+    databases: list[str] | None = None,
+    rename: dict[str, str] | None = None,
+    overwrite: bool = False,
+    allow_source_target: bool = False,
+    staging_dir: str | None = None,
+) -> dict[str, Any]:
+    """Restore ``backup_id`` (or the latest of ``server``) into the ``target`` MySQLServer block.
+
+    locations: BackupLocation block names in preference order; a missing, truncated or
+    corrupt copy is reported and the next location is used. rename: {"shop": "shop_restored"}.
+    Refuses a non-empty existing database unless overwrite=True, and the backup's own source
+    server unless allow_source_target=True.
+    """
+    if backup_id == "latest" and not server:
+        raise ConfigError("restore of 'latest' needs server=<the backed-up server's name>")
+    spec = load_server(target)
+    scans = catalog.scan([load_location(name) for name in locations])
+    copies = catalog.find_backup(scans, server, backup_id)
+    result = restore_task(copies, spec, databases, rename or {}, overwrite, allow_source_target, staging_dir)
+    rows = [{"database": d, "restored_as": t, "target": spec.name} for d, t in result.databases.items()]
+    table_artifact(f"restore-{spec.name}", rows, f"Restore of {result.backup_id}")
+    return {
+        "backup_id": result.backup_id,
+        "target": spec.name,
+        "databases": result.databases,
+        "locations_used": result.locations_used,
+        "problems": result.problems,
+        "durations": result.durations,
+    }
+
+
+@task(cache_policy=NO_CACHE)
+def restore_test_task(
+    location: Location, manifest: BackupManifest, staging_dir: str | None
+) -> RestoreCertificate:
+    logger = get_run_logger()
+    with tempfile.TemporaryDirectory(prefix="mysqlops-rt-", dir="/tmp") as sandbox_dir:
+        cert = core.restore_test_copy(
+            location, manifest, sandbox_dir=sandbox_dir, staging_dir=staging_dir, log=logger.info
+        )
+    for check in cert.checks:
+        (logger.info if check.passed else logger.error)(
+            "%s %s: %s", "PASS" if check.passed else "FAIL", check.name, check.detail
+        )
+    return cert
+
+
+def _certificate_markdown(cert: RestoreCertificate) -> str:
+    lines = [
+        f"# Restore test of `{cert.backup_id}` ({cert.server}) from `{cert.location}`: "
+        + ("**PASSED**" if cert.passed else "**FAILED**"),
+        "",
+        f"- source {cert.source_version}, scratch server {cert.target_version}",
+        f"- recovery point: backup was {cert.recovery_point_seconds / 3600:.1f} h old",
+        "- durations: " + ", ".join(f"{k} {v:.1f}s" for k, v in cert.durations.items()),
+        "",
+        "| check | result | detail |",
+        "|---|---|---|",
+        *[f"| {c.name} | {'pass' if c.passed else 'FAIL'} | {c.detail[:300]} |" for c in cert.checks],
+    ]
+    if cert.lossy:
+        lines += ["", "## Lossy by format", *[f"- {note}" for note in cert.lossy]]
+    return "\n".join(lines)
+
+
+@flow(name="restore-test")
+def restore_test(
+    locations: list[str],
+    servers: list[str] | None = None,
+    backup_id: str = "latest",
+    location: str | None = None,
+    staging_dir: str | None = None,
+) -> list[dict[str, Any]]:
+    """Prove backups restore: for the latest complete backup of each server (or
+    ``backup_id``), restore each location's copy (or only ``location``'s) into a scratch
+    server, verify, time it, and write a restore certificate. Fails if any check fails."""
+    locs = [load_location(name) for name in locations]
+    scans = catalog.scan(locs)
+    names = servers or sorted({m.server for s in scans for m in s.backups})
+    if not names:
+        raise ConfigError(f"no backups found at {locations}: nothing to test")
+    certs: list[RestoreCertificate] = []
+    for server in names:
+        copies = catalog.find_backup(scans, server, backup_id)
+        for loc, manifest in copies:
+            if location and loc.name != location:
+                continue
+            certs.append(restore_test_task(loc, manifest, staging_dir))
+    rows = []
+    for cert in certs:
+        markdown_artifact(
+            f"restore-test-{cert.server}-{cert.location}",
+            _certificate_markdown(cert),
+            f"Restore certificate of {cert.backup_id}",
+        )
+        rows.append(
+            {
+                "server": cert.server,
+                "backup_id": cert.backup_id,
+                "location": cert.location,
+                "passed": cert.passed,
+                "restore_seconds": cert.durations.get("total"),
+                "load_seconds": cert.durations.get("load"),
+                "verify_seconds": cert.durations.get("verify"),
+                "recovery_point_hours": round(cert.recovery_point_seconds / 3600, 2),
+                "failed_checks": "; ".join(c.name for c in cert.checks if not c.passed),
+            }
+        )
+    table_artifact("restore-tests", rows, "Restore test results")
+    failed = [r for r in rows if not r["passed"]]
+    if failed:
+        raise VerificationFailed(
+            "restore test failed for "
+            + ", ".join(
+                f"{r['server']} {r['backup_id']} at {r['location']} ({r['failed_checks']})" for r in failed
+            )
+        )
+    return rows

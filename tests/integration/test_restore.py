@@ -1,0 +1,151 @@
+"""Restore and restore tests against real servers, the real client and a real S3 endpoint."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from mysqlops import backup as bk
+from mysqlops import catalog, ids
+from mysqlops import restore as core
+from mysqlops.adapters import mysql as db
+from mysqlops.adapters import sandbox
+from mysqlops.adapters.storage import Store
+from mysqlops.compression import codec
+from mysqlops.errors import RestoreError
+from mysqlops.manifest import RestoreCertificate
+from mysqlops.model import Location
+from mysqlops.sampledata import create_awkward_database
+
+pytestmark = pytest.mark.integration
+
+
+@pytest.fixture(scope="module")
+def made(sandbox_root: str, tmp_path_factory: pytest.TempPathFactory, moto_server: str) -> Any:
+    """A source server with awkward data, FLOAT columns, backed up to local + S3."""
+    import boto3
+
+    server = sandbox.start_server(sandbox_root, "rsrc", server_id=601)
+    with db.session(server.spec()) as conn:
+        create_awkward_database(conn, "shop")
+        db.execute(conn, "CREATE TABLE shop.measure (id INT PRIMARY KEY, f FLOAT, d DOUBLE)")
+        db.execute(conn, "INSERT INTO shop.measure VALUES (1, 14285.7138671875, 14285.7138671875), (2, NULL, 0)")
+        db.execute(conn, "CREATE DATABASE simple")
+        db.execute(conn, "CREATE TABLE simple.t (id INT PRIMARY KEY, v VARCHAR(10))")
+        db.execute(conn, "INSERT INTO simple.t VALUES (1, 'a'), (2, 'b')")
+        db.execute(conn, "CREATE VIEW simple.v AS SELECT id FROM simple.t")
+    boto3.client("s3", endpoint_url=moto_server, aws_access_key_id="testing",
+                 aws_secret_access_key="testing").create_bucket(Bucket="restore-tests")
+    local = Location("local", f"file://{tmp_path_factory.mktemp('rloc')}/b")
+    s3 = Location("s3", "s3://restore-tests/m", {"key": "testing", "secret": "testing",
+                                                  "client_kwargs": {"endpoint_url": moto_server}}, offsite=True)
+    result = bk.run_backup(server.spec(), [s3, local], codec("zstd"))
+    assert result.ok
+    yield server, result.manifest, s3, local
+    sandbox.stop_server(server)
+
+
+def _copies(s3: Location, local: Location, backup_id: str) -> list[Any]:
+    return catalog.find_backup(catalog.scan([s3, local]), None, backup_id)
+
+
+def test_restore_test_passes_and_writes_certificate(made: Any, tmp_path: Any) -> None:
+    server, manifest, s3, local = made
+    cert = core.restore_test_copy(s3, manifest, sandbox_dir=str(tmp_path))
+    assert cert.passed, [c for c in cert.checks if not c.passed]
+    names = [c.name for c in cert.checks]
+    assert "sha256 of the copy at s3" in names
+    assert "shop: object counts" in names and "shop: re-dump content hash" in names
+    assert any("14285" not in n and "FLOAT columns measure.f" in n for n in cert.lossy)
+    assert cert.durations["load"] > 0 and cert.durations["total"] >= cert.durations["load"]
+    stored = catalog.scan([s3])[0].certificates
+    assert [c.backup_id for c in stored] == [manifest.backup_id] and isinstance(stored[0], RestoreCertificate)
+    assert not [n for n in sandbox.load_servers(str(tmp_path))]  # scratch server gone
+
+
+def test_corrupt_s3_copy_fails_its_test_and_restore_falls_back(made: Any, tmp_path: Any, sandbox_root: str) -> None:
+    server, manifest, s3, local = made
+    store = Store(s3)
+    key = f"{ids.backup_dir(manifest.server, manifest.backup_id)}/shop.sql.zst"
+    data = bytearray(store.read_bytes(key))
+    data[len(data) // 2] ^= 0x01  # one flipped bit in the stored copy
+    store.fs.pipe_file(store.path(key), bytes(data))
+    try:
+        cert = core.restore_test_copy(s3, manifest, sandbox_dir=str(tmp_path), write_certificate=False)
+        assert not cert.passed
+        failed = [c for c in cert.checks if not c.passed]
+        assert failed[0].name == "sha256 of the copy at s3" and "sha256" in failed[0].detail
+        target = sandbox.start_server(sandbox_root, "rtarget", server_id=602)
+        try:
+            result = core.restore_backup(_copies(s3, local, manifest.backup_id), target.spec(), databases=["shop"])
+            assert result.locations_used == {"shop.sql.zst": "local"}
+            assert any("corrupt" in p for p in result.problems)
+            with db.session(target.spec()) as conn:
+                assert db.object_counts(conn, "shop").tables == 5
+        finally:
+            sandbox.stop_server(target)
+    finally:
+        store.fs.rm(store.path(key))
+        store.fs.pipe_file(store.path(key), Store(local).read_bytes(key))
+
+
+def test_truncated_copy_fails_clearly_and_leaves_nothing(made: Any, sandbox_root: str, tmp_path: Any) -> None:
+    server, manifest, s3, local = made
+    trunc = Location("trunc", f"file://{tmp_path}/t")
+    src, dst = Store(local), Store(trunc)
+    directory = ids.backup_dir(manifest.server, manifest.backup_id)
+    for key in src.list_keys(directory):
+        data = src.read_bytes(key)
+        dst.put_bytes(data[: len(data) // 2] if key.endswith(".zst") else data, key)
+    target = sandbox.start_server(sandbox_root, "rtrunc", server_id=603)
+    try:
+        with pytest.raises(RestoreError, match="truncated"):
+            core.restore_backup(_copies(trunc, trunc, manifest.backup_id)[:1], target.spec())
+        with db.session(target.spec()) as conn:
+            assert db.user_databases(conn) == []
+    finally:
+        sandbox.stop_server(target)
+    before = {s.name for s in sandbox.load_servers(str(tmp_path))}
+    cert = core.restore_test_copy(trunc, manifest, sandbox_dir=str(tmp_path), write_certificate=False)
+    assert not cert.passed and "truncated" in cert.checks[1].detail
+    assert {s.name for s in sandbox.load_servers(str(tmp_path))} == before
+
+
+def test_refusals_and_rename(made: Any, sandbox_root: str) -> None:
+    server, manifest, s3, local = made
+    copies = _copies(local, s3, manifest.backup_id)
+    target = sandbox.start_server(sandbox_root, "rren", server_id=604)
+    try:
+        with db.session(target.spec()) as conn:
+            db.execute(conn, "CREATE DATABASE shop")
+            db.execute(conn, "CREATE TABLE shop.keepme (id INT)")
+        with pytest.raises(RestoreError, match="not empty"):
+            core.restore_backup(copies, target.spec(), databases=["shop"])
+        # shop's trigger body names `shop` explicitly: the renamed load fails, and leaves nothing
+        with pytest.raises(Exception, match="doesn't exist"):
+            core.restore_backup(copies, target.spec(), databases=["shop"], rename={"shop": "shop_restored"})
+        result = core.restore_backup(copies, target.spec(), databases=["simple"], rename={"simple": "simple2"})
+        assert result.databases == {"simple": "simple2"}
+        with db.session(target.spec()) as conn:
+            assert "shop_restored" not in db.user_databases(conn)
+            assert db.object_counts(conn, "simple2").as_dict() == {"tables": 1, "views": 1, "routines": 0,
+                                                                   "triggers": 0, "events": 0}
+            assert db.scalar(conn, "SELECT COUNT(*) FROM simple2.v") == 2
+            assert db.scalar(conn, "SELECT COUNT(*) FROM shop.keepme") == 0  # untouched
+        core.restore_backup(copies, target.spec(), databases=["shop"], overwrite=True)
+        with db.session(target.spec()) as conn:
+            assert db.object_counts(conn, "shop").tables == 5
+            assert "keepme" not in [r["t"] for r in db.query(conn, "SELECT TABLE_NAME t FROM information_schema.TABLES WHERE TABLE_SCHEMA='shop'")]
+        with pytest.raises(RestoreError, match="own source server"):
+            core.restore_backup(copies, server.spec(name=manifest.server))
+    finally:
+        sandbox.stop_server(target)
+
+
+def test_rename_rewriter_only_touches_structure_lines() -> None:
+    rw = core.RenameRewriter({"shop": "shop2"})
+    dump = (b"CREATE DATABASE /*!32312 IF NOT EXISTS*/ `shop` /*!40100 x */;\n\nUSE `shop`;\n"
+            b"INSERT INTO `t` VALUES ('USE `shop`;');\n")
+    out = b"".join(rw.feed(dump[i : i + 5]) for i in range(0, len(dump), 5)) + rw.finish()
+    assert out == dump.replace(b"`shop` /*", b"`shop2` /*").replace(b"\nUSE `shop`;", b"\nUSE `shop2`;")

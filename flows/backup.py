@@ -76,7 +76,9 @@ def dump_and_upload_task(
     progress_interval: float,
 ) -> core.BackupResult:
     logger = get_run_logger()
-    artifact_id = cast(UUID, create_progress_artifact(0.0, description=f"Backup of {spec.name}: bytes dumped / estimate"))
+    artifact_id = cast(
+        UUID, create_progress_artifact(0.0, description=f"Backup of {spec.name}: bytes dumped / estimate")
+    )
 
     def on_progress(p: core.Progress) -> None:
         eta = f", ETA {p.eta_seconds:.0f}s" if p.eta_seconds is not None else ""

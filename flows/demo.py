@@ -1,13 +1,18 @@
 """``make demo``: the main job end to end on local defaults.
 
-Starts a sandbox primary + replica on 127.0.0.1, registers them as blocks, runs the flows,
-prints where to look, and always stops every server it started.
+Sandbox primary + replica on 127.0.0.1 → sample data → replica provisioned (when the
+replication flows are installed) → backup to a local directory and to S3 (a local moto
+server) → restore test of both copies → retention plan (dry run) → report. Prints where to
+look, and always stops every server and process it started.
 """
 
 from __future__ import annotations
 
 import os
+import socket
 import sys
+import time
+import urllib.request
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -15,16 +20,45 @@ DEMO = ROOT / ".demo"
 os.environ.setdefault("PREFECT_HOME", str(DEMO / "prefect"))
 os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
 os.environ.setdefault("PREFECT_LOGGING_LEVEL", "INFO")
+os.environ.setdefault("PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS", "180")
+os.environ.setdefault("AWS_DEFAULT_REGION", "us-east-1")
+os.environ.setdefault("MPLBACKEND", "Agg")
 
 from pydantic import SecretStr  # noqa: E402
 
-from blocks import MySQLServer  # noqa: E402
+from blocks import BackupLocation, MySQLServer  # noqa: E402
+from flows.backup import backup  # noqa: E402
+from flows.report import backup_report  # noqa: E402
+from flows.restore import restore_test  # noqa: E402
 from flows.smoke import smoke  # noqa: E402
-from mysqlops.adapters import sandbox  # noqa: E402
+from mysqlops.adapters import mysql as db  # noqa: E402
+from mysqlops.adapters import process, sandbox  # noqa: E402
+from mysqlops.sampledata import create_awkward_database, create_bulk_table  # noqa: E402
 
 
 def say(text: str) -> None:
     print(f"\n==> {text}", flush=True)
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def start_moto(port: int, log: Path) -> object:
+    moto = process.start_background(
+        [sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(port)], log_path=str(log)
+    )
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        try:
+            urllib.request.urlopen(f"http://127.0.0.1:{port}/moto-api/", timeout=1)
+            return moto
+        except OSError:
+            time.sleep(0.2)
+    moto.kill()
+    raise RuntimeError(f"moto server did not start on port {port}; see {log}")
 
 
 def main() -> int:
@@ -32,7 +66,17 @@ def main() -> int:
     sandboxes = Path(os.environ.get("MYSQLOPS_DEMO_SANDBOXES", "/tmp")) / f"mysqlops-demo-{os.getpid()}"
     say(f"starting a sandbox primary + replica in {sandboxes}")
     servers = sandbox.start_cluster(sandboxes, replicas=1)
+    port = _free_port()
+    moto = start_moto(port, DEMO / "moto.log")
     try:
+        import boto3
+
+        boto3.client(
+            "s3",
+            endpoint_url=f"http://127.0.0.1:{port}",
+            aws_access_key_id="demo",
+            aws_secret_access_key="demo",
+        ).create_bucket(Bucket="mysqlops-demo")
         for server in servers:
             MySQLServer(
                 host="127.0.0.1",
@@ -42,18 +86,82 @@ def main() -> int:
                 server_name=f"demo-{server.name}",
                 description="mysqlops demo sandbox",
             ).save(f"demo-{server.name}", overwrite=True)
+        BackupLocation(url=f"file://{DEMO / 'backups'}", description="demo local disk").save(
+            "demo-local", overwrite=True
+        )
+        BackupLocation(
+            url="s3://mysqlops-demo/backups",
+            key=SecretStr("demo"),
+            secret=SecretStr("demo"),
+            endpoint_url=f"http://127.0.0.1:{port}",
+            offsite=True,
+            description="demo S3 (local moto server)",
+        ).save("demo-s3", overwrite=True)
+
         say("smoke flow: connect to both servers")
-        rows = smoke([f"demo-{s.name}" for s in servers])
-        for row in rows:
+        for row in smoke([f"demo-{s.name}" for s in servers]):
             print(
                 f"    {row['server']:<14} {row['endpoint']:<16} {row['version']}  server_id={row['server_id']}"
             )
+
+        say("loading sample data on the primary (awkward types and objects + a 200k-row table)")
+        with db.session(servers[0].spec()) as conn:
+            create_awkward_database(conn, "shop")
+            create_bulk_table(conn, "sales", "orders", 200_000)
+
+        try:
+            from flows.replication import provision_replica
+        except ImportError:
+            provision_replica = None
+        if provision_replica is not None:
+            say("provisioning the replica from the primary (GTID replication, proven equal)")
+            os.environ["MYSQLOPS_DEMO_REPL_PASSWORD"] = "demo-" + os.urandom(8).hex()
+            from prefect.blocks.system import Secret
+
+            Secret(value=os.environ["MYSQLOPS_DEMO_REPL_PASSWORD"]).save("demo-repl-password", overwrite=True)
+            provision_replica(
+                primary="demo-primary", replicas=["demo-replica1"], replication_password="demo-repl-password"
+            )
+
+        say("backup flow: primary → zstd → sha256 → local disk + S3, verified, manifest last")
+        summary = backup(server="demo-primary", locations=["demo-local", "demo-s3"], tags=["demo"])
+        print(
+            f"    backup {summary['backup_id']}: {summary['raw_bytes']:,} bytes raw → "
+            f"{summary['stored_bytes']:,} stored; {summary['locations']}"
+        )
+
+        say("restore test: each stored copy into a scratch server, verified, certificate written")
+        for row in restore_test(locations=["demo-local", "demo-s3"]):
+            print(
+                f"    {row['location']:<6} passed={row['passed']}  restore {row['restore_seconds']:.1f}s "
+                f"(load {row['load_seconds']:.1f}s, verify {row['verify_seconds']:.1f}s)"
+            )
+
+        try:
+            from flows.retention import apply_retention
+        except ImportError:
+            apply_retention = None
+        if apply_retention is not None:
+            say("retention plan (dry run): what a 7-day policy would keep and delete")
+            apply_retention(locations=["demo-local", "demo-s3"], policy={"keep_within": "7d", "keep_last": 3})
+
+        say("report: sizes, durations, 3-2-1, restore tests (DataFrames + artifacts + HTML)")
+        frames = backup_report(locations=["demo-local", "demo-s3"], output_location="demo-local")
+        print(
+            frames["backups"][
+                ["backup_id", "location", "raw_bytes", "stored_bytes", "ratio", "duration_s"]
+            ].to_string(index=False)
+        )
     finally:
-        say("stopping the sandbox servers")
+        say("stopping the sandbox servers and the S3 endpoint")
         sandbox.stop_servers(servers)
-    say(f"done. Prefect state lives in {os.environ['PREFECT_HOME']}; to browse the runs in the UI:")
+        moto.kill()  # type: ignore[attr-defined]
+        moto.wait()  # type: ignore[attr-defined]
+    say("done. Look at:")
+    print(f"    backups and the HTML report: {DEMO / 'backups'}  (reports/<time>/report.html)")
     print(
-        f"    PREFECT_HOME={os.environ['PREFECT_HOME']} uv run prefect server start   # then open http://127.0.0.1:4200"
+        f"    Prefect runs and artifacts:  PREFECT_HOME={os.environ['PREFECT_HOME']} uv run prefect server start"
+        "   # then open http://127.0.0.1:4200"
     )
     return 0
 

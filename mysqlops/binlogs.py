@@ -61,6 +61,7 @@ from mysqlops.adapters.storage import Store, StoredObject
 from mysqlops.checksum import CHUNK, CountingHash, iter_chunks
 from mysqlops.commands import ClientTools, client_option_file, mysql_argv
 from mysqlops.compression import Codec, codec_from_label
+from mysqlops.dialect import dialect_for
 from mysqlops.errors import (
     ConfigError,
     IntegrityError,
@@ -434,13 +435,6 @@ class ServerBinlogs:
         return dict(self.logs)
 
 
-def binlog_status_sql(version: ServerVersion) -> str:
-    """``SHOW BINARY LOG STATUS`` on MySQL 8.2+ (8.4 removed MASTER STATUS), else MASTER STATUS."""
-    if version.flavor is Flavor.MYSQL and version.at_least(8, 2):
-        return "SHOW BINARY LOG STATUS"
-    return "SHOW MASTER STATUS"
-
-
 def _privilege_hint(version: ServerVersion) -> str:
     if version.flavor is Flavor.MARIADB:
         return "GRANT RELOAD, BINLOG MONITOR, REPLICATION SLAVE ON *.* TO <backup user>"
@@ -451,6 +445,7 @@ def rotate_and_list(spec: ServerSpec, *, rotate: bool = True) -> ServerBinlogs:
     """``FLUSH BINARY LOGS`` (closing the current file), then list the binlogs."""
     with db.session(spec) as conn:
         version = db.server_version(conn)
+        dialect = dialect_for(version)
         try:
             row = db.query(conn, "SELECT @@log_bin AS lb, @@server_id AS sid")[0]
             if not int(row["lb"] or 0):
@@ -462,16 +457,16 @@ def rotate_and_list(spec: ServerSpec, *, rotate: bool = True) -> ServerBinlogs:
             if version.flavor is Flavor.MYSQL:
                 uuid = str(db.scalar(conn, "SELECT @@server_uuid"))
             if rotate:
-                db.execute(conn, "FLUSH BINARY LOGS")
-            status = db.query(conn, binlog_status_sql(version))
-            logs = db.query(conn, "SHOW BINARY LOGS")
+                db.execute(conn, dialect.flush_binary_logs())
+            status = db.query(conn, dialect.binlog_status_query())
+            logs = db.query(conn, dialect.show_binary_logs())
         except pymysql.err.MySQLError as exc:
             code = exc.args[0] if exc.args else None
             detail = exc.args[1] if len(exc.args) > 1 else str(exc)
             hint = f"; {_privilege_hint(version)}" if code in (1227, 1045, 1142, 1044) else ""
             raise BinlogError(f"server {spec.name!r}: cannot rotate/list binlogs: {detail}{hint}") from None
     if not status:
-        raise BinlogError(f"server {spec.name!r}: {binlog_status_sql(version)} returned nothing")
+        raise BinlogError(f"server {spec.name!r}: {dialect.binlog_status_query()} returned nothing")
     return ServerBinlogs(
         version=version,
         server_id=int(row["sid"]),
@@ -887,6 +882,12 @@ def select_replay_files(
             raise ConfigError(
                 f"until_position {until_position} is before the start {start.file}:{start.position}"
             )
+    first = by_seq[start.sequence]
+    if until_datetime is not None and first.first_event_at and until_datetime < first.first_event_at:
+        raise ConfigError(
+            f"until_datetime {until_datetime.isoformat()} is before {start.file} was even started "
+            f"({first.first_event_at.isoformat()}): pick an older backup to start from"
+        )
     targets = parse_mariadb_gtids(until_gtid) if until_gtid else {}
     chosen: list[BinlogManifest] = []
     seq = start.sequence

@@ -42,7 +42,7 @@ _FOOTER_PREFIXES = (
 FOOTER = b"\n".join(p + b" */;" for p in _FOOTER_PREFIXES) + b"\n"
 _SANDBOX_LINE = b"/*M!999999"
 _ROUTINE_RE = re.compile(rb"^(?:CREATE|/\*!50003 CREATE\*/).*?\b(?:PROCEDURE|FUNCTION)\s+`")
-_SPECIAL_STARTS = (b"--", b"CREATE", b"/*!50003 CREATE*/", b"/*!50106 CREATE*/", b"/*!40", b"/*M!")
+_SPECIAL_STARTS = (b"--", b"CREATE", b"/*!50003 CREATE*/", b"/*!50106 CREATE*/", b"/*!40", b"/*M!", b"USE `")
 
 
 def parse_marker(line: bytes) -> str | None:
@@ -146,7 +146,7 @@ class DumpScanner:
     def _line_starts(self, block: bytes, starts_at_line: bool) -> list[int]:
         """Offsets of lines that may be special (comments, CREATE ..., /*!... */)."""
         found: set[int] = {0} if starts_at_line else set()
-        for needle in (b"\n--", b"\nCREATE", b"\n/*!"):
+        for needle in (b"\n--", b"\nCREATE", b"\n/*!", b"\nUSE `"):
             pos = block.find(needle)
             while pos >= 0:
                 found.add(pos + 1)
@@ -165,16 +165,16 @@ class DumpScanner:
                 name = parse_marker(line)
                 if name is not None:
                     self._emit(block[emit_from:start], block, content_from, start)
-                    emit_from = content_from = start
+                    emit_from, content_from = start, end  # the marker is a comment: not content
                     self.current = name
                     self._section(name)
                     continue
             if self.current is None:
                 continue
             stats = self.sections[self.current]
-            excluded = (
-                line.startswith(b"--") or line.startswith(_SANDBOX_LINE) or line.startswith(_FOOTER_PREFIXES)
-            )
+            # comments, the footer, and USE lines (a multi-database dump revisits every database
+            # at its end; a single-database dump of a database without views does not)
+            excluded = line.startswith((b"--", _SANDBOX_LINE, b"USE `")) or line.startswith(_FOOTER_PREFIXES)
             if excluded:
                 self._content(stats, block[content_from:start])
                 content_from = end

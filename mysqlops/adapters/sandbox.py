@@ -211,6 +211,7 @@ def _current_user() -> str:
 def _init_sql(password: str) -> str:
     pw = _sql_string(password)
     return (
+        "SET SESSION sql_log_bin=0;\n"  # never write the password into the binary log
         f"ALTER USER 'root'@'localhost' IDENTIFIED BY {pw};\n"
         f"CREATE USER IF NOT EXISTS 'root'@'127.0.0.1' IDENTIFIED BY {pw};\n"
         f"ALTER USER 'root'@'127.0.0.1' IDENTIFIED BY {pw};\n"

@@ -70,6 +70,7 @@ class Store:
         options = dict(location.storage_options)
         if location.protocol == "s3":
             options.setdefault("skip_instance_cache", True)
+            options.setdefault("use_listings_cache", False)  # stale listings would break write-once
             options.setdefault(
                 "config_kwargs",
                 {
@@ -226,7 +227,8 @@ class Store:
 
     def _publish_s3(self, final: str, src: IO[bytes]) -> CountingHash:
         digest = CountingHash()
-        handle = self.fs.open(final, "wb", block_size=64 * 1024 * 1024)
+        # "xb": a conditional PUT (If-None-Match: *): write-once even against a concurrent writer
+        handle = self.fs.open(final, "xb", block_size=64 * 1024 * 1024)
         try:
             for chunk in iter_chunks(src, CHUNK):
                 handle.write(chunk)
@@ -236,7 +238,12 @@ class Store:
                 handle.discard()  # abort the multipart upload: nothing becomes visible
                 handle.closed = True  # and never flush it from __del__
             raise
-        handle.close()
+        try:
+            handle.close()
+        except FileExistsError:
+            raise ObjectExists(
+                f"location {self.location.name!r}: {final.rsplit('/', 1)[-1]} was written concurrently; never overwritten"
+            ) from None
         return digest
 
     def _publish_generic(self, final: str, src: IO[bytes]) -> CountingHash:

@@ -118,3 +118,12 @@ def test_stale_multipart_uploads_are_aborted(s3_location: Location) -> None:
     aborted = store.abort_stale_uploads(timedelta(0))
     assert aborted == [f"{prefix}/srv/full/x/big.sql.zst"]
     assert store.fs.call_s3("list_multipart_uploads", Bucket=bucket).get("Uploads", []) == []
+
+
+def test_s3_write_once_is_a_conditional_put(s3_location: Location) -> None:
+    """Two writers that both passed the existence check: the second PUT is refused."""
+    a, b = Store(s3_location), Store(s3_location)
+    a.put_bytes(b"first", "race/k")
+    with pytest.raises(ObjectExists):
+        b._publish_s3(b.path("race/k"), __import__("io").BytesIO(b"second"))
+    assert b.read_bytes("race/k") == b"first"

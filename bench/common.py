@@ -1,0 +1,58 @@
+"""Shared benchmark helpers: a data server, a moto S3 process, timing and result files."""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+from typing import Any
+
+RESULTS = Path(__file__).resolve().parent / "results"
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def start_moto(log_dir: Path) -> tuple[subprocess.Popen[bytes], str]:
+    port = free_port()
+    log = open(log_dir / "moto.log", "wb")  # noqa: SIM115 - lives as long as the server
+    proc = subprocess.Popen([sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(port)],
+                            stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+    url = f"http://127.0.0.1:{port}"
+    for _ in range(150):
+        try:
+            urllib.request.urlopen(url + "/moto-api/", timeout=1)
+            break
+        except OSError:
+            time.sleep(0.2)
+    import boto3
+
+    boto3.client("s3", endpoint_url=url, aws_access_key_id="bench", aws_secret_access_key="bench",
+                 region_name="us-east-1").create_bucket(Bucket="bench")
+    return proc, url
+
+
+def timed_shell(cmd: str, env: dict[str, str] | None = None) -> float:
+    """Wall seconds of a shell pipeline (pipefail: any failing member fails)."""
+    started = time.monotonic()
+    subprocess.run(["bash", "-o", "pipefail", "-c", cmd], check=True, env=env)
+    return time.monotonic() - started
+
+
+def write_result(name: str, doc: dict[str, Any], markdown: str) -> None:
+    RESULTS.mkdir(exist_ok=True)
+    (RESULTS / f"{name}.json").write_text(json.dumps(doc, indent=2, default=str))
+    (RESULTS / f"{name}.md").write_text(markdown)
+    print(markdown)
+
+
+def dir_size(path: str) -> int:
+    return sum(os.path.getsize(os.path.join(d, f)) for d, _, files in os.walk(path) for f in files)

@@ -32,7 +32,7 @@ import json, resource, sys, time
 from mysqlops import backup, catalog, restore
 from mysqlops.compression import codec
 from mysqlops.model import Location, ServerSpec
-args = json.loads(sys.argv[1])
+args = json.loads(sys.stdin.read())  # never argv: it holds a password
 spec = ServerSpec(**args["spec"])
 locs = [Location(**l) for l in args["locations"]]
 t = time.monotonic()
@@ -54,7 +54,7 @@ print("RESULT " + json.dumps(out))
 
 
 def child(payload: dict) -> dict:
-    proc = subprocess.run([sys.executable, "-c", CHILD, json.dumps(payload)], capture_output=True, text=True,
+    proc = subprocess.run([sys.executable, "-c", CHILD], input=json.dumps(payload), capture_output=True, text=True,
                           env={**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[1])})
     if proc.returncode:
         raise RuntimeError(proc.stderr[-3000:])

@@ -5,6 +5,7 @@ Registered through the ``prefect.collections`` entry point and with
 """
 
 from blocks.location import BackupLocation
+from blocks.policy import RetentionPolicyBlock
 from blocks.server import MySQLServer
 
-__all__ = ["BackupLocation", "MySQLServer"]
+__all__ = ["BackupLocation", "MySQLServer", "RetentionPolicyBlock"]

@@ -18,7 +18,7 @@ from flows.common import load_location, load_server, markdown_artifact, table_ar
 from mysqlops import backup as core
 from mysqlops import catalog
 from mysqlops.compression import codec as make_codec
-from mysqlops.errors import MysqlopsError
+from mysqlops.errors import ConfigError, MysqlopsError
 from mysqlops.model import Location, ServerSpec
 
 
@@ -66,7 +66,7 @@ def preflight_task(
 def dump_and_upload_task(
     spec: ServerSpec,
     locations: list[Location],
-    plan: core.Plan,
+    plan: core.Plan | None,
     compression: str,
     level: int | None,
     parallel: int,
@@ -74,6 +74,8 @@ def dump_and_upload_task(
     tags: list[str],
     staging_dir: str | None,
     progress_interval: float,
+    method: str = "logical",
+    incremental: bool = False,
 ) -> core.BackupResult:
     logger = get_run_logger()
     artifact_id = cast(
@@ -150,6 +152,8 @@ def backup(
     tags: list[str] | None = None,
     staging_dir: str | None = None,
     progress_interval: float = 5.0,
+    method: str = "logical",
+    incremental: bool = False,
 ) -> dict[str, Any]:
     """Back up ``server`` (a MySQLServer block name) to every ``locations`` block.
 
@@ -157,8 +161,14 @@ def backup(
     compression: zstd (default, level 3, all cores) | gzip | none. parallel: databases dumped
     at once (1 = one consistent snapshot for all). from_replica: freeze a replica's SQL thread
     so all databases share one point and record the primary's coordinates.
+    method: "logical" (mysqldump) or "physical" (mariabackup/xtrabackup; must run on the
+    server's machine; ``incremental=True`` builds on the newest physical backup).
     Ends Failed, naming the location(s), when any location could not be written and verified.
     """
+    if method not in ("logical", "physical"):
+        raise ConfigError(f"method must be 'logical' or 'physical', got {method!r}")
+    if incremental and method != "physical":
+        raise ConfigError("incremental=True needs method='physical' (logical increments are binlog archives)")
     logger = get_run_logger()
     spec = load_server(server)
     locs = [load_location(name) for name in locations]

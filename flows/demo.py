@@ -109,19 +109,15 @@ def main() -> int:
             create_awkward_database(conn, "shop")
             create_bulk_table(conn, "sales", "orders", 200_000)
 
-        try:
-            from flows.replication import provision_replica
-        except ImportError:
-            provision_replica = None
-        if provision_replica is not None:
-            say("provisioning the replica from the primary (GTID replication, proven equal)")
-            os.environ["MYSQLOPS_DEMO_REPL_PASSWORD"] = "demo-" + os.urandom(8).hex()
-            from prefect.blocks.system import Secret
+        say("provisioning the replica from the primary (GTID replication, proven equal)")
+        from prefect.blocks.system import Secret
 
-            Secret(value=os.environ["MYSQLOPS_DEMO_REPL_PASSWORD"]).save("demo-repl-password", overwrite=True)
-            provision_replica(
-                primary="demo-primary", replicas=["demo-replica1"], replication_password="demo-repl-password"
-            )
+        from flows.replication import provision_replica
+
+        Secret(value=SecretStr("demo-" + os.urandom(8).hex())).save("demo-repl-password", overwrite=True)
+        provision_replica(
+            primary="demo-primary", replicas=["demo-replica1"], replication_password="demo-repl-password"
+        )
 
         say("backup flow: primary → zstd → sha256 → local disk + S3, verified, manifest last")
         summary = backup(server="demo-primary", locations=["demo-local", "demo-s3"], tags=["demo"])
@@ -137,13 +133,10 @@ def main() -> int:
                 f"(load {row['load_seconds']:.1f}s, verify {row['verify_seconds']:.1f}s)"
             )
 
-        try:
-            from flows.retention import apply_retention
-        except ImportError:
-            apply_retention = None
-        if apply_retention is not None:
-            say("retention plan (dry run): what a 7-day policy would keep and delete")
-            apply_retention(locations=["demo-local", "demo-s3"], policy={"keep_within": "7d", "keep_last": 3})
+        say("retention plan (dry run): what a 7-day policy would keep and delete")
+        from flows.retention import apply_retention
+
+        apply_retention(locations=["demo-local", "demo-s3"], policy={"keep_within": "7d", "keep_last": 3})
 
         say("report: sizes, durations, 3-2-1, restore tests (DataFrames + artifacts + HTML)")
         frames = backup_report(locations=["demo-local", "demo-s3"], output_location="demo-local")

@@ -113,13 +113,34 @@ def restore(
 
 @task(cache_policy=NO_CACHE)
 def restore_test_task(
-    location: Location, manifest: BackupManifest, staging_dir: str | None
+    location: Location,
+    manifest: BackupManifest,
+    staging_dir: str | None,
+    scans: list[catalog.LocationScan] | None = None,
+    compare_with: ServerSpec | None = None,
 ) -> RestoreCertificate:
     logger = get_run_logger()
-    with tempfile.TemporaryDirectory(prefix="mysqlops-rt-", dir="/tmp") as sandbox_dir:
-        cert = core.restore_test_copy(
-            location, manifest, sandbox_dir=sandbox_dir, staging_dir=staging_dir, log=logger.info
+    if manifest.method.value == "physical":
+        from mysqlops.adapters.storage import Store
+        from mysqlops.physical import physical_chain, restore_test_physical
+
+        if compare_with is None:
+            raise ConfigError(
+                f"backup {manifest.backup_id} is physical: its restore test compares table checksums with a "
+                "server that has not changed since (e.g. a quiet replica); pass compare_with=<MySQLServer block>"
+            )
+        here = [s for s in scans or [] if s.location.name == location.name]
+        chain = physical_chain(here, manifest.server, manifest.backup_id)
+        result = restore_test_physical(chain, source=compare_with, staging_dir=staging_dir, log=logger.info)
+        cert = result.certificate
+        Store(location).put_bytes(
+            cert.to_json().encode(), core.certificate_key(manifest, location.name, cert.tested_at)
         )
+    else:
+        with tempfile.TemporaryDirectory(prefix="mysqlops-rt-", dir="/tmp") as sandbox_dir:
+            cert = core.restore_test_copy(
+                location, manifest, sandbox_dir=sandbox_dir, staging_dir=staging_dir, log=logger.info
+            )
     for check in cert.checks:
         (logger.info if check.passed else logger.error)(
             "%s %s: %s", "PASS" if check.passed else "FAIL", check.name, check.detail
@@ -152,10 +173,14 @@ def restore_test(
     backup_id: str = "latest",
     location: str | None = None,
     staging_dir: str | None = None,
+    compare_with: str | None = None,
 ) -> list[dict[str, Any]]:
     """Prove backups restore: for the latest complete backup of each server (or
     ``backup_id``), restore each location's copy (or only ``location``'s) into a scratch
-    server, verify, time it, and write a restore certificate. Fails if any check fails."""
+    server, verify, time it, and write a restore certificate. Fails if any check fails.
+    Physical backups (a prepared chain started as a scratch server) are compared table by
+    table with ``compare_with`` (a MySQLServer block that has not changed since)."""
+    reference = load_server(compare_with) if compare_with else None
     locs = [load_location(name) for name in locations]
     scans = catalog.scan(locs)
     names = servers or sorted({m.server for s in scans for m in s.backups})
@@ -167,7 +192,7 @@ def restore_test(
         for loc, manifest in copies:
             if location and loc.name != location:
                 continue
-            certs.append(restore_test_task(loc, manifest, staging_dir))
+            certs.append(restore_test_task(loc, manifest, staging_dir, scans, reference))
     rows = []
     for cert in certs:
         markdown_artifact(

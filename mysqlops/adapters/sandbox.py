@@ -503,6 +503,7 @@ def start_server_on_datadir(
         pw = _sql_string(password)
         _write_private(
             init_file,
+            "SET SESSION sql_log_bin=0;\n"  # never write the password into the binary log
             f"CREATE USER IF NOT EXISTS 'root'@'localhost' IDENTIFIED BY {pw};\n"
             + _init_sql(password)
             + "GRANT ALL PRIVILEGES ON *.* TO 'root'@'localhost' WITH GRANT OPTION;\n",

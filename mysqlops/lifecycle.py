@@ -1,0 +1,141 @@
+"""Apply retention plans to a location, and clean up what is not a backup.
+
+Order of deletion (the manifest is the commit marker): a backup's manifest first, then its
+data; a crash halfway leaves garbage (data without a manifest), never a broken backup that
+still looks complete, and the next run's cleanup finishes the job. Cleanup removes temporary
+objects, data without a manifest and stale multipart uploads only when they are older than a
+grace period, so a backup still being written is never touched. An unreadable catalog
+deletes nothing. An object the storage refuses to delete is reported as "kept: locked".
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from mysqlops import ids
+from mysqlops.adapters.storage import Store
+from mysqlops.catalog import LocationScan
+from mysqlops.errors import RetentionError, StorageError
+from mysqlops.model import BackupKind
+from mysqlops.retention import RetentionPlan, RetentionPolicy, plan
+
+
+def plan_for_scan(
+    scan: LocationScan, policy: RetentionPolicy, now: datetime, servers: Sequence[str] | None = None
+) -> RetentionPlan:
+    """The retention plan of one location; refuses (deletes nothing) if its catalog is unreadable."""
+    if scan.errors:
+        raise RetentionError(
+            f"location {scan.location.name!r}: the catalog is not fully readable, so nothing is deleted there: "
+            + "; ".join(scan.errors[:5])
+        )
+    policy.require_rules()
+    records = [m.to_record() for m in scan.backups] + [b.to_record() for b in scan.binlogs]
+    if servers:
+        records = [r for r in records if r.server in servers]
+    return plan(records, policy, now)
+
+
+@dataclass
+class ApplyResult:
+    location: str
+    deleted: list[str] = field(default_factory=list)  # backup ids / binlog files
+    locked: list[str] = field(default_factory=list)  # storage refused: kept
+    failed: list[str] = field(default_factory=list)
+    bytes_freed: int = 0
+    cleaned: list[str] = field(default_factory=list)  # garbage keys removed
+    aborted_uploads: list[str] = field(default_factory=list)
+
+    def rows(self) -> list[dict[str, Any]]:
+        return (
+            [{"location": self.location, "item": d, "action": "deleted"} for d in self.deleted]
+            + [{"location": self.location, "item": d, "action": "kept: locked"} for d in self.locked]
+            + [{"location": self.location, "item": d, "action": "FAILED"} for d in self.failed]
+            + [
+                {"location": self.location, "item": k, "action": "cleaned (not a backup)"}
+                for k in self.cleaned
+            ]
+        )
+
+
+def _is_locked(exc: BaseException) -> bool:
+    text = f"{type(exc).__name__} {exc}".lower()
+    return any(
+        w in text
+        for w in ("permission", "accessdenied", "access denied", "objectlock", "object lock", "read-only")
+    )
+
+
+def _delete_keys(store: Store, keys: Sequence[str]) -> None:
+    for key in keys:
+        store.delete(key)
+
+
+def apply_plan(
+    store: Store,
+    scan: LocationScan,
+    retention: RetentionPlan,
+    *,
+    after_manifest_deleted: Callable[[str], None] | None = None,
+) -> ApplyResult:
+    """Delete what ``retention`` says, manifest first. ``after_manifest_deleted`` is a test hook."""
+    result = ApplyResult(store.location.name)
+    for decision in retention.delete:
+        rec = decision.record
+        if rec.kind is BackupKind.BINLOG:
+            keys = scan.binlog_keys.get(f"{rec.server}/{rec.backup_id}", [])
+            manifest = [k for k in keys if k.endswith(".json")]
+        else:
+            directory = ids.backup_dir(rec.server, rec.backup_id)
+            keys = scan.data_keys.get(directory, [])
+            manifest = [f"{directory}/{ids.MANIFEST_NAME}"]
+        data = [k for k in keys if k not in manifest]
+        try:
+            _delete_keys(store, manifest)  # the commit marker first: from here on it is garbage
+        except StorageError as exc:
+            (result.locked if _is_locked(exc) else result.failed).append(rec.backup_id)
+            continue
+        if after_manifest_deleted:
+            after_manifest_deleted(rec.backup_id)
+        try:
+            _delete_keys(store, data)
+        except StorageError as exc:
+            # the backup is gone (no manifest); its data is garbage the next cleanup retries
+            (result.locked if _is_locked(exc) else result.failed).append(f"{rec.backup_id} (data)")
+        result.deleted.append(rec.backup_id)
+        result.bytes_freed += rec.stored_bytes
+    return result
+
+
+def cleanup(
+    store: Store,
+    scan: LocationScan,
+    grace: timedelta,
+    now: datetime | None = None,
+    result: ApplyResult | None = None,
+) -> ApplyResult:
+    """Remove temporary objects, data without a manifest and stale multipart uploads older
+    than ``grace`` (a backup being written is younger than that and is left alone)."""
+    now = now or datetime.now(UTC)
+    result = result or ApplyResult(store.location.name)
+    for key in [*scan.temporary, *scan.orphans]:
+        if key.startswith("reports/"):
+            continue  # report outputs live next to backups; they are not garbage
+        try:
+            modified = store.modified(key)
+        except StorageError:
+            continue
+        if modified is None or now - modified < grace:
+            continue
+        try:
+            store.delete(key)
+            result.cleaned.append(key)
+        except StorageError as exc:
+            (result.locked if _is_locked(exc) else result.failed).append(key)
+    with contextlib.suppress(StorageError):
+        result.aborted_uploads = store.abort_stale_uploads(grace, now)
+    return result

@@ -1,0 +1,569 @@
+"""Retention: which backups to keep, which to delete, and why. Pure, and it fails closed.
+
+``plan(records, policy, now)`` gives every record a :class:`Decision` (keep or delete) with the
+reasons, so a flow can show the plan before it deletes anything. Rules combine like restic
+``forget`` / borg ``prune``; each rule is applied independently and a backup kept by several
+rules lists all of them.
+
+Safety rules that win over the policy (barman, pgBackRest, restic):
+
+* Only complete, verified full backups that are not future-dated and not of suspicious size
+  count toward (and are selected by) ``keep_last`` and the calendar rules. Failed or
+  unverified backups never take a slot from a good one.
+* ``min_redundancy``: the newest N good fulls always stay; the newest verified backup always
+  stays; a backup dated after ``now`` stays (flag ``future-dated``).
+* Unverified backups newer than the newest verified one stay (their verification may still be
+  pending); older unverified ones and failed ones go unless ``keep_within`` or ``keep_forever``
+  keeps them.
+* Chains: the parent chain of every kept incremental stays. Binlogs: every binlog from the
+  position of the oldest kept full onwards stays (point-in-time recovery from that full needs
+  them); if no kept full records a binlog position, every binlog stays.
+* Records are planned per (server, location) group; duplicate ids in a group make the catalog
+  ambiguous and raise :class:`RetentionError` (nothing is deleted).
+"""
+
+from __future__ import annotations
+
+import re
+from collections import deque
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, fields
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from mysqlops.errors import ConfigError, RetentionError
+from mysqlops.manifest import utc_iso
+from mysqlops.model import BackupKind, BackupRecord, BackupStatus, binlog_sequence
+
+FLAG_FUTURE = "future-dated"
+FLAG_SUSPICIOUS = "suspicious-size"
+FLAG_UNVERIFIED = "unverified"
+FLAG_FAILED = "failed"
+FLAG_BROKEN_CHAIN = "broken-chain"
+FLAG_UNKNOWN_SEQUENCE = "unknown-sequence"
+
+_COUNT_RULES = ("keep_last", "keep_hourly", "keep_daily", "keep_weekly", "keep_monthly", "keep_yearly")
+
+
+# --------------------------------------------------------------------------- durations
+
+_UNIT_SECONDS: dict[str, int] = {}
+for _names, _seconds in (
+    (("w", "wk", "week", "weeks"), 604800),
+    (("d", "day", "days"), 86400),
+    (("h", "hr", "hrs", "hour", "hours"), 3600),
+    (("m", "min", "mins", "minute", "minutes"), 60),
+    (("s", "sec", "secs", "second", "seconds"), 1),
+):
+    for _name in _names:
+        _UNIT_SECONDS[_name] = _seconds
+
+_UNIT_ALT = "|".join(sorted(_UNIT_SECONDS, key=len, reverse=True))
+_COMPACT_PART = re.compile(rf"(\d+(?:\.\d+)?)\s*({_UNIT_ALT})(?![a-z])")
+_COMPACT_FULL = re.compile(rf"(?:\d+(?:\.\d+)?\s*(?:{_UNIT_ALT})(?![a-z])\s*)+")
+_ISO = re.compile(
+    r"P(?:(?P<w>\d+)W)?(?:(?P<d>\d+)D)?(?:T(?:(?P<h>\d+)H)?(?:(?P<m>\d+)M)?(?:(?P<s>\d+(?:\.\d+)?)S)?)?"
+)
+_DURATION_HELP = "use e.g. '7d', '36h', '2w', '1d12h', 'P7D', 'PT36H' or a number of seconds"
+
+
+def parse_duration(text: str) -> timedelta:
+    """Parse ``7d``, ``36h``, ``2w``, ``90m``, ``1d12h``, ``P7D``, ``P1DT12H`` or ``3600`` (seconds).
+
+    Units: s, m (minutes), h, d, w (and their long names). Months and years are refused: they
+    have no fixed length. The result must be positive.
+    """
+    if not isinstance(text, str):
+        raise RetentionError(f"duration {text!r} is not a string; {_DURATION_HELP}")
+    s = text.strip().lower()
+    seconds: float
+    if not s:
+        raise RetentionError(f"empty duration; {_DURATION_HELP}")
+    if re.fullmatch(r"\d+(?:\.\d+)?", s):
+        seconds = float(s)
+    elif s.startswith("p"):
+        m = _ISO.fullmatch(s.upper())
+        if not m or s in ("p", "pt") or s.endswith("t"):
+            if re.match(r"^p(\d+y|\d+m)", s):
+                raise RetentionError(
+                    f"duration {text!r}: months and years have no fixed length; use days, e.g. 'P30D' or '365d'"
+                )
+            raise RetentionError(f"cannot parse duration {text!r}; {_DURATION_HELP}")
+        parts = {k: float(v) if v else 0.0 for k, v in m.groupdict().items()}
+        seconds = parts["w"] * 604800 + parts["d"] * 86400 + parts["h"] * 3600 + parts["m"] * 60 + parts["s"]
+    elif _COMPACT_FULL.fullmatch(s):
+        seconds = sum(float(n) * _UNIT_SECONDS[u] for n, u in _COMPACT_PART.findall(s))
+    else:
+        if re.search(r"\d\s*(y|yr|yrs|years?|mo|mon|months?)(?![a-z])", s):
+            raise RetentionError(
+                f"duration {text!r}: months and years have no fixed length; use days, e.g. '30d' or '365d'"
+            )
+        raise RetentionError(f"cannot parse duration {text!r}; {_DURATION_HELP}")
+    if seconds <= 0:
+        raise RetentionError(f"duration {text!r} must be positive")
+    return timedelta(seconds=seconds)
+
+
+def format_duration(value: timedelta) -> str:
+    """Compact form for reasons and descriptions: ``7d``, ``36h``, ``90m``, ``45s``."""
+    total = value.total_seconds()
+    if total != int(total):
+        return f"{total:g}s"
+    secs = int(total)
+    for unit, size in (("d", 86400), ("h", 3600), ("m", 60)):
+        if secs % size == 0:
+            return f"{secs // size}{unit}"
+    return f"{secs}s"
+
+
+def _to_duration(value: Any) -> timedelta:
+    if isinstance(value, timedelta):
+        return value
+    if isinstance(value, bool):
+        raise RetentionError(f"keep_within: {value!r} is not a duration; {_DURATION_HELP}")
+    if isinstance(value, int | float):
+        if value <= 0:
+            raise RetentionError(f"keep_within must be positive, got {value!r}")
+        return timedelta(seconds=value)
+    if isinstance(value, str):
+        try:
+            return parse_duration(value)
+        except RetentionError as exc:
+            raise RetentionError(f"keep_within: {exc}") from exc
+    raise RetentionError(f"keep_within: {value!r} is not a duration; {_DURATION_HELP}")
+
+
+def _to_int(name: str, value: Any) -> int:
+    if isinstance(value, bool):
+        raise RetentionError(f"{name} must be an integer, got {value!r}")
+    if isinstance(value, int):
+        return value
+    if isinstance(value, float) and value.is_integer():
+        return int(value)
+    if isinstance(value, str) and re.fullmatch(r"\s*-?\d+\s*", value):
+        return int(value)
+    raise RetentionError(f"{name} must be an integer, got {value!r}")
+
+
+def _to_float(name: str, value: Any) -> float:
+    if isinstance(value, bool):
+        raise RetentionError(f"{name} must be a number, got {value!r}")
+    if isinstance(value, int | float):
+        return float(value)
+    if isinstance(value, str):
+        try:
+            return float(value)
+        except ValueError:
+            pass
+    raise RetentionError(f"{name} must be a number, got {value!r}")
+
+
+# --------------------------------------------------------------------------- policy
+
+
+@dataclass(frozen=True)
+class RetentionPolicy:
+    """What to keep. All ``keep_*`` rules combine; see the module docstring for the safety rules.
+
+    ``keep_hourly``..``keep_yearly`` keep the newest good full in each of the N most recent UTC
+    calendar buckets (weekly = ISO week) that have one. ``keep_within`` keeps every record
+    newer than ``now - keep_within``. ``min_redundancy`` good fulls always stay.
+    A full whose stored size is below ``suspicious_ratio`` x the median of the previous
+    ``suspicious_window`` verified fulls of its server is flagged ``suspicious-size``.
+    """
+
+    keep_last: int = 0
+    keep_hourly: int = 0
+    keep_daily: int = 0
+    keep_weekly: int = 0
+    keep_monthly: int = 0
+    keep_yearly: int = 0
+    keep_within: timedelta | None = None
+    min_redundancy: int = 1
+    suspicious_ratio: float = 0.5
+    suspicious_window: int = 5
+
+    def __post_init__(self) -> None:
+        for name in _COUNT_RULES:
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+                raise RetentionError(f"{name} must be a non-negative integer (0 disables it), got {value!r}")
+        mr = self.min_redundancy
+        if isinstance(mr, bool) or not isinstance(mr, int) or mr < 1:
+            raise RetentionError(
+                f"min_redundancy must be an integer >= 1 (the newest verified full always stays), got {mr!r}"
+            )
+        sw = self.suspicious_window
+        if isinstance(sw, bool) or not isinstance(sw, int) or sw < 1:
+            raise RetentionError(f"suspicious_window must be an integer >= 1, got {sw!r}")
+        ratio = self.suspicious_ratio
+        if isinstance(ratio, bool) or not isinstance(ratio, int | float) or not 0 < ratio < 1:
+            raise RetentionError(
+                f"suspicious_ratio must be a number strictly between 0 and 1 (e.g. 0.5), got {ratio!r}"
+            )
+        within = self.keep_within
+        if within is not None and (not isinstance(within, timedelta) or within <= timedelta(0)):
+            raise RetentionError(f"keep_within must be a positive duration, got {within!r}")
+
+    @classmethod
+    def from_mapping(cls, d: Mapping[str, Any]) -> RetentionPolicy:
+        """Build from configuration (a block, YAML, JSON). ``None`` values mean "default".
+
+        ``keep_within`` may be a timedelta, a number of seconds or a string like ``7d``,
+        ``36h``, ``2w`` or ``P7D``. Unknown keys and an empty policy are refused.
+        """
+        if not isinstance(d, Mapping):
+            raise RetentionError(f"a retention policy must be a mapping, got {type(d).__name__}")
+        known = [f.name for f in fields(cls)]
+        unknown = sorted(str(k) for k in d if k not in known)
+        if unknown:
+            raise RetentionError(
+                f"unknown retention option(s): {', '.join(unknown)}; known options: {', '.join(known)}"
+            )
+        kwargs: dict[str, Any] = {}
+        for key, value in d.items():
+            if value is None:
+                continue
+            if key == "keep_within":
+                kwargs[key] = _to_duration(value)
+            elif key == "suspicious_ratio":
+                kwargs[key] = _to_float(key, value)
+            else:
+                kwargs[key] = _to_int(key, value)
+        policy = cls(**kwargs)
+        policy.require_rules()
+        return policy
+
+    @property
+    def is_empty(self) -> bool:
+        """No keep_* rule and no keep_within: only min_redundancy would be left."""
+        return self.keep_within is None and not any(getattr(self, name) for name in _COUNT_RULES)
+
+    def require_rules(self) -> None:
+        """Raise :class:`RetentionError` for an empty policy (plan() calls this)."""
+        if self.is_empty:
+            raise RetentionError(
+                "refusing an empty policy: it would delete everything but min_redundancy; "
+                "set keep_last/keep_hourly/keep_daily/keep_weekly/keep_monthly/keep_yearly or keep_within"
+            )
+
+    def describe(self) -> str:
+        """One line for logs and reports, e.g. ``keep last 3, 7 daily, within 7d; ...``."""
+        parts = []
+        if self.keep_last:
+            parts.append(f"last {self.keep_last}")
+        for name in ("hourly", "daily", "weekly", "monthly", "yearly"):
+            n = getattr(self, f"keep_{name}")
+            if n:
+                parts.append(f"{n} {name}")
+        if self.keep_within is not None:
+            parts.append(f"within {format_duration(self.keep_within)}")
+        rules = "keep " + ", ".join(parts) if parts else "no keep rule (empty policy, refused)"
+        return (
+            f"{rules}; min_redundancy {self.min_redundancy}; a full below "
+            f"{self.suspicious_ratio:.0%} of the median of the previous {self.suspicious_window} "
+            "verified fulls is suspicious"
+        )
+
+
+# --------------------------------------------------------------------------- plan
+
+
+@dataclass(frozen=True)
+class Decision:
+    """Keep or delete one record, and why."""
+
+    record: BackupRecord
+    keep: bool
+    reasons: tuple[str, ...]
+    flags: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class RetentionPlan:
+    """Every record's decision, ordered by (server, created_at, backup_id, location)."""
+
+    decisions: tuple[Decision, ...]
+    policy: RetentionPolicy
+    now: datetime
+
+    @property
+    def keep(self) -> list[Decision]:
+        return [d for d in self.decisions if d.keep]
+
+    @property
+    def delete(self) -> list[Decision]:
+        return [d for d in self.decisions if not d.keep]
+
+    @property
+    def bytes_freed(self) -> int:
+        return sum(d.record.stored_bytes for d in self.decisions if not d.keep)
+
+    def summary(self) -> str:
+        kept = sum(1 for d in self.decisions if d.keep)
+        return (
+            f"{kept} kept, {len(self.decisions) - kept} to delete, {self.bytes_freed} bytes freed "
+            f"({self.policy.describe()})"
+        )
+
+    def to_rows(self) -> list[dict[str, Any]]:
+        """JSON-safe rows for a table artifact or a report. ``flags`` is ", "-joined."""
+        return [
+            {
+                "backup_id": d.record.backup_id,
+                "server": d.record.server,
+                "location": d.record.location,
+                "kind": str(d.record.kind.value),
+                "created_at": utc_iso(d.record.created_at),
+                "decision": "keep" if d.keep else "delete",
+                "reasons": "; ".join(d.reasons),
+                "flags": ", ".join(d.flags),
+                "stored_bytes": int(d.record.stored_bytes),
+            }
+            for d in self.decisions
+        ]
+
+
+def _hour(t: datetime) -> tuple[int, ...]:
+    return (t.year, t.month, t.day, t.hour)
+
+
+def _day(t: datetime) -> tuple[int, ...]:
+    return (t.year, t.month, t.day)
+
+
+def _week(t: datetime) -> tuple[int, ...]:
+    iso = t.isocalendar()
+    return (iso[0], iso[1])
+
+
+def _month(t: datetime) -> tuple[int, ...]:
+    return (t.year, t.month)
+
+
+def _year(t: datetime) -> tuple[int, ...]:
+    return (t.year,)
+
+
+def _label(period: str, key: tuple[int, ...]) -> str:
+    if period == "hourly":
+        return f"hourly {key[0]:04d}-{key[1]:02d}-{key[2]:02d}T{key[3]:02d}"
+    if period == "daily":
+        return f"daily {key[0]:04d}-{key[1]:02d}-{key[2]:02d}"
+    if period == "weekly":
+        return f"weekly {key[0]:04d}-W{key[1]:02d}"
+    if period == "monthly":
+        return f"monthly {key[0]:04d}-{key[1]:02d}"
+    return f"yearly {key[0]:04d}"
+
+
+_PERIODS: tuple[tuple[str, Callable[[datetime], tuple[int, ...]]], ...] = (
+    ("hourly", _hour),
+    ("daily", _day),
+    ("weekly", _week),
+    ("monthly", _month),
+    ("yearly", _year),
+)
+
+
+def plan(records: Sequence[BackupRecord], policy: RetentionPolicy, now: datetime) -> RetentionPlan:
+    """Decide keep/delete for every record; see the module docstring for the rules.
+
+    Raises :class:`RetentionError` for a naive ``now``, an empty policy, or duplicate backup
+    ids within one (server, location): in each case nothing should be deleted.
+    """
+    if not isinstance(now, datetime) or now.tzinfo is None or now.utcoffset() is None:
+        raise RetentionError("now must be a timezone-aware datetime (UTC), e.g. datetime.now(UTC)")
+    if not isinstance(policy, RetentionPolicy):
+        raise RetentionError(f"policy must be a RetentionPolicy, got {type(policy).__name__}")
+    policy.require_rules()
+    now = now.astimezone(UTC)
+
+    ordered = sorted(records, key=lambda r: (r.server, r.created_at, r.backup_id, r.location))
+    groups: dict[tuple[str, str], list[int]] = {}
+    for pos, r in enumerate(ordered):
+        groups.setdefault((r.server, r.location), []).append(pos)
+
+    out: list[Decision | None] = [None] * len(ordered)
+    for positions in groups.values():
+        group = [ordered[p] for p in positions]
+        for p, decision in zip(positions, _plan_group(group, policy, now), strict=True):
+            out[p] = decision
+    decisions = tuple(d for d in out if d is not None)
+    return RetentionPlan(decisions=decisions, policy=policy, now=now)
+
+
+def _median(values: Sequence[int]) -> float:
+    s = sorted(values)
+    n = len(s)
+    mid = n // 2
+    return float(s[mid]) if n % 2 else (s[mid - 1] + s[mid]) / 2
+
+
+def _plan_group(recs: list[BackupRecord], policy: RetentionPolicy, now: datetime) -> list[Decision]:
+    """One server at one location; ``recs`` sorted by (created_at, backup_id)."""
+    n = len(recs)
+    reasons: list[list[str]] = [[] for _ in range(n)]
+    flags: list[list[str]] = [[] for _ in range(n)]
+    why_not: list[str] = [""] * n
+
+    index: dict[str, int] = {}
+    for i, r in enumerate(recs):
+        if r.backup_id in index:
+            raise RetentionError(
+                f"backup id {r.backup_id!r} appears twice for server {r.server!r} at location "
+                f"{r.location!r}: the catalog is ambiguous, refusing to plan deletions"
+            )
+        index[r.backup_id] = i
+
+    full, incremental, binlog = BackupKind.FULL, BackupKind.INCREMENTAL, BackupKind.BINLOG
+    complete = BackupStatus.COMPLETE
+    cutoff = now - policy.keep_within if policy.keep_within is not None else None
+    within_label = f"within {format_duration(policy.keep_within)}" if policy.keep_within is not None else ""
+
+    good_fulls: list[int] = []  # complete, verified, not future-dated
+    newest_verified = -1  # newest complete+verified non-binlog record, not future-dated
+    for i, r in enumerate(recs):
+        future = r.created_at > now
+        if future:
+            reasons[i].append("future-dated")
+            flags[i].append(FLAG_FUTURE)
+        if r.keep_forever:
+            reasons[i].append("keep_forever")
+        if cutoff is not None and not future and r.created_at >= cutoff:
+            reasons[i].append(within_label)
+        if r.status is not complete:
+            flags[i].append(FLAG_FAILED)
+            why_not[i] = "failed backup"
+        elif not r.verified:
+            flags[i].append(FLAG_UNVERIFIED)
+        kind = r.kind
+        if kind is incremental and (r.parent_id is None or r.parent_id not in index):
+            flags[i].append(FLAG_BROKEN_CHAIN)
+        if kind is binlog or future or r.status is not complete or not r.verified:
+            continue
+        newest_verified = i
+        if kind is full:
+            good_fulls.append(i)
+
+    # Suspicious size: compared with the preceding verified fulls (suspicious ones included,
+    # so a lasting, legitimate shrink becomes the new normal after a few backups).
+    rule_fulls: list[int] = []
+    suspicious: list[int] = []
+    window: deque[int] = deque(maxlen=policy.suspicious_window)
+    for i in good_fulls:
+        size = recs[i].stored_bytes
+        if window:
+            med = _median(window)
+            if size < policy.suspicious_ratio * med:
+                flags[i].append(FLAG_SUSPICIOUS)
+                why_not[i] = (
+                    f"suspicious size: {size} bytes < {policy.suspicious_ratio:g} x median {med:g} of the "
+                    f"previous {len(window)} verified fulls; not counted by any rule"
+                )
+                suspicious.append(i)
+                window.append(size)
+                continue
+        window.append(size)
+        rule_fulls.append(i)
+
+    # keep_last over good fulls; suspicious ones inside that span stay but take no slot.
+    if policy.keep_last:
+        label = f"last {policy.keep_last}"
+        chosen = rule_fulls[-policy.keep_last :]
+        for i in chosen:
+            reasons[i].append(label)
+        span_start = chosen[0] if len(chosen) == policy.keep_last else -1
+        for i in suspicious:
+            if i > span_start:
+                reasons[i].append(f"{label} (suspicious size, not counted)")
+
+    # Calendar rules: newest good full in each of the N most recent buckets that have one.
+    for period, keyf in _PERIODS:
+        limit = getattr(policy, f"keep_{period}")
+        if not limit:
+            continue
+        selected: set[tuple[int, ...]] = set()
+        last: tuple[int, ...] | None = None
+        for i in reversed(rule_fulls):
+            key = keyf(recs[i].created_at.astimezone(UTC))
+            if key != last:
+                last = key
+                selected.add(key)
+                reasons[i].append(_label(period, key))
+                if len(selected) == limit:
+                    break
+        for i in suspicious:
+            key = keyf(recs[i].created_at.astimezone(UTC))
+            if key in selected:
+                reasons[i].append(f"{_label(period, key)} (suspicious size, not counted)")
+
+    for i in rule_fulls[-policy.min_redundancy :]:
+        reasons[i].append("min_redundancy")
+    if newest_verified >= 0:
+        reasons[newest_verified].append("newest verified backup")
+
+    for i, r in enumerate(recs):
+        if r.kind is binlog or r.status is not complete or r.verified:
+            continue
+        if i > newest_verified:
+            if FLAG_FUTURE not in flags[i]:
+                reasons[i].append("unverified, newer than the newest verified backup")
+        elif newest_verified >= 0:
+            why_not[i] = f"unverified, superseded by verified backup {recs[newest_verified].backup_id}"
+
+    # Chain safety: every kept incremental keeps its parent chain (walk until already walked).
+    for i in range(n - 1, -1, -1):
+        if recs[i].kind is not incremental or not reasons[i]:
+            continue
+        child = i
+        while recs[child].kind is incremental:
+            parent = index.get(recs[child].parent_id or "")
+            if parent is None:
+                break
+            label = f"needed by incremental {recs[child].backup_id}"
+            if label in reasons[parent]:
+                break
+            reasons[parent].append(label)
+            child = parent
+
+    # Binlogs: PITR from the oldest kept full (that records a position) needs all later binlogs.
+    anchor: tuple[int, int] | None = None  # (sequence, index of the full)
+    for i, r in enumerate(recs):
+        seq = r.binlog_sequence
+        if r.kind is full and reasons[i] and seq is not None and (anchor is None or seq < anchor[0]):
+            anchor = (seq, i)
+    for i, r in enumerate(recs):
+        if r.kind is not binlog:
+            continue
+        seq = r.binlog_sequence
+        if seq is None:
+            try:
+                seq = binlog_sequence(r.backup_id)
+            except ConfigError:
+                flags[i].append(FLAG_UNKNOWN_SEQUENCE)
+                reasons[i].append("binlog with an unknown sequence (kept to be safe)")
+                continue
+        if anchor is None:
+            reasons[i].append("binlog kept: no kept full backup records a binlog position")
+        elif seq >= anchor[0]:
+            reasons[i].append(f"binlog needed for PITR from {recs[anchor[1]].backup_id}")
+        elif not why_not[i]:
+            why_not[i] = (
+                f"binlog before sequence {anchor[0]}, where PITR from the oldest kept full "
+                f"{recs[anchor[1]].backup_id} starts"
+            )
+
+    decisions = []
+    for i, r in enumerate(recs):
+        if reasons[i]:
+            decisions.append(Decision(r, True, tuple(reasons[i]), tuple(flags[i])))
+            continue
+        reason = why_not[i]
+        if not reason:
+            if r.kind is incremental:
+                reason = "incremental not needed by any kept backup"
+            else:
+                reason = "not selected by any rule"
+        decisions.append(Decision(r, False, (reason,), tuple(flags[i])))
+    return decisions

@@ -51,6 +51,17 @@ class StoredObject:
     seconds: float
 
 
+def _remaining(src: IO[bytes]) -> int:
+    """Bytes left to read in a seekable source (0 when unknown)."""
+    try:
+        here = src.tell()
+        end = src.seek(0, os.SEEK_END)
+        src.seek(here)
+        return int(end - here)
+    except (OSError, ValueError, AttributeError):
+        return 0
+
+
 def _is_transient(exc: BaseException) -> bool:
     if isinstance(exc, (ObjectExists, IntegrityError, PermissionError, FileNotFoundError)):
         return False
@@ -228,7 +239,11 @@ class Store:
     def _publish_s3(self, final: str, src: IO[bytes]) -> CountingHash:
         digest = CountingHash()
         # "xb": a conditional PUT (If-None-Match: *): write-once even against a concurrent writer
-        handle = self.fs.open(final, "xb", block_size=64 * 1024 * 1024)
+        # parts of 8 MiB keep memory flat (s3fs buffers a part, and copies it to send it); bigger
+        # files get bigger parts to stay under S3's 10,000-part limit
+        size = _remaining(src)
+        part = max(8 * 1024 * 1024, -(-size // 9000)) if size else 8 * 1024 * 1024
+        handle = self.fs.open(final, "xb", block_size=part)
         try:
             for chunk in iter_chunks(src, CHUNK):
                 handle.write(chunk)

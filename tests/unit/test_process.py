@@ -83,6 +83,10 @@ def test_secret_never_in_cmdline_or_environ_of_child(tmp_path: pathlib.Path) -> 
         with process.Pipeline([[script]], credentials=f"[client]\npassword={secret}\n",
                               stdout=process.DEVNULL) as p:
             pid = p.pids[0]
+            # between fork and exec /proc shows the parent (with its MYSQL_PWD): wait for the exec
+            deadline = time.monotonic() + 10
+            while script.encode() not in open(f"/proc/{pid}/cmdline", "rb").read() and time.monotonic() < deadline:
+                time.sleep(0.01)
             cmdline = open(f"/proc/{pid}/cmdline", "rb").read()
             environ = open(f"/proc/{pid}/environ", "rb").read()
             p.cancel()

@@ -14,7 +14,7 @@ from prefect import flow, get_run_logger, task
 from prefect.artifacts import create_progress_artifact, update_progress_artifact
 from prefect.cache_policies import NO_CACHE
 
-from flows.common import load_location, load_server, markdown_artifact, table_artifact
+from flows.common import load_keyring, load_location, load_server, markdown_artifact, table_artifact
 from mysqlops import backup as core
 from mysqlops import catalog
 from mysqlops.compression import codec as make_codec
@@ -76,6 +76,7 @@ def dump_and_upload_task(
     progress_interval: float,
     method: str = "logical",
     incremental: bool = False,
+    encryption_key: bytes | None = None,
 ) -> core.BackupResult:
     logger = get_run_logger()
     artifact_id = cast(
@@ -97,6 +98,22 @@ def dump_and_upload_task(
         except Exception as exc:  # noqa: BLE001 - progress display must never fail a backup
             logger.debug("progress artifact update failed: %s", exc)
 
+    if method == "physical":
+        from mysqlops.physical import run_physical_backup
+
+        physical = run_physical_backup(
+            spec,
+            locations,
+            make_codec(compression, level),
+            incremental=incremental,
+            staging_dir=staging_dir,
+            tags=tags,
+            log=logger.info,
+        )
+        update_progress_artifact(artifact_id, 100.0)
+        return physical
+    if plan is None:
+        raise ConfigError("a logical backup needs its pre-flight plan")
     result = core.run_backup(
         spec,
         locations,
@@ -109,6 +126,7 @@ def dump_and_upload_task(
         progress=on_progress,
         progress_interval=progress_interval,
         log=logger.info,
+        encryption_key=encryption_key,
     )
     update_progress_artifact(artifact_id, 100.0)
     return result
@@ -154,6 +172,7 @@ def backup(
     progress_interval: float = 5.0,
     method: str = "logical",
     incremental: bool = False,
+    encryption_key: str | None = None,
 ) -> dict[str, Any]:
     """Back up ``server`` (a MySQLServer block name) to every ``locations`` block.
 
@@ -163,6 +182,8 @@ def backup(
     so all databases share one point and record the primary's coordinates.
     method: "logical" (mysqldump) or "physical" (mariabackup/xtrabackup; must run on the
     server's machine; ``incremental=True`` builds on the newest physical backup).
+    encryption_key: name of a Prefect Secret block holding a base64 32-byte key: every file is
+    encrypted (AES-256-GCM) before it leaves the machine; the manifest records the key id.
     Ends Failed, naming the location(s), when any location could not be written and verified.
     """
     if method not in ("logical", "physical"):
@@ -172,7 +193,16 @@ def backup(
     logger = get_run_logger()
     spec = load_server(server)
     locs = [load_location(name) for name in locations]
-    plan = preflight_task(spec, locs, databases, include or [], exclude or [], staging_dir, from_replica)
+    keyring = load_keyring([encryption_key] if encryption_key else None)
+    if keyring is not None and method != "logical":
+        raise ConfigError(
+            "encryption is implemented for logical backups; physical backups are not encrypted yet"
+        )
+    plan = (
+        preflight_task(spec, locs, databases, include or [], exclude or [], staging_dir, from_replica)
+        if method == "logical"
+        else None
+    )
     result = dump_and_upload_task(
         spec,
         locs,
@@ -184,6 +214,9 @@ def backup(
         tags or [],
         staging_dir,
         progress_interval,
+        method,
+        incremental,
+        keyring.current if keyring else None,
     )
     table_artifact(
         f"backup-{spec.name}", result.rows(), f"Files of backup {result.manifest.backup_id} per location"

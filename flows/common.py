@@ -10,6 +10,7 @@ from typing import Any, cast
 from prefect.artifacts import create_markdown_artifact, create_table_artifact
 
 from blocks import BackupLocation, MySQLServer
+from mysqlops.crypto import Keyring
 from mysqlops.errors import ConfigError
 from mysqlops.model import Location, ServerSpec
 
@@ -53,3 +54,22 @@ def table_artifact(key: str, rows: Sequence[Mapping[str, Any]], description: str
 
 def markdown_artifact(key: str, markdown: str, description: str) -> None:
     create_markdown_artifact(key=artifact_key(key), markdown=markdown, description=description)
+
+
+def load_keyring(secret_blocks: list[str] | None) -> Keyring | None:
+    """Encryption keys from Prefect Secret blocks: the first is current, the rest are older
+    keys still needed to read older backups. None when no block is named."""
+    if not secret_blocks:
+        return None
+    from prefect.blocks.system import Secret
+
+    texts = []
+    for name in secret_blocks:
+        try:
+            secret = cast(Secret[Any], Secret.load(name))
+        except ValueError as exc:
+            raise ConfigError(
+                f"no Secret block named {name!r} (it should hold a base64 encryption key)"
+            ) from exc
+        texts.append(str(secret.get()))
+    return Keyring.from_text(texts[0], texts[1:])

@@ -16,9 +16,10 @@ from prefect import flow, get_run_logger, task
 from prefect.artifacts import create_progress_artifact, update_progress_artifact
 from prefect.cache_policies import NO_CACHE
 
-from flows.common import load_location, load_server, markdown_artifact, table_artifact
+from flows.common import load_keyring, load_location, load_server, markdown_artifact, table_artifact
 from mysqlops import catalog
 from mysqlops import restore as core
+from mysqlops.crypto import Keyring
 from mysqlops.errors import ConfigError, VerificationFailed
 from mysqlops.manifest import BackupManifest, RestoreCertificate
 from mysqlops.model import Location, ServerSpec
@@ -33,6 +34,7 @@ def restore_task(
     overwrite: bool,
     allow_source_target: bool,
     staging_dir: str | None,
+    keyring: Keyring | None = None,
 ) -> core.RestoreResult:
     logger = get_run_logger()
     artifact_id = cast(
@@ -65,6 +67,7 @@ def restore_task(
         staging_dir=staging_dir,
         progress=on_progress,
         log=logger.info,
+        keyring=keyring,
     )
     update_progress_artifact(artifact_id, 100.0)
     for problem in result.problems:
@@ -85,6 +88,7 @@ def restore(
     overwrite: bool = False,
     allow_source_target: bool = False,
     staging_dir: str | None = None,
+    encryption_keys: list[str] | None = None,
 ) -> dict[str, Any]:
     """Restore ``backup_id`` (or the latest of ``server``) into the ``target`` MySQLServer block.
 
@@ -98,7 +102,16 @@ def restore(
     spec = load_server(target)
     scans = catalog.scan([load_location(name) for name in locations])
     copies = catalog.find_backup(scans, server, backup_id)
-    result = restore_task(copies, spec, databases, rename or {}, overwrite, allow_source_target, staging_dir)
+    result = restore_task(
+        copies,
+        spec,
+        databases,
+        rename or {},
+        overwrite,
+        allow_source_target,
+        staging_dir,
+        load_keyring(encryption_keys),
+    )
     rows = [{"database": d, "restored_as": t, "target": spec.name} for d, t in result.databases.items()]
     table_artifact(f"restore-{spec.name}", rows, f"Restore of {result.backup_id}")
     return {
@@ -118,6 +131,7 @@ def restore_test_task(
     staging_dir: str | None,
     scans: list[catalog.LocationScan] | None = None,
     compare_with: ServerSpec | None = None,
+    keyring: Keyring | None = None,
 ) -> RestoreCertificate:
     logger = get_run_logger()
     if manifest.method.value == "physical":
@@ -139,7 +153,12 @@ def restore_test_task(
     else:
         with tempfile.TemporaryDirectory(prefix="mysqlops-rt-", dir="/tmp") as sandbox_dir:
             cert = core.restore_test_copy(
-                location, manifest, sandbox_dir=sandbox_dir, staging_dir=staging_dir, log=logger.info
+                location,
+                manifest,
+                sandbox_dir=sandbox_dir,
+                staging_dir=staging_dir,
+                log=logger.info,
+                keyring=keyring,
             )
     for check in cert.checks:
         (logger.info if check.passed else logger.error)(
@@ -174,6 +193,7 @@ def restore_test(
     location: str | None = None,
     staging_dir: str | None = None,
     compare_with: str | None = None,
+    encryption_keys: list[str] | None = None,
 ) -> list[dict[str, Any]]:
     """Prove backups restore: for the latest complete backup of each server (or
     ``backup_id``), restore each location's copy (or only ``location``'s) into a scratch
@@ -181,6 +201,7 @@ def restore_test(
     Physical backups (a prepared chain started as a scratch server) are compared table by
     table with ``compare_with`` (a MySQLServer block that has not changed since)."""
     reference = load_server(compare_with) if compare_with else None
+    keyring = load_keyring(encryption_keys)
     locs = [load_location(name) for name in locations]
     scans = catalog.scan(locs)
     names = servers or sorted({m.server for s in scans for m in s.backups})
@@ -192,7 +213,7 @@ def restore_test(
         for loc, manifest in copies:
             if location and loc.name != location:
                 continue
-            certs.append(restore_test_task(loc, manifest, staging_dir, scans, reference))
+            certs.append(restore_test_task(loc, manifest, staging_dir, scans, reference, keyring))
     rows = []
     for cert in certs:
         markdown_artifact(

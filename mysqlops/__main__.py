@@ -89,6 +89,50 @@ def cmd_down(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_users(args: argparse.Namespace) -> int:
+    import getpass
+
+    from mysqlops.model import ServerSpec
+    from mysqlops.users import Account, create_users
+
+    admin_password = os.environ.get("MYSQLOPS_ADMIN_PASSWORD") or (
+        getpass.getpass(f"password of {args.admin_user}@{args.host}:{args.port}: ")
+        if sys.stdin.isatty()
+        else ""
+    )
+    admin = ServerSpec(
+        name="admin",
+        host=args.host,
+        port=args.port,
+        socket=args.socket,
+        user=args.admin_user,
+        password=admin_password or None,
+    )
+    accounts, passwords = [], {}
+    for role in args.role:
+        accounts.append(
+            Account(
+                role,
+                f"mysqlops_{role}",
+                args.account_host,
+                args.tls,
+                tuple(args.database) if args.database else None,
+            )
+        )
+        env = f"MYSQLOPS_{role.upper()}_PASSWORD"
+        passwords[role] = os.environ.get(env) or (
+            getpass.getpass(f"password for mysqlops_{role}: ") if sys.stdin.isatty() else ""
+        )
+        if not passwords[role]:
+            print(f"error: set {env} or run interactively to give the {role} password", file=sys.stderr)
+            return 2
+    for statement in create_users(admin, accounts, passwords, dry_run=not args.apply):
+        print(statement + ";")
+    if not args.apply:
+        print("-- dry run: nothing was changed; add --apply to run these statements")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="python -m mysqlops", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -111,11 +155,34 @@ def build_parser() -> argparse.ArgumentParser:
             )
         if name == "down":
             p.add_argument("--keep", action="store_true", help="keep the data directories")
+    us = sub.add_parser(
+        "users", help="create the least-privilege accounts mysqlops needs (dry run by default)"
+    )
+    us.add_argument("--host", default="127.0.0.1")
+    us.add_argument("--port", type=int, default=3306)
+    us.add_argument("--socket", default=None)
+    us.add_argument(
+        "--admin-user", default="root", help="account that creates users (password: MYSQLOPS_ADMIN_PASSWORD)"
+    )
+    us.add_argument(
+        "--role",
+        action="append",
+        choices=["backup", "replication", "restore", "monitor"],
+        default=None,
+        help="account(s) to create (default: all); passwords: MYSQLOPS_<ROLE>_PASSWORD",
+    )
+    us.add_argument("--account-host", default="%", help="host part of the accounts (default %%)")
+    us.add_argument("--database", action="append", help="limit backup/monitor grants to these databases")
+    us.add_argument("--tls", action="store_true", help="REQUIRE SSL on the accounts")
+    us.add_argument("--apply", action="store_true", help="run the statements (default: print them)")
+    us.set_defaults(func=cmd_users)
     return parser
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    if getattr(args, "command", None) == "users" and not args.role:
+        args.role = ["backup", "replication", "restore", "monitor"]
     try:
         return int(args.func(args))
     except MysqlopsError as exc:

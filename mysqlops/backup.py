@@ -39,6 +39,7 @@ from mysqlops.adapters.storage import Store
 from mysqlops.checksum import CountingHash
 from mysqlops.commands import ClientTools, DumpOptions, client_option_file, dump_argv
 from mysqlops.compression import Codec, Compressor
+from mysqlops.crypto import Encryptor, key_id
 from mysqlops.dialect import Dialect, dialect_for
 from mysqlops.dumpscan import FOOTER, DumpScanner
 from mysqlops.errors import (
@@ -325,12 +326,13 @@ class _Sink:
     :meth:`write` opens a new one (concatenated frames decode as one stream).
     """
 
-    def __init__(self, staged: StagedFile, codec: Codec) -> None:
+    def __init__(self, staged: StagedFile, codec: Codec, key: bytes | None = None) -> None:
         self.staged = staged
         self.codec = codec
         fd = os.open(staged.path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
         self.handle: IO[bytes] = os.fdopen(fd, "wb", buffering=READ_CHUNK)
         self.compressor: Compressor | None = None
+        self.encryptor = Encryptor(key) if key is not None else None
 
     def write(self, data: bytes) -> None:
         if not data:
@@ -346,12 +348,20 @@ class _Sink:
             self.compressor = None
 
     def _out(self, data: bytes) -> None:
+        if data and self.encryptor is not None:
+            data = self.encryptor.update(data)
         if data:
             self.handle.write(data)
             self.staged.stored.update(data)
 
     def close(self) -> None:
         self.end_frame()
+        if self.encryptor is not None:
+            tail = self.encryptor.finalize()
+            self.encryptor = None
+            if tail:
+                self.handle.write(tail)
+                self.staged.stored.update(tail)
         self.handle.flush()
         os.fsync(self.handle.fileno())
         self.handle.close()
@@ -365,6 +375,7 @@ def _dump_stream(
     ticker: _Ticker,
     timeout: float | None,
     cancel_event: threading.Event | None,
+    key: bytes | None = None,
 ) -> tuple[list[StagedFile], DumpScanner]:
     """One dump process for ``databases``; its stream split into one staged file per database."""
     started = time.monotonic()
@@ -378,7 +389,7 @@ def _dump_stream(
         if sink is None:
             name = ids.data_file_name(database, codec.extension)
             sf = staged[database] = StagedFile(database, os.path.join(staging, name))
-            sink = sinks[database] = _Sink(sf, codec)
+            sink = sinks[database] = _Sink(sf, codec, key)
             sink.write(bytes(header))  # every file restores on its own: it starts with the header
         return sink
 
@@ -571,8 +582,13 @@ def run_backup(
     now: datetime | None = None,
     plan: Plan | None = None,
     log: Callable[[str], None] | None = None,
+    encryption_key: bytes | None = None,
 ) -> BackupResult:
-    """Make one logical backup of ``spec`` at every location. See the module docstring."""
+    """Make one logical backup of ``spec`` at every location. See the module docstring.
+
+    ``encryption_key`` (32 bytes): every file is encrypted (AES-256-GCM, chunked) after
+    compression, before it leaves the machine; the manifest records the key id, never the key.
+    """
     say = log or (lambda _m: None)
     if parallel < 1:
         raise ConfigError(f"parallel must be >= 1, got {parallel}")
@@ -601,7 +617,7 @@ def run_backup(
                 frozen = stack.enter_context(frozen_replica(spec, plan))
                 say(f"replica SQL thread stopped at source {frozen.source}")
             files, coordinates = _dump_all(
-                plan, codec, staging_root, ticker, parallel, from_replica, dump_timeout
+                plan, codec, staging_root, ticker, parallel, from_replica, dump_timeout, encryption_key
             )
         durations["dump"] = round(time.monotonic() - t0, 3)
         ticker.done()
@@ -639,10 +655,12 @@ def run_backup(
             tools={"dump": plan.tool_version, "mysqlops": _own_version()},
             tags=tuple(tags),
             warnings=tuple(warnings),
+            encryption_key_id=key_id(encryption_key) if encryption_key is not None else None,
             extra={
                 "from_replica": from_replica,
                 "parallel": parallel,
                 "empty": all(sf.counts.tables == 0 for sf in files),
+                "server_identity": plan.identity,
             },
         )
         results = _upload_everywhere(base, files, locations, durations)
@@ -670,18 +688,19 @@ def _dump_all(
     parallel: int,
     from_replica: bool,
     timeout: float | None,
+    key: bytes | None = None,
 ) -> tuple[list[StagedFile], BinlogCoordinates | None]:
     dialect = plan.dialect
     if not plan.databases:
         return [], _coords_from_header(dialect, "")
     if parallel == 1 or len(plan.databases) == 1:
-        single, scanner = _dump_stream(plan, plan.databases, codec, staging, ticker, timeout, None)
+        single, scanner = _dump_stream(plan, plan.databases, codec, staging, ticker, timeout, None, key)
         return single, _coords_from_header(dialect, scanner.coordinates_text)
     cancel = threading.Event()
 
     def one(database: str) -> tuple[list[StagedFile], DumpScanner]:
         try:
-            return _dump_stream(plan, [database], codec, staging, ticker, timeout, cancel)
+            return _dump_stream(plan, [database], codec, staging, ticker, timeout, cancel, key)
         except BaseException:
             cancel.set()  # one failure stops the others: nothing is published anyway
             raise

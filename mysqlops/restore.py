@@ -27,6 +27,7 @@ from mysqlops.adapters.storage import Store
 from mysqlops.checksum import CHUNK, CountingHash, iter_chunks
 from mysqlops.commands import ClientTools, DumpOptions, client_option_file, dump_argv, mysql_argv
 from mysqlops.compression import codec_from_label
+from mysqlops.crypto import Decryptor, Keyring
 from mysqlops.dialect import quote_identifier as q
 from mysqlops.dumpscan import DumpScanner
 from mysqlops.errors import ConfigError, IntegrityError, MysqlopsError, RestoreError, StorageError
@@ -79,6 +80,17 @@ class RenameRewriter:
                         lines[i] = line.replace(old, new, 1)
                         break
         return b"\n".join(lines)
+
+
+def check_key(manifest: BackupManifest, keyring: Keyring | None) -> None:
+    """Fail before touching anything when an encrypted backup's key is not available."""
+    kid = manifest.encryption_key_id
+    if kid and (keyring is None or kid not in keyring):
+        raise RestoreError(
+            f"backup {manifest.backup_id} is encrypted with key id {kid}, which is not in the given keys "
+            f"({', '.join(keyring.ids) if keyring else 'none given'}): pass the encryption key Secret block "
+            "that was current when it was made"
+        )
 
 
 # --------------------------------------------------------------------------- fetching
@@ -156,9 +168,12 @@ def load_file(
     rename: Mapping[str, str],
     on_bytes: Callable[[int], None] | None = None,
     timeout: float | None = None,
+    keyring: Keyring | None = None,
 ) -> None:
-    """Stream-decompress ``path`` (with renames) into the real client on ``target``."""
+    """Stream-decrypt (when encrypted) and decompress ``path`` (with renames) into the real
+    client on ``target``."""
     dec = codec_from_label(compression).decompressor()
+    decryptor = Decryptor(keyring) if keyring is not None else None
     rewriter = RenameRewriter(rename)
     with (
         process.Pipeline(
@@ -174,11 +189,16 @@ def load_file(
         sink = pipe.stdin_pipe
         try:
             for chunk in iter_chunks(src, CHUNK):
-                raw = dec.decompress(chunk)
+                plain = decryptor.update(chunk) if decryptor is not None else chunk
+                raw = dec.decompress(plain)
                 if raw:
                     sink.write(rewriter.feed(raw))
                     if on_bytes:
                         on_bytes(len(raw))
+            if decryptor is not None:
+                rest = decryptor.finalize()  # raises on truncation/tampering: the load is rolled back
+                if rest:
+                    sink.write(rewriter.feed(dec.decompress(rest)))
             tail = dec.finish()
             sink.write(rewriter.feed(tail) + rewriter.finish())
         except BrokenPipeError:
@@ -238,12 +258,15 @@ def restore_backup(
     progress: ProgressFn | None = None,
     log: Callable[[str], None] | None = None,
     load_timeout: float | None = 24 * 3600,
+    keyring: Keyring | None = None,
 ) -> RestoreResult:
-    """Restore one backup (its copies in location preference order) into ``target``."""
+    """Restore one backup (its copies in location preference order) into ``target``.
+    Encrypted backups need ``keyring`` holding the key whose id the manifest records."""
     say = log or (lambda _m: None)
     if not copies:
         raise ConfigError("no copy of the backup to restore from")
     manifest = copies[0][1]
+    check_key(manifest, keyring)
     rename = dict(rename or {})
     wanted = list(databases) if databases else list(manifest.databases)
     unknown = [d for d in wanted if d not in manifest.databases]
@@ -315,6 +338,7 @@ def restore_backup(
                 {ff.database: targets[ff.database]} if targets[ff.database] != ff.database else {},
                 on_bytes,
                 load_timeout,
+                keyring if manifest.encryption_key_id else None,
             )
             say(f"loaded {ff.database!r} as {targets[ff.database]!r} from {ff.location}")
         durations["load"] = round(time.monotonic() - t1, 3)
@@ -467,6 +491,7 @@ def restore_test_copy(
     log: Callable[[str], None] | None = None,
     write_certificate: bool = True,
     progress: ProgressFn | None = None,
+    keyring: Keyring | None = None,
 ) -> RestoreCertificate:
     """Restore the copy of ``manifest`` stored at ``location`` into a scratch sandbox server
     of the same flavor and series, verify it against the manifest, measure the time, and
@@ -483,6 +508,13 @@ def restore_test_copy(
     series = ".".join(manifest.server_version.split(".")[:2])
     target_version = str(binary.version)
     same_kind = binary.flavor.value == manifest.flavor and binary.version.series == series
+    key_ok = all(c.passed for c in checks)
+    if manifest.encryption_key_id:
+        try:
+            check_key(manifest, keyring)
+            checks.append(Check("encryption key available", True, f"key id {manifest.encryption_key_id}"))
+        except RestoreError as exc:
+            checks.append(Check("encryption key available", False, str(exc)))
     checks.append(
         Check(
             "scratch server flavor and series",
@@ -490,7 +522,7 @@ def restore_test_copy(
             f"backup from {manifest.flavor} {manifest.server_version}, scratch server {binary.version}",
         )
     )
-    if same_kind:
+    if same_kind and key_ok:
         name = f"rt-{manifest.backup_id[-6:]}-{location.name}"[:40]
         server = sandbox.start_server(
             sandbox_dir, name, server_id=900 + os.getpid() % 1000, tuned=True, binary=binary
@@ -499,7 +531,12 @@ def restore_test_copy(
             spec = server.spec(name=f"scratch-{name}")
             try:
                 result = restore_backup(
-                    [(location, manifest)], spec, staging_dir=staging_dir, log=say, progress=progress
+                    [(location, manifest)],
+                    spec,
+                    staging_dir=staging_dir,
+                    log=say,
+                    progress=progress,
+                    keyring=keyring,
                 )
             except (RestoreError, IntegrityError, StorageError) as exc:
                 checks.append(Check(f"sha256 of the copy at {location.name}", False, str(exc)))

@@ -1,0 +1,71 @@
+"""The accounts mysqlops needs, with exactly the grants of the flavor (least privilege).
+
+``backup`` (dump + binlog archiving), ``replication`` (REPLICATION SLAVE only), ``restore``
+(loads dumps into restore targets / scratch servers) and ``monitor`` (health checks). The SQL
+comes from the dialect; :func:`user_statements` is pure, :func:`create_users` applies it.
+Passwords are bound into the statements only when applied; dry runs show them masked.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+
+from mysqlops.adapters import mysql as db
+from mysqlops.dialect import dialect_for, quote_string
+from mysqlops.errors import ConfigError
+from mysqlops.model import ServerSpec, ServerVersion
+
+ROLES = ("backup", "replication", "restore", "monitor")
+
+
+@dataclass(frozen=True)
+class Account:
+    role: str
+    user: str
+    host: str = "%"
+    tls: bool = False
+    databases: tuple[str, ...] | None = None
+
+
+def user_statements(version: ServerVersion, account: Account, password: str) -> list[str]:
+    d = dialect_for(version)
+    if account.role == "backup":
+        return d.backup_user_grants(account.user, account.host, password, account.databases, account.tls)
+    if account.role == "replication":
+        return d.replication_user_grants(account.user, account.host, password, account.tls)
+    if account.role == "restore":
+        return d.restore_user_grants(account.user, account.host, password, tls=account.tls)
+    if account.role == "monitor":
+        return d.monitor_user_grants(
+            account.user, account.host, password, databases=account.databases, tls=account.tls
+        )
+    raise ConfigError(f"unknown account role {account.role!r}: use one of {', '.join(ROLES)}")
+
+
+def masked(statements: Sequence[str], password: str) -> list[str]:
+    """The statements with the password literal replaced (for dry runs and logs)."""
+    literal = quote_string(password)
+    return [s.replace(literal, "'********'") for s in statements]
+
+
+def create_users(
+    admin: ServerSpec, accounts: Sequence[Account], passwords: Mapping[str, str], *, dry_run: bool = True
+) -> list[str]:
+    """Create or update ``accounts`` on the server (idempotent). Returns the statements run
+    (or that would run), passwords masked."""
+    with db.session(admin) as conn:
+        version = db.server_version(conn)
+        shown: list[str] = []
+        for account in accounts:
+            password = passwords.get(account.role)
+            if not password:
+                raise ConfigError(f"no password given for the {account.role} account {account.user!r}")
+            statements = user_statements(version, account, password)
+            shown += masked(statements, password)
+            if not dry_run:
+                with conn.cursor() as cur:
+                    cur.execute("SET SESSION sql_log_bin=0")  # accounts are per server, never replicated
+                    for statement in statements:
+                        cur.execute(statement)
+    return shown

@@ -1,0 +1,134 @@
+"""Security proven on real servers: least-privilege accounts, encryption at rest, canaries."""
+
+from __future__ import annotations
+
+import os
+import threading
+import time
+from typing import Any
+
+import pytest
+
+from mysqlops import backup as bk
+from mysqlops import catalog, crypto, ids
+from mysqlops import restore as rs
+from mysqlops.adapters import mysql as db
+from mysqlops.adapters import sandbox
+from mysqlops.adapters.storage import Store
+from mysqlops.compression import codec
+from mysqlops.errors import EncryptionError, IntegrityError, RestoreError
+from mysqlops.model import Location
+from mysqlops.users import Account, create_users
+
+pytestmark = pytest.mark.integration
+CANARY = "canary-row-7f3e9a1c-plaintext"
+
+
+@pytest.fixture(scope="module")
+def secured(sandbox_root: str) -> Any:
+    server = sandbox.start_server(sandbox_root, "sec", server_id=801)
+    password = "Pw-" + os.urandom(9).hex() + "-canary"
+    with db.session(server.spec()) as conn:
+        db.execute(conn, "CREATE DATABASE vault")
+        db.execute(conn, "CREATE TABLE vault.secrets (id INT PRIMARY KEY, v VARCHAR(100))")
+        db.execute(conn, "INSERT INTO vault.secrets VALUES (1, %s)", [CANARY])
+    with db.session(server.spec(), "vault") as conn:  # unqualified: restorable under another name
+        db.execute(conn, "CREATE TRIGGER t BEFORE INSERT ON secrets FOR EACH ROW SET NEW.v = NEW.v")
+    shown = create_users(server.spec(), [Account("backup", "mysqlops_backup"), Account("monitor", "mysqlops_monitor")],
+                         {"backup": password, "monitor": password}, dry_run=False)
+    assert all(password not in s for s in shown) and any("'********'" in s for s in shown)
+    yield server, server.spec(user="mysqlops_backup", password=password), password
+    sandbox.stop_server(server)
+
+
+def test_dry_run_changes_nothing_and_masks(secured: Any) -> None:
+    server, _, _ = secured
+    shown = create_users(server.spec(), [Account("restore", "mysqlops_restore")], {"restore": "s3cret-x"}, dry_run=True)
+    assert any("GRANT" in s for s in shown) and not any("s3cret-x" in s for s in shown)
+    with db.session(server.spec()) as conn:
+        assert db.scalar(conn, "SELECT COUNT(*) FROM mysql.user WHERE user='mysqlops_restore'") == 0
+
+
+def test_backup_runs_as_least_privilege_user_and_secrets_stay_hidden(secured: Any, tmp_path: Any) -> None:
+    server, backup_spec, password = secured
+    location = Location("local", f"file://{tmp_path}/b")
+    key = crypto.generate_key()
+    seen: list[str] = []
+    stop = threading.Event()
+
+    def watch() -> None:  # every process on the machine, while the backup runs
+        while not stop.is_set():
+            for pid in os.listdir("/proc"):
+                if not pid.isdigit() or int(pid) == os.getpid():
+                    continue
+                for part in ("cmdline", "environ"):
+                    try:
+                        with open(f"/proc/{pid}/{part}", "rb") as fh:
+                            if password.encode() in fh.read():
+                                seen.append(f"{pid}/{part}")
+                    except OSError:
+                        pass
+            time.sleep(0.005)
+
+    watcher = threading.Thread(target=watch, daemon=True)
+    watcher.start()
+    try:
+        result = bk.run_backup(backup_spec, [location], codec("none"), databases=["vault"], encryption_key=key)
+    finally:
+        stop.set()
+        watcher.join(5)
+    assert result.ok and seen == []
+    m = result.manifest
+    assert m.encryption_key_id == crypto.key_id(key)
+    store = Store(location)
+    for k in store.list_keys():
+        data = store.read_bytes(k)
+        assert CANARY.encode() not in data  # uncompressed, yet unreadable: encrypted
+        assert password.encode() not in data and crypto.format_key(key).encode() not in data
+    # the restore test decrypts transparently with the key; without it: a clear refusal
+    ring = crypto.Keyring(key)
+    cert = rs.restore_test_copy(location, m, sandbox_dir=str(tmp_path / "sb"), keyring=ring)
+    assert cert.passed, [c for c in cert.checks if not c.passed]
+    cert = rs.restore_test_copy(location, m, sandbox_dir=str(tmp_path / "sb"), write_certificate=False)
+    assert not cert.passed and "encryption key available" in [c.name for c in cert.checks if not c.passed]
+    with pytest.raises(RestoreError, match=m.encryption_key_id or "x"):
+        rs.restore_backup(catalog.find_backup(catalog.scan([location]), None, m.backup_id), server.spec(),
+                          keyring=crypto.Keyring(crypto.generate_key()))
+
+
+def test_key_rotation_and_tampering(secured: Any, tmp_path: Any, sandbox_root: str) -> None:
+    _, backup_spec, _ = secured
+    location = Location("local", f"file://{tmp_path}/b")
+    old, new = crypto.generate_key(), crypto.generate_key()
+    first = bk.run_backup(backup_spec, [location], codec("zstd"), databases=["vault"], encryption_key=old).manifest
+    second = bk.run_backup(backup_spec, [location], codec("zstd"), databases=["vault"], encryption_key=new).manifest
+    assert first.encryption_key_id != second.encryption_key_id
+    ring = crypto.Keyring(new, old=[old])
+    target = sandbox.start_server(sandbox_root, "secrot", server_id=802)
+    try:
+        for m, name in ((first, "v1"), (second, "v2")):
+            copies = catalog.find_backup(catalog.scan([location]), None, m.backup_id)
+            rs.restore_backup(copies, target.spec(), rename={"vault": name}, keyring=ring)
+        with db.session(target.spec()) as conn:
+            assert db.scalar(conn, "SELECT v FROM v1.secrets") == CANARY
+            assert db.scalar(conn, "SELECT v FROM v2.secrets") == CANARY
+        # a truncated ciphertext (with a matching manifest entry) is detected by decryption itself
+        key = f"{ids.backup_dir(second.server, second.backup_id)}/{second.files[0].path}"
+        staged = tmp_path / "c.bin"
+        staged.write_bytes(Store(location).read_bytes(key)[:-40])
+        with pytest.raises((EncryptionError, IntegrityError)):
+            rs.load_file(str(staged), second.compression, target.spec(), "mariadb", {"vault": "v3"},
+                         keyring=ring)
+        with db.session(target.spec()) as conn:
+            assert db.scalar(conn, "SELECT COUNT(*) FROM information_schema.TABLES WHERE TABLE_SCHEMA='v3'") in (0, 1)
+    finally:
+        sandbox.stop_server(target)
+
+
+def test_monitor_user_can_check_but_not_read_or_write(secured: Any) -> None:
+    server, _, password = secured
+    monitor = server.spec(user="mysqlops_monitor", password=password)
+    with db.session(monitor) as conn:
+        assert db.scalar(conn, "SELECT 1") == 1
+        with pytest.raises(Exception, match="denied"):
+            db.execute(conn, "INSERT INTO vault.secrets VALUES (2, 'x')")

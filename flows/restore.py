@@ -9,6 +9,7 @@ manifest at that location. Any failed check fails the flow with the reason.
 from __future__ import annotations
 
 import tempfile
+from datetime import datetime
 from typing import Any, cast
 from uuid import UUID
 
@@ -23,6 +24,7 @@ from mysqlops.crypto import Keyring
 from mysqlops.errors import ConfigError, VerificationFailed
 from mysqlops.manifest import BackupManifest, RestoreCertificate
 from mysqlops.model import Location, ServerSpec
+from mysqlops.pitr import PitrResult, point_in_time_restore
 
 
 @task(cache_policy=NO_CACHE)
@@ -89,16 +91,36 @@ def restore(
     allow_source_target: bool = False,
     staging_dir: str | None = None,
     encryption_keys: list[str] | None = None,
+    until: str | None = None,
+    until_gtid: str | None = None,
+    until_position: str | None = None,
 ) -> dict[str, Any]:
     """Restore ``backup_id`` (or the latest of ``server``) into the ``target`` MySQLServer block.
 
     locations: BackupLocation block names in preference order; a missing, truncated or
     corrupt copy is reported and the next location is used. rename: {"shop": "shop_restored"}.
     Refuses a non-empty existing database unless overwrite=True, and the backup's own source
-    server unless allow_source_target=True.
+    server unless allow_source_target=True. encryption_keys: Secret block names (current first).
+    Point in time: until="2026-11-23T10:15:00Z" (or until_gtid / until_position
+    "mysql-bin.000004:1234") restores the newest full backup before the target, then replays
+    the archived binlogs from its coordinates up to the target.
     """
     if backup_id == "latest" and not server:
         raise ConfigError("restore of 'latest' needs server=<the backed-up server's name>")
+    if until or until_gtid or until_position:
+        return _point_in_time(
+            target,
+            locations,
+            backup_id,
+            server or "",
+            until,
+            until_gtid,
+            until_position,
+            overwrite,
+            allow_source_target,
+            staging_dir,
+            encryption_keys,
+        )
     spec = load_server(target)
     scans = catalog.scan([load_location(name) for name in locations])
     copies = catalog.find_backup(scans, server, backup_id)
@@ -121,6 +143,95 @@ def restore(
         "locations_used": result.locations_used,
         "problems": result.problems,
         "durations": result.durations,
+    }
+
+
+@task(cache_policy=NO_CACHE)
+def pitr_task(
+    target: ServerSpec,
+    locations: list[Location],
+    server: str,
+    backup_id: str,
+    until: datetime | None,
+    until_gtid: str | None,
+    until_position: str | None,
+    overwrite: bool,
+    allow_source_target: bool,
+    staging_dir: str | None,
+    keyring: Keyring | None,
+) -> PitrResult:
+    logger = get_run_logger()
+    return point_in_time_restore(
+        locations,
+        server,
+        target,
+        until=until,
+        until_gtid=until_gtid,
+        until_position=until_position,
+        backup_id=backup_id,
+        overwrite=overwrite,
+        allow_source_target=allow_source_target,
+        staging_dir=staging_dir,
+        keyring=keyring,
+        log=logger.info,
+    )
+
+
+def _point_in_time(
+    target: str,
+    locations: list[str],
+    backup_id: str,
+    server: str,
+    until: str | None,
+    until_gtid: str | None,
+    until_position: str | None,
+    overwrite: bool,
+    allow_source_target: bool,
+    staging_dir: str | None,
+    encryption_keys: list[str] | None,
+) -> dict[str, Any]:
+    if not server:
+        raise ConfigError("point-in-time recovery needs server=<the backed-up server's name>")
+    when = None
+    if until:
+        try:
+            when = datetime.fromisoformat(until.replace("Z", "+00:00"))
+        except ValueError as exc:
+            raise ConfigError(
+                f"until {until!r} is not an ISO date-time such as 2026-11-23T10:15:00Z"
+            ) from exc
+        if when.tzinfo is None:
+            raise ConfigError(f"until {until!r} has no time zone: add Z (UTC) or an offset")
+    spec = load_server(target)
+    result = pitr_task(
+        spec,
+        [load_location(n) for n in locations],
+        server,
+        backup_id,
+        when,
+        until_gtid,
+        until_position,
+        overwrite,
+        allow_source_target,
+        staging_dir,
+        load_keyring(encryption_keys),
+    )
+    rows = [
+        {
+            "base_backup": result.base.backup_id,
+            "binlogs": len(result.replay.files),
+            "stop": result.replay.stop,
+            "target": spec.name,
+        }
+    ]
+    table_artifact(f"pitr-{spec.name}", rows, "Point-in-time recovery")
+    return {
+        "backup_id": result.base.backup_id,
+        "target": spec.name,
+        "databases": result.restore.databases,
+        "binlogs_replayed": list(result.replay.files),
+        "stop": result.replay.stop,
+        "durations": {**result.restore.durations, "replay": round(result.replay.apply_seconds, 3)},
     }
 
 

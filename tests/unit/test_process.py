@@ -35,13 +35,17 @@ def test_pipeline_streams_between_members() -> None:
     assert out.strip() == b"100000"
 
 
-def test_timeout_kills_the_whole_group() -> None:
+def test_timeout_kills_the_whole_group(tmp_path: pathlib.Path) -> None:
+    pidfile = tmp_path / "grandchild.pid"
     started = time.monotonic()
     with pytest.raises(ProcessTimeout):
         # the child spawns a grandchild; both must die with the group
-        process.run(["sh", "-c", "sleep 30 & sleep 30; wait"], timeout=0.5)
+        process.run(["sh", "-c", f"sleep 30 & echo $! > {pidfile}; sleep 30; wait"], timeout=0.5)
     assert time.monotonic() - started < 10
-    assert process.kill_all_children() == 0
+    grandchild = int(pidfile.read_text())
+    time.sleep(0.2)
+    alive = os.path.exists(f"/proc/{grandchild}") and open(f"/proc/{grandchild}/stat").read().split()[2] != "Z"
+    assert not alive
 
 
 def test_exception_in_block_kills_children() -> None:

@@ -15,9 +15,10 @@ import pytest
 
 from mysqlops import replication as repl
 from mysqlops.adapters import sandbox
-from mysqlops.adapters.mysql import query, scalar, session
-from mysqlops.errors import PreflightFailed
-from mysqlops.model import ServerSpec, TLSOptions
+from mysqlops.adapters.mysql import connect, query, scalar, session
+from mysqlops.compression import codec
+from mysqlops.errors import ConnectionProblem, PreflightFailed
+from mysqlops.model import Location, ServerSpec, TLSOptions
 from mysqlops.sampledata import AWKWARD_DB_SUFFIX, create_awkward_database, create_bulk_table
 from mysqlops.tablesum import table_checksums
 
@@ -241,6 +242,19 @@ def test_replication_over_tls_with_verified_certificate(sandbox_root: str) -> No
         assert refused.value.args[0] == 1045
         with session(replace(primary, user=settings.user, password=PASSWORD)) as conn:
             assert scalar(conn, "SHOW SESSION STATUS LIKE 'Ssl_cipher'") is not None
+
+        # a CA that did not sign the server's certificate is refused, by PyMySQL and by the client tools
+        other_dir = os.path.join(directory, "other")
+        os.makedirs(other_dir, mode=0o700)
+        wrong = replace(servers[0].spec(), tls=TLSOptions(ca=_certificates(other_dir)["ca"], verify_cert=True))
+        with pytest.raises(ConnectionProblem, match=r"certificate verify failed|CERTIFICATE_VERIFY_FAILED"):
+            connect(wrong)
+        from mysqlops import backup as bk
+        from mysqlops.errors import PreflightFailed, ProcessError
+
+        with pytest.raises((PreflightFailed, ProcessError)):
+            bk.run_backup(wrong, [Location("l", f"file://{directory}/b")], codec("zstd"))
+        bk.run_backup(primary, [Location("l", f"file://{directory}/b")], codec("zstd"))  # the right CA works
 
         # a new password: the account is updated, the replica re-pointed without reseeding
         rotated = replace(settings, password="rotated-" + PASSWORD)

@@ -10,6 +10,8 @@ Safety rules that win over the policy (barman, pgBackRest, restic):
 * Only complete, verified full backups that are not future-dated and not of suspicious size
   count toward (and are selected by) ``keep_last`` and the calendar rules. Failed or
   unverified backups never take a slot from a good one.
+* A suspicious-size full (``suspicious-size``) takes no slot: it stays only while it lies inside
+  the ``keep_last`` span or in a calendar bucket that a rule selected for a good full.
 * ``min_redundancy``: the newest N good fulls always stay; the newest verified backup always
   stays; a backup dated after ``now`` stays (flag ``future-dated``).
 * Unverified backups newer than the newest verified one stay (their verification may still be
@@ -24,11 +26,13 @@ Safety rules that win over the policy (barman, pgBackRest, restic):
 
 from __future__ import annotations
 
+import heapq
 import re
 from collections import deque
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, fields
 from datetime import UTC, datetime, timedelta
+from operator import attrgetter
 from typing import Any
 
 from mysqlops.errors import ConfigError, RetentionError
@@ -269,7 +273,7 @@ class RetentionPolicy:
 # --------------------------------------------------------------------------- plan
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Decision:
     """Keep or delete one record, and why."""
 
@@ -379,18 +383,36 @@ def plan(records: Sequence[BackupRecord], policy: RetentionPolicy, now: datetime
     policy.require_rules()
     now = now.astimezone(UTC)
 
-    ordered = sorted(records, key=lambda r: (r.server, r.created_at, r.backup_id, r.location))
-    groups: dict[tuple[str, str], list[int]] = {}
-    for pos, r in enumerate(ordered):
-        groups.setdefault((r.server, r.location), []).append(pos)
+    # Group first, then sort each group: two stable single-key sorts allocate no key tuples.
+    groups: dict[tuple[str, str], list[BackupRecord]] = {}
+    for r in records:
+        key = (r.server, r.location)
+        group = groups.get(key)
+        if group is None:
+            groups[key] = [r]
+        else:
+            group.append(r)
+    by_server: dict[str, list[list[Decision]]] = {}
+    for (server, _location), group in sorted(groups.items()):
+        group.sort(key=_BY_ID)
+        group.sort(key=_BY_TIME)
+        by_server.setdefault(server, []).append(_plan_group(group, policy, now))
 
-    out: list[Decision | None] = [None] * len(ordered)
-    for positions in groups.values():
-        group = [ordered[p] for p in positions]
-        for p, decision in zip(positions, _plan_group(group, policy, now), strict=True):
-            out[p] = decision
-    decisions = tuple(d for d in out if d is not None)
-    return RetentionPlan(decisions=decisions, policy=policy, now=now)
+    decisions: list[Decision] = []
+    for planned in by_server.values():
+        if len(planned) == 1:
+            decisions.extend(planned[0])
+        else:  # one server at several locations: interleave in (created_at, backup_id) order
+            decisions.extend(heapq.merge(*planned, key=_decision_order))
+    return RetentionPlan(decisions=tuple(decisions), policy=policy, now=now)
+
+
+_BY_ID = attrgetter("backup_id")
+_BY_TIME = attrgetter("created_at")
+
+
+def _decision_order(d: Decision) -> tuple[datetime, str, str]:
+    return (d.record.created_at, d.record.backup_id, d.record.location)
 
 
 def _median(values: Sequence[int]) -> float:
@@ -400,21 +422,50 @@ def _median(values: Sequence[int]) -> float:
     return float(s[mid]) if n % 2 else (s[mid - 1] + s[mid]) / 2
 
 
-def _plan_group(recs: list[BackupRecord], policy: RetentionPolicy, now: datetime) -> list[Decision]:
-    """One server at one location; ``recs`` sorted by (created_at, backup_id)."""
-    n = len(recs)
-    reasons: list[list[str]] = [[] for _ in range(n)]
-    flags: list[list[str]] = [[] for _ in range(n)]
-    why_not: list[str] = [""] * n
+def _sequence(r: BackupRecord) -> int | None:
+    if r.binlog_sequence is not None:
+        return r.binlog_sequence
+    try:
+        return binlog_sequence(r.backup_id)
+    except ConfigError:
+        return None
 
-    index: dict[str, int] = {}
-    for i, r in enumerate(recs):
-        if r.backup_id in index:
-            raise RetentionError(
-                f"backup id {r.backup_id!r} appears twice for server {r.server!r} at location "
-                f"{r.location!r}: the catalog is ambiguous, refusing to plan deletions"
-            )
-        index[r.backup_id] = i
+
+def _plan_group(recs: list[BackupRecord], policy: RetentionPolicy, now: datetime) -> list[Decision]:
+    """One server at one location; ``recs`` sorted by (created_at, backup_id).
+
+    Bookkeeping is sparse (dicts keyed by position) because most records of a large catalog
+    are binlogs that one rule decides: that keeps 100,000 records well under a second.
+    """
+    n = len(recs)
+    keep: dict[int, list[str]] = {}  # position -> reasons to keep
+    flags: dict[int, list[str]] = {}
+    why_not: dict[int, str] = {}  # position -> reason to delete, when no rule keeps it
+
+    def keep_for(i: int, reason: str) -> None:
+        got = keep.get(i)
+        if got is None:
+            keep[i] = [reason]
+        else:
+            got.append(reason)
+
+    def flag(i: int, name: str) -> None:
+        got = flags.get(i)
+        if got is None:
+            flags[i] = [name]
+        else:
+            got.append(name)
+
+    index = {r.backup_id: i for i, r in enumerate(recs)}
+    if len(index) != n:
+        seen: set[str] = set()
+        for r in recs:
+            if r.backup_id in seen:
+                raise RetentionError(
+                    f"backup id {r.backup_id!r} appears twice for server {r.server!r} at location "
+                    f"{r.location!r}: the catalog is ambiguous, refusing to plan deletions"
+                )
+            seen.add(r.backup_id)
 
     full, incremental, binlog = BackupKind.FULL, BackupKind.INCREMENTAL, BackupKind.BINLOG
     complete = BackupStatus.COMPLETE
@@ -423,28 +474,38 @@ def _plan_group(recs: list[BackupRecord], policy: RetentionPolicy, now: datetime
 
     good_fulls: list[int] = []  # complete, verified, not future-dated
     newest_verified = -1  # newest complete+verified non-binlog record, not future-dated
+    unverified: list[int] = []  # complete, unverified, not binlog
+    incrementals: list[int] = []
     for i, r in enumerate(recs):
-        future = r.created_at > now
+        at = r.created_at
+        future = at > now
         if future:
-            reasons[i].append("future-dated")
-            flags[i].append(FLAG_FUTURE)
+            keep_for(i, "future-dated")
+            flag(i, FLAG_FUTURE)
         if r.keep_forever:
-            reasons[i].append("keep_forever")
-        if cutoff is not None and not future and r.created_at >= cutoff:
-            reasons[i].append(within_label)
-        if r.status is not complete:
-            flags[i].append(FLAG_FAILED)
+            keep_for(i, "keep_forever")
+        if cutoff is not None and not future and at >= cutoff:
+            keep_for(i, within_label)
+        kind = r.kind
+        ok = r.status is complete
+        if not ok:
+            flag(i, FLAG_FAILED)
             why_not[i] = "failed backup"
         elif not r.verified:
-            flags[i].append(FLAG_UNVERIFIED)
-        kind = r.kind
-        if kind is incremental and (r.parent_id is None or r.parent_id not in index):
-            flags[i].append(FLAG_BROKEN_CHAIN)
-        if kind is binlog or future or r.status is not complete or not r.verified:
+            flag(i, FLAG_UNVERIFIED)
+            if kind is not binlog:
+                unverified.append(i)
+            ok = False
+        if kind is binlog:
             continue
-        newest_verified = i
-        if kind is full:
-            good_fulls.append(i)
+        if kind is incremental:
+            incrementals.append(i)
+            if r.parent_id is None or r.parent_id not in index:
+                flag(i, FLAG_BROKEN_CHAIN)
+        if ok and not future:
+            newest_verified = i
+            if kind is full:
+                good_fulls.append(i)
 
     # Suspicious size: compared with the preceding verified fulls (suspicious ones included,
     # so a lasting, legitimate shrink becomes the new normal after a few backups).
@@ -456,7 +517,7 @@ def _plan_group(recs: list[BackupRecord], policy: RetentionPolicy, now: datetime
         if window:
             med = _median(window)
             if size < policy.suspicious_ratio * med:
-                flags[i].append(FLAG_SUSPICIOUS)
+                flag(i, FLAG_SUSPICIOUS)
                 why_not[i] = (
                     f"suspicious size: {size} bytes < {policy.suspicious_ratio:g} x median {med:g} of the "
                     f"previous {len(window)} verified fulls; not counted by any rule"
@@ -472,11 +533,11 @@ def _plan_group(recs: list[BackupRecord], policy: RetentionPolicy, now: datetime
         label = f"last {policy.keep_last}"
         chosen = rule_fulls[-policy.keep_last :]
         for i in chosen:
-            reasons[i].append(label)
+            keep_for(i, label)
         span_start = chosen[0] if len(chosen) == policy.keep_last else -1
         for i in suspicious:
             if i > span_start:
-                reasons[i].append(f"{label} (suspicious size, not counted)")
+                keep_for(i, f"{label} (suspicious size, not counted)")
 
     # Calendar rules: newest good full in each of the N most recent buckets that have one.
     for period, keyf in _PERIODS:
@@ -490,31 +551,29 @@ def _plan_group(recs: list[BackupRecord], policy: RetentionPolicy, now: datetime
             if key != last:
                 last = key
                 selected.add(key)
-                reasons[i].append(_label(period, key))
+                keep_for(i, _label(period, key))
                 if len(selected) == limit:
                     break
         for i in suspicious:
             key = keyf(recs[i].created_at.astimezone(UTC))
             if key in selected:
-                reasons[i].append(f"{_label(period, key)} (suspicious size, not counted)")
+                keep_for(i, f"{_label(period, key)} (suspicious size, not counted)")
 
     for i in rule_fulls[-policy.min_redundancy :]:
-        reasons[i].append("min_redundancy")
+        keep_for(i, "min_redundancy")
     if newest_verified >= 0:
-        reasons[newest_verified].append("newest verified backup")
+        keep_for(newest_verified, "newest verified backup")
 
-    for i, r in enumerate(recs):
-        if r.kind is binlog or r.status is not complete or r.verified:
-            continue
+    for i in unverified:
         if i > newest_verified:
-            if FLAG_FUTURE not in flags[i]:
-                reasons[i].append("unverified, newer than the newest verified backup")
+            if recs[i].created_at <= now:
+                keep_for(i, "unverified, newer than the newest verified backup")
         elif newest_verified >= 0:
             why_not[i] = f"unverified, superseded by verified backup {recs[newest_verified].backup_id}"
 
     # Chain safety: every kept incremental keeps its parent chain (walk until already walked).
-    for i in range(n - 1, -1, -1):
-        if recs[i].kind is not incremental or not reasons[i]:
+    for i in reversed(incrementals):
+        if i not in keep:
             continue
         child = i
         while recs[child].kind is incremental:
@@ -522,48 +581,70 @@ def _plan_group(recs: list[BackupRecord], policy: RetentionPolicy, now: datetime
             if parent is None:
                 break
             label = f"needed by incremental {recs[child].backup_id}"
-            if label in reasons[parent]:
+            reasons = keep.get(parent)
+            if reasons is not None and label in reasons:
                 break
-            reasons[parent].append(label)
+            keep_for(parent, label)
             child = parent
 
     # Binlogs: PITR from the oldest kept full (that records a position) needs all later binlogs.
-    anchor: tuple[int, int] | None = None  # (sequence, index of the full)
-    for i, r in enumerate(recs):
+    anchor_seq: int | None = None
+    anchor_id = ""
+    for i in keep:
+        r = recs[i]
         seq = r.binlog_sequence
-        if r.kind is full and reasons[i] and seq is not None and (anchor is None or seq < anchor[0]):
-            anchor = (seq, i)
-    for i, r in enumerate(recs):
-        if r.kind is not binlog:
-            continue
-        seq = r.binlog_sequence
-        if seq is None:
-            try:
-                seq = binlog_sequence(r.backup_id)
-            except ConfigError:
-                flags[i].append(FLAG_UNKNOWN_SEQUENCE)
-                reasons[i].append("binlog with an unknown sequence (kept to be safe)")
-                continue
-        if anchor is None:
-            reasons[i].append("binlog kept: no kept full backup records a binlog position")
-        elif seq >= anchor[0]:
-            reasons[i].append(f"binlog needed for PITR from {recs[anchor[1]].backup_id}")
-        elif not why_not[i]:
-            why_not[i] = (
-                f"binlog before sequence {anchor[0]}, where PITR from the oldest kept full "
-                f"{recs[anchor[1]].backup_id} starts"
-            )
+        if r.kind is full and seq is not None and (anchor_seq is None or seq < anchor_seq):
+            anchor_seq, anchor_id = seq, r.backup_id
+    needed = f"binlog needed for PITR from {anchor_id}"
+    no_anchor = "binlog kept: no kept full backup records a binlog position"
+    unknown = "binlog with an unknown sequence (kept to be safe)"
+    too_old = f"binlog before sequence {anchor_seq}, where PITR from the oldest kept full {anchor_id} starts"
 
-    decisions = []
+    decisions: list[Decision] = []
+    append = decisions.append
+    empty: tuple[str, ...] = ()
+    shared = {  # one tuple per common single reason: fewer objects for the collector
+        reason: (reason,)
+        for reason in (
+            needed,
+            no_anchor,
+            unknown,
+            too_old,
+            "failed backup",
+            "not selected by any rule",
+            "incremental not needed by any kept backup",
+        )
+    }
     for i, r in enumerate(recs):
-        if reasons[i]:
-            decisions.append(Decision(r, True, tuple(reasons[i]), tuple(flags[i])))
+        reasons = keep.get(i)
+        fl = flags.get(i)
+        flag_t = tuple(fl) if fl else empty
+        if r.kind is binlog:
+            seq = r.binlog_sequence
+            if seq is None:
+                seq = _sequence(r)
+            extra: str | None = None
+            if seq is None:
+                extra = unknown
+                flag_t = (*flag_t, FLAG_UNKNOWN_SEQUENCE)
+            elif anchor_seq is None:
+                extra = no_anchor
+            elif seq >= anchor_seq:
+                extra = needed
+            if extra is not None:
+                append(Decision(r, True, (*reasons, extra) if reasons else shared[extra], flag_t))
+                continue
+            if not reasons:
+                reason = why_not.get(i) or too_old
+                append(Decision(r, False, shared.get(reason) or (reason,), flag_t))
+                continue
+        if reasons:
+            append(Decision(r, True, tuple(reasons), flag_t))
             continue
-        reason = why_not[i]
-        if not reason:
-            if r.kind is incremental:
-                reason = "incremental not needed by any kept backup"
-            else:
-                reason = "not selected by any rule"
-        decisions.append(Decision(r, False, (reason,), tuple(flags[i])))
+        reason = why_not.get(i) or (
+            "incremental not needed by any kept backup"
+            if r.kind is incremental
+            else "not selected by any rule"
+        )
+        append(Decision(r, False, shared.get(reason) or (reason,), flag_t))
     return decisions

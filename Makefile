@@ -7,7 +7,7 @@ export PATH := $(HOME)/.local/bin:$(PATH)
 RUN := uv run --frozen --no-sync
 PYTEST_ARGS ?=
 
-.PHONY: setup demo test test-quick lint bench clean
+.PHONY: setup demo test test-quick lint bench clean prefect-env deploy worker
 
 setup: .venv/.synced
 	@./scripts/ensure-system-packages.sh
@@ -30,6 +30,17 @@ lint: setup
 	$(RUN) ruff check .
 	$(RUN) ruff format --check mysqlops blocks flows deployments
 	$(RUN) mypy
+
+ENV_FILE ?= environment.toml
+
+prefect-env: setup
+	$(RUN) python -m deployments.setup --config $(ENV_FILE)
+
+deploy: setup
+	$(RUN) prefect --no-prompt deploy --all
+
+worker: setup
+	$(RUN) prefect worker start --pool mysqlops
 
 bench: setup
 	$(RUN) python -m bench.run_all

@@ -11,6 +11,7 @@ from typing import Any, cast
 from uuid import UUID
 
 from prefect import flow, get_run_logger, task
+from prefect import tags as prefect_tags  # `tags` is a parameter of the flow
 from prefect.artifacts import create_progress_artifact, update_progress_artifact
 from prefect.cache_policies import NO_CACHE
 
@@ -198,26 +199,28 @@ def backup(
         raise ConfigError(
             "encryption is implemented for logical backups; physical backups are not encrypted yet"
         )
-    plan = (
-        preflight_task(spec, locs, databases, include or [], exclude or [], staging_dir, from_replica)
-        if method == "logical"
-        else None
-    )
-    result = dump_and_upload_task(
-        spec,
-        locs,
-        plan,
-        compression,
-        level,
-        parallel,
-        from_replica,
-        tags or [],
-        staging_dir,
-        progress_interval,
-        method,
-        incremental,
-        keyring.current if keyring else None,
-    )
+    # task runs tagged server:<block> take the per-server tag concurrency limit made by setup
+    with prefect_tags(f"server:{server}"):
+        plan = (
+            preflight_task(spec, locs, databases, include or [], exclude or [], staging_dir, from_replica)
+            if method == "logical"
+            else None
+        )
+        result = dump_and_upload_task(
+            spec,
+            locs,
+            plan,
+            compression,
+            level,
+            parallel,
+            from_replica,
+            tags or [],
+            staging_dir,
+            progress_interval,
+            method,
+            incremental,
+            keyring.current if keyring else None,
+        )
     table_artifact(
         f"backup-{spec.name}", result.rows(), f"Files of backup {result.manifest.backup_id} per location"
     )

@@ -11,7 +11,7 @@ from __future__ import annotations
 from mysqlops.adapters import mysql as db
 from mysqlops.dialect import quote_identifier as q
 
-AWKWARD_TABLE = "odd `name` \"quoted\" ü"
+AWKWARD_TABLE = 'odd `name` "quoted" ü'
 AWKWARD_DB_SUFFIX = " spaced ü"
 
 
@@ -61,7 +61,9 @@ def create_awkward_database(conn: db.Connection, database: str = "shop") -> dict
     return {"tables": 4, "views": 2, "routines": 2, "triggers": 1, "events": 1}
 
 
-def create_bulk_table(conn: db.Connection, database: str, table: str, rows: int, payload_bytes: int = 200) -> None:
+def create_bulk_table(
+    conn: db.Connection, database: str, table: str, rows: int, payload_bytes: int = 200
+) -> None:
     """A table of ``rows`` rows with mixed columns, generated server-side (fast)."""
     d, t = q(database), q(table)
     with conn.cursor() as cur:

@@ -1,0 +1,182 @@
+"""End-to-end fixtures: a real ``prefect server`` and worker as child processes, a loopback
+webhook receiver. Every child runs in its own process group and is killed as a group at the
+end, also when a test fails."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+from mysqlops.adapters.sandbox import free_port
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def child_env(prefect_home: Path, api_url: str | None, **extra: str) -> dict[str, str]:
+    """The environment of a child: ours without any PREFECT_* setting, plus the given ones."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("PREFECT_")}
+    env.update(
+        PREFECT_HOME=str(prefect_home),
+        PREFECT_SERVER_ANALYTICS_ENABLED="false",
+        PREFECT_UI_ENABLED="false",
+        PREFECT_LOGGING_LEVEL="INFO",
+        AWS_DEFAULT_REGION=os.environ.get("AWS_DEFAULT_REGION", "us-east-1"),
+        PYTHONUNBUFFERED="1",
+    )
+    if api_url:
+        env["PREFECT_API_URL"] = api_url
+    env.update(extra)
+    return env
+
+
+@dataclass
+class Child:
+    name: str
+    proc: subprocess.Popen[bytes]
+    log: Path
+
+    def tail(self, lines: int = 40) -> str:
+        try:
+            return "\n".join(self.log.read_text(errors="replace").splitlines()[-lines:])
+        except OSError:
+            return "(no log)"
+
+    def stop(self) -> None:
+        if self.proc.poll() is None:
+            with contextlib.suppress(ProcessLookupError, PermissionError):
+                os.killpg(self.proc.pid, signal.SIGTERM)
+            with contextlib.suppress(subprocess.TimeoutExpired):
+                self.proc.wait(timeout=10)
+        # the group may still hold grandchildren (flow-run processes of a worker)
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.killpg(self.proc.pid, signal.SIGKILL)
+        with contextlib.suppress(subprocess.TimeoutExpired):
+            self.proc.wait(timeout=10)
+
+
+def start_child(name: str, argv: list[str], env: dict[str, str], logdir: Path) -> Child:
+    log = logdir / f"{name}.log"
+    with open(log, "wb") as fh:
+        proc = subprocess.Popen(
+            argv, cwd=ROOT, env=env, stdout=fh, stderr=subprocess.STDOUT, start_new_session=True
+        )
+    return Child(name, proc, log)
+
+
+def prefect_cli(*args: str) -> list[str]:
+    return [sys.executable, "-m", "prefect", *args]
+
+
+@dataclass
+class PrefectServer:
+    url: str  # .../api
+    home: Path
+    logdir: Path
+    children: list[Child] = field(default_factory=list)
+
+    def env(self, **extra: str) -> dict[str, str]:
+        return child_env(self.home, self.url, **extra)
+
+    def api(self, method: str, path: str, body: Any = None) -> Any:
+        response = httpx.request(method, self.url + path, json=body, timeout=30)
+        response.raise_for_status()
+        return response.json() if response.content else None
+
+
+@pytest.fixture(scope="module")
+def prefect_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[PrefectServer]:
+    """``prefect server start`` on a free loopback port with its own PREFECT_HOME (scheduler
+    off: deployment schedules are registered but create no runs during the test)."""
+    import fastapi
+
+    if tuple(int(x) for x in fastapi.__version__.split(".")[:2]) >= (0, 151):
+        pytest.fail(
+            f"fastapi {fastapi.__version__}: since 0.151 the prefect 3.8.8 server answers 422 to explicit "
+            "null body fields (limit/offset/sort), which `prefect deploy` sends: pin fastapi<0.151"
+        )
+    base = tmp_path_factory.mktemp("prefect-e2e")
+    home = base / "home"
+    home.mkdir()
+    port = free_port()
+    url = f"http://127.0.0.1:{port}/api"
+    env = child_env(home, None, PREFECT_SERVER_SERVICES_SCHEDULER_ENABLED="false")
+    server = PrefectServer(url, home, base)
+    child = start_child(
+        "server",
+        prefect_cli("server", "start", "--host", "127.0.0.1", "--port", str(port)),
+        env,
+        base,
+    )
+    server.children.append(child)
+    try:
+        deadline = time.monotonic() + 90
+        while True:
+            if child.proc.poll() is not None:
+                raise RuntimeError(f"prefect server exited with {child.proc.returncode}:\n{child.tail()}")
+            with contextlib.suppress(httpx.HTTPError):
+                if httpx.get(url + "/health", timeout=2).status_code == 200:
+                    break
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"prefect server not healthy after 90s:\n{child.tail()}")
+            time.sleep(0.3)
+        yield server
+    finally:
+        for c in reversed(server.children):
+            c.stop()
+
+
+@dataclass
+class WebhookReceiver:
+    url: str
+    requests: list[dict[str, Any]]
+
+    def wait_for(self, needle: str, timeout: float) -> dict[str, Any] | None:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            for request in list(self.requests):
+                if needle in request["body"]:
+                    return request
+            time.sleep(0.5)
+        return None
+
+
+@pytest.fixture(scope="module")
+def webhook_receiver() -> Iterator[WebhookReceiver]:
+    """An ``http.server`` thread on loopback that records every request body."""
+    received: list[dict[str, Any]] = []
+
+    class Handler(BaseHTTPRequestHandler):
+        def do_POST(self) -> None:
+            length = int(self.headers.get("Content-Length") or 0)
+            body = self.rfile.read(length).decode("utf-8", "replace")
+            received.append({"path": self.path, "body": body, "at": time.time()})
+            self.send_response(200)
+            self.send_header("Content-Type", "application/json")
+            self.end_headers()
+            self.wfile.write(json.dumps({"ok": True}).encode())
+
+        def log_message(self, format: str, *args: Any) -> None:
+            pass
+
+    httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    thread = threading.Thread(target=httpd.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield WebhookReceiver(f"http://127.0.0.1:{httpd.server_address[1]}", received)
+    finally:
+        httpd.shutdown()
+        httpd.server_close()

@@ -1,0 +1,341 @@
+"""The ``check`` and ``backup-fleet`` flows against sandbox servers (plus pure check verdicts)."""
+
+from __future__ import annotations
+
+import json
+import os
+import uuid
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import pytest
+from pydantic import SecretStr
+
+from mysqlops import catalog, checks
+from mysqlops.adapters import mysql as db
+from mysqlops.adapters import sandbox
+from mysqlops.dialect import ReplicaStatus
+from mysqlops.model import Location
+
+# --------------------------------------------------------------------------- pure verdicts
+
+
+def test_binlog_retention_seconds() -> None:
+    assert (
+        checks.binlog_retention_seconds({"binlog_expire_logs_seconds": "3600", "expire_logs_days": "7"})
+        == 3600
+    )
+    assert (
+        checks.binlog_retention_seconds({"binlog_expire_logs_seconds": "0", "expire_logs_days": "2"})
+        == 172800
+    )
+    assert checks.binlog_retention_seconds({"expire_logs_days": "0.5"}) == 43200
+    assert checks.binlog_retention_seconds({"BINLOG_EXPIRE_LOGS_SECONDS": "0", "expire_logs_days": "0"}) == 0
+    assert checks.binlog_retention_seconds({}) is None
+
+
+def test_evaluate_binlog_verdicts() -> None:
+    day = timedelta(hours=26)
+    off = checks.evaluate_binlog("db1", {"log_bin": "OFF"}, day)
+    assert [r.status for r in off] == [checks.Status.FAILED, checks.Status.SKIPPED]
+    assert "log_bin = mysql-bin" in off[0].detail
+    short = checks.evaluate_binlog(
+        "db1", {"log_bin": "ON", "binlog_format": "ROW", "binlog_expire_logs_seconds": "3600"}, day
+    )
+    assert short[1].status is checks.Status.FAILED
+    assert "binlog_expire_logs_seconds = 93600" in short[1].detail
+    assert "expire_logs_days = 2" in short[1].detail
+    ok = checks.evaluate_binlog("db1", {"log_bin": "ON", "expire_logs_days": "7"}, day)
+    assert [r.status for r in ok] == [checks.Status.OK, checks.Status.OK]
+    stmt = checks.evaluate_binlog("db1", {"log_bin": "1", "binlog_format": "STATEMENT"}, day)
+    assert stmt[0].status is checks.Status.WARNING
+
+
+def test_evaluate_replica() -> None:
+    assert checks.evaluate_replica("r", None, 60).status is checks.Status.SKIPPED
+    healthy = ReplicaStatus("10.0.0.1", 3306, "Yes", "Yes", 3)
+    assert checks.evaluate_replica("r", healthy, 60).status is checks.Status.OK
+    lagging = ReplicaStatus("10.0.0.1", 3306, "Yes", "Yes", 600)
+    assert checks.evaluate_replica("r", lagging, 60).status is checks.Status.FAILED
+    broken = ReplicaStatus("10.0.0.1", 3306, "No", "Yes", None, last_io_error="boom", last_io_errno=1236)
+    result = checks.evaluate_replica("r", broken, 60)
+    assert result.status is checks.Status.FAILED and "IO thread" in result.detail
+
+
+def test_evaluate_disk_and_paths() -> None:
+    policy = checks.CheckPolicy(min_free_bytes=10, free_space_factor=2)
+    assert checks.evaluate_disk("l", "/x", 100, 1000, 40, policy).status is checks.Status.OK
+    low = checks.evaluate_disk("l", "/x", 100, 1000, 60, policy)
+    assert low.status is checks.Status.FAILED and "may not fit" in low.detail
+    assert checks.local_path(Location("l", "file:///var/backups/my%20sql")) == "/var/backups/my sql"
+    assert checks.local_path(Location("s", "s3://bucket/p")) is None
+    with pytest.raises(Exception, match="positive"):
+        checks.CheckPolicy(max_backup_age=timedelta(0))
+
+
+def test_empty_location_fails_backup_age_and_restore_test(tmp_path: Any) -> None:
+    scan = catalog.scan_location(Location("local", f"file://{tmp_path}"))
+    results = checks.evaluate_location(scan, ["db1"], checks.CheckPolicy(), datetime.now(UTC), {"db1": True})
+    by_check = {r.check: r for r in results}
+    assert by_check["location readable"].status is checks.Status.OK
+    assert by_check["backup age"].status is checks.Status.FAILED
+    assert by_check["binlog archive age"].status is checks.Status.FAILED
+    assert by_check["restore test"].status is checks.Status.FAILED
+    off = checks.evaluate_location(scan, ["db1"], checks.CheckPolicy(), datetime.now(UTC), {"db1": False})
+    assert {r.check: r.status for r in off}["binlog archive age"] is checks.Status.SKIPPED
+
+
+# ----------------------------------------------- deployments.setup config and automations (pure)
+
+
+def test_setup_config_refuses_plaintext_secrets_and_typos() -> None:
+    from deployments import setup
+    from mysqlops.errors import ConfigError
+
+    base = {"servers": {"db1": {"host": "h", "password_env": "DB1_PW"}}}
+    env = setup.parse(base)
+    assert env.servers[0].secrets["password"].env == "DB1_PW" and env.work_pool == "mysqlops"
+    with pytest.raises(ConfigError, match="plaintext secret"):
+        setup.parse({"servers": {"db1": {"host": "h", "password": "hunter2"}}})
+    assert setup.parse({"allow_plaintext_secrets": True, "servers": {"db1": {"password": "x"}}}).servers
+    with pytest.raises(ConfigError, match="unknown key"):
+        setup.parse({"servers": {"db1": {"hots": "h"}}})
+    with pytest.raises(ConfigError, match="not allowed"):
+        setup.parse({"servers": {"../etc": {"host": "h"}}})
+    with pytest.raises(ConfigError, match="notifications"):
+        setup.parse({**base, "automations": {}})
+
+
+def test_setup_resolves_secrets_env_prompt_or_kept(monkeypatch: pytest.MonkeyPatch) -> None:
+    from deployments.setup import SecretSource, resolve_secret
+    from mysqlops.errors import ConfigError
+
+    source = SecretSource("servers.db1.password", env="MYSQLOPS_TEST_PW")
+    monkeypatch.setenv("MYSQLOPS_TEST_PW", "from-env")
+    assert resolve_secret(source, "stored", interactive=False) == "from-env"
+    monkeypatch.delenv("MYSQLOPS_TEST_PW")
+    assert resolve_secret(source, "stored", interactive=False) == "stored"
+    assert resolve_secret(source, None, interactive=True, prompt=lambda _: "typed") == "typed"
+    with pytest.raises(ConfigError, match="MYSQLOPS_TEST_PW is not set") as info:
+        resolve_secret(source, None, interactive=False)
+    assert "stored" not in str(info.value)
+    assert resolve_secret(None, None, interactive=False) is None
+
+
+def test_automations_absence_trigger_is_proactive_per_server() -> None:
+    from deployments import automations
+
+    config = automations.AlertConfig(backup_servers=("db1", "db2"), backup_absence=timedelta(hours=26))
+    built = automations.build(config, uuid.uuid4())
+    names = [a.name for a in built]
+    assert names == [
+        "mysqlops: flow run failed",
+        "mysqlops: restore test failed",
+        "mysqlops: no backup of db1 in 26h",
+        "mysqlops: no backup of db2 in 26h",
+    ]
+    absence = built[2].trigger
+    assert absence.posture == "Proactive" and absence.within == timedelta(hours=26)  # type: ignore[union-attr]
+    assert absence.expect == {"prefect.flow-run.Completed"}  # type: ignore[union-attr]
+    related = [r.model_dump(mode="json") for r in absence.match_related]  # type: ignore[union-attr]
+    assert {"prefect.resource.role": "tag", "prefect.resource.id": "prefect.tag.server:db1"} in related
+    assert {"prefect.resource.role": "flow", "prefect.resource.name": "backup"} in related
+    block_id = uuid.uuid4()
+    again = automations.build(config, block_id)
+    assert automations._comparable(again[0]) == automations._comparable(
+        automations.build(config, block_id)[0]
+    )
+
+
+# ------------------------------------------------------------------------------ flow tests
+
+
+def latest_artifact(key: str) -> Any:
+    """The newest artifact with ``key``, or None.
+
+    Not ``Artifact.get``: with fastapi 0.154 the prefect 3.8.8 server answers 422 to the
+    ``null`` filters the client sends, so the body leaves them out.
+    """
+    from prefect import get_client
+
+    with get_client(sync_client=True) as client:
+        response = client.request(
+            "POST",
+            "/artifacts/filter",
+            json={"artifacts": {"key": {"any_": [key]}}, "sort": "CREATED_DESC", "limit": 1, "offset": 0},
+        )
+    found = response.json()
+    return found[0] if found else None
+
+
+def _save_server(
+    block: str, server: sandbox.SandboxServer, user: str = "root", password: str | None = None
+) -> None:
+    from blocks import MySQLServer
+
+    MySQLServer(
+        host="127.0.0.1",
+        port=server.port,
+        user=user,
+        password=SecretStr(password if password is not None else server.root_password),
+    ).save(block, overwrite=True)
+
+
+def _save_location(block: str, path: str) -> Location:
+    from blocks import BackupLocation
+
+    BackupLocation(url=f"file://{path}").save(block, overwrite=True)
+    return Location(block, f"file://{path}")
+
+
+@pytest.fixture(scope="module")
+def fleet_env(
+    cluster: list[sandbox.SandboxServer], tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[dict[str, Any]]:
+    """Blocks: two real servers, one that does not answer, one local location."""
+    from blocks import MySQLServer
+
+    primary, replica = cluster
+    suffix = uuid.uuid4().hex[:6]
+    names = {"a": f"fa-{suffix}", "b": f"fb-{suffix}", "broken": f"fx-{suffix}", "loc": f"fl-{suffix}"}
+    with db.session(primary.spec()) as conn:
+        db.execute(conn, "CREATE DATABASE IF NOT EXISTS fleet_shop")
+        db.execute(conn, "CREATE TABLE IF NOT EXISTS fleet_shop.t (id INT PRIMARY KEY, v VARCHAR(20))")
+        db.execute(conn, "REPLACE INTO fleet_shop.t VALUES (1, 'a'), (2, 'b')")
+    _save_server(names["a"], primary)
+    _save_server(names["b"], replica)
+    MySQLServer(host="127.0.0.1", port=sandbox.free_port(), user="root", password=SecretStr("x")).save(
+        names["broken"], overwrite=True
+    )
+    path = str(tmp_path_factory.mktemp("fleet") / "backups")
+    location = _save_location(names["loc"], path)
+    yield {**names, "location": location, "primary": primary, "replica": replica}
+
+
+@pytest.mark.flows
+@pytest.mark.integration
+def test_backup_fleet_one_failure_does_not_stop_the_others(fleet_env: dict[str, Any]) -> None:
+    from flows.fleet import backup_fleet
+
+    servers = [fleet_env["a"], fleet_env["broken"], fleet_env["b"]]
+    state = backup_fleet(servers=servers, locations=[fleet_env["loc"]], max_concurrency=2, return_state=True)
+    assert state.is_failed()
+    assert fleet_env["broken"] in (state.message or "")
+    assert fleet_env["a"] not in (state.message or "").split(";")[0]
+    scan = catalog.scan_location(fleet_env["location"])
+    assert {m.server for m in scan.backups} == {fleet_env["a"], fleet_env["b"]}
+    artifact = latest_artifact("backup-fleet")
+    assert artifact is not None
+    rows = artifact["data"] if isinstance(artifact["data"], list) else json.loads(str(artifact["data"]))
+    status = {r["server"]: r["status"] for r in rows}
+    assert status == {fleet_env["a"]: "ok", fleet_env["broken"]: "FAILED", fleet_env["b"]: "ok"}
+
+
+@pytest.mark.flows
+@pytest.mark.integration
+def test_check_passes_after_backup_and_binlog_archive(fleet_env: dict[str, Any]) -> None:
+    from flows.backup import backup
+    from flows.binlogs import archive_binlogs
+    from flows.check import check
+
+    server, loc = fleet_env["a"], fleet_env["loc"]
+    if not any(m.server == server for m in catalog.scan_location(fleet_env["location"]).backups):
+        backup(server=server, locations=[loc])
+    archive_binlogs(server=server, locations=[loc])
+    rows = check(servers=[server], locations=[loc], max_restore_test_age_days=None, min_free_gb=0)
+    by_check = {(r["location"], r["check"]): r["status"] for r in rows}
+    assert by_check[("", "reachable")] == "ok"
+    assert by_check[("", "privileges")] == "ok"
+    assert by_check[("", "binlog")] == "ok"
+    assert by_check[("", "binlog retention")] == "ok"
+    assert by_check[("", "replication")] == "skipped"
+    assert by_check[(loc, "backup age")] == "ok"
+    assert by_check[(loc, "binlog archive age")] == "ok"
+    assert by_check[(loc, "restore test")] == "skipped"
+    assert by_check[(loc, "free disk")] == "ok"
+    assert latest_artifact("check") is not None
+
+
+@pytest.mark.flows
+@pytest.mark.integration
+def test_check_fails_and_names_each_problem(fleet_env: dict[str, Any]) -> None:
+    from flows.check import check
+
+    replica: sandbox.SandboxServer = fleet_env["replica"]
+    weak = f"fw-{uuid.uuid4().hex[:6]}"
+    with db.session(replica.spec()) as conn:
+        db.execute(conn, "CREATE USER IF NOT EXISTS 'weak'@'127.0.0.1' IDENTIFIED BY 'weak-pw-1'")
+        db.execute(conn, "GRANT SELECT ON *.* TO 'weak'@'127.0.0.1'")
+        old = db.scalar(conn, "SELECT @@GLOBAL.binlog_expire_logs_seconds")
+        db.execute(conn, "SET GLOBAL binlog_expire_logs_seconds = 3600")
+    _save_server(weak, replica, user="weak", password="weak-pw-1")
+    try:
+        state = check(
+            servers=[weak, fleet_env["broken"]],
+            locations=[fleet_env["loc"]],
+            min_free_gb=0,
+            return_state=True,
+        )
+    finally:
+        with db.session(replica.spec()) as conn:
+            db.execute(conn, f"SET GLOBAL binlog_expire_logs_seconds = {int(old or 0)}")
+    assert state.is_failed()
+    message = state.message or ""
+    for expected in (
+        f"{weak} privileges",
+        f"{weak} binlog retention",
+        f"{weak} / {fleet_env['loc']} backup age",
+        f"{weak} / {fleet_env['loc']} restore test",
+        f"{fleet_env['broken']} reachable",
+    ):
+        assert expected in message, (expected, message)
+    artifact = latest_artifact("check")
+    assert artifact is not None
+    text = str(artifact["data"])
+    assert "GRANT" in text and "weak-pw-1" not in text and "binlog_expire_logs_seconds = 93600" in text
+
+
+@pytest.mark.integration
+def test_no_secret_in_check_results(cluster: list[sandbox.SandboxServer], tmp_path: Any) -> None:
+    """Server checks never echo the password, also when the login fails."""
+    primary = cluster[0]
+    spec = primary.spec(name="s1").with_credentials("root", "definitely-wrong-pw")
+    facts = checks.server_checks(spec, checks.CheckPolicy())
+    assert facts.results[0].status is checks.Status.FAILED
+    assert all("definitely-wrong-pw" not in r.detail for r in facts.results)
+    assert os.path.exists(primary.socket)
+
+
+@pytest.mark.flows
+def test_server_tag_limit_serializes_tagged_task_runs() -> None:
+    """The mechanism setup relies on, in prefect 3.8.8: task runs tagged ``server:<name>``
+    wait for the global concurrency limit ``tag:server:<name>`` (limit 1)."""
+    import time
+
+    from prefect import flow, get_client, tags, task
+    from prefect.client.schemas.actions import GlobalConcurrencyLimitCreate
+
+    from deployments.setup import tag_limit_name
+    from flows.fleet import server_tag
+
+    server = f"lim-{uuid.uuid4().hex[:6]}"
+    with get_client(sync_client=True) as client:
+        client.create_global_concurrency_limit(
+            GlobalConcurrencyLimitCreate(name=tag_limit_name(server), limit=1)
+        )
+
+    @task
+    def hold(i: int) -> tuple[float, float]:
+        start = time.monotonic()
+        time.sleep(1.0)
+        return start, time.monotonic()
+
+    @flow
+    def two_on_one_server() -> list[tuple[float, float]]:
+        with tags(server_tag(server)):
+            futures = [hold.submit(i) for i in range(2)]
+        return [f.result() for f in futures]
+
+    spans = sorted(two_on_one_server())
+    assert spans[0][1] <= spans[1][0], f"tagged task runs overlapped: {spans}"

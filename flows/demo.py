@@ -9,6 +9,7 @@ look, and always stops every server and process it started.
 from __future__ import annotations
 
 import os
+import shutil
 import socket
 import sys
 import time
@@ -148,6 +149,7 @@ def main() -> int:
     finally:
         say("stopping the sandbox servers and the S3 endpoint")
         sandbox.stop_servers(servers)
+        shutil.rmtree(sandboxes, ignore_errors=True)
         moto.kill()  # type: ignore[attr-defined]
         moto.wait()  # type: ignore[attr-defined]
     say("done. Look at:")

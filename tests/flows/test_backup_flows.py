@@ -81,3 +81,38 @@ def test_flow_fails_clearly_without_leaking_the_password(env: Any) -> None:
     assert "wrong user or password" in message and "wrong-canary-pass" not in message
     state = backup(server="no-such-block", locations=["ft-local"], return_state=True)
     assert state.is_failed() and "no MySQLServer block named 'no-such-block'" in str(state.result(raise_on_failure=False))
+
+
+def test_no_flow_log_or_artifact_contains_the_password(env: Any) -> None:
+    """Canary: after the flows above ran (and failed on purpose), search every log line and
+    every artifact the Prefect API holds for the server's password."""
+    from prefect.client.orchestration import get_client
+
+    from flows.backup import backup
+
+    backup(server="ft-server", locations=["ft-local"], databases=["shop"], progress_interval=0)
+
+    async def everything() -> tuple[list[Any], list[Any]]:
+        async with get_client() as client:
+            logs, artifacts, offset = [], [], 0
+            while True:
+                page = (await client._client.post("/logs/filter", json={"limit": 200, "offset": offset})).json()
+                logs += page
+                offset += 200
+                if len(page) < 200:
+                    break
+            offset = 0
+            while True:
+                page = (await client._client.post("/artifacts/filter", json={"limit": 200, "offset": offset})).json()
+                artifacts += page
+                offset += 200
+                if len(page) < 200:
+                    break
+            return logs, artifacts
+
+    logs, artifacts = asyncio.run(everything())
+    assert logs and artifacts
+    secrets = [env.root_password, "wrong-canary-pass"]
+    for secret in secrets:
+        assert not [entry["message"] for entry in logs if secret in entry["message"]]
+        assert not [a["key"] for a in artifacts if secret in str(a.get("data")) + str(a.get("description"))]

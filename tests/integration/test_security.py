@@ -132,3 +132,36 @@ def test_monitor_user_can_check_but_not_read_or_write(secured: Any) -> None:
         assert db.scalar(conn, "SELECT 1") == 1
         with pytest.raises(Exception, match="denied"):
             db.execute(conn, "INSERT INTO vault.secrets VALUES (2, 'x')")
+
+
+def test_binlog_archiving_and_health_checks_run_as_least_privilege_users(sandbox_root: str, tmp_path: Any) -> None:
+    from datetime import UTC, datetime
+
+    from mysqlops import binlogs, replication
+
+    primary = sandbox.start_server(sandbox_root, "lpp", server_id=821)
+    replica = sandbox.start_server(sandbox_root, "lpr", server_id=822)
+    try:
+        replication.wire_sandbox_replication(primary, [replica])
+        password = "Lp-" + os.urandom(8).hex()
+        create_users(primary.spec(), [Account("backup", "mysqlops_backup")], {"backup": password}, dry_run=False)
+        create_users(replica.spec(), [Account("monitor", "mysqlops_monitor")], {"monitor": password}, dry_run=False)
+        with db.session(primary.spec()) as conn:
+            db.execute(conn, "CREATE DATABASE lp")
+            db.execute(conn, "CREATE TABLE lp.t (id INT PRIMARY KEY)")
+            db.execute(conn, "INSERT INTO lp.t VALUES (1), (2)")
+        location = Location("local", f"file://{tmp_path}/b")
+        archived = binlogs.archive_binlogs(primary.spec(user="mysqlops_backup", password=password), [location],
+                                           codec("zstd"), str(tmp_path), datetime.now(UTC))
+        assert archived is not None
+        assert binlogs.list_archived(Store(location), primary.name)
+        replication.catch_up(primary.spec(), replica.spec(), timeout=30)
+        health = replication.check_health([replica.spec(user="mysqlops_monitor", password=password)])
+        assert replication.health_failures(health) == []
+        with db.session(replica.spec(user="mysqlops_monitor", password=password)) as conn:
+            grants = " ".join(str(next(iter(r.values()))) for r in db.query(conn, "SHOW GRANTS"))
+        for privilege in ("ALL PRIVILEGES", "INSERT", "UPDATE", "DELETE", "CREATE", "DROP", "SUPER"):
+            assert privilege not in grants, grants
+    finally:
+        sandbox.stop_server(replica)
+        sandbox.stop_server(primary)

@@ -179,7 +179,7 @@ def preflight(
             )
     for loc in locations:
         try:
-            Store(loc, retries=2).check_writable()
+            warnings += Store(loc, retries=2).check_writable()
         except StorageError as exc:
             problems.append(str(exc))
     staging = staging_dir or tempfile.gettempdir()

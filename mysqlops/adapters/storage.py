@@ -140,8 +140,10 @@ class Store:
         raise StorageError(f"location {self.location.name!r}: {action} failed after {self.retries} attempts")
 
     # -- checks -----------------------------------------------------------------------------
-    def check_writable(self) -> None:
-        """Write, read back and delete a probe object; a clear error when that fails."""
+    def check_writable(self) -> list[str]:
+        """Write, read back and delete a probe object; a clear error when writing or reading
+        fails. A key that may write but not delete (a writer key kept apart from the pruning
+        key) is fine for backups: that is returned as a warning, not an error."""
         key = f"{TMP_PREFIX}probe-{secrets.token_hex(6)}"
         data = b"mysqlops write probe\n"
 
@@ -153,9 +155,18 @@ class Store:
             with self.fs.open(self.path(key), "rb") as fh:
                 if fh.read() != data:
                     raise IntegrityError(f"location {self.location.name!r}: probe read back different bytes")
-            self.fs.rm(self.path(key))
 
         self._retry("write probe", probe)
+        try:
+            self.delete(key)
+        except StorageError as exc:
+            if "permission denied" not in str(exc):
+                raise
+            return [
+                f"location {self.location.name!r}: these credentials may write but not delete (fine for "
+                "backups; retention needs a key that may delete); the probe object stays until cleanup"
+            ]
+        return []
 
     def free_bytes(self) -> int | None:
         if not self.is_local:
@@ -347,7 +358,19 @@ class Store:
         return None
 
     def delete(self, key: str) -> None:
-        self._retry(f"delete {key}", lambda: self.fs.rm(self.path(key)))
+        """Delete one object, and make sure it is gone: s3fs's bulk ``rm`` ignores per-key
+        errors (AccessDenied, object lock), which would report a delete that did not happen."""
+        path = self.path(key)
+
+        def remove() -> None:
+            if self.location.protocol == "s3":
+                self.fs.rm_file(path)
+                if self.fs.exists(path):
+                    raise PermissionError(f"{key} still exists after delete (permission denied or object lock)")
+            else:
+                self.fs.rm(path)
+
+        self._retry(f"delete {key}", remove)
         if self.is_local:
             self._prune_empty_dirs(os.path.dirname(self.path(key)))
 

@@ -131,7 +131,9 @@ def find_backup(
         ]
         if not candidates:
             raise MysqlopsError(f"no complete backup of server {server!r} at any of the given locations")
-        backup_id = max(m.backup_id for m in candidates)
+        backup_id = max(
+            candidates, key=lambda m: (m.finished_at, m.backup_id)
+        ).backup_id  # ids: 1 s resolution
     copies = [
         (s.location, m)
         for s in scans

@@ -12,6 +12,7 @@ from mysqlops import backup as bk
 from mysqlops import binlogs, pitr
 from mysqlops.adapters import mysql as db
 from mysqlops.adapters import sandbox
+from mysqlops.adapters.storage import Store
 from mysqlops.compression import codec
 from mysqlops.errors import ConfigError, RestoreError
 from mysqlops.model import Location
@@ -53,3 +54,34 @@ def test_pitr_to_just_before_a_drop_table(sandbox_root: str, tmp_path: Any) -> N
     finally:
         sandbox.stop_server(source)
         sandbox.stop_server(target)
+
+
+def test_restore_test_proves_the_binlog_chain_between_two_full_backups(sandbox_root: str, tmp_path: Any) -> None:
+    source = sandbox.start_server(sandbox_root, "chainsrc", server_id=813)
+    location = Location("local", f"file://{tmp_path}/b")
+    try:
+        spec = source.spec()
+        with db.session(spec) as conn:
+            db.execute(conn, "CREATE DATABASE app")
+            db.execute(conn, "CREATE TABLE app.t (id INT PRIMARY KEY AUTO_INCREMENT, v VARCHAR(20))")
+            db.execute(conn, "INSERT INTO app.t (v) VALUES ('a'), ('b')")
+        bk.run_backup(spec, [location], codec("zstd"))
+        with db.session(spec) as conn:
+            db.execute(conn, "INSERT INTO app.t (v) VALUES ('c')")
+            db.execute(conn, "UPDATE app.t SET v = 'B' WHERE id = 2")
+            db.execute(conn, "CREATE TABLE app.added (id INT)")
+        bk.run_backup(spec, [location], codec("zstd"))
+        with db.session(spec) as conn:
+            db.execute(conn, "INSERT INTO app.t (v) VALUES ('after B2')")
+        binlogs.archive_binlogs(spec, [location], codec("zstd"), str(tmp_path), datetime.now(UTC))
+        checks = pitr.prove_binlog_chain([location], spec.name, sandbox_dir=str(tmp_path / "sb"))
+        assert checks and all(c.passed for c in checks), checks
+        assert any(c.name.startswith("app:") for c in checks)
+        # without the archive the proof fails instead of passing blindly
+        bare = Location("bare", f"file://{tmp_path}/bare")
+        for key in Store(location).list_keys(f"{spec.name}/full"):
+            Store(bare).put_bytes(Store(location).read_bytes(key), key)
+        failed = pitr.prove_binlog_chain([bare], spec.name, sandbox_dir=str(tmp_path / "sb2"))
+        assert not all(c.passed for c in failed)
+    finally:
+        sandbox.stop_server(source)

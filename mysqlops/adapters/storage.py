@@ -366,7 +366,9 @@ class Store:
             if self.location.protocol == "s3":
                 self.fs.rm_file(path)
                 if self.fs.exists(path):
-                    raise PermissionError(f"{key} still exists after delete (permission denied or object lock)")
+                    raise PermissionError(
+                        f"{key} still exists after delete (permission denied or object lock)"
+                    )
             else:
                 self.fs.rm(path)
 

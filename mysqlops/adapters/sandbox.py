@@ -246,6 +246,54 @@ def _initialize(binary: ServerBinary, datadir: str, directory: str) -> None:
         raise SandboxError(f"initializing {datadir} failed: {exc}") from exc
 
 
+def _launch(
+    binary: ServerBinary,
+    directory: str,
+    name: str,
+    server_id: int,
+    port: int | None,
+    tuned: bool,
+    gtid: bool,
+    init_file: str,
+    password: str,
+    extra_options: Sequence[str],
+    timeout: float,
+) -> SandboxServer:
+    """Start the server of a prepared directory and wait until it accepts logins; a port taken
+    between pick and bind gets another one. Removes the init file (it holds the password)."""
+    last_error = ""
+    for _attempt in range(3):
+        server = SandboxServer(
+            name=name,
+            directory=directory,
+            port=port or free_port(),
+            server_id=server_id,
+            pid=0,
+            flavor=binary.flavor,
+            version=f"{binary.version.major}.{binary.version.minor}.{binary.version.patch}",
+            root_password=password,
+            tuned=tuned,
+        )
+        argv = [*_server_options(binary, server, tuned, gtid), f"--init-file={init_file}", *extra_options]
+        proc = process.start_background(argv, log_path=os.path.join(directory, "stdout.log"))
+        server = replace(server, pid=proc.pid)
+        with _running_lock:
+            _running[proc.pid] = server
+        try:
+            _wait_ready(server, proc, timeout)
+        except SandboxError as exc:
+            last_error = str(exc)
+            _stop_pid(server, proc)
+            if port is None and "already in use" in last_error.lower():
+                continue
+            raise
+        os.unlink(init_file)
+        _write_private(server.option_file, client_option_file(server.spec()))
+        _save_state(server)
+        return server
+    raise SandboxError(last_error)
+
+
 def start_server(
     base_dir: str | os.PathLike[str],
     name: str,
@@ -276,38 +324,9 @@ def start_server(
         _initialize(binary, datadir, directory)
         init_file = os.path.join(directory, "init.sql")
         _write_private(init_file, _init_sql(password))
-        last_error = ""
-        for _attempt in range(3):  # a port taken between pick and bind: try another
-            chosen = port or free_port()
-            server = SandboxServer(
-                name=name,
-                directory=directory,
-                port=chosen,
-                server_id=server_id,
-                pid=0,
-                flavor=binary.flavor,
-                version=f"{binary.version.major}.{binary.version.minor}.{binary.version.patch}",
-                root_password=password,
-                tuned=tuned,
-            )
-            argv = [*_server_options(binary, server, tuned, gtid), f"--init-file={init_file}", *extra_options]
-            proc = process.start_background(argv, log_path=os.path.join(directory, "stdout.log"))
-            server = replace(server, pid=proc.pid)
-            with _running_lock:
-                _running[proc.pid] = server
-            try:
-                _wait_ready(server, proc, timeout)
-            except SandboxError as exc:
-                last_error = str(exc)
-                _stop_pid(server, proc)
-                if port is None and "already in use" in last_error.lower():
-                    continue
-                raise
-            os.unlink(init_file)
-            _write_private(server.option_file, client_option_file(server.spec()))
-            _save_state(server)
-            return server
-        raise SandboxError(last_error)
+        return _launch(
+            binary, directory, name, server_id, port, tuned, gtid, init_file, password, extra_options, timeout
+        )
     except BaseException:
         shutil.rmtree(directory, ignore_errors=True)
         raise
@@ -508,31 +527,19 @@ def start_server_on_datadir(
             + _init_sql(password)
             + "GRANT ALL PRIVILEGES ON *.* TO 'root'@'localhost' WITH GRANT OPTION;\n",
         )
-        server = SandboxServer(
-            name=name,
-            directory=directory,
-            port=port or free_port(),
-            server_id=server_id,
-            pid=0,
-            flavor=binary.flavor,
-            version=f"{binary.version.major}.{binary.version.minor}.{binary.version.patch}",
-            root_password=password,
-            tuned=tuned,
+        return _launch(
+            binary,
+            directory,
+            name,
+            server_id,
+            port,
+            tuned,
+            False,
+            init_file,
+            password,
+            extra_options,
+            timeout,
         )
-        argv = [*_server_options(binary, server, tuned, False), f"--init-file={init_file}", *extra_options]
-        proc = process.start_background(argv, log_path=os.path.join(directory, "stdout.log"))
-        server = replace(server, pid=proc.pid)
-        with _running_lock:
-            _running[proc.pid] = server
-        try:
-            _wait_ready(server, proc, timeout)
-        except SandboxError:
-            _stop_pid(server, proc)
-            raise
-        os.unlink(init_file)
-        _write_private(server.option_file, client_option_file(server.spec()))
-        _save_state(server)
-        return server
     except BaseException:
         shutil.rmtree(directory, ignore_errors=True)
         raise

@@ -5,36 +5,38 @@ from __future__ import annotations
 import json
 import re
 from collections.abc import Mapping, Sequence
-from typing import Any, cast
+from typing import Any, TypeVar, cast
 
 from prefect.artifacts import create_markdown_artifact, create_table_artifact
+from prefect.blocks.core import Block
 
 from blocks import BackupLocation, MySQLServer
 from mysqlops.crypto import Keyring
 from mysqlops.errors import ConfigError
 from mysqlops.model import Location, ServerSpec
 
+B = TypeVar("B", bound=Block)
+
+
+def load_block(cls: type[B], name: str, ui_name: str, example: str) -> B:
+    """Load a block by name, or fail with an error that says how to create it."""
+    try:
+        return cast(B, cls.load(name))
+    except ValueError as exc:
+        raise ConfigError(
+            f"no {cls.__name__} block named {name!r}: create it in the Prefect UI "
+            f"(Blocks > {ui_name}) or with {example}.save({name!r})"
+        ) from exc
+
 
 def load_server(block_name: str) -> ServerSpec:
     """Load a ``MySQLServer`` block by name; a clear error when it does not exist."""
-    try:
-        block = cast(MySQLServer, MySQLServer.load(block_name))
-    except ValueError as exc:
-        raise ConfigError(
-            f"no MySQLServer block named {block_name!r}: create it in the Prefect UI "
-            f"(Blocks > MySQL Server) or with MySQLServer(...).save({block_name!r})"
-        ) from exc
+    block = load_block(MySQLServer, block_name, "MySQL Server", "MySQLServer(...)")
     return block.to_spec(block.server_name or block_name)
 
 
 def load_location(block_name: str) -> Location:
-    try:
-        block = cast(BackupLocation, BackupLocation.load(block_name))
-    except ValueError as exc:
-        raise ConfigError(
-            f"no BackupLocation block named {block_name!r}: create it in the Prefect UI "
-            f"(Blocks > Backup Location) or with BackupLocation(url=...).save({block_name!r})"
-        ) from exc
+    block = load_block(BackupLocation, block_name, "Backup Location", "BackupLocation(url=...)")
     return block.to_location(block.location_name or block_name)
 
 
@@ -63,13 +65,8 @@ def load_keyring(secret_blocks: list[str] | None) -> Keyring | None:
         return None
     from prefect.blocks.system import Secret
 
-    texts = []
-    for name in secret_blocks:
-        try:
-            secret = cast(Secret[Any], Secret.load(name))
-        except ValueError as exc:
-            raise ConfigError(
-                f"no Secret block named {name!r} (it should hold a base64 encryption key)"
-            ) from exc
-        texts.append(str(secret.get()))
+    texts = [
+        str(load_block(Secret, name, "Secret", "Secret(value='<base64 32-byte key>')").get())
+        for name in secret_blocks
+    ]
     return Keyring.from_text(texts[0], texts[1:])

@@ -12,13 +12,13 @@ it: it is never a flow or task parameter, never logged.
 from __future__ import annotations
 
 from dataclasses import replace
-from typing import Any, cast
+from typing import Any
 
 from prefect import flow, get_run_logger, task
 from prefect.blocks.system import Secret
 from prefect.cache_policies import NO_CACHE
 
-from flows.common import load_server, table_artifact
+from flows.common import load_block, load_server, table_artifact
 from mysqlops import replication as core
 from mysqlops.errors import ConfigError, ReplicationError
 from mysqlops.model import ServerSpec
@@ -26,14 +26,7 @@ from mysqlops.model import ServerSpec
 
 def _with_password(settings: core.ReplicationSettings, secret_block: str) -> core.ReplicationSettings:
     """``settings`` with the password of the ``Secret`` block ``secret_block``."""
-    try:
-        secret = cast(Secret, Secret.load(secret_block))
-    except ValueError as exc:
-        raise ConfigError(
-            f"no Secret block named {secret_block!r}: create it in the Prefect UI (Blocks > Secret) or "
-            f"with Secret(value='...').save({secret_block!r})"
-        ) from exc
-    value = secret.get()
+    value = load_block(Secret, secret_block, "Secret", "Secret(value='...')").get()
     if not isinstance(value, str) or not value:
         raise ConfigError(f"the Secret block {secret_block!r} must hold the replication password as a string")
     return replace(settings, password=value)

@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
-from typing import Any, cast
+from typing import Any
 
 from prefect import flow, get_run_logger, task
 from prefect.cache_policies import NO_CACHE
 
 from blocks import RetentionPolicyBlock
-from flows.common import load_location, markdown_artifact, table_artifact
+from flows.common import load_block, load_location, markdown_artifact, table_artifact
 from mysqlops import catalog, lifecycle
 from mysqlops.adapters.storage import Store
 from mysqlops.errors import ConfigError, RetentionError
@@ -25,7 +25,9 @@ def _policy_for(name: str, policy: dict[str, Any] | None, policies: dict[str, An
             f"policies={{{name!r}: {{...}}}}, or policies={{{name!r}: '<RetentionPolicyBlock name>'}}"
         )
     if isinstance(chosen, str):
-        return cast(RetentionPolicyBlock, RetentionPolicyBlock.load(chosen)).to_policy()
+        return load_block(
+            RetentionPolicyBlock, chosen, "Retention Policy", "RetentionPolicyBlock(...)"
+        ).to_policy()
     return RetentionPolicy.from_mapping(chosen)
 
 

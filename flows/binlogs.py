@@ -15,7 +15,7 @@ from typing import Any
 from prefect import flow, get_run_logger, task
 from prefect.cache_policies import NO_CACHE
 
-from flows.common import load_location, load_server, markdown_artifact, table_artifact
+from flows.common import load_keyring, load_location, load_server, markdown_artifact, table_artifact
 from mysqlops import binlogs as core
 from mysqlops.compression import codec as make_codec
 
@@ -30,20 +30,31 @@ def _summary(result: core.ArchiveResult) -> dict[str, Any]:
         "stored_bytes": sum(a.stored_bytes for a in result.archived),
         "already_archived": len(result.skipped),
         "known_gaps": {k: list(v) for k, v in result.known_gaps.items()},
+        "encryption_key_ids": sorted({m.encryption_key_id for m in result.manifests if m.encryption_key_id}),
         "seconds": round(result.seconds, 3),
     }
 
 
 @task(cache_policy=NO_CACHE, retries=0)
 def archive_task(
-    server: str, locations: list[str], compression: str, staging_dir: str | None
+    server: str,
+    locations: list[str],
+    compression: str,
+    staging_dir: str | None,
+    encryption_key: str | None = None,
 ) -> dict[str, Any]:
     logger = get_run_logger()
     spec = load_server(server)
     locs = [load_location(name) for name in locations]
+    keyring = load_keyring([encryption_key] if encryption_key else None)
     try:
         result = core.archive_binlogs(
-            spec, locs, make_codec(compression), staging_dir=staging_dir, now=datetime.now(UTC)
+            spec,
+            locs,
+            make_codec(compression),
+            staging_dir=staging_dir,
+            now=datetime.now(UTC),
+            encryption_key=keyring.current if keyring else None,
         )
     except core.BinlogGap as gap:
         if gap.result is not None and gap.result.archived:
@@ -85,11 +96,15 @@ def archive_binlogs(
     locations: list[str],
     compression: str = "zstd",
     staging_dir: str | None = None,
+    encryption_key: str | None = None,
 ) -> dict[str, Any]:
     """Archive the binary logs of the ``MySQLServer`` block ``server`` to every
     ``BackupLocation`` block in ``locations`` (write-once, verified, manifest last).
 
+    encryption_key: name of a Prefect Secret block holding a base64 (or hex) 32-byte key:
+    every binlog file is encrypted (AES-256-GCM) after compression, before it leaves the
+    machine; its manifest records the key id. Restore/PITR take ``encryption_keys``.
     The server's user needs RELOAD, BINLOG MONITOR (MariaDB) / REPLICATION CLIENT (MySQL)
     and REPLICATION SLAVE.
     """
-    return archive_task(server, locations, compression, staging_dir)
+    return archive_task(server, locations, compression, staging_dir, encryption_key)

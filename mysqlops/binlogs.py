@@ -57,13 +57,17 @@ import pymysql
 from mysqlops import ids
 from mysqlops.adapters import mysql as db
 from mysqlops.adapters import process
+from mysqlops.adapters.localfs import makedirs_private
 from mysqlops.adapters.storage import Store, StoredObject
 from mysqlops.checksum import CHUNK, CountingHash, iter_chunks
 from mysqlops.commands import ClientTools, client_option_file, mysql_argv
 from mysqlops.compression import Codec, codec_from_label
+from mysqlops.crypto import HEADER_MAX_SIZE, Decryptor, Encryptor, Keyring, peek_key_id
+from mysqlops.crypto import MAGIC as ENC_MAGIC
 from mysqlops.dialect import dialect_for
 from mysqlops.errors import (
     ConfigError,
+    EncryptionError,
     IntegrityError,
     ManifestError,
     MysqlopsError,
@@ -528,9 +532,10 @@ class ArchiveResult:
 # =========================================================================== archive
 @contextlib.contextmanager
 def private_dir(parent: str | None, prefix: str) -> Iterator[str]:
-    """A 0700 temporary directory, removed (with everything in it) on the way out."""
+    """A 0700 temporary directory, removed (with everything in it) on the way out. A missing
+    ``parent`` is created 0700 (an existing one is left as it is)."""
     if parent:
-        os.makedirs(parent, exist_ok=True)
+        makedirs_private(parent)
     path = tempfile.mkdtemp(prefix=prefix, dir=parent)
     os.chmod(path, 0o700)
     try:
@@ -539,44 +544,67 @@ def private_dir(parent: str | None, prefix: str) -> Iterator[str]:
         shutil.rmtree(path, ignore_errors=True)
 
 
-def _staged_compress(raw_path: str, out_path: str, codec: Codec) -> tuple[CountingHash, CountingHash]:
+def _staged_compress(
+    raw_path: str, out_path: str, codec: Codec, key: bytes | None = None
+) -> tuple[CountingHash, CountingHash]:
+    """Compress (then, with ``key``, encrypt) ``raw_path`` into a new 0600 ``out_path``;
+    sha256 of the raw and of the stored bytes."""
     raw, stored = CountingHash(), CountingHash()
     comp = codec.compressor()
+    enc = Encryptor(key) if key is not None else None
     fd = os.open(out_path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+
+    def emit(data: bytes) -> None:
+        if enc is not None and data:
+            data = enc.update(data)
+        if data:
+            stored.update(data)
+            out.write(data)
+
     with open(raw_path, "rb") as src, os.fdopen(fd, "wb") as out:
         for chunk in iter_chunks(src, CHUNK):
             raw.update(chunk)
-            data = comp.compress(chunk)
-            if data:
-                stored.update(data)
-                out.write(data)
-        tail = comp.flush()
-        if tail:
+            emit(comp.compress(chunk))
+        emit(comp.flush())
+        if enc is not None:
+            tail = enc.finalize()
             stored.update(tail)
             out.write(tail)
     return raw, stored
 
 
 def _read_verified(
-    store: Store, key: str, codec: Codec, out_path: str | None
+    store: Store, key: str, codec: Codec, out_path: str | None, keyring: Keyring | None = None
 ) -> tuple[CountingHash, CountingHash]:
-    """Stream a stored object: sha256 of the stored bytes, decompressed bytes hashed (and
-    written to ``out_path`` when given)."""
+    """Stream a stored object: sha256 of the stored bytes, then (with ``keyring``: decrypted,
+    authenticated and) decompressed bytes hashed, and written to a new 0600 ``out_path`` when
+    given. A decryption failure (wrong key, tampering, truncation) is an :class:`IntegrityError`."""
     stored, raw = CountingHash(), CountingHash()
     dec = codec.decompressor()
-    out = open(out_path, "xb") if out_path else None  # noqa: SIM115 - closed below
+    decryptor = Decryptor(keyring) if keyring is not None else None
+    out = None
+    if out_path:
+        out = os.fdopen(os.open(out_path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600), "wb")
+
+    def take(plain: bytes) -> None:
+        data = dec.decompress(plain) if plain else b""
+        raw.update(data)
+        if out and data:
+            out.write(data)
+
     try:
         with store.open_read(key) as handle:
             for chunk in iter_chunks(handle, CHUNK):
                 stored.update(chunk)
-                data = dec.decompress(chunk)
-                raw.update(data)
-                if out and data:
-                    out.write(data)
+                take(decryptor.update(chunk) if decryptor is not None else chunk)
+        if decryptor is not None:
+            take(decryptor.finalize())  # raises on truncation/tampering
         tail = dec.finish()
         raw.update(tail)
         if out and tail:
             out.write(tail)
+    except EncryptionError as exc:
+        raise IntegrityError(f"location {store.location.name!r}: {key} cannot be decrypted: {exc}") from None
     except (OSError, ValueError) as exc:
         raise StorageError(f"location {store.location.name!r}: reading {key} failed: {exc}") from None
     finally:
@@ -585,17 +613,45 @@ def _read_verified(
     return stored, raw
 
 
-def _adopt_existing(store: Store, key: str, codec: Codec, raw_sha: str, started: float) -> StoredObject:
+def stored_key_id(store: Store, key: str) -> str | None:
+    """Key id of a stored object encrypted by mysqlops (from its header), None when the object
+    is not encrypted. Unauthenticated: it only says which key to try."""
+    try:
+        with store.open_read(key) as handle:
+            head = handle.read(HEADER_MAX_SIZE)
+    except OSError as exc:
+        raise StorageError(f"location {store.location.name!r}: reading {key} failed: {exc}") from None
+    if not head.startswith(ENC_MAGIC):
+        return None
+    try:
+        return peek_key_id(head)
+    except EncryptionError as exc:
+        raise IntegrityError(f"location {store.location.name!r}: {key}: {exc}") from None
+
+
+def _adopt_existing(
+    store: Store, key: str, codec: Codec, raw_sha: str, started: float, keyring: Keyring | None
+) -> tuple[StoredObject, str | None]:
     """``key`` already exists (overlapping run, or a run that died before its manifest): keep
-    it when it decompresses to exactly our bytes; never overwrite it."""
-    stored, raw = _read_verified(store, key, codec, None)
+    it when it (decrypts and) decompresses to exactly our bytes; never overwrite it. Returns
+    the object and its encryption key id (None: stored in plaintext)."""
+    where = f"location {store.location.name!r}: {key} already exists"
+    kid = stored_key_id(store, key)
+    if kid is not None and (keyring is None or kid not in keyring):
+        raise IntegrityError(
+            f"{where}, encrypted with key id {kid}, which is not the key of this run "
+            f"({keyring.current_id if keyring else 'no encryption key given'}): it cannot be checked "
+            "against the binlog just copied. Archive with that key, or inspect the object and delete it "
+            "by hand (it has no manifest, so it is not an archive); it is never overwritten"
+        )
+    stored, raw = _read_verified(store, key, codec, None, keyring if kid else None)
     if raw.hexdigest() != raw_sha:
         raise IntegrityError(
-            f"location {store.location.name!r}: {key} already exists but does not decompress to the "
+            f"{where} but does not decompress to the "
             "binlog just copied from the server (it has no manifest, so it is not an archive): "
             "inspect it and delete it by hand, then run the archive again. It is never overwritten"
         )
-    return StoredObject(key, stored.size, stored.hexdigest(), time.monotonic() - started)
+    return StoredObject(key, stored.size, stored.hexdigest(), time.monotonic() - started), kid
 
 
 def archive_binlogs(
@@ -607,8 +663,13 @@ def archive_binlogs(
     *,
     rotate: bool = True,
     fetch_timeout: float = 3600,
+    encryption_key: bytes | None = None,
 ) -> ArchiveResult:
     """Rotate, then archive every closed binlog not yet archived at each location.
+
+    ``encryption_key`` (32 bytes): each file is encrypted (AES-256-GCM, chunked, see
+    :mod:`mysqlops.crypto`) after compression, in the 0700 staging directory, before it is
+    uploaded; its manifest records the key id, never the key.
 
     Raises :class:`BinlogGap` (after archiving everything still available) when binlogs
     were purged from the server before they were archived, :class:`BinlogHistoryChanged`
@@ -618,6 +679,7 @@ def archive_binlogs(
     now = now or datetime.now(UTC)
     if now.tzinfo is None:
         raise ConfigError("archive_binlogs needs a timezone-aware 'now'")
+    keyring = Keyring(encryption_key) if encryption_key is not None else None  # checks the key first
     if not locations:
         raise ConfigError("no location given: pass at least one BackupLocation block name")
     names = [loc.name for loc in locations]
@@ -665,13 +727,13 @@ def archive_binlogs(
                 )
             summary = summarize_file(raw_path)
             stored_path = raw_path + codec.extension + ".stored"
-            raw, stored = _staged_compress(raw_path, stored_path, codec)
+            raw, stored = _staged_compress(raw_path, stored_path, codec, encryption_key)
             os.unlink(raw_path)
             for name in names:
                 if file not in plans[name].to_archive:
                     continue
                 entry, manifest = _publish(
-                    stores[name], spec, file, codec, stored_path, raw, stored, summary, server, now
+                    stores[name], spec, file, codec, stored_path, raw, stored, summary, server, now, keyring
                 )
                 done.append(entry)
                 manifests.append(manifest)
@@ -730,14 +792,16 @@ def _publish(
     summary: BinlogSummary,
     server: ServerBinlogs,
     now: datetime,
+    keyring: Keyring | None = None,
 ) -> tuple[ArchivedBinlog, BinlogManifest]:
     started = time.monotonic()
     key = data_key(spec.name, file, codec.extension)
     adopted = False
+    kid = keyring.current_id if keyring is not None else None
     try:
         obj = store.put_file(stored_path, key, sha256=stored.hexdigest())
     except ObjectExists:
-        obj = _adopt_existing(store, key, codec, raw.hexdigest(), started)
+        obj, kid = _adopt_existing(store, key, codec, raw.hexdigest(), started, keyring)
         adopted = True
     manifest = BinlogManifest(
         server=spec.name,
@@ -756,6 +820,7 @@ def _publish(
         last_event_at=summary.last_event_at,
         gtid_start=summary.gtid_start,
         gtid_end=summary.gtid_end,
+        encryption_key_id=kid,
     )
     mkey = manifest_key(spec.name, file)
     try:
@@ -853,6 +918,7 @@ class ReplayResult:
     apply_seconds: float
     skipped_copies: tuple[str, ...] = ()  # "location: file: why" for corrupt/unreadable copies
     gtid_strict_mode_relaxed: bool = False  # MariaDB target's gtid_strict_mode was off meanwhile
+    key_ids: tuple[str, ...] = ()  # encryption key ids of the copies replayed (empty: plaintext)
 
     @property
     def seconds(self) -> float:
@@ -966,8 +1032,58 @@ def replay_argv(
     return (*argv, *files)
 
 
-def replay_binlogs(
-    target_spec: ServerSpec,
+@dataclass
+class FetchedBinlogs:
+    """Archived binlogs fetched, verified (sha256 of the stored and the raw bytes, encrypted
+    ones decrypted and authenticated) and decompressed into a private staging directory:
+    ready to apply. Made by :func:`fetch_binlogs`; its files vanish when that context exits."""
+
+    server: str
+    start: BinlogCoordinates
+    manifests: tuple[BinlogManifest, ...]
+    paths: tuple[str, ...]
+    sources: dict[str, str]  # file -> location it was read from
+    raw_bytes: int
+    stored_bytes: int
+    fetch_seconds: float
+    skipped: tuple[str, ...]
+    until_datetime: datetime | None = None
+    until_gtid: str | None = None
+    until_position: tuple[str, int] | None = None
+    key_ids: tuple[str, ...] = ()  # encryption key ids of the copies used (empty: all plaintext)
+
+
+def check_replay_keys(
+    copies_by_file: dict[str, list[tuple[Store, BinlogManifest]]],
+    files: Sequence[str],
+    keyring: Keyring | None,
+) -> None:
+    """Fail before fetching (and so before anything is applied) when an encrypted binlog has
+    no copy whose key is in ``keyring``. The message names the key id(s) needed."""
+    missing: dict[str, list[str]] = {}
+    for file in files:
+        copies = copies_by_file[file]
+        if any(
+            m.encryption_key_id is None or (keyring is not None and m.encryption_key_id in keyring)
+            for _s, m in copies
+        ):
+            continue
+        for _s, m in copies:
+            assert m.encryption_key_id is not None
+            missing.setdefault(m.encryption_key_id, [])
+            if file not in missing[m.encryption_key_id]:
+                missing[m.encryption_key_id].append(file)
+    if missing:
+        needed = "; ".join(f"key id {kid} for {', '.join(fs)}" for kid, fs in missing.items())
+        raise RestoreError(
+            f"archived binlogs are encrypted with keys that were not given ({needed}); the given keys "
+            f"are {', '.join(keyring.ids) if keyring else 'none'}: pass the encryption key Secret block(s) "
+            "that were current when they were archived (encryption_keys=[current, older...])"
+        )
+
+
+@contextlib.contextmanager
+def fetch_binlogs(
     stores: Sequence[Store],
     server_name: str,
     start: BinlogCoordinates,
@@ -976,17 +1092,17 @@ def replay_binlogs(
     until_position: tuple[str, int] | None = None,
     staging_dir: str | None = None,
     *,
-    log_on_target: bool = False,
-    timeout: float | None = None,
-) -> ReplayResult:
-    """Apply archived binlogs of ``server_name`` to ``target_spec`` from ``start`` (a backup's
-    coordinates) up to at most one stop condition (none: the end of the archive).
+    keyring: Keyring | None = None,
+) -> Iterator[FetchedBinlogs]:
+    """Select the archived files of ``server_name`` from ``start`` up to at most one stop
+    condition, and fetch every one of them verified into a 0700 staging directory (removed on
+    exit). Touches no server: every problem (a gap, an archive that ends too early, a missing
+    encryption key, no intact copy) is raised here, before anything is applied.
 
     ``stores`` are tried in order for every file; a copy whose stored or raw sha256 differs
-    from its manifest is skipped for the next location. ``until_position`` stops before the
-    event at that offset (``--stop-position``); ``until_datetime`` before the first event of
-    that UTC second; ``until_gtid`` (MariaDB) after that GTID, inclusive.
-    """
+    from its manifest, or that fails decryption, is skipped for the next location. Encrypted
+    copies are decrypted with ``keyring`` (the manifest names the key id); plaintext and
+    encrypted files may be mixed in one chain."""
     if sum(x is not None for x in (until_datetime, until_gtid, until_position)) > 1:
         raise ConfigError("give at most one of until_datetime, until_gtid, until_position")
     if not stores:
@@ -1013,72 +1129,138 @@ def replay_binlogs(
         until_gtid=until_gtid,
         until_position=until_position,
     )
-    with db.session(target_spec) as conn:
-        version = db.server_version(conn)
-    if until_gtid and version.flavor is not Flavor.MARIADB:
-        raise ConfigError(
-            "until_gtid is supported for MariaDB; on MySQL use until_position or until_datetime"
-        )
-    tools = ClientTools.for_flavor(version.flavor)
+    check_replay_keys(catalog, [m.file for m in chosen], keyring)
     skipped: list[str] = list(unreadable)
     sources: dict[str, str] = {}
+    kids: list[str] = []
     stored_total = raw_total = 0
     fetch_started = time.monotonic()
     with private_dir(staging_dir, "mysqlops-replay-") as staging:
         paths = []
         for m in chosen:
             path = os.path.join(staging, m.file)
-            used = _fetch_verified(catalog[m.file], path, skipped)
+            used, manifest = _fetch_verified(catalog[m.file], path, skipped, keyring)
             sources[m.file] = used.location.name
             raw_total += os.path.getsize(path)
-            stored_total += next(x.stored_bytes for s, x in catalog[m.file] if s is used)
+            stored_total += manifest.stored_bytes
+            if manifest.encryption_key_id and manifest.encryption_key_id not in kids:
+                kids.append(manifest.encryption_key_id)
             paths.append(path)
-        fetch_seconds = time.monotonic() - fetch_started
-        apply_started = time.monotonic()
-        binlog_cmd = replay_argv(
-            tools.binlog,
-            paths,
-            start,
+        yield FetchedBinlogs(
+            server=server_name,
+            start=start,
+            manifests=tuple(chosen),
+            paths=tuple(paths),
+            sources=sources,
+            raw_bytes=raw_total,
+            stored_bytes=stored_total,
+            fetch_seconds=time.monotonic() - fetch_started,
+            skipped=tuple(skipped),
             until_datetime=until_datetime,
             until_gtid=until_gtid,
             until_position=until_position,
-            log_on_target=log_on_target,
+            key_ids=tuple(kids),
         )
-        client_cmd = mysql_argv(tools.mysql, extra=["--binary-mode", "--skip-reconnect"])
-        with (
-            _gtid_strict_mode_off(target_spec, version, log_on_target) as relaxed,
-            process.Pipeline(
-                [binlog_cmd, client_cmd],
-                credentials=[None, client_option_file(target_spec)],
-                stdout=process.DEVNULL,
-                timeout=timeout,
-                name=f"replay binlogs of {server_name} onto {target_spec.name}",
-            ) as pipe,
-        ):
-            pipe.wait()
-        apply_seconds = time.monotonic() - apply_started
-    if until_position is not None:
-        stop = f"position {until_position[0]}:{until_position[1]}"
-    elif until_datetime is not None:
-        stop = f"datetime {until_datetime.astimezone(UTC).isoformat()}"
-    elif until_gtid:
-        stop = f"gtid {until_gtid}"
-    else:
-        stop = f"end of archive ({chosen[-1].file})"
-    return ReplayResult(
-        server=server_name,
-        target=target_spec.name,
-        files=tuple(m.file for m in chosen),
-        sources=sources,
-        raw_bytes=raw_total,
-        stored_bytes=stored_total,
-        start=start,
-        stop=stop,
-        fetch_seconds=fetch_seconds,
-        apply_seconds=apply_seconds,
-        skipped_copies=tuple(skipped),
-        gtid_strict_mode_relaxed=relaxed,
+
+
+def apply_binlogs(
+    target_spec: ServerSpec,
+    fetched: FetchedBinlogs,
+    *,
+    log_on_target: bool = False,
+    timeout: float | None = None,
+) -> ReplayResult:
+    """``mariadb-binlog --start-position=P [stop] f1 f2 ... | mariadb`` on files already
+    fetched and verified by :func:`fetch_binlogs` (call it inside that context)."""
+    with db.session(target_spec) as conn:
+        version = db.server_version(conn)
+    if fetched.until_gtid and version.flavor is not Flavor.MARIADB:
+        raise ConfigError(
+            "until_gtid is supported for MariaDB; on MySQL use until_position or until_datetime"
+        )
+    tools = ClientTools.for_flavor(version.flavor)
+    apply_started = time.monotonic()
+    binlog_cmd = replay_argv(
+        tools.binlog,
+        fetched.paths,
+        fetched.start,
+        until_datetime=fetched.until_datetime,
+        until_gtid=fetched.until_gtid,
+        until_position=fetched.until_position,
+        log_on_target=log_on_target,
     )
+    client_cmd = mysql_argv(tools.mysql, extra=["--binary-mode", "--skip-reconnect"])
+    with (
+        _gtid_strict_mode_off(target_spec, version, log_on_target) as relaxed,
+        process.Pipeline(
+            [binlog_cmd, client_cmd],
+            credentials=[None, client_option_file(target_spec)],
+            stdout=process.DEVNULL,
+            timeout=timeout,
+            name=f"replay binlogs of {fetched.server} onto {target_spec.name}",
+        ) as pipe,
+    ):
+        pipe.wait()
+    apply_seconds = time.monotonic() - apply_started
+    if fetched.until_position is not None:
+        stop = f"position {fetched.until_position[0]}:{fetched.until_position[1]}"
+    elif fetched.until_datetime is not None:
+        stop = f"datetime {fetched.until_datetime.astimezone(UTC).isoformat()}"
+    elif fetched.until_gtid:
+        stop = f"gtid {fetched.until_gtid}"
+    else:
+        stop = f"end of archive ({fetched.manifests[-1].file})"
+    return ReplayResult(
+        server=fetched.server,
+        target=target_spec.name,
+        files=tuple(m.file for m in fetched.manifests),
+        sources=dict(fetched.sources),
+        raw_bytes=fetched.raw_bytes,
+        stored_bytes=fetched.stored_bytes,
+        start=fetched.start,
+        stop=stop,
+        fetch_seconds=fetched.fetch_seconds,
+        apply_seconds=apply_seconds,
+        skipped_copies=fetched.skipped,
+        gtid_strict_mode_relaxed=relaxed,
+        key_ids=fetched.key_ids,
+    )
+
+
+def replay_binlogs(
+    target_spec: ServerSpec,
+    stores: Sequence[Store],
+    server_name: str,
+    start: BinlogCoordinates,
+    until_datetime: datetime | None = None,
+    until_gtid: str | None = None,
+    until_position: tuple[str, int] | None = None,
+    staging_dir: str | None = None,
+    *,
+    log_on_target: bool = False,
+    timeout: float | None = None,
+    keyring: Keyring | None = None,
+) -> ReplayResult:
+    """Apply archived binlogs of ``server_name`` to ``target_spec`` from ``start`` (a backup's
+    coordinates) up to at most one stop condition (none: the end of the archive).
+
+    Every file is fetched and verified first (:func:`fetch_binlogs`: sha256 checks, fallback
+    to the next location, decryption with ``keyring``), so nothing is applied unless all of
+    them are intact and readable. ``until_position`` stops before the event at that offset
+    (``--stop-position``); ``until_datetime`` before the first event of that UTC second;
+    ``until_gtid`` (MariaDB) after that GTID, inclusive.
+    """
+    with fetch_binlogs(
+        stores,
+        server_name,
+        start,
+        until_datetime,
+        until_gtid,
+        until_position,
+        staging_dir,
+        keyring=keyring,
+    ) as fetched:
+        return apply_binlogs(target_spec, fetched, log_on_target=log_on_target, timeout=timeout)
 
 
 @contextlib.contextmanager
@@ -1102,12 +1284,22 @@ def _gtid_strict_mode_off(spec: ServerSpec, version: ServerVersion, log_on_targe
                 db.execute(conn, "SET GLOBAL gtid_strict_mode=1")
 
 
-def _fetch_verified(copies: Sequence[tuple[Store, BinlogManifest]], path: str, skipped: list[str]) -> Store:
-    """Decompress the first copy whose stored and raw sha256 match its manifest to ``path``."""
+def _fetch_verified(
+    copies: Sequence[tuple[Store, BinlogManifest]],
+    path: str,
+    skipped: list[str],
+    keyring: Keyring | None = None,
+) -> tuple[Store, BinlogManifest]:
+    """Decompress (decrypting encrypted copies) the first copy whose stored and raw sha256
+    match its manifest to ``path``. Returns the store used and that copy's manifest."""
     for store, m in copies:
         key = f"{ids.binlog_dir(m.server)}/{m.stored_path}"
         try:
-            stored, raw = _read_verified(store, key, codec_from_label(m.compression), path)
+            if m.encryption_key_id and (keyring is None or m.encryption_key_id not in keyring):
+                raise IntegrityError(f"encrypted with key id {m.encryption_key_id}, which was not given")
+            stored, raw = _read_verified(
+                store, key, codec_from_label(m.compression), path, keyring if m.encryption_key_id else None
+            )
             problem = ""
             if stored.hexdigest() != m.stored_sha256 or stored.size != m.stored_bytes:
                 problem = "stored copy fails its sha256 check"
@@ -1116,7 +1308,7 @@ def _fetch_verified(copies: Sequence[tuple[Store, BinlogManifest]], path: str, s
         except (IntegrityError, StorageError, ConfigError) as exc:
             problem = str(exc)
         if not problem:
-            return store
+            return store, m
         skipped.append(f"{store.location.name}: {m.file}: {problem}")
         with contextlib.suppress(FileNotFoundError):
             os.unlink(path)

@@ -11,12 +11,12 @@ from datetime import datetime
 
 from mysqlops import catalog
 from mysqlops.adapters.storage import Store
-from mysqlops.binlogs import ReplayResult, replay_binlogs
+from mysqlops.binlogs import ReplayResult, apply_binlogs, fetch_binlogs
 from mysqlops.crypto import Keyring
 from mysqlops.errors import ConfigError, MysqlopsError, RestoreError
 from mysqlops.manifest import BackupManifest, Check
 from mysqlops.model import BackupMethod, BinlogCoordinates, Location, ServerSpec
-from mysqlops.restore import RestoreResult, restore_backup
+from mysqlops.restore import RestoreResult, check_key, restore_backup
 
 
 @dataclass
@@ -104,20 +104,15 @@ def point_in_time_restore(
     scans = catalog.scan(locations)
     copies = choose_base(scans, server, until, position, backup_id)
     base = copies[0][1]
-    assert base.coordinates is not None
+    if base.coordinates is None:
+        raise RestoreError(
+            f"backup {base.backup_id} records no binlog coordinates: point-in-time recovery cannot start from it"
+        )
     say(f"base backup {base.backup_id} (coordinates {base.coordinates.file}:{base.coordinates.position})")
-    restored = restore_backup(
-        copies,
-        target,
-        databases=databases,
-        overwrite=overwrite,
-        allow_source_target=allow_source_target,
-        staging_dir=staging_dir,
-        keyring=keyring,
-        log=say,
-    )
-    replay = replay_binlogs(
-        target,
+    check_key(base, keyring)
+    # every binlog is fetched, verified and decrypted BEFORE the target is touched: a gap, a
+    # missing key or a corrupt archive fails here, not after the base backup was loaded
+    with fetch_binlogs(
         [Store(loc) for loc in locations],
         server,
         base.coordinates,
@@ -125,7 +120,20 @@ def point_in_time_restore(
         until_gtid=until_gtid,
         until_position=position,
         staging_dir=staging_dir,
-    )
+        keyring=keyring,
+    ) as fetched:
+        say(f"fetched and verified {len(fetched.paths)} archived binlog file(s)")
+        restored = restore_backup(
+            copies,
+            target,
+            databases=databases,
+            overwrite=overwrite,
+            allow_source_target=allow_source_target,
+            staging_dir=staging_dir,
+            keyring=keyring,
+            log=say,
+        )
+        replay = apply_binlogs(target, fetched)
     say(f"replayed {len(replay.files)} binlog file(s) up to {replay.stop}")
     return PitrResult(restored, replay, base)
 
@@ -190,21 +198,26 @@ def prove_binlog_chain(
     scratch = sandbox.start_server(sandbox_dir, f"pitr-{second.backup_id[-6:]}", server_id=950, tuned=True)
     try:
         spec = scratch.spec(name=f"scratch-pitr-{second.backup_id[-6:]}")
-        restore_backup(
-            catalog.find_backup(scans, server, first.backup_id),
-            spec,
-            staging_dir=staging_dir,
-            keyring=keyring,
-            log=say,
-        )
-        replay = replay_binlogs(
-            spec,
+        with fetch_binlogs(
             [Store(loc) for loc in locations],
             server,
             first.coordinates,
             until_position=(second.coordinates.file, second.coordinates.position),
             staging_dir=staging_dir,
-        )
+            keyring=keyring,
+        ) as fetched:
+            restore_backup(
+                catalog.find_backup(scans, server, first.backup_id),
+                spec,
+                staging_dir=staging_dir,
+                keyring=keyring,
+                log=say,
+            )
+            replay = apply_binlogs(spec, fetched)
+        if replay.key_ids:
+            checks.append(
+                Check("encrypted binlogs decrypted", True, f"key id(s) {', '.join(replay.key_ids)}")
+            )
         checks.append(Check("binlogs replayed", True, f"{len(replay.files)} file(s) up to {replay.stop}"))
         program = process.require_program(ClientTools.for_flavor(scratch.flavor).dump, "mysqldump")
         for f in second.files:

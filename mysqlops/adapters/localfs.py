@@ -1,0 +1,48 @@
+"""Private local files and directories: 0700 directories, 0600 files, whatever the umask.
+
+Backups, binlogs, staging copies and reports can hold data worth protecting even when
+encrypted (names, sizes, timings); nothing mysqlops creates on local disk is readable by other
+users. Existing directories are never changed (a directory the operator made keeps its mode).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+
+__all__ = ["makedirs_private", "write_private"]
+
+
+def makedirs_private(path: str) -> None:
+    """Create ``path`` and every missing parent with mode 0700 (``os.makedirs(mode=...)`` only
+    applies the mode to the last component, and the umask may change it)."""
+    path = os.path.abspath(path)
+    missing = []
+    while not os.path.isdir(path):
+        missing.append(path)
+        parent = os.path.dirname(path)
+        if parent == path:
+            break
+        path = parent
+    for directory in reversed(missing):
+        try:
+            os.mkdir(directory, 0o700)
+        except FileExistsError:
+            continue  # made concurrently: not ours to change
+        os.chmod(directory, 0o700)
+
+
+def write_private(path: str, data: bytes) -> None:
+    """Write ``data`` to ``path`` as a 0600 file (replacing it atomically if it exists)."""
+    directory = os.path.dirname(os.path.abspath(path))
+    tmp = os.path.join(directory, f".tmp-{os.getpid()}-{os.path.basename(path)}")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    try:
+        with os.fdopen(fd, "wb") as out:
+            out.write(data)
+            out.flush()
+            os.fsync(out.fileno())
+        os.replace(tmp, path)
+    finally:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(tmp)

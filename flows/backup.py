@@ -110,6 +110,7 @@ def dump_and_upload_task(
             staging_dir=staging_dir,
             tags=tags,
             log=logger.info,
+            encryption_key=encryption_key,
         )
         update_progress_artifact(artifact_id, 100.0)
         return physical
@@ -195,10 +196,6 @@ def backup(
     spec = load_server(server)
     locs = [load_location(name) for name in locations]
     keyring = load_keyring([encryption_key] if encryption_key else None)
-    if keyring is not None and method != "logical":
-        raise ConfigError(
-            "encryption is implemented for logical backups; physical backups are not encrypted yet"
-        )
     # task runs tagged server:<block> take the per-server tag concurrency limit made by setup
     with prefect_tags(f"server:{server}"):
         plan = (

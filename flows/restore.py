@@ -277,7 +277,9 @@ def restore_test_task(
             )
         here = [s for s in scans or [] if s.location.name == location.name]
         chain = physical_chain(here, manifest.server, manifest.backup_id)
-        result = restore_test_physical(chain, source=compare_with, staging_dir=staging_dir, log=logger.info)
+        result = restore_test_physical(
+            chain, source=compare_with, staging_dir=staging_dir, log=logger.info, keyring=keyring
+        )
         cert = result.certificate
         Store(location).put_bytes(
             cert.to_json().encode(), core.certificate_key(manifest, location.name, cert.tested_at)

@@ -43,6 +43,7 @@ from typing import Any
 from mysqlops import catalog, ids
 from mysqlops.adapters import mysql as db
 from mysqlops.adapters import process, sandbox
+from mysqlops.adapters.localfs import makedirs_private
 from mysqlops.adapters.storage import Store
 from mysqlops.backup import (
     READ_CHUNK,
@@ -57,6 +58,7 @@ from mysqlops.backup import (
 from mysqlops.checksum import CHUNK, iter_chunks
 from mysqlops.commands import ClientTools, client_option_file
 from mysqlops.compression import Codec, codec_from_label
+from mysqlops.crypto import Decryptor, Keyring, key_id
 from mysqlops.dialect import dialect_for
 from mysqlops.errors import (
     ConfigError,
@@ -77,7 +79,7 @@ from mysqlops.model import (
     ServerSpec,
     ServerVersion,
 )
-from mysqlops.restore import fetch_backup_files, make_certificate
+from mysqlops.restore import check_key, fetch_backup_files, make_certificate
 from mysqlops.tablesum import table_checksums
 
 LogFn = Callable[[str], None]
@@ -284,13 +286,17 @@ def run_physical_backup(
     tags: Sequence[str] = (),
     timeout: float | None = 24 * 3600,
     program: str | None = None,
+    encryption_key: bytes | None = None,
 ) -> BackupResult:
     """One physical backup (full, or incremental on ``base``) of ``spec`` at every location.
 
     ``base`` defaults (for ``incremental=True``) to the newest physical backup of the server
     in the catalog of the FIRST location. See the module docstring for where this must run.
+    ``encryption_key`` (32 bytes): the stream is encrypted (AES-256-GCM, chunked) after
+    compression, before it reaches the staging disk; the manifest records the key id only.
     """
     say = log or (lambda _m: None)
+    kid = key_id(encryption_key) if encryption_key is not None else None  # a bad key fails first
     if not locations:
         raise ConfigError("no backup location given: pass at least one BackupLocation block name")
     names = [loc.name for loc in locations]
@@ -368,6 +374,8 @@ def run_physical_backup(
     backup_id = ids.new_backup_id(started_at)
     kind = BackupKind.INCREMENTAL if incremental else BackupKind.FULL
     durations: dict[str, float] = {}
+    if staging_dir:
+        makedirs_private(staging_dir)
     staging_root = tempfile.mkdtemp(prefix="mysqlops-physical-", dir=staging_dir)
     os.chmod(staging_root, 0o700)
     try:
@@ -391,7 +399,7 @@ def run_physical_backup(
             + (f" on {base.backup_id} from LSN {base.lsn_to}" if base is not None else "")
         )
         t0 = time.monotonic()
-        sink = _Sink(staged, codec)
+        sink = _Sink(staged, codec, encryption_key)
         try:
             with process.Pipeline(
                 [argv],
@@ -454,6 +462,7 @@ def run_physical_backup(
             tools={"backup": _tool_version(tool), "mysqlops": _own_version()},
             tags=tuple(tags),
             warnings=tuple(warnings),
+            encryption_key_id=kid,
             parent_id=base.backup_id if base is not None else None,
             lsn_from=cp.from_lsn,
             lsn_to=cp.to_lsn,
@@ -575,9 +584,19 @@ class ChainReport:
     problems: list[str] = field(default_factory=list)
 
 
-def _extract(path: str, compression: str, flavor: Flavor, directory: str, timeout: float | None) -> None:
-    """Stream-decompress ``path`` into ``mbstream -x -C directory``."""
+def _extract(
+    path: str,
+    compression: str,
+    flavor: Flavor,
+    directory: str,
+    timeout: float | None,
+    keyring: Keyring | None = None,
+) -> None:
+    """Stream-decrypt (with ``keyring``) and decompress ``path`` into ``mbstream -x -C
+    directory``. A decryption failure (tampering, truncation) raises
+    :class:`~mysqlops.errors.EncryptionError`; the caller removes what was extracted."""
     dec = codec_from_label(compression).decompressor()
+    decryptor = Decryptor(keyring) if keyring is not None else None
     with (
         process.Pipeline(
             [extract_argv(flavor, directory)],
@@ -591,7 +610,11 @@ def _extract(path: str, compression: str, flavor: Flavor, directory: str, timeou
         sink = pipe.stdin_pipe
         try:
             for chunk in iter_chunks(src, CHUNK):
-                raw = dec.decompress(chunk)
+                raw = dec.decompress(decryptor.update(chunk) if decryptor is not None else chunk)
+                if raw:
+                    sink.write(raw)
+            if decryptor is not None:
+                raw = dec.decompress(decryptor.finalize())  # raises on truncation/tampering
                 if raw:
                     sink.write(raw)
             tail = dec.finish()
@@ -630,6 +653,7 @@ def restore_physical(
     *,
     timeout: float | None = 24 * 3600,
     report: ChainReport | None = None,
+    keyring: Keyring | None = None,
 ) -> str:
     """Fetch, verify, extract and prepare a chain (full first, then incrementals in order)
     into ``target_dir`` (created; must not exist or be empty). Returns the prepared datadir.
@@ -637,7 +661,8 @@ def restore_physical(
     Every file of the chain is downloaded and sha256-checked (falling back to the next
     location) before anything is extracted; on any failure ``target_dir`` is removed again.
     ``report`` (optional) receives durations, the location each backup came from and the
-    unusable copies met on the way.
+    unusable copies met on the way. Encrypted backups are decrypted with ``keyring``; a backup
+    whose key id is not in it fails before anything is fetched or created.
     """
     say = log or (lambda _m: None)
     report = report if report is not None else ChainReport()
@@ -646,12 +671,16 @@ def restore_physical(
         raise RestoreError("empty backup chain or a backup without copies: nothing to restore")
     manifests = [copies[0][1] for copies in copies_chain]
     validate_chain(manifests)
+    for manifest in manifests:
+        check_key(manifest, keyring)
     flavor = Flavor(manifests[0].flavor)
     _check_tool_series(flavor, manifests[0].server_version)
     target = os.path.abspath(target_dir)
     if os.path.exists(target) and (not os.path.isdir(target) or os.listdir(target)):
         raise RestoreError(f"restore target {target} exists and is not an empty directory")
     created = not os.path.exists(target)
+    if staging_dir:
+        makedirs_private(staging_dir)
     staging = tempfile.mkdtemp(prefix="mysqlops-prestore-", dir=staging_dir)
     os.chmod(staging, 0o700)
     try:
@@ -672,7 +701,14 @@ def restore_physical(
         for index, (path, manifest) in enumerate(zip(fetched, manifests, strict=True)):
             directory = target if index == 0 else os.path.join(staging, f"inc-{index}")
             os.makedirs(directory, mode=0o700, exist_ok=True)
-            _extract(path, manifest.compression, flavor, directory, timeout)
+            _extract(
+                path,
+                manifest.compression,
+                flavor,
+                directory,
+                timeout,
+                keyring if manifest.encryption_key_id else None,
+            )
             os.unlink(path)  # the compressed copy is not needed any more
             cp = parse_checkpoints(_read_text(os.path.join(directory, CHECKPOINTS_FILE)))
             if (cp.from_lsn, cp.to_lsn) != (manifest.lsn_from, manifest.lsn_to):
@@ -763,6 +799,7 @@ def restore_test_physical(
     log: LogFn | None = None,
     timeout: float | None = 24 * 3600,
     start_timeout: float = 300,
+    keyring: Keyring | None = None,
 ) -> PhysicalRestoreTest:
     """Prepare the chain, start a scratch sandbox server on the prepared datadir and compare
     every table's row count and content checksum with ``expected`` ({database: {table:
@@ -780,6 +817,8 @@ def restore_test_physical(
     durations = report.durations
     checks: list[Check] = []
     target_version = "unknown"
+    if staging_dir:
+        makedirs_private(staging_dir)
     root = tempfile.mkdtemp(prefix="myops-phys-", dir=staging_dir)
     os.chmod(root, 0o700)
     scratch_name = f"scratch-{secrets.token_hex(3)}"
@@ -793,7 +832,13 @@ def restore_test_physical(
     try:
         t0 = time.monotonic()
         prepared = restore_physical(
-            copies_chain, os.path.join(root, "prepared"), root, say, timeout=timeout, report=report
+            copies_chain,
+            os.path.join(root, "prepared"),
+            root,
+            say,
+            timeout=timeout,
+            report=report,
+            keyring=keyring,
         )
         checks.append(
             Check(

@@ -1267,7 +1267,14 @@ def write_outputs(report: Report, fs: AbstractFileSystem, base_path: str) -> lis
     from mysqlops.charts import render_charts  # matplotlib only when outputs are written
 
     base = base_path.rstrip("/")
-    fs.makedirs(base, exist_ok=True)
+    protocol = fs.protocol if isinstance(fs.protocol, tuple | list) else (fs.protocol,)
+    local = bool({"file", "local"} & set(protocol))
+    if local:  # reports name servers, sizes and timings: 0700 directories, 0600 files
+        from mysqlops.adapters.localfs import makedirs_private
+
+        makedirs_private(base)
+    else:
+        fs.makedirs(base, exist_ok=True)
     files: dict[str, bytes] = {}
     parquet = importlib.util.find_spec("pyarrow") is not None
     if not parquet:
@@ -1287,7 +1294,12 @@ def write_outputs(report: Report, fs: AbstractFileSystem, base_path: str) -> lis
     for name, data in files.items():  # each file is complete in memory before it is written
         path = f"{base}/{name}"
         try:
-            fs.pipe_file(path, data)
+            if local:
+                from mysqlops.adapters.localfs import write_private
+
+                write_private(path, data)
+            else:
+                fs.pipe_file(path, data)
         except OSError as exc:
             raise StorageError(f"cannot write report file {path}: {exc}") from exc
         written.append(path)

@@ -3,14 +3,16 @@
 from __future__ import annotations
 
 import os
+import stat
 import threading
 import time
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
 
 from mysqlops import backup as bk
-from mysqlops import catalog, crypto, ids
+from mysqlops import binlogs, catalog, crypto, ids, physical
 from mysqlops import restore as rs
 from mysqlops.adapters import mysql as db
 from mysqlops.adapters import sandbox
@@ -74,17 +76,38 @@ def test_backup_runs_as_least_privilege_user_and_secrets_stay_hidden(secured: An
     watcher.start()
     try:
         result = bk.run_backup(backup_spec, [location], codec("none"), databases=["vault"], encryption_key=key)
+        # the binlog archive (as the least-privilege user) and a physical backup (root: mariabackup
+        # reads the datadir), both uncompressed and encrypted with the same key
+        archived = binlogs.archive_binlogs(backup_spec, [location], codec("none"), str(tmp_path / "st"),
+                                           datetime.now(UTC), encryption_key=key)
+        phys = physical.run_physical_backup(server.spec(), [location], codec("none"), encryption_key=key,
+                                            staging_dir=str(tmp_path / "st"))
     finally:
         stop.set()
         watcher.join(5)
     assert result.ok and seen == []
     m = result.manifest
     assert m.encryption_key_id == crypto.key_id(key)
+    assert archived.manifests and {b.encryption_key_id for b in archived.manifests} == {m.encryption_key_id}
+    assert phys.ok and phys.manifest.encryption_key_id == m.encryption_key_id
     store = Store(location)
-    for k in store.list_keys():
+    keys = store.list_keys()
+    binlog_data = [k for k in keys if "/binlogs/" in k and not k.endswith(".json")]
+    physical_data = [k for k in keys if k.endswith(f"/{phys.manifest.files[0].path}")]
+    assert binlog_data and physical_data
+    ring = crypto.Keyring(key)
+    revealed = b""
+    for k in keys:
         data = store.read_bytes(k)
-        assert CANARY.encode() not in data  # uncompressed, yet unreadable: encrypted
-        assert password.encode() not in data and crypto.format_key(key).encode() not in data
+        assert CANARY.encode() not in data, k  # uncompressed, yet unreadable: encrypted
+        assert password.encode() not in data and crypto.format_key(key).encode() not in data, k
+        assert key.hex().encode() not in data and key not in data, k
+        if k in binlog_data or k in physical_data:
+            assert data.startswith(crypto.MAGIC), k
+            revealed += crypto.decrypt_bytes(ring, data)
+    # positive control: the very same search finds the canary once decrypted (binlog row event
+    # and InnoDB page), so the assertions above could fail
+    assert revealed.count(CANARY.encode()) >= 2
     # the restore test decrypts transparently with the key; without it: a clear refusal
     ring = crypto.Keyring(key)
     cert = rs.restore_test_copy(location, m, sandbox_dir=str(tmp_path / "sb"), keyring=ring)
@@ -165,3 +188,56 @@ def test_binlog_archiving_and_health_checks_run_as_least_privilege_users(sandbox
     finally:
         sandbox.stop_server(replica)
         sandbox.stop_server(primary)
+
+
+def _offenders(root: str) -> tuple[list[str], int]:
+    """Paths under (and including) ``root`` that are not 0700 directories / 0600 files."""
+    bad, seen = [], 0
+    for here, dirs, files in os.walk(root):
+        bad += [f"symlink {os.path.join(here, d)}" for d in dirs if os.path.islink(os.path.join(here, d))]
+        for path, want in [(here, 0o700)] + [(os.path.join(here, f), 0o600) for f in files]:
+            seen += 1
+            st = os.lstat(path)
+            if stat.S_ISLNK(st.st_mode) or stat.S_IMODE(st.st_mode) != want:
+                bad.append(f"{oct(stat.S_IMODE(st.st_mode))} (want {oct(want)}) {path}")
+    return bad, seen
+
+
+def test_everything_written_locally_is_private(secured: Any, tmp_path: Any) -> None:
+    """Every file the core creates in a local backup location, the staging directory and the
+    report output is 0600, every directory 0700, under the usual umask 022 (none of the
+    directories exists beforehand: the code creates them)."""
+    from mysqlops.report import Catalog, LocationInfo, build_report, write_outputs
+
+    server, backup_spec, _ = secured
+    base = tmp_path / "modes"
+    location = Location("local", f"file://{base}/backups")
+    reports = Location("reports", f"file://{base}/reports")
+    staging = str(base / "staging")
+    key = crypto.generate_key()
+    previous = os.umask(0o022)
+    try:
+        binlogs.archive_binlogs(backup_spec, [location], codec("zstd"), staging, datetime.now(UTC),
+                                encryption_key=key)
+        assert bk.run_backup(backup_spec, [location], codec("zstd"), databases=["vault"],
+                             staging_dir=staging, encryption_key=key).ok
+        assert physical.run_physical_backup(server.spec(), [location], codec("zstd"), staging_dir=staging).ok
+        scan = catalog.scan_location(location)
+        assert not scan.errors and len(scan.backups) == 2 and scan.binlogs
+        report = build_report(
+            Catalog(backups=scan.backups, binlogs=scan.binlogs, certificates=scan.certificates,
+                    locations=[LocationInfo(location.name, location.kind, location.offsite)]),
+            datetime.now(UTC) + timedelta(seconds=1),
+        )
+        out = Store(reports)
+        written = write_outputs(report, out.fs, out.path("reports/latest"))
+        assert any(p.endswith("report.html") for p in written)
+    finally:
+        os.umask(previous)
+    problems, checked = [], 0
+    for root in (f"{base}/backups", staging, f"{base}/reports"):
+        bad, seen = _offenders(root)
+        problems += bad
+        checked += seen
+    print(f"checked {checked} paths; not private:", *problems, sep="\n  ")
+    assert checked > 10 and problems == []

@@ -3,9 +3,12 @@ replay file selection and the replay argv."""
 
 from __future__ import annotations
 
+import dataclasses
+import json
 import struct
 import zlib
 from datetime import UTC, datetime, timedelta, timezone
+from typing import Any
 
 import pytest
 
@@ -325,3 +328,36 @@ def test_fetch_argv_has_no_secret() -> None:
         "--result-file=/tmp/stage/",
         "mysql-bin.000004",
     )
+
+
+def test_binlog_manifest_key_id_is_optional_and_round_trips() -> None:
+    m = _m(7, 100, 200)
+    old_json = json.loads(m.to_json())
+    del old_json["encryption_key_id"]  # written before encryption existed
+    assert BinlogManifest.from_json(json.dumps(old_json)).encryption_key_id is None
+    enc = dataclasses.replace(m, encryption_key_id="0123456789abcdef")
+    assert BinlogManifest.from_json(enc.to_json()) == enc
+
+
+def test_replay_key_check_names_the_missing_key_ids() -> None:
+    from mysqlops import crypto
+    from mysqlops.binlogs import check_replay_keys
+
+    k1, k2 = crypto.generate_key(), crypto.generate_key()
+    a, b = crypto.key_id(k1), crypto.key_id(k2)
+    plain, enc1, enc2 = _m(1, 1, 2), dataclasses.replace(_m(2, 3, 4), encryption_key_id=a), dataclasses.replace(
+        _m(3, 5, 6), encryption_key_id=b
+    )
+    store: Any = object()
+    copies = {m.file: [(store, m)] for m in (plain, enc1, enc2)}
+    files = list(copies)
+    check_replay_keys(copies, files, crypto.Keyring(k2, old=[k1]))  # rotation: both keys, fine
+    check_replay_keys(copies, [plain.file], None)  # plaintext needs no key
+    with pytest.raises(RestoreError) as info:
+        check_replay_keys(copies, files, crypto.Keyring(k2))
+    assert f"key id {a} for {enc1.file}" in str(info.value) and f"key id {b}" not in str(info.value)
+    with pytest.raises(RestoreError, match=f"key id {a}.*key id {b}.*none"):
+        check_replay_keys(copies, files, None)
+    # one location's copy encrypted with a missing key, another plaintext: the plaintext one will do
+    copies[enc1.file].append((store, dataclasses.replace(enc1, encryption_key_id=None)))
+    check_replay_keys(copies, [enc1.file], None)

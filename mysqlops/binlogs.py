@@ -25,10 +25,19 @@ write-once collision on the data object is resolved by reading the stored object
 adopting it when it decompresses to the same sha256 (never overwritten, never an error);
 a manifest collision with the same raw sha256 is "archived by the other run".
 
-Replay (:func:`replay_binlogs`): the archived files from a backup's coordinates onward are
-fetched (sha256 of the stored and the raw bytes checked against the manifest; a corrupt copy
-falls back to the next location), then ``mariadb-binlog --start-position=P [stop] f1 f2 ... |
-mariadb`` runs against the target through :class:`~mysqlops.adapters.process.Pipeline`.
+Encryption (optional, ``encryption_key``): each file is encrypted after compression
+(:mod:`mysqlops.crypto`, AES-256-GCM in chunks) in the 0700 staging directory, before it is
+uploaded; its manifest records ``encryption_key_id``, never the key. An existing object that is
+adopted keeps whatever it is (its own key id, or plaintext) and its manifest says so.
+
+Replay (:func:`replay_binlogs` = :func:`fetch_binlogs` then :func:`apply_binlogs`): the
+archived files from a backup's coordinates onward are ALL fetched first (sha256 of the stored
+and the raw bytes checked against the manifest, encrypted copies decrypted and authenticated
+with a :class:`~mysqlops.crypto.Keyring`; a corrupt copy falls back to the next location; a
+missing key fails before any fetch, naming the key id), then ``mariadb-binlog
+--start-position=P [stop] f1 f2 ... | mariadb`` runs against the target through
+:class:`~mysqlops.adapters.process.Pipeline`. Plaintext and encrypted files (and files of
+rotated keys) may be mixed in one chain.
 ``--stop-datetime`` is read by the tool in its session time zone; the process adapter gives
 every child ``TZ=UTC`` and we pass UTC.
 

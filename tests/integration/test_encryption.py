@@ -278,3 +278,30 @@ def test_encrypted_physical_backup_restore_and_failures(sandbox_root: str, tmp_p
         assert any(m.encryption_key_id and m.encryption_key_id in c.detail for c in failed.checks)
     finally:
         sandbox.stop_server(server)
+
+
+def test_adopting_an_existing_encrypted_object_needs_its_key(
+    fresh_server: sandbox.SandboxServer, local_location: Location, tmp_path: Any
+) -> None:
+    spec = fresh_server.spec()
+    sql(spec, "CREATE DATABASE d", "CREATE TABLE d.t (id INT PRIMARY KEY)", "INSERT INTO d.t VALUES (1)")
+    key, other = crypto.generate_key(), crypto.generate_key()
+    stage = str(tmp_path / "st")
+    first = archive_binlogs(spec, [local_location], ZSTD, stage, datetime.now(UTC), encryption_key=key)
+    store = Store(local_location)
+    last = max(first.manifests, key=lambda m: m.sequence)
+    data_key = f"{ids.binlog_dir(spec.name)}/{last.stored_path}"
+    before = store.read_bytes(data_key)
+    store.delete(binlogs.manifest_key(spec.name, last.file))  # a run that died before its manifest
+    # another key (or none) cannot prove the object is the same binlog: refused, never overwritten
+    for wrong in (other, None):
+        with pytest.raises(IntegrityError, match=f"key id {crypto.key_id(key)}"):
+            archive_binlogs(spec, [local_location], ZSTD, stage, datetime.now(UTC), rotate=False,
+                            encryption_key=wrong)
+        assert store.read_bytes(data_key) == before
+        assert last.file not in [m.file for m in list_archived(store, spec.name)]
+    again = archive_binlogs(spec, [local_location], ZSTD, stage, datetime.now(UTC), rotate=False,
+                            encryption_key=key)
+    assert [(a.file, a.adopted) for a in again.archived] == [(last.file, True)]
+    adopted = next(m for m in list_archived(store, spec.name) if m.file == last.file)
+    assert adopted.encryption_key_id == crypto.key_id(key) and adopted.stored_sha256 == last.stored_sha256

@@ -1,6 +1,12 @@
 """Logical backups: pre-flight, consistent dump, stream → compress → sha256 → staging,
 upload to every location with read-back verification, manifest last.
 
+Upload overlaps the dump: every location follows each staging file while it grows (a multipart
+upload on S3, a temp file on disk) and holds the last step, the one that makes the object
+visible, until the whole dump has been proven complete (trailer, object counts). A dump that
+fails abandons every upload, so nothing is ever published for it; each stored copy is then read
+back and its sha256 checked, and the manifest is written last.
+
 The flow (flows/backup.py) is a thin recipe over :func:`run_backup`.
 
 Consistency model:
@@ -27,14 +33,15 @@ import tempfile
 import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
-from typing import IO, Any
+from typing import IO, Any, cast
 
 from mysqlops import ids
 from mysqlops.adapters import mysql as db
 from mysqlops.adapters import process
+from mysqlops.adapters.localfs import makedirs_private
 from mysqlops.adapters.storage import Store
 from mysqlops.checksum import CountingHash
 from mysqlops.commands import ClientTools, DumpOptions, client_option_file, dump_argv
@@ -43,13 +50,16 @@ from mysqlops.crypto import Encryptor, key_id
 from mysqlops.dialect import Dialect, dialect_for
 from mysqlops.dumpscan import FOOTER, DumpScanner
 from mysqlops.errors import (
+    BackupAborted,
     ConfigError,
     ConnectionProblem,
     DumpIncomplete,
+    IntegrityError,
     MysqlopsError,
     PreflightFailed,
     StorageError,
 )
+from mysqlops.follow import FollowReader, Growth
 from mysqlops.manifest import BackupFile, BackupManifest, TableStat
 from mysqlops.model import (
     BackupKind,
@@ -329,6 +339,7 @@ class _Sink:
     def __init__(self, staged: StagedFile, codec: Codec, key: bytes | None = None) -> None:
         self.staged = staged
         self.codec = codec
+        self.growth = Growth()  # uploads follow the file until close() finishes it
         fd = os.open(staged.path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
         self.handle: IO[bytes] = os.fdopen(fd, "wb", buffering=READ_CHUNK)
         self.compressor: Compressor | None = None
@@ -365,6 +376,7 @@ class _Sink:
         self.handle.flush()
         os.fsync(self.handle.fileno())
         self.handle.close()
+        self.growth.finish(self.staged.stored.size)
 
 
 def _dump_stream(
@@ -376,8 +388,10 @@ def _dump_stream(
     timeout: float | None,
     cancel_event: threading.Event | None,
     key: bytes | None = None,
+    on_file: Callable[[StagedFile, Growth], None] | None = None,
 ) -> tuple[list[StagedFile], DumpScanner]:
-    """One dump process for ``databases``; its stream split into one staged file per database."""
+    """One dump process for ``databases``; its stream split into one staged file per database.
+    ``on_file`` hears of each staged file as soon as it is created (uploads follow it)."""
     started = time.monotonic()
     staged: dict[str, StagedFile] = {}
     sinks: dict[str, _Sink] = {}
@@ -390,6 +404,8 @@ def _dump_stream(
             name = ids.data_file_name(database, codec.extension)
             sf = staged[database] = StagedFile(database, os.path.join(staging, name))
             sink = sinks[database] = _Sink(sf, codec, key)
+            if on_file is not None:
+                on_file(sf, sink.growth)
             sink.write(bytes(header))  # every file restores on its own: it starts with the header
         return sink
 
@@ -522,10 +538,18 @@ def table_stats(
 class LocationResult:
     location: str
     ok: bool
-    seconds_upload: float = 0.0
+    seconds_upload: float = 0.0  # first byte to last file published (overlaps the dump)
+    seconds_upload_after_dump: float = 0.0  # the part of it after the dump ended
     seconds_verify: float = 0.0
     error: str = ""
     manifest_key: str = ""
+
+    def durations(self) -> dict[str, float]:
+        return {
+            f"upload:{self.location}": round(self.seconds_upload, 3),
+            f"upload_after_dump:{self.location}": round(self.seconds_upload_after_dump, 3),
+            f"verify:{self.location}": round(self.seconds_verify, 3),
+        }
 
 
 @dataclass
@@ -605,8 +629,11 @@ def run_backup(
     backup_id = ids.new_backup_id(started_at)
     warnings = list(plan.warnings)
     durations: dict[str, float] = {}
+    if staging_dir:
+        makedirs_private(staging_dir)
     staging_root = tempfile.mkdtemp(prefix="mysqlops-staging-", dir=staging_dir)
     os.chmod(staging_root, 0o700)
+    uploads = _Uploads(locations, ids.backup_dir(spec.name, backup_id), plan.estimated_bytes)
     try:
         t0 = time.monotonic()
         prog = Progress(time.monotonic(), sum(plan.estimated_bytes.values()))
@@ -617,9 +644,18 @@ def run_backup(
                 frozen = stack.enter_context(frozen_replica(spec, plan))
                 say(f"replica SQL thread stopped at source {frozen.source}")
             files, coordinates = _dump_all(
-                plan, codec, staging_root, ticker, parallel, from_replica, dump_timeout, encryption_key
+                plan,
+                codec,
+                staging_root,
+                ticker,
+                parallel,
+                from_replica,
+                dump_timeout,
+                encryption_key,
+                uploads.add,
             )
-        durations["dump"] = round(time.monotonic() - t0, 3)
+        dump_ended = time.monotonic()
+        durations["dump"] = round(dump_ended - t0, 3)
         ticker.done()
         _check_counts(plan, files)
         if parallel > 1 and not from_replica and len(files) > 1:
@@ -663,11 +699,12 @@ def run_backup(
                 "server_identity": plan.identity,
             },
         )
-        results = _upload_everywhere(base, files, locations, durations)
+        results = uploads.finish(base, dump_ended, durations)
         first_ok = next((r.location for r in results if r.ok), "")
         manifest = replace(base, location=first_ok, durations=dict(durations))
         return BackupResult(manifest, results, warnings)
     finally:
+        uploads.close()  # a dump that failed abandons every upload: nothing becomes visible
         shutil.rmtree(staging_root, ignore_errors=True)
 
 
@@ -689,18 +726,21 @@ def _dump_all(
     from_replica: bool,
     timeout: float | None,
     key: bytes | None = None,
+    on_file: Callable[[StagedFile, Growth], None] | None = None,
 ) -> tuple[list[StagedFile], BinlogCoordinates | None]:
     dialect = plan.dialect
     if not plan.databases:
         return [], _coords_from_header(dialect, "")
     if parallel == 1 or len(plan.databases) == 1:
-        single, scanner = _dump_stream(plan, plan.databases, codec, staging, ticker, timeout, None, key)
+        single, scanner = _dump_stream(
+            plan, plan.databases, codec, staging, ticker, timeout, None, key, on_file
+        )
         return single, _coords_from_header(dialect, scanner.coordinates_text)
     cancel = threading.Event()
 
     def one(database: str) -> tuple[list[StagedFile], DumpScanner]:
         try:
-            return _dump_stream(plan, [database], codec, staging, ticker, timeout, cancel, key)
+            return _dump_stream(plan, [database], codec, staging, ticker, timeout, cancel, key, on_file)
         except BaseException:
             cancel.set()  # one failure stops the others: nothing is published anyway
             raise
@@ -732,55 +772,185 @@ def _coords_from_header(dialect: Dialect, header: str) -> BinlogCoordinates | No
     return BinlogCoordinates(file=file, position=int(position), gtid=gtid)
 
 
+class _Gate:
+    """Whether the dump was proven good. Uploads wait here before publishing anything."""
+
+    def __init__(self) -> None:
+        self._event = threading.Event()
+        self._failure: str | None = None
+
+    def open(self) -> None:
+        self._event.set()
+
+    def abort(self, reason: str) -> None:
+        if not self._event.is_set():
+            self._failure = reason
+            self._event.set()
+
+    def wait(self) -> None:
+        self._event.wait()
+        if self._failure is not None:
+            raise BackupAborted(self._failure)
+
+
+class _Lane:
+    """One location: follows each staged file while it is written, publishes behind the gate,
+    reads every stored copy back, then writes the manifest."""
+
+    def __init__(self, location: Location, directory: str, gate: _Gate, streams: int) -> None:
+        self.location = location
+        self.store = Store(location)
+        self.directory = directory
+        self.gate = gate
+        self.pool = ThreadPoolExecutor(max_workers=streams, thread_name_prefix=f"upload-{location.name}"[:40])
+        self.jobs: list[Future[None]] = []
+        self.lock = threading.Lock()
+        self.committed: list[str] = []
+        self.error = ""
+        self.first_byte: float | None = None
+        self.last_commit = 0.0
+        self.verify_seconds = 0.0
+
+    def submit(self, sf: StagedFile, growth: Growth, size_hint: int) -> None:
+        job = self.pool.submit(self._one, sf, growth, size_hint)
+        with self.lock:
+            self.jobs.append(job)
+
+    def _one(self, sf: StagedFile, growth: Growth, size_hint: int) -> None:
+        if self.error:
+            return  # this location already failed: do not keep uploading to it
+        key = f"{self.directory}/{os.path.basename(sf.path)}"
+
+        def ready(written: CountingHash) -> None:
+            self.gate.wait()  # the whole dump is proven good, and this file is complete
+            if written.size != sf.stored.size or written.hexdigest() != sf.stored.hexdigest():
+                raise IntegrityError(
+                    f"location {self.location.name!r}: {key} uploaded {written.size} bytes that differ "
+                    f"from the staged file ({sf.stored.size} bytes)"
+                )
+
+        with self.lock:
+            self.first_byte = self.first_byte or time.monotonic()
+        try:
+            obj = self.store.put_from(
+                key,
+                lambda: cast(IO[bytes], FollowReader(sf.path, growth)),
+                size_hint=size_hint,
+                before_commit=ready,
+                verify=False,
+            )
+            with self.lock:
+                self.committed.append(key)
+                self.last_commit = max(self.last_commit, time.monotonic())
+            t = time.monotonic()
+            self.store.verify(key, obj.sha256, obj.size)
+            with self.lock:
+                self.verify_seconds += time.monotonic() - t
+        except MysqlopsError as exc:
+            if not isinstance(exc, BackupAborted):
+                self.error = self.error or str(exc)
+            raise
+
+    def finish(self, base: BackupManifest, dump_ended: float) -> LocationResult:
+        result = LocationResult(self.location.name, ok=False)
+        with self.lock:
+            jobs = list(self.jobs)
+        for job in jobs:
+            with contextlib.suppress(Exception):
+                job.result()
+        end = self.last_commit or time.monotonic()
+        result.seconds_upload = max(0.0, end - (self.first_byte or dump_ended))
+        result.seconds_upload_after_dump = max(0.0, end - dump_ended)
+        result.seconds_verify = self.verify_seconds
+        try:
+            if self.error:
+                raise StorageError(self.error)
+            if len(self.committed) != len(jobs):
+                raise StorageError(f"location {self.location.name!r}: some files were not uploaded")
+            manifest = replace(
+                base,
+                location=self.location.name,
+                durations={**base.durations, **result.durations()},
+            )
+            key = f"{self.directory}/{ids.MANIFEST_NAME}"
+            self.store.put_bytes(manifest.to_json().encode(), key)  # the commit marker, last
+            result.manifest_key = key
+            result.ok = True
+        except MysqlopsError as exc:
+            result.error = str(exc)
+            for key in self.committed:  # not a backup without a manifest: leave no garbage either
+                with contextlib.suppress(Exception):
+                    self.store.delete(key)
+            with contextlib.suppress(Exception):
+                self.store.abort_stale_uploads(older_than=timedelta(0), prefix=self.directory)
+        return result
+
+
+class _Uploads:
+    """Every staged file to every location, each uploaded while the dump is writing it.
+
+    ``STREAMS`` files are followed at once per location (a multi-database dump keeps every
+    file open until its end, so later files wait and are read from disk): that bounds the
+    memory of open S3 multipart buffers (one part each) whatever the number of databases.
+    """
+
+    STREAMS = 2
+
+    def __init__(self, locations: Sequence[Location], directory: str, estimates: dict[str, int]) -> None:
+        self.gate = _Gate()
+        self.estimates = estimates
+        self.growths: list[Growth] = []
+        self.lock = threading.Lock()
+        self.lanes: list[_Lane] = []
+        try:
+            for location in locations:
+                self.lanes.append(_Lane(location, directory, self.gate, self.STREAMS))
+        except BaseException:
+            self.close()
+            raise
+
+    def add(self, sf: StagedFile, growth: Growth) -> None:
+        with self.lock:
+            self.growths.append(growth)
+        hint = 2 * self.estimates.get(sf.database, 0)  # compressed is smaller than this
+        for lane in self.lanes:
+            lane.submit(sf, growth, hint)
+
+    def finish(
+        self, base: BackupManifest, dump_ended: float, durations: dict[str, float]
+    ) -> list[LocationResult]:
+        """Open the gate (the dump is proven good), let every location publish and verify, and
+        write each location's manifest once all its files verified."""
+        self.gate.open()
+        with ThreadPoolExecutor(max_workers=max(1, len(self.lanes)), thread_name_prefix="publish") as pool:
+            results = list(pool.map(lambda lane: lane.finish(base, dump_ended), self.lanes))
+        for r in results:
+            durations.update(r.durations())
+        return results
+
+    def close(self) -> None:
+        self.gate.abort("the backup failed before it was published")
+        with self.lock:
+            growths = list(self.growths)
+        for growth in growths:
+            growth.fail("the backup failed before it was published")
+        for lane in self.lanes:
+            lane.pool.shutdown(wait=True)
+
+
 def _upload_everywhere(
     base: BackupManifest,
     files: Sequence[StagedFile],
     locations: Sequence[Location],
     durations: dict[str, float],
 ) -> list[LocationResult]:
-    directory = ids.backup_dir(base.server, base.backup_id)
-
-    def one(location: Location) -> LocationResult:
-        store = Store(location)
-        result = LocationResult(location.name, ok=False)
-        uploaded: list[str] = []
-        try:
-            t0 = time.monotonic()
-            verify_seconds = 0.0
-            for sf in files:
-                key = f"{directory}/{os.path.basename(sf.path)}"
-                store.put_file(sf.path, key, sha256=sf.stored.hexdigest(), verify=False)
-                uploaded.append(key)
-                t_verify = time.monotonic()
-                store.verify(key, sf.stored.hexdigest(), sf.stored.size)
-                verify_seconds += time.monotonic() - t_verify
-            result.seconds_upload = time.monotonic() - t0 - verify_seconds
-            result.seconds_verify = verify_seconds
-            manifest = replace(
-                base,
-                location=location.name,
-                durations={
-                    **base.durations,
-                    f"upload:{location.name}": round(result.seconds_upload, 3),
-                    f"verify:{location.name}": round(result.seconds_verify, 3),
-                },
-            )
-            key = f"{directory}/{ids.MANIFEST_NAME}"
-            store.put_bytes(manifest.to_json().encode(), key)  # the commit marker, last
-            result.manifest_key = key
-            result.ok = True
-        except MysqlopsError as exc:
-            result.error = str(exc)
-            for key in uploaded:  # not a backup without a manifest: leave no garbage either
-                with contextlib.suppress(Exception):
-                    store.delete(key)
-            with contextlib.suppress(Exception):
-                store.abort_stale_uploads(older_than=timedelta(0), prefix=directory)
-        return result
-
-    with ThreadPoolExecutor(max_workers=max(1, len(locations)), thread_name_prefix="upload") as pool:
-        results = list(pool.map(one, locations))
-    for r in results:
-        durations[f"upload:{r.location}"] = round(r.seconds_upload, 3)
-        durations[f"verify:{r.location}"] = round(r.seconds_verify, 3)
-    return results
+    """Upload files that are already complete (physical backups): the same lanes, no overlap."""
+    uploads = _Uploads(locations, ids.backup_dir(base.server, base.backup_id), {})
+    try:
+        for sf in files:
+            growth = Growth()
+            growth.finish(sf.stored.size)
+            uploads.add(sf, growth)
+        return uploads.finish(base, time.monotonic(), durations)
+    finally:
+        uploads.close()

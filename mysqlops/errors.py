@@ -64,6 +64,10 @@ class DumpIncomplete(MysqlopsError):
     """A dump finished without its trailer or is missing objects the server has."""
 
 
+class BackupAborted(MysqlopsError):
+    """The backup was abandoned (its dump failed or was cancelled) before anything was published."""
+
+
 class ManifestError(MysqlopsError):
     """A manifest cannot be parsed or has an unsupported schema."""
 

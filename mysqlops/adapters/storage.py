@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import contextlib
 import errno
+import io
 import os
 import secrets
 import shutil
@@ -27,8 +28,9 @@ from typing import IO, Any, TypeVar
 
 import fsspec
 
+from mysqlops.adapters.localfs import makedirs_private
 from mysqlops.checksum import CHUNK, CountingHash, iter_chunks
-from mysqlops.errors import IntegrityError, ObjectExists, StorageError
+from mysqlops.errors import IntegrityError, MysqlopsError, ObjectExists, StorageError
 from mysqlops.ids import TMP_PREFIX
 from mysqlops.model import Location
 
@@ -51,17 +53,6 @@ class StoredObject:
     seconds: float
 
 
-def _remaining(src: IO[bytes]) -> int:
-    """Bytes left to read in a seekable source (0 when unknown)."""
-    try:
-        here = src.tell()
-        end = src.seek(0, os.SEEK_END)
-        src.seek(here)
-        return int(end - here)
-    except (OSError, ValueError, AttributeError):
-        return 0
-
-
 def _is_transient(exc: BaseException) -> bool:
     if isinstance(exc, (ObjectExists, IntegrityError, PermissionError, FileNotFoundError)):
         return False
@@ -69,6 +60,120 @@ def _is_transient(exc: BaseException) -> bool:
         return True
     name = type(exc).__name__ + " " + str(exc)[:200]
     return any(t in name for t in _TRANSIENT_NAMES)
+
+
+class _Writer:
+    """One object being written: ``write`` any number of times, then ``commit`` (the object
+    becomes visible under its final name, write-once) or ``abort`` (nothing is left)."""
+
+    def write(self, chunk: bytes) -> None:
+        raise NotImplementedError
+
+    def commit(self) -> None:
+        raise NotImplementedError
+
+    def abort(self) -> None:
+        raise NotImplementedError
+
+
+class _LocalWriter(_Writer):
+    """Temp file in the destination directory, fsync, ``os.link`` (atomic, fails if the name
+    exists), fsync the directory."""
+
+    def __init__(self, location: str, final: str) -> None:
+        self.location = location
+        self.final = final
+        self.directory = os.path.dirname(final)
+        makedirs_private(self.directory)
+        self.tmp = os.path.join(
+            self.directory, f"{TMP_PREFIX}{secrets.token_hex(6)}-{os.path.basename(final)}"
+        )
+        fd = os.open(self.tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        self.out = os.fdopen(fd, "wb")
+
+    def write(self, chunk: bytes) -> None:
+        self.out.write(chunk)
+
+    def commit(self) -> None:
+        self.out.flush()
+        os.fsync(self.out.fileno())
+        self.out.close()
+        try:
+            os.link(self.tmp, self.final)
+        except FileExistsError:
+            raise ObjectExists(
+                f"location {self.location!r}: {os.path.basename(self.final)} already exists; never overwritten"
+            ) from None
+        finally:
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(self.tmp)
+        dfd = os.open(self.directory, os.O_RDONLY)
+        try:
+            os.fsync(dfd)
+        finally:
+            os.close(dfd)
+
+    def abort(self) -> None:
+        with contextlib.suppress(OSError, ValueError):
+            self.out.close()
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(self.tmp)
+
+
+class _S3Writer(_Writer):
+    """A multipart upload opened with "xb": the final PUT is conditional (If-None-Match: *),
+    write-once even against a concurrent writer; nothing is visible until it completes."""
+
+    def __init__(self, location: str, fs: Any, final: str, part: int) -> None:
+        self.location = location
+        self.final = final
+        self.handle = fs.open(final, "xb", block_size=part)
+
+    def write(self, chunk: bytes) -> None:
+        self.handle.write(chunk)
+
+    def commit(self) -> None:
+        try:
+            self.handle.close()
+        except FileExistsError:
+            raise ObjectExists(
+                f"location {self.location!r}: {self.final.rsplit('/', 1)[-1]} was written concurrently; never overwritten"
+            ) from None
+
+    def abort(self) -> None:
+        with contextlib.suppress(Exception):
+            self.handle.discard()  # abort the multipart upload: nothing becomes visible
+        self.handle.closed = True  # and never flush it from __del__
+
+
+class _GenericWriter(_Writer):
+    """Other fsspec backends: a temp name, renamed when complete."""
+
+    def __init__(self, fs: Any, final: str) -> None:
+        self.fs = fs
+        self.final = final
+        parent, _, name = final.rpartition("/")
+        self.tmp = f"{parent}/{TMP_PREFIX}{secrets.token_hex(6)}-{name}"
+        self.out = fs.open(self.tmp, "wb")
+
+    def write(self, chunk: bytes) -> None:
+        self.out.write(chunk)
+
+    def commit(self) -> None:
+        self.out.close()
+        try:
+            self.fs.mv(self.tmp, self.final)
+        finally:
+            with contextlib.suppress(Exception):
+                if self.fs.exists(self.tmp):
+                    self.fs.rm(self.tmp)
+
+    def abort(self) -> None:
+        with contextlib.suppress(Exception):
+            self.out.close()
+        with contextlib.suppress(Exception):
+            if self.fs.exists(self.tmp):
+                self.fs.rm(self.tmp)
 
 
 class Store:
@@ -127,10 +232,8 @@ class Store:
         for attempt in range(1, self.retries + 1):
             try:
                 return func()
-            except (ObjectExists, IntegrityError):
-                raise
-            except StorageError:
-                raise
+            except MysqlopsError:
+                raise  # ours already says what is wrong (write-once, integrity, abandoned backup)
             except Exception as exc:  # noqa: BLE001 - translated below
                 if attempt < self.retries and _is_transient(exc):
                     time.sleep(delay)
@@ -149,7 +252,7 @@ class Store:
 
         def probe() -> None:
             if self.is_local:
-                self.fs.makedirs(self.root, exist_ok=True)
+                makedirs_private(self.root)
             with self.fs.open(self.path(key), "wb") as fh:
                 fh.write(data)
             with self.fs.open(self.path(key), "rb") as fh:
@@ -184,109 +287,77 @@ class Store:
         self, local_path: str, key: str, *, sha256: str | None = None, verify: bool = True
     ) -> StoredObject:
         """Publish ``local_path`` as ``key`` (write-once), then read it back and check sha256."""
-        started = time.monotonic()
-        with open(local_path, "rb") as src:
-            written = self._retry("upload", lambda: self._publish(key, src))
-        if sha256 is not None and written.hexdigest() != sha256:
-            self._discard_published(key)
-            raise IntegrityError(
-                f"location {self.location.name!r}: the staged file changed while uploading {key}"
-            )
-        if verify:
-            self.verify(key, written.hexdigest(), written.size)
-        return StoredObject(key, written.size, written.hexdigest(), time.monotonic() - started)
+
+        def expect(written: CountingHash) -> None:
+            if sha256 is not None and written.hexdigest() != sha256:
+                raise IntegrityError(
+                    f"location {self.location.name!r}: the staged file changed while uploading {key}"
+                )
+
+        return self.put_from(
+            key,
+            lambda: open(local_path, "rb"),
+            size_hint=os.path.getsize(local_path),
+            before_commit=expect,
+            verify=verify,
+        )
 
     def put_bytes(self, data: bytes, key: str, *, verify: bool = True) -> StoredObject:
-        import io
+        return self.put_from(key, lambda: io.BytesIO(data), size_hint=len(data), verify=verify)
 
+    def put_from(
+        self,
+        key: str,
+        open_src: Callable[[], IO[bytes]],
+        *,
+        size_hint: int = 0,
+        before_commit: Callable[[CountingHash], None] | None = None,
+        verify: bool = True,
+    ) -> StoredObject:
+        """Stream ``open_src()`` to ``key`` and publish it write-once, then read it back.
+
+        ``open_src`` is called once per attempt (a transient error retries from the start), and
+        may be a reader that follows a file still being written. ``before_commit(digest)`` runs
+        after the last byte and before the object becomes visible: it may wait (for the rest of
+        the backup to be proven good) or raise to abandon the upload, which then leaves nothing.
+        """
         started = time.monotonic()
-        written = self._retry("write", lambda: self._publish(key, io.BytesIO(data)))
+
+        def attempt() -> CountingHash:
+            writer = self._begin(key, size_hint)
+            digest = CountingHash()
+            try:
+                with open_src() as src:
+                    for chunk in iter_chunks(src, CHUNK):
+                        writer.write(chunk)
+                        digest.update(chunk)
+                if before_commit is not None:
+                    before_commit(digest)
+                writer.commit()
+            except BaseException:
+                writer.abort()
+                raise
+            return digest
+
+        written = self._retry("upload", attempt)
         if verify:
             self.verify(key, written.hexdigest(), written.size)
         return StoredObject(key, written.size, written.hexdigest(), time.monotonic() - started)
 
-    def _publish(self, key: str, src: IO[bytes]) -> CountingHash:
-        src.seek(0)
+    def _begin(self, key: str, size_hint: int) -> _Writer:
         final = self.path(key)
         if self.fs.exists(final):
             raise ObjectExists(
                 f"location {self.location.name!r}: {key} already exists; backups are never overwritten"
             )
         if self.is_local:
-            return self._publish_local(final, src)
+            return _LocalWriter(self.location.name, final)
         if self.location.protocol == "s3":
-            return self._publish_s3(final, src)
-        return self._publish_generic(final, src)
-
-    def _publish_local(self, final: str, src: IO[bytes]) -> CountingHash:
-        directory = os.path.dirname(final)
-        os.makedirs(directory, exist_ok=True)
-        tmp = os.path.join(directory, f"{TMP_PREFIX}{secrets.token_hex(6)}-{os.path.basename(final)}")
-        digest = CountingHash()
-        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-        try:
-            with os.fdopen(fd, "wb") as out:
-                for chunk in iter_chunks(src, CHUNK):
-                    out.write(chunk)
-                    digest.update(chunk)
-                out.flush()
-                os.fsync(out.fileno())
-            try:
-                os.link(tmp, final)  # atomic, and fails if the name exists: write-once
-            except FileExistsError:
-                raise ObjectExists(
-                    f"location {self.location.name!r}: {os.path.basename(final)} already exists; never overwritten"
-                ) from None
-        finally:
-            with contextlib.suppress(FileNotFoundError):
-                os.unlink(tmp)
-        dfd = os.open(directory, os.O_RDONLY)
-        try:
-            os.fsync(dfd)
-        finally:
-            os.close(dfd)
-        return digest
-
-    def _publish_s3(self, final: str, src: IO[bytes]) -> CountingHash:
-        digest = CountingHash()
-        # "xb": a conditional PUT (If-None-Match: *): write-once even against a concurrent writer
-        # parts of 8 MiB keep memory flat (s3fs buffers a part, and copies it to send it); bigger
-        # files get bigger parts to stay under S3's 10,000-part limit
-        size = _remaining(src)
-        part = max(8 * 1024 * 1024, -(-size // 9000)) if size else 8 * 1024 * 1024
-        handle = self.fs.open(final, "xb", block_size=part)
-        try:
-            for chunk in iter_chunks(src, CHUNK):
-                handle.write(chunk)
-                digest.update(chunk)
-        except BaseException:
-            with contextlib.suppress(Exception):
-                handle.discard()  # abort the multipart upload: nothing becomes visible
-                handle.closed = True  # and never flush it from __del__
-            raise
-        try:
-            handle.close()
-        except FileExistsError:
-            raise ObjectExists(
-                f"location {self.location.name!r}: {final.rsplit('/', 1)[-1]} was written concurrently; never overwritten"
-            ) from None
-        return digest
-
-    def _publish_generic(self, final: str, src: IO[bytes]) -> CountingHash:
-        parent = final.rsplit("/", 1)[0]
-        tmp = f"{parent}/{TMP_PREFIX}{secrets.token_hex(6)}-{final.rsplit('/', 1)[-1]}"
-        digest = CountingHash()
-        try:
-            with self.fs.open(tmp, "wb") as out:
-                for chunk in iter_chunks(src, CHUNK):
-                    out.write(chunk)
-                    digest.update(chunk)
-            self.fs.mv(tmp, final)
-        finally:
-            with contextlib.suppress(Exception):
-                if self.fs.exists(tmp):
-                    self.fs.rm(tmp)
-        return digest
+            # parts of 8 MiB keep memory flat (s3fs buffers a part, and copies it to send it);
+            # bigger files get bigger parts to stay under S3's 10,000-part limit
+            part = max(8 * 1024 * 1024, -(-size_hint // 9000))
+            return _S3Writer(self.location.name, self.fs, final, part)
+        return _GenericWriter(self.fs, final)
 
     def _discard_published(self, key: str) -> None:
         with contextlib.suppress(Exception):
@@ -312,6 +383,8 @@ class Store:
         """Read the stored copy back and compare sha256 (and size)."""
 
         def check() -> CountingHash:
+            if self.location.protocol == "s3":
+                return self._s3_stream_hash(key)
             digest = CountingHash()
             with self.fs.open(self.path(key), "rb", block_size=8 * 1024 * 1024) as fh:
                 for chunk in iter_chunks(fh, CHUNK):
@@ -327,6 +400,28 @@ class Store:
             raise IntegrityError(
                 f"location {self.location.name!r}: {key} fails its sha256 check (corrupt copy)"
             )
+
+    def _s3_stream_hash(self, key: str) -> CountingHash:
+        """sha256 of one S3 object read by a single streaming GET: constant memory, and one
+        request (ranged reads cost a request per block, and some servers copy the whole object
+        for each range)."""
+        from fsspec.asyn import sync
+
+        bucket, path, version = self.fs.split_path(self.path(key))
+        digest = CountingHash()
+
+        async def run() -> None:
+            extra = {"VersionId": version} if version else {}
+            response = await self.fs._call_s3("get_object", Bucket=bucket, Key=path, **extra)
+            body = response["Body"]
+            try:
+                while chunk := await body.read(CHUNK):
+                    digest.update(chunk)
+            finally:
+                body.close()
+
+        sync(self.fs.loop, run)
+        return digest
 
     # -- list / delete ------------------------------------------------------------------------
     def list_keys(self, prefix: str = "") -> list[str]:

@@ -292,3 +292,78 @@ def test_writes_during_dump_restore_to_one_consistent_snapshot(sandbox_root: str
         stop.set()
         sandbox.stop_server(server)
         sandbox.stop_server(target)
+
+
+def _in_flight(local: Location, s3: Location) -> dict[str, Any]:
+    """What each location shows while a backup is running: temp files and final objects on
+    disk, multipart uploads (with their part counts) and final objects on S3."""
+    lstore, sstore = Store(local), Store(s3)
+    keys = lstore.list_keys("") if os.path.isdir(lstore.root) else []
+    bucket, _, prefix = sstore.root.partition("/")
+    uploads = sstore.fs.call_s3("list_multipart_uploads", Bucket=bucket, Prefix=prefix).get("Uploads", [])
+    parts = [len(sstore.fs.call_s3("list_parts", Bucket=bucket, Key=u["Key"], UploadId=u["UploadId"]).get("Parts", []))
+             for u in uploads]
+    return {
+        "local_tmp": [k for k in keys if os.path.basename(k).startswith(ids.TMP_PREFIX)],
+        "local_final": [k for k in keys if not os.path.basename(k).startswith(ids.TMP_PREFIX)],
+        "s3_parts": parts,
+        "s3_final": sstore.list_keys(""),
+    }
+
+
+def _wait_for_upload(local: Location, s3: Location, seen: list[dict[str, Any]]) -> None:
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        state = _in_flight(local, s3)
+        if state["local_tmp"] and any(n >= 1 for n in state["s3_parts"]):
+            seen.append(state)
+            return
+        time.sleep(0.1)
+    raise AssertionError(f"no upload in flight while dumping: {_in_flight(local, s3)}")
+
+
+def test_upload_overlaps_the_dump_and_publishes_only_after_it(
+    big_source: sandbox.SandboxServer, local_location: Location, s3_location: Location, tmp_path: Any
+) -> None:
+    """Both locations receive the file while mariadb-dump is still writing it (a temp file on
+    disk, S3 parts uploaded), yet nothing carries a final name until the dump is proven."""
+    seen: list[dict[str, Any]] = []
+
+    def on_progress(p: core.Progress) -> None:
+        # the dump thread waits here (the pipe fills, mariadb-dump blocks) until both uploads
+        # have caught up with what is staged: the dump is provably still running meanwhile
+        if not seen and p.dumped_bytes > 70_000_000:  # of 112 MB raw, 22 MB compressed
+            _wait_for_upload(local_location, s3_location, seen)
+
+    result = core.run_backup(big_source.spec(), [local_location, s3_location], codec("zstd"),
+                             staging_dir=str(tmp_path), progress=on_progress, progress_interval=0)
+    assert result.ok, result.locations
+    assert seen and seen[0]["local_final"] == [] and seen[0]["s3_final"] == [], seen
+    done = _in_flight(local_location, s3_location)
+    assert done["local_tmp"] == [] and done["s3_parts"] == []
+    for loc in (local_location, s3_location):
+        (found,) = catalog.scan([loc])[0].backups
+        assert found.backup_id == result.manifest.backup_id
+        assert found.durations[f"upload:{loc.name}"] >= found.durations[f"upload_after_dump:{loc.name}"]
+
+
+def test_dump_failing_after_upload_began_leaves_nothing_anywhere(
+    big_source: sandbox.SandboxServer, local_location: Location, s3_location: Location, tmp_path: Any
+) -> None:
+    """A backup cancelled mid-dump (here: an exception in the dump thread, as a cancelled flow
+    run gets) after both uploads started: no object, temp file or multipart upload is left."""
+    seen: list[dict[str, Any]] = []
+
+    def on_progress(p: core.Progress) -> None:
+        if p.dumped_bytes > 70_000_000:  # S3 parts are 8 MiB: one is uploaded by then
+            _wait_for_upload(local_location, s3_location, seen)
+            raise KeyboardInterrupt("cancelled by the operator")
+
+    staging = str(tmp_path / "staging")
+    os.makedirs(staging)
+    with pytest.raises(KeyboardInterrupt):
+        core.run_backup(big_source.spec(), [local_location, s3_location], codec("zstd"),
+                        staging_dir=staging, progress=on_progress, progress_interval=0)
+    assert seen, "the uploads never started"
+    assert _in_flight(local_location, s3_location) == {"local_tmp": [], "local_final": [], "s3_parts": [], "s3_final": []}
+    assert _staging_dirs(staging) == []

@@ -3,11 +3,15 @@
 from __future__ import annotations
 
 import hashlib
+import io
 import os
+import stat
 from datetime import timedelta
+from typing import Any
 
 import pytest
 
+from mysqlops.adapters import storage
 from mysqlops.adapters.storage import Store
 from mysqlops.errors import IntegrityError, ObjectExists, StorageError
 from mysqlops.model import Location
@@ -30,7 +34,9 @@ def _file(tmp_path: os.PathLike[str], data: bytes) -> str:
 
 def test_put_verify_list_read_delete(store: Store, tmp_path: os.PathLike[str]) -> None:
     data = os.urandom(3 * 1024 * 1024 + 7)
-    obj = store.put_file(_file(tmp_path, data), "srv/full/x/db.sql.zst", sha256=hashlib.sha256(data).hexdigest())
+    obj = store.put_file(
+        _file(tmp_path, data), "srv/full/x/db.sql.zst", sha256=hashlib.sha256(data).hexdigest()
+    )
     assert obj.size == len(data) and obj.sha256 == hashlib.sha256(data).hexdigest()
     assert store.list_keys("srv") == ["srv/full/x/db.sql.zst"]
     with store.open_read("srv/full/x/db.sql.zst") as fh:
@@ -47,23 +53,53 @@ def test_never_overwrites(store: Store) -> None:
 
 
 def test_failed_write_publishes_nothing(store: Store, tmp_path: os.PathLike[str]) -> None:
-    class Exploding:
+    class Exploding(io.RawIOBase):
         def __init__(self) -> None:
             self.n = 0
 
-        def seek(self, _: int) -> None:
-            pass
+        def readable(self) -> bool:
+            return True
 
-        def read(self, _: int) -> bytes:
+        def readinto(self, buffer: Any) -> int:
             self.n += 1
             if self.n > 2:
                 raise OSError("disk went away")
-            return b"x" * (1 << 20)
+            buffer[: 1 << 20] = b"x" * (1 << 20)
+            return 1 << 20
 
     with pytest.raises(StorageError):
-        store._retry("upload", lambda: store._publish("k/data.bin", Exploding()))  # type: ignore[arg-type]
+        store.put_from("k/data.bin", Exploding)
     assert store.list_keys("k") == []
     assert not store.exists("k/data.bin")
+
+
+def test_abandoned_before_commit_leaves_nothing(store: Store) -> None:
+    """``before_commit`` sees every byte written, and raising there publishes nothing (a backup
+    whose dump failed after its upload had started)."""
+    data = os.urandom(9 * 1024 * 1024)  # more than one S3 part: a real multipart upload
+    seen: list[str] = []
+
+    def refuse(digest: Any) -> None:
+        seen.append(digest.hexdigest())
+        raise ObjectExists("the dump failed: abandon")  # not transient: no retry
+
+    with pytest.raises(ObjectExists):
+        store.put_from("k/big.bin", lambda: io.BytesIO(data), before_commit=refuse)
+    assert seen == [hashlib.sha256(data).hexdigest()]
+    assert store.list_keys("k") == [] and not store.exists("k/big.bin")
+    if store.location.protocol == "s3":
+        bucket = store.root.partition("/")[0]
+        assert store.fs.call_s3("list_multipart_uploads", Bucket=bucket).get("Uploads", []) == []
+
+
+def test_local_location_tree_is_private(local_location: Location) -> None:
+    store = Store(local_location)
+    store.put_bytes(b"secret rows", "srv/full/20260101T000000Z/db.sql.zst")
+    root = store.root
+    for directory, _, files in os.walk(root):
+        assert stat.S_IMODE(os.stat(directory).st_mode) == 0o700, directory  # the root too: made here
+        for name in files:
+            assert stat.S_IMODE(os.stat(os.path.join(directory, name)).st_mode) == 0o600, name
 
 
 def test_verify_detects_corruption_and_truncation(store: Store) -> None:
@@ -88,8 +124,11 @@ def test_write_probe(store: Store) -> None:
 
 
 def test_missing_bucket_is_clear(moto_server: str) -> None:
-    loc = Location("s3", "s3://no-such-bucket-here/x",
-                   {"key": "testing", "secret": "testing", "client_kwargs": {"endpoint_url": moto_server}})
+    loc = Location(
+        "s3",
+        "s3://no-such-bucket-here/x",
+        {"key": "testing", "secret": "testing", "client_kwargs": {"endpoint_url": moto_server}},
+    )
     with pytest.raises(StorageError, match="does not exist"):
         Store(loc, retries=1).check_writable()
 
@@ -125,5 +164,7 @@ def test_s3_write_once_is_a_conditional_put(s3_location: Location) -> None:
     a, b = Store(s3_location), Store(s3_location)
     a.put_bytes(b"first", "race/k")
     with pytest.raises(ObjectExists):
-        b._publish_s3(b.path("race/k"), __import__("io").BytesIO(b"second"))
+        writer = storage._S3Writer(s3_location.name, b.fs, b.path("race/k"), 8 * 1024 * 1024)
+        writer.write(b"second")
+        writer.commit()
     assert b.read_bytes("race/k") == b"first"

@@ -135,7 +135,7 @@ class DumpScanner:
 
     # -- internals ---------------------------------------------------------------------------
     def _keep_tail(self, data: bytes) -> None:
-        self._last_lines = (self._last_lines + data)[-8192:]
+        self._last_lines = (self._last_lines + data[-8192:])[-8192:]
 
     def _section(self, name: str) -> SectionStats:
         stats = self.sections.get(name)
@@ -205,6 +205,11 @@ class DumpScanner:
         if stats.content_mid_line and segment.startswith(b"\n"):
             stats.content.update(b"\n")  # ends the (enormous) line the previous segment left open
             stats.content_mid_line = False
+        if not segment.startswith(b"\n") and b"\n\n" not in segment:
+            # no blank line to drop (the common case: rows of data): hash it as it is, no copy
+            stats.content.update(segment)
+            stats.content_mid_line = not segment.endswith(b"\n")
+            return
         joined = b"\n".join(filter(None, segment.split(b"\n")))
         if joined:
             stats.content.update(joined)

@@ -120,6 +120,17 @@ class _LocalWriter(_Writer):
             os.unlink(self.tmp)
 
 
+S3_MIN_PART = 8 * 1024 * 1024  # s3fs buffers a part and copies it to send it: memory ~3 parts
+S3_MAX_PARTS = 10_000
+
+
+def s3_part_size(parts_done: int, initial: int = S3_MIN_PART) -> int:
+    """Size of the next part of a multipart upload whose total size may be unknown: ``initial``
+    for the first 1,000 parts, then doubling every 1,000 parts, so 10,000 parts hold more than
+    S3's 5 TiB object limit while small and medium files keep small parts (flat memory)."""
+    return max(initial, S3_MIN_PART << (parts_done // 1000))
+
+
 class _S3Writer(_Writer):
     """A multipart upload opened with "xb": the final PUT is conditional (If-None-Match: *),
     write-once even against a concurrent writer; nothing is visible until it completes."""
@@ -127,10 +138,13 @@ class _S3Writer(_Writer):
     def __init__(self, location: str, fs: Any, final: str, part: int) -> None:
         self.location = location
         self.final = final
+        self.part = part
         self.handle = fs.open(final, "xb", block_size=part)
 
     def write(self, chunk: bytes) -> None:
         self.handle.write(chunk)
+        # the size of a followed file is not known in advance: parts grow as they accumulate
+        self.handle.blocksize = s3_part_size(len(getattr(self.handle, "parts", None) or ()), self.part)
 
     def commit(self) -> None:
         try:
@@ -353,9 +367,8 @@ class Store:
         if self.is_local:
             return _LocalWriter(self.location.name, final)
         if self.location.protocol == "s3":
-            # parts of 8 MiB keep memory flat (s3fs buffers a part, and copies it to send it);
-            # bigger files get bigger parts to stay under S3's 10,000-part limit
-            part = max(8 * 1024 * 1024, -(-size_hint // 9000))
+            # parts of 8 MiB keep memory flat; a file known to be big starts with bigger parts
+            part = max(S3_MIN_PART, -(-size_hint // 9000))
             return _S3Writer(self.location.name, self.fs, final, part)
         return _GenericWriter(self.fs, final)
 

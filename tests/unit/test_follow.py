@@ -80,3 +80,13 @@ def test_a_file_shorter_than_its_final_size_is_an_error(tmp_path: Any) -> None:
     with FollowReader(path, growth) as reader, pytest.raises(BackupAborted, match="expected 10"):
         while reader.read(100):
             pass
+
+
+def test_s3_parts_of_a_file_of_unknown_size_reach_the_object_limit_with_flat_memory() -> None:
+    from mysqlops.adapters.storage import S3_MAX_PARTS, S3_MIN_PART, s3_part_size
+
+    sizes = [s3_part_size(n) for n in range(S3_MAX_PARTS)]
+    assert sizes[0] == sizes[999] == S3_MIN_PART  # files up to ~8 GB keep 8 MiB parts
+    assert sizes == sorted(sizes) and all(5 * 1024**2 <= p <= 5 * 1024**3 for p in sizes)  # S3's part limits
+    assert sum(sizes) >= 5 * 1024**4  # 10,000 parts hold S3's largest object (5 TiB)
+    assert s3_part_size(0, 64 * 1024**2) == 64 * 1024**2  # a file known to be big starts bigger

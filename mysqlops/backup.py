@@ -345,7 +345,7 @@ class _Sink:
         self.compressor: Compressor | None = None
         self.encryptor = Encryptor(key) if key is not None else None
 
-    def write(self, data: bytes) -> None:
+    def write(self, data: bytes | memoryview) -> None:
         if not data:
             return
         if self.compressor is None:
@@ -358,7 +358,7 @@ class _Sink:
             self._out(self.compressor.flush())
             self.compressor = None
 
-    def _out(self, data: bytes) -> None:
+    def _out(self, data: bytes | memoryview) -> None:
         if data and self.encryptor is not None:
             data = self.encryptor.update(data)
         if data:
@@ -409,7 +409,7 @@ def _dump_stream(
             sink.write(bytes(header))  # every file restores on its own: it starts with the header
         return sink
 
-    def on_data(database: str | None, data: bytes) -> None:
+    def on_data(database: str | None, data: bytes | memoryview) -> None:
         if database is None:
             header.extend(data)
             return

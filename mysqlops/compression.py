@@ -17,7 +17,7 @@ from mysqlops.errors import ConfigError, IntegrityError
 
 
 class Compressor(Protocol):
-    def compress(self, data: bytes) -> bytes: ...
+    def compress(self, data: bytes | memoryview) -> bytes: ...
     def flush(self) -> bytes: ...
 
 
@@ -53,8 +53,8 @@ class Codec:
 
 
 class _Identity:
-    def compress(self, data: bytes) -> bytes:
-        return data
+    def compress(self, data: bytes | memoryview) -> bytes:
+        return bytes(data)  # callers get bytes, never a view
 
     def decompress(self, data: bytes) -> bytes:
         return data
@@ -71,7 +71,7 @@ class _ZstdCompressor:
         params = zstandard.ZstdCompressionParameters.from_level(level, threads=threads, write_checksum=1)
         self._obj = zstandard.ZstdCompressor(compression_params=params).compressobj()
 
-    def compress(self, data: bytes) -> bytes:
+    def compress(self, data: bytes | memoryview) -> bytes:
         return self._obj.compress(data)
 
     def flush(self) -> bytes:
@@ -111,7 +111,7 @@ class _GzipCompressor:
     def __init__(self, level: int) -> None:
         self._obj = zlib.compressobj(level, zlib.DEFLATED, 31)
 
-    def compress(self, data: bytes) -> bytes:
+    def compress(self, data: bytes | memoryview) -> bytes:
         return self._obj.compress(data)
 
     def flush(self) -> bytes:

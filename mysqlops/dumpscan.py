@@ -17,6 +17,7 @@ escaped (``\\n``), so a raw ``\\n`` followed by ``--`` or ``CREATE`` starts a re
 
 from __future__ import annotations
 
+import bisect
 import hashlib
 import re
 from collections.abc import Callable
@@ -42,7 +43,8 @@ _FOOTER_PREFIXES = (
 FOOTER = b"\n".join(p + b" */;" for p in _FOOTER_PREFIXES) + b"\n"
 _SANDBOX_LINE = b"/*M!999999"
 _ROUTINE_RE = re.compile(rb"^(?:CREATE|/\*!50003 CREATE\*/).*?\b(?:PROCEDURE|FUNCTION)\s+`")
-_SPECIAL_RE = re.compile(rb"\n(?:--|CREATE|/\*|USE `)")
+# a newline starting a line that may be special, or a blank line (lookahead: "\n\n--" is both)
+_MARK_RE = re.compile(rb"\n(?=--|CREATE|/\*|USE `|\n)")
 _SPECIAL_STARTS = (b"--", b"CREATE", b"/*!50003 CREATE*/", b"/*!50106 CREATE*/", b"/*!40", b"/*M!", b"USE `")
 
 
@@ -78,7 +80,7 @@ class DumpScanner:
     section the bytes belong to.
     """
 
-    def __init__(self, on_data: Callable[[str | None, bytes], None] | None = None) -> None:
+    def __init__(self, on_data: Callable[[str | None, bytes | memoryview], None] | None = None) -> None:
         self._on_data = on_data or (lambda _db, _data: None)
         self.current: str | None = None
         self.header = bytearray()
@@ -87,32 +89,51 @@ class DumpScanner:
         self._carry = b""
         self._mid_line = False  # the carry does not start at a line start
         self._last_lines = b""
+        self._blanks: list[int] = []  # blank-line offsets in the block being processed
         self.total_bytes = 0
 
     # -- public ------------------------------------------------------------------------------
     def feed(self, chunk: bytes) -> None:
+        """Scan ``chunk``. Bytes reach ``on_data`` as zero-copy memoryviews of ``chunk`` (valid
+        during the call; copy them to keep them), except a line split across chunks."""
         if not chunk:
             return
         self.total_bytes += len(chunk)
-        data = self._carry + chunk if self._carry else chunk
-        cut = data.rfind(b"\n")
-        if cut < 0:
-            if len(data) > _MAX_CARRY:  # one enormous line (a big BLOB row): pass it through
-                self._block(data, starts_at_line=not self._mid_line)
-                self._carry, self._mid_line = b"", True
+        lo = 0
+        if self._carry:
+            # finish the partial line carried over from the last chunk (a short copy)
+            nl = chunk.find(b"\n")
+            if nl < 0:
+                self._carry += chunk
+                if len(self._carry) > _MAX_CARRY:  # one enormous line (a big BLOB row): pass it through
+                    self._block(self._carry, 0, len(self._carry), starts_at_line=not self._mid_line)
+                    self._carry, self._mid_line = b"", True
+                return
+            head = self._carry + chunk[: nl + 1]
+            self._carry = b""
+            self._block(head, 0, len(head), starts_at_line=not self._mid_line)
+            self._mid_line = False
+            self._keep_tail(head, 0, len(head))
+            lo = nl + 1
+        cut = chunk.rfind(b"\n")
+        if cut >= lo:
+            self._block(chunk, lo, cut + 1, starts_at_line=lo > 0 or not self._mid_line)
+            self._mid_line = False
+            self._keep_tail(chunk, lo, cut + 1)
+            lo = cut + 1
+        if lo < len(chunk):
+            rest = chunk[lo:]
+            if len(rest) > _MAX_CARRY:
+                self._block(rest, 0, len(rest), starts_at_line=not self._mid_line)
+                self._mid_line = True
             else:
-                self._carry = data
-            return
-        complete, self._carry = data[: cut + 1], data[cut + 1 :]
-        self._block(complete, starts_at_line=not self._mid_line)
-        self._mid_line = False
-        self._keep_tail(complete)
+                self._carry = rest
 
     def finish(self) -> None:
         if self._carry:
-            self._block(self._carry, starts_at_line=not self._mid_line)
-            self._keep_tail(self._carry)
-            self._carry = b""
+            carry, self._carry = self._carry, b""
+            self._block(carry, 0, len(carry), starts_at_line=not self._mid_line)
+            self._keep_tail(carry, 0, len(carry))
 
     @property
     def completed(self) -> bool:
@@ -134,8 +155,8 @@ class DumpScanner:
         return stats.counts if stats else ObjectCounts()
 
     # -- internals ---------------------------------------------------------------------------
-    def _keep_tail(self, data: bytes) -> None:
-        self._last_lines = (self._last_lines + data[-8192:])[-8192:]
+    def _keep_tail(self, buf: bytes, lo: int, hi: int) -> None:
+        self._last_lines = (self._last_lines + buf[max(lo, hi - 8192) : hi])[-8192:]
 
     def _section(self, name: str) -> SectionStats:
         stats = self.sections.get(name)
@@ -144,29 +165,37 @@ class DumpScanner:
             self.order.append(name)
         return stats
 
-    def _line_starts(self, block: bytes, starts_at_line: bool) -> list[int]:
-        """Offsets of lines that may be special (comments, CREATE ..., /*!... */, USE).
+    def _marks(self, buf: bytes, lo: int, hi: int, starts_at_line: bool) -> tuple[list[int], list[int]]:
+        """Offsets in ``buf[lo:hi]`` of lines that may be special (comments, CREATE ...,
+        ``/*!...*/``, USE) and of blank lines (``\\n\\n``), in one regular-expression pass: its
+        literal ``\\n`` prefix makes it a fast scan (~3 GB/s here) where ``bytes.find`` of
+        ``\\n\\n`` alone manages 1.4 GB/s."""
+        starts: list[int] = []
+        blanks: list[int] = []
+        if starts_at_line and buf.startswith(_SPECIAL_STARTS, lo):
+            starts.append(lo)
+        for m in _MARK_RE.finditer(buf, lo, hi):
+            p = m.start()
+            if buf[p + 1] == 0x0A:
+                blanks.append(p)
+            elif buf.startswith(_SPECIAL_STARTS, p + 1):
+                starts.append(p + 1)
+        return starts, blanks
 
-        One regular-expression pass: its literal ``\\n`` prefix makes it a fast scan (~1.3 GB/s
-        here), where five separate ``bytes.find`` passes managed ~300 MB/s together.
-        """
-        found = [m.start() + 1 for m in _SPECIAL_RE.finditer(block)]
-        if starts_at_line and block.startswith(_SPECIAL_STARTS):
-            found.insert(0, 0)
-        return [p for p in found if block.startswith(_SPECIAL_STARTS, p)]
-
-    def _block(self, block: bytes, starts_at_line: bool) -> None:
-        """Process bytes that end at a line end (or an enormous partial data line)."""
-        emit_from = 0
-        content_from = 0
-        for start in self._line_starts(block, starts_at_line):
-            end = block.find(b"\n", start)
-            end = len(block) if end < 0 else end + 1
-            line = block[start:end].rstrip(b"\r\n")
+    def _block(self, buf: bytes, lo: int, hi: int, starts_at_line: bool) -> None:
+        """Process ``buf[lo:hi]``, which ends at a line end (or is part of an enormous line)."""
+        starts, blanks = self._marks(buf, lo, hi, starts_at_line)
+        self._blanks = blanks
+        emit_from = lo
+        content_from = lo
+        for start in starts:
+            end = buf.find(b"\n", start, hi)
+            end = hi if end < 0 else end + 1
+            line = buf[start:end].rstrip(b"\r\n")
             if line.startswith(MARKER):
                 name = parse_marker(line)
                 if name is not None:
-                    self._emit(block[emit_from:start], block, content_from, start)
+                    self._emit(buf, emit_from, start, content_from, start)
                     emit_from, content_from = start, end  # the marker is a comment: not content
                     self.current = name
                     self._section(name)
@@ -178,42 +207,44 @@ class DumpScanner:
             # at its end; a single-database dump of a database without views does not)
             excluded = line.startswith((b"--", _SANDBOX_LINE, b"USE `")) or line.startswith(_FOOTER_PREFIXES)
             if excluded:
-                self._content(stats, block[content_from:start])
+                self._content(stats, buf, content_from, start)
                 content_from = end
             self._count(stats, line)
-        self._emit(block[emit_from:], block, content_from, len(block))
+        self._emit(buf, emit_from, hi, content_from, hi)
 
-    def _emit(self, data: bytes, block: bytes, content_from: int, content_to: int) -> None:
-        if not data:
+    def _emit(self, buf: bytes, lo: int, hi: int, content_from: int, content_to: int) -> None:
+        if lo >= hi:
             return
+        data = memoryview(buf)[lo:hi]
         if self.current is None:
             if len(self.header) < _HEADER_LIMIT:
                 self.header += data[: _HEADER_LIMIT - len(self.header)]
         else:
             stats = self.sections[self.current]
-            stats.raw_bytes += len(data)
-            if content_from < content_to:
-                self._content(stats, block[content_from:content_to])
+            stats.raw_bytes += hi - lo
+            self._content(stats, buf, content_from, content_to)
         self._on_data(self.current, data)
 
-    def _content(self, stats: SectionStats, segment: bytes) -> None:
-        """Content hash input: statements only, blank lines dropped (data never holds a raw
-        newline, so blank lines only come from comment blocks of the dump options).
+    def _content(self, stats: SectionStats, buf: bytes, lo: int, hi: int) -> None:
+        """Content hash input: ``buf[lo:hi]``'s statements, blank lines dropped (data never holds
+        a raw newline, so blank lines only come from the dump's own layout and routine bodies).
         Independent of how the stream was chunked."""
-        if not segment:
+        if lo >= hi:
             return
-        if stats.content_mid_line and segment.startswith(b"\n"):
+        if stats.content_mid_line and buf[lo] == 0x0A:
             stats.content.update(b"\n")  # ends the (enormous) line the previous segment left open
             stats.content_mid_line = False
-        if not segment.startswith(b"\n") and b"\n\n" not in segment:
+        ends_line = buf[hi - 1] == 0x0A
+        i = bisect.bisect_left(self._blanks, lo)
+        if buf[lo] != 0x0A and not (i < len(self._blanks) and self._blanks[i] < hi - 1):
             # no blank line to drop (the common case: rows of data): hash it as it is, no copy
-            stats.content.update(segment)
-            stats.content_mid_line = not segment.endswith(b"\n")
+            stats.content.update(memoryview(buf)[lo:hi])
+            stats.content_mid_line = not ends_line
             return
-        joined = b"\n".join(filter(None, segment.split(b"\n")))
+        joined = b"\n".join(filter(None, buf[lo:hi].split(b"\n")))
         if joined:
             stats.content.update(joined)
-            stats.content_mid_line = not segment.endswith(b"\n")
+            stats.content_mid_line = not ends_line
             if not stats.content_mid_line:
                 stats.content.update(b"\n")
 

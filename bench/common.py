@@ -47,6 +47,43 @@ def timed_shell(cmd: str, env: dict[str, str] | None = None) -> float:
     return time.monotonic() - started
 
 
+def process_cpu(pid: int) -> float:
+    """CPU seconds (user + system) a live process has used so far, from /proc."""
+    with open(f"/proc/{pid}/stat") as fh:
+        fields = fh.read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def children_cpu() -> float:
+    """CPU seconds of every waited-for child of this process so far."""
+    import resource
+
+    r = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return r.ru_utime + r.ru_stime
+
+
+class CpuMeter:
+    """CPU seconds used during a run: by this process's children, by the server, by moto."""
+
+    def __init__(self, **pids: int) -> None:
+        self.pids = pids
+
+    def __enter__(self) -> CpuMeter:
+        self.start = {name: process_cpu(pid) for name, pid in self.pids.items()}
+        self.start_children = children_cpu()
+        self.started = time.monotonic()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.wall = time.monotonic() - self.started
+        self.cpu = {name: round(process_cpu(pid) - self.start[name], 2) for name, pid in self.pids.items()}
+        self.cpu["client"] = round(children_cpu() - self.start_children, 2)
+
+    @property
+    def total(self) -> float:
+        return round(sum(self.cpu.values()), 2)
+
+
 def write_result(name: str, doc: dict[str, Any], markdown: str) -> None:
     RESULTS.mkdir(exist_ok=True)
     (RESULTS / f"{name}.json").write_text(json.dumps(doc, indent=2, default=str))

@@ -13,6 +13,7 @@ Rules (DESIGN.md §2):
 from __future__ import annotations
 
 import contextlib
+import fcntl
 import os
 import shutil
 import signal
@@ -128,6 +129,17 @@ class Result:
     seconds: float
 
 
+PIPE_BYTES = 1 << 20
+
+
+def _widen_pipe(pipe: IO[bytes]) -> None:
+    """Give a pipe 1 MiB of capacity instead of Linux's 64 KiB: a dump of gigabytes then
+    crosses it in 1 MiB reads (16x fewer wake-ups on both sides), and the writer can run ahead
+    while the reader hashes and compresses. Best effort: the default still works."""
+    with contextlib.suppress(OSError, AttributeError, ValueError):
+        fcntl.fcntl(pipe.fileno(), fcntl.F_SETPIPE_SZ, PIPE_BYTES)
+
+
 def _kill_group(proc: subprocess.Popen[bytes], sig: int = signal.SIGKILL) -> None:
     with contextlib.suppress(ProcessLookupError, PermissionError):
         os.killpg(proc.pid, sig)
@@ -207,6 +219,9 @@ class Pipeline:
                     raise EnvironmentProblem(f"program {full[0]!r} not found: {exc.strerror}") from exc
                 with _live_lock:
                     _live_groups.add(proc.pid)
+                for pipe in (proc.stdin, proc.stdout):
+                    if pipe is not None:
+                        _widen_pipe(pipe)
                 if index > 0 and prev_stdout is not None and hasattr(prev_stdout, "close"):
                     prev_stdout.close()  # only the next member holds the read end now
                 assert proc.stderr is not None

@@ -77,9 +77,12 @@ def dump_and_upload_task(
     progress_interval: float,
     method: str = "logical",
     incremental: bool = False,
-    encryption_key: bytes | None = None,
+    encryption_key_block: str | None = None,
 ) -> core.BackupResult:
     logger = get_run_logger()
+    # the key is loaded here, inside the task: key bytes never travel as a task parameter
+    keyring = load_keyring([encryption_key_block] if encryption_key_block else None)
+    encryption_key = keyring.current if keyring else None
     artifact_id = cast(
         UUID, create_progress_artifact(0.0, description=f"Backup of {spec.name}: bytes dumped / estimate")
     )
@@ -195,7 +198,7 @@ def backup(
     logger = get_run_logger()
     spec = load_server(server)
     locs = [load_location(name) for name in locations]
-    keyring = load_keyring([encryption_key] if encryption_key else None)
+    load_keyring([encryption_key] if encryption_key else None)  # a missing block fails before pre-flight
     # task runs tagged server:<block> take the per-server tag concurrency limit made by setup
     with prefect_tags(f"server:{server}"):
         plan = (
@@ -216,7 +219,7 @@ def backup(
             progress_interval,
             method,
             incremental,
-            keyring.current if keyring else None,
+            encryption_key,
         )
     table_artifact(
         f"backup-{spec.name}", result.rows(), f"Files of backup {result.manifest.backup_id} per location"

@@ -66,9 +66,17 @@ class _Identity:
         return b""
 
 
+ZSTD_JOB_BYTES = 2 * 1024 * 1024
+
+
 class _ZstdCompressor:
     def __init__(self, level: int, threads: int) -> None:
-        params = zstandard.ZstdCompressionParameters.from_level(level, threads=threads, write_checksum=1)
+        # 2 MiB jobs instead of zstd's default (4x the window: 8 MiB at level 3): on a 300 MB dump,
+        # buffers 53 -> 15 MiB, CPU 0.78 -> 0.64 s, and a slightly smaller output
+        job = ZSTD_JOB_BYTES if threads > 0 else 0
+        params = zstandard.ZstdCompressionParameters.from_level(
+            level, threads=threads, write_checksum=1, job_size=job
+        )
         self._obj = zstandard.ZstdCompressor(compression_params=params).compressobj()
 
     def compress(self, data: bytes | memoryview) -> bytes:

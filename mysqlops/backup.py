@@ -41,7 +41,7 @@ from typing import IO, Any, cast
 from mysqlops import ids
 from mysqlops.adapters import mysql as db
 from mysqlops.adapters import process
-from mysqlops.adapters.localfs import makedirs_private
+from mysqlops.adapters.localfs import private_tempdir
 from mysqlops.adapters.storage import Store
 from mysqlops.checksum import CountingHash
 from mysqlops.commands import ClientTools, DumpOptions, client_option_file, dump_argv
@@ -629,10 +629,7 @@ def run_backup(
     backup_id = ids.new_backup_id(started_at)
     warnings = list(plan.warnings)
     durations: dict[str, float] = {}
-    if staging_dir:
-        makedirs_private(staging_dir)
-    staging_root = tempfile.mkdtemp(prefix="mysqlops-staging-", dir=staging_dir)
-    os.chmod(staging_root, 0o700)
+    staging_root = private_tempdir(staging_dir, "mysqlops-staging-")
     uploads = _Uploads(locations, ids.backup_dir(spec.name, backup_id), plan.estimated_bytes)
     try:
         t0 = time.monotonic()

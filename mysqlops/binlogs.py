@@ -53,7 +53,6 @@ import mmap
 import os
 import shutil
 import struct
-import tempfile
 import time
 import zlib
 from collections.abc import Iterator, Sequence
@@ -66,7 +65,7 @@ import pymysql
 from mysqlops import ids
 from mysqlops.adapters import mysql as db
 from mysqlops.adapters import process
-from mysqlops.adapters.localfs import makedirs_private
+from mysqlops.adapters.localfs import private_tempdir
 from mysqlops.adapters.storage import Store, StoredObject
 from mysqlops.checksum import CHUNK, CountingHash, iter_chunks
 from mysqlops.commands import ClientTools, client_option_file, mysql_argv
@@ -543,10 +542,7 @@ class ArchiveResult:
 def private_dir(parent: str | None, prefix: str) -> Iterator[str]:
     """A 0700 temporary directory, removed (with everything in it) on the way out. A missing
     ``parent`` is created 0700 (an existing one is left as it is)."""
-    if parent:
-        makedirs_private(parent)
-    path = tempfile.mkdtemp(prefix=prefix, dir=parent)
-    os.chmod(path, 0o700)
+    path = private_tempdir(parent, prefix)
     try:
         yield path
     finally:

@@ -43,7 +43,7 @@ from typing import Any
 from mysqlops import catalog, ids
 from mysqlops.adapters import mysql as db
 from mysqlops.adapters import process, sandbox
-from mysqlops.adapters.localfs import makedirs_private
+from mysqlops.adapters.localfs import private_tempdir
 from mysqlops.adapters.storage import Store
 from mysqlops.backup import (
     READ_CHUNK,
@@ -374,10 +374,7 @@ def run_physical_backup(
     backup_id = ids.new_backup_id(started_at)
     kind = BackupKind.INCREMENTAL if incremental else BackupKind.FULL
     durations: dict[str, float] = {}
-    if staging_dir:
-        makedirs_private(staging_dir)
-    staging_root = tempfile.mkdtemp(prefix="mysqlops-physical-", dir=staging_dir)
-    os.chmod(staging_root, 0o700)
+    staging_root = private_tempdir(staging_dir, "mysqlops-physical-")
     try:
         lsndir = os.path.join(staging_root, "lsn")
         tmpdir = os.path.join(staging_root, "tmp")
@@ -679,10 +676,7 @@ def restore_physical(
     if os.path.exists(target) and (not os.path.isdir(target) or os.listdir(target)):
         raise RestoreError(f"restore target {target} exists and is not an empty directory")
     created = not os.path.exists(target)
-    if staging_dir:
-        makedirs_private(staging_dir)
-    staging = tempfile.mkdtemp(prefix="mysqlops-prestore-", dir=staging_dir)
-    os.chmod(staging, 0o700)
+    staging = private_tempdir(staging_dir, "mysqlops-prestore-")
     try:
         t0 = time.monotonic()
         fetched: list[str] = []
@@ -817,10 +811,7 @@ def restore_test_physical(
     durations = report.durations
     checks: list[Check] = []
     target_version = "unknown"
-    if staging_dir:
-        makedirs_private(staging_dir)
-    root = tempfile.mkdtemp(prefix="myops-phys-", dir=staging_dir)
-    os.chmod(root, 0o700)
+    root = private_tempdir(staging_dir, "myops-phys-")
     scratch_name = f"scratch-{secrets.token_hex(3)}"
     if len(os.path.join(root, scratch_name, "mysqld.sock")) > 107:
         shutil.rmtree(root, ignore_errors=True)

@@ -13,7 +13,6 @@ from __future__ import annotations
 import contextlib
 import os
 import shutil
-import tempfile
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -23,6 +22,7 @@ from typing import Any
 from mysqlops import ids
 from mysqlops.adapters import mysql as db
 from mysqlops.adapters import process
+from mysqlops.adapters.localfs import private_tempdir
 from mysqlops.adapters.storage import Store
 from mysqlops.checksum import CHUNK, CountingHash, iter_chunks
 from mysqlops.commands import ClientTools, DumpOptions, client_option_file, dump_argv, mysql_argv
@@ -304,8 +304,7 @@ def restore_backup(
     program = process.require_program(
         ClientTools.for_flavor(version.flavor).mysql, "mysql", package_hint="mariadb-client"
     )
-    staging = tempfile.mkdtemp(prefix="mysqlops-restore-", dir=staging_dir)
-    os.chmod(staging, 0o700)
+    staging = private_tempdir(staging_dir, "mysqlops-restore-")
     durations: dict[str, float] = {}
     created: list[str] = []
     try:

@@ -9,8 +9,9 @@ from __future__ import annotations
 
 import contextlib
 import os
+import tempfile
 
-__all__ = ["makedirs_private", "write_private"]
+__all__ = ["makedirs_private", "private_tempdir", "write_private"]
 
 
 def makedirs_private(path: str) -> None:
@@ -30,6 +31,16 @@ def makedirs_private(path: str) -> None:
         except FileExistsError:
             continue  # made concurrently: not ours to change
         os.chmod(directory, 0o700)
+
+
+def private_tempdir(parent: str | None, prefix: str) -> str:
+    """A new 0700 temporary directory under ``parent`` (created 0700 when missing; the system
+    temporary directory when None). The caller removes it."""
+    if parent:
+        makedirs_private(parent)
+    path = tempfile.mkdtemp(prefix=prefix, dir=parent)
+    os.chmod(path, 0o700)
+    return path
 
 
 def write_private(path: str, data: bytes) -> None:

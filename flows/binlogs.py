@@ -24,6 +24,7 @@ def _summary(result: core.ArchiveResult) -> dict[str, Any]:
     return {
         "server": result.server,
         "active": result.active,
+        "rotated": result.rotated,  # False: no transaction since the last run, nothing to close
         "archived": result.files,
         "copies": len(result.archived),
         "raw_bytes": result.raw_bytes,

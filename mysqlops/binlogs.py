@@ -72,7 +72,7 @@ from mysqlops.commands import ClientTools, client_option_file, mysql_argv
 from mysqlops.compression import Codec, codec_from_label
 from mysqlops.crypto import HEADER_MAX_SIZE, Decryptor, Encryptor, Keyring, peek_key_id
 from mysqlops.crypto import MAGIC as ENC_MAGIC
-from mysqlops.dialect import dialect_for
+from mysqlops.dialect import BINLOG_HEADER_EVENTS, Dialect, dialect_for
 from mysqlops.errors import (
     ConfigError,
     EncryptionError,
@@ -441,6 +441,7 @@ class ServerBinlogs:
     server_uuid: str | None
     logs: tuple[tuple[str, int], ...]  # (file, size) as SHOW BINARY LOGS lists them
     active: str
+    rotated: bool = False  # False when asked not to, or when the active binlog held no transaction
 
     @property
     def sizes(self) -> dict[str, int]:
@@ -454,7 +455,11 @@ def _privilege_hint(version: ServerVersion) -> str:
 
 
 def rotate_and_list(spec: ServerSpec, *, rotate: bool = True) -> ServerBinlogs:
-    """``FLUSH BINARY LOGS`` (closing the current file), then list the binlogs."""
+    """``FLUSH BINARY LOGS`` (closing the current file), then list the binlogs.
+
+    An idle server is not rotated: when the active binlog holds nothing but the events every
+    binlog starts with, closing it would only add an empty file (one per run, hundreds a day
+    on a schedule) and archive it. Its transactions, once there are some, close it next time."""
     with db.session(spec) as conn:
         version = db.server_version(conn)
         dialect = dialect_for(version)
@@ -468,8 +473,12 @@ def rotate_and_list(spec: ServerSpec, *, rotate: bool = True) -> ServerBinlogs:
             uuid = None
             if version.flavor is Flavor.MYSQL:
                 uuid = str(db.scalar(conn, "SELECT @@server_uuid"))
+            rotated = False
             if rotate:
-                db.execute(conn, dialect.flush_binary_logs())
+                before = db.query(conn, dialect.binlog_status_query())
+                if before and _holds_transactions(conn, dialect, str(before[0]["File"])):
+                    db.execute(conn, dialect.flush_binary_logs())
+                    rotated = True
             status = db.query(conn, dialect.binlog_status_query())
             logs = db.query(conn, dialect.show_binary_logs())
         except pymysql.err.MySQLError as exc:
@@ -485,7 +494,14 @@ def rotate_and_list(spec: ServerSpec, *, rotate: bool = True) -> ServerBinlogs:
         server_uuid=uuid,
         logs=tuple((str(r["Log_name"]), int(r["File_size"])) for r in logs),
         active=str(status[0]["File"]),
+        rotated=rotated,
     )
+
+
+def _holds_transactions(conn: db.Connection, dialect: Dialect, file: str) -> bool:
+    """Whether binlog ``file`` has any event besides the ones every binlog starts with."""
+    events = db.query(conn, dialect.show_binlog_events(file, len(BINLOG_HEADER_EVENTS) + 1))
+    return any(str(e.get("Event_type")) not in BINLOG_HEADER_EVENTS for e in events)
 
 
 def fetch_argv(tool: str, file: str, staging: str) -> tuple[str, ...]:
@@ -514,6 +530,7 @@ class ArchiveResult:
     known_gaps: dict[str, tuple[str, ...]] = field(default_factory=dict)  # location -> files
     new_gaps: dict[str, tuple[str, ...]] = field(default_factory=dict)
     seconds: float = 0.0
+    rotated: bool = False  # the active binlog was closed (it held transactions) before archiving
 
     @property
     def files(self) -> list[str]:
@@ -753,6 +770,7 @@ def archive_binlogs(
         known_gaps={n: p.known_gaps for n, p in plans.items() if p.known_gaps},
         new_gaps={n: p.new_gap for n, p in plans.items() if p.new_gap},
         seconds=time.monotonic() - started,
+        rotated=server.rotated,
     )
     if result.new_gaps:
         raise _gap_error(spec.name, plans, stores, server, result)

@@ -141,6 +141,11 @@ _MYSQL_GTID = re.compile(
     r"(,[0-9A-Fa-f]{8}-[0-9A-Fa-f]{4}-[0-9A-Fa-f]{4}-[0-9A-Fa-f]{4}-[0-9A-Fa-f]{12}"
     r"(:([A-Za-z_][A-Za-z0-9_]{0,31}|\d+(-\d+)?))+)*$"
 )
+# events every binlog starts with, written by the server itself: a file holding only these has
+# no transaction in it (MariaDB: Gtid_list/Binlog_checkpoint; MySQL: Previous_gtids)
+BINLOG_HEADER_EVENTS = frozenset(
+    {"Format_desc", "Start_encryption", "Gtid_list", "Binlog_checkpoint", "Previous_gtids"}
+)
 _BINLOG_FILE = re.compile(r"^[A-Za-z0-9_.-]{1,255}$")
 
 # --------------------------------------------------------------------------------------------
@@ -755,6 +760,13 @@ class Dialect:
 
     def show_binary_logs(self) -> str:
         return "SHOW BINARY LOGS"
+
+    def show_binlog_events(self, file: str, limit: int) -> str:
+        """The first ``limit`` events of one binary log (REPLICATION SLAVE on MySQL, BINLOG
+        MONITOR on MariaDB: what archiving already needs)."""
+        if not isinstance(file, str) or not _BINLOG_FILE.match(file) or file in (".", ".."):
+            raise ConfigError(f"{file!r} is not a binary log file name such as mysql-bin.000042")
+        return f"SHOW BINLOG EVENTS IN {quote_string(file)} LIMIT {int(limit)}"
 
     def purge_binary_logs_to(self, file: str) -> str:
         """Delete binary logs before ``file`` (a bare name as SHOW BINARY LOGS lists it)."""

@@ -104,11 +104,21 @@ def test_archive_local_and_s3_then_nothing_twice(
         pos = scalar(conn, "SELECT @@gtid_binlog_pos")
     assert listed[0][-1].gtid_end == pos
 
+    assert first.rotated
+    # nothing written since: an idle server is not rotated (no empty binlog per scheduled run)
+    with session(spec) as conn:
+        logs_before = [r["Log_name"] for r in query(conn, "SHOW BINARY LOGS")]
+    idle = archive_binlogs(spec, [local_location, s3_location], ZSTD, stage, now())
+    assert not idle.rotated and idle.archived == () and idle.active == "mysql-bin.000003"
+    with session(spec) as conn:
+        assert [r["Log_name"] for r in query(conn, "SHOW BINARY LOGS")] == logs_before
+
+    sql(spec, "INSERT INTO shop.t VALUES (99, 'after the first archive')")
     second = archive_binlogs(spec, [local_location, s3_location], ZSTD, stage, now())
-    assert second.files == ["mysql-bin.000003"]  # only the file that was active last time
+    assert second.rotated and second.files == ["mysql-bin.000003"]  # only the file that was active last time
     assert set(second.skipped) == set(first.files)
     third = archive_binlogs(spec, [local_location, s3_location], ZSTD, stage, now(), rotate=False)
-    assert third.archived == () and third.files == []
+    assert third.archived == () and third.files == [] and not third.rotated
     # a new Store: s3fs caches listings per instance
     assert [m.file for m in list_archived(Store(s3_location), spec.name)] == [
         *first.files,
@@ -196,11 +206,13 @@ def test_purged_before_archiving_is_a_loud_gap(
     assert err.missing == ("mysql-bin.000002", "mysql-bin.000003")
     assert "mysql-bin.000002, mysql-bin.000003" in text and "IMPOSSIBLE" in text
     assert "20260101T000000Z-abcdef" in text and err.affected_backups == ("20260101T000000Z-abcdef",)
-    assert err.result is not None and err.result.files == ["mysql-bin.000004", "mysql-bin.000005"]
-    # everything still available was archived; the next run knows the gap and goes on
+    # everything still available was archived (000005 is active and idle: left open)
+    assert err.result is not None and err.result.files == ["mysql-bin.000004"] and not err.result.rotated
+    # the next run knows the gap and goes on
+    sql(spec, "INSERT INTO d.t VALUES (10)")
     after = archive_binlogs(spec, [local_location], ZSTD, staging(tmp_path), now())
     assert after.known_gaps == {"local": ("mysql-bin.000002", "mysql-bin.000003")}
-    assert after.files == ["mysql-bin.000006"]
+    assert after.files == ["mysql-bin.000005"]
     # and a replay refuses to cross the gap
     with pytest.raises(BinlogGap, match="cannot cross"):
         binlogs.select_replay_files(

@@ -121,9 +121,7 @@ def _unquote_string(text: str) -> str:
     return "".join(out)
 
 
-_TEXT = st.text(
-    st.characters(exclude_categories=["Cs"], exclude_characters="\x00", max_codepoint=0xFFFF)
-)
+_TEXT = st.text(st.characters(exclude_categories=["Cs"], exclude_characters="\x00", max_codepoint=0xFFFF))
 
 
 @given(_TEXT.filter(bool))
@@ -362,9 +360,14 @@ def test_binlog_statements() -> None:
         assert d.flush_binary_logs() == "FLUSH BINARY LOGS"
         assert d.show_binary_logs() == "SHOW BINARY LOGS"
         assert d.purge_binary_logs_to("mysql-bin.000042") == "PURGE BINARY LOGS TO 'mysql-bin.000042'"
+        assert (
+            d.show_binlog_events("mysql-bin.000042", 6) == "SHOW BINLOG EVENTS IN 'mysql-bin.000042' LIMIT 6"
+        )
     for bad in ("../etc/passwd", "a'b", "", "..", "x y"):
         with pytest.raises(ConfigError):
             MARIADB.purge_binary_logs_to(bad)
+        with pytest.raises(ConfigError):
+            MYSQL_84.show_binlog_events(bad, 6)
 
 
 def test_parse_binlog_status() -> None:

@@ -33,7 +33,7 @@ import tempfile
 import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
-from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from typing import IO, Any, cast
@@ -630,7 +630,9 @@ def run_backup(
     warnings = list(plan.warnings)
     durations: dict[str, float] = {}
     staging_root = private_tempdir(staging_dir, "mysqlops-staging-")
-    uploads = _Uploads(locations, ids.backup_dir(spec.name, backup_id), plan.estimated_bytes)
+    uploads = _Uploads(
+        locations, ids.backup_dir(spec.name, backup_id), plan.estimated_bytes, say, progress_interval
+    )
     try:
         t0 = time.monotonic()
         prog = Progress(time.monotonic(), sum(plan.estimated_bytes.values()))
@@ -807,6 +809,7 @@ class _Lane:
         self.first_byte: float | None = None
         self.last_commit = 0.0
         self.verify_seconds = 0.0
+        self.sent: dict[str, int] = {}  # staged path -> bytes read by the current attempt
 
     def submit(self, sf: StagedFile, growth: Growth, size_hint: int) -> None:
         job = self.pool.submit(self._one, sf, growth, size_hint)
@@ -831,7 +834,7 @@ class _Lane:
         try:
             obj = self.store.put_from(
                 key,
-                lambda: cast(IO[bytes], FollowReader(sf.path, growth)),
+                lambda: cast(IO[bytes], FollowReader(sf.path, growth, on_read=self._counter(sf.path))),
                 size_hint=size_hint,
                 before_commit=ready,
                 verify=False,
@@ -847,6 +850,18 @@ class _Lane:
             if not isinstance(exc, BackupAborted):
                 self.error = self.error or str(exc)
             raise
+
+    def _counter(self, path: str) -> Callable[[int], None]:
+        self.sent[path] = 0  # a new attempt starts from the beginning of the file
+
+        def add(n: int) -> None:
+            self.sent[path] += n
+
+        return add
+
+    @property
+    def sent_bytes(self) -> int:
+        return sum(self.sent.values())
 
     def finish(self, base: BackupManifest, dump_ended: float) -> LocationResult:
         result = LocationResult(self.location.name, ok=False)
@@ -893,8 +908,17 @@ class _Uploads:
 
     STREAMS = 2
 
-    def __init__(self, locations: Sequence[Location], directory: str, estimates: dict[str, int]) -> None:
+    def __init__(
+        self,
+        locations: Sequence[Location],
+        directory: str,
+        estimates: dict[str, int],
+        log: Callable[[str], None] | None = None,
+        report_interval: float = 5.0,
+    ) -> None:
         self.gate = _Gate()
+        self.log = log
+        self.report_interval = max(0.2, report_interval)
         self.estimates = estimates
         self.growths: list[Growth] = []
         self.lock = threading.Lock()
@@ -919,11 +943,26 @@ class _Uploads:
         """Open the gate (the dump is proven good), let every location publish and verify, and
         write each location's manifest once all its files verified."""
         self.gate.open()
+        total = sum(f.stored_bytes for f in base.files)
         with ThreadPoolExecutor(max_workers=max(1, len(self.lanes)), thread_name_prefix="publish") as pool:
-            results = list(pool.map(lambda lane: lane.finish(base, dump_ended), self.lanes))
+            futures = [pool.submit(lane.finish, base, dump_ended) for lane in self.lanes]
+            # a slow location keeps uploading after the dump: say so, or it looks like a hang
+            while wait(futures, timeout=self.report_interval).not_done:
+                self._report(total, dump_ended)
+            results = [f.result() for f in futures]
         for r in results:
             durations.update(r.durations())
         return results
+
+    def _report(self, total: int, dump_ended: float) -> None:
+        if self.log is None:
+            return
+        parts = [
+            f"{lane.location.name} {lane.sent_bytes / 1e6:.1f} of {total / 1e6:.1f} MB"
+            f" ({100 * lane.sent_bytes / total if total else 100:.0f}%)"
+            for lane in self.lanes
+        ]
+        self.log(f"dump done {time.monotonic() - dump_ended:.0f}s ago; uploading: " + ", ".join(parts))
 
     def close(self) -> None:
         self.gate.abort("the backup failed before it was published")

@@ -16,6 +16,7 @@ from __future__ import annotations
 import io
 import os
 import threading
+from collections.abc import Callable
 from typing import Any
 
 from mysqlops.errors import BackupAborted
@@ -49,11 +50,18 @@ class Growth:
 class FollowReader(io.RawIOBase):
     """A raw reader of ``path`` that waits for more bytes until ``growth`` is finished."""
 
-    def __init__(self, path: str, growth: Growth, poll_seconds: float = 0.2) -> None:
+    def __init__(
+        self,
+        path: str,
+        growth: Growth,
+        poll_seconds: float = 0.2,
+        on_read: Callable[[int], None] | None = None,
+    ) -> None:
         super().__init__()
         self._fd = os.open(path, os.O_RDONLY)
         self._growth = growth
         self._poll = poll_seconds
+        self._on_read = on_read
         self._pos = 0
 
     def readable(self) -> bool:
@@ -69,6 +77,8 @@ class FollowReader(io.RawIOBase):
             n = os.readv(self._fd, [view[:want]])
             if n:
                 self._pos += n
+                if self._on_read is not None:
+                    self._on_read(n)
                 return n
             if self._growth.failure is not None:
                 raise BackupAborted(self._growth.failure)

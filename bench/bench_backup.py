@@ -173,7 +173,8 @@ def main() -> int:
         ]
         if "plain_load_s" in results:
             rt = results["mysqlops_restore_test"]
-            md[-3:-3] = [
+            at = next(i for i, line in enumerate(md) if line.startswith("| mysqlops backup → local + S3")) + 1
+            md[at:at] = [
                 f"| plain `mariadb < dump.sql` (default server) | {results['plain_load_s']:.1f} | |",
                 f"| mysqlops restore test (download+load+verify) | {rt['wall']:.1f} | {rt['durations']}, peak RSS {rt['peak_rss_mib']:.0f} MiB |",
             ]

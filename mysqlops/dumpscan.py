@@ -89,7 +89,6 @@ class DumpScanner:
         self._carry = b""
         self._mid_line = False  # the carry does not start at a line start
         self._last_lines = b""
-        self._blanks: list[int] = []  # blank-line offsets in the block being processed
         self.total_bytes = 0
 
     # -- public ------------------------------------------------------------------------------
@@ -185,7 +184,6 @@ class DumpScanner:
     def _block(self, buf: bytes, lo: int, hi: int, starts_at_line: bool) -> None:
         """Process ``buf[lo:hi]``, which ends at a line end (or is part of an enormous line)."""
         starts, blanks = self._marks(buf, lo, hi, starts_at_line)
-        self._blanks = blanks
         emit_from = lo
         content_from = lo
         for start in starts:
@@ -195,7 +193,7 @@ class DumpScanner:
             if line.startswith(MARKER):
                 name = parse_marker(line)
                 if name is not None:
-                    self._emit(buf, emit_from, start, content_from, start)
+                    self._emit(buf, emit_from, start, content_from, start, blanks)
                     emit_from, content_from = start, end  # the marker is a comment: not content
                     self.current = name
                     self._section(name)
@@ -207,12 +205,14 @@ class DumpScanner:
             # at its end; a single-database dump of a database without views does not)
             excluded = line.startswith((b"--", _SANDBOX_LINE, b"USE `")) or line.startswith(_FOOTER_PREFIXES)
             if excluded:
-                self._content(stats, buf, content_from, start)
+                self._content(stats, buf, content_from, start, blanks)
                 content_from = end
             self._count(stats, line)
-        self._emit(buf, emit_from, hi, content_from, hi)
+        self._emit(buf, emit_from, hi, content_from, hi, blanks)
 
-    def _emit(self, buf: bytes, lo: int, hi: int, content_from: int, content_to: int) -> None:
+    def _emit(
+        self, buf: bytes, lo: int, hi: int, content_from: int, content_to: int, blanks: list[int]
+    ) -> None:
         if lo >= hi:
             return
         data = memoryview(buf)[lo:hi]
@@ -222,10 +222,10 @@ class DumpScanner:
         else:
             stats = self.sections[self.current]
             stats.raw_bytes += hi - lo
-            self._content(stats, buf, content_from, content_to)
+            self._content(stats, buf, content_from, content_to, blanks)
         self._on_data(self.current, data)
 
-    def _content(self, stats: SectionStats, buf: bytes, lo: int, hi: int) -> None:
+    def _content(self, stats: SectionStats, buf: bytes, lo: int, hi: int, blanks: list[int]) -> None:
         """Content hash input: ``buf[lo:hi]``'s statements, blank lines dropped (data never holds
         a raw newline, so blank lines only come from the dump's own layout and routine bodies).
         Independent of how the stream was chunked."""
@@ -235,8 +235,8 @@ class DumpScanner:
             stats.content.update(b"\n")  # ends the (enormous) line the previous segment left open
             stats.content_mid_line = False
         ends_line = buf[hi - 1] == 0x0A
-        i = bisect.bisect_left(self._blanks, lo)
-        if buf[lo] != 0x0A and not (i < len(self._blanks) and self._blanks[i] < hi - 1):
+        i = bisect.bisect_left(blanks, lo)
+        if buf[lo] != 0x0A and not (i < len(blanks) and blanks[i] < hi - 1):
             # no blank line to drop (the common case: rows of data): hash it as it is, no copy
             stats.content.update(memoryview(buf)[lo:hi])
             stats.content_mid_line = not ends_line

@@ -372,10 +372,6 @@ class Store:
             return _S3Writer(self.location.name, self.fs, final, part)
         return _GenericWriter(self.fs, final)
 
-    def _discard_published(self, key: str) -> None:
-        with contextlib.suppress(Exception):
-            self.fs.rm(self.path(key))
-
     # -- read ---------------------------------------------------------------------------------
     @contextlib.contextmanager
     def open_read(self, key: str) -> Iterator[IO[bytes]]:

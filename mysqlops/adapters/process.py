@@ -5,8 +5,11 @@ Rules (DESIGN.md §2):
 - every child in its own session/process group, killed as a group on timeout, cancel or error;
 - a pipeline fails if any member fails; every exit code is checked;
 - stderr is captured (bounded tail) for error messages;
-- credentials only through a ``--defaults-extra-file`` written 0600 inside a 0700 directory,
-  inserted as the FIRST option, removed in ``finally``; never ``-pSECRET``, never ``MYSQL_PWD``;
+- credentials only through a ``--defaults-extra-file=/dev/fd/N`` inserted as the FIRST option,
+  where N is an anonymous in-memory file (memfd, 0600, sealed) passed only to the child that
+  needs it (``pass_fds``): it has no name on any file system and disappears with the last
+  process holding it, so not even ``kill -9`` leaves the password on disk; never ``-pSECRET``,
+  never ``MYSQL_PWD``;
 - children get a minimal environment (no inherited secrets such as AWS keys or MYSQL_PWD).
 """
 
@@ -18,11 +21,10 @@ import os
 import shutil
 import signal
 import subprocess
-import tempfile
 import threading
 import time
 from collections import deque
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import IO, Any
 
@@ -32,7 +34,7 @@ PIPE = subprocess.PIPE
 DEVNULL = subprocess.DEVNULL
 _STDERR_TAIL_BYTES = 16 * 1024
 _SAFE_ENV_KEYS = ("PATH", "LANG", "LC_ALL", "HOME", "TMPDIR", "USER", "LOGNAME")
-_live_groups: set[int] = set()
+_live_groups: dict[int, tuple[str, ...]] = {}  # process group id -> argv of its leader
 _live_lock = threading.Lock()
 
 
@@ -58,22 +60,63 @@ def require_program(*names: str, package_hint: str = "") -> str:
     raise EnvironmentProblem(f"none of {', '.join(names)} is installed or on PATH.{hint}")
 
 
-@contextlib.contextmanager
-def secret_option_file(content: str) -> Iterator[str]:
-    """Write ``content`` to a 0600 file in a fresh 0700 directory; remove both afterwards."""
-    directory = tempfile.mkdtemp(prefix="mysqlops-cred-")
-    os.chmod(directory, 0o700)
-    path = os.path.join(directory, "client.cnf")
+def secret_memfd(content: str, name: str = "mysqlops-client.cnf") -> int:
+    """An anonymous in-memory file holding ``content``: mode 0600, sealed against any change,
+    close-on-exec. The caller owns the descriptor (close it once the child has it).
+
+    Why memfd and not a pipe (borgmatic passes a pipe): a pipe can be read once, and
+    mariabackup reads its option files once per option group (a pipe leaves it without
+    ``[client]``). Why 0600: a memfd is created 0777, and every MySQL/MariaDB client ignores
+    a world-writable option file ("World-writable config file ... is ignored").
+    Children read it through ``/dev/fd/N`` (:func:`fd_path`).
+    """
     try:
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-        with os.fdopen(fd, "w", encoding="utf-8") as handle:
-            handle.write(content)
-        yield path
+        fd = os.memfd_create(name, os.MFD_CLOEXEC | os.MFD_ALLOW_SEALING)
+    except (AttributeError, OSError) as exc:
+        raise EnvironmentProblem(
+            f"memfd_create is not available ({exc}): mysqlops passes credentials to the MySQL "
+            "client tools only through an in-memory file and needs Linux 3.17 or later"
+        ) from exc
+    try:
+        data = content.encode("utf-8")
+        written = 0
+        while written < len(data):
+            written += os.write(fd, data[written:])
+        os.lseek(fd, 0, os.SEEK_SET)
+        os.fchmod(fd, 0o600)
+        fcntl.fcntl(
+            fd,
+            fcntl.F_ADD_SEALS,
+            fcntl.F_SEAL_WRITE | fcntl.F_SEAL_GROW | fcntl.F_SEAL_SHRINK | fcntl.F_SEAL_SEAL,
+        )
+    except BaseException:
+        os.close(fd)
+        raise
+    return fd
+
+
+def secret_pipe(content: str) -> int:
+    """The read end of a pipe that holds ``content`` (at most 64 KiB) and is closed for
+    writing: for a reader that reads once and keeps running, such as a server's
+    ``--init-file``, nothing remains readable after it has read it. Close-on-exec; the
+    caller owns the descriptor."""
+    data = content.encode("utf-8")
+    if len(data) > 60_000:
+        raise ProcessError("a secret pipe holds at most 60,000 bytes")
+    read_end, write_end = os.pipe()
+    try:
+        os.write(write_end, data)
+    except BaseException:
+        os.close(read_end)
+        raise
     finally:
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(path)
-        with contextlib.suppress(OSError):
-            os.rmdir(directory)
+        os.close(write_end)
+    return read_end
+
+
+def fd_path(fd: int) -> str:
+    """The path a child uses to open a descriptor it inherited."""
+    return f"/dev/fd/{fd}"
 
 
 def with_defaults_file(argv: Sequence[str], path: str) -> tuple[str, ...]:
@@ -145,6 +188,17 @@ def _kill_group(proc: subprocess.Popen[bytes], sig: int = signal.SIGKILL) -> Non
         os.killpg(proc.pid, sig)
 
 
+def live_children() -> list[tuple[int, tuple[str, ...]]]:
+    """Process groups this process started that still have a live (not zombie) member:
+    (pgid, argv of the command that started the group)."""
+    from mysqlops.adapters.reaper import processes
+
+    with _live_lock:
+        groups = dict(_live_groups)
+    alive = {p.pgid for p in processes()}
+    return [(pgid, argv) for pgid, argv in groups.items() if pgid in alive]
+
+
 def kill_all_children() -> int:
     """Kill every process group this process started that is still alive (atexit, tests)."""
     with _live_lock:
@@ -200,9 +254,10 @@ class Pipeline:
             prev_stdout: Any = self.stdin
             for index, (argv, cred) in enumerate(zip(self.commands, creds, strict=True)):
                 full = tuple(argv)
+                secret_fd: int | None = None
                 if cred is not None:
-                    path = self._stack.enter_context(secret_option_file(cred))
-                    full = with_defaults_file(full, path)
+                    secret_fd = secret_memfd(cred)
+                    full = with_defaults_file(full, fd_path(secret_fd))
                 last = index == len(self.commands) - 1
                 try:
                     proc = subprocess.Popen(
@@ -214,11 +269,15 @@ class Pipeline:
                         cwd=self.cwd,
                         start_new_session=True,
                         close_fds=True,
+                        pass_fds=() if secret_fd is None else (secret_fd,),
                     )
                 except FileNotFoundError as exc:
                     raise EnvironmentProblem(f"program {full[0]!r} not found: {exc.strerror}") from exc
+                finally:
+                    if secret_fd is not None:
+                        os.close(secret_fd)  # only this child holds the credentials now
                 with _live_lock:
-                    _live_groups.add(proc.pid)
+                    _live_groups[proc.pid] = full
                 for pipe in (proc.stdin, proc.stdout):
                     if pipe is not None:
                         _widen_pipe(pipe)
@@ -282,7 +341,7 @@ class Pipeline:
             self._timer.cancel()
         with _live_lock:
             for member in self._members:
-                _live_groups.discard(member.proc.pid)
+                _live_groups.pop(member.proc.pid, None)
         self._stack.close()
 
     def wait(self) -> list[Result]:
@@ -369,12 +428,19 @@ def run(
 
 
 def start_background(
-    argv: Sequence[str], *, log_path: str, env: Mapping[str, str] | None = None, cwd: str | None = None
+    argv: Sequence[str],
+    *,
+    log_path: str,
+    env: Mapping[str, str] | None = None,
+    cwd: str | None = None,
+    pass_fds: Sequence[int] = (),
 ) -> subprocess.Popen[bytes]:
     """Start a long-running child (a sandbox server) in its own session, output to ``log_path``.
 
-    The caller owns it and must stop it (see :mod:`mysqlops.adapters.sandbox`); it is also
-    killed by :func:`kill_all_children`.
+    ``pass_fds``: descriptors the child inherits (e.g. a :func:`secret_pipe` for
+    ``--init-file=/dev/fd/N``); no other descriptor is passed. The caller owns the child and
+    must stop it (see :mod:`mysqlops.adapters.sandbox`); it is also killed by
+    :func:`kill_all_children`.
     """
     with open(log_path, "ab") as log:
         try:
@@ -387,18 +453,19 @@ def start_background(
                 cwd=cwd,
                 start_new_session=True,
                 close_fds=True,
+                pass_fds=tuple(pass_fds),
             )
         except FileNotFoundError as exc:
             raise EnvironmentProblem(f"program {argv[0]!r} not found: {exc.strerror}") from exc
     with _live_lock:
-        _live_groups.add(proc.pid)
+        _live_groups[proc.pid] = tuple(argv)
     return proc
 
 
 def forget_group(pid: int) -> None:
     """A background child was stopped by its owner: stop tracking it."""
     with _live_lock:
-        _live_groups.discard(pid)
+        _live_groups.pop(pid, None)
 
 
 def _describe(argv: Sequence[str]) -> str:

@@ -15,7 +15,14 @@ from prefect import tags as prefect_tags  # `tags` is a parameter of the flow
 from prefect.artifacts import create_progress_artifact, update_progress_artifact
 from prefect.cache_policies import NO_CACHE
 
-from flows.common import load_keyring, load_location, load_server, markdown_artifact, table_artifact
+from flows.common import (
+    load_keyring,
+    load_location,
+    load_server,
+    markdown_artifact,
+    reap_leftovers,
+    table_artifact,
+)
 from mysqlops import backup as core
 from mysqlops import catalog
 from mysqlops.compression import codec as make_codec
@@ -199,6 +206,7 @@ def backup(
     spec = load_server(server)
     locs = [load_location(name) for name in locations]
     load_keyring([encryption_key] if encryption_key else None)  # a missing block fails before pre-flight
+    reap_leftovers(staging_dir)  # what killed runs left: before pre-flight measures free space
     # task runs tagged server:<block> take the per-server tag concurrency limit made by setup
     with prefect_tags(f"server:{server}"):
         plan = (

@@ -12,7 +12,14 @@ from typing import Any
 from prefect import flow, get_run_logger, task
 from prefect.cache_policies import NO_CACHE
 
-from flows.common import load_location, load_server, markdown_artifact, table_artifact
+from flows.common import (
+    Leftovers,
+    load_location,
+    load_server,
+    markdown_artifact,
+    reap_leftovers,
+    table_artifact,
+)
 from mysqlops import checks
 from mysqlops.errors import MysqlopsError
 
@@ -28,6 +35,25 @@ def run_checks_task(
     specs = [load_server(name) for name in servers]
     locs = [load_location(name) for name in locations]
     return checks.run_checks(specs, locs, policy)
+
+
+def leftover_results(found: Leftovers) -> list[checks.CheckResult]:
+    """The leftovers of killed runs as check verdicts: what was removed, runs marked crashed
+    and directories left alone are warnings (a run was killed: find out why); a leftover
+    that could not be removed fails."""
+    name = "leftovers of killed runs"
+    r = found.report
+    warnings = [m.describe() for m in r.removed]
+    warnings += [f"stopped orphaned ephemeral Prefect API server pid {pid}" for pid in r.prefect_servers]
+    warnings += found.crashed + found.problems
+    warnings += [line for line in r.lines() if line.startswith("left alone")]
+    out = [checks.CheckResult("", "", name, checks.Status.WARNING, w) for w in warnings]
+    out += [
+        checks.CheckResult("", "", name, checks.Status.FAILED, f"could not clean up: {e}") for e in r.errors
+    ]
+    return out or [
+        checks.CheckResult("", "", name, checks.Status.OK, "no staging, scratch server or stuck run left")
+    ]
 
 
 def _markdown(results: list[checks.CheckResult]) -> str:
@@ -51,6 +77,7 @@ def check(
     max_replica_lag_seconds: int = 300,
     min_free_gb: float = 5,
     binlog_privileges: bool = True,
+    staging_dirs: list[str] | None = None,
 ) -> list[dict[str, Any]]:
     """Check each ``MySQLServer`` block in ``servers`` against each ``BackupLocation`` block.
 
@@ -62,6 +89,10 @@ def check(
     ``max_restore_test_age_days`` (``None`` skips those two). Local locations: at least
     ``min_free_gb`` free and room for 1.5 x the newest backups.
     Ends Failed, listing every failed check, when any check failed.
+
+    Also removes what killed runs left on this machine (in ``staging_dirs``, ``$TMPDIR``,
+    ``/tmp``: staging, scratch servers, orphaned ephemeral Prefect servers) and marks crashed
+    the flow runs stuck RUNNING whose process is gone; each shows as a warning.
     """
     logger = get_run_logger()
     policy = checks.CheckPolicy(
@@ -76,7 +107,8 @@ def check(
         min_free_bytes=int(min_free_gb * checks.GIB),
         binlog_privileges=binlog_privileges,
     )
-    results = run_checks_task(servers, locations, policy)
+    leftovers = reap_leftovers(*(staging_dirs or []))
+    results = run_checks_task(servers, locations, policy) + leftover_results(leftovers)
     rows = [r.row() for r in results]
     table_artifact("check", rows, f"mysqlops check: {checks.summary(results)}")
     markdown_artifact("check-summary", _markdown(results), "Failed checks and warnings")

@@ -5,12 +5,14 @@ from __future__ import annotations
 import json
 import re
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
 from typing import Any, TypeVar, cast
 
 from prefect.artifacts import create_markdown_artifact, create_table_artifact
 from prefect.blocks.core import Block
 
 from blocks import BackupLocation, MySQLServer
+from mysqlops.adapters import reaper
 from mysqlops.crypto import Keyring
 from mysqlops.errors import ConfigError
 from mysqlops.model import Location, ServerSpec
@@ -70,3 +72,82 @@ def load_keyring(secret_blocks: list[str] | None) -> Keyring | None:
         for name in secret_blocks
     ]
     return Keyring.from_text(texts[0], texts[1:])
+
+
+# --------------------------------------------------------------------------- killed runs
+OWNER_LABEL = "mysqlops.owner"
+
+
+def claim_flow_run() -> None:
+    """Label the current flow run with the process that runs it (PID, start time, boot id,
+    host): if that process is killed, :func:`crash_orphaned_flow_runs` proves it gone."""
+    from prefect.client.orchestration import get_client
+    from prefect.context import FlowRunContext
+
+    ctx = FlowRunContext.get()
+    if ctx is None or ctx.flow_run is None:
+        return
+    with get_client(sync_client=True) as client:
+        client.update_flow_run_labels(ctx.flow_run.id, {OWNER_LABEL: reaper.owner_env_value()})
+
+
+def crash_orphaned_flow_runs(limit: int = 500) -> list[str]:
+    """Mark CRASHED every RUNNING flow run whose labelled process (:func:`claim_flow_run`) is
+    gone: killed with SIGKILL, or the machine rebooted. Runs labelled on another host are left
+    to that host (and to Prefect's heartbeat automation). Returns one line per run marked."""
+    from prefect.client.orchestration import get_client
+    from prefect.client.schemas.filters import FlowRunFilter, FlowRunFilterState, FlowRunFilterStateType
+    from prefect.client.schemas.objects import StateType
+    from prefect.states import Crashed
+
+    marked: list[str] = []
+    running = FlowRunFilter(state=FlowRunFilterState(type=FlowRunFilterStateType(any_=[StateType.RUNNING])))
+    with get_client(sync_client=True) as client:
+        for run in client.read_flow_runs(flow_run_filter=running, limit=limit):
+            label = (run.labels or {}).get(OWNER_LABEL)
+            owner = reaper.Owner.parse(str(label)) if label else None
+            if owner is None or reaper.owner_state(owner) != "gone":
+                continue
+            message = (
+                f"its process {owner.pid} on {owner.host} is gone (killed, or the machine restarted): "
+                "marked crashed by mysqlops"
+            )
+            client.set_flow_run_state(run.id, Crashed(message=message), force=True)
+            marked.append(f"flow run {run.name} ({run.id}) was stuck RUNNING: {message}")
+    return marked
+
+
+@dataclass
+class Leftovers:
+    """What :func:`reap_leftovers` found: the reaper's report and the flow runs marked crashed."""
+
+    report: reaper.ReapReport
+    crashed: list[str] = field(default_factory=list)
+    problems: list[str] = field(default_factory=list)
+
+    def lines(self) -> list[str]:
+        return self.report.lines() + self.crashed + self.problems
+
+
+def reap_leftovers(*roots: str | None) -> Leftovers:
+    """At the start of a run: label this flow run with its process, remove what killed runs
+    left (staging, scratch servers, credentials, orphaned ephemeral Prefect servers, see
+    :mod:`mysqlops.adapters.reaper`; ``roots`` are extra directories such as ``staging_dir``)
+    and mark crashed the flow runs whose process is gone. Never fails the run: everything is
+    logged and returned."""
+    from prefect import get_run_logger
+
+    logger = get_run_logger()
+    found = Leftovers(reaper.ReapReport())
+    try:
+        claim_flow_run()
+    except Exception as exc:  # noqa: BLE001 - labelling is best effort
+        found.problems.append(f"could not label this flow run with its process: {exc}")
+    found.report = reaper.reap(roots)
+    try:
+        found.crashed = crash_orphaned_flow_runs()
+    except Exception as exc:  # noqa: BLE001 - the sweep is best effort
+        found.problems.append(f"could not look for flow runs stuck RUNNING: {exc}")
+    for line in found.lines():
+        (logger.info if line.startswith("left alone") else logger.warning)("%s", line)
+    return found

@@ -8,7 +8,6 @@ manifest at that location. Any failed check fails the flow with the reason.
 
 from __future__ import annotations
 
-import tempfile
 from datetime import datetime
 from typing import Any, cast
 from uuid import UUID
@@ -17,7 +16,14 @@ from prefect import flow, get_run_logger, task
 from prefect.artifacts import create_progress_artifact, update_progress_artifact
 from prefect.cache_policies import NO_CACHE
 
-from flows.common import load_keyring, load_location, load_server, markdown_artifact, table_artifact
+from flows.common import (
+    load_keyring,
+    load_location,
+    load_server,
+    markdown_artifact,
+    reap_leftovers,
+    table_artifact,
+)
 from mysqlops import catalog
 from mysqlops import restore as core
 from mysqlops.crypto import Keyring
@@ -107,6 +113,7 @@ def restore(
     """
     if backup_id == "latest" and not server:
         raise ConfigError("restore of 'latest' needs server=<the backed-up server's name>")
+    reap_leftovers(staging_dir)
     if until or until_gtid or until_position:
         return _point_in_time(
             target,
@@ -240,15 +247,7 @@ def prove_pitr_task(
     locations: list[Location], server: str, staging_dir: str | None, keyring: Keyring | None
 ) -> list[Check]:
     logger = get_run_logger()
-    with tempfile.TemporaryDirectory(prefix="mysqlops-pitr-", dir="/tmp") as sandbox_dir:
-        checks = prove_binlog_chain(
-            locations,
-            server,
-            sandbox_dir=sandbox_dir,
-            staging_dir=staging_dir,
-            keyring=keyring,
-            log=logger.info,
-        )
+    checks = prove_binlog_chain(locations, server, staging_dir=staging_dir, keyring=keyring, log=logger.info)
     for check in checks:
         (logger.info if check.passed else logger.error)(
             "%s %s: %s", "PASS" if check.passed else "FAIL", check.name, check.detail
@@ -285,15 +284,9 @@ def restore_test_task(
             cert.to_json().encode(), core.certificate_key(manifest, location.name, cert.tested_at)
         )
     else:
-        with tempfile.TemporaryDirectory(prefix="mysqlops-rt-", dir="/tmp") as sandbox_dir:
-            cert = core.restore_test_copy(
-                location,
-                manifest,
-                sandbox_dir=sandbox_dir,
-                staging_dir=staging_dir,
-                log=logger.info,
-                keyring=keyring,
-            )
+        cert = core.restore_test_copy(
+            location, manifest, staging_dir=staging_dir, log=logger.info, keyring=keyring
+        )
     for check in cert.checks:
         (logger.info if check.passed else logger.error)(
             "%s %s: %s", "PASS" if check.passed else "FAIL", check.name, check.detail
@@ -335,6 +328,7 @@ def restore_test(
     server, verify, time it, and write a restore certificate. Fails if any check fails.
     Physical backups (a prepared chain started as a scratch server) are compared table by
     table with ``compare_with`` (a MySQLServer block that has not changed since)."""
+    reap_leftovers(staging_dir)
     reference = load_server(compare_with) if compare_with else None
     keyring = load_keyring(encryption_keys)
     locs = [load_location(name) for name in locations]

@@ -40,7 +40,7 @@ from typing import IO, Any, cast
 
 from mysqlops import ids
 from mysqlops.adapters import mysql as db
-from mysqlops.adapters import process
+from mysqlops.adapters import process, reaper
 from mysqlops.adapters.localfs import private_tempdir
 from mysqlops.adapters.storage import Store
 from mysqlops.checksum import CountingHash
@@ -616,6 +616,8 @@ def run_backup(
     say = log or (lambda _m: None)
     if parallel < 1:
         raise ConfigError(f"parallel must be >= 1, got {parallel}")
+    # first what killed runs left (staging dumps, scratch servers): before the space check
+    reaper.reap([staging_dir], log=say)
     plan = plan or preflight(
         spec,
         locations,

@@ -42,7 +42,7 @@ from typing import Any
 
 from mysqlops import catalog, ids
 from mysqlops.adapters import mysql as db
-from mysqlops.adapters import process, sandbox
+from mysqlops.adapters import process, reaper, sandbox
 from mysqlops.adapters.localfs import private_tempdir
 from mysqlops.adapters.storage import Store
 from mysqlops.backup import (
@@ -302,6 +302,7 @@ def run_physical_backup(
     names = [loc.name for loc in locations]
     if len(set(names)) != len(names):
         raise ConfigError(f"location names must be distinct, got {names}")
+    reaper.reap([staging_dir], log=say)  # what killed runs left, before the space check
     if base is not None and not incremental:
         raise ConfigError("a base backup was given for a full backup: pass incremental=True or no base")
     source = _inspect_source(spec, datadir_hint)
@@ -811,6 +812,7 @@ def restore_test_physical(
     durations = report.durations
     checks: list[Check] = []
     target_version = "unknown"
+    reaper.reap([staging_dir], log=say)
     root = private_tempdir(staging_dir, "myops-phys-")
     scratch_name = f"scratch-{secrets.token_hex(3)}"
     if len(os.path.join(root, scratch_name, "mysqld.sock")) > 107:

@@ -3,6 +3,7 @@ replayed from that backup's recorded coordinates up to the target (streamed, ver
 
 from __future__ import annotations
 
+import contextlib
 import itertools
 import random
 from collections.abc import Callable, Sequence
@@ -10,13 +11,15 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from mysqlops import catalog
+from mysqlops.adapters import reaper
+from mysqlops.adapters.localfs import private_dir
 from mysqlops.adapters.storage import Store
 from mysqlops.binlogs import ReplayResult, apply_binlogs, fetch_binlogs
 from mysqlops.crypto import Keyring
 from mysqlops.errors import ConfigError, MysqlopsError, RestoreError
 from mysqlops.manifest import BackupManifest, Check
 from mysqlops.model import BackupMethod, BinlogCoordinates, Location, ServerSpec
-from mysqlops.restore import RestoreResult, check_key, restore_backup
+from mysqlops.restore import SCRATCH_PARENT, RestoreResult, check_key, restore_backup
 
 
 @dataclass
@@ -142,7 +145,7 @@ def prove_binlog_chain(
     locations: Sequence[Location],
     server: str,
     *,
-    sandbox_dir: str,
+    sandbox_dir: str | None = None,
     staging_dir: str | None = None,
     keyring: Keyring | None = None,
     rng: random.Random | None = None,
@@ -154,7 +157,9 @@ def prove_binlog_chain(
     restores B1 into a scratch server, replays the archived binlogs from B1's coordinates up to
     exactly B2's coordinates, and compares a re-dump of every database with B2's content
     hashes. Equality proves that B1 + the binlog archive reproduce B2: the archive is complete
-    and replayable across that window. The scratch server is always removed.
+    and replayable across that window. The scratch server is always removed; it lives in
+    ``sandbox_dir`` or in a new owner-marked directory under /tmp, which the next run removes
+    (server included) if this process is killed.
     """
     from mysqlops.adapters import process, sandbox
     from mysqlops.commands import ClientTools
@@ -195,7 +200,16 @@ def prove_binlog_chain(
         f"proving {first.backup_id} + binlogs == {second.backup_id} ({second.coordinates.file}:{second.coordinates.position})"
     )
     checks: list[Check] = []
-    scratch = sandbox.start_server(sandbox_dir, f"pitr-{second.backup_id[-6:]}", server_id=950, tuned=True)
+    reaper.reap([staging_dir, sandbox_dir], log=say)
+    scratch_root = contextlib.ExitStack()
+    root = sandbox_dir or scratch_root.enter_context(private_dir(SCRATCH_PARENT, "mysqlops-pitr-"))
+    try:
+        scratch = sandbox.start_server(
+            root, f"pitr-{second.backup_id[-6:]}", server_id=950, tuned=True, scratch=True
+        )
+    except BaseException:
+        scratch_root.close()
+        raise
     try:
         spec = scratch.spec(name=f"scratch-pitr-{second.backup_id[-6:]}")
         with fetch_binlogs(
@@ -212,6 +226,7 @@ def prove_binlog_chain(
                 staging_dir=staging_dir,
                 keyring=keyring,
                 log=say,
+                reap_leftovers=False,
             )
             replay = apply_binlogs(spec, fetched)
         if replay.key_ids:
@@ -234,5 +249,8 @@ def prove_binlog_chain(
     except MysqlopsError as exc:
         checks.append(Check("point-in-time replay", False, str(exc)))
     finally:
-        sandbox.stop_server(scratch)
+        try:
+            sandbox.stop_server(scratch)
+        finally:
+            scratch_root.close()
     return checks

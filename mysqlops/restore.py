@@ -21,8 +21,8 @@ from typing import Any
 
 from mysqlops import ids
 from mysqlops.adapters import mysql as db
-from mysqlops.adapters import process
-from mysqlops.adapters.localfs import private_tempdir
+from mysqlops.adapters import process, reaper
+from mysqlops.adapters.localfs import private_dir, private_tempdir
 from mysqlops.adapters.storage import Store
 from mysqlops.checksum import CHUNK, CountingHash, iter_chunks
 from mysqlops.commands import ClientTools, DumpOptions, client_option_file, dump_argv, mysql_argv
@@ -36,6 +36,7 @@ from mysqlops.model import Location, ServerSpec
 from mysqlops.tablesum import table_checksums
 
 ProgressFn = Callable[[int, int, float], None]  # loaded raw bytes, total raw bytes, elapsed seconds
+SCRATCH_PARENT = "/tmp"  # noqa: S108 - scratch servers: a short path for their unix socket (107 bytes)
 
 
 # --------------------------------------------------------------------------- stream rewriting
@@ -259,9 +260,11 @@ def restore_backup(
     log: Callable[[str], None] | None = None,
     load_timeout: float | None = 24 * 3600,
     keyring: Keyring | None = None,
+    reap_leftovers: bool = True,
 ) -> RestoreResult:
     """Restore one backup (its copies in location preference order) into ``target``.
-    Encrypted backups need ``keyring`` holding the key whose id the manifest records."""
+    Encrypted backups need ``keyring`` holding the key whose id the manifest records.
+    ``reap_leftovers``: first remove what killed runs left (:mod:`mysqlops.adapters.reaper`)."""
     say = log or (lambda _m: None)
     if not copies:
         raise ConfigError("no copy of the backup to restore from")
@@ -304,6 +307,8 @@ def restore_backup(
     program = process.require_program(
         ClientTools.for_flavor(version.flavor).mysql, "mysql", package_hint="mariadb-client"
     )
+    if reap_leftovers:
+        reaper.reap([staging_dir], log=say)
     staging = private_tempdir(staging_dir, "mysqlops-restore-")
     durations: dict[str, float] = {}
     created: list[str] = []
@@ -485,7 +490,7 @@ def restore_test_copy(
     location: Location,
     manifest: BackupManifest,
     *,
-    sandbox_dir: str,
+    sandbox_dir: str | None = None,
     staging_dir: str | None = None,
     log: Callable[[str], None] | None = None,
     write_certificate: bool = True,
@@ -495,10 +500,14 @@ def restore_test_copy(
     """Restore the copy of ``manifest`` stored at ``location`` into a scratch sandbox server
     of the same flavor and series, verify it against the manifest, measure the time, and
     write a restore certificate next to the manifest at that location. The scratch server
-    is always torn down."""
+    is always torn down; it lives in ``sandbox_dir`` or, by default, in a new owner-marked
+    directory under /tmp (short: unix socket paths), so that if this process is killed the
+    next run stops the server and removes its datadir. Starts by removing what killed runs
+    left behind (:mod:`mysqlops.adapters.reaper`)."""
     from mysqlops.adapters import sandbox
 
     say = log or (lambda _m: None)
+    reaper.reap([staging_dir, sandbox_dir], log=say)
     checks: list[Check] = []
     lossy: list[str] = []
     durations: dict[str, float] = {}
@@ -524,9 +533,15 @@ def restore_test_copy(
     )
     if same_kind and key_ok:
         name = f"rt-{manifest.backup_id[-6:]}-{location.name}"[:40]
-        server = sandbox.start_server(
-            sandbox_dir, name, server_id=900 + os.getpid() % 1000, tuned=True, binary=binary
-        )
+        scratch_root = contextlib.ExitStack()
+        root = sandbox_dir or scratch_root.enter_context(private_dir(SCRATCH_PARENT, "mysqlops-rt-"))
+        try:
+            server = sandbox.start_server(
+                root, name, server_id=900 + os.getpid() % 1000, tuned=True, binary=binary, scratch=True
+            )
+        except BaseException:
+            scratch_root.close()
+            raise
         try:
             spec = server.spec(name=f"scratch-{name}")
             try:
@@ -537,6 +552,7 @@ def restore_test_copy(
                     log=say,
                     progress=progress,
                     keyring=keyring,
+                    reap_leftovers=False,
                 )
             except (RestoreError, IntegrityError, StorageError) as exc:
                 checks.append(Check(f"sha256 of the copy at {location.name}", False, str(exc)))
@@ -561,7 +577,10 @@ def restore_test_copy(
                 checks += more
                 durations["verify"] = round(time.monotonic() - t_verify, 3)
         finally:
-            sandbox.stop_server(server)
+            try:
+                sandbox.stop_server(server)
+            finally:
+                scratch_root.close()
     durations["total"] = round(time.monotonic() - started, 3)
     cert = make_certificate(manifest, location.name, checks, durations, target_version, lossy)
     if write_certificate:

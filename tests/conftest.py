@@ -1,7 +1,11 @@
 """Shared fixtures: sandbox servers, a moto S3 endpoint, temp locations.
 
-Every server or child started here is stopped in a finalizer, also when a test fails; the
-session ends by checking that no sandbox server or child process group is left.
+Every server or child started here is stopped in a finalizer, also when a test fails. The
+session ends by checking that nothing the tests started is left: a sandbox server still
+running, a child process group of the process adapter, a direct child process, or a server
+running on a datadir under the session's directories. Anything left is killed and FAILS the
+run, naming what leaked. The session's sandbox directory carries an owner marker: if the
+session is killed, the next one's reaper stops its servers and removes it.
 """
 
 from __future__ import annotations
@@ -9,7 +13,7 @@ from __future__ import annotations
 import os
 import shutil
 import socket
-import tempfile
+import time
 from collections.abc import Iterator
 
 import pytest
@@ -19,16 +23,31 @@ os.environ.setdefault("PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS", "180")
 os.environ.setdefault("AWS_DEFAULT_REGION", "us-east-1")
 os.environ.setdefault("MPLBACKEND", "Agg")
 
-from mysqlops.adapters import process, sandbox
+from mysqlops.adapters import process, reaper, sandbox
+from mysqlops.adapters.localfs import private_tempdir
 from mysqlops.model import Location
+
+_SESSION_STARTED = time.time()
+_SESSION_DIRS: list[str] = []
+_LEAKS: list[str] = []
+
+
+def _server_leak(server: sandbox.SandboxServer) -> str:
+    return f"sandbox server {server.name!r} (pid {server.pid}, {server.directory}) still running"
 
 
 @pytest.fixture(scope="session")
 def sandbox_root() -> Iterator[str]:
-    # short path: unix socket paths are limited to 107 bytes
-    root = tempfile.mkdtemp(prefix="myops-", dir="/tmp")
-    os.chmod(root, 0o700)
+    # short path: unix socket paths are limited to 107 bytes; marked: a killed session's
+    # servers are stopped and its directory removed by the next session's reaper
+    for line in reaper.reap(["/tmp"], defaults=False, prefect=False).lines():
+        if not line.startswith("left alone"):
+            print(f"\nmysqlops: leftover of a killed test session: {line}")
+    root = private_tempdir("/tmp", "myops-")
+    _SESSION_DIRS.append(root)
     yield root
+    # the fixtures that start servers stop them: one still running here was leaked by a test
+    _LEAKS.extend(_server_leak(s) for s in sandbox.running_servers())
     sandbox.stop_all()
     shutil.rmtree(root, ignore_errors=True)
 
@@ -97,7 +116,11 @@ def s3_location(moto_server: str, s3_bucket: str) -> Location:
     return Location(
         name="s3",
         url=f"s3://{s3_bucket}/mysql",
-        storage_options={"key": "testing", "secret": "testing", "client_kwargs": {"endpoint_url": moto_server}},
+        storage_options={
+            "key": "testing",
+            "secret": "testing",
+            "client_kwargs": {"endpoint_url": moto_server},
+        },
         offsite=True,
     )
 
@@ -108,8 +131,56 @@ def local_location(tmp_path: os.PathLike[str]) -> Location:
     return Location(name="local", url=f"file://{path}")
 
 
+def _orphaned_servers() -> list[str]:
+    """Servers (reparented: no longer our children) on a datadir under this session's
+    directories, or under scratch directories made since the session started."""
+    roots = list(_SESSION_DIRS)
+    for name in os.listdir("/tmp"):
+        path = os.path.join("/tmp", name)
+        if name.startswith(("mysqlops-rt-", "mysqlops-pitr-", "myops-")) and os.path.isdir(path):
+            marked = reaper.read_marker(path)
+            if marked is not None and os.lstat(path).st_mtime >= _SESSION_STARTED - 1:
+                roots.append(path)
+    found = {p.pid: p for root in roots for p in reaper.servers_on(root)}
+    return [f"server pid {p.pid} ({' '.join(p.argv[:3])} ...) still running" for p in found.values()]
+
+
+def _child_processes() -> list[reaper.Proc]:
+    """Live direct children of this process, except Prefect's own ephemeral API server
+    (Prefect stops it at exit)."""
+    me = os.getpid()
+    return [p for p in reaper.processes() if p.ppid == me and reaper.PREFECT_EPHEMERAL_APP not in p.argv]
+
+
+def leaks() -> list[str]:
+    """What the tests started and left running (see the module docstring)."""
+    found = list(_LEAKS)
+    found += [_server_leak(s) for s in sandbox.running_servers()]
+    found += [
+        f"child process group {pgid} ({' '.join(argv[:4])}) still running"
+        for pgid, argv in process.live_children()
+    ]
+    found += [f"child process {p.pid} ({' '.join(p.argv[:4])}) still running" for p in _child_processes()]
+    found += _orphaned_servers()
+    return found
+
+
 def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
-    leftover = sandbox.stop_all() + process.kill_all_children()
-    if leftover:
-        # make a leak loud: a test left a server or child running
-        print(f"\nmysqlops: killed {leftover} leftover server/child process(es) at session end")
+    leaked = leaks()
+    sandbox.stop_all()
+    process.kill_all_children()
+    for proc in _child_processes():
+        reaper.kill(proc)
+    for root in _SESSION_DIRS:
+        for proc in reaper.servers_on(root):
+            reaper.kill(proc)
+    if leaked:
+        reporter = session.config.pluginmanager.get_plugin("terminalreporter")
+        text = "mysqlops: the tests left processes running (killed now); this run FAILS:\n  " + "\n  ".join(
+            leaked
+        )
+        if reporter is not None:
+            reporter.write_line(text, red=True, bold=True)
+        else:
+            print(text)
+        session.exitstatus = pytest.ExitCode.TESTS_FAILED

@@ -9,9 +9,11 @@ from __future__ import annotations
 
 import contextlib
 import os
+import shutil
 import tempfile
+from collections.abc import Iterator
 
-__all__ = ["makedirs_private", "private_tempdir", "write_private"]
+__all__ = ["makedirs_private", "private_dir", "private_tempdir", "write_private"]
 
 
 def makedirs_private(path: str) -> None:
@@ -35,12 +37,31 @@ def makedirs_private(path: str) -> None:
 
 def private_tempdir(parent: str | None, prefix: str) -> str:
     """A new 0700 temporary directory under ``parent`` (created 0700 when missing; the system
-    temporary directory when None). The caller removes it."""
+    temporary directory when None), marked as owned by this process (see
+    :mod:`mysqlops.adapters.reaper`: if the process is killed, the next run removes it). The
+    caller removes it."""
+    from mysqlops.adapters import reaper
+
     if parent:
         makedirs_private(parent)
     path = tempfile.mkdtemp(prefix=prefix, dir=parent)
-    os.chmod(path, 0o700)
+    try:
+        os.chmod(path, 0o700)
+        reaper.mark(path, prefix.rstrip("-"))
+    except BaseException:
+        shutil.rmtree(path, ignore_errors=True)
+        raise
     return path
+
+
+@contextlib.contextmanager
+def private_dir(parent: str | None, prefix: str) -> Iterator[str]:
+    """:func:`private_tempdir` as a context manager: removed with everything in it on the way out."""
+    path = private_tempdir(parent, prefix)
+    try:
+        yield path
+    finally:
+        shutil.rmtree(path, ignore_errors=True)
 
 
 def write_private(path: str, data: bytes) -> None:

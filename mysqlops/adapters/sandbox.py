@@ -1,9 +1,11 @@
 """Throwaway MariaDB/MySQL servers for practice clusters, tests, the demo and restore tests.
 
-Each server gets its own directory (datadir, socket, pid file, error log, 0600 client option
-file), a free port on 127.0.0.1, a unique ``server_id``, binary logging and GTID settings
-suited to replication, and a generated root password set by ``--init-file`` before the first
-connection is accepted. Teardown stops by PID (SIGTERM, then SIGKILL of the process group),
+Each server gets its own directory (datadir, socket, pid file, error log; a 0600 client option
+file for practice servers only), a free port on 127.0.0.1, a unique ``server_id``, binary
+logging and GTID settings suited to replication, and a generated root password set by
+``--init-file=/dev/fd/N`` (a pipe, never a file) before the first connection is accepted.
+Scratch servers (restore tests) carry an owner marker: a killed owner's server is stopped
+and removed by the next run (:mod:`mysqlops.adapters.reaper`). Teardown stops by PID (SIGTERM, then SIGKILL of the process group),
 removes the directory unless asked to keep it, and always runs; servers still alive at
 interpreter exit are stopped by an ``atexit`` hook.
 """
@@ -25,7 +27,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
-from mysqlops.adapters import process
+from mysqlops.adapters import process, reaper
 from mysqlops.adapters.mysql import session
 from mysqlops.commands import client_option_file
 from mysqlops.errors import EnvironmentProblem, SandboxError
@@ -254,13 +256,19 @@ def _launch(
     port: int | None,
     tuned: bool,
     gtid: bool,
-    init_file: str,
+    init_sql: str,
     password: str,
     extra_options: Sequence[str],
     timeout: float,
+    scratch: bool = False,
 ) -> SandboxServer:
     """Start the server of a prepared directory and wait until it accepts logins; a port taken
-    between pick and bind gets another one. Removes the init file (it holds the password)."""
+    between pick and bind gets another one.
+
+    The init SQL (it sets the root password) reaches the server as ``--init-file=/dev/fd/N``,
+    the read end of a pipe only this server inherits: it reads it once at start-up and nothing
+    is left, on disk or in the pipe, even if this process is killed. A practice server gets a
+    0600 ``client.cnf`` for its user; a ``scratch`` server (restore tests) gets none."""
     last_error = ""
     for _attempt in range(3):
         server = SandboxServer(
@@ -274,8 +282,18 @@ def _launch(
             root_password=password,
             tuned=tuned,
         )
-        argv = [*_server_options(binary, server, tuned, gtid), f"--init-file={init_file}", *extra_options]
-        proc = process.start_background(argv, log_path=os.path.join(directory, "stdout.log"))
+        init_fd = process.secret_pipe(init_sql)
+        try:
+            argv = [
+                *_server_options(binary, server, tuned, gtid),
+                f"--init-file={process.fd_path(init_fd)}",
+                *extra_options,
+            ]
+            proc = process.start_background(
+                argv, log_path=os.path.join(directory, "stdout.log"), pass_fds=(init_fd,)
+            )
+        finally:
+            os.close(init_fd)
         server = replace(server, pid=proc.pid)
         with _running_lock:
             _running[proc.pid] = server
@@ -287,8 +305,8 @@ def _launch(
             if port is None and "already in use" in last_error.lower():
                 continue
             raise
-        os.unlink(init_file)
-        _write_private(server.option_file, client_option_file(server.spec()))
+        if not scratch:
+            _write_private(server.option_file, client_option_file(server.spec()))
         _save_state(server)
         return server
     raise SandboxError(last_error)
@@ -305,9 +323,15 @@ def start_server(
     extra_options: Sequence[str] = (),
     timeout: float = 60,
     binary: ServerBinary | None = None,
+    scratch: bool = False,
 ) -> SandboxServer:
     """Create and start one server under ``base_dir/name``; wait until it accepts logins.
 
+    ``scratch`` (restore tests): the directory carries an owner marker, so if this process is
+    killed the next run's reaper (:mod:`mysqlops.adapters.reaper`) stops the server and removes
+    it, and no ``client.cnf`` is written (the password stays in memory). Practice servers
+    (``sandbox up``) keep a 0600 ``client.cnf`` for their user and no marker: they outlive
+    the command that started them on purpose.
     On failure the error log tail is in the exception and the directory is removed.
     """
     binary = binary or find_server_binary()
@@ -320,12 +344,23 @@ def start_server(
     os.chmod(directory, 0o700)
     password = secrets.token_urlsafe(18)
     try:
+        if scratch:
+            reaper.mark(directory, "scratch server")
         datadir = os.path.join(directory, "data")
         _initialize(binary, datadir, directory)
-        init_file = os.path.join(directory, "init.sql")
-        _write_private(init_file, _init_sql(password))
         return _launch(
-            binary, directory, name, server_id, port, tuned, gtid, init_file, password, extra_options, timeout
+            binary,
+            directory,
+            name,
+            server_id,
+            port,
+            tuned,
+            gtid,
+            _init_sql(password),
+            password,
+            extra_options,
+            timeout,
+            scratch,
         )
     except BaseException:
         shutil.rmtree(directory, ignore_errors=True)
@@ -399,6 +434,12 @@ def stop_server(server: SandboxServer, *, remove: bool = True, timeout: float = 
         shutil.rmtree(server.directory, ignore_errors=True)
     else:
         _save_state(server, running=False)
+
+
+def running_servers() -> list[SandboxServer]:
+    """Sandboxes this process started and has not stopped."""
+    with _running_lock:
+        return list(_running.values())
 
 
 def stop_all() -> int:
@@ -497,6 +538,7 @@ def start_server_on_datadir(
     extra_options: Sequence[str] = (),
     timeout: float = 120,
     binary: ServerBinary | None = None,
+    scratch: bool = True,
 ) -> SandboxServer:
     """Start a throwaway server on an existing (e.g. restored and prepared) datadir.
 
@@ -504,6 +546,7 @@ def start_server_on_datadir(
     tables are the source server's, so the root password is unknown here: an ``--init-file``
     creates/resets ``root``@``localhost`` and ``root``@``127.0.0.1`` with a fresh generated
     password before the first login. GTID strict mode is off (the data came from elsewhere).
+    ``scratch`` as for :func:`start_server` (the default here: such servers are for tests).
     On failure the error log tail is in the exception and the directory is removed.
     """
     binary = binary or find_server_binary()
@@ -517,15 +560,15 @@ def start_server_on_datadir(
     os.chmod(directory, 0o700)
     password = secrets.token_urlsafe(18)
     try:
+        if scratch:
+            reaper.mark(directory, "scratch server")
         shutil.move(source, os.path.join(directory, "data"))
-        init_file = os.path.join(directory, "init.sql")
         pw = _sql_string(password)
-        _write_private(
-            init_file,
+        init_sql = (
             "SET SESSION sql_log_bin=0;\n"  # never write the password into the binary log
             f"CREATE USER IF NOT EXISTS 'root'@'localhost' IDENTIFIED BY {pw};\n"
             + _init_sql(password)
-            + "GRANT ALL PRIVILEGES ON *.* TO 'root'@'localhost' WITH GRANT OPTION;\n",
+            + "GRANT ALL PRIVILEGES ON *.* TO 'root'@'localhost' WITH GRANT OPTION;\n"
         )
         return _launch(
             binary,
@@ -535,10 +578,11 @@ def start_server_on_datadir(
             port,
             tuned,
             False,
-            init_file,
+            init_sql,
             password,
             extra_options,
             timeout,
+            scratch,
         )
     except BaseException:
         shutil.rmtree(directory, ignore_errors=True)

@@ -91,7 +91,7 @@ def claim_flow_run() -> None:
         client.update_flow_run_labels(ctx.flow_run.id, {OWNER_LABEL: reaper.owner_env_value()})
 
 
-def crash_orphaned_flow_runs(limit: int = 500) -> list[str]:
+def crash_orphaned_flow_runs(page: int = 200, pages: int = 10) -> list[str]:
     """Mark CRASHED every RUNNING flow run whose labelled process (:func:`claim_flow_run`) is
     gone: killed with SIGKILL, or the machine rebooted. Runs labelled on another host are left
     to that host (and to Prefect's heartbeat automation). Returns one line per run marked."""
@@ -103,7 +103,13 @@ def crash_orphaned_flow_runs(limit: int = 500) -> list[str]:
     marked: list[str] = []
     running = FlowRunFilter(state=FlowRunFilterState(type=FlowRunFilterStateType(any_=[StateType.RUNNING])))
     with get_client(sync_client=True) as client:
-        for run in client.read_flow_runs(flow_run_filter=running, limit=limit):
+        runs = []
+        for number in range(pages):  # the API returns at most 200 runs per call
+            batch = client.read_flow_runs(flow_run_filter=running, limit=page, offset=number * page)
+            runs += batch
+            if len(batch) < page:
+                break
+        for run in runs:
             label = (run.labels or {}).get(OWNER_LABEL)
             owner = reaper.Owner.parse(str(label)) if label else None
             if owner is None or reaper.owner_state(owner) != "gone":

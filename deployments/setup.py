@@ -15,7 +15,9 @@ Creates/updates, idempotently (a second run reports everything ``unchanged``):
   use ``tags("server:<name>")``) never run concurrently on that server;
 * the notification block and the automations (deployments/automations.py).
 
-Secrets are never printed. See deployments/README.md and environment.example.toml.
+First it makes the local Prefect home private (0700, its files 0600): ``prefect.db`` holds the
+key to the encrypted blocks. Secrets are never printed. See deployments/README.md and
+environment.example.toml.
 """
 
 from __future__ import annotations
@@ -36,6 +38,7 @@ from pydantic import SecretStr
 
 from blocks import BackupLocation, MySQLServer
 from deployments import automations
+from mysqlops.adapters.localfs import make_private
 from mysqlops.errors import ConfigError
 from mysqlops.model import check_safe_name
 
@@ -516,6 +519,20 @@ async def run(
     return report
 
 
+def secure_prefect_home(home: str | None = None, out: Callable[[str], None] = print) -> str:
+    """Make the Prefect home private before Prefect writes to it: 0700, and every file in it
+    0600. ``prefect.db`` holds the key that decrypts the blocks' secrets (database
+    passwords, storage keys) and is created 0644; ``profiles.toml`` may hold an API key."""
+    if home is None:
+        from prefect.settings import PREFECT_HOME
+
+        home = str(PREFECT_HOME.value())
+    changed = make_private(home)
+    if changed:
+        out(f"Prefect home {home}: made private (0700, files 0600): {', '.join(changed)}")
+    return home
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         prog="python -m deployments.setup",
@@ -532,6 +549,7 @@ def main(argv: list[str] | None = None) -> int:
     )
     args = parser.parse_args(argv)
     os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
+    secure_prefect_home()
     try:
         env = load_config(Path(args.config))
         interactive = not args.no_input and sys.stdin.isatty()

@@ -25,6 +25,12 @@ os.environ.setdefault("PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS", "180")
 os.environ.setdefault("AWS_DEFAULT_REGION", "us-east-1")
 os.environ.setdefault("MPLBACKEND", "Agg")
 
+from mysqlops.adapters.localfs import make_private  # noqa: E402
+
+# the demo's Prefect home holds the key to its encrypted blocks (prefect.db): private (0700)
+# before Prefect creates anything in it
+make_private(os.environ["PREFECT_HOME"])
+
 from pydantic import SecretStr  # noqa: E402
 
 from blocks import BackupLocation, MySQLServer  # noqa: E402
@@ -152,6 +158,7 @@ def main() -> int:
         shutil.rmtree(sandboxes, ignore_errors=True)
         moto.kill()  # type: ignore[attr-defined]
         moto.wait()  # type: ignore[attr-defined]
+        make_private(os.environ["PREFECT_HOME"])  # prefect.db was created 0644
     say("done. Look at:")
     print(f"    backups and the HTML report: {DEMO / 'backups'}  (reports/<time>/report.html)")
     print(

@@ -13,7 +13,7 @@ import shutil
 import tempfile
 from collections.abc import Iterator
 
-__all__ = ["makedirs_private", "private_dir", "private_tempdir", "write_private"]
+__all__ = ["make_private", "makedirs_private", "private_dir", "private_tempdir", "write_private"]
 
 
 def makedirs_private(path: str) -> None:
@@ -33,6 +33,29 @@ def makedirs_private(path: str) -> None:
         except FileExistsError:
             continue  # made concurrently: not ours to change
         os.chmod(directory, 0o700)
+
+
+def make_private(directory: str) -> list[str]:
+    """Make ``directory`` (created when missing) 0700 and every regular file directly in it
+    0600, when this user owns them: for a directory that holds secrets, such as a Prefect home
+    (``prefect.db`` holds the key to its encrypted blocks and SQLite creates it 0644; its
+    ``-wal``/``-shm`` files copy the database's mode). Returns what it changed (paths)."""
+    changed: list[str] = []
+    directory = os.path.abspath(directory)
+    if not os.path.isdir(directory):
+        makedirs_private(directory)
+        changed.append(directory)
+    uid = os.getuid()
+    st = os.stat(directory)
+    if st.st_uid == uid and st.st_mode & 0o077:
+        os.chmod(directory, 0o700)
+        changed.append(directory)
+    for entry in os.scandir(directory):
+        est = entry.stat(follow_symlinks=False)
+        if entry.is_file(follow_symlinks=False) and est.st_uid == uid and est.st_mode & 0o077:
+            os.chmod(entry.path, 0o600)
+            changed.append(entry.path)
+    return changed
 
 
 def private_tempdir(parent: str | None, prefix: str) -> str:

@@ -6,8 +6,8 @@ datadir of hundreds of MB) and the ephemeral Prefect API server Prefect started 
 
 Everything mysqlops creates for one run carries an **owner marker** (:data:`MARKER`, written
 before anything else goes in): the creating process's PID and start time (field 22 of
-``/proc/PID/stat``, so a reused PID is never taken for the owner), the boot id and the host
-name. :func:`reap` lists the roots it is given (the staging directory, ``$TMPDIR``, ``/tmp``),
+``/proc/PID/stat``, so a reused PID is never taken for the owner), the boot id, the PID
+namespace and the host name. :func:`reap` lists the roots it is given (the staging directory, ``$TMPDIR``, ``/tmp``),
 and for every marked directory whose owner is gone it
 
 1. kills the servers running on it: only processes of this user whose command line names a
@@ -24,8 +24,8 @@ whose labelled owner is gone and that is not the child of a living process start
 that owner is stopped (SIGTERM, then SIGKILL).
 
 Never touched: anything of another user; directories whose owner is alive; directories
-marked on another host (a shared staging disk: only that host can judge its PIDs), reported
-as such; unmarked directories (reported when they look like ours), except credentials
+marked on another host or in another PID namespace (a shared staging disk, a container: only
+there can its PIDs be judged), reported as such; unmarked directories (reported when they look like ours), except credentials
 directories of mysqlops versions that still wrote option files (``mysqlops-cred-*``), which
 hold a password and nothing else and are removed once older than an hour.
 
@@ -64,23 +64,24 @@ OwnerState = Literal["alive", "gone", "elsewhere"]
 # --------------------------------------------------------------------------- owners
 @dataclass(frozen=True)
 class Owner:
-    """A process, identified across PID reuse and reboots."""
+    """A process, identified across PID reuse, reboots, PID namespaces (containers) and hosts."""
 
     pid: int
     start: int  # clock ticks after boot (field 22 of /proc/PID/stat)
     boot_id: str
     host: str
+    pidns: str = ""  # inode of the PID namespace: PIDs of another container mean nothing here
 
     def label(self) -> str:
-        return f"{self.pid}:{self.start}:{self.boot_id}:{self.host}"
+        return f"{self.pid}:{self.start}:{self.boot_id}:{self.pidns}:{self.host}"
 
     @classmethod
     def parse(cls, label: str) -> Owner | None:
-        parts = label.split(":", 3)
-        if len(parts) != 4:
+        parts = label.split(":", 4)
+        if len(parts) != 5:
             return None
         try:
-            return cls(int(parts[0]), int(parts[1]), parts[2], parts[3])
+            return cls(int(parts[0]), int(parts[1]), parts[2], parts[4], parts[3])
         except ValueError:
             return None
 
@@ -93,6 +94,13 @@ def _read(path: str) -> str:
 def _boot_id() -> str:
     try:
         return _read("/proc/sys/kernel/random/boot_id").strip()
+    except OSError:
+        return ""
+
+
+def _pid_namespace() -> str:
+    try:
+        return os.readlink("/proc/self/ns/pid").removeprefix("pid:[").rstrip("]")
     except OSError:
         return ""
 
@@ -128,14 +136,18 @@ def current_owner() -> Owner:
     global _current
     pid = os.getpid()
     if _current is None or _current.pid != pid:
-        _current = Owner(pid, process_start(pid) or 0, _boot_id(), socket.gethostname())
+        _current = Owner(pid, process_start(pid) or 0, _boot_id(), socket.gethostname(), _pid_namespace())
     return _current
 
 
 def owner_state(owner: Owner) -> OwnerState:
     """``alive`` (that very process still runs), ``gone`` (it exited, was killed, or the
-    machine rebooted since), or ``elsewhere`` (marked on another host: cannot be judged here)."""
-    if owner.host != socket.gethostname():
+    machine rebooted since), or ``elsewhere``: marked on another host or in another PID
+    namespace (a container sharing the directory), or without a known start time; such an
+    owner cannot be judged here and its directories are left alone."""
+    if owner.host != socket.gethostname() or owner.start <= 0:
+        return "elsewhere"
+    if owner.pidns and owner.pidns != _pid_namespace():
         return "elsewhere"
     if owner.boot_id and owner.boot_id != _boot_id():
         return "gone"
@@ -158,6 +170,7 @@ def mark(path: str, purpose: str) -> None:
         "start": owner.start,
         "boot_id": owner.boot_id,
         "host": owner.host,
+        "pidns": owner.pidns,
         "purpose": purpose,
         "created": datetime.now(UTC).isoformat(timespec="seconds"),
     }
@@ -195,7 +208,13 @@ def read_marker(path: str) -> Marked | None:
         return None
     try:
         doc = json.loads(_read(os.path.join(path, MARKER)))
-        owner = Owner(int(doc["pid"]), int(doc["start"]), str(doc["boot_id"]), str(doc["host"]))
+        owner = Owner(
+            int(doc["pid"]),
+            int(doc["start"]),
+            str(doc["boot_id"]),
+            str(doc["host"]),
+            str(doc.get("pidns", "")),
+        )
     except (OSError, ValueError, KeyError, TypeError):
         return None
     return Marked(path, owner, str(doc.get("purpose", "")))

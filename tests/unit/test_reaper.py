@@ -11,6 +11,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Iterator
+from dataclasses import replace
 
 import pytest
 
@@ -28,13 +29,14 @@ def _dead_owner() -> reaper.Owner:
     proc.kill()
     proc.wait()
     me = reaper.current_owner()
-    return reaper.Owner(proc.pid, start, me.boot_id, me.host)
+    return replace(me, pid=proc.pid, start=start)
 
 
 def _marked(root: pathlib.Path, name: str, owner: reaper.Owner) -> pathlib.Path:
     path = root / name
     path.mkdir(mode=0o700)
     doc = {"pid": owner.pid, "start": owner.start, "boot_id": owner.boot_id, "host": owner.host}
+    doc["pidns"] = owner.pidns
     (path / reaper.MARKER).write_text(json.dumps({**doc, "purpose": "test"}))
     (path / "dump.sql").write_bytes(b"INSERT INTO t VALUES ('row data');\n" * 100)
     return path
@@ -71,22 +73,22 @@ def test_staging_of_a_killed_process_is_removed_by_the_next_run(tmp_path: pathli
     assert os.listdir(tmp_path) == []  # the claimed name is gone too
 
 
-def test_owner_identity_survives_pid_reuse_reboot_and_other_hosts(tmp_path: pathlib.Path) -> None:
+def test_owner_identity_survives_pid_reuse_reboot_other_hosts_and_containers(tmp_path: pathlib.Path) -> None:
     me = reaper.current_owner()
+    assert me.start > 0 and me.pidns
     mine = _marked(tmp_path, "mysqlops-staging-mine", me)
-    reused = _marked(
-        tmp_path, "mysqlops-staging-reused", reaper.Owner(me.pid, me.start - 1, me.boot_id, me.host)
+    reused = _marked(tmp_path, "mysqlops-staging-reused", replace(me, start=me.start - 1))
+    rebooted = _marked(tmp_path, "mysqlops-staging-boot", replace(me, boot_id="other-boot"))
+    remote = _marked(tmp_path, "mysqlops-staging-remote", replace(me, pid=1, start=1, host="other.example"))
+    container = _marked(
+        tmp_path, "mysqlops-staging-container", replace(me, pid=1, start=1, pidns="4026539999")
     )
-    rebooted = _marked(
-        tmp_path, "mysqlops-staging-boot", reaper.Owner(me.pid, me.start, "other-boot", me.host)
-    )
-    remote = _marked(
-        tmp_path, "mysqlops-staging-remote", reaper.Owner(1, 1, me.boot_id, "other-host.example")
-    )
+    unknown = _marked(tmp_path, "mysqlops-staging-unknown", replace(me, start=0))
     report = reaper.reap([str(tmp_path)], defaults=False, prefect=False)
     assert sorted(r.path for r in report.removed) == sorted([str(reused), str(rebooted)])
-    assert mine.is_dir() and remote.is_dir()
-    assert report.elsewhere == [str(remote)]
+    assert mine.is_dir() and remote.is_dir() and container.is_dir() and unknown.is_dir()
+    assert sorted(report.elsewhere) == sorted([str(remote), str(container), str(unknown)])
+    assert reaper.Owner.parse(me.label()) == me
 
 
 def test_unmarked_symlinked_and_legacy_directories(tmp_path: pathlib.Path) -> None:

@@ -64,7 +64,8 @@ def cmd_up(args: argparse.Namespace) -> int:
         raise
     # detach: these servers outlive this command on purpose (until `sandbox down`)
     with sandbox._running_lock:
-        sandbox._running.clear()
+        for server in servers:
+            sandbox._running.pop(server.pid, None)
     for pid in (s.pid for s in servers):
         sandbox.process.forget_group(pid)
     print(f"sandbox cluster in {args.dir}:")

@@ -114,6 +114,10 @@ _NAME_RE = re.compile(r"^(mariadb|mysql)-(\d+)\.(\d+)$")
 Log = Callable[[str], None]
 
 
+class SeriesNotInArchive(BuildUnavailable):
+    """The suite's index has the package, but not in the build's series."""
+
+
 def _quiet(_message: str) -> None:
     return None
 
@@ -211,7 +215,7 @@ def pick_version(stanzas: Sequence[Mapping[str, str]], package: str, build: Buil
             fitting.append((up, stanza["Version"], stanza))
     if not fitting:
         held = ", ".join(sorted({s["Version"] for s in offered})) or "no version at all"
-        raise BuildUnavailable(
+        raise SeriesNotInArchive(
             f"server build {build.name}: the archive's {build.suite} suite holds {package} {held}, "
             f"not series {build.series}"
         )
@@ -848,7 +852,14 @@ def fetch(
             try:
                 tree, meta = _stage(bn, staging, mirror, suite, keyring, log)
             except BuildUnavailable as exc:
-                raise BuildUnavailable(f"{exc}. {_fetch_fix(bn, mirror, suite)}") from exc
+                reason = str(exc).removeprefix(f"server build {bn.name}: ").rstrip(".")
+                fix = _fetch_fix(bn, mirror, suite, series_missing=isinstance(exc, SeriesNotInArchive))
+                raise BuildUnavailable(f"server build {bn.name} cannot be fetched: {reason}. {fix}") from exc
+            except OSError as exc:  # disk full, permissions of the cache
+                raise BuildUnavailable(
+                    f"server build {bn.name} cannot be fetched into {build_dir}: {exc}. Fix: free space "
+                    f"there or choose another cache directory ({CACHE_ENV}=<dir>)"
+                ) from exc
             final = os.path.join(build_dir, meta["package_version"].split(":", 1)[-1])
             if os.path.isdir(final):
                 log(f"{bn.name}: {meta['package_version']} is already cached at {final}")
@@ -864,11 +875,18 @@ def fetch(
         return build
 
 
-def _fetch_fix(bn: BuildName, mirror: str, suite: str) -> str:
-    fix = (
-        f"Fix: check the network and the mirror {mirror} (suite {suite}; another mirror with "
-        f"{MIRROR_ENV}=<url>), or point {bn.env_var} at installed {bn.flavor.value} {bn.series} binaries"
-    )
+def _fetch_fix(bn: BuildName, mirror: str, suite: str, *, series_missing: bool = False) -> str:
+    if series_missing:
+        fix = (
+            f"Fix: use a series the archive carries (known builds: {', '.join(KNOWN_BUILDS)}), another "
+            f"suite (python -m mysqlops builds fetch {bn.name} --suite <suite>), or point {bn.env_var} at "
+            f"installed {bn.flavor.value} {bn.series} binaries"
+        )
+    else:
+        fix = (
+            f"Fix: check the network and the mirror {mirror} (suite {suite}; another mirror with "
+            f"{MIRROR_ENV}=<url>), or point {bn.env_var} at installed {bn.flavor.value} {bn.series} binaries"
+        )
     if bn.name == "mariadb-10.11":
         fix += ", or install the system's: apt-get install mariadb-server mariadb-client mariadb-backup"
     return fix
@@ -892,13 +910,11 @@ def _stage(
     for tool in ("apt-get", "apt-cache", "dpkg-deb"):
         if not shutil.which(tool):
             raise BuildUnavailable(
-                f"server build {bn.name} cannot be fetched: {tool} is missing (fetching needs a "
-                "Debian/Ubuntu host with apt and dpkg)"
+                f"{tool} is missing (fetching needs a Debian/Ubuntu host with apt and dpkg)"
             )
     if not os.path.isfile(keyring):
         raise BuildUnavailable(
-            f"server build {bn.name} cannot be fetched: the Debian archive keyring {keyring} is missing "
-            "(apt-get install debian-archive-keyring)"
+            f"the Debian archive keyring {keyring} is missing (apt-get install debian-archive-keyring)"
         )
     _triplet, _ld, arch = machine_arch()
     started = time.monotonic()

@@ -630,7 +630,13 @@ def _from_cache(bn: BuildName, root: str) -> ServerBuild | None:
     if not versions:
         return None
     _up, path, meta = versions[-1]
-    return _from_tree(bn, os.path.join(path, "root"), "cache", meta)
+    try:
+        return _from_tree(bn, os.path.join(path, "root"), "cache", meta)
+    except BuildUnavailable as exc:
+        raise BuildUnavailable(
+            f"the cached build at {path} is broken ({exc}): remove it (rm -rf {path}) and fetch it again "
+            f"(python -m mysqlops builds fetch {bn.name})"
+        ) from exc
 
 
 def cached_builds(cache_dir: str | os.PathLike[str] | None = None) -> list[dict[str, Any]]:
@@ -722,6 +728,20 @@ def system_mirror(
             uri, keyring = picked
             return uri, keyring or DEFAULT_KEYRING
     return DEFAULT_MIRROR, DEFAULT_KEYRING
+
+
+_ROLLING_SUITES = frozenset({"sid", "unstable", "experimental"})
+
+
+def apt_sources(mirror: str, suite: str, keyring: str, arch: str) -> str:
+    """The private one-line sources file: the suite, and for a stable suite its -updates and
+    -security suites too (a stable series such as 10.11 gets its security fixes there)."""
+    opts = f"[arch={arch} signed-by={keyring}]"
+    lines = [f"deb {opts} {mirror} {suite} main"]
+    if suite not in _ROLLING_SUITES:
+        security = mirror.rstrip("/").rsplit("/", 1)[0] + "/debian-security"
+        lines += [f"deb {opts} {mirror} {suite}-updates main", f"deb {opts} {security} {suite}-security main"]
+    return "\n".join(lines) + "\n"
 
 
 @contextlib.contextmanager
@@ -922,21 +942,37 @@ def _stage(
     for sub in ("lists/partial", "cache/archives/partial", "apt.conf.d"):
         os.makedirs(os.path.join(apt, sub))
     with open(os.path.join(apt, "sources.list"), "w", encoding="utf-8") as fh:
-        fh.write(f"deb [arch={arch} signed-by={keyring}] {mirror} {suite} main\n")
+        fh.write(apt_sources(mirror, suite, keyring, arch))
     for empty in ("status", "preferences"):
         open(os.path.join(apt, empty), "w").close()
     with open(os.path.join(apt, "apt.conf"), "w", encoding="utf-8") as fh:
         fh.write(_APT_CONF)
     opts = _apt_options(apt)
     log(f"{bn.name}: reading the index of {mirror} {suite}")
-    updated = _run_apt_result(["apt-get", *opts, "-q", "update"], f"apt-get update of {mirror} {suite}", 600)
-    # apt-get update may exit 0 when an index could not be fetched; what it did fetch decides
-    if not glob.glob(os.path.join(apt, "lists", "*Packages*")):
-        said = " | ".join(ln.strip() for ln in updated.stderr.splitlines() if ln.strip())[-600:]
+    try:
+        updated = process.run(
+            ["apt-get", *opts, "-q", "update"],
+            timeout=600,
+            env={"LC_ALL": "C"},
+            ok_returncodes=(0, 100),  # what it fetched decides, below
+            name=f"apt-get update of {mirror} {suite}",
+        )
+    except MysqlopsError as exc:
+        raise BuildUnavailable(f"apt-get update of {mirror} {suite} failed: {exc}") from exc
+    said = " | ".join(ln.strip() for ln in updated.stderr.splitlines() if ln.strip())[-600:]
+    lists = os.listdir(os.path.join(apt, "lists"))
+    if not any(f"_dists_{suite}_main_binary-" in f and "Packages" in f for f in lists):
         raise BuildUnavailable(
             f"server build {bn.name}: no package index could be fetched from {mirror} {suite}"
             + (f" (apt: {said})" if said else "")
         )
+    for extra in (f"{suite}-updates", f"{suite}-security"):
+        if extra in apt_sources(mirror, suite, keyring, arch) and not any(
+            f"_dists_{extra}_" in f for f in lists
+        ):
+            log(
+                f"{bn.name}: warning: no index of {extra} could be fetched; its updates are not included ({said})"
+            )
     packages = PACKAGES[bn.flavor]
     shown = _run_apt(["apt-cache", *opts, "show", packages[0]], f"apt-cache show {packages[0]}", 120)
     stanza = pick_version(parse_stanzas(shown), packages[0], bn)

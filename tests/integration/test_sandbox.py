@@ -204,6 +204,18 @@ def test_scratch_server_starts_on_every_flavor(
             # the build's own plugins and messages, never the system's (another version's) /usr
             for key in ("p", "m", "d"):
                 assert row[key].startswith(server_build.root), (key, row[key])
+        if server_build.flavor.value == "mysql":
+            # the CLONE plugin (physical backups of MySQL) loads from the build's plugin dir
+            with session(server.spec()) as conn, conn.cursor() as cur:
+                cur.execute("INSTALL PLUGIN clone SONAME 'mysql_clone.so'")
+                cur.execute(
+                    "SELECT PLUGIN_STATUS AS s FROM information_schema.plugins WHERE PLUGIN_NAME = 'clone'"
+                )
+                assert cur.fetchone()["s"] == "ACTIVE"
+        else:
+            # mariabackup of the same version (physical backups of this build)
+            said = run([*server_build.client_argv("backup"), "--version"])
+            assert server_build.version_text in said.stdout.decode() + said.stderr
     finally:
         sandbox.stop_server(server)
     with pytest.raises(SandboxError) as info:

@@ -303,3 +303,31 @@ def test_build_name_of_a_server_version() -> None:
     assert builds.build_name_for(ServerVersion(Flavor.MYSQL, 9, 7, 4)) == "mysql-9.7"
     assert builds.build_name_for(ServerVersion.parse("10.11.19-MariaDB-log")) == "mariadb-10.11"
     assert BuildName(Flavor.MARIADB, 11, 8).name == "mariadb-11.8"
+
+
+def test_private_sources_add_updates_and_security_to_a_stable_suite() -> None:
+    sid = builds.apt_sources("http://deb.debian.org/debian", "sid", "/k.gpg", "amd64")
+    assert sid == "deb [arch=amd64 signed-by=/k.gpg] http://deb.debian.org/debian sid main\n"
+    bookworm = builds.apt_sources("http://deb.debian.org/debian/", "bookworm", "/k.gpg", "amd64").splitlines()
+    assert bookworm == [
+        "deb [arch=amd64 signed-by=/k.gpg] http://deb.debian.org/debian/ bookworm main",
+        "deb [arch=amd64 signed-by=/k.gpg] http://deb.debian.org/debian/ bookworm-updates main",
+        "deb [arch=amd64 signed-by=/k.gpg] http://deb.debian.org/debian-security bookworm-security main",
+    ]
+
+
+def test_a_broken_cached_build_names_the_fix(tmp_path: Path) -> None:
+    import json
+
+    version_dir = tmp_path / "mysql-9.7" / "9.7.4-2"
+    (version_dir / "root" / "usr" / "sbin").mkdir(parents=True)  # mysqld deleted
+    (version_dir / "build.json").write_text(
+        json.dumps({"format": builds.METADATA_FORMAT, "build": "mysql-9.7", "package_version": "9.7.4-2"})
+    )
+    # a staging dir is never taken for a build, even with metadata
+    (tmp_path / "mysql-9.7" / ".partial-1-x").mkdir()
+    with pytest.raises(BuildUnavailable) as info:
+        builds.resolve("mysql-9.7", cache_dir=tmp_path, fetch_missing=False)
+    text = str(info.value)
+    assert f"rm -rf {version_dir}" in text and "builds fetch mysql-9.7" in text and "no mysqld" in text
+    assert builds.cached_builds(tmp_path)[0]["path"] == str(version_dir)

@@ -11,7 +11,7 @@ import pytest
 from mysqlops.adapters import builds, sandbox
 from mysqlops.adapters.mysql import connect, server_info, session
 from mysqlops.adapters.process import run
-from mysqlops.commands import client_option_file, mysql_argv
+from mysqlops.commands import client_option_file, dump_argv, mysql_argv
 from mysqlops.errors import ConnectionProblem, SandboxError
 from mysqlops.model import ServerSpec, ServerVersion
 
@@ -148,16 +148,9 @@ def test_sandbox_flavors(
             cur.execute("CREATE DATABASE flv")
             cur.execute("CREATE TABLE flv.t (id INT PRIMARY KEY, note VARCHAR(20)) DEFAULT CHARSET=utf8mb4")
             cur.execute("INSERT INTO flv.t VALUES (1, 'gr\u00fc\u00df \U0001f600'), (2, 'two')")
+        # the project's own argv builder with the build's dump client (loader prefix included)
         dump = run(
-            [
-                *server_build.client_argv("dump"),
-                "--single-transaction",
-                "--hex-blob",
-                "--databases",
-                "--",
-                "flv",
-            ],
-            credentials=client_option_file(primary.spec()),
+            dump_argv(server_build.client_argv("dump"), "flv"), credentials=client_option_file(primary.spec())
         ).stdout.decode()
         assert ("-- MariaDB dump" if server_build.flavor.value == "mariadb" else "-- MySQL dump") in dump
         assert "CREATE TABLE `t`" in dump and "INSERT INTO `t` VALUES" in dump and "-- Dump completed" in dump

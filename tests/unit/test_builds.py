@@ -331,3 +331,18 @@ def test_a_broken_cached_build_names_the_fix(tmp_path: Path) -> None:
     text = str(info.value)
     assert f"rm -rf {version_dir}" in text and "builds fetch mysql-9.7" in text and "no mysqld" in text
     assert builds.cached_builds(tmp_path)[0]["path"] == str(version_dir)
+
+
+def test_argv_builders_take_a_build_program() -> None:
+    from mysqlops.commands import DumpOptions, dump_argv, mysql_argv
+
+    build = _mysql_build()
+    dump = dump_argv(build.client_argv("dump"), "shop", DumpOptions(position_options=("--source-data=2",)))
+    assert dump[:4] == build.client_argv("dump") and dump[4] == "--single-transaction"
+    assert dump[-3:] == ("--databases", "--", "shop") and "--source-data=2" in dump
+    load = mysql_argv(build.client_argv("mysql"), "shop")
+    assert load[:4] == build.client_argv("client") and load[-2:] == ("--database", "shop")
+    assert process.with_defaults_file(load, "/f")[4] == "--defaults-extra-file=/f"
+    assert dump_argv("mariadb-dump", "x")[0] == "mariadb-dump"  # a plain name still works
+    with pytest.raises(ValueError):
+        mysql_argv(())

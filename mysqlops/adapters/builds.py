@@ -856,43 +856,67 @@ def fetch(
     bn = parse_build_name(name)
     root = cache_root(cache_dir)
     build_dir = os.path.join(root, bn.name)
-    os.makedirs(build_dir, mode=0o755, exist_ok=True)
-    with _build_lock(os.path.join(build_dir, ".lock"), bn.name, log, lock_timeout):
-        _remove_partials(build_dir, log)
-        if not refresh:
-            cached = _from_cache(bn, root)
-            if cached is not None:
-                return cached
-        sys_mirror, sys_keyring = system_mirror()
-        mirror = (mirror or os.environ.get(MIRROR_ENV) or sys_mirror).rstrip("/")
-        keyring = keyring or sys_keyring
-        suite = suite or bn.suite
+    try:
+        os.makedirs(build_dir, mode=0o755, exist_ok=True)
+        lock = _build_lock(os.path.join(build_dir, ".lock"), bn.name, log, lock_timeout)
+        lock.__enter__()
+    except OSError as exc:
+        raise BuildUnavailable(
+            f"server build {bn.name} cannot be fetched into {build_dir}: {exc}. Fix: make it writable or "
+            f"choose another cache directory ({CACHE_ENV}=<dir>)"
+        ) from exc
+    try:
+        return _fetch_locked(bn, root, build_dir, mirror, suite, keyring, refresh, log)
+    finally:
+        lock.__exit__(None, None, None)
+
+
+def _fetch_locked(
+    bn: BuildName,
+    root: str,
+    build_dir: str,
+    mirror: str | None,
+    suite: str | None,
+    keyring: str | None,
+    refresh: bool,
+    log: Log,
+) -> ServerBuild:
+    _remove_partials(build_dir, log)
+    if not refresh:
+        cached = _from_cache(bn, root)
+        if cached is not None:
+            return cached
+    sys_mirror, sys_keyring = system_mirror()
+    mirror = (mirror or os.environ.get(MIRROR_ENV) or sys_mirror).rstrip("/")
+    keyring = keyring or sys_keyring
+    suite = suite or bn.suite
+    staging = ""
+    try:
         staging = tempfile.mkdtemp(prefix=f".partial-{os.getpid()}-", dir=build_dir)
-        try:
-            try:
-                tree, meta = _stage(bn, staging, mirror, suite, keyring, log)
-            except BuildUnavailable as exc:
-                reason = str(exc).removeprefix(f"server build {bn.name}: ").rstrip(".")
-                fix = _fetch_fix(bn, mirror, suite, series_missing=isinstance(exc, SeriesNotInArchive))
-                raise BuildUnavailable(f"server build {bn.name} cannot be fetched: {reason}. {fix}") from exc
-            except OSError as exc:  # disk full, permissions of the cache
-                raise BuildUnavailable(
-                    f"server build {bn.name} cannot be fetched into {build_dir}: {exc}. Fix: free space "
-                    f"there or choose another cache directory ({CACHE_ENV}=<dir>)"
-                ) from exc
-            final = os.path.join(build_dir, meta["package_version"].split(":", 1)[-1])
-            if os.path.isdir(final):
-                log(f"{bn.name}: {meta['package_version']} is already cached at {final}")
-            else:
-                os.rename(tree, final)
-                _fsync_dir(build_dir)
-                log(f"{bn.name}: {meta['package_version']} cached at {final}")
-        finally:
+        tree, meta = _stage(bn, staging, mirror, suite, keyring, log)
+        final = os.path.join(build_dir, meta["package_version"].split(":", 1)[-1])
+        if os.path.isdir(final):
+            log(f"{bn.name}: {meta['package_version']} is already cached at {final}")
+        else:
+            os.rename(tree, final)  # the one step that makes the build visible, whole
+            _fsync_dir(build_dir)
+            log(f"{bn.name}: {meta['package_version']} cached at {final}")
+    except BuildUnavailable as exc:
+        reason = str(exc).removeprefix(f"server build {bn.name}: ").rstrip(".")
+        fix = _fetch_fix(bn, mirror, suite, series_missing=isinstance(exc, SeriesNotInArchive))
+        raise BuildUnavailable(f"server build {bn.name} cannot be fetched: {reason}. {fix}") from exc
+    except OSError as exc:  # disk full, permissions of the cache
+        raise BuildUnavailable(
+            f"server build {bn.name} cannot be fetched into {build_dir}: {exc}. Fix: free space "
+            f"there or choose another cache directory ({CACHE_ENV}=<dir>)"
+        ) from exc
+    finally:
+        if staging:
             shutil.rmtree(staging, ignore_errors=True)
-        forget_resolved()
-        build = _from_cache(bn, root)
-        assert build is not None
-        return build
+    forget_resolved()
+    build = _from_cache(bn, root)
+    assert build is not None
+    return build
 
 
 def _fetch_fix(bn: BuildName, mirror: str, suite: str, *, series_missing: bool = False) -> str:

@@ -50,6 +50,15 @@ def test_unfetchable_build_is_one_clear_error(tmp_path: Path) -> None:
     assert _cache_entries(cache, "mysql-9.7") == [".lock"]  # no version, no staging left
 
 
+def test_an_unwritable_cache_is_one_clear_error(tmp_path: Path) -> None:
+    blocker = tmp_path / "a-file"
+    blocker.write_text("not a directory")
+    with pytest.raises(BuildUnavailable) as info:
+        builds.fetch("mysql-9.7", cache_dir=blocker / "cache", mirror=_refusing_mirror())
+    assert "server build mysql-9.7 cannot be fetched into" in str(info.value)
+    assert "MYSQLOPS_SERVER_CACHE" in str(info.value)
+
+
 def test_a_series_the_archive_lacks_is_one_clear_error(tmp_path: Path) -> None:
     cache = tmp_path / "cache"
     with pytest.raises(BuildUnavailable) as info:

@@ -176,6 +176,7 @@ def test_sandbox_flavors(
         assert main(["sandbox", "down", "--dir", d]) == 0
     assert servers and all(not s.alive() for s in servers)
     assert sandbox.load_servers(d) == []
+    os.rmdir(d)  # empty: `down` removed every server's directory
 
 
 @pytest.mark.flavors

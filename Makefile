@@ -6,8 +6,11 @@ export MPLBACKEND := Agg
 export PATH := $(HOME)/.local/bin:$(PATH)
 RUN := uv run --frozen --no-sync
 PYTEST_ARGS ?=
+# server builds: the demo's (make demo FLAVOR=mysql-9.7) and the ones the tests run on
+FLAVOR ?= mariadb-10.11
+BUILDS ?= mariadb-10.11 mariadb-11.8 mysql-9.7
 
-.PHONY: setup demo test test-quick lint bench clean prefect-env deploy worker
+.PHONY: setup demo test test-quick lint bench clean prefect-env deploy worker builds
 
 setup: .venv/.synced
 	@./scripts/ensure-system-packages.sh
@@ -17,10 +20,15 @@ setup: .venv/.synced
 	UV_COMPILE_BYTECODE=1 uv sync --frozen --quiet
 	@touch $@
 
-demo: setup
-	$(RUN) python -m flows.demo
+# each build once into ~/.cache/mysqlops/servers (MYSQLOPS_SERVER_CACHE): seconds when cached
+builds: setup
+	$(RUN) python -m mysqlops builds fetch $(BUILDS)
 
-test: setup lint
+demo: setup
+	$(RUN) python -m mysqlops builds fetch $(FLAVOR)
+	$(RUN) python -m flows.demo --flavor $(FLAVOR)
+
+test: setup lint builds
 	$(RUN) pytest -q $(PYTEST_ARGS)
 
 test-quick: setup

@@ -68,11 +68,23 @@ def start_moto(port: int, log: Path) -> object:
     raise RuntimeError(f"moto server did not start on port {port}; see {log}")
 
 
-def main() -> int:
+def main(argv: list[str] | None = None) -> int:
+    import argparse
+
+    from mysqlops.adapters import builds
+
+    parser = argparse.ArgumentParser(prog="python -m flows.demo", description=__doc__)
+    parser.add_argument(
+        "--flavor",
+        default=os.environ.get("FLAVOR") or builds.DEFAULT_BUILD,
+        help=f"server build of the sandboxes: {', '.join(builds.KNOWN_BUILDS)} (default {builds.DEFAULT_BUILD})",
+    )
+    args = parser.parse_args(argv)
     DEMO.mkdir(exist_ok=True)
+    build = builds.resolve(args.flavor, log=lambda m: print(f"    {m}", flush=True))
     sandboxes = Path(os.environ.get("MYSQLOPS_DEMO_SANDBOXES", "/tmp")) / f"mysqlops-demo-{os.getpid()}"
-    say(f"starting a sandbox primary + replica in {sandboxes}")
-    servers = sandbox.start_cluster(sandboxes, replicas=1)
+    say(f"starting a sandbox primary + replica of {build.describe()} in {sandboxes}")
+    servers = sandbox.start_cluster(sandboxes, replicas=1, build=build)
     port = _free_port()
     moto = start_moto(port, DEMO / "moto.log")
     try:

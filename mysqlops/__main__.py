@@ -1,32 +1,38 @@
 """``python -m mysqlops``: a small command line over the core.
 
 python -m mysqlops sandbox up --replicas 1     # a practice primary + replica on 127.0.0.1
+python -m mysqlops sandbox up --flavor mysql-9.7 --replicas 1
 python -m mysqlops sandbox status
 python -m mysqlops sandbox down
+python -m mysqlops builds fetch mysql-9.7 mariadb-11.8   # server builds into the cache, once
+python -m mysqlops builds list
 """
 
 from __future__ import annotations
 
 import argparse
 import os
+import shlex
 import sys
 from collections.abc import Sequence
 
-from mysqlops.adapters import sandbox
+from mysqlops.adapters import builds, sandbox
 from mysqlops.errors import MysqlopsError
 
 DEFAULT_DIR = os.environ.get("MYSQLOPS_SANDBOX_DIR", os.path.join(os.getcwd(), ".sandboxes"))
 
 
 def _client(server: sandbox.SandboxServer) -> str:
-    program = "mariadb" if server.flavor.value == "mariadb" else "mysql"
-    return f"{program} --defaults-extra-file={server.option_file}"
+    """The build's own client by absolute path (its loader prefix included)."""
+    program = server.client or ("mariadb" if server.flavor.value == "mariadb" else "mysql",)
+    return shlex.join([*program, f"--defaults-extra-file={server.option_file}"])
 
 
 def _print_server(server: sandbox.SandboxServer, role: str) -> None:
     state = "running" if server.alive() else "stopped"
+    build = server.build or f"{server.flavor.value}-{server.server_version.series}"
     print(
-        f"{server.name:<10} {role:<8} {state:<8} {server.flavor.value} {server.version}  "
+        f"{server.name:<10} {role:<8} {state:<8} {build:<13} {server.flavor.value} {server.version}  "
         f"127.0.0.1:{server.port}  server_id={server.server_id}  pid={server.pid}"
     )
     print(f"           connect: {_client(server)}")
@@ -46,7 +52,8 @@ def cmd_up(args: argparse.Namespace) -> int:
         return 1
     for stale in sandbox.load_servers(args.dir):
         sandbox.stop_server(stale)
-    servers = sandbox.start_cluster(args.dir, replicas=args.replicas)
+    build = builds.resolve(args.flavor, directory=args.server_dir, log=_say)
+    servers = sandbox.start_cluster(args.dir, replicas=args.replicas, build=build)
     try:
         if args.replicas and not args.no_replication:
             from mysqlops.replication import wire_sandbox_replication
@@ -57,7 +64,8 @@ def cmd_up(args: argparse.Namespace) -> int:
         raise
     # detach: these servers outlive this command on purpose (until `sandbox down`)
     with sandbox._running_lock:
-        sandbox._running.clear()
+        for server in servers:
+            sandbox._running.pop(server.pid, None)
     for pid in (s.pid for s in servers):
         sandbox.process.forget_group(pid)
     print(f"sandbox cluster in {args.dir}:")
@@ -66,6 +74,56 @@ def cmd_up(args: argparse.Namespace) -> int:
     print(
         "root passwords are in each client.cnf (0600); stop everything with: python -m mysqlops sandbox down"
     )
+    return 0
+
+
+def _say(message: str) -> None:
+    print(message, flush=True)
+
+
+def _human(n: float) -> str:
+    for unit in ("B", "KiB", "MiB", "GiB"):
+        if n < 1024 or unit == "GiB":
+            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
+        n /= 1024
+    return f"{n:.1f} GiB"
+
+
+def cmd_builds_fetch(args: argparse.Namespace) -> int:
+    for name in args.build:
+        if args.refresh or args.mirror or args.suite:
+            build = builds.fetch(
+                name,
+                cache_dir=args.cache,
+                mirror=args.mirror,
+                suite=args.suite,
+                refresh=args.refresh,
+                log=_say,
+            )
+        else:
+            build = builds.resolve(name, cache_dir=args.cache, log=_say)
+        print(f"{build.name}: {build.describe()}")
+    return 0
+
+
+def cmd_builds_list(args: argparse.Namespace) -> int:
+    rows = builds.cached_builds(args.cache)
+    print(f"cache: {builds.cache_root(args.cache)}")
+    if not rows:
+        print("  (empty)")
+    for row in rows:
+        print(
+            f"  {row['build']:<14} {row['version']:<9} Debian {row['package_version']:<16} "
+            f"{_human(row.get('unpacked_bytes', 0)):>10} unpacked, {_human(row.get('download_bytes', 0)):>9} "
+            f"downloaded from {row.get('suite')} on {row.get('fetched_at')}  {row['path']}"
+        )
+    print("resolved here:")
+    for name in builds.KNOWN_BUILDS:
+        try:
+            build = builds.resolve(name, cache_dir=args.cache, fetch_missing=False)
+            print(f"  {name:<14} {build.describe()}")
+        except MysqlopsError as exc:
+            print(f"  {name:<14} not available: {exc}")
     return 0
 
 
@@ -81,7 +139,7 @@ def cmd_status(args: argparse.Namespace) -> int:
 
 def cmd_down(args: argparse.Namespace) -> int:
     servers = sandbox.load_servers(args.dir)
-    for server in servers:
+    for server in sorted(servers, key=lambda s: s.name.endswith("primary")):  # replicas first
         sandbox.stop_server(server, remove=not args.keep)
         print(f"stopped {server.name} (pid {server.pid})" + ("" if args.keep else ", removed its directory"))
     if not servers:
@@ -151,10 +209,44 @@ def build_parser() -> argparse.ArgumentParser:
         if name == "up":
             p.add_argument("--replicas", type=int, default=1, help="number of replicas (default 1)")
             p.add_argument(
+                "--flavor",
+                default=builds.DEFAULT_BUILD,
+                metavar="BUILD",
+                help=f"server build: {', '.join(builds.KNOWN_BUILDS)} (default {builds.DEFAULT_BUILD}); "
+                "fetched into the cache when this machine lacks it",
+            )
+            p.add_argument(
+                "--server-dir",
+                default=None,
+                help="a directory of installed binaries of that build (instead of the system's or the cache)",
+            )
+            p.add_argument(
                 "--no-replication", action="store_true", help="start servers without wiring replication"
             )
         if name == "down":
             p.add_argument("--keep", action="store_true", help="keep the data directories")
+    bd = sub.add_parser(
+        "builds", help="server builds (MariaDB/MySQL versions) for sandboxes and restore tests"
+    )
+    bdsub = bd.add_subparsers(dest="action", required=True)
+    bf = bdsub.add_parser(
+        "fetch", help="make builds available (the system's, the cache's, or fetch them once)"
+    )
+    bf.add_argument("build", nargs="+", help=f"build names, e.g. {' '.join(builds.KNOWN_BUILDS)}")
+    bf.add_argument(
+        "--refresh", action="store_true", help="ask the archive for today's version and fetch it if new"
+    )
+    bf.add_argument("--mirror", default=None, help="Debian mirror URL (default: the system's)")
+    bf.add_argument("--suite", default=None, help="Debian suite (default: sid; bookworm for mariadb-10.11)")
+    bf.set_defaults(func=cmd_builds_fetch)
+    bl = bdsub.add_parser("list", help="what is cached (versions, sizes) and what each build resolves to")
+    bl.set_defaults(func=cmd_builds_list)
+    for p in (bf, bl):
+        p.add_argument(
+            "--cache",
+            default=None,
+            help=f"cache directory (default ${builds.CACHE_ENV} or ~/.cache/mysqlops/servers)",
+        )
     us = sub.add_parser(
         "users", help="create the least-privilege accounts mysqlops needs (dry run by default)"
     )

@@ -32,6 +32,19 @@ class ClientTools:
         return cls("mysql", "mysqldump", "mysqlbinlog", "mysqladmin", "xtrabackup", "xbstream")
 
 
+Program = str | Sequence[str]
+"""A client program: a name or path, or a server build's argv prefix
+(``ServerBuild.client_argv("dump")``: the loader, its options, then the program)."""
+
+
+def program_words(program: Program) -> list[str]:
+    """The argv words that run ``program`` (one word, or a build's loader prefix)."""
+    words = [program] if isinstance(program, str) else list(program)
+    if not words or not all(words):
+        raise ValueError(f"empty client program {program!r}")
+    return words
+
+
 def _option_value(value: str) -> str:
     """Quote a value for a MySQL option file (double quotes; escape backslash and quote)."""
     if any(c in value for c in "\n\r\x00"):
@@ -78,13 +91,13 @@ class DumpOptions:
     extra: tuple[str, ...] = ()
 
 
-def dump_argv(program: str, database: str, options: DumpOptions = DumpOptions()) -> tuple[str, ...]:
+def dump_argv(program: Program, database: str, options: DumpOptions = DumpOptions()) -> tuple[str, ...]:
     """``mariadb-dump``/``mysqldump`` of one database to stdout.
 
     ``--databases`` makes the dump carry ``CREATE DATABASE``/``USE``; the database name is one
     argv element, so no quoting problem exists whatever characters it holds.
     """
-    argv: list[str] = [program]
+    argv: list[str] = program_words(program)
     if options.single_transaction:
         argv.append("--single-transaction")
     if options.quick:
@@ -109,9 +122,17 @@ def dump_argv(program: str, database: str, options: DumpOptions = DumpOptions())
     return tuple(argv)
 
 
-def mysql_argv(program: str, database: str | None = None, *, extra: Sequence[str] = ()) -> tuple[str, ...]:
+def mysql_argv(
+    program: Program, database: str | None = None, *, extra: Sequence[str] = ()
+) -> tuple[str, ...]:
     """The ``mysql``/``mariadb`` client reading SQL from stdin (binary-safe, stops on error)."""
-    argv = [program, "--default-character-set=utf8mb4", "--max-allowed-packet=1G", "--batch", *extra]
+    argv = [
+        *program_words(program),
+        "--default-character-set=utf8mb4",
+        "--max-allowed-packet=1G",
+        "--batch",
+        *extra,
+    ]
     if database is not None:
         argv += ["--database", database]
     return tuple(argv)

@@ -18,6 +18,10 @@ class EnvironmentProblem(MysqlopsError):
     """A required program or package is missing on this machine."""
 
 
+class BuildUnavailable(EnvironmentProblem):
+    """A server build (flavor + series) cannot be found, fetched or run on this machine."""
+
+
 class ProcessError(MysqlopsError):
     """A child process failed, timed out or was cancelled."""
 

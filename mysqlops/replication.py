@@ -509,7 +509,9 @@ def preflight(
             problems.append(reason)
             continue
         plans.append(ReplicaPlan(rf, action, reason))
-    if any(p.action in (ReplicaAction.SEED, ReplicaAction.REBUILD) for p in plans):
+    # the dump and load clients run only when there is something to copy: an empty primary
+    # (a fresh sandbox) is replicated from its first GTID without them
+    if pf.databases and any(p.action in (ReplicaAction.SEED, ReplicaAction.REBUILD) for p in plans):
         tools = [ClientTools.for_flavor(pf.version.flavor).dump] + [
             ClientTools.for_flavor(p.facts.version.flavor).mysql for p in plans
         ]

@@ -10,6 +10,9 @@ have mariadb-dump || have mysqldump || need+=(mariadb-client)
 have mariadb-binlog || have mysqlbinlog || need+=(mariadb-client)
 have mariabackup || have xtrabackup || need+=(mariadb-backup)
 have zstd || need+=(zstd)
+# server builds other than the system's are fetched from Debian's archive with apt (make builds)
+[ -f /usr/share/keyrings/debian-archive-keyring.gpg ] || need+=(debian-archive-keyring)
+command -v dpkg-deb >/dev/null 2>&1 || need+=(dpkg)
 if [ ${#need[@]} -eq 0 ]; then exit 0; fi
 mapfile -t need < <(printf '%s\n' "${need[@]}" | sort -u)
 if [ "$(id -u)" -ne 0 ]; then

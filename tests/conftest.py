@@ -23,8 +23,9 @@ os.environ.setdefault("PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS", "180")
 os.environ.setdefault("AWS_DEFAULT_REGION", "us-east-1")
 os.environ.setdefault("MPLBACKEND", "Agg")
 
-from mysqlops.adapters import process, reaper, sandbox
+from mysqlops.adapters import builds, process, reaper, sandbox
 from mysqlops.adapters.localfs import private_tempdir
+from mysqlops.errors import ConfigError
 from mysqlops.model import Location
 
 _SESSION_STARTED = time.time()
@@ -34,6 +35,50 @@ _LEAKS: list[str] = []
 
 def _server_leak(server: sandbox.SandboxServer) -> str:
     return f"sandbox server {server.name!r} (pid {server.pid}, {server.directory}) still running"
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    parser.addoption(
+        "--flavor",
+        action="append",
+        default=None,
+        metavar="BUILD",
+        help="server build(s) for the tests marked 'flavors' (repeat or comma-separate; default all: "
+        + ", ".join(builds.KNOWN_BUILDS)
+        + "); other tests run on "
+        + builds.DEFAULT_BUILD,
+    )
+
+
+def selected_builds(config: pytest.Config) -> list[str]:
+    raw = config.getoption("--flavor") or []
+    names = [n.strip() for item in raw for n in item.split(",") if n.strip()] or list(builds.KNOWN_BUILDS)
+    for name in names:
+        try:
+            builds.parse_build_name(name)
+        except ConfigError as exc:
+            raise pytest.UsageError(f"--flavor: {exc}") from None
+    return list(dict.fromkeys(names))
+
+
+def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
+    # tests marked `flavors` that use the `flavor` fixture (directly or through the sandbox
+    # fixtures) run once per selected build; the others keep the default build
+    if "flavor" in metafunc.fixturenames and metafunc.definition.get_closest_marker("flavors"):
+        metafunc.parametrize("flavor", selected_builds(metafunc.config), indirect=True, scope="session")
+
+
+@pytest.fixture(scope="session")
+def flavor(request: pytest.FixtureRequest) -> str:
+    """The server build the sandbox fixtures start: each --flavor build for tests marked
+    ``flavors``, else the default build (mariadb-10.11)."""
+    return str(getattr(request, "param", builds.DEFAULT_BUILD))
+
+
+@pytest.fixture(scope="session")
+def server_build(flavor: str) -> builds.ServerBuild:
+    """The resolved build of ``flavor`` (fetched into the cache when missing: `make builds` first)."""
+    return builds.resolve(flavor)
 
 
 @pytest.fixture(scope="session")
@@ -52,10 +97,16 @@ def sandbox_root() -> Iterator[str]:
     shutil.rmtree(root, ignore_errors=True)
 
 
+def _cluster_dir(sandbox_root: str, flavor: str) -> str:
+    return os.path.join(sandbox_root, "cluster" if flavor == builds.DEFAULT_BUILD else f"cluster-{flavor}")
+
+
 @pytest.fixture(scope="session")
-def cluster(sandbox_root: str) -> Iterator[list[sandbox.SandboxServer]]:
-    """A primary and one replica (servers only; tests that need replication wire it)."""
-    servers = sandbox.start_cluster(os.path.join(sandbox_root, "cluster"), replicas=1)
+def cluster(sandbox_root: str, server_build: builds.ServerBuild) -> Iterator[list[sandbox.SandboxServer]]:
+    """A primary and one replica of the test's build (servers only; tests that need replication wire it)."""
+    servers = sandbox.start_cluster(
+        _cluster_dir(sandbox_root, server_build.name), replicas=1, build=server_build
+    )
     yield servers
     sandbox.stop_servers(servers)
 
@@ -71,10 +122,14 @@ def replica(cluster: list[sandbox.SandboxServer]) -> sandbox.SandboxServer:
 
 
 @pytest.fixture
-def fresh_server(sandbox_root: str, request: pytest.FixtureRequest) -> Iterator[sandbox.SandboxServer]:
-    """A server of its own for a test that changes server state; removed afterwards."""
+def fresh_server(
+    sandbox_root: str, server_build: builds.ServerBuild, request: pytest.FixtureRequest
+) -> Iterator[sandbox.SandboxServer]:
+    """A server of its own (of the test's build) for a test that changes server state; removed afterwards."""
     name = "t" + str(abs(hash(request.node.nodeid)) % 10**8)
-    server = sandbox.start_server(sandbox_root, name, server_id=100 + abs(hash(name)) % 10000)
+    server = sandbox.start_server(
+        sandbox_root, name, server_id=100 + abs(hash(name)) % 10000, build=server_build
+    )
     yield server
     sandbox.stop_server(server)
 

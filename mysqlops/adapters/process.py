@@ -119,14 +119,47 @@ def fd_path(fd: int) -> str:
     return f"/dev/fd/{fd}"
 
 
+# options of the dynamic loader (ld.so) that take a value: a server build fetched from another
+# Debian suite runs as ``ld-linux-x86-64.so.2 --library-path DIRS PROGRAM ARGS...``
+_LOADER_VALUE_OPTIONS = frozenset(
+    {"--library-path", "--argv0", "--preload", "--audit", "--glibc-hwcaps-mask"}
+)
+
+
+def is_loader(path: str) -> bool:
+    """Whether ``path`` names the dynamic loader (``ld-linux-*.so.*``, ``ld.so``)."""
+    base = os.path.basename(path)
+    return base.startswith("ld-linux") or base in ("ld.so", "ld64.so.1", "ld64.so.2")
+
+
+def program_index(argv: Sequence[str]) -> int:
+    """Index of the program in ``argv``: 0, or the first word after a loader prefix
+    (``ld-linux-x86-64.so.2 --library-path DIRS /path/mysqldump ...`` -> 3)."""
+    if not argv or not is_loader(argv[0]):
+        return 0
+    i = 1
+    while i < len(argv) and argv[i].startswith("--"):
+        i += 2 if argv[i] in _LOADER_VALUE_OPTIONS else 1
+    if i >= len(argv):
+        raise ProcessError(f"loader argv names no program: {' '.join(argv)}")
+    return i
+
+
+def program_name(argv: Sequence[str]) -> str:
+    """The base name of the program ``argv`` runs (past a loader prefix), for messages."""
+    return os.path.basename(argv[program_index(argv)]) if argv else ""
+
+
 def with_defaults_file(argv: Sequence[str], path: str) -> tuple[str, ...]:
-    """Insert ``--defaults-extra-file=path`` as the first option (the client requires it first)."""
+    """Insert ``--defaults-extra-file=path`` as the program's first option (the client requires
+    it first); past a loader prefix, right after the program."""
     if not argv:
         raise ProcessError("empty argv")
     for arg in argv:
         if arg.startswith(("-p", "--password")) and arg not in ("-p", "--password"):
             raise ProcessError("refusing an argv with a password option; credentials go in the option file")
-    return (argv[0], f"--defaults-extra-file={path}", *argv[1:])
+    i = program_index(argv) + 1
+    return (*argv[:i], f"--defaults-extra-file={path}", *argv[i:])
 
 
 class _StderrTail:
@@ -412,7 +445,7 @@ def run(
         env=env,
         cwd=cwd,
         ok_returncodes=ok_returncodes,
-        name=name or os.path.basename(argv[0]),
+        name=name or program_name(argv),
     ) as pipe:
         reader = threading.Thread(
             target=lambda: holder.__setitem__("out", pipe.stdout_pipe.read()), daemon=True
@@ -469,7 +502,7 @@ def forget_group(pid: int) -> None:
 
 
 def _describe(argv: Sequence[str]) -> str:
-    return os.path.basename(argv[0])
+    return program_name(argv)
 
 
 def _rc_text(rc: int) -> str:

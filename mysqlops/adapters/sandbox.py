@@ -17,6 +17,7 @@ import contextlib
 import json
 import os
 import secrets
+import shlex
 import shutil
 import signal
 import socket
@@ -24,13 +25,15 @@ import subprocess
 import threading
 import time
 from collections.abc import Iterable, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
-from mysqlops.adapters import process, reaper
-from mysqlops.adapters.mysql import session
+from mysqlops.adapters import builds, process, reaper
+from mysqlops.adapters.builds import ServerBuild
+from mysqlops.adapters.mysql import execute, query, session
 from mysqlops.commands import client_option_file
-from mysqlops.errors import EnvironmentProblem, SandboxError
+from mysqlops.errors import SandboxError
 from mysqlops.model import Flavor, ServerSpec, ServerVersion
 
 STATE_FILE = "sandbox.json"
@@ -46,35 +49,24 @@ _running: dict[int, SandboxServer] = {}
 _running_lock = threading.Lock()
 
 
-@dataclass(frozen=True)
-class ServerBinary:
-    path: str
-    flavor: Flavor
-    version: ServerVersion
-    install_db: str | None  # mariadb-install-db for MariaDB; None for MySQL (--initialize-insecure)
+# the former name of a server build (the server program plus how to run it)
+ServerBinary = ServerBuild
 
 
-def find_server_binary() -> ServerBinary:
-    """Detect the installed server (MariaDB preferred) and its version from ``--version``."""
-    candidates = [("mariadbd", Flavor.MARIADB), ("mysqld", None)]
-    for name, _ in candidates:
-        path = shutil.which(name) or shutil.which(name, path="/usr/sbin:/usr/local/sbin:/usr/libexec")
-        if not path:
-            continue
-        out = subprocess.run([path, "--version"], capture_output=True, text=True, timeout=30, check=False)
-        version = ServerVersion.parse(out.stdout or out.stderr)
-        if version.flavor is Flavor.MARIADB:
-            install = shutil.which("mariadb-install-db") or shutil.which("mysql_install_db")
-            if not install:
-                raise EnvironmentProblem(
-                    "mariadb-install-db is missing. Install it: apt-get install mariadb-server"
-                )
-            return ServerBinary(path, Flavor.MARIADB, version, install)
-        return ServerBinary(path, Flavor.MYSQL, version, None)
-    raise EnvironmentProblem(
-        "no MySQL/MariaDB server binary (mariadbd or mysqld) found. Install it: "
-        "apt-get install mariadb-server mariadb-client (or mysql-server for MySQL)"
-    )
+def find_server_binary(build: str | None = None) -> ServerBuild:
+    """The server build sandboxes run: ``build`` (``mariadb-10.11``, ``mariadb-11.8``,
+    ``mysql-9.7``; default :data:`~mysqlops.adapters.builds.DEFAULT_BUILD`), resolved by
+    :mod:`mysqlops.adapters.builds`: a user's binaries, the system's server when it is that
+    build, else the cached (or freshly fetched) build from Debian's archive."""
+    return builds.resolve(build or builds.DEFAULT_BUILD)
+
+
+def _as_build(build: str | ServerBuild | None, binary: ServerBuild | None = None) -> ServerBuild:
+    if isinstance(build, ServerBuild):
+        return build
+    if binary is not None and build is None:
+        return binary
+    return find_server_binary(build)
 
 
 def free_port() -> int:
@@ -97,6 +89,8 @@ class SandboxServer:
     version: str
     root_password: str = field(repr=False)
     tuned: bool = False
+    build: str = ""  # the server build's name (mysql-9.7, ...); "" in state files of older versions
+    client: tuple[str, ...] = ()  # argv prefix of the build's own client (loader included)
 
     @property
     def datadir(self) -> str:
@@ -159,11 +153,41 @@ def _sql_string(value: str) -> str:
     return "'" + value.replace("\\", "\\\\").replace("'", "\\'") + "'"
 
 
-def _server_options(binary: ServerBinary, server: SandboxServer, tuned: bool, gtid: bool) -> list[str]:
+def _files_dir(directory: str) -> str:
+    """The server's private ``secure_file_priv`` directory (MySQL refuses to start without one
+    that exists; Debian's default /var/lib/mysql-files is not there for a sandbox)."""
+    return os.path.join(directory, "files")
+
+
+def _build_dirs(build: ServerBuild) -> list[str]:
+    """``--basedir``/``--lc-messages-dir``/``--plugin-dir`` of a build that is not the system's:
+    its compiled-in defaults point at /usr, where another version (or nothing) lives."""
+    if build.source == "system":
+        return []
+    opts = [f"--basedir={build.basedir}"] if build.basedir else []
+    if build.lc_messages_dir:
+        opts.append(f"--lc-messages-dir={build.lc_messages_dir}")
+    if build.plugin_dir:
+        opts.append(f"--plugin-dir={build.plugin_dir}")
+    return opts
+
+
+def _tuned_options(build: ServerBuild) -> list[str]:
+    """Scratch-server options (restore tests): durability off, a large redo log; valid on
+    every build (MySQL >= 8.0.30 sizes its redo log with innodb_redo_log_capacity)."""
+    opts = list(_TUNED_OPTIONS)
+    if build.flavor is Flavor.MYSQL:
+        opts[opts.index("--skip-log-bin")] = "--disable-log-bin"
+        if build.version.at_least(8, 0, 30):
+            opts[opts.index("--innodb-log-file-size=512M")] = "--innodb-redo-log-capacity=512M"
+    return opts
+
+
+def _server_options(binary: ServerBuild, server: SandboxServer, tuned: bool, gtid: bool) -> list[str]:
     d = server.directory
     user = os.environ.get("USER") or _current_user()
     opts = [
-        binary.path,
+        *binary.server_argv(),
         "--no-defaults",
         f"--datadir={server.datadir}",
         f"--socket={server.socket}",
@@ -179,16 +203,14 @@ def _server_options(binary: ServerBinary, server: SandboxServer, tuned: bool, gt
         "--max-allowed-packet=256M",
         "--innodb-buffer-pool-size=64M",
         f"--tmpdir={d}",
+        *_build_dirs(binary),
     ]
     if binary.flavor is Flavor.MARIADB:
         opts += ["--event-scheduler=OFF"]
     else:
-        opts += ["--mysqlx=OFF"]
+        opts += ["--mysqlx=OFF", f"--secure-file-priv={_files_dir(d)}"]
     if tuned:
-        opts += list(_TUNED_OPTIONS)
-        if binary.flavor is Flavor.MYSQL:
-            opts.remove("--skip-log-bin")
-            opts += ["--disable-log-bin"]
+        opts += _tuned_options(binary)
     else:
         opts += [
             f"--log-bin={os.path.join(server.datadir, 'mysql-bin')}",
@@ -221,12 +243,53 @@ def _init_sql(password: str) -> str:
     )
 
 
-def _initialize(binary: ServerBinary, datadir: str, directory: str) -> None:
+def _wrapper(path: str, argv: Sequence[str]) -> None:
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o700)
+    with os.fdopen(fd, "w", encoding="utf-8") as fh:
+        fh.write("#!/bin/sh\nexec " + " ".join(shlex.quote(a) for a in argv) + ' "$@"\n')
+
+
+def _install_db_basedir(build: ServerBuild, directory: str) -> str:
+    """A basedir for ``mariadb-install-db`` of a build that runs through a loader.
+
+    The script is a shell script: it runs directly, but it calls ``BASEDIR/sbin/mariadbd``,
+    ``BASEDIR/bin/my_print_defaults`` and ``BASEDIR/bin/resolveip``, which need the build's
+    loader. This basedir has small wrappers for those three and links to the build's
+    ``share`` (bootstrap SQL, messages) and ``lib`` (plugins).
+    """
+    assert build.basedir is not None
+    shim = os.path.join(directory, "install-db")
+    for sub in ("bin", "sbin"):
+        os.makedirs(os.path.join(shim, sub), mode=0o700)
+    for sub in ("share", "lib"):
+        os.symlink(os.path.join(build.basedir, sub), os.path.join(shim, sub))
+    _wrapper(os.path.join(shim, "sbin", "mariadbd"), build.server_argv())
+    for name in ("my_print_defaults", "resolveip"):
+        program = os.path.join(build.basedir, "bin", name)
+        if os.path.isfile(program):
+            _wrapper(os.path.join(shim, "bin", name), build.argv(program))
+    return shim
+
+
+def _initialize(binary: ServerBuild, datadir: str, directory: str) -> None:
     user = os.environ.get("USER") or _current_user()
-    if binary.install_db:
+    shim = None
+    if binary.flavor is Flavor.MARIADB:
+        if not binary.install_db:
+            raise SandboxError(
+                f"server build {binary.describe()} has no mariadb-install-db to initialize a datadir: "
+                "install it (apt-get install mariadb-server) or use a build directory that holds it"
+            )
+        basedir: list[str] = []
+        if binary.loader:
+            shim = _install_db_basedir(binary, directory)
+            basedir = [f"--basedir={shim}"]
+        elif binary.source != "system" and binary.basedir:
+            basedir = [f"--basedir={binary.basedir}"]
         argv: tuple[str, ...] = (
             binary.install_db,
             "--no-defaults",
+            *basedir,
             f"--datadir={datadir}",
             f"--user={user}",
             "--skip-test-db",
@@ -236,20 +299,30 @@ def _initialize(binary: ServerBinary, datadir: str, directory: str) -> None:
         )
     else:
         argv = (
-            binary.path,
+            *binary.server_argv(),
             "--no-defaults",
             "--initialize-insecure",
             f"--datadir={datadir}",
             f"--user={user}",
+            *_build_dirs(binary),
+            f"--secure-file-priv={_files_dir(directory)}",
+            f"--log-error={os.path.join(directory, 'initialize.log')}",
         )
     try:
-        process.run(argv, timeout=120, cwd=directory, env={"TMPDIR": directory}, name="initialize datadir")
+        process.run(argv, timeout=300, cwd=directory, env={"TMPDIR": directory}, name="initialize datadir")
     except process.ProcessError as exc:
-        raise SandboxError(f"initializing {datadir} failed: {exc}") from exc
+        tail = _log_tail(os.path.join(directory, "initialize.log")) if binary.flavor is Flavor.MYSQL else ""
+        raise SandboxError(
+            f"initializing {datadir} with {binary.describe()} failed: {exc}"
+            + (f"; error log tail:\n{tail}" if tail else "")
+        ) from exc
+    finally:
+        if shim:
+            shutil.rmtree(shim, ignore_errors=True)
 
 
 def _launch(
-    binary: ServerBinary,
+    binary: ServerBuild,
     directory: str,
     name: str,
     server_id: int,
@@ -270,6 +343,8 @@ def _launch(
     is left, on disk or in the pipe, even if this process is killed. A practice server gets a
     0600 ``client.cnf`` for its user; a ``scratch`` server (restore tests) gets none."""
     last_error = ""
+    if binary.flavor is Flavor.MYSQL:
+        os.makedirs(_files_dir(directory), mode=0o700, exist_ok=True)
     for _attempt in range(3):
         server = SandboxServer(
             name=name,
@@ -278,9 +353,11 @@ def _launch(
             server_id=server_id,
             pid=0,
             flavor=binary.flavor,
-            version=f"{binary.version.major}.{binary.version.minor}.{binary.version.patch}",
+            version=binary.version_text,
             root_password=password,
             tuned=tuned,
+            build=binary.name,
+            client=binary.client_argv("client") if binary.has("client") else (),
         )
         init_fd = process.secret_pipe(init_sql)
         try:
@@ -322,11 +399,15 @@ def start_server(
     gtid: bool = True,
     extra_options: Sequence[str] = (),
     timeout: float = 60,
-    binary: ServerBinary | None = None,
+    build: str | ServerBuild | None = None,
+    binary: ServerBuild | None = None,
     scratch: bool = False,
 ) -> SandboxServer:
     """Create and start one server under ``base_dir/name``; wait until it accepts logins.
 
+    ``build`` names the server build (``mysql-9.7``, a :class:`ServerBuild`, or None for the
+    default ``mariadb-10.11``); it is fetched into the cache when this machine lacks it.
+    ``binary`` is the former name of the same parameter.
     ``scratch`` (restore tests): the directory carries an owner marker, so if this process is
     killed the next run's reaper (:mod:`mysqlops.adapters.reaper`) stops the server and removes
     it, and no ``client.cnf`` is written (the password stays in memory). Practice servers
@@ -334,7 +415,7 @@ def start_server(
     the command that started them on purpose.
     On failure the error log tail is in the exception and the directory is removed.
     """
-    binary = binary or find_server_binary()
+    binary = _as_build(build, binary)
     directory = os.path.abspath(os.path.join(os.fspath(base_dir), name))
     if os.path.exists(directory):
         raise SandboxError(
@@ -427,8 +508,26 @@ def _stop_pid(server: SandboxServer, proc: subprocess.Popen[bytes] | None, timeo
         _running.pop(pid, None)
 
 
+def _end_binlog_dumps(server: SandboxServer) -> None:
+    """MySQL's shutdown waits ~8 s for a binlog dump thread whose replica is gone (measured on
+    9.7); ending those threads first makes it take ~1 s. Best effort: a login that fails
+    changes nothing, the SIGTERM that follows stops the server either way."""
+    if server.flavor is not Flavor.MYSQL or not server.root_password:
+        return
+    spec = ServerSpec(name=server.name, socket=server.socket, user="root", password=server.root_password)
+    with contextlib.suppress(Exception):
+        with session(spec, connect_timeout=1, read_timeout=5) as conn:
+            rows = query(
+                conn, "SELECT id FROM information_schema.processlist WHERE command LIKE 'Binlog Dump%'"
+            )
+            for row in rows:
+                execute(conn, f"KILL {int(row['id'])}")
+
+
 def stop_server(server: SandboxServer, *, remove: bool = True, timeout: float = 30) -> None:
     """Stop a sandbox server by PID and (by default) delete its directory."""
+    if server.alive():
+        _end_binlog_dumps(server)
     _stop_pid(server, None, timeout)
     if remove:
         shutil.rmtree(server.directory, ignore_errors=True)
@@ -473,6 +572,7 @@ def load_servers(base_dir: str | os.PathLike[str]) -> list[SandboxServer]:
         password = _password_from_option_file(state.parent / "client.cnf")
         doc.pop("running", None)
         doc["flavor"] = Flavor(doc["flavor"])
+        doc["client"] = tuple(doc.get("client", ()))
         servers.append(SandboxServer(root_password=password, **doc))
     return servers
 
@@ -498,32 +598,45 @@ def start_cluster(
     first_server_id: int = 1,
     tuned: bool = False,
     extra_options: Sequence[str] = (),
+    build: str | ServerBuild | None = None,
 ) -> list[SandboxServer]:
-    """A primary and ``replicas`` replica servers (not yet replicating); all or nothing."""
-    binary = find_server_binary()
-    started: list[SandboxServer] = []
+    """A primary and ``replicas`` replica servers of one build (not yet replicating); all or nothing.
+
+    The servers are initialized and started two at a time (a MySQL 9.7 datadir takes ~5 s to
+    initialize, mostly waiting on the disk)."""
+    binary = _as_build(build)
     names = [f"{prefix}primary"] + [f"{prefix}replica{i}" for i in range(1, replicas + 1)]
-    try:
-        for offset, name in enumerate(names):
-            started.append(
-                start_server(
-                    base_dir,
-                    name,
-                    server_id=first_server_id + offset,
-                    tuned=tuned,
-                    extra_options=extra_options,
-                    binary=binary,
-                )
-            )
-    except BaseException:
+
+    def one(offset: int) -> SandboxServer:
+        return start_server(
+            base_dir,
+            names[offset],
+            server_id=first_server_id + offset,
+            tuned=tuned,
+            extra_options=extra_options,
+            binary=binary,
+        )
+
+    started: list[SandboxServer] = []
+    errors: list[BaseException] = []
+    with ThreadPoolExecutor(max_workers=min(2, len(names))) as pool:
+        futures = [pool.submit(one, offset) for offset in range(len(names))]
+        for future in futures:
+            try:
+                started.append(future.result())
+            except BaseException as exc:  # noqa: BLE001 - all or nothing: collect, stop, re-raise
+                errors.append(exc)
+    if errors:
         for server in started:
             stop_server(server)
-        raise
+        raise errors[0]
     return started
 
 
 def stop_servers(servers: Iterable[SandboxServer], remove: bool = True) -> None:
-    for server in servers:
+    """Stop servers, replicas before their primary (a stopped primary would make a replica
+    that is still running log reconnect errors)."""
+    for server in sorted(servers, key=lambda s: s.name.endswith("primary")):
         stop_server(server, remove=remove)
 
 
@@ -537,7 +650,8 @@ def start_server_on_datadir(
     tuned: bool = False,
     extra_options: Sequence[str] = (),
     timeout: float = 120,
-    binary: ServerBinary | None = None,
+    build: str | ServerBuild | None = None,
+    binary: ServerBuild | None = None,
     scratch: bool = True,
 ) -> SandboxServer:
     """Start a throwaway server on an existing (e.g. restored and prepared) datadir.
@@ -549,7 +663,7 @@ def start_server_on_datadir(
     ``scratch`` as for :func:`start_server` (the default here: such servers are for tests).
     On failure the error log tail is in the exception and the directory is removed.
     """
-    binary = binary or find_server_binary()
+    binary = _as_build(build, binary)
     directory = os.path.abspath(os.path.join(os.fspath(base_dir), name))
     if os.path.exists(directory):
         raise SandboxError(f"{directory} already exists: stop that sandbox first or pick another name")

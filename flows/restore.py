@@ -123,6 +123,8 @@ def restore(
         )
     spec = load_server(target)
     scans = catalog.scan([load_location(name) for name in locations])
+    for problem in catalog.unusable_copies(scans, server, None if backup_id == "latest" else backup_id):
+        get_run_logger().warning("never restored from: %s", problem)
     copies = catalog.find_backup(scans, server, backup_id)
     result = restore_task(
         copies,

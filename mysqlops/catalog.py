@@ -206,8 +206,8 @@ def _scan_backup_dir(
         )
         return
     manifest = _found_at(scan, manifest, manifest_key)
-    present = {k.rsplit("/", 1)[-1] for k in members}
-    missing = [f.path for f in manifest.files if f.path not in present]
+    present = set(members)
+    missing = [f.path for f in manifest.files if f"{directory}/{f.path}" not in present]
     if missing:
         scan.damaged[directory] = f"file(s) listed by the manifest are missing: {', '.join(missing[:5])}"
     scan.backups.append(manifest)

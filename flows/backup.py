@@ -263,10 +263,13 @@ def backup(
 
 @flow(name="list-backups")
 def list_backups(locations: list[str], server: str | None = None) -> list[dict[str, Any]]:
-    """The catalog: complete backups across locations (one row per copy)."""
+    """The catalog: backups across locations, one row per copy under the location it was
+    found at, with its restore-test ``verdict`` and ``proven``; a copy whose newest restore
+    test failed shows status ``restore-test-failed``, one missing files ``damaged``, a refused
+    manifest ``unusable: <reason>``."""
     scans = catalog.scan([load_location(name) for name in locations])
-    rows = [r for r in catalog.backups_rows(scans) if server is None or r["server"] == server]
-    table_artifact("backup-catalog", rows, "Complete backups across locations")
+    rows = [r for r in catalog.backups_rows(scans) if server is None or r["server"] in (server, None)]
+    table_artifact("backup-catalog", rows, "Backups across locations, with restore-test verdicts")
     for s in scans:
         for error in s.errors:
             get_run_logger().error("location %s: %s", s.location.name, error)

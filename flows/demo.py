@@ -152,7 +152,7 @@ def main(argv: list[str] | None = None) -> int:
                 f"(load {row['load_seconds']:.1f}s, verify {row['verify_seconds']:.1f}s)"
             )
 
-        say("retention plan (dry run): what a 7-day policy would keep and delete")
+        say("retention plan (dry run): what a 7-day policy would keep and delete (proven backups count)")
         from flows.retention import apply_retention
 
         apply_retention(locations=["demo-local", "demo-s3"], policy={"keep_within": "7d", "keep_last": 3})
@@ -161,7 +161,7 @@ def main(argv: list[str] | None = None) -> int:
         frames = backup_report(locations=["demo-local", "demo-s3"], output_location="demo-local")
         print(
             frames["backups"][
-                ["backup_id", "location", "raw_bytes", "stored_bytes", "ratio", "duration_s"]
+                ["backup_id", "location", "verdict", "raw_bytes", "stored_bytes", "ratio", "duration_s"]
             ].to_string(index=False)
         )
     finally:

@@ -27,7 +27,8 @@ from mysqlops.report import Catalog, LocationInfo, Report, build_report, json_re
 def read_catalog(
     locations: list[Location], policies: dict[str, Any] | None = None
 ) -> tuple[Catalog, list[str]]:
-    """The report's input from every location; unreadable entries are returned as problems."""
+    """The report's input from every location, each copy counted where it was found, with its
+    restore-test verdict; unreadable or unusable entries are returned as problems."""
     scans = catalog.scan(locations)
     problems = [f"{s.location.name}: {e}" for s in scans for e in s.errors]
     return (
@@ -37,6 +38,7 @@ def read_catalog(
             certificates=[c for s in scans for c in s.certificates],
             locations=[LocationInfo(loc.name, loc.kind, loc.offsite) for loc in locations],
             policies=policies or {},
+            verdicts=catalog.verdicts(scans),
         ),
         problems,
     )

@@ -27,7 +27,7 @@ from flows.common import (
 from mysqlops import catalog
 from mysqlops import restore as core
 from mysqlops.crypto import Keyring
-from mysqlops.errors import ConfigError, VerificationFailed
+from mysqlops.errors import ConfigError, MysqlopsError, VerificationFailed
 from mysqlops.manifest import BackupManifest, Check, RestoreCertificate
 from mysqlops.model import Location, ServerSpec
 from mysqlops.pitr import PitrResult, point_in_time_restore, prove_binlog_chain
@@ -130,6 +130,8 @@ def restore(
         )
     spec = load_server(target)
     scans = catalog.scan([load_location(name) for name in locations])
+    for problem in catalog.unusable_copies(scans, server, None if backup_id == "latest" else backup_id):
+        get_run_logger().warning("never restored from: %s", problem)
     copies = catalog.find_backup(scans, server, backup_id)
     result = restore_task(
         copies,
@@ -294,6 +296,22 @@ def restore_test_task(
     return cert
 
 
+def _refused_row(server: str, problem: str) -> dict[str, Any]:
+    """A failed row for a copy that was not even tested (refused or not found)."""
+    where, _, what = problem.partition(": ")
+    return {
+        "server": server,
+        "backup_id": "(not tested)",
+        "location": where if what else None,
+        "passed": False,
+        "restore_seconds": None,
+        "load_seconds": None,
+        "verify_seconds": None,
+        "recovery_point_hours": None,
+        "failed_checks": (what or problem)[:500],
+    }
+
+
 def _certificate_markdown(cert: RestoreCertificate) -> str:
     lines = [
         f"# Restore test of `{cert.backup_id}` ({cert.server}) from `{cert.location}`: "
@@ -327,23 +345,41 @@ def restore_test(
     ``backup_id``), restore each location's copy (or only ``location``'s) into a scratch
     server, verify, time it, and write a restore certificate. Fails if any check fails.
     Physical backups (a prepared chain started as a scratch server) are compared table by
-    table with ``compare_with`` (a MySQLServer block that has not changed since)."""
+    table with ``compare_with`` (a MySQLServer block that has not changed since).
+    A copy whose manifest the catalog refused (a file name that could leave the staging
+    directory, a duplicate, a manifest naming another directory, a symbolic link at a local
+    location...) is never restored: it is a failed row of this flow, with the reason."""
     reap_leftovers(staging_dir)
+    logger = get_run_logger()
     reference = load_server(compare_with) if compare_with else None
     keyring = load_keyring(encryption_keys)
     locs = [load_location(name) for name in locations]
     scans = catalog.scan(locs)
-    names = servers or sorted({m.server for s in scans for m in s.backups})
+    names = servers or sorted(
+        {m.server for s in scans for m in s.backups}
+        | {u.server for s in scans for u in s.unusable if u.server}
+    )
     if not names:
         raise ConfigError(f"no backups found at {locations}: nothing to test")
     certs: list[RestoreCertificate] = []
+    refused: list[dict[str, Any]] = []
     for server in names:
-        copies = catalog.find_backup(scans, server, backup_id)
+        for problem in catalog.unusable_copies(scans, server, None if backup_id == "latest" else backup_id):
+            if location and not problem.startswith(f"{location}: "):
+                continue
+            logger.error("%s", problem)
+            refused.append(_refused_row(server, problem))
+        try:
+            copies = catalog.find_backup(scans, server, backup_id)
+        except MysqlopsError as exc:
+            logger.error("%s", exc)
+            refused.append(_refused_row(server, str(exc)))
+            continue
         for loc, manifest in copies:
             if location and loc.name != location:
                 continue
             certs.append(restore_test_task(loc, manifest, staging_dir, scans, reference, keyring))
-    rows = []
+    rows = list(refused)
     for cert in certs:
         markdown_artifact(
             f"restore-test-{cert.server}-{cert.location}",

@@ -1,4 +1,8 @@
-"""``apply_retention``: per-location retention plans, dry run by default (scheduled daily)."""
+"""``apply_retention``: per-location retention plans, dry run by default (scheduled daily).
+
+Only backups proven by a restore certificate that passed count (found at any of the given
+locations for an identical copy); where a server has backups but none proven, nothing of it is
+deleted and the flow fails saying so (run the restore-test flow first)."""
 
 from __future__ import annotations
 
@@ -13,6 +17,7 @@ from flows.common import load_block, load_location, markdown_artifact, table_art
 from mysqlops import catalog, lifecycle
 from mysqlops.adapters.storage import Store
 from mysqlops.errors import ConfigError, RetentionError
+from mysqlops.manifest import Verdict
 from mysqlops.model import Location
 from mysqlops.retention import RetentionPolicy
 
@@ -32,19 +37,38 @@ def _policy_for(name: str, policy: dict[str, Any] | None, policies: dict[str, An
 
 
 @task(cache_policy=NO_CACHE)
+def verdicts_task(locations: list[Location]) -> dict[tuple[str, str, str], Verdict]:
+    """What the restore certificates at every location prove, copy by copy."""
+    return catalog.verdicts(catalog.scan(locations))
+
+
+@task(cache_policy=NO_CACHE)
 def retention_task(
-    location: Location, policy: RetentionPolicy, apply: bool, grace_hours: float, servers: list[str] | None
-) -> tuple[list[dict[str, Any]], lifecycle.ApplyResult | None]:
+    location: Location,
+    policy: RetentionPolicy,
+    apply: bool,
+    grace_hours: float,
+    servers: list[str] | None,
+    verdicts: dict[tuple[str, str, str], Verdict] | None = None,
+) -> tuple[list[dict[str, Any]], lifecycle.ApplyResult | None, list[str]]:
     logger = get_run_logger()
     now = datetime.now(UTC)
     scan = catalog.scan_location(location)
-    retention = lifecycle.plan_for_scan(scan, policy, now, servers)
+    for note in scan.notes:
+        logger.warning("%s: %s", location.name, note)
+    retention = lifecycle.plan_for_scan(scan, policy, now, servers, verdicts)
     rows = [{"location": location.name, **row} for row in retention.to_rows()]
     logger.info("%s: %s (%s)", location.name, retention.summary(), policy.describe())
+    refused = [f"location {location.name!r}: {why}" for why in retention.refused]
+    for why in refused:
+        logger.error("%s", why)
     if not apply:
-        return rows, None
+        return rows, None, refused
     store = Store(location)
     result = lifecycle.apply_plan(store, scan, retention)
+    if refused:  # nothing proven there: leave even the garbage for after a restore test passed
+        logger.warning("%s: cleanup skipped: some backups here are not proven yet", location.name)
+        return rows, result, refused
     lifecycle.cleanup(store, catalog.scan_location(location), timedelta(hours=grace_hours), now, result)
     logger.info(
         "%s: deleted %d, kept locked %d, cleaned %d, freed %d bytes",
@@ -54,7 +78,7 @@ def retention_task(
         len(result.cleaned),
         result.bytes_freed,
     )
-    return rows, result
+    return rows, result, refused
 
 
 @flow(name="apply-retention")
@@ -74,21 +98,25 @@ def apply_retention(
     published as a table artifact. ``apply=True`` deletes manifest first, then data, then
     cleans temporary objects, data without a manifest and stale uploads older than
     ``grace_hours`` (longer than your longest backup). An unreadable catalog deletes nothing.
+    Only backups proven by a passed restore test count; a server with backups but none proven
+    at a location keeps everything there and the flow ends Failed naming the fix (restore-test).
     """
     logger = get_run_logger()
     all_rows: list[dict[str, Any]] = []
     outcomes: dict[str, Any] = {}
     errors: list[str] = []
-    for name in locations:
-        location = load_location(name)
+    locs = [load_location(name) for name in locations]
+    verdicts = verdicts_task(locs)
+    for name, location in zip(locations, locs, strict=True):
         try:
-            rows, result = retention_task(
-                location, _policy_for(name, policy, policies or {}), apply, grace_hours, servers
+            rows, result, refused = retention_task(
+                location, _policy_for(name, policy, policies or {}), apply, grace_hours, servers, verdicts
             )
         except RetentionError as exc:
             logger.error("%s", exc)
             errors.append(str(exc))
             continue
+        errors += refused
         all_rows += rows
         outcomes[name] = {
             "keep": sum(r["decision"] == "keep" for r in rows),

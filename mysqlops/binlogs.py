@@ -49,6 +49,7 @@ Privileges on the source (MariaDB 10.5+): ``RELOAD`` (FLUSH BINARY LOGS), ``BINL
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import mmap
 import os
 import shutil
@@ -82,6 +83,7 @@ from mysqlops.errors import (
     ObjectExists,
     RestoreError,
     StorageError,
+    UnsafePath,
 )
 from mysqlops.manifest import BackupManifest, BinlogManifest
 from mysqlops.model import BinlogCoordinates, Flavor, Location, ServerSpec, ServerVersion, binlog_sequence
@@ -149,9 +151,10 @@ def archived_files(keys: Sequence[str], server: str) -> list[str]:
 
 
 def _check_file_name(file: str) -> None:
-    if not file or "/" in file or file.startswith(".") or "\x00" in file:
-        raise ConfigError(f"{file!r} is not a binlog file name")
-    binlog_sequence(file)
+    try:
+        ids.check_binlog_file_name(file)
+    except UnsafePath as exc:
+        raise ConfigError(str(exc)) from None
 
 
 def basename_of(file: str) -> str:
@@ -903,13 +906,19 @@ def _gap_error(
 
 
 def full_backups(store: Store, server: str) -> list[BackupManifest]:
-    """Readable full-backup manifests of ``server`` at one location."""
+    """Readable full-backup manifests of ``server`` at one location (a manifest that fails
+    validation or names another directory than its own is not one of them)."""
     out = []
-    prefix = f"{server}/{ids.BACKUPS_DIR}"
-    for key in store.list_keys(prefix):
-        if key.endswith("/" + ids.MANIFEST_NAME):
+    prefix = f"{ids.check_server_name(server)}/{ids.BACKUPS_DIR}"
+    for key in store.list_keys(prefix, refused=[]):
+        if key.endswith("/" + ids.MANIFEST_NAME) and key.count("/") == 3:
             with contextlib.suppress(ManifestError, StorageError):
-                out.append(BackupManifest.from_json(store.read_bytes(key)))
+                m = BackupManifest.from_json(store.read_bytes(key))
+                if (
+                    key == f"{ids.backup_dir(m.server, m.backup_id)}/{ids.MANIFEST_NAME}"
+                    and m.server == server
+                ):
+                    out.append(m)
     return out
 
 
@@ -920,9 +929,17 @@ def list_archived(store: Store, server: str) -> list[BinlogManifest]:
     for file in archived_files(store.list_keys(ids.binlog_dir(server)), server):
         key = manifest_key(server, file)
         try:
-            out.append(BinlogManifest.from_json(store.read_bytes(key)))
+            m = BinlogManifest.from_json(store.read_bytes(key))
         except ManifestError as exc:
             raise ManifestError(f"location {store.location.name!r}: {key}: {exc}") from None
+        if m.server != server or m.file != file:
+            raise ManifestError(
+                f"location {store.location.name!r}: {key} names server {m.server!r} and binlog {m.file!r}, not the "
+                "file it was found as: the archive there is not trusted"
+            )
+        if m.location != store.location.name:  # where it was found counts, not what it says
+            m = dataclasses.replace(m, location=store.location.name)
+        out.append(m)
     return out
 
 
@@ -1161,7 +1178,7 @@ def fetch_binlogs(
     with private_dir(staging_dir, "mysqlops-replay-") as staging:
         paths = []
         for m in chosen:
-            path = os.path.join(staging, m.file)
+            path = os.path.join(staging, ids.check_binlog_file_name(m.file))
             used, manifest = _fetch_verified(catalog[m.file], path, skipped, keyring)
             sources[m.file] = used.location.name
             raw_total += os.path.getsize(path)
@@ -1316,7 +1333,7 @@ def _fetch_verified(
     """Decompress (decrypting encrypted copies) the first copy whose stored and raw sha256
     match its manifest to ``path``. Returns the store used and that copy's manifest."""
     for store, m in copies:
-        key = f"{ids.binlog_dir(m.server)}/{m.stored_path}"
+        key = f"{ids.binlog_dir(m.server)}/{ids.check_file_name(m.stored_path, 'stored binlog name')}"
         try:
             if m.encryption_key_id and (keyring is None or m.encryption_key_id not in keyring):
                 raise IntegrityError(f"encrypted with key id {m.encryption_key_id}, which was not given")

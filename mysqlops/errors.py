@@ -76,6 +76,12 @@ class ManifestError(MysqlopsError):
     """A manifest cannot be parsed or has an unsupported schema."""
 
 
+class UnsafePath(ManifestError, StorageError):
+    """A key, path or name read from a location (or given for one) could escape its prefix:
+    absolute, ``..``, empty or ``.`` segments, control characters, backslashes, over-long
+    names, or a symbolic link at a local location. Nothing is read, written or deleted there."""
+
+
 class RetentionError(MysqlopsError):
     """A retention policy is invalid, or a plan cannot be made safely."""
 

@@ -6,35 +6,55 @@ still looks complete, and the next run's cleanup finishes the job. Cleanup remov
 objects, data without a manifest and stale multipart uploads only when they are older than a
 grace period, so a backup still being written is never touched. An unreadable catalog
 deletes nothing. An object the storage refuses to delete is reported as "kept: locked".
+
+Only proven backups count (``catalog.verdicts``: a restore certificate that passed, found at
+any of the locations scanned for a copy with the same files); a location where a server has
+backups but none proven keeps everything of that server (``RetentionPlan.refused``), and
+cleanup does not run there either. Every key deleted passes ``ids.check_key`` again.
 """
 
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from mysqlops import ids
+from mysqlops import catalog, ids
 from mysqlops.adapters.storage import Store
 from mysqlops.catalog import LocationScan
 from mysqlops.errors import RetentionError, StorageError
+from mysqlops.manifest import Verdict
 from mysqlops.model import BackupKind
 from mysqlops.retention import RetentionPlan, RetentionPolicy, plan
 
 
 def plan_for_scan(
-    scan: LocationScan, policy: RetentionPolicy, now: datetime, servers: Sequence[str] | None = None
+    scan: LocationScan,
+    policy: RetentionPolicy,
+    now: datetime,
+    servers: Sequence[str] | None = None,
+    verdicts: Mapping[tuple[str, str, str], Verdict] | None = None,
 ) -> RetentionPlan:
-    """The retention plan of one location; refuses (deletes nothing) if its catalog is unreadable."""
+    """The retention plan of one location; refuses (deletes nothing) if its catalog is unreadable.
+
+    ``verdicts`` (``catalog.verdicts`` over every location, so a certificate written at one
+    location proves an identical copy at another) decide which backups are proven; by default
+    only this location's certificates count. ``plan.refused`` lists the servers with backups
+    here but none proven: nothing of theirs is deleted."""
     if scan.errors:
         raise RetentionError(
             f"location {scan.location.name!r}: the catalog is not fully readable, so nothing is deleted there: "
             + "; ".join(scan.errors[:5])
         )
     policy.require_rules()
-    records = [m.to_record() for m in scan.backups] + [b.to_record() for b in scan.binlogs]
+    found = verdicts if verdicts is not None else catalog.verdicts([scan])
+    records = []
+    for m in scan.backups:
+        verdict = found.get((scan.location.name, m.server, m.backup_id), Verdict.UNTESTED)
+        records.append(m.to_record(proven=verdict.proven, verdict=verdict.value))
+    records += [b.to_record() for b in scan.binlogs]
     if servers:
         records = [r for r in records if r.server in servers]
     return plan(records, policy, now)
@@ -72,7 +92,7 @@ def _is_locked(exc: BaseException) -> bool:
 
 def _delete_keys(store: Store, keys: Sequence[str]) -> None:
     for key in keys:
-        store.delete(key)
+        store.delete(ids.check_key(key))
 
 
 def apply_plan(

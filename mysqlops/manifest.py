@@ -3,16 +3,28 @@
 A manifest is written last, after every data file it lists is stored and verified. Anything
 without a manifest is not a backup. The JSON is versioned (``schema``); readers refuse a
 schema they do not know instead of guessing.
+
+A manifest read from a location is not trusted: ``from_json`` validates every field that
+names a file, server, backup id or binlog file (``ids.check_key`` and friends) and refuses
+duplicate file names, so a hostile manifest is an unusable copy with a clear reason, never
+a path outside the backup's directory.
+
+A manifest proves only that an upload finished. A backup copy is *proven* by a restore
+certificate that PASSED (:func:`copy_verdicts`): the newest certificate of a copy decides.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
+from collections.abc import Iterable
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
+from enum import StrEnum
 from typing import Any
 
-from mysqlops.errors import ManifestError
+from mysqlops import ids
+from mysqlops.errors import ManifestError, UnsafePath
 from mysqlops.model import (
     BackupKind,
     BackupMethod,
@@ -120,7 +132,18 @@ class BackupManifest:
     def empty(self) -> bool:
         return self.raw_bytes == 0 or not self.databases
 
-    def to_record(self, verified: bool = True) -> BackupRecord:
+    @property
+    def fingerprint(self) -> str:
+        """sha256 over the name, size and sha256 of every stored file: two copies with the same
+        fingerprint hold the same bytes, so a restore test of one proves the other."""
+        digest = hashlib.sha256()
+        for f in sorted(self.files, key=lambda f: f.path):
+            digest.update(f"{f.path}\0{f.stored_bytes}\0{f.stored_sha256}\n".encode())
+        return digest.hexdigest()
+
+    def to_record(self, *, proven: bool, verdict: str = "") -> BackupRecord:
+        """The retention/report row of this copy. ``proven``: a restore certificate that
+        PASSED covers it (see :func:`copy_verdicts`); a manifest alone proves nothing."""
         coords = self.coordinates or self.source_coordinates
         return BackupRecord(
             backup_id=self.backup_id,
@@ -130,7 +153,8 @@ class BackupManifest:
             method=self.method,
             created_at=self.finished_at,
             status=self.status,
-            verified=verified and self.status is BackupStatus.COMPLETE,
+            verified=proven and self.status is BackupStatus.COMPLETE,
+            verdict=verdict,
             stored_bytes=self.stored_bytes,
             raw_bytes=self.raw_bytes,
             parent_id=self.parent_id,
@@ -152,9 +176,10 @@ class BackupManifest:
 
     @classmethod
     def from_json(cls, text: str | bytes) -> BackupManifest:
+        """Parse and validate (:func:`validate_backup_manifest`) a backup manifest."""
         doc = _load(text, BACKUP_SCHEMA)
         try:
-            return cls(
+            manifest = cls(
                 backup_id=doc["backup_id"],
                 server=doc["server"],
                 location=doc["location"],
@@ -181,8 +206,9 @@ class BackupManifest:
                 keep_forever=bool(doc.get("keep_forever", False)),
                 extra=dict(doc.get("extra") or {}),
             )
-        except (KeyError, TypeError, ValueError) as exc:
+        except (KeyError, TypeError, ValueError, AttributeError) as exc:
             raise ManifestError(f"backup manifest is malformed: {exc!r}") from exc
+        return validate_backup_manifest(manifest)
 
 
 @dataclass(frozen=True)
@@ -235,9 +261,10 @@ class BinlogManifest:
 
     @classmethod
     def from_json(cls, text: str | bytes) -> BinlogManifest:
+        """Parse and validate (:func:`validate_binlog_manifest`) a binlog manifest."""
         doc = _load(text, BINLOG_SCHEMA)
         try:
-            return cls(
+            manifest = cls(
                 server=doc["server"],
                 location=doc["location"],
                 file=doc["file"],
@@ -256,8 +283,9 @@ class BinlogManifest:
                 gtid_end=doc.get("gtid_end"),
                 encryption_key_id=doc.get("encryption_key_id"),
             )
-        except (KeyError, TypeError, ValueError) as exc:
+        except (KeyError, TypeError, ValueError, AttributeError) as exc:
             raise ManifestError(f"binlog manifest is malformed: {exc!r}") from exc
+        return validate_binlog_manifest(manifest)
 
 
 @dataclass(frozen=True)
@@ -282,6 +310,7 @@ class RestoreCertificate:
     target_version: str
     recovery_point_seconds: float
     lossy: tuple[str, ...] = ()
+    fingerprint: str | None = None  # BackupManifest.fingerprint of the copy tested (None: older certificates)
 
     def to_json(self) -> str:
         doc = _plain(asdict(self))
@@ -293,7 +322,7 @@ class RestoreCertificate:
     def from_json(cls, text: str | bytes) -> RestoreCertificate:
         doc = _load(text, CERTIFICATE_SCHEMA)
         try:
-            return cls(
+            cert = cls(
                 backup_id=doc["backup_id"],
                 server=doc["server"],
                 location=doc["location"],
@@ -305,9 +334,141 @@ class RestoreCertificate:
                 target_version=doc["target_version"],
                 recovery_point_seconds=float(doc["recovery_point_seconds"]),
                 lossy=tuple(doc.get("lossy") or ()),
+                fingerprint=doc.get("fingerprint"),
             )
-        except (KeyError, TypeError, ValueError) as exc:
+        except (KeyError, TypeError, ValueError, AttributeError) as exc:
             raise ManifestError(f"restore certificate is malformed: {exc!r}") from exc
+        ids.check_server_name(cert.server)
+        ids.check_backup_id(cert.backup_id, "certificate backup id")
+        if not isinstance(cert.fingerprint, str | None):
+            raise ManifestError("restore certificate is malformed: fingerprint is not a string")
+        return cert
+
+
+# --------------------------------------------------------------------------- validation
+
+
+def _check_coordinates(coords: BinlogCoordinates | None, what: str) -> None:
+    if coords is not None:
+        ids.check_binlog_file_name(coords.file, f"{what} binlog file")
+
+
+def validate_backup_manifest(m: BackupManifest) -> BackupManifest:
+    """Every field of a backup manifest that names a file, server, backup id or binlog file is
+    safe to build a key or a local path from; file names are unique. Raises
+    :class:`UnsafePath` (a :class:`ManifestError`) naming the field and what is wrong."""
+    ids.check_server_name(m.server)
+    ids.check_backup_id(m.backup_id)
+    if m.parent_id is not None:
+        ids.check_backup_id(m.parent_id, "parent backup id")
+    _check_coordinates(m.coordinates, "coordinates")
+    _check_coordinates(m.source_coordinates, "source coordinates")
+    databases = set()
+    for name in m.databases:
+        if not isinstance(name, str) or not name or len(name) > 64 or "\x00" in name:
+            raise UnsafePath(f"database name {name!r:.80} in manifest {m.backup_id} is not a database name")
+        if name in databases:
+            raise UnsafePath(f"manifest {m.backup_id} lists database {name!r:.80} twice")
+        databases.add(name)
+    seen: set[str] = set()
+    for f in m.files:
+        ids.check_data_file_name(f.path)
+        if f.path in seen:
+            raise UnsafePath(
+                f"manifest {m.backup_id} lists file {f.path!r} twice: a copy whose manifest names one file "
+                "for two entries is refused"
+            )
+        seen.add(f.path)
+        if f.database is not None and f.database not in databases:
+            raise UnsafePath(
+                f"file {f.path!r} of manifest {m.backup_id} is for a database the manifest does not list"
+            )
+        if f.stored_bytes < 0 or f.raw_bytes < 0:
+            raise ManifestError(f"file {f.path!r} of manifest {m.backup_id} has a negative size")
+        _check_coordinates(f.coordinates, f"file {f.path!r}")
+    return m
+
+
+def validate_binlog_manifest(m: BinlogManifest) -> BinlogManifest:
+    """A binlog manifest's server, file and stored object are plain names of its directory."""
+    ids.check_server_name(m.server)
+    ids.check_binlog_file_name(m.file)
+    ids.check_file_name(m.stored_path, "stored binlog name")
+    own = m.stored_path == m.file or m.stored_path.startswith(m.file + ".")
+    if not own or m.stored_path.endswith(".json"):
+        raise UnsafePath(
+            f"binlog manifest of {m.file}: stored_path {m.stored_path!r:.80} is not a stored copy of that file"
+        )
+    if m.stored_bytes < 0 or m.raw_bytes < 0:
+        raise ManifestError(f"binlog manifest of {m.file} has a negative size")
+    return m
+
+
+# --------------------------------------------------------------------------- proof
+
+
+class Verdict(StrEnum):
+    """What restore tests say about one stored copy of a backup."""
+
+    PASSED = "passed"  # its own newest restore certificate passed
+    PROVEN_BY_COPY = "proven-by-copy"  # untested here; an identical copy (same fingerprint) passed
+    FAILED = "failed"  # its own newest restore certificate FAILED: not proven, whatever other copies say
+    DAMAGED = "damaged"  # files its manifest lists are missing at its location (set by the catalog)
+    UNTESTED = "untested"  # no certificate for it or for an identical copy: a manifest proves no restore
+
+    @property
+    def proven(self) -> bool:
+        return self in (Verdict.PASSED, Verdict.PROVEN_BY_COPY)
+
+
+def newest_certificate(certificates: Iterable[RestoreCertificate]) -> RestoreCertificate | None:
+    """The certificate that decides a copy's verdict: the newest; at the same time a failure."""
+    best: RestoreCertificate | None = None
+    for c in certificates:
+        if best is None or (c.tested_at, not c.passed) > (best.tested_at, not best.passed):
+            best = c
+    return best
+
+
+def verdict_of(certificates: Iterable[RestoreCertificate]) -> Verdict:
+    """PASSED / FAILED by the newest of one copy's own certificates; UNTESTED without any."""
+    newest = newest_certificate(certificates)
+    if newest is None:
+        return Verdict.UNTESTED
+    return Verdict.PASSED if newest.passed else Verdict.FAILED
+
+
+def copy_verdicts(
+    copies: Iterable[BackupManifest], certificates: Iterable[RestoreCertificate]
+) -> dict[tuple[str, str, str], Verdict]:
+    """The verdict of every copy, keyed by ``(location, server, backup_id)``.
+
+    ``location`` of each manifest and certificate must be where it was FOUND (the catalog sets
+    it so; a location's own claim is never trusted). A copy's certificates are those found at
+    its location for its server and backup id whose fingerprint is the copy's (or unknown, for
+    certificates written before fingerprints). The newest of them decides; at the same time a
+    failure wins. A copy without a certificate of its own is proven when another copy of the
+    same backup with the same fingerprint passed."""
+    copies = list(copies)
+    prints = {(m.location, m.server, m.backup_id): m.fingerprint for m in copies}
+    own: dict[tuple[str, str, str], list[RestoreCertificate]] = {}
+    for c in certificates:
+        key = (c.location, c.server, c.backup_id)
+        if key not in prints or (c.fingerprint is not None and c.fingerprint != prints[key]):
+            continue  # not about this copy's content
+        own.setdefault(key, []).append(c)
+    verdicts: dict[tuple[str, str, str], Verdict] = {}
+    passed: set[tuple[str, str, str]] = set()
+    for key, certs in own.items():
+        verdicts[key] = verdict_of(certs)
+        if verdicts[key] is Verdict.PASSED:
+            passed.add((key[1], key[2], prints[key]))
+    for m in copies:
+        key = (m.location, m.server, m.backup_id)
+        if key not in verdicts:
+            identical = (m.server, m.backup_id, m.fingerprint) in passed
+            verdicts[key] = Verdict.PROVEN_BY_COPY if identical else Verdict.UNTESTED
+    return verdicts
 
 
 def _load(text: str | bytes, schema: str) -> dict[str, Any]:

@@ -213,6 +213,9 @@ class BackupRecord:
     ``binlog_sequence``: for a full/incremental backup, the sequence of the binlog file of its
     recorded coordinates (PITR starts there); for a binlog archive, its own sequence.
     ``parent_id``: the backup an incremental is based on.
+    ``verified``: the copy is *proven* restorable (a restore certificate that passed covers
+    it; see ``manifest.copy_verdicts``). ``verdict`` says why or why not (passed,
+    proven-by-copy, failed, untested; empty when unknown).
     """
 
     backup_id: str
@@ -230,6 +233,7 @@ class BackupRecord:
     binlog_sequence: int | None = None
     duration_seconds: float | None = None
     tags: tuple[str, ...] = ()
+    verdict: str = ""
 
     def __post_init__(self) -> None:
         if self.created_at.tzinfo is None:

@@ -68,7 +68,14 @@ from mysqlops.errors import (
     RestoreError,
     StorageError,
 )
-from mysqlops.manifest import BackupFile, BackupManifest, Check, RestoreCertificate, TableStat
+from mysqlops.manifest import (
+    BackupFile,
+    BackupManifest,
+    Check,
+    RestoreCertificate,
+    TableStat,
+    validate_backup_manifest,
+)
 from mysqlops.model import (
     BackupKind,
     BackupMethod,
@@ -668,6 +675,9 @@ def restore_physical(
     if not copies_chain or any(not copies for copies in copies_chain):
         raise RestoreError("empty backup chain or a backup without copies: nothing to restore")
     manifests = [copies[0][1] for copies in copies_chain]
+    for copies in copies_chain:
+        for _location, copy in copies:
+            validate_backup_manifest(copy)  # names that could leave staging are refused first
     validate_chain(manifests)
     for manifest in manifests:
         check_key(manifest, keyring)
@@ -804,6 +814,9 @@ def restore_test_physical(
     say = log or (lambda _m: None)
     if expected is None and source is None:
         raise ConfigError("restore_test_physical needs the source server or the expected table checksums")
+    for copies in copies_chain:
+        for _location, copy in copies:
+            validate_backup_manifest(copy)  # a hostile manifest is refused: no test, no certificate
     last = copies_chain[-1][0][1] if copies_chain and copies_chain[-1] else None
     if last is None:
         raise RestoreError("empty backup chain: nothing to test")

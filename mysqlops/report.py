@@ -10,9 +10,17 @@ Units: bytes are bytes, durations are seconds (``*_s``), throughput is decimal M
 
 Decisions the callers should know:
 
-* A backup copy is *verified* when its manifest is ``complete`` and it holds data (a
-  complete manifest is only written after the stored copy was read back and checked; an
-  empty backup proves nothing). Only verified copies count for freshness, copies and 3-2-1.
+* Copies are reported under the location they were FOUND at (``Catalog.backups`` and
+  ``Catalog.certificates`` come from ``catalog.scan``, which replaces a manifest's own claim).
+* Each copy has a ``verdict`` from the restore certificates (``manifest.copy_verdicts``, or
+  ``Catalog.verdicts`` from ``catalog.verdicts``): ``passed`` (its newest test passed),
+  ``proven-by-copy`` (an identical copy passed), ``failed`` (its newest test FAILED),
+  ``damaged`` (files missing), ``untested``.
+* A backup copy is *verified* when its manifest is ``complete``, it holds data (an empty
+  backup proves nothing) and it is not ``failed``/``damaged``; it is *proven* when, in
+  addition, a restore test proved it (``passed``/``proven-by-copy``). A manifest proves only
+  that an upload finished: freshness and 3-2-1 count proven copies only (the newest PROVEN
+  backup decides freshness); growth and anomalies use verified copies.
 * Growth uses verified *full* backups, per server and backup method (a physical and a logical
   backup of the same server differ in size by design), by least squares over time.
 * Anomalies compare a backup with the median of up to ``window`` previous complete backups of
@@ -47,7 +55,7 @@ from typing import TYPE_CHECKING, Any
 import pandas as pd
 
 from mysqlops.errors import ConfigError, StorageError
-from mysqlops.manifest import BackupManifest, BinlogManifest, RestoreCertificate
+from mysqlops.manifest import BackupManifest, BinlogManifest, RestoreCertificate, Verdict, copy_verdicts
 from mysqlops.model import BackupKind, BackupStatus
 
 if TYPE_CHECKING:
@@ -92,6 +100,8 @@ class Catalog:
 
     ``policies`` maps a location name to a retention policy: a mapping (or a dataclass, or an
     object with ``keep_*`` attributes) with the keys listed in the module docstring.
+    ``verdicts`` (``catalog.verdicts``: also knows damaged copies) overrides the verdicts
+    derived from ``certificates``.
     """
 
     backups: Sequence[BackupManifest]
@@ -99,6 +109,7 @@ class Catalog:
     certificates: Sequence[RestoreCertificate] = ()
     locations: Sequence[LocationInfo] = ()
     policies: Mapping[str, Any] = field(default_factory=dict)
+    verdicts: Mapping[tuple[str, str, str], Verdict] | None = None
 
 
 # --------------------------------------------------------------------------- frame schemas
@@ -124,6 +135,8 @@ BACKUPS_SCHEMA: dict[str, str] = {
     "throughput_mbps": "float64",
     "databases": "int64",
     "verified": "bool",
+    "verdict": "str",
+    "proven": "bool",
     "restore_tested": "bool",
     "parent_id": "str",
     "compression": "str",
@@ -207,9 +220,11 @@ RESTORES_SCHEMA: dict[str, str] = {
 }
 FRESHNESS_SCHEMA: dict[str, str] = {
     "server": "str",
-    "newest_backup_id": "str",
+    "newest_backup_id": "str",  # the newest PROVEN backup (a restore test passed)
     "newest_at": TS,
     "age_s": "float64",
+    "newest_unproven_id": "str",  # a newer complete backup not proven (yet), if any
+    "newest_unproven_at": TS,
     "target_s": "float64",
     "ok": "bool",
     "newest_binlog_at": TS,
@@ -307,8 +322,12 @@ def build_report(
 
     locinfo = {loc.name: loc for loc in catalog.locations}
     restores = _restores_frame(catalog.certificates)
-    tested = restores.loc[restores["passed"], ["backup_id", "location"]]
-    backups = _backups_frame(catalog.backups, locinfo, set(tested["backup_id"] + _SEP + tested["location"]))
+    verdicts = (
+        catalog.verdicts
+        if catalog.verdicts is not None
+        else copy_verdicts(catalog.backups, catalog.certificates)
+    )
+    backups = _backups_frame(catalog.backups, locinfo, verdicts)
     databases = _databases_frame(catalog.backups)
     binlogs = _binlogs_frame(catalog.binlogs)
 
@@ -374,7 +393,9 @@ def _per_second(raw: pd.Series, seconds: pd.Series) -> pd.Series:
 
 
 def _backups_frame(
-    manifests: Sequence[BackupManifest], locinfo: Mapping[str, LocationInfo], tested: set[str]
+    manifests: Sequence[BackupManifest],
+    locinfo: Mapping[str, LocationInfo],
+    verdicts: Mapping[tuple[str, str, str], Verdict],
 ) -> pd.DataFrame:
     if not manifests:
         return _empty(BACKUPS_SCHEMA)
@@ -400,6 +421,7 @@ def _backups_frame(
             m.parent_id,
             m.compression,
             m.keep_forever,
+            verdicts.get((m.location, m.server, m.backup_id), Verdict.UNTESTED).value,
         )
         for m in manifests
     ]
@@ -422,6 +444,7 @@ def _backups_frame(
         "parent_id",
         "compression",
         "keep_forever",
+        "verdict",
     ]
     df = pd.DataFrame.from_records(rows, columns=cols)
     df["started_at"] = pd.to_datetime(df["started_at"], utc=True)
@@ -431,10 +454,11 @@ def _backups_frame(
     df["offsite"] = df["location"].isin({n for n, info in locinfo.items() if info.offsite})
     df["ratio"] = _ratio(df["raw_bytes"], df["stored_bytes"])
     df["throughput_mbps"] = _per_second(df["raw_bytes"], df["duration_s"])
-    df["verified"] = (
-        (df["status"] == BackupStatus.COMPLETE.value) & (df["raw_bytes"] > 0) & (df["databases"] > 0)
-    )
-    df["restore_tested"] = (df["backup_id"] + _SEP + df["location"]).isin(tested)
+    damaged = df["verdict"].isin([Verdict.FAILED.value, Verdict.DAMAGED.value])
+    complete = df["status"] == BackupStatus.COMPLETE.value
+    df["verified"] = complete & (df["raw_bytes"] > 0) & (df["databases"] > 0) & ~damaged
+    df["proven"] = df["verified"] & df["verdict"].isin([Verdict.PASSED.value, Verdict.PROVEN_BY_COPY.value])
+    df["restore_tested"] = df["verdict"] == Verdict.PASSED.value
     df = df.sort_values(["server", "finished_at", "backup_id", "location"], kind="stable")
     return _conform(df, BACKUPS_SCHEMA)
 
@@ -557,6 +581,7 @@ def _one_copy(backups: pd.DataFrame) -> pd.DataFrame:
         method=("method", "first"),
         status=("status", "first"),
         verified=("verified", "any"),
+        proven=("proven", "any"),
         finished_at=("finished_at", "min"),
         raw_bytes=("raw_bytes", "max"),
         stored_bytes=("stored_bytes", "max"),
@@ -790,7 +815,7 @@ def _locations_frame(backups: pd.DataFrame, binlogs: pd.DataFrame) -> pd.DataFra
     servers = sorted(set(backups["server"]) | set(binlogs["server"]))
     if not servers:
         return _empty(LOCATIONS_SCHEMA)
-    v = backups[backups["verified"]].copy()
+    v = backups[backups["proven"]].copy()  # a copy counts when a restore test proved it
     v["known_kind"] = v["location_kind"].where(v["location_kind"] != "unknown")
     per_backup = (
         v.groupby(["server", "backup_id"], sort=False)
@@ -865,8 +890,8 @@ def _locations_frame(backups: pd.DataFrame, binlogs: pd.DataFrame) -> pd.DataFra
 
 def _reason_321(r: Any) -> str:
     if not isinstance(r.newest_full_id, str):
-        return "no verified full backup of this server"
-    head = f"newest full {r.newest_full_id}"
+        return "no proven full backup of this server (no restore test passed): run restore-test"
+    head = f"newest proven full {r.newest_full_id}"
     problems = []
     if r.newest_copies < 3:
         problems.append(
@@ -898,14 +923,21 @@ def _freshness_frame(
     servers = sorted(set(backups["server"]) | set(binlogs["server"]) | set(restores["server"]))
     if not servers:
         return _empty(FRESHNESS_SCHEMA)
-    v = backups[backups["verified"]]
-    newest = (
-        v.sort_values(["finished_at", "backup_id"], kind="stable")
-        .drop_duplicates("server", keep="last")
-        .set_index("server")[["backup_id", "finished_at"]]
-        .rename(columns={"backup_id": "newest_backup_id", "finished_at": "newest_at"})
-    )
+
+    def newest_of(rows: pd.DataFrame, id_col: str, at_col: str) -> pd.DataFrame:
+        return (
+            rows.sort_values(["finished_at", "backup_id"], kind="stable")
+            .drop_duplicates("server", keep="last")
+            .set_index("server")[["backup_id", "finished_at"]]
+            .rename(columns={"backup_id": id_col, "finished_at": at_col})
+        )
+
+    newest = newest_of(backups[backups["proven"]], "newest_backup_id", "newest_at")
     out = pd.DataFrame(index=pd.Index(servers, name="server")).join(newest)
+    unproven = backups[backups["verified"] & ~backups["proven"]]
+    unproven = unproven.join(out["newest_at"], on="server")
+    unproven = unproven[unproven["newest_at"].isna() | (unproven["finished_at"] > unproven["newest_at"])]
+    out = out.join(newest_of(unproven, "newest_unproven_id", "newest_unproven_at"))
     out["age_s"] = (now - out["newest_at"]).dt.total_seconds()
     out["target_s"] = target.total_seconds()
     out["ok"] = (out["age_s"] <= out["target_s"]).fillna(False).astype(bool)
@@ -990,9 +1022,9 @@ def _anomalies_frame(
             }
         )
         rows["detail"] = [
-            f"no verified backup (target: one within {human_duration(t)})"
+            f"no proven backup: no restore test passed (target: one within {human_duration(t)})"
             if pd.isna(a)
-            else f"newest verified backup is {human_duration(a)} old (target {human_duration(t)})"
+            else f"newest proven backup is {human_duration(a)} old (target {human_duration(t)})"
             for a, t in zip(stale["age_s"], stale["target_s"], strict=True)
         ]
         parts.append(rows)
@@ -1147,6 +1179,7 @@ def _summary_markdown(report: Report) -> str:
                 _fmt_time(f["newest_at"]),
                 human_duration(float(f["age_s"])),
                 "ok" if f["ok"] else "STALE",
+                _fmt_time(f["newest_unproven_at"]) if isinstance(f["newest_unproven_id"], str) else "none",
                 human_bytes(float(lf["raw_bytes"])) if lf else "n/a",
                 human_bytes(float(lf["stored_bytes"])) if lf else "n/a",
                 human_duration(float(lf["duration_s"])) if lf else "n/a",
@@ -1158,9 +1191,10 @@ def _summary_markdown(report: Report) -> str:
     lines += _md_table(
         [
             "server",
-            "newest verified",
+            "newest proven",
             "age",
             "freshness",
+            "newer, not proven",
             "last full raw",
             "stored",
             "took",
@@ -1169,6 +1203,18 @@ def _summary_markdown(report: Report) -> str:
         ],
         rows,
     )
+    bad = report.backups[report.backups["verdict"].isin([Verdict.FAILED.value, Verdict.DAMAGED.value])]
+    if not bad.empty:
+        lines += ["", "## Copies not usable", ""]
+        lines += [
+            f"- **{x.server}** {x.backup_id} at {x.location}: "
+            + (
+                "newest restore test FAILED"
+                if x.verdict == Verdict.FAILED.value
+                else "damaged (files missing)"
+            )
+            for x in bad.itertuples()
+        ]
     short = report.locations[~report.locations["meets_321"]]
     if not short.empty:
         lines += ["", "## 3-2-1 gaps", ""]

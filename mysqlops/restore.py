@@ -31,7 +31,7 @@ from mysqlops.crypto import Decryptor, Keyring
 from mysqlops.dialect import quote_identifier as q
 from mysqlops.dumpscan import DumpScanner
 from mysqlops.errors import ConfigError, IntegrityError, MysqlopsError, RestoreError, StorageError
-from mysqlops.manifest import BackupFile, BackupManifest, Check, RestoreCertificate
+from mysqlops.manifest import BackupFile, BackupManifest, Check, RestoreCertificate, validate_backup_manifest
 from mysqlops.model import Location, ServerSpec
 from mysqlops.tablesum import table_checksums
 
@@ -104,19 +104,23 @@ class FetchedFile:
 
 
 def fetch_verified(store: Store, key: str, expected: BackupFile, dest: str) -> float:
-    """Download ``key`` to ``dest`` (0600), checking size and sha256; remove it on mismatch."""
+    """Download ``key`` to ``dest`` (a new 0600 file: never an existing file or a symbolic
+    link, ``O_EXCL | O_NOFOLLOW``), checking size and sha256; remove it on mismatch."""
     started = time.monotonic()
     digest = CountingHash()
+    created = False
     try:
         with store.open_read(key) as src:
-            fd = os.open(dest, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+            fd = os.open(dest, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600)
+            created = True
             with os.fdopen(fd, "wb") as out:
                 for chunk in iter_chunks(src, CHUNK):
                     out.write(chunk)
                     digest.update(chunk)
     except BaseException:
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(dest)
+        if created:
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(dest)
         raise
     problem = ""
     if digest.size != expected.stored_bytes:
@@ -137,8 +141,15 @@ def fetch_backup_files(
 ) -> tuple[list[FetchedFile], list[str]]:
     """Each file from the first location (in preference order) holding a good copy.
 
-    Returns the fetched files and the problems met on the way (corrupt/missing copies).
+    Returns the fetched files and the problems met on the way (corrupt/missing copies). Every
+    manifest and file name is validated again here (``validate_backup_manifest``): a name that
+    could leave ``staging`` or the backup's directory is refused before anything is read.
     """
+    for _location, manifest in copies:
+        validate_backup_manifest(manifest)
+    names = [ids.check_data_file_name(f.path) for f in files]
+    if len(set(names)) != len(names):
+        raise RestoreError(f"the files to restore name one file twice ({sorted(names)}): refused")
     problems: list[str] = []
     fetched: list[FetchedFile] = []
     for f in files:
@@ -268,6 +279,8 @@ def restore_backup(
     say = log or (lambda _m: None)
     if not copies:
         raise ConfigError("no copy of the backup to restore from")
+    for _location, copy in copies:
+        validate_backup_manifest(copy)  # before anything touches the target
     manifest = copies[0][1]
     check_key(manifest, keyring)
     rename = dict(rename or {})
@@ -457,7 +470,10 @@ def verify_restored(
 
 
 def certificate_key(manifest: BackupManifest, location: str, tested_at: datetime) -> str:
-    return f"{ids.backup_dir(manifest.server, manifest.backup_id)}/restore-test-{tested_at:%Y%m%dT%H%M%SZ}-{location}.json"
+    return (
+        f"{ids.backup_dir(manifest.server, manifest.backup_id)}/{ids.CERTIFICATE_PREFIX}"
+        f"{tested_at:%Y%m%dT%H%M%SZ}-{location}.json"
+    )
 
 
 def make_certificate(
@@ -482,6 +498,7 @@ def make_certificate(
         target_version=target_version,
         recovery_point_seconds=max(0.0, (tested_at - manifest.finished_at).total_seconds()),
         lossy=tuple(lossy),
+        fingerprint=manifest.fingerprint,
     )
 
 
@@ -503,9 +520,12 @@ def restore_test_copy(
     is always torn down; it lives in ``sandbox_dir`` or, by default, in a new owner-marked
     directory under /tmp (short: unix socket paths), so that if this process is killed the
     next run stops the server and removes its datadir. Starts by removing what killed runs
-    left behind (:mod:`mysqlops.adapters.reaper`)."""
+    left behind (:mod:`mysqlops.adapters.reaper`). A manifest that fails validation (a file
+    name that could leave the staging directory, a duplicate, a bad server name or id) is
+    refused before anything is started, read or written: no certificate."""
     from mysqlops.adapters import sandbox
 
+    validate_backup_manifest(manifest)
     say = log or (lambda _m: None)
     reaper.reap([staging_dir, sandbox_dir], log=say)
     checks: list[Check] = []

@@ -5,18 +5,26 @@ reasons, so a flow can show the plan before it deletes anything. Rules combine l
 ``forget`` / borg ``prune``; each rule is applied independently and a backup kept by several
 rules lists all of them.
 
+A record is *proven* (``BackupRecord.verified``) only when a restore certificate that PASSED
+covers it (``manifest.copy_verdicts``: the newest certificate of a copy decides, so a newer
+FAILED test demotes it; a manifest alone proves only that an upload finished).
+
 Safety rules that win over the policy (barman, pgBackRest, restic):
 
-* Only complete, verified full backups that are not future-dated and not of suspicious size
+* Nothing proven, nothing deleted: a (server, location) group with backups but no proven one
+  keeps every record (reason and flag ``unproven``, listed in :attr:`RetentionPlan.refused`;
+  the flow then fails, naming the fix: run restore-test).
+* Only complete, proven full backups that are not future-dated and not of suspicious size
   count toward (and are selected by) ``keep_last`` and the calendar rules. Failed or
-  unverified backups never take a slot from a good one.
+  unproven backups never take a slot from a proven one.
 * A suspicious-size full (``suspicious-size``) takes no slot: it stays only while it lies inside
   the ``keep_last`` span or in a calendar bucket that a rule selected for a good full.
-* ``min_redundancy``: the newest N good fulls always stay; the newest verified backup always
-  stays; a backup dated after ``now`` stays (flag ``future-dated``).
-* Unverified backups newer than the newest verified one stay (their verification may still be
-  pending); older unverified ones and failed ones go unless ``keep_within`` or ``keep_forever``
-  keeps them.
+* ``min_redundancy``: the newest N proven fulls always stay (topped up with the newest other
+  proven backups when there are fewer); the newest proven backup always stays; a backup dated
+  after ``now`` stays (flag ``future-dated``).
+* Unproven backups newer than the newest proven one stay (their restore test may still be
+  pending; one whose test FAILED stays for inspection, flag ``restore-test-failed``); older
+  unproven ones and failed ones go unless ``keep_within`` or ``keep_forever`` keeps them.
 * Chains: the parent chain of every kept incremental stays. Binlogs: every binlog from the
   position of the oldest kept full onwards stays (point-in-time recovery from that full needs
   them); if no kept full records a binlog position, every binlog stays.
@@ -41,7 +49,8 @@ from mysqlops.model import BackupKind, BackupRecord, BackupStatus, binlog_sequen
 
 FLAG_FUTURE = "future-dated"
 FLAG_SUSPICIOUS = "suspicious-size"
-FLAG_UNVERIFIED = "unverified"
+FLAG_UNVERIFIED = "unproven"
+FLAG_RESTORE_FAILED = "restore-test-failed"
 FLAG_FAILED = "failed"
 FLAG_BROKEN_CHAIN = "broken-chain"
 FLAG_UNKNOWN_SEQUENCE = "unknown-sequence"
@@ -173,7 +182,7 @@ class RetentionPolicy:
     calendar buckets (weekly = ISO week) that have one. ``keep_within`` keeps every record
     newer than ``now - keep_within``. ``min_redundancy`` good fulls always stay.
     A full whose stored size is below ``suspicious_ratio`` x the median of the previous
-    ``suspicious_window`` verified fulls of its server is flagged ``suspicious-size``.
+    ``suspicious_window`` proven fulls of its server is flagged ``suspicious-size``.
     """
 
     keep_last: int = 0
@@ -195,7 +204,7 @@ class RetentionPolicy:
         mr = self.min_redundancy
         if isinstance(mr, bool) or not isinstance(mr, int) or mr < 1:
             raise RetentionError(
-                f"min_redundancy must be an integer >= 1 (the newest verified full always stays), got {mr!r}"
+                f"min_redundancy must be an integer >= 1 (the newest proven full always stays), got {mr!r}"
             )
         sw = self.suspicious_window
         if isinstance(sw, bool) or not isinstance(sw, int) or sw < 1:
@@ -266,7 +275,7 @@ class RetentionPolicy:
         return (
             f"{rules}; min_redundancy {self.min_redundancy}; a full below "
             f"{self.suspicious_ratio:.0%} of the median of the previous {self.suspicious_window} "
-            "verified fulls is suspicious"
+            "proven fulls is suspicious"
         )
 
 
@@ -290,6 +299,7 @@ class RetentionPlan:
     decisions: tuple[Decision, ...]
     policy: RetentionPolicy
     now: datetime
+    refused: tuple[str, ...] = ()  # groups with backups but none proven: everything there kept
 
     @property
     def keep(self) -> list[Decision]:
@@ -393,10 +403,11 @@ def plan(records: Sequence[BackupRecord], policy: RetentionPolicy, now: datetime
         else:
             group.append(r)
     by_server: dict[str, list[list[Decision]]] = {}
+    refused: list[str] = []
     for (server, _location), group in sorted(groups.items()):
         group.sort(key=_BY_ID)
         group.sort(key=_BY_TIME)
-        by_server.setdefault(server, []).append(_plan_group(group, policy, now))
+        by_server.setdefault(server, []).append(_plan_group(group, policy, now, refused))
 
     decisions: list[Decision] = []
     for planned in by_server.values():
@@ -404,7 +415,7 @@ def plan(records: Sequence[BackupRecord], policy: RetentionPolicy, now: datetime
             decisions.extend(planned[0])
         else:  # one server at several locations: interleave in (created_at, backup_id) order
             decisions.extend(heapq.merge(*planned, key=_decision_order))
-    return RetentionPlan(decisions=tuple(decisions), policy=policy, now=now)
+    return RetentionPlan(decisions=tuple(decisions), policy=policy, now=now, refused=tuple(refused))
 
 
 _BY_ID = attrgetter("backup_id")
@@ -431,7 +442,17 @@ def _sequence(r: BackupRecord) -> int | None:
         return None
 
 
-def _plan_group(recs: list[BackupRecord], policy: RetentionPolicy, now: datetime) -> list[Decision]:
+def _not_proven(r: BackupRecord) -> str:
+    if r.verdict == "failed":
+        return "restore test FAILED"
+    if r.verdict == "damaged":
+        return "damaged copy (files missing)"
+    return "unproven (no restore test passed)"
+
+
+def _plan_group(
+    recs: list[BackupRecord], policy: RetentionPolicy, now: datetime, refused: list[str]
+) -> list[Decision]:
     """One server at one location; ``recs`` sorted by (created_at, backup_id).
 
     Bookkeeping is sparse (dicts keyed by position) because most records of a large catalog
@@ -472,10 +493,12 @@ def _plan_group(recs: list[BackupRecord], policy: RetentionPolicy, now: datetime
     cutoff = now - policy.keep_within if policy.keep_within is not None else None
     within_label = f"within {format_duration(policy.keep_within)}" if policy.keep_within is not None else ""
 
-    good_fulls: list[int] = []  # complete, verified, not future-dated
-    newest_verified = -1  # newest complete+verified non-binlog record, not future-dated
-    unverified: list[int] = []  # complete, unverified, not binlog
+    good_fulls: list[int] = []  # complete, proven, not future-dated
+    newest_verified = -1  # newest complete+proven non-binlog record, not future-dated
+    unverified: list[int] = []  # complete, unproven, not binlog
+    proven_others: list[int] = []  # complete, proven, not future-dated incrementals
     incrementals: list[int] = []
+    backups = 0
     for i, r in enumerate(recs):
         at = r.created_at
         future = at > now
@@ -493,11 +516,14 @@ def _plan_group(recs: list[BackupRecord], policy: RetentionPolicy, now: datetime
             why_not[i] = "failed backup"
         elif not r.verified:
             flag(i, FLAG_UNVERIFIED)
+            if r.verdict in ("failed", "damaged"):
+                flag(i, FLAG_RESTORE_FAILED)
             if kind is not binlog:
                 unverified.append(i)
             ok = False
         if kind is binlog:
             continue
+        backups += 1
         if kind is incremental:
             incrementals.append(i)
             if r.parent_id is None or r.parent_id not in index:
@@ -506,8 +532,10 @@ def _plan_group(recs: list[BackupRecord], policy: RetentionPolicy, now: datetime
             newest_verified = i
             if kind is full:
                 good_fulls.append(i)
+            else:
+                proven_others.append(i)
 
-    # Suspicious size: compared with the preceding verified fulls (suspicious ones included,
+    # Suspicious size: compared with the preceding proven fulls (suspicious ones included,
     # so a lasting, legitimate shrink becomes the new normal after a few backups).
     rule_fulls: list[int] = []
     suspicious: list[int] = []
@@ -520,7 +548,7 @@ def _plan_group(recs: list[BackupRecord], policy: RetentionPolicy, now: datetime
                 flag(i, FLAG_SUSPICIOUS)
                 why_not[i] = (
                     f"suspicious size: {size} bytes < {policy.suspicious_ratio:g} x median {med:g} of the "
-                    f"previous {len(window)} verified fulls; not counted by any rule"
+                    f"previous {len(window)} proven fulls; not counted by any rule"
                 )
                 suspicious.append(i)
                 window.append(size)
@@ -561,15 +589,22 @@ def _plan_group(recs: list[BackupRecord], policy: RetentionPolicy, now: datetime
 
     for i in rule_fulls[-policy.min_redundancy :]:
         keep_for(i, "min_redundancy")
+    short = policy.min_redundancy - len(rule_fulls)
+    if short > 0:  # fewer proven fulls of normal size: the newest other proven backups count
+        others = sorted([*suspicious, *proven_others], reverse=True)
+        for i in others[:short]:
+            keep_for(i, "min_redundancy")
     if newest_verified >= 0:
-        keep_for(newest_verified, "newest verified backup")
+        keep_for(newest_verified, "newest proven backup")
 
     for i in unverified:
         if i > newest_verified:
             if recs[i].created_at <= now:
-                keep_for(i, "unverified, newer than the newest verified backup")
+                keep_for(i, f"{_not_proven(recs[i])}, newer than the newest proven backup")
         elif newest_verified >= 0:
-            why_not[i] = f"unverified, superseded by verified backup {recs[newest_verified].backup_id}"
+            why_not[i] = (
+                f"{_not_proven(recs[i])}, superseded by proven backup {recs[newest_verified].backup_id}"
+            )
 
     # Chain safety: every kept incremental keeps its parent chain (walk until already walked).
     for i in reversed(incrementals):
@@ -647,4 +682,15 @@ def _plan_group(recs: list[BackupRecord], policy: RetentionPolicy, now: datetime
             else "not selected by any rule"
         )
         append(Decision(r, False, shared.get(reason) or (reason,), flag_t))
+    if backups and newest_verified < 0:
+        # nothing proven restorable here: any delete could remove the last good copy
+        why = (
+            f"nothing deleted: no backup of {recs[0].server!r} at {recs[0].location!r} is proven restorable "
+            "(no restore certificate that passed); run the restore-test flow, then retention again"
+        )
+        refused.append(why)
+        decisions = [
+            d if d.keep else Decision(d.record, True, (why, f"otherwise: {'; '.join(d.reasons)}"), d.flags)
+            for d in decisions
+        ]
     return decisions

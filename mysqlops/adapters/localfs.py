@@ -8,12 +8,27 @@ users. Existing directories are never changed (a directory the operator made kee
 from __future__ import annotations
 
 import contextlib
+import errno
 import os
 import shutil
+import stat
 import tempfile
 from collections.abc import Iterator
 
-__all__ = ["make_private", "makedirs_private", "private_dir", "private_tempdir", "write_private"]
+__all__ = [
+    "NotBeneath",
+    "check_no_link_beneath",
+    "lstat_beneath",
+    "make_private",
+    "makedirs_private",
+    "open_dir_beneath",
+    "open_file_beneath",
+    "private_dir",
+    "private_tempdir",
+    "unlink_beneath",
+    "walk_beneath",
+    "write_private",
+]
 
 
 def makedirs_private(path: str) -> None:
@@ -101,3 +116,149 @@ def write_private(path: str, data: bytes) -> None:
     finally:
         with contextlib.suppress(FileNotFoundError):
             os.unlink(tmp)
+
+
+# --------------------------------------------------------------------------- beneath a root
+# Files at a local location are reached one path component at a time, each opened relative to
+# its parent's descriptor with O_NOFOLLOW: a symbolic link (or a directory swapped for one)
+# planted under the location can never redirect a read, a write or a delete elsewhere. The
+# root itself is the operator's configuration and may be a symbolic link.
+_DIR_FLAGS = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
+
+
+class NotBeneath(OSError):
+    """A component below the root is a symbolic link or not a directory/regular file."""
+
+
+def _open_component(name: str, dir_fd: int) -> int:
+    try:
+        return os.open(name, _DIR_FLAGS, dir_fd=dir_fd)
+    except OSError as exc:
+        if exc.errno in (errno.ELOOP, errno.ENOTDIR):
+            raise NotBeneath(exc.errno, f"{name!r} is a symbolic link or not a directory") from None
+        raise
+
+
+def open_dir_beneath(root: str, rel_dir: str, *, create: bool = False) -> int:
+    """A descriptor of ``root/rel_dir`` reached without following any symbolic link below
+    ``root``. ``create``: missing directories (and the root) are made 0700. The caller closes it."""
+    if create:
+        makedirs_private(root)
+    fd = os.open(root, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+    try:
+        for part in rel_dir.split("/") if rel_dir else ():
+            try:
+                child = _open_component(part, fd)
+            except FileNotFoundError:
+                if not create:
+                    raise
+                with contextlib.suppress(FileExistsError):
+                    os.mkdir(part, 0o700, dir_fd=fd)
+                child = _open_component(part, fd)
+                os.fchmod(child, 0o700)
+            os.close(fd)
+            fd = child
+    except BaseException:
+        os.close(fd)
+        raise
+    return fd
+
+
+def open_file_beneath(root: str, rel: str) -> int:
+    """A read descriptor of the regular file ``root/rel`` (no symbolic link, FIFO or device
+    anywhere below ``root``: opening a FIFO would block, a device would read forever)."""
+    directory, _, name = rel.rpartition("/")
+    dfd = open_dir_beneath(root, directory)
+    try:
+        try:
+            fd = os.open(name, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC, dir_fd=dfd)
+        except OSError as exc:
+            if exc.errno == errno.ELOOP:
+                raise NotBeneath(exc.errno, f"{name!r} is a symbolic link") from None
+            raise
+    finally:
+        os.close(dfd)
+    if not stat.S_ISREG(os.fstat(fd).st_mode):
+        os.close(fd)
+        raise NotBeneath(errno.EINVAL, f"{name!r} is not a regular file")
+    return fd
+
+
+def lstat_beneath(root: str, rel: str) -> os.stat_result:
+    directory, _, name = rel.rpartition("/")
+    dfd = open_dir_beneath(root, directory)
+    try:
+        return os.stat(name, dir_fd=dfd, follow_symlinks=False)
+    finally:
+        os.close(dfd)
+
+
+def unlink_beneath(root: str, rel: str) -> None:
+    """Remove the entry ``root/rel`` itself (a symbolic link is removed, never its target),
+    then every directory above it that became empty, up to (not including) the root."""
+    directory, _, name = rel.rpartition("/")
+    dfd = open_dir_beneath(root, directory)
+    try:
+        os.unlink(name, dir_fd=dfd)
+    finally:
+        os.close(dfd)
+    while directory:
+        parent, _, name = directory.rpartition("/")
+        try:
+            pfd = open_dir_beneath(root, parent)
+        except OSError:
+            return
+        try:
+            os.rmdir(name, dir_fd=pfd)
+        except OSError:
+            return
+        finally:
+            os.close(pfd)
+        directory = parent
+
+
+def walk_beneath(root: str, rel_dir: str, refused: list[str]) -> list[str]:
+    """Relative paths (from ``root``) of the regular files under ``root/rel_dir``, never
+    entering a symbolic link; any other entry (link, FIFO, socket, device) goes to ``refused``."""
+    try:
+        top = open_dir_beneath(root, rel_dir)
+    except FileNotFoundError:
+        return []
+    found: list[str] = []
+    stack = [(top, rel_dir)]
+    try:
+        while stack:
+            fd, here = stack.pop()
+            try:
+                with os.scandir(fd) as entries:
+                    for entry in entries:
+                        rel = f"{here}/{entry.name}" if here else entry.name
+                        if entry.is_dir(follow_symlinks=False):
+                            try:
+                                stack.append((_open_component(entry.name, fd), rel))
+                            except NotBeneath:  # swapped for a link since it was listed
+                                refused.append(rel)
+                        elif entry.is_file(follow_symlinks=False):
+                            found.append(rel)
+                        else:
+                            refused.append(rel)
+            finally:
+                os.close(fd)
+    finally:
+        for fd, _ in stack:
+            os.close(fd)
+    return found
+
+
+def check_no_link_beneath(root: str, rel: str) -> None:
+    """Raise :class:`NotBeneath` when an existing component of ``root/rel`` below ``root`` is
+    a symbolic link (for paths handed to code that opens by name, e.g. fsspec)."""
+    path = root
+    for part in rel.split("/") if rel else ():
+        path = os.path.join(path, part)
+        try:
+            mode = os.lstat(path).st_mode
+        except FileNotFoundError:
+            return
+        if stat.S_ISLNK(mode):
+            raise NotBeneath(errno.ELOOP, f"{rel!r} passes through the symbolic link {part!r}")

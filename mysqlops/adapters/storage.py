@@ -10,6 +10,12 @@ Contract (the same on every backend, proven by one contract test suite):
 Local files: temp file in the destination directory, fsync, ``os.link`` (fails if the name
 exists: atomic and write-once), fsync the directory. S3: the object only becomes visible when
 its upload completes; on error the multipart upload is aborted (``discard``).
+
+Keys are never trusted: every key goes through ``ids.check_key`` (relative, no ``..``/``.``/
+empty segment, no control character or backslash, bounded length). At a local location every
+file is reached one directory at a time relative to its parent's descriptor with
+``O_NOFOLLOW`` (``localfs.open_dir_beneath``): a symbolic link planted there is refused, never
+followed, for reads, writes, listings and deletes alike.
 """
 
 from __future__ import annotations
@@ -28,9 +34,11 @@ from typing import IO, Any, TypeVar
 
 import fsspec
 
+from mysqlops import ids
+from mysqlops.adapters import localfs
 from mysqlops.adapters.localfs import makedirs_private
 from mysqlops.checksum import CHUNK, CountingHash, iter_chunks
-from mysqlops.errors import IntegrityError, MysqlopsError, ObjectExists, StorageError
+from mysqlops.errors import IntegrityError, MysqlopsError, ObjectExists, StorageError, UnsafePath
 from mysqlops.ids import TMP_PREFIX
 from mysqlops.model import Location
 
@@ -78,46 +86,56 @@ class _Writer:
 
 class _LocalWriter(_Writer):
     """Temp file in the destination directory, fsync, ``os.link`` (atomic, fails if the name
-    exists), fsync the directory."""
+    exists), fsync the directory. The directory is reached and used through its descriptor
+    (``localfs.open_dir_beneath``): a symbolic link below the location root is never followed."""
 
-    def __init__(self, location: str, final: str) -> None:
+    def __init__(self, location: str, root: str, key: str) -> None:
         self.location = location
-        self.final = final
-        self.directory = os.path.dirname(final)
-        makedirs_private(self.directory)
-        self.tmp = os.path.join(
-            self.directory, f"{TMP_PREFIX}{secrets.token_hex(6)}-{os.path.basename(final)}"
-        )
-        fd = os.open(self.tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        directory, _, self.name = key.rpartition("/")
+        self.dfd = localfs.open_dir_beneath(root, directory, create=True)
+        self.tmp = f"{TMP_PREFIX}{secrets.token_hex(6)}-{self.name}"
+        try:
+            fd = os.open(
+                self.tmp,
+                os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC,
+                0o600,
+                dir_fd=self.dfd,
+            )
+        except BaseException:
+            os.close(self.dfd)
+            raise
         self.out = os.fdopen(fd, "wb")
 
     def write(self, chunk: bytes) -> None:
         self.out.write(chunk)
 
     def commit(self) -> None:
-        self.out.flush()
-        os.fsync(self.out.fileno())
-        self.out.close()
         try:
-            os.link(self.tmp, self.final)
-        except FileExistsError:
-            raise ObjectExists(
-                f"location {self.location!r}: {os.path.basename(self.final)} already exists; never overwritten"
-            ) from None
+            self.out.flush()
+            os.fsync(self.out.fileno())
+            self.out.close()
+            try:
+                os.link(self.tmp, self.name, src_dir_fd=self.dfd, dst_dir_fd=self.dfd, follow_symlinks=False)
+            except FileExistsError:
+                raise ObjectExists(
+                    f"location {self.location!r}: {self.name} already exists; never overwritten"
+                ) from None
+            finally:
+                with contextlib.suppress(FileNotFoundError):
+                    os.unlink(self.tmp, dir_fd=self.dfd)
+            os.fsync(self.dfd)
         finally:
-            with contextlib.suppress(FileNotFoundError):
-                os.unlink(self.tmp)
-        dfd = os.open(self.directory, os.O_RDONLY)
-        try:
-            os.fsync(dfd)
-        finally:
-            os.close(dfd)
+            os.close(self.dfd)
+            self.dfd = -1
 
     def abort(self) -> None:
         with contextlib.suppress(OSError, ValueError):
             self.out.close()
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(self.tmp)
+        if self.dfd >= 0:
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(self.tmp, dir_fd=self.dfd)
+            os.close(self.dfd)
+            self.dfd = -1
 
 
 S3_MIN_PART = 8 * 1024 * 1024  # s3fs buffers a part and copies it to send it: memory ~3 parts
@@ -217,11 +235,44 @@ class Store:
         self.is_local = self.fs.protocol in ("file", "local") or "file" in (self.fs.protocol or ())
 
     # -- naming -----------------------------------------------------------------------------
+    def key(self, key: str) -> str:
+        """``key`` checked by ``ids.check_key`` (the location's name in the message)."""
+        try:
+            return ids.check_key(key)
+        except UnsafePath as exc:
+            raise UnsafePath(f"location {self.location.name!r}: {exc}") from None
+
     def path(self, key: str) -> str:
-        if key.startswith("/") or ".." in key.split("/") or "\x00" in key:
-            raise StorageError(f"refusing key {key!r}: it would escape the location prefix")
-        key = key.strip("/")
-        return f"{self.root}/{key}" if key else self.root
+        """The backend path of ``key`` ("" is the location root). At a local location an
+        existing symbolic link on the way is refused (for code that opens by name)."""
+        if key == "":
+            return self.root
+        self.key(key)
+        if self.is_local:
+            try:
+                localfs.check_no_link_beneath(self.root, key)
+            except localfs.NotBeneath as exc:
+                raise UnsafePath(
+                    f"location {self.location.name!r}: refusing key {key!r}: {exc.strerror}"
+                ) from None
+        return f"{self.root}/{key}"
+
+    def _local(self, action: str, key: str, func: Callable[[], T]) -> T:
+        """Run a descriptor-based local operation; a symbolic link or special file on the way
+        becomes :class:`UnsafePath`, other OS errors the usual :class:`StorageError`."""
+        if key:
+            self.key(key)
+        try:
+            return func()
+        except localfs.NotBeneath as exc:
+            raise UnsafePath(
+                f"location {self.location.name!r}: {action} {key!r} refused: {exc.strerror} (a location holds only "
+                "directories and regular files written by mysqlops; remove it by hand after checking who made it)"
+            ) from None
+        except MysqlopsError:
+            raise
+        except Exception as exc:  # noqa: BLE001 - translated
+            raise self._err(f"{action} {key}", exc) from None
 
     def _err(self, action: str, exc: BaseException) -> StorageError:
         name = self.location.name
@@ -295,6 +346,16 @@ class Store:
 
     # -- write --------------------------------------------------------------------------------
     def exists(self, key: str) -> bool:
+        if self.is_local:
+
+            def lexists() -> bool:
+                try:
+                    localfs.lstat_beneath(self.root, key)
+                except FileNotFoundError:
+                    return False
+                return True
+
+            return self._local("exists", key, lexists)
         return bool(self._retry("exists", lambda: self.fs.exists(self.path(key))))
 
     def put_file(
@@ -359,13 +420,17 @@ class Store:
         return StoredObject(key, written.size, written.hexdigest(), time.monotonic() - started)
 
     def _begin(self, key: str, size_hint: int) -> _Writer:
+        if self.is_local:
+            if self.exists(key):
+                raise ObjectExists(
+                    f"location {self.location.name!r}: {key} already exists; backups are never overwritten"
+                )
+            return self._local("write", key, lambda: _LocalWriter(self.location.name, self.root, key))
         final = self.path(key)
         if self.fs.exists(final):
             raise ObjectExists(
                 f"location {self.location.name!r}: {key} already exists; backups are never overwritten"
             )
-        if self.is_local:
-            return _LocalWriter(self.location.name, final)
         if self.location.protocol == "s3":
             # parts of 8 MiB keep memory flat; a file known to be big starts with bigger parts
             part = max(S3_MIN_PART, -(-size_hint // 9000))
@@ -373,10 +438,18 @@ class Store:
         return _GenericWriter(self.fs, final)
 
     # -- read ---------------------------------------------------------------------------------
+    def _open(self, key: str) -> IO[bytes]:
+        if self.is_local:
+            fd = self._local("read", key, lambda: localfs.open_file_beneath(self.root, key))
+            return os.fdopen(fd, "rb")
+        return self.fs.open(self.path(key), "rb", block_size=8 * 1024 * 1024)  # type: ignore[no-any-return]
+
     @contextlib.contextmanager
     def open_read(self, key: str) -> Iterator[IO[bytes]]:
         try:
-            handle = self.fs.open(self.path(key), "rb", block_size=8 * 1024 * 1024)
+            handle = self._open(key)
+        except MysqlopsError:
+            raise
         except Exception as exc:  # noqa: BLE001 - translated
             raise self._err(f"read {key}", exc) from None
         try:
@@ -386,6 +459,13 @@ class Store:
                 handle.close()
 
     def read_bytes(self, key: str) -> bytes:
+        if self.is_local:
+
+            def read() -> bytes:
+                with self._open(key) as fh:
+                    return fh.read()
+
+            return self._retry(f"read {key}", read)
         return bytes(self._retry(f"read {key}", lambda: self.fs.cat_file(self.path(key))))
 
     def verify(self, key: str, sha256: str, size: int | None = None) -> None:
@@ -395,7 +475,7 @@ class Store:
             if self.location.protocol == "s3":
                 return self._s3_stream_hash(key)
             digest = CountingHash()
-            with self.fs.open(self.path(key), "rb", block_size=8 * 1024 * 1024) as fh:
+            with self._open(key) as fh:
                 for chunk in iter_chunks(fh, CHUNK):
                     digest.update(chunk)
             return digest
@@ -433,22 +513,50 @@ class Store:
         return digest
 
     # -- list / delete ------------------------------------------------------------------------
-    def list_keys(self, prefix: str = "") -> list[str]:
-        """Keys under ``prefix`` (recursive, files only), relative to the location."""
-        base = self.path(prefix)
+    def list_keys(self, prefix: str = "", refused: list[str] | None = None) -> list[str]:
+        """Keys under ``prefix`` (recursive, files only), relative to the location.
 
-        def find() -> list[str]:
+        Entries that are not safe keys (``ids.check_key``: ``a//b``, control characters, ...) and,
+        at a local location, symbolic links, FIFOs, sockets and devices are never returned:
+        they are appended to ``refused`` when it is given, else :class:`UnsafePath` is raised."""
+        if prefix:
+            self.key(prefix)
+        bad: list[str] = []
+        if self.is_local:
+            keys = self._local("list", prefix, lambda: localfs.walk_beneath(self.root, prefix, bad))
+        else:
+            base = self.path(prefix)
+
+            def find() -> list[str]:
+                try:
+                    found = self.fs.find(base)
+                except FileNotFoundError:
+                    return []
+                return list(found)
+
+            paths = self._retry("list", find)
+            root = self.root + "/"
+            keys = [p[len(root) :] if p.startswith(root) else p for p in paths]
+        good = []
+        for key in keys:
             try:
-                found = self.fs.find(base)
-            except FileNotFoundError:
-                return []
-            return list(found)
-
-        paths = self._retry("list", find)
-        root = self.root + "/"
-        return sorted(p[len(root) :] if p.startswith(root) else p for p in paths)
+                good.append(ids.check_key(key))
+            except UnsafePath:
+                bad.append(key)
+        if bad and refused is None:
+            raise UnsafePath(
+                f"location {self.location.name!r}: unsafe entries under {prefix or 'the root'!r} (symbolic links, "
+                f"special files or names that escape the prefix): {', '.join(repr(k)[:120] for k in bad[:5])}; "
+                "nothing there is read; remove them by hand after checking who made them"
+            )
+        if refused is not None:
+            refused.extend(bad)
+        return sorted(good)
 
     def info(self, key: str) -> dict[str, Any]:
+        if self.is_local:
+            st = self._local("stat", key, lambda: localfs.lstat_beneath(self.root, key))
+            return {"name": key, "size": st.st_size, "mtime": st.st_mtime, "type": "file"}
         return dict(self._retry("stat", lambda: self.fs.info(self.path(key))))
 
     def modified(self, key: str) -> datetime | None:
@@ -463,7 +571,12 @@ class Store:
 
     def delete(self, key: str) -> None:
         """Delete one object, and make sure it is gone: s3fs's bulk ``rm`` ignores per-key
-        errors (AccessDenied, object lock), which would report a delete that did not happen."""
+        errors (AccessDenied, object lock), which would report a delete that did not happen.
+        At a local location the entry itself is removed (a symbolic link, never its target),
+        through its directory's descriptor, then the directories it leaves empty."""
+        if self.is_local:
+            self._local("delete", key, lambda: localfs.unlink_beneath(self.root, key))
+            return
         path = self.path(key)
 
         def remove() -> None:
@@ -477,16 +590,6 @@ class Store:
                 self.fs.rm(path)
 
         self._retry(f"delete {key}", remove)
-        if self.is_local:
-            self._prune_empty_dirs(os.path.dirname(self.path(key)))
-
-    def _prune_empty_dirs(self, directory: str) -> None:
-        while directory.startswith(self.root + "/"):
-            try:
-                os.rmdir(directory)
-            except OSError:
-                return
-            directory = os.path.dirname(directory)
 
     def abort_stale_uploads(
         self, older_than: timedelta, now: datetime | None = None, prefix: str = ""

@@ -137,8 +137,9 @@ def test_full_and_incrementals_are_in_the_catalog(env: Env) -> None:
         assert all(m.method is BackupMethod.PHYSICAL and m.location == loc.name for m in found.values())
         assert found[inc2.backup_id].lsn_from == inc1.lsn_to
         assert scan.orphans == [] and scan.temporary == []
-        record = found[inc1.backup_id].to_record()
+        record = found[inc1.backup_id].to_record(proven=False)
         assert record.parent_id == full.backup_id and record.method is BackupMethod.PHYSICAL
+        assert not record.verified  # a manifest alone proves no restore
 
 
 def test_restore_chain_into_scratch_server_matches_source(env: Env) -> None:

@@ -17,7 +17,7 @@ from typing import Any
 import pytest
 
 from mysqlops import backup as bk
-from mysqlops import catalog, lifecycle
+from mysqlops import catalog, lifecycle, restore
 from mysqlops.adapters import mysql as db
 from mysqlops.adapters import sandbox
 from mysqlops.adapters.storage import Store
@@ -79,6 +79,8 @@ def test_writer_backs_up_retention_with_it_is_graceful_pruner_deletes(iam_s3: di
         second = bk.run_backup(server.spec(), [writer], codec("zstd"))
         assert first.ok and second.ok
         assert any("may write but not delete" in w for w in first.warnings)
+        # the nightly restore test proves the newest one (retention counts proven backups only)
+        assert restore.restore_test_copy(writer, second.manifest, sandbox_dir=os.path.join(sandbox_root, "rt")).passed
         policy = RetentionPolicy(keep_last=1)
         now = datetime.now(UTC)
         scan = catalog.scan_location(writer)

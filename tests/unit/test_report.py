@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import dataclasses
 import json
 import math
 import re
@@ -14,7 +15,7 @@ import pytest
 
 from mysqlops.charts import render_charts
 from mysqlops.errors import ConfigError
-from mysqlops.manifest import BackupFile, BackupManifest, BinlogManifest, Check, RestoreCertificate
+from mysqlops.manifest import BackupFile, BackupManifest, BinlogManifest, Check, RestoreCertificate, Verdict
 from mysqlops.model import BackupKind, BackupMethod, BackupStatus
 from mysqlops.report import (
     ANOMALIES_SCHEMA,
@@ -110,12 +111,17 @@ def binlog(server: str, seq: int, server_id: int = 1, location: str = "s3", hour
 
 
 def cert(
-    server: str, backup_id: str, passed: bool, tested: datetime, durations: dict[str, float]
+    server: str,
+    backup_id: str,
+    passed: bool,
+    tested: datetime,
+    durations: dict[str, float],
+    location: str = "s3",
 ) -> RestoreCertificate:
     return RestoreCertificate(
         backup_id=backup_id,
         server=server,
-        location="s3",
+        location=location,
         tested_at=tested,
         passed=passed,
         checks=(Check("row-counts", True), Check("checksums", passed, "" if passed else "orders differs")),
@@ -124,6 +130,11 @@ def cert(
         target_version="10.11.9",
         recovery_point_seconds=3600.0,
     )
+
+
+def proven(manifests: list[BackupManifest], passed: bool = True) -> list[RestoreCertificate]:
+    """A restore certificate for each copy, tested an hour after it finished."""
+    return [cert(m.server, m.backup_id, passed, m.finished_at + timedelta(hours=1), {}, m.location) for m in manifests]
 
 
 GB = 1_000_000_000
@@ -192,7 +203,10 @@ def test_backup_rows_have_exact_sizes_ratios_and_speeds(report) -> None:
     assert (first["dump_s"], first["upload_s"], first["verify_s"]) == (60.0, 30.0, 10.0)
     assert first["databases"] == 2
     assert first["location_kind"] == "s3" and bool(first["offsite"])
-    assert bool(first["verified"])
+    # its only restore test FAILED: shown as such, never as verified or proven
+    assert first["verdict"] == "failed" and not first["verified"] and not first["proven"]
+    last = b[(b["server"] == "db1")].iloc[-1]
+    assert bool(last["verified"]) and bool(last["proven"])
     assert str(b["finished_at"].dtype) == "datetime64[us, UTC]"
 
 
@@ -233,7 +247,7 @@ def test_failed_and_empty_backups_are_not_verified() -> None:
     fresh = r.freshness.iloc[0]
     assert not fresh["ok"] and pd.isna(fresh["newest_backup_id"])
     assert r.anomalies["kind"].tolist() == ["stale"]
-    assert "no verified backup" in r.anomalies["detail"].iloc[0]
+    assert "no proven backup" in r.anomalies["detail"].iloc[0]
 
 
 # --------------------------------------------------------------------------- growth and storage
@@ -338,7 +352,12 @@ def test_keep_within_parsing() -> None:
 # --------------------------------------------------------------------------- 3-2-1, freshness, restores
 
 
-def test_321_verdicts_and_reasons(report) -> None:
+def test_321_verdicts_and_reasons(catalog: Catalog) -> None:
+    unproven = build_report(catalog, NOW).locations.set_index("server")
+    assert unproven.loc["db2", "reason"].startswith("no proven full backup of this server")
+    db2_last = db2_backups()[-1]
+    catalog = dataclasses.replace(catalog, certificates=[*catalog.certificates, *proven([db2_last])])
+    report = build_report(catalog, NOW)
     loc = report.locations.set_index("server")
     assert list(report.locations.columns) == list(LOCATIONS_SCHEMA)
     db1 = loc.loc["db1"]
@@ -360,17 +379,18 @@ def test_321_verdicts_and_reasons(report) -> None:
 
 def test_321_counts_copies_not_the_source_and_flags_unknown_locations() -> None:
     two = [backup("db9", T0, loc, 1000, 100) for loc in ("local", "s3")]
-    r = build_report(Catalog(two, locations=LOCS), T0 + timedelta(hours=1))
+    r = build_report(Catalog(two, certificates=proven(two[1:]), locations=LOCS), T0 + timedelta(hours=1))
     reason = r.locations.iloc[0]["reason"]
     assert not r.locations.iloc[0]["meets_321"] and "only 2 copies" in reason
     three = [backup("db9", T0, loc, 1000, 100) for loc in ("local", "s3", "tape")]
-    r = build_report(Catalog(three, locations=LOCS), T0 + timedelta(hours=1))
+    r = build_report(Catalog(three, certificates=proven(three[:1]), locations=LOCS), T0 + timedelta(hours=1))
     row = r.locations.iloc[0]
     assert row["meets_321"] and "no location metadata for tape" in row["reason"]
     onsite_only = [backup("db9", T0, loc, 1000, 100) for loc in ("local", "nas", "s3")]
     r = build_report(
         Catalog(
             onsite_only,
+            certificates=proven(onsite_only),
             locations=[LocationInfo(n, k) for n, k in [("local", "local"), ("nas", "nfs"), ("s3", "s3")]],
         ),
         T0,
@@ -386,8 +406,48 @@ def test_freshness_against_target(report) -> None:
     assert not f.loc["db2", "ok"]
     assert f.loc["db2", "target_s"] == 26 * 3600
     assert f.loc["db1", "last_passed_restore_at"] == pd.Timestamp(NOW - timedelta(hours=1))
-    relaxed = build_report(Catalog(db2_backups(), locations=LOCS), NOW, freshness_target=timedelta(days=30))
+    db2 = db2_backups()
+    relaxed = build_report(
+        Catalog(db2, certificates=proven(db2[-1:]), locations=LOCS), NOW, freshness_target=timedelta(days=30)
+    )
     assert relaxed.freshness["ok"].all()
+    never_tested = build_report(Catalog(db2, locations=LOCS), NOW, freshness_target=timedelta(days=30))
+    assert not never_tested.freshness["ok"].any()  # complete backups, but none ever proven
+
+
+def test_freshness_is_about_the_newest_proven_backup() -> None:
+    bs = [backup("db9", T0 + timedelta(days=i), "local", 3000, 1000) for i in range(4)]
+    now = bs[-1].finished_at + timedelta(hours=1)  # a backup finished an hour ago...
+    certs = [
+        *proven([bs[1]]),
+        cert("db9", bs[2].backup_id, True, bs[2].finished_at + timedelta(hours=1), {}, "local"),
+        cert("db9", bs[2].backup_id, False, bs[2].finished_at + timedelta(hours=2), {}, "local"),  # demoted
+    ]
+    r = build_report(Catalog(bs, certificates=certs, locations=LOCS), now)
+    f = r.freshness.iloc[0]
+    assert f["newest_backup_id"] == bs[1].backup_id  # ...but the newest PROVEN one is 2 days older
+    assert f["newest_unproven_id"] == bs[3].backup_id and not f["ok"]
+    assert f["age_s"] == pytest.approx((now - bs[1].finished_at).total_seconds())
+    assert r.backups.set_index("backup_id").loc[bs[2].backup_id, "verdict"] == "failed"
+    stale = r.anomalies[r.anomalies["kind"] == "stale"].iloc[0]
+    assert stale["backup_id"] == bs[1].backup_id and "newest proven backup is 2d" in stale["detail"]
+    text = r.summary_markdown()
+    assert "newest proven" in text and "## Copies not usable" in text
+    assert f"{bs[2].backup_id} at local: newest restore test FAILED" in text
+
+
+def test_catalog_verdicts_mark_damaged_copies() -> None:
+    copies = [backup("db9", T0, loc, 1000, 100) for loc in ("local", "s3")]
+    verdicts = {
+        ("local", "db9", copies[0].backup_id): Verdict.DAMAGED,
+        ("s3", "db9", copies[0].backup_id): Verdict.PASSED,
+    }
+    r = build_report(Catalog(copies, locations=LOCS, verdicts=verdicts), T0 + timedelta(hours=1))
+    b = r.backups.set_index("location")
+    assert b.loc["local", "verdict"] == "damaged" and not b.loc["local", "verified"]
+    assert bool(b.loc["s3", "proven"])
+    row = r.locations.iloc[0]
+    assert row["newest_copies"] == 1 and "only 1 copy (s3)" in row["reason"]  # the damaged copy is no copy
 
 
 def test_restores_frame(report) -> None:
@@ -448,7 +508,10 @@ def test_methods_are_compared_separately() -> None:
     physical = backup(
         "db9", T0 + timedelta(days=3), "local", 9000, 300, method=BackupMethod.PHYSICAL, dbs=(("x", 1.0),)
     )
-    r = build_report(Catalog([*logical, physical], locations=LOCS), T0 + timedelta(days=3, hours=1))
+    everything = [*logical, physical]
+    r = build_report(
+        Catalog(everything, certificates=proven(everything), locations=LOCS), T0 + timedelta(days=3, hours=1)
+    )
     assert r.anomalies.empty
     assert sorted(r.growth.query("database == '*'")["method"]) == ["logical", "physical"]
 

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import random
+from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta, timezone
 
 import pytest
@@ -11,6 +13,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from mysqlops.errors import RetentionError
+from mysqlops.manifest import Check, RestoreCertificate, verdict_of
 from mysqlops.model import BackupKind, BackupMethod, BackupRecord, BackupStatus
 from mysqlops.retention import (
     Decision,
@@ -163,7 +166,7 @@ def test_calendar_selection(
 def test_rules_are_independent_and_reasons_list_every_rule() -> None:
     result = plan(series("2026-03-01T00:00", DAY, 40), RetentionPolicy(keep_last=2, keep_weekly=2), NOW)
     newest = by_id(result)["20260409T000000Z-ful"]
-    assert newest.reasons == ("last 2", "weekly 2026-W15", "min_redundancy", "newest verified backup")
+    assert newest.reasons == ("last 2", "weekly 2026-W15", "min_redundancy", "newest proven backup")
 
 
 def test_buckets_are_utc_calendar_buckets() -> None:
@@ -224,8 +227,10 @@ def test_failed_and_unverified_do_not_take_slots() -> None:
     assert kept_ids(result) == ids_at("2027-01-03T00:00", "2027-01-02T00:00")
     assert d["failed-1"].reasons == ("failed backup",) and d["failed-1"].flags == ("failed",)
     assert "daily 2027-01-03" in d["20270103T000000Z-ful"].reasons
-    assert d["unverified-old"].reasons == ("unverified, superseded by verified backup 20270103T000000Z-ful",)
-    assert d["unverified-old"].flags == ("unverified",)
+    assert d["unverified-old"].reasons == (
+        "unproven (no restore test passed), superseded by proven backup 20270103T000000Z-ful",
+    )
+    assert d["unverified-old"].flags == ("unproven",)
 
 
 def test_unverified_newer_than_newest_verified_stays() -> None:
@@ -235,8 +240,8 @@ def test_unverified_newer_than_newest_verified_stays() -> None:
     ]
     result = plan(records, RetentionPolicy(keep_last=1), NOW)
     d = by_id(result)["pending"]
-    assert d.keep and d.flags == ("unverified",)
-    assert d.reasons == ("unverified, newer than the newest verified backup",)
+    assert d.keep and d.flags == ("unproven",)
+    assert d.reasons == ("unproven (no restore test passed), newer than the newest proven backup",)
     assert by_id(result)["20270103T000000Z-ful"].keep
 
 
@@ -244,6 +249,53 @@ def test_nothing_verified_deletes_nothing_complete() -> None:
     records = series("2027-01-01T00:00", DAY, 4, verified=False)
     result = plan(records, RetentionPolicy(keep_last=1), NOW)
     assert not result.delete
+
+
+def test_nothing_proven_deletes_nothing_and_says_why() -> None:
+    records = [
+        *series("2027-01-01T00:00", DAY, 4, verified=False),
+        rec("2027-01-02T06:00", backup_id="failed", status=BackupStatus.FAILED, verified=False),
+        rec("2026-01-01T00:00", backup_id="bin.000001", kind=BINLOG, seq=1),
+    ]
+    result = plan(records, RetentionPolicy(keep_last=1), NOW)
+    assert not result.delete
+    assert len(result.refused) == 1 and "run the restore-test flow" in result.refused[0]
+    failed = by_id(result)["failed"]
+    assert failed.reasons[0].startswith("nothing deleted: no backup of 'db1' at 'local' is proven")
+    assert failed.reasons[1] == "otherwise: failed backup"
+    # one proven backup is enough for the group to be planned normally
+    proven = [*records[:3], rec("2027-01-04T00:00", backup_id="proven"), *records[4:]]
+    result = plan(proven, RetentionPolicy(keep_last=1), NOW)
+    assert result.refused == () and by_id(result)["failed"] in result.delete
+
+
+def test_failed_restore_test_demotes_and_never_evicts_the_newest_proven() -> None:
+    """The review case: the two newest backups FAILED their restore tests."""
+    b1, b2 = series("2027-01-01T00:00", DAY, 2)
+    b3, b4 = series("2027-01-03T00:00", DAY, 2, verified=False)
+    b3, b4 = (dataclasses.replace(r, verdict="failed") for r in (b3, b4))
+    result = plan([b1, b2, b3, b4], RetentionPolicy(keep_last=1, min_redundancy=1), NOW)
+    d = by_id(result)
+    assert d[b2.backup_id].keep and "newest proven backup" in d[b2.backup_id].reasons
+    assert not d[b1.backup_id].keep
+    for r in (b3, b4):
+        assert d[r.backup_id].keep and d[r.backup_id].flags == ("unproven", "restore-test-failed")
+        assert d[r.backup_id].reasons == ("restore test FAILED, newer than the newest proven backup",)
+    older = dataclasses.replace(rec("2026-12-31T00:00", verified=False), verdict="failed")
+    assert by_id(plan([older, b1, b2], RetentionPolicy(keep_last=1), NOW))[older.backup_id].reasons == (
+        f"restore test FAILED, superseded by proven backup {b2.backup_id}",
+    )
+
+
+def test_min_redundancy_counts_proven_backups_of_any_size_and_kind() -> None:
+    normal = rec("2027-01-01T00:00", size=1000)
+    small = [rec("2027-01-02T00:00", size=100), rec("2027-01-03T00:00", size=100)]  # suspicious
+    incr = rec("2027-01-04T00:00", backup_id="incr", kind=INCR, parent=small[1].backup_id, size=10)
+    result = plan(
+        [normal, *small, incr], RetentionPolicy(keep_within=timedelta(minutes=1), min_redundancy=3), NOW
+    )
+    assert {d.record.backup_id for d in result.keep} == {normal.backup_id, small[1].backup_id, "incr"}
+    assert "min_redundancy" in by_id(result)["incr"].reasons
 
 
 def test_keep_forever() -> None:
@@ -258,7 +310,7 @@ def test_suspicious_size_is_flagged_and_takes_no_slot() -> None:
     d = by_id(result)
     bad = d["20270106T000000Z-ful"]
     assert bad.flags == ("suspicious-size",)
-    assert bad.keep and bad.reasons == ("last 1 (suspicious size, not counted)", "newest verified backup")
+    assert bad.keep and bad.reasons == ("last 1 (suspicious size, not counted)", "newest proven backup")
     # the good ones are still kept: last 1 and min_redundancy 2 skip the suspicious backup
     assert d["20270105T000000Z-ful"].reasons == ("last 1", "min_redundancy")
     assert d["20270104T000000Z-ful"].reasons == ("min_redundancy",)
@@ -300,7 +352,7 @@ def test_future_dated_is_kept_flagged_and_not_counted() -> None:
     d = by_id(result)
     assert d["future"].keep and d["future"].flags == ("future-dated",)
     assert d["future"].reasons == ("future-dated",)
-    assert d["20270531T000000Z-ful"].reasons == ("last 1", "min_redundancy", "newest verified backup")
+    assert d["20270531T000000Z-ful"].reasons == ("last 1", "min_redundancy", "newest proven backup")
     assert kept_ids(result) == {"future", "20270531T000000Z-ful"}
 
 
@@ -322,7 +374,7 @@ def test_kept_incremental_keeps_its_chain() -> None:
     assert d["I2"].reasons == ("keep_forever",)
     assert d["I1"].reasons == ("needed by incremental I2",)
     assert d["F1"].reasons == ("needed by incremental I1",)
-    assert d["I5"].reasons == ("newest verified backup",)
+    assert d["I5"].reasons == ("newest proven backup",)
     assert d["F2"].reasons == ("last 1", "min_redundancy", "needed by incremental I5")
     assert d["I3"].reasons == ("incremental not needed by any kept backup",)
     assert not d["I4"].keep
@@ -429,7 +481,7 @@ def test_rows_are_json_safe_and_bytes_freed() -> None:
         "flags": "",
         "stored_bytes": 500,
     }
-    assert rows[-1]["reasons"] == "last 1; min_redundancy; newest verified backup"
+    assert rows[-1]["reasons"] == "last 1; min_redundancy; newest proven backup"
     assert result.bytes_freed == 1000
     assert len(result.keep) == 1 and len(result.delete) == 2
     assert "1 kept, 2 to delete" in result.summary()
@@ -565,7 +617,7 @@ def test_format_duration_and_describe() -> None:
     )
     assert policy.describe() == (
         "keep last 3, 7 daily, 12 monthly, within 7d; min_redundancy 2; a full below 50% of the median "
-        "of the previous 5 verified fulls is suspicious"
+        "of the previous 5 proven fulls is suspicious"
     )
     assert "empty policy" in RetentionPolicy().describe()
 
@@ -583,7 +635,7 @@ _RADIX = (
     ("server", 2),
     ("kind", 5),
     ("status", 6),
-    ("verified", 4),
+    ("certs", 6),
     ("seq", 16),
     ("parent", 41),
     ("forever", 20),
@@ -600,11 +652,45 @@ def _decode(gene: int) -> dict[str, int]:
     return out
 
 
+# restore certificates of a copy, oldest first: (passed, hours after the backup)
+_CERTS: tuple[tuple[tuple[bool, int], ...], ...] = (
+    ((True, 1),),
+    (),
+    ((False, 1),),
+    ((True, 1), (False, 30)),  # a newer FAILED test demotes it
+    ((False, 1), (True, 30)),  # a newer passed test proves it again
+    ((True, 1), (True, 30)),
+)
+CERTIFICATES: dict[tuple[str, str], list[RestoreCertificate]] = {}  # (server, backup_id) -> its certificates
+
+
+def certificates_for(
+    server: str, backup_id: str, at: datetime, outcomes: Sequence[tuple[bool, int]]
+) -> list[RestoreCertificate]:
+    return [
+        RestoreCertificate(
+            backup_id=backup_id,
+            server=server,
+            location="local",
+            tested_at=at + timedelta(hours=hours),
+            passed=passed,
+            checks=(Check("restored", passed),),
+            durations={},
+            source_version="mariadb 10.11",
+            target_version="mariadb 10.11",
+            recovery_point_seconds=0.0,
+        )
+        for passed, hours in outcomes
+    ]
+
+
 @st.composite
 def histories(draw: st.DrawFn, stable_sizes: bool = False) -> list[BackupRecord]:
     """Up to 40 records over two servers: fulls, incrementals (some with a missing parent),
-    binlogs (small sequences, so equal ones happen), failed/unverified/future-dated/keep_forever
-    ones, spread over hours, days or years."""
+    binlogs (small sequences, so equal ones happen), failed/future-dated/keep_forever ones,
+    spread over hours, days or years; every backup has 0-2 restore certificates (passed or
+    FAILED, newest last): whether it is proven comes from them (``manifest.verdict_of``), as
+    the catalog decides it. The certificates are kept in CERTIFICATES for the checks."""
     span = draw(st.sampled_from([6 * 60, 10 * 24 * 60, 800 * 24 * 60]))
     sizes = st.integers(900, 1100) if stable_sizes else st.integers(0, 2000)
     count = draw(st.integers(0, 40))  # drawn, not left to st.lists: its histories are short
@@ -620,20 +706,23 @@ def histories(draw: st.DrawFn, stable_sizes: bool = False) -> list[BackupRecord]
             options = [*chainable[server], "missing-parent"]
             parent = options[g["parent"] % len(options)]
         backup_id = f"bin-{k}.{seq:06d}" if kind is BINLOG else f"{kind.value}-{k}"
-        records.append(
-            rec(
-                NOW + timedelta(minutes=minutes),
-                backup_id=backup_id,
-                kind=kind,
-                server=server,
-                size=size,
-                status=_STATUSES[g["status"]],
-                verified=g["verified"] != 3,
-                parent=parent,
-                seq=seq or None,
-                forever=g["forever"] == 19,
-            )
+        at = NOW + timedelta(minutes=minutes)
+        certs = [] if kind is BINLOG else certificates_for(server, backup_id, at, _CERTS[g["certs"]])
+        CERTIFICATES[(server, backup_id)] = certs
+        verdict = verdict_of(certs)
+        record = rec(
+            at,
+            backup_id=backup_id,
+            kind=kind,
+            server=server,
+            size=size,
+            status=_STATUSES[g["status"]],
+            verified=kind is BINLOG or verdict.proven,
+            parent=parent,
+            seq=seq or None,
+            forever=g["forever"] == 19,
         )
+        records.append(dataclasses.replace(record, verdict="" if kind is BINLOG else verdict.value))
         if kind is not BINLOG:
             chainable[server].append(backup_id)
     return records
@@ -676,9 +765,18 @@ def _groups(result: RetentionPlan) -> dict[tuple[str, str], list[Decision]]:
     return out
 
 
-def _good(d: Decision) -> bool:
+def _proven(d: Decision) -> bool:
+    """Independently of the code under test: the newest certificate of the copy passed."""
     r = d.record
-    return r.status is BackupStatus.COMPLETE and r.verified and r.created_at <= NOW
+    certs = CERTIFICATES.get((r.server, r.backup_id), [])
+    newest = max(certs, key=lambda c: c.tested_at) if certs else None
+    return (
+        r.kind is not BINLOG
+        and r.status is BackupStatus.COMPLETE
+        and r.created_at <= NOW
+        and newest is not None
+        and newest.passed
+    )
 
 
 def _violations(result: RetentionPlan, policy: RetentionPolicy) -> list[str]:
@@ -686,15 +784,28 @@ def _violations(result: RetentionPlan, policy: RetentionPolicy) -> list[str]:
     out: list[str] = []
     for group in _groups(result).values():
         ids = {d.record.backup_id: d for d in group}
-        verified = [d for d in group if d.record.kind is not BINLOG and _good(d)]
-        if verified:
-            newest = max(verified, key=lambda d: (d.record.created_at, d.record.backup_id))
+        proven = [d for d in group if _proven(d)]
+        if proven:
+            newest = max(proven, key=lambda d: (d.record.created_at, d.record.backup_id))
             if not newest.keep:
-                out.append(f"newest verified {newest.record.backup_id} deleted")
-        good_fulls = [d for d in verified if d.record.kind is FULL and "suspicious-size" not in d.flags]
+                out.append(f"newest proven {newest.record.backup_id} deleted")
+        elif any(d.record.kind is not BINLOG for d in group) and any(not d.keep for d in group):
+            out.append("something deleted although no backup of the group is proven")
+        kept_proven = sum(1 for d in proven if d.keep)
+        if kept_proven < min(policy.min_redundancy, len(proven)):
+            out.append(f"only {kept_proven} proven backups kept of {len(proven)}")
+        good_fulls = [d for d in proven if d.record.kind is FULL and "suspicious-size" not in d.flags]
         kept_good = sum(1 for d in good_fulls if d.keep)
         if kept_good < min(policy.min_redundancy, len(good_fulls)):
             out.append(f"only {kept_good} good fulls kept of {len(good_fulls)}")
+        for d in group:
+            r = d.record
+            certs = CERTIFICATES.get((r.server, r.backup_id), [])
+            newest_passed = bool(certs) and max(certs, key=lambda c: c.tested_at).passed
+            if r.kind is not BINLOG and r.verified != newest_passed:
+                out.append(
+                    f"{r.backup_id}: proven={r.verified} but its newest certificate passed={newest_passed}"
+                )
         for d in group:
             r = d.record
             if r.kind is INCR and d.keep:

@@ -38,7 +38,7 @@ from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from typing import IO, Any, cast
 
-from mysqlops import ids
+from mysqlops import ids, redact
 from mysqlops.adapters import mysql as db
 from mysqlops.adapters import process
 from mysqlops.adapters.localfs import private_tempdir
@@ -430,6 +430,7 @@ def _dump_stream(
             stdout=process.PIPE,
             timeout=timeout,
             name=f"dump of {', '.join(databases)[:80]}",
+            stderr_filter=redact.client_stderr,
         ) as pipe:
             out = pipe.stdout_pipe
             while True:

@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
-from mysqlops import ids
+from mysqlops import ids, redact
 from mysqlops.adapters import mysql as db
 from mysqlops.adapters import process
 from mysqlops.adapters.localfs import private_tempdir
@@ -31,7 +31,14 @@ from mysqlops.compression import codec_from_label
 from mysqlops.crypto import Decryptor, Keyring
 from mysqlops.dialect import quote_identifier as q
 from mysqlops.dumpscan import DumpScanner
-from mysqlops.errors import ConfigError, IntegrityError, MysqlopsError, RestoreError, StorageError
+from mysqlops.errors import (
+    ConfigError,
+    IntegrityError,
+    MysqlopsError,
+    ProcessError,
+    RestoreError,
+    StorageError,
+)
 from mysqlops.manifest import BackupFile, BackupManifest, Check, RestoreCertificate
 from mysqlops.model import Location, ServerSpec
 from mysqlops.tablesum import table_checksums
@@ -450,6 +457,63 @@ def fetch_backup_files(
 
 
 # --------------------------------------------------------------------------- loading
+_MARK_RE = re.compile(
+    rb"^-- (Table structure for table|Dumping data for table|Temporary table structure for view|"
+    rb"Final view structure for view|Dumping events for database|Dumping routines for database|"
+    rb"Current Database:) ([^\n]{0,300})",
+    re.M,
+)
+_MARK_LABELS = {
+    b"Table structure for table": "structure of table",
+    b"Dumping data for table": "INSERT INTO: data of table",
+    b"Temporary table structure for view": "placeholder of view",
+    b"Final view structure for view": "view",
+    b"Dumping events for database": "events of database",
+    b"Dumping routines for database": "routines of database",
+    b"Current Database:": "database",
+}
+_AT_LINE_RE = re.compile(r"\bat line (\d+)")
+
+
+class DumpLines:
+    """Line numbers of a dump stream, and which object the statements at each line belong to
+    (from the dump's own ``-- Dumping data for table `t``` comments): what a client's
+    ``ERROR ... at line N`` was loading, without keeping any of the stream."""
+
+    _MAX_PARTIAL = 64 * 1024  # a longer line is data: never a comment line
+
+    def __init__(self) -> None:
+        self.lines = 0  # complete lines seen
+        self._partial = b""
+        self._marks: list[tuple[int, str]] = []  # (1-based line of the comment, label)
+
+    def feed(self, data: bytes) -> None:
+        cut = data.rfind(b"\n")
+        if cut < 0:
+            if len(self._partial) < self._MAX_PARTIAL:
+                self._partial += data[: self._MAX_PARTIAL]
+            return
+        block = self._partial + data[: cut + 1] if self._partial else data[: cut + 1]
+        tail = data[cut + 1 :]
+        self._partial = tail[: self._MAX_PARTIAL]
+        pos, line = 0, self.lines
+        for m in _MARK_RE.finditer(block):
+            line += block.count(b"\n", pos, m.start())
+            pos = m.start()
+            name = m.group(2).strip().decode("utf-8", "replace")
+            self._marks.append((line + 1, f"{_MARK_LABELS[m.group(1)]} {name}"))
+        self.lines = line + block.count(b"\n", pos)
+
+    def where(self, line: int) -> str:
+        """What the statement starting at 1-based ``line`` belongs to."""
+        label = "the dump's header"
+        for at, text in self._marks:
+            if at > line:
+                break
+            label = text
+        return label
+
+
 def load_file(
     path: str,
     compression: str,
@@ -461,39 +525,63 @@ def load_file(
     keyring: Keyring | None = None,
 ) -> None:
     """Stream-decrypt (when encrypted) and decompress ``path`` (with renames) into the real
-    client on ``target``."""
+    client on ``target``.
+
+    A failed load raises :class:`ProcessError` naming the line and the object it was loading
+    (``data of table `t```), the error code and a message without values: the client's echo
+    of the statement (rows of the table) and quoted values never reach the exception."""
     dec = codec_from_label(compression).decompressor()
     decryptor = Decryptor(keyring) if keyring is not None else None
     rewriter = RenameRewriter(rename)
-    with (
-        process.Pipeline(
-            [mysql_argv(program)],
-            credentials=client_option_file(target),
-            stdin=process.PIPE,
-            stdout=process.DEVNULL,
-            timeout=timeout,
-            name=f"load of {os.path.basename(path)}",
-        ) as pipe,
-        open(path, "rb") as src,
-    ):
-        sink = pipe.stdin_pipe
-        try:
-            for chunk in iter_chunks(src, CHUNK):
-                plain = decryptor.update(chunk) if decryptor is not None else chunk
-                raw = dec.decompress(plain)
-                if raw:
-                    sink.write(rewriter.feed(raw))
-                    if on_bytes:
-                        on_bytes(len(raw))
-            if decryptor is not None:
-                rest = decryptor.finalize()  # raises on truncation/tampering: the load is rolled back
-                if rest:
-                    sink.write(rewriter.feed(dec.decompress(rest)))
-            tail = dec.finish()
-            sink.write(rewriter.feed(tail) + rewriter.finish())
-        except BrokenPipeError:
-            pass  # the client died: wait() reports its error
-        pipe.wait()
+    lines = DumpLines()
+    name = os.path.basename(path)
+
+    def send(sink: Any, raw: bytes) -> None:
+        out = rewriter.feed(raw)
+        lines.feed(out)
+        sink.write(out)
+
+    try:
+        with (
+            process.Pipeline(
+                [mysql_argv(program)],
+                credentials=client_option_file(target),
+                stdin=process.PIPE,
+                stdout=process.DEVNULL,
+                timeout=timeout,
+                name=f"load of {name}",
+                stderr_filter=redact.client_stderr,
+            ) as pipe,
+            open(path, "rb") as src,
+        ):
+            sink = pipe.stdin_pipe
+            try:
+                for chunk in iter_chunks(src, CHUNK):
+                    plain = decryptor.update(chunk) if decryptor is not None else chunk
+                    raw = dec.decompress(plain)
+                    if raw:
+                        send(sink, raw)
+                        if on_bytes:
+                            on_bytes(len(raw))
+                if decryptor is not None:
+                    rest = decryptor.finalize()  # raises on truncation/tampering: the load is rolled back
+                    if rest:
+                        send(sink, dec.decompress(rest))
+                send(sink, dec.finish())
+                last = rewriter.finish()
+                lines.feed(last)
+                sink.write(last)
+            except BrokenPipeError:
+                pass  # the client died: wait() reports its error
+            pipe.wait()
+    except ProcessError as exc:
+        found = _AT_LINE_RE.search(str(exc))
+        where = f" at line {found.group(1)} ({lines.where(int(found.group(1)))})" if found else ""
+        raise type(exc)(
+            f"loading {name} into {target.name} failed{where}: {exc}",
+            returncode=exc.returncode,
+            stderr_tail=exc.stderr_tail,
+        ) from None
 
 
 def _database_state(conn: db.Connection, database: str) -> str:
@@ -683,6 +771,7 @@ def redump_content_hash(spec: ServerSpec, database: str, program: str) -> str:
         credentials=client_option_file(spec),
         stdout=process.PIPE,
         name=f"re-dump of {database}",
+        stderr_filter=redact.client_stderr,
     ) as pipe:
         for chunk in iter(lambda: pipe.stdout_pipe.read(CHUNK), b""):
             scanner.feed(chunk)

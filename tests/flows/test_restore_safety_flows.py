@@ -202,3 +202,87 @@ def test_failed_load_logs_no_row_data(forged: Any, tmp_path: Any) -> None:
         .decompress(Store(bad).read_bytes(f"{directory}/{manifest.files[0].path}"))
     )
     assert all(v.encode() in dump for v in ROW_VALUES)
+
+
+def test_backup_flow_refuses_bad_parameters_before_connecting(tmp_path: Any) -> None:
+    """Every parameter error ends the flow Failed naming the parameter, while the server block
+    points at a listener that must see no connection; the same flow with good parameters does
+    connect to it (positive control)."""
+    from blocks import BackupLocation, MySQLServer
+    from flows.backup import backup
+    from tests.unit.test_backup_params import Listener
+
+    listener = Listener()
+    try:
+        MySQLServer(port=listener.port, user="u", password=SecretStr("p"), server_name="lst").save(
+            "param-server", overwrite=True
+        )
+        BackupLocation(url=f"file://{tmp_path}/b").save("param-good", overwrite=True)
+        BackupLocation(url="file://relative/backups").save("param-relative", overwrite=True)
+        cases = [
+            ({"compression": "lz4"}, "unknown compression 'lz4'"),
+            ({"level": 99}, "zstd level 99 is out of range 1..22"),
+            ({"compression": "gzip", "level": 12}, "gzip level 12 is out of range 1..9"),
+            ({"parallel": 0}, "parallel must be a whole number from 1 to 64, got 0"),
+            ({"staging_dir": "relative/staging"}, "staging_dir 'relative/staging' is not an absolute path"),
+            ({"locations": ["param-relative"]}, "url 'file://relative/backups' is a relative path"),
+            ({"include": [""]}, "include must hold non-empty strings"),
+            ({"from_replica": True, "method": "physical"}, "from_replica=True is for logical backups"),
+        ]
+        for kwargs, expected in cases:
+            params: dict[str, Any] = {"server": "param-server", "locations": ["param-good"], **kwargs}
+            state = backup(**params, return_state=True)
+            message = str(state.result(raise_on_failure=False))
+            assert state.is_failed() and expected in message, (kwargs, message)
+            assert "cannot connect" not in message
+        assert listener.connections == 0
+        assert not (tmp_path / "b").exists() and not os.path.exists("relative")
+        state = backup(server="param-server", locations=["param-good"], return_state=True)
+        assert state.is_failed() and "cannot connect" in str(state.result(raise_on_failure=False))
+        assert listener.connections >= 1
+    finally:
+        listener.close()
+
+
+def test_backup_flow_warns_about_non_transactional_tables(sandbox_root: str, tmp_path: Any) -> None:
+    """The warning is in the flow's log and in its summary artifact, and the stored manifest
+    names the tables."""
+    from prefect.client.orchestration import get_client
+    from prefect.logging.handlers import APILogHandler
+
+    from blocks import BackupLocation, MySQLServer
+    from flows.backup import backup
+
+    server = sandbox.start_server(sandbox_root, "ntsrc", server_id=723)
+    try:
+        with db.session(server.spec()) as conn:
+            db.execute(conn, "CREATE DATABASE app")
+            db.execute(conn, "CREATE TABLE app.sessions (id INT PRIMARY KEY) ENGINE=MEMORY")
+            db.execute(conn, "CREATE TABLE app.orders (id INT PRIMARY KEY) ENGINE=InnoDB")
+        MySQLServer(port=server.port, user="root", password=SecretStr(server.root_password),
+                    server_name="ntsrc").save("nt-server", overwrite=True)  # fmt: skip
+        BackupLocation(url=f"file://{tmp_path}/b").save("nt-local", overwrite=True)
+        state = backup(server="nt-server", locations=["nt-local"], return_state=True)
+        assert state.is_completed(), state
+        summary = state.result()
+        assert any("app.sessions (MEMORY)" in w for w in summary["warnings"])
+        flow_run_id = str(state.state_details.flow_run_id)
+        APILogHandler().flush()
+
+        async def fetch() -> tuple[list[str], list[str]]:
+            async with get_client() as client:
+                logs = (await client._client.post(
+                    "/logs/filter", json={"logs": {"flow_run_id": {"any_": [flow_run_id]}}, "limit": 200}
+                )).json()  # fmt: skip
+                artifacts = (await client._client.post(
+                    "/artifacts/filter", json={"artifacts": {"key": {"any_": ["backup-ntsrc-summary"]}}}
+                )).json()  # fmt: skip
+                return [e["message"] for e in logs], [str(a.get("data")) for a in artifacts]
+
+        logs, artifacts = asyncio.run(fetch())
+        assert any("non-transactional" in line and "app.sessions (MEMORY)" in line for line in logs), logs
+        assert artifacts and all("app.sessions (MEMORY)" in a for a in artifacts)
+        (found,) = catalog.scan([Location("nt", f"file://{tmp_path}/b")])[0].backups
+        assert found.non_transactional_tables == {"app": {"sessions": "MEMORY"}}
+    finally:
+        sandbox.stop_server(server)

@@ -198,13 +198,30 @@ def backup(
     encrypted (AES-256-GCM) before it leaves the machine; the manifest records the key id.
     Ends Failed, naming the location(s), when any location could not be written and verified.
     """
+    # every parameter is judged before anything connects to the server: a wrong one is a clear
+    # error naming it, never a connection error or a half-made backup
     if method not in ("logical", "physical"):
         raise ConfigError(f"method must be 'logical' or 'physical', got {method!r}")
     if incremental and method != "physical":
         raise ConfigError("incremental=True needs method='physical' (logical increments are binlog archives)")
+    if from_replica and method != "logical":
+        raise ConfigError(
+            "from_replica=True is for logical backups; a physical backup copies the server it runs on"
+        )
+    make_codec(compression, level)  # an unknown codec or a level out of range
     logger = get_run_logger()
     spec = load_server(server)
-    locs = [load_location(name) for name in locations]
+    locs = [load_location(name) for name in locations]  # a relative file:// URL is refused here
+    core.check_backup_parameters(
+        locs,
+        databases=databases,
+        include=include or (),
+        exclude=exclude or (),
+        parallel=parallel,
+        staging_dir=staging_dir,
+        progress_interval=progress_interval,
+        tags=tags or (),
+    )
     load_keyring([encryption_key] if encryption_key else None)  # a missing block fails before pre-flight
     reap_leftovers(staging_dir)  # what killed runs left: before pre-flight measures free space
     # task runs tagged server:<block> take the per-server tag concurrency limit made by setup

@@ -38,7 +38,7 @@ from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from typing import IO, Any, cast
 
-from mysqlops import ids
+from mysqlops import ids, redact
 from mysqlops.adapters import mysql as db
 from mysqlops.adapters import process, reaper
 from mysqlops.adapters.localfs import private_tempdir
@@ -92,6 +92,7 @@ class Plan:
     tool: str
     tool_version: str
     identity: dict[str, Any] = field(default_factory=dict)
+    non_transactional: dict[str, dict[str, str]] = field(default_factory=dict)  # database -> table -> engine
 
     @property
     def dialect(self) -> Dialect:
@@ -103,23 +104,92 @@ def select_databases(
 ) -> tuple[list[str], list[str]]:
     """Explicit names (must exist), else all non-system, filtered by glob patterns.
 
-    Returns (selected, problems).
+    Returns (selected, problems). An include pattern that matches no database, and a selection
+    that leaves nothing to back up, are problems: a "successful" backup of nothing is a trap.
+    (A server without any user database is backed up, with a warning from pre-flight.)
     """
     problems: list[str] = []
+    listing = ", ".join(available) or "none"
     if databases:
         missing = [d for d in databases if d not in available]
-        problems += [
-            f"database {d!r} does not exist on the server (available: {', '.join(available) or 'none'})"
-            for d in missing
-        ]
+        problems += [f"database {d!r} does not exist on the server (available: {listing})" for d in missing]
         chosen = [d for d in databases if d in available]
     else:
         chosen = list(available)
     if include:
+        for pattern in include:
+            if not any(fnmatch.fnmatchcase(d, pattern) for d in chosen):
+                problems.append(
+                    f"include pattern {pattern!r} matches no database (databases on the server: {listing}); "
+                    "fix the pattern (case-sensitive glob: * ? [..]) or remove it"
+                )
         chosen = [d for d in chosen if any(fnmatch.fnmatchcase(d, p) for p in include)]
     if exclude:
         chosen = [d for d in chosen if not any(fnmatch.fnmatchcase(d, p) for p in exclude)]
+    if not chosen and not problems and available:
+        problems.append(
+            f"nothing to back up: the selection (databases={list(databases or [])}, include={list(include)}, "
+            f"exclude={list(exclude)}) leaves no database of: {listing}"
+        )
     return chosen, problems
+
+
+MAX_PARALLEL = 64
+
+
+def check_backup_parameters(
+    locations: Sequence[Location],
+    *,
+    databases: Sequence[str] | None = None,
+    include: Sequence[str] = (),
+    exclude: Sequence[str] = (),
+    parallel: int = 1,
+    staging_dir: str | None = None,
+    progress_interval: float = 5.0,
+    tags: Sequence[str] = (),
+) -> None:
+    """Every backup parameter that can be judged without the server, judged before anything
+    connects to it: a wrong parameter is a :class:`ConfigError` naming it and the fix, never a
+    connection error or a half-made backup."""
+    problems: list[str] = []
+    if not locations:
+        problems.append("no backup location given: pass at least one BackupLocation block name")
+    elif not all(isinstance(loc, Location) for loc in locations):
+        problems.append("locations must be Location objects (BackupLocation blocks' .to_location())")
+    else:
+        names = [loc.name for loc in locations]
+        if len(set(names)) != len(names):
+            problems.append(f"location names must be distinct, got {names}")
+    for label, value in (
+        ("databases", databases),
+        ("include", include),
+        ("exclude", exclude),
+        ("tags", tags),
+    ):
+        if value is None:
+            continue
+        if isinstance(value, str | bytes):
+            problems.append(f"{label} must be a list of names, got the string {value!r}: write [{value!r}]")
+        elif not all(isinstance(v, str) and v.strip() for v in value):
+            problems.append(f"{label} must hold non-empty strings, got {list(value)!r}")
+    if isinstance(parallel, bool) or not isinstance(parallel, int) or not 1 <= parallel <= MAX_PARALLEL:
+        problems.append(f"parallel must be a whole number from 1 to {MAX_PARALLEL}, got {parallel!r}")
+    if staging_dir is not None:
+        if not isinstance(staging_dir, str) or not os.path.isabs(staging_dir):
+            problems.append(
+                f"staging_dir {staging_dir!r} is not an absolute path: it would depend on the current "
+                "directory of the process that runs the backup; give e.g. /var/tmp/mysqlops"
+            )
+        elif os.path.exists(staging_dir) and not os.path.isdir(staging_dir):
+            problems.append(f"staging_dir {staging_dir!r} exists and is not a directory")
+    if (
+        isinstance(progress_interval, bool)
+        or not isinstance(progress_interval, int | float)
+        or progress_interval < 0
+    ):
+        problems.append(f"progress_interval must be a number of seconds >= 0, got {progress_interval!r}")
+    if problems:
+        raise ConfigError("; ".join(problems))
 
 
 def _tool_version(program: str) -> str:
@@ -144,11 +214,9 @@ def preflight(
     every problem with its fix. Nothing is dumped when this fails."""
     problems: list[str] = []
     warnings: list[str] = []
-    if not locations:
-        raise ConfigError("no backup location given: pass at least one BackupLocation block name")
-    names = [loc.name for loc in locations]
-    if len(set(names)) != len(names):
-        raise ConfigError(f"location names must be distinct, got {names}")
+    check_backup_parameters(
+        locations, databases=databases, include=include, exclude=exclude, staging_dir=staging_dir
+    )
     try:
         conn = db.connect(spec)
     except ConnectionProblem as exc:
@@ -180,6 +248,18 @@ def preflight(
         sizes = db.database_sizes(conn, chosen)
         counts = {d: db.object_counts(conn, d) for d in chosen}
         lossy = {d: tuple(db.float_columns(conn, d)) for d in chosen}
+        outside = non_transactional_tables(conn, chosen)
+    if outside:
+        named = [f"{d}.{t} ({engine})" for d, tables in outside.items() for t, engine in tables.items()]
+        warnings.append(
+            f"{len(named)} table(s) use a non-transactional engine and are outside the consistent "
+            f"snapshot: {', '.join(named[:20])}{' ...' if len(named) > 20 else ''}. Writes to them while the "
+            "dump runs are not consistent with the rest of the backup (nor with its binlog coordinates); "
+            "convert them to InnoDB (ALTER TABLE ... ENGINE=InnoDB) or back up from a frozen replica"
+            + (" (this backup is)" if from_replica else "")
+        )
+    if not chosen and not problems:
+        warnings.append(f"{spec.name} has no user database: this backup holds no data")
     for database, cols in lossy.items():
         if cols:
             warnings.append(
@@ -224,7 +304,32 @@ def preflight(
         tool=program,
         tool_version=_tool_version(program),
         identity=identity,
+        non_transactional=outside,
     )
+
+
+# engines whose tables a --single-transaction dump reads in its consistent snapshot; BLACKHOLE
+# holds no data. Everything else (MyISAM, Aria, MEMORY, CSV, ARCHIVE, MERGE, CONNECT, FEDERATED,
+# SPIDER, ...) is read at whatever moment the dump reaches it.
+TRANSACTIONAL_ENGINES = ("InnoDB", "RocksDB", "TokuDB", "BLACKHOLE")
+
+
+def non_transactional_tables(conn: db.Connection, databases: Sequence[str]) -> dict[str, dict[str, str]]:
+    """``{database: {table: engine}}`` of base tables outside a ``--single-transaction`` snapshot."""
+    if not databases:
+        return {}
+    rows = db.query(
+        conn,
+        "SELECT TABLE_SCHEMA AS d, TABLE_NAME AS t, ENGINE AS e FROM information_schema.TABLES"
+        f" WHERE TABLE_SCHEMA IN ({', '.join(['%s'] * len(databases))}) AND TABLE_TYPE = 'BASE TABLE'"
+        f" AND ENGINE IS NOT NULL AND ENGINE NOT IN ({', '.join(['%s'] * len(TRANSACTIONAL_ENGINES))})"
+        " ORDER BY TABLE_SCHEMA, TABLE_NAME",
+        [*databases, *TRANSACTIONAL_ENGINES],
+    )
+    out: dict[str, dict[str, str]] = {}
+    for row in rows:
+        out.setdefault(str(row["d"]), {})[str(row["t"])] = str(row["e"])
+    return out
 
 
 def _first(rows: list[dict[str, Any]]) -> dict[str, Any] | None:
@@ -430,6 +535,7 @@ def _dump_stream(
             stdout=process.PIPE,
             timeout=timeout,
             name=f"dump of {', '.join(databases)[:80]}",
+            stderr_filter=redact.client_stderr,
         ) as pipe:
             out = pipe.stdout_pipe
             while True:
@@ -614,8 +720,16 @@ def run_backup(
     compression, before it leaves the machine; the manifest records the key id, never the key.
     """
     say = log or (lambda _m: None)
-    if parallel < 1:
-        raise ConfigError(f"parallel must be >= 1, got {parallel}")
+    check_backup_parameters(
+        locations,
+        databases=databases,
+        include=include,
+        exclude=exclude,
+        parallel=parallel,
+        staging_dir=staging_dir,
+        progress_interval=progress_interval,
+        tags=tags,
+    )
     # first what killed runs left (staging dumps, scratch servers): before the space check
     reaper.reap([staging_dir], log=say)
     plan = plan or preflight(
@@ -693,6 +807,9 @@ def run_backup(
             tags=tuple(tags),
             warnings=tuple(warnings),
             encryption_key_id=key_id(encryption_key) if encryption_key is not None else None,
+            non_transactional_tables={
+                d: dict(t) for d, t in plan.non_transactional.items() if d in plan.databases
+            },
             extra={
                 "from_replica": from_replica,
                 "parallel": parallel,

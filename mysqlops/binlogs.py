@@ -63,7 +63,7 @@ from typing import Any
 
 import pymysql
 
-from mysqlops import ids
+from mysqlops import ids, redact
 from mysqlops.adapters import mysql as db
 from mysqlops.adapters import process
 from mysqlops.adapters.localfs import private_tempdir
@@ -1238,6 +1238,7 @@ def apply_binlogs(
             stdout=process.DEVNULL,
             timeout=timeout,
             name=f"replay binlogs of {fetched.server} onto {target_spec.name}",
+            stderr_filter=redact.client_stderr,  # a failed row event quotes the row
         ) as pipe,
     ):
         pipe.wait()

@@ -6,6 +6,7 @@ process adapter, which passes the file as ``--defaults-extra-file`` (the first o
 
 from __future__ import annotations
 
+import os
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -125,14 +126,15 @@ def dump_argv(program: Program, database: str, options: DumpOptions = DumpOption
 def mysql_argv(
     program: Program, database: str | None = None, *, extra: Sequence[str] = ()
 ) -> tuple[str, ...]:
-    """The ``mysql``/``mariadb`` client reading SQL from stdin (binary-safe, stops on error)."""
-    argv = [
-        *program_words(program),
-        "--default-character-set=utf8mb4",
-        "--max-allowed-packet=1G",
-        "--batch",
-        *extra,
-    ]
+    """The ``mysql``/``mariadb`` client reading SQL from stdin (binary-safe, stops on error).
+
+    MariaDB's client prints a failed statement to stderr (an INSERT of a dump: rows of the
+    table); ``--skip-print-query-on-error`` keeps row data out of error messages."""
+    words = program_words(program)
+    argv = [*words, "--default-character-set=utf8mb4", "--max-allowed-packet=1G", "--batch"]
+    if os.path.basename(words[-1]).startswith("mariadb"):
+        argv.append("--skip-print-query-on-error")
+    argv += extra
     if database is not None:
         argv += ["--database", database]
     return tuple(argv)

@@ -45,6 +45,7 @@ from typing import Any
 
 from mysqlops.errors import ConfigError
 from mysqlops.model import BinlogCoordinates, Flavor, ServerVersion
+from mysqlops.redact import error_message
 
 __all__ = [
     "Dialect",
@@ -550,7 +551,7 @@ class Dialect:
             sql_running=_text(_get(row, "Replica_SQL_Running", "Slave_SQL_Running")) or "No",
             seconds_behind=_int(_get(row, "Seconds_Behind_Source", "Seconds_Behind_Master")),
             last_io_error=_text(_get(row, "Last_IO_Error")),
-            last_sql_error=_text(_get(row, "Last_SQL_Error")),
+            last_sql_error=error_message(_text(_get(row, "Last_SQL_Error"))),  # quotes rows
             last_io_errno=_int(_get(row, "Last_IO_Errno"), 0) or 0,
             last_sql_errno=_int(_get(row, "Last_SQL_Errno"), 0) or 0,
             executed_gtid=normalize_gtid(_text(executed)),

@@ -251,7 +251,8 @@ class DumpScanner:
     @staticmethod
     def _count(stats: SectionStats, line: bytes) -> None:
         c = stats.counts
-        if line.startswith(b"-- Table structure for table "):
+        if line.startswith((b"-- Table structure for table ", b"-- Sequence structure for ")):
+            # a MariaDB SEQUENCE is a table to information_schema (TABLE_TYPE 'SEQUENCE')
             stats.counts = ObjectCounts(c.tables + 1, c.views, c.routines, c.triggers, c.events)
         elif line.startswith(b"-- Final view structure for view "):
             stats.counts = ObjectCounts(c.tables, c.views + 1, c.routines, c.triggers, c.events)

@@ -110,6 +110,9 @@ class BackupManifest:
     lsn_from: int | None = None
     lsn_to: int | None = None
     keep_forever: bool = False
+    # {database: {table: engine}}: tables a --single-transaction dump could not read in its
+    # snapshot (MyISAM, Aria, MEMORY...); absent in manifests written before it was recorded
+    non_transactional_tables: dict[str, dict[str, str]] = field(default_factory=dict)
     extra: dict[str, Any] = field(default_factory=dict)
 
     @property
@@ -204,6 +207,10 @@ class BackupManifest:
                 lsn_from=doc.get("lsn_from"),
                 lsn_to=doc.get("lsn_to"),
                 keep_forever=bool(doc.get("keep_forever", False)),
+                non_transactional_tables={
+                    str(d): {str(t): str(e) for t, e in dict(tables).items()}
+                    for d, tables in dict(doc.get("non_transactional_tables") or {}).items()
+                },
                 extra=dict(doc.get("extra") or {}),
             )
         except (KeyError, TypeError, ValueError, AttributeError) as exc:

@@ -130,6 +130,23 @@ class Location:
                 f"location {self.name!r}: url {self.url!r} is not a URL; use e.g. "
                 "file:///var/backups/mysql or s3://bucket/prefix"
             )
+        if self.url != self.url.strip() or any(ord(c) < 32 for c in self.url):
+            raise ConfigError(
+                f"location {self.name!r}: url {self.url!r} has surrounding spaces or control characters"
+            )
+        rest = self.url.split("://", 1)[1] if "://" in self.url else self.url
+        if self.protocol in ("file", "local") and not rest.startswith("/"):
+            # file://backups/x is the RELATIVE path backups/x: it lands under the current directory of
+            # whichever process runs the flow (a worker's, a notebook's), not where the operator meant
+            raise ConfigError(
+                f"location {self.name!r}: url {self.url!r} is a relative path (it would resolve against the "
+                "current directory of the process running the flow); give an absolute one: "
+                "file:///var/backups/mysql (three slashes) or /var/backups/mysql"
+            )
+        if self.protocol in ("s3", "s3a", "gs", "gcs", "az", "abfs") and not rest.split("/", 1)[0]:
+            raise ConfigError(
+                f"location {self.name!r}: url {self.url!r} names no bucket; use {self.protocol}://bucket/prefix"
+            )
 
     @property
     def protocol(self) -> str:

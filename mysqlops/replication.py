@@ -66,6 +66,7 @@ from mysqlops.errors import (
     VerificationFailed,
 )
 from mysqlops.model import ObjectCounts, ServerSpec, ServerVersion, TLSOptions
+from mysqlops.redact import client_stderr
 from mysqlops.tablesum import content_checksum
 
 if TYPE_CHECKING:
@@ -675,6 +676,7 @@ def seed_stream(
             stdout=process.PIPE,
             timeout=timeout,
             name=f"dump of {primary.spec.name}",
+            stderr_filter=client_stderr,
         ) as dumper,
         process.Pipeline(
             [load],
@@ -683,6 +685,7 @@ def seed_stream(
             stdout=process.DEVNULL,
             timeout=timeout,
             name=f"load into {replica.spec.name}",
+            stderr_filter=client_stderr,
         ) as loader,
     ):
         source, sink = dumper.stdout_pipe, loader.stdin_pipe

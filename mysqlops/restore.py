@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import re
 import shutil
 import time
 from collections.abc import Callable, Mapping, Sequence
@@ -19,7 +20,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
-from mysqlops import ids
+from mysqlops import ids, redact
 from mysqlops.adapters import mysql as db
 from mysqlops.adapters import process, reaper
 from mysqlops.adapters.localfs import private_dir, private_tempdir
@@ -30,7 +31,14 @@ from mysqlops.compression import codec_from_label
 from mysqlops.crypto import Decryptor, Keyring
 from mysqlops.dialect import quote_identifier as q
 from mysqlops.dumpscan import DumpScanner
-from mysqlops.errors import ConfigError, IntegrityError, MysqlopsError, RestoreError, StorageError
+from mysqlops.errors import (
+    ConfigError,
+    IntegrityError,
+    MysqlopsError,
+    ProcessError,
+    RestoreError,
+    StorageError,
+)
 from mysqlops.manifest import BackupFile, BackupManifest, Check, RestoreCertificate, validate_backup_manifest
 from mysqlops.model import Location, ServerSpec
 from mysqlops.tablesum import table_checksums
@@ -40,47 +48,336 @@ SCRATCH_PARENT = "/tmp"  # noqa: S108 - scratch servers: a short path for their 
 
 
 # --------------------------------------------------------------------------- stream rewriting
-class RenameRewriter:
-    """Rewrites ``CREATE DATABASE ... `old` `` and ``USE `old`;`` lines of a dump stream.
+# One SQL token of a dump statement. Strings, quoted identifiers and block comments may be
+# unterminated at the end of the text seen so far (the statement continues on the next line).
+_TOKEN_RE = re.compile(
+    rb"""
+    (?P<ws>\s+)
+   |(?P<bt>`(?:[^`]|``)*(?P<bt_end>`)?)
+   |(?P<sq>'(?:[^'\\]|\\.|'')*(?P<sq_end>')?)
+   |(?P<dq>"(?:[^"\\]|\\.|"")*(?P<dq_end>")?)
+   |(?P<vopen>/\*M?!\d*)
+   |(?P<comment>/\*(?:[^*]|\*(?!/))*(?P<comment_end>\*/)?|--(?=\s|$)[^\n]*|\#[^\n]*)
+   |(?P<vclose>\*/)
+   |(?P<word>[A-Za-z0-9_$\x80-\xff]+)
+   |(?P<punct>.)
+    """,
+    re.S | re.X,
+)
+_OBJECT_KINDS = {b"TRIGGER": "trigger", b"PROCEDURE": "procedure", b"FUNCTION": "function",
+                 b"EVENT": "event", b"VIEW": "view", b"TABLE": "table"}  # fmt: skip
+_DATABASE_STATEMENTS = ((b"CREATE", b"DATABASE"), (b"CREATE", b"SCHEMA"), (b"ALTER", b"DATABASE"),
+                        (b"ALTER", b"SCHEMA"), (b"DROP", b"DATABASE"), (b"DROP", b"SCHEMA"), (b"USE",))  # fmt: skip
+_MAX_STATEMENT = 64 << 20  # a statement outside table data longer than this cannot be checked
+_INSERT = b"INSERT INTO "
 
-    Only those structural lines name the database in mysqldump output (table statements are
-    unqualified). Bodies of triggers/routines/events that name the database explicitly keep
-    the original name: :attr:`foreign_mentions` counts such lines so the caller can warn.
+
+@dataclass(frozen=True)
+class _Token:
+    kind: str
+    start: int
+    end: int
+    text: bytes
+    closed: bool = True  # False: a string, quoted name or comment cut off by the end of the text
+
+    def identifier(self) -> str | None:
+        """The name this token spells when it can be an identifier (bare word, backticks, or
+        double quotes, which are identifiers under ANSI_QUOTES)."""
+        if self.kind == "word":
+            return self.text.decode("utf-8", "replace")
+        if self.kind == "bt" and len(self.text) >= 2:
+            return self.text[1:-1].replace(b"``", b"`").decode("utf-8", "replace")
+        if self.kind == "dq" and len(self.text) >= 2:
+            return self.text[1:-1].replace(b'""', b'"').decode("utf-8", "replace")
+        return None
+
+
+def _tokens(text: bytes) -> list[_Token]:
+    out = []
+    for m in _TOKEN_RE.finditer(text):
+        kind = m.lastgroup or "punct"
+        if kind.endswith("_end"):
+            kind = kind[: -len("_end")]
+        closed = True
+        if kind in ("bt", "sq", "dq") or (kind == "comment" and m.group().startswith(b"/*")):
+            closed = m.group(f"{kind}_end") is not None
+        out.append(_Token(kind, m.start(), m.end(), m.group(), closed))
+    return out
+
+
+def _significant(tokens: list[_Token]) -> list[_Token]:
+    """Tokens the server sees as code: versioned comments (``/*!50003 ... */``) are code."""
+    return [t for t in tokens if t.kind not in ("ws", "comment", "vopen", "vclose")]
+
+
+class RenameRefused(RestoreError):
+    """A dump cannot be restored under another name without touching the original database."""
+
+
+class RenameRewriter:
+    """Rewrites a one-database dump stream so that it creates and fills ``new`` instead of
+    ``old``, and never touches another database.
+
+    Every statement outside table data is tokenised (strings, quoted identifiers, comments,
+    ``DELIMITER`` blocks; versioned comments count as code). Statements about the database
+    itself (``CREATE DATABASE``, ``USE``, the ``ALTER DATABASE `old` CHARACTER SET`` lines a
+    dump wraps around routines, events and triggers created under another default charset)
+    are rewritten. Any other statement that qualifies a name with ``old`` (``old.t`` in a
+    view, trigger, routine or event body) cannot be rewritten safely (the qualifier might be
+    an alias, the body might be dynamic): it is recorded in :attr:`refusals`, naming the
+    object; with ``check_only=False`` the first one raises :class:`RenameRefused`. A
+    statement about another database raises too. Table data (``INSERT INTO`` at the top
+    level, up to the ``;`` that ends a line; mysqldump escapes every newline inside data)
+    passes through untouched at memory speed.
     """
 
-    def __init__(self, mapping: Mapping[str, str]) -> None:
-        self.mapping = {q(k).encode(): q(v).encode() for k, v in mapping.items()}
+    def __init__(self, mapping: Mapping[str, str], *, check_only: bool = False) -> None:
+        if len(mapping) > 1:
+            raise ConfigError("a dump file holds one database: rename one database per stream")
+        self.old, self.new = next(iter(mapping.items())) if mapping else ("", "")
+        self.active = bool(mapping) and self.old != self.new
+        self.check_only = check_only
+        self.refusals: list[str] = []
+        self._new_quoted = q(self.new).encode() if self.active else b""
         self._carry = b""
+        self._statement: list[bytes] = []
+        self._statement_bytes = 0
+        self._delimiter = b";"
+        self._in_data = False
+        self._data_tail = b""  # last byte of data emitted (a ';' may end it at the next '\n')
 
+    # -- streaming --------------------------------------------------------------------------
     def feed(self, data: bytes) -> bytes:
-        if not self.mapping:
+        if not self.active:
             return data
-        data = self._carry + data
-        cut = data.rfind(b"\n")
-        if cut < 0:
-            if len(data) > 1 << 20:
-                self._carry = b""
-                return data
-            self._carry = data
-            return b""
-        block, self._carry = data[: cut + 1], data[cut + 1 :]
-        return self._rewrite(block)
+        buf = self._carry + data if self._carry else data
+        self._carry = b""
+        out: list[bytes] = []
+        pos = 0
+        n = len(buf)
+        while pos < n:
+            if self._in_data:
+                if self._data_tail == b";" and buf[pos : pos + 1] == b"\n":
+                    end = pos
+                else:
+                    end = buf.find(b";\n", pos)
+                    end = end + 1 if end >= 0 else -1
+                if end < 0:
+                    out.append(buf[pos:])
+                    self._data_tail = buf[-1:]
+                    pos = n
+                    break
+                out.append(buf[pos : end + 1])
+                pos = end + 1
+                self._in_data = False
+                self._data_tail = b""
+                continue
+            nl = buf.find(b"\n", pos)
+            if nl < 0:
+                rest = buf[pos:]
+                if not self._statement and self._delimiter == b";" and rest.startswith(_INSERT):
+                    out.append(rest)  # an enormous single-line INSERT: data from here on
+                    self._in_data = True
+                    self._data_tail = rest[-1:]
+                elif len(rest) + self._statement_bytes > _MAX_STATEMENT:
+                    self._too_long()
+                    out.append(rest)
+                else:
+                    self._carry = rest
+                break
+            self._line(buf[pos : nl + 1], out)
+            pos = nl + 1
+        return b"".join(out)
 
     def finish(self) -> bytes:
-        out, self._carry = self._rewrite(self._carry), b""
-        return out
+        if not self.active:
+            return b""
+        out: list[bytes] = []
+        if self._carry:
+            carry, self._carry = self._carry, b""
+            if self._in_data:
+                out.append(carry)
+            else:
+                self._line(carry, out)
+        if self._statement:
+            out.append(self._statement_done())
+        return b"".join(out)
 
-    def _rewrite(self, block: bytes) -> bytes:
-        if b"CREATE DATABASE" not in block and b"USE `" not in block:
-            return block
-        lines = block.split(b"\n")
-        for i, line in enumerate(lines):
-            if line.startswith(b"CREATE DATABASE ") or line.startswith(b"USE `"):
-                for old, new in self.mapping.items():
-                    if old in line:
-                        lines[i] = line.replace(old, new, 1)
-                        break
-        return b"\n".join(lines)
+    # -- lines and statements -------------------------------------------------------------
+    def _line(self, line: bytes, out: list[bytes]) -> None:
+        if not self._statement:
+            bare = line.strip()
+            if not bare or bare.startswith((b"-- ", b"/*M!999999")) or bare == b"--":
+                out.append(line)  # a comment line or the sandbox-mode marker
+                return
+            if bare[:10].upper() == b"DELIMITER " or bare.upper() == b"DELIMITER":
+                self._delimiter = bare[10:].strip() or b";"
+                out.append(line)
+                return
+            if self._delimiter == b";" and line.startswith(_INSERT):
+                out.append(line)
+                if not line.rstrip(b"\r\n").endswith(b";"):
+                    self._in_data = True
+                return
+        self._statement.append(line)
+        self._statement_bytes += len(line)
+        if self._statement_bytes > _MAX_STATEMENT:
+            self._too_long()
+            out.append(b"".join(self._statement))
+            self._statement.clear()
+            self._statement_bytes = 0
+            return
+        if line.rstrip().endswith(self._delimiter) and self._complete():
+            out.append(self._statement_done())
+
+    def _complete(self) -> bool:
+        """The statement so far ends with the delimiter outside strings and comments."""
+        tokens = [t for t in _tokens(b"".join(self._statement)) if t.kind != "ws"]
+        if not tokens or not tokens[-1].closed:
+            return False
+        tail = tokens[-len(self._delimiter) :]
+        return all(t.kind == "punct" for t in tail) and b"".join(t.text for t in tail) == self._delimiter
+
+    def _statement_done(self) -> bytes:
+        text = b"".join(self._statement)
+        self._statement.clear()
+        self._statement_bytes = 0
+        return self._rewrite(text)
+
+    def _rewrite(self, text: bytes) -> bytes:
+        tokens = _tokens(text)
+        code = _significant(tokens)
+        words = [t.text.upper() for t in code[:2] if t.kind == "word"]
+        for head in _DATABASE_STATEMENTS:
+            if tuple(words[: len(head)]) == head:
+                return self._database_statement(text, code[len(head) :], head)
+        header = _trigger_header(code)
+        old = self.old.casefold()
+        edits: list[_Token] = []
+        for i, tok in enumerate(code):
+            name = tok.identifier()
+            if (
+                name is None
+                or i + 1 >= len(code)
+                or code[i + 1].text != b"."
+                or (i > 0 and code[i - 1].text == b".")
+            ):
+                continue  # not the first part of a qualified name
+            if i < header:
+                # ``TRIGGER db.name ... ON db.table``: by the grammar these are database names
+                if name.casefold() == old:
+                    edits.append(tok)
+                else:
+                    self._refuse(f"{_describe_object(code)} is defined on another database, {q(name)}")
+            elif name.casefold() == old:
+                self._refuse(f"{_describe_object(code)} names {q(self.old)} explicitly ({_snippet(code, i)})")
+                break
+        for tok in reversed(edits):
+            text = text[: tok.start] + self._new_quoted + text[tok.end :]
+        return text
+
+    def _database_statement(self, text: bytes, rest: list[_Token], head: tuple[bytes, ...]) -> bytes:
+        """``CREATE DATABASE [IF NOT EXISTS] `old` ...``, ``USE `old```, ``ALTER DATABASE `old`
+        ...``: the first name is the database; it must be ``old``, and becomes ``new``."""
+        target = next(
+            (
+                t
+                for t in rest
+                if t.identifier() is not None and t.text.upper() not in (b"IF", b"NOT", b"EXISTS")
+            ),
+            None,
+        )
+        statement = b" ".join(head).decode()
+        if target is None or (
+            target.kind == "word" and target.text.upper() in (b"CHARACTER", b"DEFAULT", b"COLLATE")
+        ):
+            # ALTER DATABASE without a name changes the current database: the one being loaded
+            return text
+        name = target.identifier()
+        if name is None or name.casefold() != self.old.casefold():
+            self._refuse(f"a {statement} statement names another database, {q(name or '?')}")
+            return text
+        return text[: target.start] + self._new_quoted + text[target.end :]
+
+    def _refuse(self, reason: str) -> None:
+        if reason not in self.refusals:
+            self.refusals.append(reason)
+        if not self.check_only:
+            raise RenameRefused(
+                f"restoring {q(self.old)} as {q(self.new)}: {reason}; the load was stopped and rolled back"
+            )
+
+    def _too_long(self) -> None:
+        self._refuse(
+            f"a statement outside table data is longer than {_MAX_STATEMENT >> 20} MiB and cannot be checked"
+        )
+
+
+def _trigger_header(code: list[_Token]) -> int:
+    """In a ``CREATE ... TRIGGER`` statement, the index of ``FOR EACH ROW`` (the header before
+    it names the trigger and its table, the body follows); 0 for any other statement."""
+    words = [t.text.upper() if t.kind == "word" else b"" for t in code]
+    if b"TRIGGER" not in words or b"CREATE" not in words[: words.index(b"TRIGGER")]:
+        return 0
+    for i in range(words.index(b"TRIGGER"), len(words) - 2):
+        if words[i : i + 3] == [b"FOR", b"EACH", b"ROW"]:
+            return i
+    return 0
+
+
+def _describe_object(code: list[_Token]) -> str:
+    """``trigger `t```, ``view `v```... from a statement's first object keyword."""
+    for i, tok in enumerate(code[:-1]):
+        kind = _OBJECT_KINDS.get(tok.text.upper()) if tok.kind == "word" else None
+        if kind:
+            j = i + 1
+            while (
+                code[j].kind == "word"
+                and code[j].text.upper() in (b"IF", b"NOT", b"EXISTS")
+                and j + 1 < len(code)
+            ):
+                j += 1
+            if j + 2 < len(code) and code[j + 1].text == b"." and code[j + 2].identifier() is not None:
+                j += 2  # db.name: the object is the name
+            name = code[j].identifier()
+            if name is not None:
+                return f"{kind} {q(name)}"
+    head = b" ".join(t.text for t in code[:4]).decode("utf-8", "replace")
+    return f"the statement {head[:60]!r}"
+
+
+def _snippet(code: list[_Token], i: int) -> str:
+    """The qualified name at ``code[i]``: ``old``.``t`` (identifiers only, never a value)."""
+    parts = [code[i]]
+    j = i + 1
+    while (
+        j + 1 < len(code) and code[j].text == b"." and code[j + 1].identifier() is not None and len(parts) < 3
+    ):
+        parts.append(code[j + 1])
+        j += 2
+    return ".".join(q(p.identifier() or "?") for p in parts)
+
+
+def rename_refusals(
+    path: str, compression: str, rename: Mapping[str, str], keyring: Keyring | None = None
+) -> list[str]:
+    """Read a stored dump file (decrypting and decompressing as a load would) and list every
+    statement that a rename cannot rewrite without touching the original database. Nothing
+    is loaded: restore calls this before it changes the target."""
+    rewriter = RenameRewriter(rename, check_only=True)
+    if not rewriter.active:
+        return []
+    dec = codec_from_label(compression).decompressor()
+    decryptor = Decryptor(keyring) if keyring is not None else None
+    with open(path, "rb") as src:
+        for chunk in iter_chunks(src, CHUNK):
+            plain = decryptor.update(chunk) if decryptor is not None else chunk
+            rewriter.feed(dec.decompress(plain))
+        if decryptor is not None:
+            rewriter.feed(dec.decompress(decryptor.finalize()))
+        rewriter.feed(dec.finish())
+        rewriter.finish()
+    return rewriter.refusals
 
 
 def check_key(manifest: BackupManifest, keyring: Keyring | None) -> None:
@@ -172,6 +469,63 @@ def fetch_backup_files(
 
 
 # --------------------------------------------------------------------------- loading
+_MARK_RE = re.compile(
+    rb"^-- (Table structure for table|Dumping data for table|Temporary table structure for view|"
+    rb"Final view structure for view|Dumping events for database|Dumping routines for database|"
+    rb"Current Database:) ([^\n]{0,300})",
+    re.M,
+)
+_MARK_LABELS = {
+    b"Table structure for table": "structure of table",
+    b"Dumping data for table": "INSERT INTO: data of table",
+    b"Temporary table structure for view": "placeholder of view",
+    b"Final view structure for view": "view",
+    b"Dumping events for database": "events of database",
+    b"Dumping routines for database": "routines of database",
+    b"Current Database:": "database",
+}
+_AT_LINE_RE = re.compile(r"\bat line (\d+)")
+
+
+class DumpLines:
+    """Line numbers of a dump stream, and which object the statements at each line belong to
+    (from the dump's own ``-- Dumping data for table `t``` comments): what a client's
+    ``ERROR ... at line N`` was loading, without keeping any of the stream."""
+
+    _MAX_PARTIAL = 64 * 1024  # a longer line is data: never a comment line
+
+    def __init__(self) -> None:
+        self.lines = 0  # complete lines seen
+        self._partial = b""
+        self._marks: list[tuple[int, str]] = []  # (1-based line of the comment, label)
+
+    def feed(self, data: bytes) -> None:
+        cut = data.rfind(b"\n")
+        if cut < 0:
+            if len(self._partial) < self._MAX_PARTIAL:
+                self._partial += data[: self._MAX_PARTIAL]
+            return
+        block = self._partial + data[: cut + 1] if self._partial else data[: cut + 1]
+        tail = data[cut + 1 :]
+        self._partial = tail[: self._MAX_PARTIAL]
+        pos, line = 0, self.lines
+        for m in _MARK_RE.finditer(block):
+            line += block.count(b"\n", pos, m.start())
+            pos = m.start()
+            name = m.group(2).strip().decode("utf-8", "replace")
+            self._marks.append((line + 1, f"{_MARK_LABELS[m.group(1)]} {name}"))
+        self.lines = line + block.count(b"\n", pos)
+
+    def where(self, line: int) -> str:
+        """What the statement starting at 1-based ``line`` belongs to."""
+        label = "the dump's header"
+        for at, text in self._marks:
+            if at > line:
+                break
+            label = text
+        return label
+
+
 def load_file(
     path: str,
     compression: str,
@@ -183,39 +537,63 @@ def load_file(
     keyring: Keyring | None = None,
 ) -> None:
     """Stream-decrypt (when encrypted) and decompress ``path`` (with renames) into the real
-    client on ``target``."""
+    client on ``target``.
+
+    A failed load raises :class:`ProcessError` naming the line and the object it was loading
+    (``data of table `t```), the error code and a message without values: the client's echo
+    of the statement (rows of the table) and quoted values never reach the exception."""
     dec = codec_from_label(compression).decompressor()
     decryptor = Decryptor(keyring) if keyring is not None else None
     rewriter = RenameRewriter(rename)
-    with (
-        process.Pipeline(
-            [mysql_argv(program)],
-            credentials=client_option_file(target),
-            stdin=process.PIPE,
-            stdout=process.DEVNULL,
-            timeout=timeout,
-            name=f"load of {os.path.basename(path)}",
-        ) as pipe,
-        open(path, "rb") as src,
-    ):
-        sink = pipe.stdin_pipe
-        try:
-            for chunk in iter_chunks(src, CHUNK):
-                plain = decryptor.update(chunk) if decryptor is not None else chunk
-                raw = dec.decompress(plain)
-                if raw:
-                    sink.write(rewriter.feed(raw))
-                    if on_bytes:
-                        on_bytes(len(raw))
-            if decryptor is not None:
-                rest = decryptor.finalize()  # raises on truncation/tampering: the load is rolled back
-                if rest:
-                    sink.write(rewriter.feed(dec.decompress(rest)))
-            tail = dec.finish()
-            sink.write(rewriter.feed(tail) + rewriter.finish())
-        except BrokenPipeError:
-            pass  # the client died: wait() reports its error
-        pipe.wait()
+    lines = DumpLines()
+    name = os.path.basename(path)
+
+    def send(sink: Any, raw: bytes) -> None:
+        out = rewriter.feed(raw)
+        lines.feed(out)
+        sink.write(out)
+
+    try:
+        with (
+            process.Pipeline(
+                [mysql_argv(program)],
+                credentials=client_option_file(target),
+                stdin=process.PIPE,
+                stdout=process.DEVNULL,
+                timeout=timeout,
+                name=f"load of {name}",
+                stderr_filter=redact.client_stderr,
+            ) as pipe,
+            open(path, "rb") as src,
+        ):
+            sink = pipe.stdin_pipe
+            try:
+                for chunk in iter_chunks(src, CHUNK):
+                    plain = decryptor.update(chunk) if decryptor is not None else chunk
+                    raw = dec.decompress(plain)
+                    if raw:
+                        send(sink, raw)
+                        if on_bytes:
+                            on_bytes(len(raw))
+                if decryptor is not None:
+                    rest = decryptor.finalize()  # raises on truncation/tampering: the load is rolled back
+                    if rest:
+                        send(sink, dec.decompress(rest))
+                send(sink, dec.finish())
+                last = rewriter.finish()
+                lines.feed(last)
+                sink.write(last)
+            except BrokenPipeError:
+                pass  # the client died: wait() reports its error
+            pipe.wait()
+    except ProcessError as exc:
+        found = _AT_LINE_RE.search(str(exc))
+        where = f" at line {found.group(1)} ({lines.where(int(found.group(1)))})" if found else ""
+        raise type(exc)(
+            f"loading {name} into {target.name} failed{where}: {exc}",
+            returncode=exc.returncode,
+            stderr_tail=exc.stderr_tail,
+        ) from None
 
 
 def _database_state(conn: db.Connection, database: str) -> str:
@@ -329,6 +707,26 @@ def restore_backup(
         t0 = time.monotonic()
         fetched, problems = fetch_backup_files(copies, files, staging, say)
         durations["download"] = round(time.monotonic() - t0, 3)
+        refused = [
+            f"{q(ff.database)}: {reason}"
+            for ff in fetched
+            if ff.database is not None and targets[ff.database] != ff.database
+            for reason in rename_refusals(
+                ff.path,
+                manifest.compression,
+                {ff.database: targets[ff.database]},
+                keyring if manifest.encryption_key_id else None,
+            )
+        ]
+        if refused:
+            raise RenameRefused(
+                "cannot restore under another name without touching the original database: "
+                + "; ".join(refused[:20])
+                + (f"; and {len(refused) - 20} more" if len(refused) > 20 else "")
+                + ". A rename rewrites CREATE/USE/ALTER DATABASE only; these definitions qualify names "
+                "with the original database. Nothing was loaded. Restore under the original name "
+                "(on another server), or remove the qualifier from these definitions and back up again"
+            )
         total = sum(f.raw_bytes for f in files)
         loaded = [0]
         t1 = time.monotonic()
@@ -360,13 +758,7 @@ def restore_backup(
             say(f"loaded {ff.database!r} as {targets[ff.database]!r} from {ff.location}")
         durations["load"] = round(time.monotonic() - t1, 3)
         created.clear()  # success: keep them
-        warnings = []
-        for d, t in targets.items():
-            if t != d:
-                warnings.append(
-                    f"{d!r} restored as {t!r}: triggers, routines, events or views whose bodies name {d!r} "
-                    "explicitly still refer to the original database"
-                )
+        warnings: list[str] = []
         return RestoreResult(
             backup_id=manifest.backup_id,
             server=manifest.server,
@@ -397,6 +789,7 @@ def redump_content_hash(spec: ServerSpec, database: str, program: str) -> str:
         credentials=client_option_file(spec),
         stdout=process.PIPE,
         name=f"re-dump of {database}",
+        stderr_filter=redact.client_stderr,
     ) as pipe:
         for chunk in iter(lambda: pipe.stdout_pipe.read(CHUNK), b""):
             scanner.feed(chunk)

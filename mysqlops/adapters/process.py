@@ -4,7 +4,8 @@ Rules (DESIGN.md §2):
 - argv tuples only, never a shell;
 - every child in its own session/process group, killed as a group on timeout, cancel or error;
 - a pipeline fails if any member fails; every exit code is checked;
-- stderr is captured (bounded tail) for error messages;
+- stderr is captured (bounded tail) for error messages, through a caller's filter when given
+  (row data a SQL client echoes must not reach a log);
 - credentials only through a ``--defaults-extra-file=/dev/fd/N`` inserted as the FIRST option,
   where N is an anonymous in-memory file (memfd, 0600, sealed) passed only to the child that
   needs it (``pass_fds``): it has no name on any file system and disappears with the last
@@ -24,7 +25,7 @@ import subprocess
 import threading
 import time
 from collections import deque
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import IO, Any
 
@@ -263,6 +264,9 @@ class Pipeline:
     cwd: str | None = None
     ok_returncodes: Sequence[int] = (0,)
     name: str = ""
+    # applied to every member's stderr before it reaches a result or an error message: e.g.
+    # mysqlops.redact.client_stderr, so that row data a client echoes never reaches a log
+    stderr_filter: Callable[[str], str] | None = None
     _members: list[_Member] = field(default_factory=list, init=False)
     _stack: contextlib.ExitStack = field(default_factory=contextlib.ExitStack, init=False)
     _timer: threading.Timer | None = field(default=None, init=False)
@@ -393,6 +397,8 @@ class Pipeline:
         elapsed = time.monotonic() - self._started
         for member in self._members:
             err = member.stderr.text()
+            if self.stderr_filter is not None:
+                err = self.stderr_filter(err)
             rc = member.returncode if member.returncode is not None else -1
             results.append(Result(member.argv, rc, b"", err, elapsed))
             if rc not in self.ok_returncodes:
@@ -432,6 +438,7 @@ def run(
     cwd: str | None = None,
     ok_returncodes: Sequence[int] = (0,),
     name: str = "",
+    stderr_filter: Callable[[str], str] | None = None,
 ) -> Result:
     """Run one command to completion, capturing stdout; raise on a bad exit code or timeout."""
     started = time.monotonic()
@@ -446,6 +453,7 @@ def run(
         cwd=cwd,
         ok_returncodes=ok_returncodes,
         name=name or program_name(argv),
+        stderr_filter=stderr_filter,
     ) as pipe:
         reader = threading.Thread(
             target=lambda: holder.__setitem__("out", pipe.stdout_pipe.read()), daemon=True

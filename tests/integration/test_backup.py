@@ -255,39 +255,69 @@ def test_one_location_down_the_other_is_verified(source: sandbox.SandboxServer, 
 
 
 def test_writes_during_dump_restore_to_one_consistent_snapshot(sandbox_root: str, local_location: Location) -> None:
+    """Transfers move money between two tables in one transaction and log each transfer in a
+    third, while the dump runs. The tables are dumped seconds apart (a big table sorts between
+    them), so only one snapshot for all of them keeps the cross-table invariants; and writes
+    committed during the dump (seen from the progress callback) are not in the backup, while
+    writes committed before it are."""
     server = sandbox.start_server(sandbox_root, "bwrite", server_id=505)
     target = sandbox.start_server(sandbox_root, "bwrite2", server_id=506)
     stop = threading.Event()
+    committed = [0]  # last transfer number committed by the writer
     try:
         with db.session(server.spec()) as conn:
-            create_bulk_table(conn, "bank", "filler", 150_000, payload_bytes=256)
-            db.execute(conn, "CREATE TABLE bank.acct (id INT PRIMARY KEY, bal BIGINT NOT NULL)")
-            db.execute(conn, "CREATE TABLE bank.ledger (id INT PRIMARY KEY AUTO_INCREMENT, amount BIGINT)")
-            db.execute(conn, "INSERT INTO bank.acct SELECT seq, 1000 FROM bank.seq_1_to_100")
+            db.execute(conn, "CREATE DATABASE bank")
+            db.execute(conn, "CREATE TABLE bank.a_acct (id INT PRIMARY KEY, bal BIGINT NOT NULL) ENGINE=InnoDB")
+            create_bulk_table(conn, "bank", "b_filler", 150_000, payload_bytes=256)  # dumped between them
+            db.execute(conn, "CREATE TABLE bank.c_acct (id INT PRIMARY KEY, bal BIGINT NOT NULL) ENGINE=InnoDB")
+            db.execute(conn, "CREATE TABLE bank.d_ledger (n INT PRIMARY KEY, to_c BIGINT NOT NULL) ENGINE=InnoDB")
+            db.execute(conn, "INSERT INTO bank.a_acct SELECT seq, 1000 FROM bank.seq_1_to_100")
+            db.execute(conn, "INSERT INTO bank.c_acct SELECT seq, 1000 FROM bank.seq_1_to_100")
 
         def writer() -> None:
             with db.session(server.spec(), autocommit=False) as conn, conn.cursor() as cur:
                 i = 0
                 while not stop.is_set():
-                    a, b = i % 100 + 1, (i * 7) % 100 + 1
-                    cur.execute("UPDATE bank.acct SET bal = bal - 5 WHERE id=%s", (a,))
-                    cur.execute("UPDATE bank.acct SET bal = bal + 5 WHERE id=%s", (b,))
-                    cur.execute("INSERT INTO bank.ledger (amount) VALUES (5)")
-                    conn.commit()
                     i += 1
+                    amount = 5 if i % 3 else -7  # both directions
+                    cur.execute("UPDATE bank.a_acct SET bal = bal - %s WHERE id=%s", (amount, i % 100 + 1))
+                    cur.execute("UPDATE bank.c_acct SET bal = bal + %s WHERE id=%s", (amount, (i * 7) % 100 + 1))
+                    cur.execute("INSERT INTO bank.d_ledger VALUES (%s, %s)", (i, amount))
+                    conn.commit()
+                    committed[0] = i
 
         thread = threading.Thread(target=writer, daemon=True)
         thread.start()
-        time.sleep(0.3)
-        result = core.run_backup(server.spec(), [local_location], codec("zstd"), databases=["bank"])
+        deadline = time.monotonic() + 10
+        while committed[0] < 200 and time.monotonic() < deadline:
+            time.sleep(0.01)
+        before_backup = committed[0]
+        during_dump: list[int] = []
+
+        def on_progress(p: core.Progress) -> None:  # called from the dump loop, while it runs
+            during_dump.append(committed[0])
+
+        result = core.run_backup(server.spec(), [local_location], codec("zstd"), databases=["bank"],
+                                 progress=on_progress, progress_interval=0)
         stop.set()
         thread.join(10)
         assert result.ok
         m = result.manifest
         _restore_file(Store(local_location), f"{ids.backup_dir(m.server, m.backup_id)}/{m.files[0].path}", m.compression, target)
         with db.session(target.spec()) as conn:
-            assert db.scalar(conn, "SELECT SUM(bal) FROM bank.acct") == 100_000
-            assert db.scalar(conn, "SELECT COUNT(*) FROM bank.ledger") >= 0
+            a = int(db.scalar(conn, "SELECT SUM(bal) FROM bank.a_acct"))
+            c = int(db.scalar(conn, "SELECT SUM(bal) FROM bank.c_acct"))
+            moved = int(db.scalar(conn, "SELECT COALESCE(SUM(to_c), 0) FROM bank.d_ledger"))
+            transfers, last = (int(v or 0) for v in db.query(conn, "SELECT COUNT(*) n, MAX(n) m FROM bank.d_ledger")[0].values())
+        # one snapshot for all three tables: the money is all there, and where the ledger says
+        assert a + c == 200_000, (a, c)
+        assert c - 100_000 == moved and 100_000 - a == moved, (a, c, moved)
+        assert transfers == last  # no gap: every transfer up to the snapshot, none after it
+        # the snapshot was taken during the backup while the writer ran: writes committed before
+        # the backup are in it, writes committed while the dump ran are not
+        assert before_backup <= last, (before_backup, last)
+        # (the middle of the dump: near its end the client has exited while its output is still read)
+        assert len(during_dump) >= 3 and during_dump[len(during_dump) // 2] > last, (last, during_dump)
     finally:
         stop.set()
         sandbox.stop_server(server)
@@ -396,3 +426,43 @@ def test_a_slow_location_after_the_dump_is_reported_not_silent(
     assert reports, lines
     stored = sum(f.stored_bytes for f in result.manifest.files)
     assert f"local {stored / 1e6:.1f} of {stored / 1e6:.1f} MB (100%)" in reports[-1]
+
+
+def test_include_pattern_matching_nothing_fails_preflight(source: sandbox.SandboxServer, local_location: Location) -> None:
+    with pytest.raises(PreflightFailed) as info:
+        core.run_backup(source.spec(), [local_location], codec("zstd"), include=["shop", "shpo*"])
+    message = str(info.value)
+    assert "include pattern 'shpo*' matches no database" in message and "include pattern 'shop'" not in message
+    assert "databases on the server: " in message and "shop" in message.split("databases on the server: ")[1]
+    with pytest.raises(PreflightFailed, match="nothing to back up"):
+        core.run_backup(source.spec(), [local_location], codec("zstd"), exclude=["*"])
+    assert catalog.scan([local_location])[0].backups == []
+
+
+def test_non_transactional_tables_are_named_in_the_backup(fresh_server: sandbox.SandboxServer, local_location: Location) -> None:
+    """MyISAM, Aria and MEMORY tables are read outside the --single-transaction snapshot: the
+    backup warns, naming them, and its manifest records them; InnoDB tables, views and
+    sequences are not named (and a sequence counts as the table it is)."""
+    with db.session(fresh_server.spec()) as conn:
+        for sql in ("CREATE DATABASE legacy", "CREATE DATABASE modern",
+                    "CREATE TABLE legacy.t_aria (id INT PRIMARY KEY) ENGINE=Aria",
+                    "CREATE TABLE legacy.t_myisam (id INT PRIMARY KEY) ENGINE=MyISAM",
+                    "CREATE TABLE legacy.t_mem (id INT PRIMARY KEY) ENGINE=MEMORY",
+                    "CREATE TABLE legacy.t_innodb (id INT PRIMARY KEY) ENGINE=InnoDB",
+                    "CREATE VIEW legacy.v AS SELECT id FROM legacy.t_aria",
+                    "CREATE SEQUENCE legacy.s",
+                    "INSERT INTO legacy.t_aria VALUES (1)", "INSERT INTO legacy.t_myisam VALUES (1)",
+                    "CREATE TABLE modern.t (id INT PRIMARY KEY) ENGINE=InnoDB"):  # fmt: skip
+            db.execute(conn, sql)
+    expected = {"legacy": {"t_aria": "Aria", "t_mem": "MEMORY", "t_myisam": "MyISAM"}}
+    result = core.run_backup(fresh_server.spec(), [local_location], codec("zstd"))
+    assert result.ok
+    warning = next(w for w in result.warnings if "non-transactional" in w)
+    assert warning.startswith("3 table(s) use a non-transactional engine and are outside the consistent snapshot: "
+                              "legacy.t_aria (Aria), legacy.t_mem (MEMORY), legacy.t_myisam (MyISAM).")
+    m = result.manifest
+    assert m.non_transactional_tables == expected and warning in m.warnings
+    stored = BackupManifest.from_json(Store(local_location).read_bytes(f"{ids.backup_dir(m.server, m.backup_id)}/manifest.json"))
+    assert stored.non_transactional_tables == expected
+    clean = core.run_backup(fresh_server.spec(), [local_location], codec("zstd"), databases=["modern"])
+    assert clean.manifest.non_transactional_tables == {} and not any("non-transactional" in w for w in clean.warnings)

@@ -144,7 +144,8 @@ def test_drift_and_broken_replica_fail_health_then_rebuild_repairs(trio: list[sa
     health = repl.check_health([r1, r2], max_lag_seconds=300)
     failures = repl.health_failures(health)
     assert len(failures) == 1 and failures[0].startswith(r2.name)
-    assert "SQL thread stopped" in failures[0] and "Duplicate entry '1000'" in failures[0], failures
+    assert "SQL thread stopped" in failures[0] and "shop.audit; Duplicate entry '<value>'" in failures[0], failures
+    assert "'1000'" not in failures[0] and "'1000'" not in health[1].last_sql_error  # the row's key stays out
     assert health[1].last_sql_error and health[1].sql_running == "No"
 
     with pytest.raises(PreflightFailed) as info:
@@ -240,8 +241,27 @@ def test_replication_over_tls_with_verified_certificate(sandbox_root: str) -> No
                 ssl_disabled=True,
             )
         assert refused.value.args[0] == 1045
-        with session(replace(primary, user=settings.user, password=PASSWORD)) as conn:
-            assert scalar(conn, "SHOW SESSION STATUS LIKE 'Ssl_cipher'") is not None
+        def tls_session(spec: ServerSpec) -> dict[str, str]:
+            with session(spec) as conn:
+                rows = query(conn, "SHOW SESSION STATUS WHERE Variable_name IN ('Ssl_cipher', 'Ssl_version')")
+            return {str(r["Variable_name"]): str(r["Value"] or "") for r in rows}
+
+        # the VALUE column: a negotiated cipher and protocol (the name column is never empty)
+        status = tls_session(replace(primary, user=settings.user, password=PASSWORD))
+        assert status["Ssl_cipher"] and status["Ssl_version"].startswith("TLSv1."), status
+        # control: a session without TLS has an empty cipher, so the check above can fail
+        # (PyMySQL negotiates TLS whenever the server offers it: turn it off explicitly)
+        plain = pymysql.connect(host="127.0.0.1", port=servers[0].port, user="root",
+                                password=servers[0].root_password, ssl_disabled=True)
+        try:
+            with plain.cursor() as cur:
+                cur.execute("SHOW SESSION STATUS LIKE 'Ssl_cipher'")
+                assert cur.fetchone() == ("Ssl_cipher", "")
+        finally:
+            plain.close()
+        # the replica's own connection to the primary is encrypted too
+        with session(replica) as conn:
+            assert query(conn, "SHOW SLAVE STATUS")[0]["Master_SSL_CA_File"] == pem["ca"]
 
         # a CA that did not sign the server's certificate is refused, by PyMySQL and by the client tools
         other_dir = os.path.join(directory, "other")

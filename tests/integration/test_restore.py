@@ -122,9 +122,13 @@ def test_refusals_and_rename(made: Any, sandbox_root: str) -> None:
             db.execute(conn, "CREATE TABLE shop.keepme (id INT)")
         with pytest.raises(RestoreError, match="not empty"):
             core.restore_backup(copies, target.spec(), databases=["shop"])
-        # shop's trigger body names `shop` explicitly: the renamed load fails, and leaves nothing
-        with pytest.raises(Exception, match="doesn't exist"):
+        # shop's trigger, procedure and event bodies name `shop` explicitly: a rename is refused
+        # before anything is loaded, naming them
+        with pytest.raises(core.RenameRefused) as refused:
             core.restore_backup(copies, target.spec(), databases=["shop"], rename={"shop": "shop_restored"})
+        for name in ("trigger `customers_audit`", "procedure `add_customer`", "event `nightly`"):
+            assert f"{name} names `shop` explicitly" in str(refused.value)
+        assert "Nothing was loaded" in str(refused.value)
         result = core.restore_backup(copies, target.spec(), databases=["simple"], rename={"simple": "simple2"})
         assert result.databases == {"simple": "simple2"}
         with db.session(target.spec()) as conn:
@@ -149,3 +153,134 @@ def test_rename_rewriter_only_touches_structure_lines() -> None:
             b"INSERT INTO `t` VALUES ('USE `shop`;');\n")
     out = b"".join(rw.feed(dump[i : i + 5]) for i in range(0, len(dump), 5)) + rw.finish()
     assert out == dump.replace(b"`shop` /*", b"`shop2` /*").replace(b"\nUSE `shop`;", b"\nUSE `shop2`;")
+
+
+def _database_state(spec: Any, database: str) -> dict[str, Any]:
+    """Everything a rename could change about ``database``: its definition, its default
+    charset, and each routine/trigger/event with the charset context it was created in."""
+    with db.session(spec) as conn:
+        return {
+            "create": db.query(conn, f"SHOW CREATE DATABASE `{database}`"),
+            "schemata": db.query(conn, "SELECT * FROM information_schema.SCHEMATA WHERE SCHEMA_NAME=%s", [database]),
+            "routines": db.query(
+                conn,
+                "SELECT ROUTINE_NAME, ROUTINE_TYPE, ROUTINE_DEFINITION, DATABASE_COLLATION, CHARACTER_SET_CLIENT,"
+                " COLLATION_CONNECTION, CREATED, LAST_ALTERED FROM information_schema.ROUTINES"
+                " WHERE ROUTINE_SCHEMA=%s ORDER BY ROUTINE_NAME",
+                [database],
+            ),
+            "triggers": db.query(
+                conn,
+                "SELECT TRIGGER_NAME, ACTION_STATEMENT, DATABASE_COLLATION, CREATED FROM information_schema.TRIGGERS"
+                " WHERE TRIGGER_SCHEMA=%s ORDER BY TRIGGER_NAME",
+                [database],
+            ),
+            "events": db.query(
+                conn,
+                "SELECT EVENT_NAME, EVENT_DEFINITION, DATABASE_COLLATION, CREATED, LAST_ALTERED"
+                " FROM information_schema.EVENTS WHERE EVENT_SCHEMA=%s ORDER BY EVENT_NAME",
+                [database],
+            ),
+            "tables": db.query(
+                conn,
+                "SELECT TABLE_NAME, TABLE_COLLATION, CREATE_TIME FROM information_schema.TABLES"
+                " WHERE TABLE_SCHEMA=%s ORDER BY TABLE_NAME",
+                [database],
+            ),
+            "rows": db.query(conn, f"SELECT * FROM `{database}`.t ORDER BY id"),
+        }
+
+
+def _collations(spec: Any, database: str) -> dict[str, Any]:
+    """Per object, the database collation it was created under (what a faithful copy keeps)."""
+    with db.session(spec) as conn:
+        rows = db.query(
+            conn,
+            "SELECT ROUTINE_NAME n, DATABASE_COLLATION c FROM information_schema.ROUTINES WHERE ROUTINE_SCHEMA=%s"
+            " UNION ALL SELECT TRIGGER_NAME, DATABASE_COLLATION FROM information_schema.TRIGGERS WHERE TRIGGER_SCHEMA=%s"
+            " UNION ALL SELECT EVENT_NAME, DATABASE_COLLATION FROM information_schema.EVENTS WHERE EVENT_SCHEMA=%s",
+            [database] * 3,
+        )
+        default = db.scalar(
+            conn, "SELECT DEFAULT_COLLATION_NAME FROM information_schema.SCHEMATA WHERE SCHEMA_NAME=%s", [database]
+        )
+    return {"default": default, **{r["n"]: r["c"] for r in rows}}
+
+
+def test_rename_never_touches_another_database(sandbox_root: str, tmp_path: Any) -> None:
+    """Routines, a trigger and an event created while `src` was latin1, then `src` moved to
+    utf8mb4: the dump wraps them in ALTER DATABASE `src` lines. Restored as `copy` on the
+    server that holds `src` (whose collation changed since the backup), `src` is untouched
+    and `copy` is faithful; restored as `copy` on a server without `src`, it works. Bodies
+    that qualify names with `src` make the rename refuse before anything is loaded."""
+    source = sandbox.start_server(sandbox_root, "rnsrc", server_id=611)
+    other = sandbox.start_server(sandbox_root, "rnoth", server_id=612)
+    location = Location("local", f"file://{tmp_path}/b")
+    try:
+        spec = source.spec()
+        with db.session(spec) as conn:
+            for sql in (
+                "CREATE DATABASE src CHARACTER SET latin1 COLLATE latin1_swedish_ci",
+                "CREATE TABLE src.t (id INT PRIMARY KEY, v VARCHAR(60)) CHARACTER SET utf8mb4",
+                "INSERT INTO src.t VALUES (1, 'USE `src`;'), (2, 'ALTER DATABASE `src` CHARACTER SET ascii')",
+                "CREATE TABLE src.log (id INT PRIMARY KEY AUTO_INCREMENT, note VARCHAR(20))",
+                "CREATE PROCEDURE src.p_latin() SELECT COUNT(*) FROM t",
+                "CREATE FUNCTION src.f_latin() RETURNS INT DETERMINISTIC RETURN 7",
+                "CREATE TRIGGER src.tr_latin AFTER INSERT ON src.t FOR EACH ROW INSERT INTO log (note) VALUES ('ins')",
+                "CREATE EVENT src.ev_latin ON SCHEDULE EVERY 1 DAY DISABLE DO DELETE FROM log WHERE id < 0",
+                "CREATE VIEW src.v AS SELECT id FROM src.t",
+                "ALTER DATABASE src CHARACTER SET utf8mb4 COLLATE utf8mb4_unicode_ci",
+                "CREATE PROCEDURE src.p_utf8() SELECT 1",
+            ):
+                db.execute(conn, sql)
+        backup = bk.run_backup(spec, [location], codec("zstd"), databases=["src"])
+        assert backup.ok
+        dump_text = Store(location).read_bytes(
+            f"{ids.backup_dir(backup.manifest.server, backup.manifest.backup_id)}/{backup.manifest.files[0].path}"
+        )
+        assert b"ALTER DATABASE `src` CHARACTER SET latin1" in __import__("zstandard").decompress(
+            dump_text, max_output_size=1 << 24
+        )  # the case under test is really in the dump
+        expected_copy = _collations(spec, "src")
+        assert expected_copy["p_latin"] == "latin1_swedish_ci" and expected_copy["p_utf8"] == "utf8mb4_unicode_ci"
+
+        # the live `src` moved on since the backup; restoring a copy beside it must not touch it
+        with db.session(spec) as conn:
+            db.execute(conn, "ALTER DATABASE src COLLATE utf8mb4_bin")
+        before = _database_state(spec, "src")
+        copies = catalog.find_backup(catalog.scan([location]), None, backup.manifest.backup_id)
+        core.restore_backup(copies, spec, rename={"src": "copy"}, allow_source_target=True)
+        assert _database_state(spec, "src") == before
+        assert _collations(spec, "copy") == expected_copy
+        with db.session(spec) as conn:
+            assert db.query(conn, "SELECT * FROM copy.t ORDER BY id") == before["rows"]
+            db.execute(conn, "INSERT INTO copy.t VALUES (3, 'x')")  # the copy's trigger writes the copy
+            assert db.scalar(conn, "SELECT COUNT(*) FROM copy.log") == 1
+            assert db.scalar(conn, "SELECT COUNT(*) FROM src.log") == 0
+
+        # a server without `src`: the rename alone makes a faithful copy
+        core.restore_backup(copies, other.spec(), rename={"src": "copy"})
+        with db.session(other.spec()) as conn:
+            assert "src" not in db.user_databases(conn)
+        assert _collations(other.spec(), "copy") == expected_copy
+
+        # bodies that qualify names with `src`: refused, naming them, before anything is loaded
+        with db.session(spec) as conn:
+            db.execute(conn, "CREATE DATABASE elsewhere")
+            db.execute(conn, "CREATE TABLE elsewhere.x (id INT)")
+            db.execute(conn, "CREATE PROCEDURE src.p_qualified() SELECT COUNT(*) FROM src.t")
+            db.execute(conn, "CREATE VIEW src.v_cross AS SELECT t.id FROM src.t JOIN elsewhere.x ON x.id = t.id")
+        qualified = bk.run_backup(spec, [location], codec("zstd"), databases=["src"])
+        before = _database_state(spec, "src")
+        copies = catalog.find_backup(catalog.scan([location]), None, qualified.manifest.backup_id)
+        for target in (spec, other.spec()):
+            with pytest.raises(core.RenameRefused) as refused:
+                core.restore_backup(copies, target, rename={"src": "copy2"}, allow_source_target=True)
+            assert "procedure `p_qualified` names `src` explicitly (`src`.`t`)" in str(refused.value)
+            assert "view `v_cross` names `src` explicitly" in str(refused.value)
+            with db.session(target) as conn:
+                assert "copy2" not in db.user_databases(conn)
+        assert _database_state(spec, "src") == before
+    finally:
+        sandbox.stop_server(source)
+        sandbox.stop_server(other)

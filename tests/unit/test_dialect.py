@@ -515,7 +515,8 @@ def test_mariadb_broken_replica_problems() -> None:
     status = MARIADB.parse_replica_status(MARIADB_BROKEN)
     assert status is not None and not status.healthy
     assert status.sql_running == "No" and status.last_sql_errno == 1062 and status.seconds_behind is None
-    assert status.problems() == [f"SQL thread stopped: {DUP_ERROR}"]
+    # the row value the server quotes (here the key 1) never reaches a problem, log or artifact
+    assert status.problems() == ["SQL thread stopped: " + DUP_ERROR.replace("'1'", "'<value>'")]
 
 
 def test_mariadb_connecting_replica_problems() -> None:

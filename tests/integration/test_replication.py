@@ -246,9 +246,7 @@ def test_replication_over_tls_with_verified_certificate(sandbox_root: str) -> No
         # a CA that did not sign the server's certificate is refused, by PyMySQL and by the client tools
         other_dir = os.path.join(directory, "other")
         os.makedirs(other_dir, mode=0o700)
-        wrong = replace(
-            servers[0].spec(), tls=TLSOptions(ca=_certificates(other_dir)["ca"], verify_cert=True)
-        )
+        wrong = replace(servers[0].spec(), tls=TLSOptions(ca=_certificates(other_dir)["ca"], verify_cert=True))
         with pytest.raises(ConnectionProblem, match=r"certificate verify failed|CERTIFICATE_VERIFY_FAILED"):
             connect(wrong)
         from mysqlops import backup as bk

@@ -39,8 +39,9 @@ prefect-env: setup
 deploy: setup
 	$(RUN) prefect --no-prompt deploy --all
 
+# the process worker that cancels its running flow runs on SIGTERM/Ctrl-C (deployments/worker.py)
 worker: setup
-	$(RUN) prefect worker start --pool mysqlops
+	$(RUN) python -m deployments.worker --pool mysqlops
 
 bench: setup
 	$(RUN) python -m bench.run_all

@@ -5,6 +5,8 @@ export AWS_DEFAULT_REGION ?= us-east-1
 export MPLBACKEND := Agg
 export PATH := $(HOME)/.local/bin:$(PATH)
 RUN := uv run --frozen --no-sync
+# compile bytecode on install (import prefect: 1.9 s -> 0.9 s); UV_COMPILE_BYTECODE=0 skips it
+UV_COMPILE_BYTECODE ?= 1
 PYTEST_ARGS ?=
 
 .PHONY: setup demo test test-quick lint bench clean prefect-env deploy worker
@@ -14,7 +16,7 @@ setup: .venv/.synced
 
 .venv/.synced: pyproject.toml uv.lock
 	@command -v uv >/dev/null 2>&1 || python3 -m pip install --quiet --user uv || python3 -m pip install --quiet uv
-	UV_COMPILE_BYTECODE=1 uv sync --frozen --quiet
+	UV_COMPILE_BYTECODE=$(UV_COMPILE_BYTECODE) uv sync --frozen --quiet
 	@touch $@
 
 demo: setup

@@ -68,17 +68,17 @@ class Child:
             self.proc.wait(timeout=10)
 
 
-def start_child(name: str, argv: list[str], env: dict[str, str], logdir: Path) -> Child:
+def start_child(name: str, argv: list[str], env: dict[str, str], logdir: Path, cwd: Path = ROOT) -> Child:
     log = logdir / f"{name}.log"
     with open(log, "wb") as fh:
         proc = subprocess.Popen(
-            argv, cwd=ROOT, env=env, stdout=fh, stderr=subprocess.STDOUT, start_new_session=True
+            argv, cwd=cwd, env=env, stdout=fh, stderr=subprocess.STDOUT, start_new_session=True
         )
     return Child(name, proc, log)
 
 
-def prefect_cli(*args: str) -> list[str]:
-    return [sys.executable, "-m", "prefect", *args]
+def prefect_cli(*args: str, python: str = sys.executable) -> list[str]:
+    return [python, "-m", "prefect", *args]
 
 
 # Prefect's own settings shorten the server's loops (the services stay ON, as in production):
@@ -136,9 +136,12 @@ class PrefectServer:
         return found
 
 
-def start_prefect_server(base: Path, database_url: str | None = None, **settings: str) -> PrefectServer:
+def start_prefect_server(
+    base: Path, database_url: str | None = None, python: str = sys.executable, **settings: str
+) -> PrefectServer:
     """``prefect server start`` on a free loopback port with its own PREFECT_HOME, every
-    service on (scheduler included) with short loops, SQLite or the given database."""
+    service on (scheduler included) with short loops, SQLite or the given database; run by
+    ``python`` (another virtualenv's, for a fresh install)."""
     home = base / "home"
     home.mkdir(mode=0o700, parents=True)
     port = free_port()
@@ -150,7 +153,7 @@ def start_prefect_server(base: Path, database_url: str | None = None, **settings
     server = PrefectServer(url, home, base, database="postgresql" if database_url else "sqlite")
     child = start_child(
         "server",
-        prefect_cli("server", "start", "--host", "127.0.0.1", "--port", str(port)),
+        prefect_cli("server", "start", "--host", "127.0.0.1", "--port", str(port), python=python),
         env,
         base,
     )

@@ -234,6 +234,33 @@ def test_automations_absence_trigger_is_proactive_per_server() -> None:
     )
 
 
+def test_automations_failure_alerts_have_a_realert_window_per_deployment() -> None:
+    from deployments import automations, setup
+    from mysqlops.errors import ConfigError
+
+    base = {
+        "servers": {"db1": {"host": "h", "password_env": "P"}},
+        "notifications": {"block": "b", "url": "https://x"},
+    }
+    default = setup.parse({**base, "automations": {}}).alerts
+    assert default is not None and default.realert == timedelta(hours=1)
+    config = setup.parse({**base, "automations": {"realert_minutes": 30}}).alerts
+    assert config is not None and config.realert == timedelta(minutes=30)
+    failed, restore = automations.build(config, uuid.uuid4())[:2]
+    for automation in (failed, restore):
+        trigger: Any = automation.trigger
+        assert trigger.within == timedelta(minutes=30) and trigger.threshold == 1
+        assert trigger.for_each == {"related:deployment:prefect.resource.id"}
+        assert "at most one alert per deployment per 30 min" in (automation.description or "")
+    # the restore test is not also "a flow run failed"
+    related = [r.model_dump(mode="json") for r in failed.trigger.match_related]  # type: ignore[union-attr]
+    assert {"prefect.resource.role": "flow", "prefect.resource.name": "!restore-test"} in related
+    every: Any = setup.parse({**base, "automations": {"realert_minutes": 0}}).alerts
+    assert automations.build(every, uuid.uuid4())[0].trigger.within == timedelta(0)  # type: ignore[union-attr]
+    with pytest.raises(ConfigError, match="realert_minutes"):
+        setup.parse({**base, "automations": {"realert_minutes": -5}})
+
+
 # ------------------------------------------------------------------------------ flow tests
 
 

@@ -66,9 +66,12 @@ def _last_fire(schedule: Any, since: datetime, now: datetime) -> datetime | None
     return None
 
 
-def read_schedule_facts(client: Any, tag: str, now: datetime | None = None) -> list[checks.ScheduleFacts]:
+def read_schedule_facts(
+    client: Any, tag: str, now: datetime | None = None, grace: timedelta = SCHEDULE_GRACE
+) -> list[checks.ScheduleFacts]:
     """What the Prefect API says about the schedules of every deployment tagged ``tag``
-    (``client``: a sync Prefect client)."""
+    (``client``: a sync Prefect client). A fire time counts ``grace`` after the schedule was
+    last created or changed."""
     from prefect.client.schemas.filters import (
         DeploymentFilter,
         DeploymentFilterTags,
@@ -91,7 +94,7 @@ def read_schedule_facts(client: Any, tag: str, now: datetime | None = None) -> l
         active = [] if deployment.paused else [s for s in deployment.schedules if s.active]
         last_due: datetime | None = None
         for schedule in active:
-            since = _utc(schedule.updated or schedule.created or now) + SCHEDULE_GRACE
+            since = _utc(schedule.updated or schedule.created or now) + grace
             fire = _last_fire(schedule.schedule, since, now)
             if fire is not None and (last_due is None or fire > last_due):
                 last_due = fire
@@ -130,10 +133,12 @@ def read_schedule_facts(client: Any, tag: str, now: datetime | None = None) -> l
     return out
 
 
-def schedule_checks(client: Any, tag: str, now: datetime | None = None) -> list[checks.CheckResult]:
+def schedule_checks(
+    client: Any, tag: str, now: datetime | None = None, grace: timedelta = SCHEDULE_GRACE
+) -> list[checks.CheckResult]:
     """One verdict per deployment tagged ``tag``: is the scheduler creating its runs?"""
     now = (now or datetime.now(UTC)).astimezone(UTC)
-    facts = read_schedule_facts(client, tag, now)
+    facts = read_schedule_facts(client, tag, now, grace)
     if not facts:
         return [
             checks.CheckResult(

@@ -175,8 +175,11 @@ def test_scheduled_run_fires(
 
         with SyncPrefectClient(server.url) as client:
             [verdict] = schedule_checks(client, "mysqlops")
+            # without the grace after a deploy, the run due last counts: it was created ahead
+            [due] = schedule_checks(client, "mysqlops", grace=timedelta(0))
         assert verdict.status.value == "ok", verdict
         assert verdict.location == f"archive-binlogs/{spec['name']}"
+        assert due.status.value == "ok" and "ahead" in due.detail, due
 
         worker.stop()
         assert server.tracebacks() == [], "\n\n".join(server.tracebacks())[:6000]

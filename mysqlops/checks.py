@@ -4,7 +4,10 @@ and check, each with a message that says what is wrong and how to fix it.
 Per server: reachable, backup privileges, binary log on, binary log retention long enough for
 the backup interval, replication healthy (replicas only). Per server and location: newest
 complete backup young enough, newest binlog archive young enough, last restore test passed
-and recent. Per local location: free disk space.
+and recent (before the first archive or test is due, their absence is a warning). Per local
+location: free disk space. Per scheduled deployment (:func:`evaluate_schedule`, facts read
+from the Prefect API by the flow layer): an upcoming run exists and the run due last was
+created ahead by the scheduler.
 
 The evaluators (``evaluate_*``) are pure: they take what was read and return verdicts, so
 they are unit-tested without servers. :func:`run_checks` does the reading.

@@ -3,12 +3,21 @@
 Three kinds, all delivered to one notification block (a Custom Webhook by default):
 
 * ``mysqlops: flow run failed``: any flow run tagged ``failure_tag`` (every deployment in
-  prefect.yaml carries ``mysqlops``) ends Failed, Crashed or TimedOut.
+  prefect.yaml carries ``mysqlops``) ends Failed, Crashed or TimedOut, except runs of the
+  restore-test flow (they have their own alert: one failed restore test is ONE alert).
 * ``mysqlops: no backup of <server> in <N>h``: a *proactive* trigger per backed-up server: no
   ``prefect.flow-run.Completed`` event of the ``backup`` flow with tag ``server:<server>``
   within the window. Deployment runs get the tag from their deployment, ``backup-fleet``
   subflows from ``tags()``.
 * ``mysqlops: restore test failed``: a run of the restore-test flow ends Failed/Crashed/TimedOut.
+
+Re-alert window: the two failure alerts fire at most once per deployment per ``realert``
+(default 1 hour; ``[automations] realert_minutes``). They are reactive triggers with threshold 1
+``within`` the window, evaluated separately for each deployment (``for_each`` on the run's
+related deployment): the first failure alerts at once, and Prefect ignores further failures
+of that deployment until the window after it has passed, so a deployment failing every 5
+minutes pages once an hour, not twelve times. Ad-hoc runs (no deployment) share one window.
+A window of 0 alerts on every failure.
 
 Everything named ``mysqlops: ...`` belongs to setup: automations with that prefix that the
 config no longer describes are deleted, duplicates are removed, changed ones updated.
@@ -24,8 +33,12 @@ from uuid import UUID
 from prefect.events.actions import SendNotification
 from prefect.events.schemas.automations import AutomationCore, EventTrigger, Posture
 
+from mysqlops.errors import ConfigError
+
 PREFIX = "mysqlops: "
 FAILED_EVENTS = {"prefect.flow-run.Failed", "prefect.flow-run.Crashed", "prefect.flow-run.TimedOut"}
+# one window per deployment: the label Prefect reads from the run's related deployment
+PER_DEPLOYMENT = "related:deployment:prefect.resource.id"
 
 FAILURE_BODY = (
     "Flow run {{ flow_run.name }} of flow {{ flow.name }} ended {{ flow_run.state.name }}.\n"
@@ -53,6 +66,15 @@ class AlertConfig:
     backup_absence: timedelta = timedelta(hours=26)
     failure_tag: str = "mysqlops"
     enabled: bool = True
+    realert: timedelta = timedelta(hours=1)
+
+    def __post_init__(self) -> None:
+        if self.realert < timedelta(0):
+            raise ConfigError(
+                "[automations] realert_minutes must not be negative (0 = alert on every failure)"
+            )
+        if self.backup_absence <= timedelta(0):
+            raise ConfigError("[automations] backup_absence_hours must be positive, e.g. 26")
 
 
 def server_tag(server: str) -> str:
@@ -62,6 +84,16 @@ def server_tag(server: str) -> str:
 def _hours(delta: timedelta) -> str:
     hours = delta.total_seconds() / 3600
     return f"{hours:g}h" if hours >= 1 else f"{delta.total_seconds():g}s"
+
+
+def _window(delta: timedelta) -> str:
+    if delta <= timedelta(0):
+        return "every failure alerts"
+    seconds = delta.total_seconds()
+    every = (
+        _hours(delta) if seconds >= 3600 else f"{seconds / 60:g} min" if seconds >= 60 else f"{seconds:g}s"
+    )
+    return f"at most one alert per deployment per {every}"
 
 
 def absence_name(server: str, window: timedelta) -> str:
@@ -74,29 +106,40 @@ def build(config: AlertConfig, block_document_id: UUID) -> list[AutomationCore]:
     def notify(subject: str, body: str) -> SendNotification:
         return SendNotification(block_document_id=block_document_id, subject=subject, body=body)
 
-    failure_related: Any = (
-        {"prefect.resource.role": "tag", "prefect.resource.id": f"prefect.tag.{config.failure_tag}"}
-        if config.failure_tag
-        else {}
-    )
+    # every failure but the restore test's (it has its own alert): one alert per failed run
+    failure_related: Any = [
+        {"prefect.resource.role": "flow", "prefect.resource.name": f"!{config.restore_test_flow}"}
+    ]
+    if config.failure_tag:
+        failure_related.insert(
+            0, {"prefect.resource.role": "tag", "prefect.resource.id": f"prefect.tag.{config.failure_tag}"}
+        )
+    per_deployment = {PER_DEPLOYMENT} if config.realert > timedelta(0) else set()
     out = [
         AutomationCore(
             name=f"{PREFIX}flow run failed",
-            description="A mysqlops flow run ended Failed, Crashed or TimedOut.",
+            description=(
+                "A mysqlops flow run (not a restore test) ended Failed, Crashed or TimedOut; "
+                f"{_window(config.realert)}."
+            ),
             enabled=config.enabled,
             trigger=EventTrigger(
                 match={"prefect.resource.id": "prefect.flow-run.*"},
                 match_related=failure_related,
+                for_each=per_deployment,
                 expect=set(FAILED_EVENTS),
                 posture=Posture.Reactive,
                 threshold=1,
-                within=timedelta(0),
+                within=config.realert,
             ),
             actions=[notify("mysqlops: {{ flow.name }} run {{ flow_run.name }} failed", FAILURE_BODY)],
         ),
         AutomationCore(
             name=f"{PREFIX}restore test failed",
-            description=f"A run of flow {config.restore_test_flow!r} did not complete: a backup is not proven.",
+            description=(
+                f"A run of flow {config.restore_test_flow!r} did not complete: a backup is not proven; "
+                f"{_window(config.realert)}."
+            ),
             enabled=config.enabled,
             trigger=EventTrigger(
                 match={"prefect.resource.id": "prefect.flow-run.*"},
@@ -104,10 +147,11 @@ def build(config: AlertConfig, block_document_id: UUID) -> list[AutomationCore]:
                     "prefect.resource.role": "flow",
                     "prefect.resource.name": config.restore_test_flow,
                 },
+                for_each=per_deployment,
                 expect=set(FAILED_EVENTS),
                 posture=Posture.Reactive,
                 threshold=1,
-                within=timedelta(0),
+                within=config.realert,
             ),
             actions=[notify("mysqlops: RESTORE TEST FAILED ({{ flow_run.name }})", RESTORE_BODY)],
         ),

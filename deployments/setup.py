@@ -230,6 +230,8 @@ def parse(doc: Mapping[str, Any]) -> Environment:
                 "backup_absence_hours",
                 "backup_absence_seconds",
                 "failure_tag",
+                "realert_minutes",
+                "realert_seconds",
             },
         )
         if webhook is None:
@@ -238,6 +240,10 @@ def parse(doc: Mapping[str, Any]) -> Environment:
             window = timedelta(seconds=float(auto["backup_absence_seconds"]))
         else:
             window = timedelta(hours=float(auto.get("backup_absence_hours", 26)))
+        if "realert_seconds" in auto:
+            realert = timedelta(seconds=float(auto["realert_seconds"]))
+        else:
+            realert = timedelta(minutes=float(auto.get("realert_minutes", 60)))
         alerts = automations.AlertConfig(
             backup_servers=tuple(s.name for s in servers if s.expect_backups),
             backup_flow=str(auto.get("backup_flow", "backup")),
@@ -245,6 +251,7 @@ def parse(doc: Mapping[str, Any]) -> Environment:
             backup_absence=window,
             failure_tag=str(auto.get("failure_tag", "mysqlops")),
             enabled=bool(auto.get("enabled", True)),
+            realert=realert,
         )
     return Environment(
         servers=servers,

@@ -4,7 +4,10 @@ and check, each with a message that says what is wrong and how to fix it.
 Per server: reachable, backup privileges, binary log on, binary log retention long enough for
 the backup interval, replication healthy (replicas only). Per server and location: newest
 complete backup young enough, newest binlog archive young enough, last restore test passed
-and recent. Per local location: free disk space.
+and recent (before the first archive or test is due, their absence is a warning). Per local
+location: free disk space. Per scheduled deployment (:func:`evaluate_schedule`, facts read
+from the Prefect API by the flow layer): an upcoming run exists and the run due last was
+created ahead by the scheduler.
 
 The evaluators (``evaluate_*``) are pure: they take what was read and return verdicts, so
 they are unit-tested without servers. :func:`run_checks` does the reading.
@@ -276,6 +279,12 @@ def _backup_age(scan: catalog.LocationScan, server: str, policy: CheckPolicy, no
     return CheckResult(server, name, "backup age", Status.OK if ok else Status.FAILED, detail)
 
 
+def _first_backup(scan: catalog.LocationScan, server: str) -> datetime | None:
+    """When the oldest complete backup of ``server`` at this location finished (None: none)."""
+    done = [m.finished_at for m in scan.backups if m.server == server and m.status.value == "complete"]
+    return min(done) if done else None
+
+
 def _binlog_age(
     scan: catalog.LocationScan, server: str, policy: CheckPolicy, now: datetime, binlog_on: bool | None
 ) -> CheckResult:
@@ -286,12 +295,28 @@ def _binlog_age(
         return CheckResult(server, name, "binlog archive age", Status.SKIPPED, "binary log is off")
     archives = [b for b in scan.binlogs if b.server == server]
     if not archives:
+        first = _first_backup(scan, server)
+        limit = policy.max_binlog_archive_age
+        if first is not None and _age(now, first) <= limit:
+            # a fresh install: the first backup is younger than the archive interval allows
+            return CheckResult(
+                server,
+                name,
+                "binlog archive age",
+                Status.WARNING,
+                f"no binlog archived yet (first backup {human_age(_age(now, first))} ago; the first "
+                f"archive is due within {human_age(limit)} of it): the archive-binlogs schedule "
+                f"will archive them, or run it now (prefect deployment run 'archive-binlogs/{server}')",
+            )
         return CheckResult(
             server,
             name,
             "binlog archive age",
             Status.FAILED,
-            f"no archived binlog of {server!r} at {name!r}: run the archive-binlogs flow",
+            f"no archived binlog of {server!r} at {name!r}"
+            + (f" although the first backup is {human_age(_age(now, first))} old" if first else "")
+            + f": the archive-binlogs schedule is not running or failing; run it "
+            f"(prefect deployment run 'archive-binlogs/{server}') and look at its runs",
         )
     newest = max(archives, key=lambda b: b.archived_at)
     age = _age(now, newest.archived_at)
@@ -311,6 +336,19 @@ def _restore_test(scan: catalog.LocationScan, server: str, policy: CheckPolicy, 
         return CheckResult(server, name, "restore test", Status.SKIPPED, "switched off")
     certificates = [c for c in scan.certificates if c.server == server]
     if not certificates:
+        first = _first_backup(scan, server)
+        limit = policy.max_restore_test_age
+        if first is not None and _age(now, first) <= limit:
+            return CheckResult(
+                server,
+                name,
+                "restore test",
+                Status.WARNING,
+                f"no restore test yet (first backup {human_age(_age(now, first))} ago; the first test "
+                f"is due within {human_age(limit)} of it): a backup is not proven until restored; the "
+                f"restore-test schedule will test it, or run it now "
+                f"(prefect deployment run 'restore-test/{server}')",
+            )
         return CheckResult(
             server,
             name,
@@ -360,6 +398,115 @@ def evaluate_disk(
             detail + ": the next backup may not fit; free space or apply retention",
         )
     return CheckResult("", location, "free disk", Status.OK, detail)
+
+
+# ------------------------------------------------------------ the scheduler (pure verdicts)
+SCHEDULER_FIX = (
+    "Prefect's scheduler service is not creating runs: look at the Prefect server's log for "
+    "errors of the scheduler service (prefect 3.8.8 with SQLAlchemy 2.1 logs \"Can't evaluate bulk "
+    'DML statement": install the locked prefect 3.9.1 with `make setup`), make sure '
+    "PREFECT_SERVER_SERVICES_SCHEDULER_ENABLED is not false, then restart `prefect server start`"
+)
+
+
+@dataclass(frozen=True)
+class ScheduledRun:
+    """A flow run of a deployment, as the schedule check needs it."""
+
+    expected_start: datetime
+    created: datetime
+    state_type: str  # SCHEDULED, PENDING, RUNNING, COMPLETED, ...
+    state_name: str  # Scheduled, Late, AwaitingConcurrencySlot, ...
+    auto_scheduled: bool  # created by the scheduler service (not run_deployment / the UI)
+
+
+@dataclass(frozen=True)
+class ScheduleFacts:
+    """What the Prefect API says about one deployment's schedules (read by the flow layer)."""
+
+    deployment: str  # flow/name
+    schedules: int  # schedules configured
+    active: int  # active schedules (0 when the deployment or every schedule is paused)
+    last_due: datetime | None  # newest fire time of an active schedule that had to have a run
+    runs: Sequence[ScheduledRun]  # its runs at last_due and its upcoming runs
+    work_queue: str = ""
+
+
+def evaluate_schedule(
+    facts: ScheduleFacts, now: datetime, late_after: timedelta = timedelta(minutes=5)
+) -> CheckResult:
+    """Is Prefect's scheduler alive for this deployment?
+
+    An active schedule must have an upcoming scheduled run (the scheduler keeps runs ahead);
+    the run due at ``last_due`` must exist and have been created by the scheduler before it was
+    due; a due run that has not started after ``late_after`` means no worker serves its queue.
+    """
+    where = ("prefect", facts.deployment, "schedule")
+    if facts.schedules == 0:
+        return CheckResult(*where, Status.SKIPPED, "no schedule (runs on demand)")
+    if facts.active == 0:
+        return CheckResult(
+            *where,
+            Status.WARNING,
+            f"every schedule is paused: nothing runs on its own; resume it "
+            f"(prefect deployment schedule ls '{facts.deployment}', then "
+            f"prefect deployment schedule resume '{facts.deployment}' <id>) or unpause the deployment",
+        )
+    upcoming = sorted(
+        (
+            r
+            for r in facts.runs
+            if r.state_type == "SCHEDULED" and r.auto_scheduled and r.expected_start > now
+        ),
+        key=lambda r: r.expected_start,
+    )
+    if not upcoming:
+        return CheckResult(
+            *where,
+            Status.FAILED,
+            f"{facts.active} active schedule(s) but no upcoming run: nothing will run. {SCHEDULER_FIX}",
+        )
+    nxt = upcoming[0]
+    detail = (
+        f"next run {nxt.expected_start.astimezone(UTC):%Y-%m-%d %H:%M:%S}Z "
+        f"(in {human_age(nxt.expected_start - now)}), {len(upcoming)} scheduled ahead"
+    )
+    if facts.last_due is None:
+        return CheckResult(*where, Status.OK, detail + "; none due yet")
+    due = facts.last_due
+    ago = human_age(_age(now, due))
+    matches = [
+        r for r in facts.runs if abs((r.expected_start - due).total_seconds()) < 1 and r.auto_scheduled
+    ]
+    if not matches:
+        return CheckResult(
+            *where,
+            Status.FAILED,
+            f"no run was created for {due.astimezone(UTC):%Y-%m-%d %H:%M:%S}Z (due {ago} ago): "
+            f"the scheduler was not running then. {SCHEDULER_FIX}",
+        )
+    run = matches[0]
+    if run.created > due:
+        return CheckResult(
+            *where,
+            Status.WARNING,
+            f"the run due {ago} ago was created {human_age(run.created - due)} after it was due: "
+            "the scheduler was down or lagging (server overloaded?); " + detail,
+        )
+    if run.state_type == "SCHEDULED" and _age(now, due) > late_after:
+        return CheckResult(
+            *where,
+            Status.WARNING,
+            f"the run due {ago} ago has not started ({run.state_name}): no worker polls work queue "
+            f"{facts.work_queue or '?'}, the queue or pool is paused, or its concurrency slot is taken "
+            "(prefect worker start --pool <pool>; prefect work-queue ls); " + detail,
+        )
+    return CheckResult(
+        *where,
+        Status.OK,
+        f"the run due {ago} ago was created {human_age(due - run.created)} ahead ({run.state_name}); "
+        + detail,
+    )
 
 
 # ------------------------------------------------------------------------------ reading

@@ -1418,6 +1418,19 @@ def _one_health(spec: ServerSpec, max_lag_seconds: int, primary_gtid: str | None
     except MysqlopsError as exc:
         health.problems.append(str(exc))
         return health
+    except pymysql.MySQLError as exc:
+        code = exc.args[0] if exc.args else None
+        if code in (1227, 1142, 1045):  # access denied / missing privilege
+            health.problems.append(
+                f"{spec.user} may not read the replica status (error {code}): give the block an account "
+                "with SLAVE MONITOR (MariaDB) / REPLICATION CLIENT (MySQL): "
+                "python -m mysqlops users --role monitor --apply on that server"
+            )
+        else:
+            health.problems.append(
+                f"cannot read the replica status: error {code}: {exc.args[-1] if exc.args else exc}"
+            )
+        return health
     if status is None:
         health.problems.append("not a replica (no replica status): provision it")
         return health

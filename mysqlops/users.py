@@ -1,9 +1,20 @@
 """The accounts mysqlops needs, with exactly the grants of the flavor (least privilege).
 
-``backup`` (dump + binlog archiving), ``replication`` (REPLICATION SLAVE only), ``restore``
-(loads dumps into restore targets / scratch servers) and ``monitor`` (health checks). The SQL
-comes from the dialect; :func:`user_statements` is pure, :func:`create_users` applies it.
-Passwords are bound into the statements only when applied; dry runs show them masked.
+Which block uses which account (``python -m mysqlops users --role <role>``):
+
+* ``backup`` (``mysqlops_backup``): the MySQLServer block of every server that is backed up,
+  used by backup, archive-binlogs and check: the dump, binlog archiving, and reading the
+  replica status (check's replication verdict: SLAVE MONITOR on MariaDB 10.5.9+).
+* ``monitor`` (``mysqlops_monitor``): the block of a replica watched by replica-health (SLAVE
+  MONITOR / REPLICATION CLIENT, BINLOG MONITOR, SELECT).
+* ``replication`` (``mysqlops_replication``): REPLICATION SLAVE only, on a primary, the account
+  its replicas log in with (provision-replica).
+* ``restore``: loads dumps into restore targets (the restore flow's target block).
+
+Accounts are created with ``sql_log_bin=0``: they are never replicated, so create them on every
+server whose block names them. The SQL comes from the dialect; :func:`user_statements` is pure,
+:func:`create_users` applies it. Passwords are bound into the statements only when applied;
+dry runs show them masked.
 """
 
 from __future__ import annotations
@@ -12,6 +23,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 from mysqlops.adapters import mysql as db
+from mysqlops.dialect import account as quoted_account
 from mysqlops.dialect import dialect_for, quote_string
 from mysqlops.errors import ConfigError
 from mysqlops.model import ServerSpec, ServerVersion
@@ -31,7 +43,14 @@ class Account:
 def user_statements(version: ServerVersion, account: Account, password: str) -> list[str]:
     d = dialect_for(version)
     if account.role == "backup":
-        return d.backup_user_grants(account.user, account.host, password, account.databases, account.tls)
+        statements = d.backup_user_grants(
+            account.user, account.host, password, account.databases, account.tls
+        )
+        if d.is_mariadb and version.at_least(10, 5, 9):
+            # SHOW SLAVE STATUS: the check flow tells a replica from a primary (MySQL's backup
+            # account already holds REPLICATION CLIENT, older MariaDB its alias BINLOG MONITOR)
+            statements.append(f"GRANT SLAVE MONITOR ON *.* TO {quoted_account(account.user, account.host)}")
+        return statements
     if account.role == "replication":
         return d.replication_user_grants(account.user, account.host, password, account.tls)
     if account.role == "restore":

@@ -68,17 +68,28 @@ class Child:
             self.proc.wait(timeout=10)
 
 
-def start_child(name: str, argv: list[str], env: dict[str, str], logdir: Path) -> Child:
+def start_child(name: str, argv: list[str], env: dict[str, str], logdir: Path, cwd: Path = ROOT) -> Child:
     log = logdir / f"{name}.log"
     with open(log, "wb") as fh:
         proc = subprocess.Popen(
-            argv, cwd=ROOT, env=env, stdout=fh, stderr=subprocess.STDOUT, start_new_session=True
+            argv, cwd=cwd, env=env, stdout=fh, stderr=subprocess.STDOUT, start_new_session=True
         )
     return Child(name, proc, log)
 
 
-def prefect_cli(*args: str) -> list[str]:
-    return [sys.executable, "-m", "prefect", *args]
+def prefect_cli(*args: str, python: str = sys.executable) -> list[str]:
+    return [python, "-m", "prefect", *args]
+
+
+# Prefect's own settings shorten the server's loops (the services stay ON, as in production):
+# the scheduler creates runs within seconds, late runs and automations are evaluated quickly.
+SERVER_SETTINGS = {
+    "PREFECT_SERVER_SERVICES_SCHEDULER_ENABLED": "true",
+    "PREFECT_SERVER_SERVICES_SCHEDULER_LOOP_SECONDS": "2",
+    "PREFECT_SERVER_SERVICES_SCHEDULER_RECENT_DEPLOYMENTS_LOOP_SECONDS": "2",
+    "PREFECT_SERVER_SERVICES_LATE_RUNS_ENABLED": "true",
+    "PREFECT_SERVER_SERVICES_TRIGGERS_ENABLED": "true",
+}
 
 
 @dataclass
@@ -87,30 +98,62 @@ class PrefectServer:
     home: Path
     logdir: Path
     children: list[Child] = field(default_factory=list)
+    database: str = "sqlite"
 
     def env(self, **extra: str) -> dict[str, str]:
         return child_env(self.home, self.url, **extra)
 
     def api(self, method: str, path: str, body: Any = None) -> Any:
-        response = httpx.request(method, self.url + path, json=body, timeout=30)
+        """One API call; a 503 (the server's "retry": SQLite was busy) is retried with backoff,
+        as Prefect's own client does, instead of failing the test."""
+        for attempt in range(6):
+            response = httpx.request(method, self.url + path, json=body, timeout=30)
+            if response.status_code != 503 or attempt == 5:
+                break
+            time.sleep(0.5 * 2**attempt)
         response.raise_for_status()
         return response.json() if response.content else None
 
+    def stop(self) -> None:
+        """Stop every child (workers first, the server last)."""
+        for c in reversed(self.children):
+            c.stop()
 
-@pytest.fixture(scope="module")
-def prefect_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[PrefectServer]:
-    """``prefect server start`` on a free loopback port with its own PREFECT_HOME (scheduler
-    off: deployment schedules are registered but create no runs during the test)."""
-    base = tmp_path_factory.mktemp("prefect-e2e")
+    @property
+    def log(self) -> Path:
+        return self.children[0].log
+
+    def tracebacks(self) -> list[str]:
+        """Every traceback in the server's log (each with the log line that announced it)."""
+        lines = self.log.read_text(errors="replace").splitlines()
+        found: list[str] = []
+        for i, line in enumerate(lines):
+            if line.startswith("Traceback (most recent call last)"):
+                end = i + 1
+                while end < len(lines) and (lines[end].startswith((" ", "\t")) or not lines[end].strip()):
+                    end += 1
+                found.append("\n".join(lines[max(0, i - 1) : end + 1]))
+        return found
+
+
+def start_prefect_server(
+    base: Path, database_url: str | None = None, python: str = sys.executable, **settings: str
+) -> PrefectServer:
+    """``prefect server start`` on a free loopback port with its own PREFECT_HOME, every
+    service on (scheduler included) with short loops, SQLite or the given database; run by
+    ``python`` (another virtualenv's, for a fresh install)."""
     home = base / "home"
-    home.mkdir()
+    home.mkdir(mode=0o700, parents=True)
     port = free_port()
     url = f"http://127.0.0.1:{port}/api"
-    env = child_env(home, None, PREFECT_SERVER_SERVICES_SCHEDULER_ENABLED="false")
-    server = PrefectServer(url, home, base)
+    extra = dict(SERVER_SETTINGS, **settings)
+    if database_url:
+        extra["PREFECT_API_DATABASE_CONNECTION_URL"] = database_url
+    env = child_env(home, None, **extra)
+    server = PrefectServer(url, home, base, database="postgresql" if database_url else "sqlite")
     child = start_child(
         "server",
-        prefect_cli("server", "start", "--host", "127.0.0.1", "--port", str(port)),
+        prefect_cli("server", "start", "--host", "127.0.0.1", "--port", str(port), python=python),
         env,
         base,
     )
@@ -126,10 +169,54 @@ def prefect_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Prefect
             if time.monotonic() > deadline:
                 raise RuntimeError(f"prefect server not healthy after 90s:\n{child.tail()}")
             time.sleep(0.3)
+    except BaseException:
+        server.stop()
+        raise
+    return server
+
+
+@pytest.fixture(scope="module")
+def prefect_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[PrefectServer]:
+    """A real Prefect server (SQLite) with its scheduler ON: deployment schedules create runs,
+    and a worker runs those that are due during the tests."""
+    server = start_prefect_server(tmp_path_factory.mktemp("prefect-e2e"))
+    try:
         yield server
     finally:
-        for c in reversed(server.children):
-            c.stop()
+        server.stop()
+
+
+POSTGRES_ADMIN = os.environ.get("MYSQLOPS_E2E_POSTGRES", "postgresql://postgres@127.0.0.1:5432/postgres")
+
+
+@contextlib.contextmanager
+def postgres_database() -> Iterator[str]:
+    """A private PostgreSQL database for one Prefect server (asyncpg URL), dropped afterwards.
+    Skips when no PostgreSQL answers at MYSQLOPS_E2E_POSTGRES (trust auth by default)."""
+    import asyncio
+    import uuid
+    from urllib.parse import urlparse
+
+    import asyncpg
+
+    name = "mysqlops_e2e_" + uuid.uuid4().hex[:10]
+
+    async def admin(sql: str) -> None:
+        conn = await asyncpg.connect(POSTGRES_ADMIN, timeout=5)
+        try:
+            await conn.execute(sql)
+        finally:
+            await conn.close()
+
+    try:
+        asyncio.run(admin(f'CREATE DATABASE "{name}"'))
+    except (OSError, asyncpg.PostgresError) as exc:
+        pytest.skip(f"no PostgreSQL at {POSTGRES_ADMIN} ({exc}): set MYSQLOPS_E2E_POSTGRES")
+    where = urlparse(POSTGRES_ADMIN)
+    try:
+        yield f"postgresql+asyncpg://{where.netloc}/{name}"
+    finally:
+        asyncio.run(admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
 
 
 @dataclass

@@ -63,7 +63,7 @@ def test_backup_list_restore_test_report_retention(env: Any) -> None:
     wanted = {"backup-fsrc", "backup-fsrc-summary", "restore-tests", "backup-report", "retention-plan"}
 
     async def artifact_keys() -> set[str]:
-        # the raw endpoint: prefect 3.8.8's typed filters drop artifacts here
+        # the raw endpoint with explicit filters (prefect 3.8.8's typed filters dropped artifacts)
         async with get_client() as client:
             response = await client._client.post("/artifacts/filter", json={"artifacts": {"key": {"any_": sorted(wanted)}}})
             return {a["key"] for a in response.json()}

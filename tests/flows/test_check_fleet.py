@@ -86,6 +86,92 @@ def test_empty_location_fails_backup_age_and_restore_test(tmp_path: Any) -> None
     assert {r.check: r.status for r in off}["binlog archive age"] is checks.Status.SKIPPED
 
 
+def test_fresh_install_warns_until_the_first_archive_and_restore_test_are_due(
+    local_location: Location,
+) -> None:
+    """Right after the first backup, a missing binlog archive and restore test are warnings
+    that say when they are due; once the first backup is older than their limit, failures."""
+    from types import SimpleNamespace
+
+    now = datetime.now(UTC)
+
+    def with_backup(age: timedelta) -> catalog.LocationScan:
+        # only the fields the evaluators read of a complete backup's manifest
+        backup: Any = SimpleNamespace(
+            server="db1", status=SimpleNamespace(value="complete"), finished_at=now - age, backup_id="b1"
+        )
+        return catalog.LocationScan(local_location, backups=[backup])
+
+    policy = checks.CheckPolicy()
+    young = {
+        r.check: r for r in checks.evaluate_location(with_backup(timedelta(minutes=5)), ["db1"], policy, now)
+    }
+    assert young["binlog archive age"].status is checks.Status.WARNING
+    assert "no binlog archived yet" in young["binlog archive age"].detail
+    assert "archive-binlogs/db1" in young["binlog archive age"].detail
+    assert young["restore test"].status is checks.Status.WARNING
+    assert "no restore test yet" in young["restore test"].detail
+    assert young["backup age"].status is checks.Status.OK
+    old = {
+        r.check: r for r in checks.evaluate_location(with_backup(timedelta(hours=2)), ["db1"], policy, now)
+    }
+    assert old["binlog archive age"].status is checks.Status.FAILED
+    assert "first backup is 2.0h old" in old["binlog archive age"].detail
+    assert old["restore test"].status is checks.Status.WARNING  # 8 days to the first test
+    ancient = {
+        r.check: r for r in checks.evaluate_location(with_backup(timedelta(days=9)), ["db1"], policy, now)
+    }
+    assert ancient["restore test"].status is checks.Status.FAILED
+
+
+def _run(
+    expected: datetime, created: datetime, state: str = "SCHEDULED", auto: bool = True
+) -> checks.ScheduledRun:
+    name = {"SCHEDULED": "Scheduled", "COMPLETED": "Completed", "RUNNING": "Running"}[state]
+    return checks.ScheduledRun(expected, created, state, name, auto)
+
+
+def test_evaluate_schedule_verdicts() -> None:
+    now = datetime(2026, 11, 23, 10, 0, tzinfo=UTC)
+    hour = timedelta(hours=1)
+    due = now - timedelta(minutes=10)
+
+    def facts(
+        runs: list[checks.ScheduledRun], last_due: datetime | None = due, active: int = 1
+    ) -> checks.ScheduleFacts:
+        return checks.ScheduleFacts("backup/db1", 1, active, last_due, runs, "mysqlops/server-db1")
+
+    upcoming = _run(now + hour, now - 2 * hour)
+    ok = checks.evaluate_schedule(facts([_run(due, now - 2 * hour, "COMPLETED"), upcoming]), now)
+    assert ok.status is checks.Status.OK and ok.location == "backup/db1" and "next run" in ok.detail
+    assert checks.evaluate_schedule(facts([upcoming], last_due=None), now).status is checks.Status.OK
+    # an active schedule without an upcoming run: the scheduler is dead
+    dead = checks.evaluate_schedule(facts([_run(due, now - 2 * hour, "COMPLETED")]), now)
+    assert dead.status is checks.Status.FAILED
+    assert "no upcoming run" in dead.detail and "PREFECT_SERVER_SERVICES_SCHEDULER_ENABLED" in dead.detail
+    # a manual run in the future is not the scheduler's
+    manual = checks.evaluate_schedule(facts([_run(now + hour, now, auto=False)], last_due=None), now)
+    assert manual.status is checks.Status.FAILED
+    # the run that was due was never created
+    missed = checks.evaluate_schedule(facts([upcoming]), now)
+    assert (
+        missed.status is checks.Status.FAILED
+        and "no run was created for 2026-11-23 09:50:00Z" in missed.detail
+    )
+    # created after it was due: the scheduler was down and came back
+    lagging = checks.evaluate_schedule(
+        facts([_run(due, due + timedelta(minutes=3), "COMPLETED"), upcoming]), now
+    )
+    assert lagging.status is checks.Status.WARNING and "after it was due" in lagging.detail
+    # due 10 minutes ago and still waiting: no worker
+    waiting = checks.evaluate_schedule(facts([_run(due, now - hour), upcoming]), now)
+    assert waiting.status is checks.Status.WARNING and "mysqlops/server-db1" in waiting.detail
+    paused = checks.evaluate_schedule(facts([], active=0), now)
+    assert paused.status is checks.Status.WARNING and "schedule resume" in paused.detail
+    none = checks.evaluate_schedule(checks.ScheduleFacts("restore/x", 0, 0, None, []), now)
+    assert none.status is checks.Status.SKIPPED
+
+
 # ----------------------------------------------- deployments.setup config and automations (pure)
 
 
@@ -148,14 +234,41 @@ def test_automations_absence_trigger_is_proactive_per_server() -> None:
     )
 
 
+def test_automations_failure_alerts_have_a_realert_window_per_deployment() -> None:
+    from deployments import automations, setup
+    from mysqlops.errors import ConfigError
+
+    base = {
+        "servers": {"db1": {"host": "h", "password_env": "P"}},
+        "notifications": {"block": "b", "url": "https://x"},
+    }
+    default = setup.parse({**base, "automations": {}}).alerts
+    assert default is not None and default.realert == timedelta(hours=1)
+    config = setup.parse({**base, "automations": {"realert_minutes": 30}}).alerts
+    assert config is not None and config.realert == timedelta(minutes=30)
+    failed, restore = automations.build(config, uuid.uuid4())[:2]
+    for automation in (failed, restore):
+        trigger: Any = automation.trigger
+        assert trigger.within == timedelta(minutes=30) and trigger.threshold == 1
+        assert trigger.for_each == {"related:deployment:prefect.resource.id"}
+        assert "at most one alert per deployment per 30 min" in (automation.description or "")
+    # the restore test is not also "a flow run failed"
+    related = [r.model_dump(mode="json") for r in failed.trigger.match_related]  # type: ignore[union-attr]
+    assert {"prefect.resource.role": "flow", "prefect.resource.name": "!restore-test"} in related
+    every: Any = setup.parse({**base, "automations": {"realert_minutes": 0}}).alerts
+    assert automations.build(every, uuid.uuid4())[0].trigger.within == timedelta(0)  # type: ignore[union-attr]
+    with pytest.raises(ConfigError, match="realert_minutes"):
+        setup.parse({**base, "automations": {"realert_minutes": -5}})
+
+
 # ------------------------------------------------------------------------------ flow tests
 
 
 def latest_artifact(key: str) -> Any:
     """The newest artifact with ``key``, or None.
 
-    Not ``Artifact.get``: with fastapi 0.154 the prefect 3.8.8 server answers 422 to the
-    ``null`` filters the client sends, so the body leaves them out.
+    The raw endpoint with every filter spelled out (no ``null`` filters: prefect 3.8.8 with
+    fastapi 0.154 answered 422 to them; this works on every version).
     """
     from prefect import get_client
 
@@ -309,7 +422,7 @@ def test_no_secret_in_check_results(cluster: list[sandbox.SandboxServer], tmp_pa
 
 @pytest.mark.flows
 def test_server_tag_limit_serializes_tagged_task_runs() -> None:
-    """The mechanism setup relies on, in prefect 3.8.8: task runs tagged ``server:<name>``
+    """The mechanism setup relies on, in prefect 3.9: task runs tagged ``server:<name>``
     wait for the global concurrency limit ``tag:server:<name>`` (limit 1)."""
     import time
 
@@ -339,3 +452,57 @@ def test_server_tag_limit_serializes_tagged_task_runs() -> None:
 
     spans = sorted(two_on_one_server())
     assert spans[0][1] <= spans[1][0], f"tagged task runs overlapped: {spans}"
+
+
+@pytest.mark.flows
+def test_check_fails_when_an_active_schedule_has_no_upcoming_run() -> None:
+    """The test harness's server runs no scheduler service: a deployment with an active
+    schedule gets no runs, as on a server whose scheduler is dead. The check flow fails with
+    the fix, and logs no traceback (a Failed state, not an exception)."""
+    from prefect import get_client
+    from prefect.client.schemas.actions import DeploymentScheduleCreate
+    from prefect.client.schemas.filters import LogFilter, LogFilterFlowRunId
+    from prefect.client.schemas.schedules import CronSchedule
+
+    from flows.check import check
+
+    tag = f"sched-{uuid.uuid4().hex[:6]}"
+    with get_client(sync_client=True) as client:
+        flow_id = client.create_flow_from_name(f"probe-{tag}")
+        client.create_deployment(
+            flow_id=flow_id,
+            name="every-5-minutes",
+            entrypoint="flows/smoke.py:smoke",
+            tags=[tag],
+            schedules=[DeploymentScheduleCreate(schedule=CronSchedule(cron="*/5 * * * *"), active=True)],
+        )
+        paused = client.create_deployment(
+            flow_id=flow_id,
+            name="paused",
+            entrypoint="flows/smoke.py:smoke",
+            tags=[tag],
+            schedules=[DeploymentScheduleCreate(schedule=CronSchedule(cron="0 1 * * *"), active=False)],
+        )
+    state = check(servers=[], locations=[], deployments_tag=tag, return_state=True)
+    assert state.is_failed()
+    assert state.message == f"1 check(s) failed: prefect / probe-{tag}/every-5-minutes schedule"
+    artifact = latest_artifact("check")
+    rows = artifact["data"] if isinstance(artifact["data"], list) else json.loads(str(artifact["data"]))
+    verdicts = {r["location"]: r for r in rows}
+    dead = verdicts[f"probe-{tag}/every-5-minutes"]
+    assert dead["status"] == "failed" and "no upcoming run" in dead["detail"]
+    assert "PREFECT_SERVER_SERVICES_SCHEDULER_ENABLED" in dead["detail"]
+    assert verdicts[f"probe-{tag}/paused"]["status"] == "warning"
+    import time
+
+    deadline, text = time.monotonic() + 20, ""
+    while "Finished in state" not in text and time.monotonic() < deadline:  # logs arrive in batches
+        time.sleep(0.5)
+        with get_client(sync_client=True) as client:
+            logs = client.read_logs(
+                LogFilter(flow_run_id=LogFilterFlowRunId(any_=[state.state_details.flow_run_id]))
+            )
+        text = "\n".join(entry.message for entry in logs)
+    assert "no upcoming run" in text
+    assert "Traceback" not in text, text
+    assert paused is not None

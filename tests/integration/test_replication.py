@@ -308,3 +308,35 @@ def test_primary_without_binary_log_fails_preflight_with_the_line_to_add(
             assert query(conn, "SHOW SLAVE STATUS") == []
     finally:
         sandbox.stop_server(server)
+
+
+@pytest.mark.integration
+def test_health_without_slave_monitor_names_the_monitor_account(
+    cluster: list[sandbox.SandboxServer],
+) -> None:
+    """replica-health with an account that may not read the replica status: a problem naming
+    the fix (the monitor account), not a raw OperationalError 1227; the account that
+    ``mysqlops users --role monitor`` creates may read it."""
+    from mysqlops.users import Account, create_users
+
+    replica = cluster[1]
+    with session(replica.spec()) as conn, conn.cursor() as cur:
+        cur.execute("SET SESSION sql_log_bin=0")
+        cur.execute("CREATE USER IF NOT EXISTS 'weakmon'@'127.0.0.1' IDENTIFIED BY 'weak-mon-pw-1'")
+        cur.execute("GRANT SELECT ON *.* TO 'weakmon'@'127.0.0.1'")
+    weak = replica.spec(name="weak").with_credentials("weakmon", "weak-mon-pw-1")
+    [health] = repl.check_health([weak])
+    assert not health.ok
+    assert "error 1227" in health.problems[0] and "--role monitor" in health.problems[0]
+    assert "weak-mon-pw-1" not in " ".join(health.problems)
+
+    create_users(
+        replica.spec(),
+        [Account("monitor", "mysqlops_monitor", "127.0.0.1")],
+        {"monitor": "mon-pw-12345"},
+        dry_run=False,
+    )
+    monitor = replica.spec(name="mon").with_credentials("mysqlops_monitor", "mon-pw-12345")
+    [health] = repl.check_health([monitor])
+    # replicating or not (the session's cluster), the status was read
+    assert not any("1227" in p or "may not read" in p for p in health.problems), health.problems

@@ -25,12 +25,12 @@ from pathlib import Path
 from bench.common import CpuMeter, dir_size, start_moto, timed_shell, write_result
 from mysqlops.adapters import mysql as db
 from mysqlops.adapters import sandbox
-from mysqlops.commands import client_option_file
+from mysqlops.tools.client import client_option_file
 
 CHILD = r"""
 import json, resource, sys, time
 from mysqlops import backup, catalog, restore
-from mysqlops.compression import codec
+from mysqlops.streams.compression import codec
 from mysqlops.model import Location, ServerSpec
 args = json.loads(sys.stdin.read())  # never argv: it holds a password
 spec = ServerSpec(**args["spec"])
@@ -54,12 +54,17 @@ print("RESULT " + json.dumps(out))
 
 
 def child(payload: dict) -> dict:
-    proc = subprocess.run([sys.executable, "-c", CHILD], input=json.dumps(payload), capture_output=True, text=True,
-                          env={**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[1])})
+    proc = subprocess.run(
+        [sys.executable, "-c", CHILD],
+        input=json.dumps(payload),
+        capture_output=True,
+        text=True,
+        env={**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[1])},
+    )
     if proc.returncode:
         raise RuntimeError(proc.stderr[-3000:])
     line = next(x for x in proc.stdout.splitlines() if x.startswith("RESULT "))
-    return json.loads(line[len("RESULT "):])
+    return json.loads(line[len("RESULT ") :])
 
 
 def main() -> int:
@@ -71,8 +76,16 @@ def main() -> int:
     args = ap.parse_args()
     work = Path(tempfile.mkdtemp(prefix="mysqlops-bench-", dir=args.dir))
     rows = int(args.gb * 2_900_000)  # ~370 bytes of dump per row
-    server = sandbox.start_server(work, "src", server_id=1, extra_options=[
-        "--innodb-buffer-pool-size=2G", "--innodb-flush-log-at-trx-commit=0", "--innodb-log-file-size=1G"])
+    server = sandbox.start_server(
+        work,
+        "src",
+        server_id=1,
+        extra_options=[
+            "--innodb-buffer-pool-size=2G",
+            "--innodb-flush-log-at-trx-commit=0",
+            "--innodb-log-file-size=1G",
+        ],
+    )
     moto, s3_url = start_moto(work)
     results: dict[str, object] = {"gb": args.gb, "rows": rows}
     try:
@@ -98,23 +111,43 @@ def main() -> int:
         if not args.memory_only:
             results["dump_devnull_s"] = shell("dump > /dev/null", f"{dump} > /dev/null")
             results["dump_gzip_s"] = shell("dump | gzip -6", f"{dump} | gzip -6 > {work}/d.sql.gz")
-            results["dump_zstd_s"] = shell("dump | zstd -3 -T2", f"{dump} | zstd -q -3 -T2 > {work}/d.sql.zst")
-            results["dump_raw_bytes"] = int(subprocess.run(f"zstd -dc {work}/d.sql.zst | wc -c", shell=True,
-                                                           capture_output=True, text=True).stdout)
+            results["dump_zstd_s"] = shell(
+                "dump | zstd -3 -T2", f"{dump} | zstd -q -3 -T2 > {work}/d.sql.zst"
+            )
+            results["dump_raw_bytes"] = int(
+                subprocess.run(
+                    f"zstd -dc {work}/d.sql.zst | wc -c", shell=True, capture_output=True, text=True
+                ).stdout
+            )
             results["zstd_file_bytes"] = os.path.getsize(work / "d.sql.zst")
             os.unlink(work / "d.sql.gz")
         locations = [
             {"name": "local", "url": f"file://{work}/backups"},
-            {"name": "s3", "url": "s3://bench/m", "storage_options": {
-                "key": "bench", "secret": "bench", "client_kwargs": {"endpoint_url": s3_url}}},
+            {
+                "name": "s3",
+                "url": "s3://bench/m",
+                "storage_options": {
+                    "key": "bench",
+                    "secret": "bench",
+                    "client_kwargs": {"endpoint_url": s3_url},
+                },
+            },
         ]
-        spec = {"name": "src", "host": "127.0.0.1", "port": server.port, "user": "root", "password": server.root_password}
+        spec = {
+            "name": "src",
+            "host": "127.0.0.1",
+            "port": server.port,
+            "user": "root",
+            "password": server.root_password,
+        }
         staging = work / "staging"
         staging.mkdir()
         if not args.memory_only:
             # the same backup to the local directory only: what the S3 endpoint on this machine costs
             with CpuMeter(**meter_pids) as m:
-                local_only = child({"mode": "backup", "spec": spec, "locations": locations[:1], "staging": str(staging)})
+                local_only = child(
+                    {"mode": "backup", "spec": spec, "locations": locations[:1], "staging": str(staging)}
+                )
             cpu["mysqlops → local"] = {**m.cpu, "total": m.total}
             results["mysqlops_backup_local_only"] = local_only
         with CpuMeter(**meter_pids) as m:
@@ -128,7 +161,9 @@ def main() -> int:
             results["ratio_vs_zstd"] = round(ours["wall"] / results["dump_zstd_s"], 3)
             results["ratio_local_only_vs_zstd"] = round(local_only["wall"] / results["dump_zstd_s"], 3)
             results["speedup_vs_gzip"] = round(results["dump_gzip_s"] / ours["wall"], 2)
-            results["best_possible_speedup_vs_gzip"] = round(results["dump_gzip_s"] / results["dump_devnull_s"], 2)
+            results["best_possible_speedup_vs_gzip"] = round(
+                results["dump_gzip_s"] / results["dump_devnull_s"], 2
+            )
         if not args.memory_only and not args.skip_restore:
             # restore: plain load into a default-configured server vs the mysqlops restore test
             plain = sandbox.start_server(work, "plain", server_id=2)
@@ -137,14 +172,24 @@ def main() -> int:
                 popt.write_text(client_option_file(plain.spec()))
                 popt.chmod(0o600)
                 subprocess.run(f"zstd -dc {work}/d.sql.zst > {work}/dump.sql", shell=True, check=True)
-                results["plain_load_s"] = timed_shell(f"mariadb --defaults-extra-file={popt} < {work}/dump.sql")
+                results["plain_load_s"] = timed_shell(
+                    f"mariadb --defaults-extra-file={popt} < {work}/dump.sql"
+                )
                 os.unlink(work / "dump.sql")
             finally:
                 sandbox.stop_server(plain)
             sb = work / "rt"
             sb.mkdir()
-            rt = child({"mode": "restore", "spec": spec, "locations": [locations[1]], "staging": str(staging),
-                        "backup_id": ours["backup_id"], "sandbox_dir": str(sb)})
+            rt = child(
+                {
+                    "mode": "restore",
+                    "spec": spec,
+                    "locations": [locations[1]],
+                    "staging": str(staging),
+                    "backup_id": ours["backup_id"],
+                    "sandbox_dir": str(sb),
+                }
+            )
             results["mysqlops_restore_test"] = rt
             results["restore_ratio_vs_plain_load"] = round(rt["wall"] / results["plain_load_s"], 3)
     finally:
@@ -156,7 +201,8 @@ def main() -> int:
     md = [f"# Backup benchmark ({args.gb} GB target, {rows:,} rows)", ""]
     if not args.memory_only:
         md += [
-            "| run | wall s | notes |", "|---|---|---|",
+            "| run | wall s | notes |",
+            "|---|---|---|",
             f"| mariadb-dump > /dev/null | {results['dump_devnull_s']:.1f} | raw dump {results['dump_raw_bytes'] / 1e9:.2f} GB |",
             f"| mariadb-dump \\| gzip -6 > file | {results['dump_gzip_s']:.1f} | |",
             f"| mariadb-dump \\| zstd -3 -T2 > file | {results['dump_zstd_s']:.1f} | {results['zstd_file_bytes'] / 1e6:.0f} MB |",
@@ -169,7 +215,10 @@ def main() -> int:
             "",
             "| run | client | mariadbd | moto (S3 endpoint) | total |",
             "|---|---|---|---|---|",
-            *[f"| {name} | {c['client']} | {c['mariadbd']} | {c['moto']} | {c['total']} |" for name, c in cpu.items()],
+            *[
+                f"| {name} | {c['client']} | {c['mariadbd']} | {c['moto']} | {c['total']} |"
+                for name, c in cpu.items()
+            ],
         ]
         if "plain_load_s" in results:
             rt = results["mysqlops_restore_test"]
@@ -178,10 +227,16 @@ def main() -> int:
                 f"| plain `mariadb < dump.sql` (default server) | {results['plain_load_s']:.1f} | |",
                 f"| mysqlops restore test (download+load+verify) | {rt['wall']:.1f} | {rt['durations']}, peak RSS {rt['peak_rss_mib']:.0f} MiB |",
             ]
-            md.append(f"- restore test / plain load: **{results['restore_ratio_vs_plain_load']}** (target ≤ 0.7)")
+            md.append(
+                f"- restore test / plain load: **{results['restore_ratio_vs_plain_load']}** (target ≤ 0.7)"
+            )
     else:
-        md += [f"- mysqlops backup: wall {b['wall']:.1f} s, raw {b['raw'] / 1e9:.2f} GB, peak RSS **{b['peak_rss_mib']:.0f} MiB**"]
-    write_result(f"backup_{args.gb:g}gb" + ("_memory" if args.memory_only else ""), results, "\n".join(md) + "\n")
+        md += [
+            f"- mysqlops backup: wall {b['wall']:.1f} s, raw {b['raw'] / 1e9:.2f} GB, peak RSS **{b['peak_rss_mib']:.0f} MiB**"
+        ]
+    write_result(
+        f"backup_{args.gb:g}gb" + ("_memory" if args.memory_only else ""), results, "\n".join(md) + "\n"
+    )
     return 0
 
 

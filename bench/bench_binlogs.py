@@ -8,7 +8,7 @@ rows (``CHANGE_PCT``) in small transactions, then measures:
   header walk, zstd, upload to a local location with read-back verify, manifest);
 - ``mariadb-dump --single-transaction bench | zstd -3 -T0`` of the whole table, the
   alternative way to capture the same change;
-- the event-header walk (:func:`mysqlops.binlogs.summarize_file`) on the big binlog the
+- the event-header walk (:func:`mysqlops.binlog.format.summarize_file`) on the big binlog the
   initial fill wrote, to show it is not the bottleneck.
 
 Writes bench/results/binlogs.json.
@@ -31,12 +31,13 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from mysqlops import binlogs
+from mysqlops import binlog as binlog
 from mysqlops.adapters import process, sandbox
 from mysqlops.adapters.mysql import scalar, session
-from mysqlops.commands import DumpOptions, client_option_file, dump_argv
-from mysqlops.compression import codec
+from mysqlops.binlog import format as binlog_format
 from mysqlops.model import Location
+from mysqlops.streams.compression import codec
+from mysqlops.tools.client import DumpOptions, client_option_file, dump_argv
 
 RESULTS = Path(__file__).resolve().parent / "results" / "binlogs.json"
 MB = 1e6
@@ -81,7 +82,7 @@ def small_event_walk(events: int = 1_000_000, body: int = 60) -> dict[str, float
         h = struct.pack("<IBIIIH", 1_700_000_000 + i // 1000, 2, 1, 19 + body + 4, 0, 0)
         out += h + payload + struct.pack("<I", zlib.crc32(h + payload))
     t0 = time.monotonic()
-    summary = binlogs.scan_binlog(bytes(out))
+    summary = binlog_format.scan_binlog(bytes(out))
     seconds = time.monotonic() - t0
     return {
         "events": summary.events,
@@ -135,7 +136,7 @@ def main() -> None:
         # header walk speed on the fill's binlog (a big ROW-format file)
         fill_path = os.path.join(server.datadir, fill_binlog)
         t0 = time.monotonic()
-        summary = binlogs.summarize_file(fill_path)
+        summary = binlog_format.summarize_file(fill_path)
         walk_seconds = time.monotonic() - t0
         walk = {
             "file_bytes": summary.size,
@@ -146,7 +147,7 @@ def main() -> None:
 
         walk["small_events"] = small_event_walk()
 
-        baseline = binlogs.archive_binlogs(spec, [location], zstd, stage, datetime.now(UTC))
+        baseline = binlog.archive_binlogs(spec, [location], zstd, stage, datetime.now(UTC))
 
         changed = max(1, int(args.rows * args.change_pct / 100))
         step = max(1, int(100 / args.change_pct))
@@ -162,7 +163,7 @@ def main() -> None:
                 )
         change_seconds = time.monotonic() - t0
 
-        result = binlogs.archive_binlogs(spec, [location], zstd, stage, datetime.now(UTC))
+        result = binlog.archive_binlogs(spec, [location], zstd, stage, datetime.now(UTC))
         archive = {
             "files": result.files,
             "raw_bytes": result.raw_bytes,

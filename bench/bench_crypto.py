@@ -1,4 +1,4 @@
-"""Throughput of mysqlops.crypto streaming encryption vs plain hashlib.sha256.
+"""Throughput of mysqlops.streams.crypto streaming encryption vs plain hashlib.sha256.
 
 Feeds SIZE MiB of random data in 1 MiB pieces (the pipeline's feed size) through
 Encryptor, Decryptor and hashlib.sha256, best of REPEATS runs each, and writes
@@ -25,7 +25,7 @@ from cryptography.hazmat.backends.openssl.backend import backend as openssl_back
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from mysqlops.crypto import DEFAULT_CHUNK_SIZE, Decryptor, Encryptor, Keyring, generate_key
+from mysqlops.streams.crypto import DEFAULT_CHUNK_SIZE, Decryptor, Encryptor, Keyring, generate_key
 
 MIB = 1 << 20
 RESULTS = Path(__file__).resolve().parent / "results" / "crypto.json"

@@ -32,13 +32,15 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from mysqlops import catalog, physical
+from mysqlops import backup as backup
+from mysqlops import catalog
+from mysqlops import restore as restore
 from mysqlops.adapters import sandbox
 from mysqlops.adapters.mysql import scalar, session
 from mysqlops.backup import BackupResult, run_backup
-from mysqlops.compression import codec
 from mysqlops.model import Location
 from mysqlops.sampledata import create_bulk_table
+from mysqlops.streams.compression import codec
 
 RESULTS = Path(__file__).resolve().parent / "results" / "physical.json"
 MB = 1e6
@@ -102,7 +104,7 @@ def main() -> None:
         physical_runs, logical_runs = [], []
         for _ in range(args.repeat):
             t0 = time.monotonic()
-            r = physical.run_physical_backup(spec, [location], zstd, staging_dir=stage)
+            r = backup.run_physical_backup(spec, [location], zstd, staging_dir=stage)
             physical_runs.append(figures(r, time.monotonic() - t0))
             print(
                 f"physical full: {physical_runs[-1]['seconds']}s, {r.manifest.stored_bytes / MB:.1f} MB stored"
@@ -121,7 +123,7 @@ def main() -> None:
         change_seconds = time.monotonic() - t0
 
         t0 = time.monotonic()
-        inc = physical.run_physical_backup(spec, [location], zstd, incremental=True, staging_dir=stage)
+        inc = backup.run_physical_backup(spec, [location], zstd, incremental=True, staging_dir=stage)
         incremental = figures(inc, time.monotonic() - t0)
         incremental["lsn_from"], incremental["lsn_to"] = inc.manifest.lsn_from, inc.manifest.lsn_to
         print(
@@ -136,7 +138,7 @@ def main() -> None:
                 f"UPDATE bench.t SET amount = amount + 1 WHERE id <= {max(1, int(args.rows * args.change_pct / 100))}"
             )
         t0 = time.monotonic()
-        inc2 = physical.run_physical_backup(spec, [location], zstd, incremental=True, staging_dir=stage)
+        inc2 = backup.run_physical_backup(spec, [location], zstd, incremental=True, staging_dir=stage)
         incremental_clustered = figures(inc2, time.monotonic() - t0)
         incremental_clustered["changed_rows"] = clustered_rows
         print(
@@ -144,10 +146,10 @@ def main() -> None:
             f"{incremental_clustered['seconds']}s, {inc2.manifest.stored_bytes / MB:.1f} MB stored"
         )
 
-        chain = physical.physical_chain(catalog.scan([location]), server.name)
-        report = physical.ChainReport()
+        chain = restore.physical_chain(catalog.scan([location]), server.name)
+        report = restore.ChainReport()
         t0 = time.monotonic()
-        target = physical.restore_physical(chain, os.path.join(root, "restored"), stage, report=report)
+        target = restore.restore_physical(chain, os.path.join(root, "restored"), stage, report=report)
         restore_seconds = time.monotonic() - t0
         shutil.rmtree(target, ignore_errors=True)
         print(
@@ -155,7 +157,7 @@ def main() -> None:
         )
 
         t0 = time.monotonic()
-        test = physical.restore_test_physical(chain, source=spec, staging_dir=stage)
+        test = restore.restore_test_physical(chain, source=spec, staging_dir=stage)
         test_seconds = time.monotonic() - t0
         print(f"restore test: passed={test.passed} in {test_seconds:.1f}s {test.durations}")
 

@@ -18,10 +18,9 @@ from pathlib import Path
 
 import pandas as pd
 
-from mysqlops.charts import render_charts
 from mysqlops.manifest import BackupFile, BackupManifest, BinlogManifest, Check, RestoreCertificate
 from mysqlops.model import BackupKind, BackupMethod
-from mysqlops.report import Catalog, LocationInfo, build_report, json_records
+from mysqlops.report import Catalog, LocationInfo, build_report, json_records, render_charts
 
 TARGET_S = 3.0
 START = datetime(2025, 1, 1, 1, 0, tzinfo=UTC)

@@ -26,7 +26,8 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from mysqlops.model import BackupKind, BackupMethod, BackupRecord, BackupStatus
-from mysqlops.retention import RetentionPolicy, plan
+from mysqlops.retention import RetentionPolicy
+from mysqlops.retention.plan import plan
 
 RESULTS = Path(__file__).resolve().parent / "results"
 NOW = datetime(2026, 11, 23, 12, 0, tzinfo=UTC)

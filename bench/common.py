@@ -24,8 +24,12 @@ def free_port() -> int:
 def start_moto(log_dir: Path) -> tuple[subprocess.Popen[bytes], str]:
     port = free_port()
     log = open(log_dir / "moto.log", "wb")  # noqa: SIM115 - lives as long as the server
-    proc = subprocess.Popen([sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(port)],
-                            stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(port)],
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
+    )
     url = f"http://127.0.0.1:{port}"
     for _ in range(150):
         try:
@@ -35,8 +39,13 @@ def start_moto(log_dir: Path) -> tuple[subprocess.Popen[bytes], str]:
             time.sleep(0.2)
     import boto3
 
-    boto3.client("s3", endpoint_url=url, aws_access_key_id="bench", aws_secret_access_key="bench",
-                 region_name="us-east-1").create_bucket(Bucket="bench")
+    boto3.client(
+        "s3",
+        endpoint_url=url,
+        aws_access_key_id="bench",
+        aws_secret_access_key="bench",
+        region_name="us-east-1",
+    ).create_bucket(Bucket="bench")
     return proc, url
 
 

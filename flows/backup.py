@@ -25,9 +25,10 @@ from flows.common import (
 )
 from mysqlops import backup as core
 from mysqlops import catalog
-from mysqlops.compression import codec as make_codec
+from mysqlops.backup import preflight as backup_preflight
 from mysqlops.errors import ConfigError, MysqlopsError
 from mysqlops.model import Location, ServerSpec
+from mysqlops.streams.compression import codec as make_codec
 
 
 def _human(n: float) -> str:
@@ -49,7 +50,7 @@ def preflight_task(
     from_replica: bool,
 ) -> core.Plan:
     logger = get_run_logger()
-    plan = core.preflight(
+    plan = backup_preflight.preflight(
         spec,
         locations,
         databases=databases,
@@ -110,7 +111,7 @@ def dump_and_upload_task(
             logger.debug("progress artifact update failed: %s", exc)
 
     if method == "physical":
-        from mysqlops.physical import run_physical_backup
+        from mysqlops.backup import run_physical_backup
 
         physical = run_physical_backup(
             spec,
@@ -212,7 +213,7 @@ def backup(
     logger = get_run_logger()
     spec = load_server(server)
     locs = [load_location(name) for name in locations]  # a relative file:// URL is refused here
-    core.check_backup_parameters(
+    backup_preflight.check_backup_parameters(
         locs,
         databases=databases,
         include=include or (),

@@ -2,7 +2,7 @@
 verified, manifest last. Meant to run often (every few minutes): the archive's recovery
 point is the age of the last run.
 
-A thin recipe over :func:`mysqlops.binlogs.archive_binlogs`. A gap (binlogs purged on the
+A thin recipe over :func:`mysqlops.binlog.archive_binlogs`. A gap (binlogs purged on the
 server before they were archived) fails the run loudly, after everything still available was
 archived, naming the missing files and the full backups that cannot be rolled forward.
 """
@@ -16,11 +16,11 @@ from prefect import flow, get_run_logger, task
 from prefect.cache_policies import NO_CACHE
 
 from flows.common import load_keyring, load_location, load_server, markdown_artifact, table_artifact
-from mysqlops import binlogs as core
-from mysqlops.compression import codec as make_codec
+from mysqlops import binlog as binlog
+from mysqlops.streams.compression import codec as make_codec
 
 
-def _summary(result: core.ArchiveResult) -> dict[str, Any]:
+def _summary(result: binlog.ArchiveResult) -> dict[str, Any]:
     return {
         "server": result.server,
         "active": result.active,
@@ -49,7 +49,7 @@ def archive_task(
     locs = [load_location(name) for name in locations]
     keyring = load_keyring([encryption_key] if encryption_key else None)
     try:
-        result = core.archive_binlogs(
+        result = binlog.archive_binlogs(
             spec,
             locs,
             make_codec(compression),
@@ -57,7 +57,7 @@ def archive_task(
             now=datetime.now(UTC),
             encryption_key=keyring.current if keyring else None,
         )
-    except core.BinlogGap as gap:
+    except binlog.BinlogGap as gap:
         if gap.result is not None and gap.result.archived:
             table_artifact(
                 f"binlogs-{server}", gap.result.rows(), f"Binlogs of {server} archived before the gap"

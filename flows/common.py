@@ -13,9 +13,9 @@ from prefect.blocks.core import Block
 
 from blocks import BackupLocation, MySQLServer
 from mysqlops.adapters import reaper
-from mysqlops.crypto import Keyring
 from mysqlops.errors import ConfigError
 from mysqlops.model import Location, ServerSpec
+from mysqlops.streams.crypto import Keyring
 
 B = TypeVar("B", bound=Block)
 

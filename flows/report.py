@@ -19,9 +19,16 @@ from prefect.cache_policies import NO_CACHE
 from flows.common import load_location, markdown_artifact, table_artifact
 from mysqlops import catalog
 from mysqlops.adapters.storage import Store
-from mysqlops.charts import render_charts
 from mysqlops.model import Location
-from mysqlops.report import Catalog, LocationInfo, Report, build_report, json_records, write_outputs
+from mysqlops.report import (
+    Catalog,
+    LocationInfo,
+    Report,
+    build_report,
+    json_records,
+    render_charts,
+    write_outputs,
+)
 
 
 def read_catalog(

@@ -26,11 +26,11 @@ from flows.common import (
 )
 from mysqlops import catalog
 from mysqlops import restore as core
-from mysqlops.crypto import Keyring
 from mysqlops.errors import ConfigError, MysqlopsError, VerificationFailed
 from mysqlops.manifest import BackupManifest, Check, RestoreCertificate
 from mysqlops.model import Location, ServerSpec
-from mysqlops.pitr import PitrResult, point_in_time_restore, prove_binlog_chain
+from mysqlops.restore import PitrResult, point_in_time_restore, prove_binlog_chain
+from mysqlops.streams.crypto import Keyring
 
 
 @task(cache_policy=NO_CACHE)
@@ -269,7 +269,7 @@ def restore_test_task(
     logger = get_run_logger()
     if manifest.method.value == "physical":
         from mysqlops.adapters.storage import Store
-        from mysqlops.physical import physical_chain, restore_test_physical
+        from mysqlops.restore import physical_chain, restore_test_physical
 
         if compare_with is None:
             raise ConfigError(

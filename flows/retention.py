@@ -14,12 +14,13 @@ from prefect.cache_policies import NO_CACHE
 
 from blocks import RetentionPolicyBlock
 from flows.common import load_block, load_location, markdown_artifact, table_artifact
-from mysqlops import catalog, lifecycle
+from mysqlops import catalog
 from mysqlops.adapters.storage import Store
 from mysqlops.errors import ConfigError, RetentionError
 from mysqlops.manifest import Verdict
 from mysqlops.model import Location
 from mysqlops.retention import RetentionPolicy
+from mysqlops.retention import apply as retention_apply
 
 
 def _policy_for(name: str, policy: dict[str, Any] | None, policies: dict[str, Any]) -> RetentionPolicy:
@@ -50,13 +51,13 @@ def retention_task(
     grace_hours: float,
     servers: list[str] | None,
     verdicts: dict[tuple[str, str, str], Verdict] | None = None,
-) -> tuple[list[dict[str, Any]], lifecycle.ApplyResult | None, list[str]]:
+) -> tuple[list[dict[str, Any]], retention_apply.ApplyResult | None, list[str]]:
     logger = get_run_logger()
     now = datetime.now(UTC)
     scan = catalog.scan_location(location)
     for note in scan.notes:
         logger.warning("%s: %s", location.name, note)
-    retention = lifecycle.plan_for_scan(scan, policy, now, servers, verdicts)
+    retention = retention_apply.plan_for_scan(scan, policy, now, servers, verdicts)
     rows = [{"location": location.name, **row} for row in retention.to_rows()]
     logger.info("%s: %s (%s)", location.name, retention.summary(), policy.describe())
     refused = [f"location {location.name!r}: {why}" for why in retention.refused]
@@ -65,11 +66,11 @@ def retention_task(
     if not apply:
         return rows, None, refused
     store = Store(location)
-    result = lifecycle.apply_plan(store, scan, retention)
+    result = retention_apply.apply_plan(store, scan, retention)
     if refused:  # nothing proven there: leave even the garbage for after a restore test passed
         logger.warning("%s: cleanup skipped: some backups here are not proven yet", location.name)
         return rows, result, refused
-    lifecycle.cleanup(store, catalog.scan_location(location), timedelta(hours=grace_hours), now, result)
+    retention_apply.cleanup(store, catalog.scan_location(location), timedelta(hours=grace_hours), now, result)
     logger.info(
         "%s: deleted %d, kept locked %d, cleaned %d, freed %d bytes",
         location.name,

@@ -56,7 +56,7 @@ def cmd_up(args: argparse.Namespace) -> int:
     servers = sandbox.start_cluster(args.dir, replicas=args.replicas, build=build)
     try:
         if args.replicas and not args.no_replication:
-            from mysqlops.replication import wire_sandbox_replication
+            from mysqlops.replication.provision import wire_sandbox_replication
 
             wire_sandbox_replication(servers[0], servers[1:])
     except BaseException:

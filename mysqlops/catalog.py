@@ -24,13 +24,13 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from mysqlops import ids
+from mysqlops import layout
 from mysqlops.adapters.storage import Store
 from mysqlops.errors import ConfigError, ManifestError, MysqlopsError, StorageError
 from mysqlops.manifest import BackupManifest, BinlogManifest, RestoreCertificate, Verdict, copy_verdicts
 from mysqlops.model import Location
 
-CERT_PREFIX = ids.CERTIFICATE_PREFIX
+CERT_PREFIX = layout.CERTIFICATE_PREFIX
 
 
 @dataclass(frozen=True)
@@ -80,7 +80,7 @@ def _classify(key: str) -> tuple[str, str, str] | None:
 def _backup_dir_of(key: str) -> str | None:
     """``<server>/full/<id>`` when ``key`` lies in (or is) a backup directory."""
     parts = key.split("/")
-    if len(parts) >= 3 and parts[1] == ids.BACKUPS_DIR and ids.is_backup_id(parts[2]):
+    if len(parts) >= 3 and parts[1] == layout.BACKUPS_DIR and layout.is_backup_id(parts[2]):
         return "/".join(parts[:3])
     return None
 
@@ -113,7 +113,7 @@ def scan_location(location: Location, store: Store | None = None) -> LocationSca
     binlog_files: dict[str, list[str]] = {}
     for key in keys:
         base = key.rsplit("/", 1)[-1]
-        if base.startswith(ids.TMP_PREFIX):
+        if base.startswith(layout.TMP_PREFIX):
             scan.temporary.append(key)
             continue
         parsed = _classify(key)
@@ -121,9 +121,9 @@ def scan_location(location: Location, store: Store | None = None) -> LocationSca
             scan.orphans.append(key)
             continue
         server, area, rest = parsed
-        if area == ids.BACKUPS_DIR and "/" in rest and ids.is_backup_id(rest.split("/", 1)[0]):
+        if area == layout.BACKUPS_DIR and "/" in rest and layout.is_backup_id(rest.split("/", 1)[0]):
             backup_dirs.setdefault(f"{server}/{area}/{rest.split('/', 1)[0]}", []).append(key)
-        elif area == ids.BINLOGS_DIR and "/" not in rest:
+        elif area == layout.BINLOGS_DIR and "/" not in rest:
             stem = (
                 rest[: -len(".json")]
                 if rest.endswith(".json")
@@ -181,7 +181,7 @@ def _scan_backup_dir(
     scan: LocationScan, store: Store, directory: str, members: list[str], tainted: list[str] | None
 ) -> None:
     server, _, backup_id = directory.split("/")
-    manifest_key = f"{directory}/{ids.MANIFEST_NAME}"
+    manifest_key = f"{directory}/{layout.MANIFEST_NAME}"
     if manifest_key not in members:
         scan.orphans.extend(members)
         return
@@ -270,7 +270,7 @@ def verdicts(scans: Sequence[LocationScan]) -> dict[tuple[str, str, str], Verdic
     result = copy_verdicts([m for s in scans for m in s.backups], [c for s in scans for c in s.certificates])
     for s in scans:
         for m in s.backups:
-            if ids.backup_dir(m.server, m.backup_id) in s.damaged:
+            if layout.backup_dir(m.server, m.backup_id) in s.damaged:
                 result[(s.location.name, m.server, m.backup_id)] = Verdict.DAMAGED
     return result
 
@@ -348,7 +348,7 @@ def backups_rows(scans: Sequence[LocationScan]) -> list[dict[str, Any]]:
                 }
             )
         for u in s.unusable:
-            if u.key.endswith(".json") and f"/{ids.BINLOGS_DIR}/" in u.key:
+            if u.key.endswith(".json") and f"/{layout.BINLOGS_DIR}/" in u.key:
                 continue  # binlog manifests are not backups
             rows.append(
                 dict.fromkeys(ROW_COLUMNS)

@@ -27,9 +27,10 @@ from urllib.parse import unquote, urlparse
 
 from mysqlops import catalog
 from mysqlops.adapters import mysql as db
-from mysqlops.dialect import ReplicaStatus, dialect_for
 from mysqlops.errors import ConfigError, ConnectionProblem, MysqlopsError
 from mysqlops.model import Location, ServerSpec
+from mysqlops.sql.dialect import dialect_for
+from mysqlops.sql.status import ReplicaStatus
 
 GIB = 1024**3
 

@@ -23,7 +23,7 @@ from datetime import UTC, datetime
 from enum import StrEnum
 from typing import Any
 
-from mysqlops import ids
+from mysqlops import layout
 from mysqlops.errors import ManifestError, UnsafePath
 from mysqlops.model import (
     BackupKind,
@@ -345,8 +345,8 @@ class RestoreCertificate:
             )
         except (KeyError, TypeError, ValueError, AttributeError) as exc:
             raise ManifestError(f"restore certificate is malformed: {exc!r}") from exc
-        ids.check_server_name(cert.server)
-        ids.check_backup_id(cert.backup_id, "certificate backup id")
+        layout.check_server_name(cert.server)
+        layout.check_backup_id(cert.backup_id, "certificate backup id")
         if not isinstance(cert.fingerprint, str | None):
             raise ManifestError("restore certificate is malformed: fingerprint is not a string")
         return cert
@@ -357,17 +357,17 @@ class RestoreCertificate:
 
 def _check_coordinates(coords: BinlogCoordinates | None, what: str) -> None:
     if coords is not None:
-        ids.check_binlog_file_name(coords.file, f"{what} binlog file")
+        layout.check_binlog_file_name(coords.file, f"{what} binlog file")
 
 
 def validate_backup_manifest(m: BackupManifest) -> BackupManifest:
     """Every field of a backup manifest that names a file, server, backup id or binlog file is
     safe to build a key or a local path from; file names are unique. Raises
     :class:`UnsafePath` (a :class:`ManifestError`) naming the field and what is wrong."""
-    ids.check_server_name(m.server)
-    ids.check_backup_id(m.backup_id)
+    layout.check_server_name(m.server)
+    layout.check_backup_id(m.backup_id)
     if m.parent_id is not None:
-        ids.check_backup_id(m.parent_id, "parent backup id")
+        layout.check_backup_id(m.parent_id, "parent backup id")
     _check_coordinates(m.coordinates, "coordinates")
     _check_coordinates(m.source_coordinates, "source coordinates")
     databases = set()
@@ -379,7 +379,7 @@ def validate_backup_manifest(m: BackupManifest) -> BackupManifest:
         databases.add(name)
     seen: set[str] = set()
     for f in m.files:
-        ids.check_data_file_name(f.path)
+        layout.check_data_file_name(f.path)
         if f.path in seen:
             raise UnsafePath(
                 f"manifest {m.backup_id} lists file {f.path!r} twice: a copy whose manifest names one file "
@@ -398,9 +398,9 @@ def validate_backup_manifest(m: BackupManifest) -> BackupManifest:
 
 def validate_binlog_manifest(m: BinlogManifest) -> BinlogManifest:
     """A binlog manifest's server, file and stored object are plain names of its directory."""
-    ids.check_server_name(m.server)
-    ids.check_binlog_file_name(m.file)
-    ids.check_file_name(m.stored_path, "stored binlog name")
+    layout.check_server_name(m.server)
+    layout.check_binlog_file_name(m.file)
+    layout.check_file_name(m.stored_path, "stored binlog name")
     own = m.stored_path == m.file or m.stored_path.startswith(m.file + ".")
     if not own or m.stored_path.endswith(".json"):
         raise UnsafePath(

@@ -9,7 +9,7 @@ views, triggers, procedures, functions, events, and names with spaces, quotes an
 from __future__ import annotations
 
 from mysqlops.adapters import mysql as db
-from mysqlops.dialect import quote_identifier as q
+from mysqlops.sql.quoting import quote_identifier as q
 
 AWKWARD_TABLE = 'odd `name` "quoted" ü'
 AWKWARD_DB_SUFFIX = " spaced ü"

@@ -11,8 +11,8 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 
 from mysqlops.adapters import mysql as db
-from mysqlops.dialect import quote_identifier as q
 from mysqlops.manifest import TableStat
+from mysqlops.sql.quoting import quote_identifier as q
 
 
 def content_checksum(

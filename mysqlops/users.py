@@ -23,10 +23,11 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 from mysqlops.adapters import mysql as db
-from mysqlops.dialect import account as quoted_account
-from mysqlops.dialect import dialect_for, quote_string
 from mysqlops.errors import ConfigError
 from mysqlops.model import ServerSpec, ServerVersion
+from mysqlops.sql.dialect import dialect_for
+from mysqlops.sql.quoting import account as quoted_account
+from mysqlops.sql.quoting import quote_string
 
 ROLES = ("backup", "replication", "restore", "monitor")
 

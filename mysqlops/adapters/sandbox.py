@@ -32,9 +32,9 @@ from pathlib import Path
 from mysqlops.adapters import builds, process, reaper
 from mysqlops.adapters.builds import ServerBuild
 from mysqlops.adapters.mysql import execute, query, session
-from mysqlops.commands import client_option_file
 from mysqlops.errors import SandboxError
 from mysqlops.model import Flavor, ServerSpec, ServerVersion
+from mysqlops.tools.client import client_option_file
 
 STATE_FILE = "sandbox.json"
 _TUNED_OPTIONS = (

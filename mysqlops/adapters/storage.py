@@ -34,13 +34,13 @@ from typing import IO, Any, TypeVar
 
 import fsspec
 
-from mysqlops import ids
+from mysqlops import layout
 from mysqlops.adapters import localfs
 from mysqlops.adapters.localfs import makedirs_private
-from mysqlops.checksum import CHUNK, CountingHash, iter_chunks
 from mysqlops.errors import IntegrityError, MysqlopsError, ObjectExists, StorageError, UnsafePath
-from mysqlops.ids import TMP_PREFIX
+from mysqlops.layout import TMP_PREFIX
 from mysqlops.model import Location
+from mysqlops.streams.checksum import CHUNK, CountingHash, iter_chunks
 
 T = TypeVar("T")
 _TRANSIENT_NAMES = (
@@ -238,7 +238,7 @@ class Store:
     def key(self, key: str) -> str:
         """``key`` checked by ``ids.check_key`` (the location's name in the message)."""
         try:
-            return ids.check_key(key)
+            return layout.check_key(key)
         except UnsafePath as exc:
             raise UnsafePath(f"location {self.location.name!r}: {exc}") from None
 
@@ -540,7 +540,7 @@ class Store:
         good = []
         for key in keys:
             try:
-                good.append(ids.check_key(key))
+                good.append(layout.check_key(key))
             except UnsafePath:
                 bad.append(key)
         if bad and refused is None:

@@ -322,7 +322,9 @@ def test_absence_alert_reaches_the_webhook(deployed: Deployed, webhook_receiver:
         assert password not in alert["body"]
 
 
-def test_notebook_runs_headless_against_the_server(deployed: Deployed, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_notebook_runs_headless_against_the_server(
+    deployed: Deployed, monkeypatch: pytest.MonkeyPatch
+) -> None:
     """notebooks/ad_hoc.ipynb, executed by nbclient in a real kernel against this Prefect server:
     blocks loaded with aload, the catalog and checks as DataFrames, a backup run through its
     deployment (await run_deployment), and the report."""
@@ -334,10 +336,14 @@ def test_notebook_runs_headless_against_the_server(deployed: Deployed, monkeypat
         if key.startswith("PREFECT_"):
             monkeypatch.setenv(key, value)  # the kernel inherits the environment
     nb = nbformat.read(root / "notebooks" / "ad_hoc.ipynb", as_version=4)
-    NotebookClient(nb, kernel_name="python3", timeout=600, resources={"metadata": {"path": str(root)}}).execute()
+    NotebookClient(
+        nb, kernel_name="python3", timeout=600, resources={"metadata": {"path": str(root)}}
+    ).execute()
     outputs = "\n".join(
         str(o.get("text", "")) + str(o.get("data", {}).get("text/plain", ""))
-        for cell in nb.cells if cell.cell_type == "code" for o in cell.get("outputs", [])
+        for cell in nb.cells
+        if cell.cell_type == "code"
+        for o in cell.get("outputs", [])
     )
     assert "'Completed'" in outputs, outputs[-2000:]  # the backup run through the deployment
     assert "backup_id" in outputs and "stored_bytes" in outputs  # the DataFrames were shown

@@ -28,15 +28,23 @@ def env(sandbox_root: str, moto_server: str, tmp_path_factory: pytest.TempPathFa
     server = sandbox.start_server(sandbox_root, "fsrc", server_id=701)
     with db.session(server.spec()) as conn:
         create_awkward_database(conn, "shop")
-    boto3.client("s3", endpoint_url=moto_server, aws_access_key_id="testing",
-                 aws_secret_access_key="testing").create_bucket(Bucket="flows-bucket")
-    MySQLServer(port=server.port, user="root", password=SecretStr(server.root_password),
-                server_name="fsrc").save("ft-server", overwrite=True)
-    MySQLServer(port=server.port, user="root", password=SecretStr("wrong-canary-pass"),
-                server_name="fsrc").save("ft-badpass", overwrite=True)
+    boto3.client(
+        "s3", endpoint_url=moto_server, aws_access_key_id="testing", aws_secret_access_key="testing"
+    ).create_bucket(Bucket="flows-bucket")
+    MySQLServer(
+        port=server.port, user="root", password=SecretStr(server.root_password), server_name="fsrc"
+    ).save("ft-server", overwrite=True)
+    MySQLServer(
+        port=server.port, user="root", password=SecretStr("wrong-canary-pass"), server_name="fsrc"
+    ).save("ft-badpass", overwrite=True)
     BackupLocation(url=f"file://{tmp_path_factory.mktemp('fl')}/b").save("ft-local", overwrite=True)
-    BackupLocation(url="s3://flows-bucket/m", key=SecretStr("testing"), secret=SecretStr("testing"),
-                   endpoint_url=moto_server, offsite=True).save("ft-s3", overwrite=True)
+    BackupLocation(
+        url="s3://flows-bucket/m",
+        key=SecretStr("testing"),
+        secret=SecretStr("testing"),
+        endpoint_url=moto_server,
+        offsite=True,
+    ).save("ft-s3", overwrite=True)
     yield server
     sandbox.stop_server(server)
 
@@ -65,7 +73,9 @@ def test_backup_list_restore_test_report_retention(env: Any) -> None:
     async def artifact_keys() -> set[str]:
         # the raw endpoint with explicit filters (prefect 3.8.8's typed filters dropped artifacts)
         async with get_client() as client:
-            response = await client._client.post("/artifacts/filter", json={"artifacts": {"key": {"any_": sorted(wanted)}}})
+            response = await client._client.post(
+                "/artifacts/filter", json={"artifacts": {"key": {"any_": sorted(wanted)}}}
+            )
             return {a["key"] for a in response.json()}
 
     keys = asyncio.run(artifact_keys())
@@ -80,7 +90,9 @@ def test_flow_fails_clearly_without_leaking_the_password(env: Any) -> None:
     message = str(state.result(raise_on_failure=False))
     assert "wrong user or password" in message and "wrong-canary-pass" not in message
     state = backup(server="no-such-block", locations=["ft-local"], return_state=True)
-    assert state.is_failed() and "no MySQLServer block named 'no-such-block'" in str(state.result(raise_on_failure=False))
+    assert state.is_failed() and "no MySQLServer block named 'no-such-block'" in str(
+        state.result(raise_on_failure=False)
+    )
 
 
 def test_no_flow_log_or_artifact_contains_the_password(env: Any) -> None:
@@ -96,14 +108,18 @@ def test_no_flow_log_or_artifact_contains_the_password(env: Any) -> None:
         async with get_client() as client:
             logs, artifacts, offset = [], [], 0
             while True:
-                page = (await client._client.post("/logs/filter", json={"limit": 200, "offset": offset})).json()
+                page = (
+                    await client._client.post("/logs/filter", json={"limit": 200, "offset": offset})
+                ).json()
                 logs += page
                 offset += 200
                 if len(page) < 200:
                     break
             offset = 0
             while True:
-                page = (await client._client.post("/artifacts/filter", json={"limit": 200, "offset": offset})).json()
+                page = (
+                    await client._client.post("/artifacts/filter", json={"limit": 200, "offset": offset})
+                ).json()
                 artifacts += page
                 offset += 200
                 if len(page) < 200:

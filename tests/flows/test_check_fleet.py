@@ -15,8 +15,8 @@ from pydantic import SecretStr
 from mysqlops import catalog, checks
 from mysqlops.adapters import mysql as db
 from mysqlops.adapters import sandbox
-from mysqlops.dialect import ReplicaStatus
 from mysqlops.model import Location
+from mysqlops.sql import ReplicaStatus
 
 # --------------------------------------------------------------------------- pure verdicts
 

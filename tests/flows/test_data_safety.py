@@ -22,15 +22,16 @@ import pytest
 from pydantic import SecretStr
 
 from mysqlops import backup as bk
-from mysqlops import catalog, ids
+from mysqlops import catalog, layout
 from mysqlops import restore as core
 from mysqlops.adapters import mysql as db
 from mysqlops.adapters import sandbox
 from mysqlops.adapters.storage import Store
-from mysqlops.compression import codec
+from mysqlops.binlog import archive as binlog_archive
 from mysqlops.errors import RestoreError, UnsafePath
 from mysqlops.manifest import BackupFile, BackupManifest
 from mysqlops.model import Location
+from mysqlops.streams.compression import codec
 
 pytestmark = [pytest.mark.flows, pytest.mark.integration]
 SERVER = "dsrc"
@@ -118,12 +119,12 @@ def _tree(path: Path) -> dict[str, bytes]:
 
 def _certificates(location: Location, server: str, backup_id: str) -> list[str]:
     store = Store(location)
-    prefix = store.root + "/" + ids.backup_dir(server, backup_id)
+    prefix = store.root + "/" + layout.backup_dir(server, backup_id)
     try:
         found = store.fs.find(prefix)
     except FileNotFoundError:
         return []
-    return [k for k in found if ids.CERTIFICATE_PREFIX in k]
+    return [k for k in found if layout.CERTIFICATE_PREFIX in k]
 
 
 def _target_databases(env: Env) -> list[str]:
@@ -198,9 +199,9 @@ def test_hostile_manifest_absolute_path(env: Env, tmp_path: Path) -> None:
     for name, location in ((local_name, local), (s3_name, s3)):
         names.append(name)
         locations.append(location)
-        backup_id = ids.new_backup_id()
+        backup_id = layout.new_backup_id()
         hostile_ids.append(backup_id)
-        directory = ids.backup_dir(SERVER, backup_id)
+        directory = layout.backup_dir(SERVER, backup_id)
         real = good.files[0]
         files = (
             real,
@@ -216,10 +217,10 @@ def test_hostile_manifest_absolute_path(env: Env, tmp_path: Path) -> None:
         _raw_put(
             location,
             f"{directory}/{real.path}",
-            Store(location).read_bytes(f"{ids.backup_dir(SERVER, good.backup_id)}/{real.path}"),
+            Store(location).read_bytes(f"{layout.backup_dir(SERVER, good.backup_id)}/{real.path}"),
         )
         _raw_put(location, f"{directory}/{planted}", payload)  # <id>//<absolute path>
-        _raw_put(location, f"{directory}/{ids.MANIFEST_NAME}", manifest.to_json().encode())
+        _raw_put(location, f"{directory}/{layout.MANIFEST_NAME}", manifest.to_json().encode())
         with pytest.raises(UnsafePath, match="absolute"):
             BackupManifest.from_json(manifest.to_json())
         # the core refuses the manifest object itself, before any server or file is touched
@@ -237,11 +238,10 @@ def test_hostile_manifest_traversal_and_symlinks(env: Env, tmp_path: Path) -> No
     """``..`` in a file name, duplicate file names, a server name with '/', a manifest in
     another backup's directory, and symbolic links planted at a local location (a data file,
     a whole backup directory, the binlog directory, a server directory a backup writes to)."""
-    from mysqlops import binlogs
 
     local_name, local, s3_name, s3 = env.locations("trav")
     good = _backup(env, local, s3)
-    good_dir = ids.backup_dir(SERVER, good.backup_id)
+    good_dir = layout.backup_dir(SERVER, good.backup_id)
     real = good.files[0]
     data = Store(local).read_bytes(f"{good_dir}/{real.path}")
     victim = tmp_path / "victim"
@@ -250,45 +250,49 @@ def test_hostile_manifest_traversal_and_symlinks(env: Env, tmp_path: Path) -> No
     hostile_ids: list[str] = []
 
     def plant(location: Location, manifest: BackupManifest, files: dict[str, bytes]) -> None:
-        directory = ids.backup_dir(SERVER, manifest.backup_id)
+        directory = layout.backup_dir(SERVER, manifest.backup_id)
         for name, content in files.items():
             _raw_put(location, f"{directory}/{name}", content)
-        _raw_put(location, f"{directory}/{ids.MANIFEST_NAME}", manifest.to_json().encode())
+        _raw_put(location, f"{directory}/{layout.MANIFEST_NAME}", manifest.to_json().encode())
         hostile_ids.append(manifest.backup_id)
 
     for location in (local, s3):
         # 1. '..' in a file name (the object sits where the traversal would land)
-        m = _hostile(good, ids.new_backup_id(), (dataclasses.replace(real, path="../../../victim/keep.txt"),))
+        m = _hostile(
+            good, layout.new_backup_id(), (dataclasses.replace(real, path="../../../victim/keep.txt"),)
+        )
         plant(location, m, {"x": data})
         with pytest.raises(UnsafePath, match=r"'\.\.' segment"):
             BackupManifest.from_json(m.to_json())
         # 2. one file name twice (the second entry would overwrite/delete the first one's download)
-        m = _hostile(good, ids.new_backup_id(), (real, dataclasses.replace(real, stored_sha256="0" * 64)))
+        m = _hostile(good, layout.new_backup_id(), (real, dataclasses.replace(real, stored_sha256="0" * 64)))
         plant(location, m, {real.path: data})
         with pytest.raises(UnsafePath, match="twice"):
             BackupManifest.from_json(m.to_json())
         # 3. a server name with '/' (found in this server's directory)
-        m = _hostile(good, ids.new_backup_id(), good.files, server=f"{SERVER}/../../victim")
-        directory = ids.backup_dir(SERVER, m.backup_id)
+        m = _hostile(good, layout.new_backup_id(), good.files, server=f"{SERVER}/../../victim")
+        directory = layout.backup_dir(SERVER, m.backup_id)
         _raw_put(location, f"{directory}/{real.path}", data)
-        _raw_put(location, f"{directory}/{ids.MANIFEST_NAME}", m.to_json().encode())
+        _raw_put(location, f"{directory}/{layout.MANIFEST_NAME}", m.to_json().encode())
         hostile_ids.append(m.backup_id)
         with pytest.raises(UnsafePath, match="server name"):
             BackupManifest.from_json(m.to_json())
         # 4. a valid manifest of another backup copied into a new directory
-        other = ids.new_backup_id()
-        _raw_put(location, f"{ids.backup_dir(SERVER, other)}/{real.path}", data)
-        _raw_put(location, f"{ids.backup_dir(SERVER, other)}/{ids.MANIFEST_NAME}", good.to_json().encode())
+        other = layout.new_backup_id()
+        _raw_put(location, f"{layout.backup_dir(SERVER, other)}/{real.path}", data)
+        _raw_put(
+            location, f"{layout.backup_dir(SERVER, other)}/{layout.MANIFEST_NAME}", good.to_json().encode()
+        )
         hostile_ids.append(other)
 
     # 5. symbolic links at the local location
     root = Path(Store(local).root)
     # a data file that is a link to a file outside (holding the right bytes: following it would "work")
     (victim / "copy.sql.zst").write_bytes(data)
-    linked = _hostile(good, ids.new_backup_id(), good.files)
-    linked_dir = root / ids.backup_dir(SERVER, linked.backup_id)
+    linked = _hostile(good, layout.new_backup_id(), good.files)
+    linked_dir = root / layout.backup_dir(SERVER, linked.backup_id)
     linked_dir.mkdir(parents=True)
-    (linked_dir / ids.MANIFEST_NAME).write_text(linked.to_json())
+    (linked_dir / layout.MANIFEST_NAME).write_text(linked.to_json())
     (linked_dir / real.path).symlink_to(victim / "copy.sql.zst")
     hostile_ids.append(linked.backup_id)
     # a whole (old) backup directory that is a link to a directory outside holding a valid backup
@@ -297,35 +301,35 @@ def test_hostile_manifest_traversal_and_symlinks(env: Env, tmp_path: Path) -> No
     old = _hostile(
         good, "20200101T000000Z-01d000", good.files, finished_at=good.finished_at.replace(year=2020)
     )
-    (outside / ids.MANIFEST_NAME).write_text(old.to_json())
+    (outside / layout.MANIFEST_NAME).write_text(old.to_json())
     (outside / real.path).write_bytes(data)
-    (root / ids.backup_dir(SERVER, old.backup_id)).symlink_to(outside, target_is_directory=True)
+    (root / layout.backup_dir(SERVER, old.backup_id)).symlink_to(outside, target_is_directory=True)
     hostile_ids.append(old.backup_id)
     # the binlog directory a link to a directory outside
     (victim / "binlogs").mkdir()
     (victim / "binlogs" / "mysql-bin.000001.json").write_text("{}")
-    (root / SERVER / ids.BINLOGS_DIR).symlink_to(victim / "binlogs", target_is_directory=True)
+    (root / SERVER / layout.BINLOGS_DIR).symlink_to(victim / "binlogs", target_is_directory=True)
 
     # the core refuses to read through the links, whatever a manifest says
     with pytest.raises(RestoreError, match="symbolic link"):
         core.restore_backup([(local, linked)], env.target.spec(), databases=["simple"])
     with pytest.raises(UnsafePath, match="symbolic link"):
-        binlogs.list_archived(Store(local), SERVER)
+        binlog_archive.list_archived(Store(local), SERVER)
     with pytest.raises(UnsafePath, match="symbolic link"):
-        Store(local).read_bytes(f"{ids.backup_dir(SERVER, old.backup_id)}/{ids.MANIFEST_NAME}")
+        Store(local).read_bytes(f"{layout.backup_dir(SERVER, old.backup_id)}/{layout.MANIFEST_NAME}")
     # and to write through one: a server directory that is a link
     (root / "other").symlink_to(victim, target_is_directory=True)
     with pytest.raises(UnsafePath, match="symbolic link"):
-        Store(local).put_bytes(b"x", f"other/full/{ids.new_backup_id()}/{ids.MANIFEST_NAME}")
+        Store(local).put_bytes(b"x", f"other/full/{layout.new_backup_id()}/{layout.MANIFEST_NAME}")
     (root / "other").unlink()
     # and to delete through one
     with pytest.raises(UnsafePath, match="symbolic link"):
-        Store(local).delete(f"{ids.backup_dir(SERVER, old.backup_id)}/{real.path}")
+        Store(local).delete(f"{layout.backup_dir(SERVER, old.backup_id)}/{real.path}")
     assert (outside / real.path).read_bytes() == data
 
     scan = catalog.scan_location(local)
     refused = " ".join(scan.errors)
-    assert "refused entry" in refused and f"{SERVER}/{ids.BINLOGS_DIR}" in refused
+    assert "refused entry" in refused and f"{SERVER}/{layout.BINLOGS_DIR}" in refused
     assert any(u.backup_id == linked.backup_id and "refused entries" in u.reason for u in scan.unusable)
     assert old.backup_id not in {m.backup_id for m in scan.backups}
     _readers_refuse(env, [local_name, s3_name], [local, s3], hostile_ids, victim, good.backup_id)
@@ -357,7 +361,7 @@ def test_retention_keeps_newest_proven_backup(env: Env) -> None:
     for manifest in made[2:]:  # corrupt the two newest at both locations
         for location in locations:
             store = Store(location)
-            key = f"{ids.backup_dir(SERVER, manifest.backup_id)}/{manifest.files[0].path}"
+            key = f"{layout.backup_dir(SERVER, manifest.backup_id)}/{manifest.files[0].path}"
             flipped = bytearray(store.read_bytes(key))
             flipped[len(flipped) // 2] ^= 0x01
             store.fs.pipe_file(store.path(key), bytes(flipped))
@@ -377,4 +381,4 @@ def test_retention_keeps_newest_proven_backup(env: Env) -> None:
         store = Store(location)
         good = next(m for m in scan.backups if m.backup_id == b2)
         for f in good.files:  # and it is still intact
-            store.verify(f"{ids.backup_dir(SERVER, b2)}/{f.path}", f.stored_sha256, f.stored_bytes)
+            store.verify(f"{layout.backup_dir(SERVER, b2)}/{f.path}", f.stored_sha256, f.stored_bytes)

@@ -9,12 +9,13 @@ from typing import Any
 import pytest
 from pydantic import SecretStr
 
-from mysqlops import catalog, crypto
+from mysqlops import catalog
 from mysqlops.adapters import mysql as db
 from mysqlops.adapters import sandbox
 from mysqlops.adapters.storage import Store
-from mysqlops.binlogs import list_archived
+from mysqlops.binlog.archive import list_archived
 from mysqlops.model import BackupMethod, Location
+from mysqlops.streams import crypto
 
 pytestmark = [pytest.mark.flows, pytest.mark.integration]
 
@@ -28,10 +29,12 @@ def enc(sandbox_root: str, tmp_path_factory: pytest.TempPathFactory) -> Any:
     server = sandbox.start_server(sandbox_root, "fenc", server_id=711)
     target = sandbox.start_server(sandbox_root, "fenct", server_id=712)
     key = crypto.generate_key()
-    MySQLServer(port=server.port, user="root", password=SecretStr(server.root_password),
-                server_name="fenc").save("fe-server", overwrite=True)
-    MySQLServer(port=target.port, user="root", password=SecretStr(target.root_password),
-                server_name="fenct").save("fe-target", overwrite=True)
+    MySQLServer(
+        port=server.port, user="root", password=SecretStr(server.root_password), server_name="fenc"
+    ).save("fe-server", overwrite=True)
+    MySQLServer(
+        port=target.port, user="root", password=SecretStr(target.root_password), server_name="fenct"
+    ).save("fe-target", overwrite=True)
     path = f"{tmp_path_factory.mktemp('fe')}/b"
     BackupLocation(url=f"file://{path}").save("fe-local", overwrite=True)
     Secret(value=crypto.format_key(key)).save("fe-key", overwrite=True)
@@ -67,13 +70,19 @@ def test_encrypted_flows_end_to_end(enc: Any) -> None:
 
     # point-in-time restore: without the key the flow fails naming the key id, nothing applied
     until = f"{status['File']}:{status['Position']}"
-    state = restore(target="fe-target", locations=["fe-local"], server="fenc", until_position=until,
-                    return_state=True)
+    state = restore(
+        target="fe-target", locations=["fe-local"], server="fenc", until_position=until, return_state=True
+    )
     assert state.is_failed() and kid in str(state.result(raise_on_failure=False))
     with db.session(target.spec()) as conn:
         assert "app" not in db.user_databases(conn)
-    done = restore(target="fe-target", locations=["fe-local"], server="fenc", until_position=until,
-                   encryption_keys=["fe-key"])
+    done = restore(
+        target="fe-target",
+        locations=["fe-local"],
+        server="fenc",
+        until_position=until,
+        encryption_keys=["fe-key"],
+    )
     assert done["binlogs_replayed"]
     with db.session(target.spec()) as conn:
         assert [r["v"] for r in db.query(conn, "SELECT v FROM app.t ORDER BY id")] == ["a", "b", "c", "d"]

@@ -17,16 +17,16 @@ from typing import Any
 import pytest
 from pydantic import SecretStr
 
-from mysqlops import catalog, ids
+from mysqlops import catalog, layout
 from mysqlops import restore as rs
 from mysqlops.adapters import mysql as db
 from mysqlops.adapters import sandbox
 from mysqlops.adapters.storage import Store
-from mysqlops.checksum import CountingHash
-from mysqlops.compression import codec, codec_from_label
 from mysqlops.errors import ProcessError
 from mysqlops.manifest import BackupManifest
 from mysqlops.model import Location
+from mysqlops.streams.checksum import CountingHash
+from mysqlops.streams.compression import codec, codec_from_label
 
 pytestmark = [pytest.mark.flows, pytest.mark.integration]
 
@@ -44,7 +44,7 @@ ROW_VALUES = [str(v) for row in ROWS + OTHER_ROWS for v in row]
 def _forge_duplicate_row(src: Location, dst: Location, m: BackupManifest) -> BackupManifest:
     """A copy of ``m`` at ``dst`` whose dump holds the rows of ``t`` twice (the load fails on them),
     with a manifest whose sizes and sha256s match the forged file."""
-    directory = ids.backup_dir(m.server, m.backup_id)
+    directory = layout.backup_dir(m.server, m.backup_id)
     f = next(f for f in m.files if f.database == "vault")
     text = (
         codec_from_label(m.compression)
@@ -74,7 +74,7 @@ def _forge_duplicate_row(src: Location, dst: Location, m: BackupManifest) -> Bac
         m, location=dst.name, files=tuple(forged_file if x is f else x for x in m.files if x.database == "vault"),
         databases=("vault",),
     )  # fmt: skip
-    Store(dst).put_bytes(forged.to_json().encode(), f"{directory}/{ids.MANIFEST_NAME}")
+    Store(dst).put_bytes(forged.to_json().encode(), f"{directory}/{layout.MANIFEST_NAME}")
     return forged
 
 
@@ -195,7 +195,7 @@ def test_failed_load_logs_no_row_data(forged: Any, tmp_path: Any) -> None:
     assert "Traceback" in text and "1062" in text and "vault.sql.zst" in text, text[:2000]
     assert _leaks(text) == []
     # positive control: the same search finds the values in the forged dump itself
-    directory = ids.backup_dir(manifest.server, manifest.backup_id)
+    directory = layout.backup_dir(manifest.server, manifest.backup_id)
     dump = (
         codec_from_label(manifest.compression)
         .decompressor()

@@ -24,14 +24,15 @@ from typing import Any
 import pytest
 
 from mysqlops import backup as bk
-from mysqlops import catalog, lifecycle
+from mysqlops import catalog
 from mysqlops.adapters import mysql as db
 from mysqlops.adapters import process, reaper, sandbox
 from mysqlops.adapters.storage import Store
-from mysqlops.commands import client_option_file
-from mysqlops.compression import codec
 from mysqlops.model import Location
+from mysqlops.retention import apply
 from mysqlops.sampledata import create_bulk_table
+from mysqlops.streams.compression import codec
+from mysqlops.tools.client import client_option_file
 
 pytestmark = pytest.mark.integration
 ROOT = pathlib.Path(__file__).resolve().parents[2]
@@ -155,18 +156,19 @@ BACKUP_CHILD = """
 import json, os, sys, time
 from mysqlops import backup as core
 from mysqlops.adapters import storage
-from mysqlops.compression import codec
+from mysqlops.backup import staging
+from mysqlops.streams.compression import codec
 from mysqlops.model import Location, ServerSpec
 
 cfg = json.loads(sys.stdin.read())
 if cfg["phase"] == "upload":
     # slow the dump's consumer: mariadb-dump keeps running (its pipe is full) while every
     # location follows the staging file
-    write = core._Sink.write
+    write = staging._Sink.write
     def slow_write(self, data):
         time.sleep(0.25)
         write(self, data)
-    core._Sink.write = slow_write
+    staging._Sink.write = slow_write
 else:
     # hold just before the local manifest (the commit marker) is written: every data file
     # is published and verified there, the backup is not
@@ -256,7 +258,7 @@ def test_kill9_backup_leaves_no_secret_or_staging(
     if phase == "publish":
         local_scan = scans[0]
         assert local_scan.orphans  # the published data: garbage without its manifest
-        cleaned = lifecycle.cleanup(Store(local_location), local_scan, grace=timedelta(0))
+        cleaned = apply.cleanup(Store(local_location), local_scan, grace=timedelta(0))
         assert sorted(cleaned.cleaned) == sorted(local_scan.orphans)
         assert catalog.scan([local_location])[0].orphans == []
     # the killed run's staging (the dump, unencrypted) is still there, owner-marked ...
@@ -285,10 +287,11 @@ from mysqlops import catalog
 from mysqlops import restore as core
 from mysqlops.adapters import sandbox
 from mysqlops.model import Location
+from mysqlops.restore import logical
 
 cfg = json.loads(sys.stdin.read())
 # slow the load into the scratch server down: the client keeps loading for a while
-codec_from_label = core.codec_from_label
+codec_from_label = logical.codec_from_label
 def slow_codec(label):
     c = codec_from_label(label)
     class Slow:
@@ -302,7 +305,7 @@ def slow_codec(label):
                     return d.finish()
             return D()
     return Slow()
-core.codec_from_label = slow_codec
+logical.codec_from_label = slow_codec
 # tell the test (through our stdout pipe, never a file) the scratch server's root password
 start_server = sandbox.start_server
 def reporting_start_server(*args, **kw):

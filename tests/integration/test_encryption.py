@@ -14,18 +14,24 @@ from typing import Any
 
 import pytest
 
+from mysqlops import backup as backup
 from mysqlops import backup as bk
-from mysqlops import binlogs, catalog, crypto, ids, physical, pitr
+from mysqlops import catalog, layout
+from mysqlops import restore as restore
 from mysqlops.adapters import mysql as db
 from mysqlops.adapters import process, sandbox
 from mysqlops.adapters.storage import Store
-from mysqlops.binlogs import archive_binlogs, list_archived, replay_binlogs
-from mysqlops.commands import DumpOptions, client_option_file, dump_argv, mysql_argv
-from mysqlops.compression import codec
+from mysqlops.binlog import archive_binlogs, replay_binlogs
+from mysqlops.binlog import layout as binlog_layout
+from mysqlops.binlog.archive import list_archived
 from mysqlops.errors import EncryptionError, IntegrityError, RestoreError
 from mysqlops.manifest import BackupManifest, BinlogManifest
 from mysqlops.model import BinlogCoordinates, Location, ServerSpec
+from mysqlops.restore import pitr
+from mysqlops.streams import crypto
+from mysqlops.streams.compression import codec
 from mysqlops.tablesum import table_checksums
+from mysqlops.tools.client import DumpOptions, client_option_file, dump_argv, mysql_argv
 
 pytestmark = pytest.mark.integration
 NONE = codec("none")
@@ -55,13 +61,13 @@ def forge_truncated_binlog(location: Location, server: str, m: BinlogManifest, c
     """Replace an archived binlog by its truncated ciphertext AND rewrite its manifest to match
     (an attacker who can write both): only decryption can notice."""
     store = Store(location)
-    key = f"{ids.binlog_dir(server)}/{m.stored_path}"
+    key = f"{layout.binlog_dir(server)}/{m.stored_path}"
     data = store.read_bytes(key)[:-cut]
     store.delete(key)
-    store.delete(binlogs.manifest_key(server, m.file))
+    store.delete(binlog_layout.manifest_key(server, m.file))
     obj = store.put_bytes(data, key)
     forged = dataclasses.replace(m, stored_bytes=obj.size, stored_sha256=obj.sha256)
-    store.put_bytes(forged.to_json().encode(), binlogs.manifest_key(server, m.file))
+    store.put_bytes(forged.to_json().encode(), binlog_layout.manifest_key(server, m.file))
 
 
 def test_encrypted_binlogs_key_rotation_mixed_chain_and_failures(
@@ -109,11 +115,11 @@ def test_encrypted_binlogs_key_rotation_mixed_chain_and_failures(
         listed = {m.file: m for m in list_archived(store, source.name)}
         assert [listed[f].encryption_key_id for f in sorted(listed)].count(None) == len(plain.files)
         for m in listed.values():
-            manifest_text = store.read_bytes(binlogs.manifest_key(source.name, m.file))
+            manifest_text = store.read_bytes(binlog_layout.manifest_key(source.name, m.file))
             for key in (old, new):
                 assert key.hex().encode() not in manifest_text
                 assert crypto.format_key(key).encode() not in manifest_text
-            data = store.read_bytes(f"{ids.binlog_dir(source.name)}/{m.stored_path}")
+            data = store.read_bytes(f"{layout.binlog_dir(source.name)}/{m.stored_path}")
             if m.encryption_key_id is None:
                 continue
             assert data.startswith(crypto.MAGIC)
@@ -122,7 +128,8 @@ def test_encrypted_binlogs_key_rotation_mixed_chain_and_failures(
                 assert canary.encode() not in data
         # positive control: the same search finds the canary in the plaintext archive
         plain_data = b"".join(
-            store.read_bytes(f"{ids.binlog_dir(source.name)}/{m.stored_path}") for m in plain.manifests
+            store.read_bytes(f"{layout.binlog_dir(source.name)}/{m.stored_path}")
+            for m in plain.manifests
             if m.location == location.name
         )
         assert canaries[2].encode() in plain_data
@@ -186,27 +193,44 @@ def test_encrypted_pitr_checks_every_key_before_touching_the_target(sandbox_root
         sql(spec, "INSERT INTO shop.t (note) VALUES ('c')", "UPDATE shop.t SET note = 'B' WHERE id = 2")
         second = bk.run_backup(spec, [location], ZSTD, encryption_key=backup_key).manifest
         sql(spec, "INSERT INTO shop.t (note) VALUES ('after B2')")
-        archive_binlogs(spec, [location], ZSTD, str(tmp_path / "st"), datetime.now(UTC), encryption_key=binlog_key)
+        archive_binlogs(
+            spec, [location], ZSTD, str(tmp_path / "st"), datetime.now(UTC), encryption_key=binlog_key
+        )
         assert second.coordinates is not None and first.encryption_key_id == crypto.key_id(backup_key)
         until = f"{second.coordinates.file}:{second.coordinates.position}"
         # the base backup's key is there, the binlogs' key is not: refused before the restore
         with pytest.raises(RestoreError, match=crypto.key_id(binlog_key)):
-            pitr.point_in_time_restore([location], spec.name, target.spec(), until_position=until,
-                                       backup_id=first.backup_id, keyring=crypto.Keyring(backup_key))
+            pitr.point_in_time_restore(
+                [location],
+                spec.name,
+                target.spec(),
+                until_position=until,
+                backup_id=first.backup_id,
+                keyring=crypto.Keyring(backup_key),
+            )
         assert rows(target.spec()) is None  # the base backup was not loaded either
         both = crypto.Keyring(binlog_key, old=[backup_key])
-        result = pitr.point_in_time_restore([location], spec.name, target.spec(), until_position=until,
-                                            backup_id=first.backup_id, keyring=both)
+        result = pitr.point_in_time_restore(
+            [location],
+            spec.name,
+            target.spec(),
+            until_position=until,
+            backup_id=first.backup_id,
+            keyring=both,
+        )
         assert result.replay.key_ids == (crypto.key_id(binlog_key),)
         with db.session(target.spec()) as conn:
             got = [(r["id"], r["note"]) for r in db.query(conn, "SELECT id, note FROM shop.t ORDER BY id")]
         assert got == [(1, "a"), (2, "B"), (3, "c")]
         # the restore test's PITR proof decrypts too, and fails clearly without the binlog key
-        checks = pitr.prove_binlog_chain([location], spec.name, sandbox_dir=str(tmp_path / "sb"), keyring=both)
+        checks = pitr.prove_binlog_chain(
+            [location], spec.name, sandbox_dir=str(tmp_path / "sb"), keyring=both
+        )
         assert checks and all(c.passed for c in checks), checks
         assert "encrypted binlogs decrypted" in [c.name for c in checks]
-        failed = pitr.prove_binlog_chain([location], spec.name, sandbox_dir=str(tmp_path / "sb2"),
-                                         keyring=crypto.Keyring(backup_key))
+        failed = pitr.prove_binlog_chain(
+            [location], spec.name, sandbox_dir=str(tmp_path / "sb2"), keyring=crypto.Keyring(backup_key)
+        )
         assert not all(c.passed for c in failed)
         assert any(crypto.key_id(binlog_key) in c.detail for c in failed if not c.passed)
     finally:
@@ -219,14 +243,14 @@ def forge_truncated_backup(src: Location, dst: Location, m: BackupManifest, cut:
     """A copy of physical backup ``m`` at ``dst`` with its stream truncated and the manifest
     rewritten to match the truncated bytes."""
     a, b = Store(src), Store(dst)
-    directory = ids.backup_dir(m.server, m.backup_id)
+    directory = layout.backup_dir(m.server, m.backup_id)
     f = m.files[0]
     data = a.read_bytes(f"{directory}/{f.path}")[:-cut]
     obj = b.put_bytes(data, f"{directory}/{f.path}")
     forged = dataclasses.replace(
         m, location=dst.name, files=(dataclasses.replace(f, stored_bytes=obj.size, stored_sha256=obj.sha256),)
     )
-    b.put_bytes(forged.to_json().encode(), f"{directory}/{ids.MANIFEST_NAME}")
+    b.put_bytes(forged.to_json().encode(), f"{directory}/{layout.MANIFEST_NAME}")
 
 
 def test_encrypted_physical_backup_restore_and_failures(sandbox_root: str, tmp_path: Any) -> None:
@@ -244,36 +268,37 @@ def test_encrypted_physical_backup_restore_and_failures(sandbox_root: str, tmp_p
         )
         with db.session(server.spec()) as conn:
             expected = {"shop": table_checksums(conn, "shop")}
-        result = physical.run_physical_backup(server.spec(), [location], NONE, encryption_key=key,
-                                              staging_dir=str(tmp_path / "stage"))
+        result = backup.run_physical_backup(
+            server.spec(), [location], NONE, encryption_key=key, staging_dir=str(tmp_path / "stage")
+        )
         assert result.ok
         m = result.manifest
         assert m.encryption_key_id == crypto.key_id(key)
         store = Store(location)
-        stored = store.read_bytes(f"{ids.backup_dir(m.server, m.backup_id)}/{m.files[0].path}")
+        stored = store.read_bytes(f"{layout.backup_dir(m.server, m.backup_id)}/{m.files[0].path}")
         assert stored.startswith(crypto.MAGIC) and canary.encode() not in stored
         plain = crypto.decrypt_bytes(crypto.Keyring(key), stored)  # positive control: uncompressed
         assert canary.encode() in plain and len(plain) == m.files[0].raw_bytes
-        chain = physical.physical_chain(catalog.scan([location]), m.server, m.backup_id)
+        chain = restore.physical_chain(catalog.scan([location]), m.server, m.backup_id)
 
         # missing / wrong key: refused before anything is fetched or created
         target = str(tmp_path / "restored")
         for ring in (None, crypto.Keyring(crypto.generate_key())):
             with pytest.raises(RestoreError, match=m.encryption_key_id or "?"):
-                physical.restore_physical(chain, target, str(tmp_path / "st"), keyring=ring)
+                restore.restore_physical(chain, target, str(tmp_path / "st"), keyring=ring)
             assert not os.path.exists(target)
         # truncated ciphertext with a forged manifest: decryption fails, nothing is left behind
         forged = Location("forged", f"file://{tmp_path}/forged")
         forge_truncated_backup(location, forged, m, cut=100)
-        forged_chain = physical.physical_chain(catalog.scan([forged]), m.server, m.backup_id)
+        forged_chain = restore.physical_chain(catalog.scan([forged]), m.server, m.backup_id)
         with pytest.raises(EncryptionError, match="truncated"):
-            physical.restore_physical(forged_chain, target, str(tmp_path / "st"), keyring=crypto.Keyring(key))
+            restore.restore_physical(forged_chain, target, str(tmp_path / "st"), keyring=crypto.Keyring(key))
         assert not os.path.exists(target)
         # the restore test decrypts with the key (an old key in the ring is fine) and proves the data
         ring = crypto.Keyring(crypto.generate_key(), old=[key])
-        test = physical.restore_test_physical(chain, expected=expected, keyring=ring)  # short /tmp path
+        test = restore.restore_test_physical(chain, expected=expected, keyring=ring)  # short /tmp path
         assert test.passed, [c for c in test.checks if not c.passed]
-        failed = physical.restore_test_physical(chain, expected=expected)
+        failed = restore.restore_test_physical(chain, expected=expected)
         assert not failed.passed
         assert any(m.encryption_key_id and m.encryption_key_id in c.detail for c in failed.checks)
     finally:
@@ -290,18 +315,20 @@ def test_adopting_an_existing_encrypted_object_needs_its_key(
     first = archive_binlogs(spec, [local_location], ZSTD, stage, datetime.now(UTC), encryption_key=key)
     store = Store(local_location)
     last = max(first.manifests, key=lambda m: m.sequence)
-    data_key = f"{ids.binlog_dir(spec.name)}/{last.stored_path}"
+    data_key = f"{layout.binlog_dir(spec.name)}/{last.stored_path}"
     before = store.read_bytes(data_key)
-    store.delete(binlogs.manifest_key(spec.name, last.file))  # a run that died before its manifest
+    store.delete(binlog_layout.manifest_key(spec.name, last.file))  # a run that died before its manifest
     # another key (or none) cannot prove the object is the same binlog: refused, never overwritten
     for wrong in (other, None):
         with pytest.raises(IntegrityError, match=f"key id {crypto.key_id(key)}"):
-            archive_binlogs(spec, [local_location], ZSTD, stage, datetime.now(UTC), rotate=False,
-                            encryption_key=wrong)
+            archive_binlogs(
+                spec, [local_location], ZSTD, stage, datetime.now(UTC), rotate=False, encryption_key=wrong
+            )
         assert store.read_bytes(data_key) == before
         assert last.file not in [m.file for m in list_archived(store, spec.name)]
-    again = archive_binlogs(spec, [local_location], ZSTD, stage, datetime.now(UTC), rotate=False,
-                            encryption_key=key)
+    again = archive_binlogs(
+        spec, [local_location], ZSTD, stage, datetime.now(UTC), rotate=False, encryption_key=key
+    )
     assert [(a.file, a.adopted) for a in again.archived] == [(last.file, True)]
     adopted = next(m for m in list_archived(store, spec.name) if m.file == last.file)
     assert adopted.encryption_key_id == crypto.key_id(key) and adopted.stored_sha256 == last.stored_sha256

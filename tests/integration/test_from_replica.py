@@ -14,10 +14,10 @@ from mysqlops import catalog, replication
 from mysqlops import restore as rs
 from mysqlops.adapters import mysql as db
 from mysqlops.adapters import sandbox
-from mysqlops.compression import codec
-from mysqlops.dialect import dialect_for
 from mysqlops.model import Location
 from mysqlops.sampledata import create_awkward_database, create_bulk_table
+from mysqlops.sql import dialect_for
+from mysqlops.streams.compression import codec
 
 pytestmark = pytest.mark.integration
 
@@ -65,14 +65,23 @@ def test_backup_from_a_frozen_replica(sandbox_root: str, tmp_path: Any) -> None:
         while len(writes) < 50:
             time.sleep(0.01)
         during_dump: list[int] = []
-        result = bk.run_backup(replica.spec(), [location], codec("zstd"), from_replica=True, parallel=2,
-                               progress=lambda p: during_dump.append(len(writes)), progress_interval=0)
+        result = bk.run_backup(
+            replica.spec(),
+            [location],
+            codec("zstd"),
+            from_replica=True,
+            parallel=2,
+            progress=lambda p: during_dump.append(len(writes)),
+            progress_interval=0,
+        )
         stop.set()
         thread.join(10)
         assert result.ok
         m = result.manifest
         assert m.source_coordinates is not None and m.source_coordinates.gtid
-        assert m.extra["from_replica"] is True and not any("parallel=2 on a primary" in w for w in result.warnings)
+        assert m.extra["from_replica"] is True and not any(
+            "parallel=2 on a primary" in w for w in result.warnings
+        )
 
         # the backup is the primary at the recorded coordinates: exactly the ticks written up to that GTID
         frozen_at = _seq(m.source_coordinates.gtid, 841)
@@ -86,7 +95,10 @@ def test_backup_from_a_frozen_replica(sandbox_root: str, tmp_path: Any) -> None:
         stats = {f.database: {t.table: t for t in f.tables} for f in m.files}
         assert stats["shop"]["ticks"].rows == len(expected)  # checksums taken at the same frozen point
         # not later: writes committed while the dump ran are not in it (the freeze held)
-        assert during_dump and during_dump[len(during_dump) // 2] > len(expected), (len(expected), during_dump)
+        assert during_dump and during_dump[len(during_dump) // 2] > len(expected), (
+            len(expected),
+            during_dump,
+        )
         assert len(writes) > len(expected)
 
         assert stats["shop"]["customers"].rows == 3 and stats["shop"]["customers"].checksum
@@ -99,7 +111,9 @@ def test_backup_from_a_frozen_replica(sandbox_root: str, tmp_path: Any) -> None:
             assert db.scalar(conn, "SELECT COUNT(*) FROM shop.ticks") == len(writes)
         cert = rs.restore_test_copy(location, m, sandbox_dir=str(tmp_path / "sb"))
         assert cert.passed, [c for c in cert.checks if not c.passed]
-        assert any(c.name == "shop.customers: rows and checksum" for c in cert.checks), [c.name for c in cert.checks]
+        assert any(c.name == "shop.customers: rows and checksum" for c in cert.checks), [
+            c.name for c in cert.checks
+        ]
         assert any("FLOAT columns" in note for note in cert.lossy), cert.lossy
     finally:
         stop.set()

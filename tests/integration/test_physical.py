@@ -10,16 +10,18 @@ from dataclasses import dataclass
 
 import pytest
 
-from mysqlops import catalog, ids, physical
+from mysqlops import backup as backup
+from mysqlops import catalog, layout
+from mysqlops import restore as restore
 from mysqlops.adapters import mysql as db
 from mysqlops.adapters import sandbox
 from mysqlops.adapters.storage import Store
 from mysqlops.backup import BackupResult
-from mysqlops.compression import codec
 from mysqlops.errors import PreflightFailed, RestoreError
 from mysqlops.manifest import BackupManifest, TableStat
 from mysqlops.model import BackupKind, BackupMethod, Location
 from mysqlops.sampledata import create_awkward_database, create_bulk_table
+from mysqlops.streams.compression import codec
 from mysqlops.tablesum import table_checksums
 
 pytestmark = pytest.mark.integration
@@ -87,7 +89,7 @@ def env(sandbox_root: str, moto_server: str, tmp_path_factory: pytest.TempPathFa
         )
         spec = server.spec()
         zstd = codec("zstd")
-        full = physical.run_physical_backup(spec, [local, s3], zstd, log=logs.append)
+        full = backup.run_physical_backup(spec, [local, s3], zstd, log=logs.append)
         _sql(
             server,
             "UPDATE bulk.t SET k = k + 1 WHERE id % 50 = 0",
@@ -96,7 +98,7 @@ def env(sandbox_root: str, moto_server: str, tmp_path_factory: pytest.TempPathFa
             "CREATE TABLE bulk.new (id INT PRIMARY KEY, v TEXT) ENGINE=InnoDB",
             "INSERT INTO bulk.new SELECT id, c FROM bulk.t WHERE id <= 500",
         )
-        inc1 = physical.run_physical_backup(spec, [local, s3], zstd, incremental=True, log=logs.append)
+        inc1 = backup.run_physical_backup(spec, [local, s3], zstd, incremental=True, log=logs.append)
         sums_inc1 = _sums(server)
         _sql(
             server,
@@ -106,7 +108,7 @@ def env(sandbox_root: str, moto_server: str, tmp_path_factory: pytest.TempPathFa
             "UPDATE bulk.ar SET v = 'changed'",
             "INSERT INTO shop.blobs VALUES (9, REPEAT(x'00ff', 5000), x'01')",
         )
-        inc2 = physical.run_physical_backup(spec, [local, s3], zstd, incremental=True, log=logs.append)
+        inc2 = backup.run_physical_backup(spec, [local, s3], zstd, incremental=True, log=logs.append)
         sums_inc2 = _sums(server)
         yield Env(server, local, s3, full, inc1, inc2, sums_inc1, sums_inc2, logs)
     finally:
@@ -144,14 +146,14 @@ def test_full_and_incrementals_are_in_the_catalog(env: Env) -> None:
 
 def test_restore_chain_into_scratch_server_matches_source(env: Env) -> None:
     scans = catalog.scan([env.local, env.s3])
-    chain = physical.physical_chain(scans, env.server.name)
+    chain = restore.physical_chain(scans, env.server.name)
     assert [c[0][1].backup_id for c in chain] == [
         env.full.manifest.backup_id,
         env.inc1.manifest.backup_id,
         env.inc2.manifest.backup_id,
     ]
     # the source is quiet since incremental 2: compare with it live
-    result = physical.restore_test_physical(chain, source=env.server.spec())
+    result = restore.restore_test_physical(chain, source=env.server.spec())
     assert result.passed, [c for c in result.checks if not c.passed]
     table_checks = [c for c in result.checks if c.name.endswith("rows and checksum")]
     assert len(table_checks) == sum(len(tables) for tables in env.sums_inc2.values())
@@ -163,10 +165,10 @@ def test_restore_chain_into_scratch_server_matches_source(env: Env) -> None:
 
 def test_restore_partial_chain_matches_state_at_incremental_1(env: Env) -> None:
     scans = catalog.scan([env.local])
-    chain = physical.physical_chain(scans, env.server.name, env.inc1.manifest.backup_id)
+    chain = restore.physical_chain(scans, env.server.name, env.inc1.manifest.backup_id)
     assert len(chain) == 2
     assert env.sums_inc1 != env.sums_inc2
-    result = physical.restore_test_physical(chain, expected=env.sums_inc1)
+    result = restore.restore_test_physical(chain, expected=env.sums_inc1)
     assert result.passed, [c for c in result.checks if not c.passed]
     assert any("dropme" in c.name for c in result.checks)
 
@@ -181,13 +183,13 @@ def _flip_byte(location: Location, key: str) -> None:
 
 def test_corrupt_s3_copy_falls_back_to_local(env: Env, tmp_path: os.PathLike[str]) -> None:
     full = env.full.manifest
-    key = f"{ids.backup_dir(full.server, full.backup_id)}/{full.files[0].path}"
+    key = f"{layout.backup_dir(full.server, full.backup_id)}/{full.files[0].path}"
     _flip_byte(env.s3, key)
-    chain = physical.physical_chain(catalog.scan([env.s3, env.local]), env.server.name)
-    report = physical.ChainReport()
+    chain = restore.physical_chain(catalog.scan([env.s3, env.local]), env.server.name)
+    report = restore.ChainReport()
     logs: list[str] = []
     target = os.path.join(os.fspath(tmp_path), "datadir")
-    prepared = physical.restore_physical(chain, target, os.fspath(tmp_path), logs.append, report=report)
+    prepared = restore.restore_physical(chain, target, os.fspath(tmp_path), logs.append, report=report)
     assert prepared == target and os.path.isfile(os.path.join(target, "ibdata1"))
     assert os.path.isdir(os.path.join(target, "bulk")) and not os.path.exists(
         os.path.join(target, "bulk", "dropme.ibd")
@@ -203,24 +205,24 @@ def test_corrupt_s3_copy_falls_back_to_local(env: Env, tmp_path: os.PathLike[str
 def test_incremental_without_base_and_missing_base_fail_clearly(env: Env, tmp_path: os.PathLike[str]) -> None:
     empty = Location("empty", f"file://{os.fspath(tmp_path)}/empty")
     with pytest.raises(PreflightFailed, match="make a full physical backup first"):
-        physical.run_physical_backup(env.server.spec(), [empty], codec("zstd"), incremental=True)
+        backup.run_physical_backup(env.server.spec(), [empty], codec("zstd"), incremental=True)
     # mariabackup reads the server-reported datadir whatever --datadir says: a wrong hint is a warning
-    hinted = physical.run_physical_backup(
+    hinted = backup.run_physical_backup(
         env.server.spec(), [empty], codec("zstd", threads=1), datadir_hint="/nonexistent"
     )
     assert hinted.ok and any("datadir_hint /nonexistent is ignored" in w for w in hinted.warnings)
     assert hinted.manifest.extra["datadir"] == env.server.datadir
     # the full's manifest disappears from the local location: its incrementals cannot be restored
     full = env.full.manifest
-    Store(env.local).delete(f"{ids.backup_dir(full.server, full.backup_id)}/{ids.MANIFEST_NAME}")
+    Store(env.local).delete(f"{layout.backup_dir(full.server, full.backup_id)}/{layout.MANIFEST_NAME}")
     with pytest.raises(RestoreError, match=f"base backup {full.backup_id} of incremental .* is missing"):
-        physical.physical_chain(catalog.scan([env.local]), env.server.name)
+        restore.physical_chain(catalog.scan([env.local]), env.server.name)
     # a chain with a hole (incremental 1 left out) is refused before anything is fetched
     scans = catalog.scan([env.s3])
-    chain = physical.physical_chain(scans, env.server.name)
+    chain = restore.physical_chain(scans, env.server.name)
     target = os.path.join(os.fspath(tmp_path), "hole")
     with pytest.raises(RestoreError, match="based on"):
-        physical.restore_physical([chain[0], chain[2]], target, os.fspath(tmp_path))
+        restore.restore_physical([chain[0], chain[2]], target, os.fspath(tmp_path))
     assert not os.path.exists(target)
 
 

@@ -9,13 +9,14 @@ from typing import Any
 import pytest
 
 from mysqlops import backup as bk
-from mysqlops import binlogs, pitr
+from mysqlops import binlog as binlog
 from mysqlops.adapters import mysql as db
 from mysqlops.adapters import sandbox
 from mysqlops.adapters.storage import Store
-from mysqlops.compression import codec
 from mysqlops.errors import ConfigError, RestoreError
 from mysqlops.model import Location
+from mysqlops.restore import pitr
+from mysqlops.streams.compression import codec
 
 pytestmark = pytest.mark.integration
 
@@ -39,13 +40,15 @@ def test_pitr_to_just_before_a_drop_table(sandbox_root: str, tmp_path: Any) -> N
             before_accident = datetime.now(UTC).replace(microsecond=0)
             time.sleep(1.1)
             db.execute(conn, "DROP TABLE app.orders")  # T3: the accident
-        binlogs.archive_binlogs(spec, [location], codec("zstd"), str(tmp_path), datetime.now(UTC))
+        binlog.archive_binlogs(spec, [location], codec("zstd"), str(tmp_path), datetime.now(UTC))
         with pytest.raises(ConfigError):
-            pitr.point_in_time_restore([location], spec.name, target.spec(), until=before_accident,
-                                       databases=["app"])
+            pitr.point_in_time_restore(
+                [location], spec.name, target.spec(), until=before_accident, databases=["app"]
+            )
         with pytest.raises(RestoreError, match="before the recovery target"):
-            pitr.point_in_time_restore([location], spec.name, target.spec(),
-                                       until=datetime(2000, 1, 1, tzinfo=UTC))
+            pitr.point_in_time_restore(
+                [location], spec.name, target.spec(), until=datetime(2000, 1, 1, tzinfo=UTC)
+            )
         result = pitr.point_in_time_restore([location], spec.name, target.spec(), until=before_accident)
         assert result.base.backup_id == base.backup_id and result.replay.files
         with db.session(target.spec()) as conn:
@@ -56,7 +59,9 @@ def test_pitr_to_just_before_a_drop_table(sandbox_root: str, tmp_path: Any) -> N
         sandbox.stop_server(target)
 
 
-def test_restore_test_proves_the_binlog_chain_between_two_full_backups(sandbox_root: str, tmp_path: Any) -> None:
+def test_restore_test_proves_the_binlog_chain_between_two_full_backups(
+    sandbox_root: str, tmp_path: Any
+) -> None:
     source = sandbox.start_server(sandbox_root, "chainsrc", server_id=813)
     location = Location("local", f"file://{tmp_path}/b")
     try:
@@ -73,7 +78,7 @@ def test_restore_test_proves_the_binlog_chain_between_two_full_backups(sandbox_r
         bk.run_backup(spec, [location], codec("zstd"))
         with db.session(spec) as conn:
             db.execute(conn, "INSERT INTO app.t (v) VALUES ('after B2')")
-        binlogs.archive_binlogs(spec, [location], codec("zstd"), str(tmp_path), datetime.now(UTC))
+        binlog.archive_binlogs(spec, [location], codec("zstd"), str(tmp_path), datetime.now(UTC))
         checks = pitr.prove_binlog_chain([location], spec.name, sandbox_dir=str(tmp_path / "sb"))
         assert checks and all(c.passed for c in checks), checks
         assert any(c.name.startswith("app:") for c in checks)

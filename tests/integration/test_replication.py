@@ -16,10 +16,10 @@ import pytest
 from mysqlops import replication as repl
 from mysqlops.adapters import sandbox
 from mysqlops.adapters.mysql import connect, query, scalar, session
-from mysqlops.compression import codec
 from mysqlops.errors import ConnectionProblem, PreflightFailed
 from mysqlops.model import Location, ServerSpec, TLSOptions
 from mysqlops.sampledata import AWKWARD_DB_SUFFIX, create_awkward_database, create_bulk_table
+from mysqlops.streams.compression import codec
 from mysqlops.tablesum import table_checksums
 
 pytestmark = pytest.mark.integration
@@ -144,7 +144,9 @@ def test_drift_and_broken_replica_fail_health_then_rebuild_repairs(trio: list[sa
     health = repl.check_health([r1, r2], max_lag_seconds=300)
     failures = repl.health_failures(health)
     assert len(failures) == 1 and failures[0].startswith(r2.name)
-    assert "SQL thread stopped" in failures[0] and "shop.audit; Duplicate entry '<value>'" in failures[0], failures
+    assert "SQL thread stopped" in failures[0] and "shop.audit; Duplicate entry '<value>'" in failures[0], (
+        failures
+    )
     assert "'1000'" not in failures[0] and "'1000'" not in health[1].last_sql_error  # the row's key stays out
     assert health[1].last_sql_error and health[1].sql_running == "No"
 
@@ -241,6 +243,7 @@ def test_replication_over_tls_with_verified_certificate(sandbox_root: str) -> No
                 ssl_disabled=True,
             )
         assert refused.value.args[0] == 1045
+
         def tls_session(spec: ServerSpec) -> dict[str, str]:
             with session(spec) as conn:
                 rows = query(conn, "SHOW SESSION STATUS WHERE Variable_name IN ('Ssl_cipher', 'Ssl_version')")
@@ -251,8 +254,13 @@ def test_replication_over_tls_with_verified_certificate(sandbox_root: str) -> No
         assert status["Ssl_cipher"] and status["Ssl_version"].startswith("TLSv1."), status
         # control: a session without TLS has an empty cipher, so the check above can fail
         # (PyMySQL negotiates TLS whenever the server offers it: turn it off explicitly)
-        plain = pymysql.connect(host="127.0.0.1", port=servers[0].port, user="root",
-                                password=servers[0].root_password, ssl_disabled=True)
+        plain = pymysql.connect(
+            host="127.0.0.1",
+            port=servers[0].port,
+            user="root",
+            password=servers[0].root_password,
+            ssl_disabled=True,
+        )
         try:
             with plain.cursor() as cur:
                 cur.execute("SHOW SESSION STATUS LIKE 'Ssl_cipher'")
@@ -266,7 +274,9 @@ def test_replication_over_tls_with_verified_certificate(sandbox_root: str) -> No
         # a CA that did not sign the server's certificate is refused, by PyMySQL and by the client tools
         other_dir = os.path.join(directory, "other")
         os.makedirs(other_dir, mode=0o700)
-        wrong = replace(servers[0].spec(), tls=TLSOptions(ca=_certificates(other_dir)["ca"], verify_cert=True))
+        wrong = replace(
+            servers[0].spec(), tls=TLSOptions(ca=_certificates(other_dir)["ca"], verify_cert=True)
+        )
         with pytest.raises(ConnectionProblem, match=r"certificate verify failed|CERTIFICATE_VERIFY_FAILED"):
             connect(wrong)
         from mysqlops import backup as bk

@@ -7,16 +7,17 @@ from typing import Any
 import pytest
 
 from mysqlops import backup as bk
-from mysqlops import catalog, ids
+from mysqlops import catalog, layout
 from mysqlops import restore as core
 from mysqlops.adapters import mysql as db
 from mysqlops.adapters import sandbox
 from mysqlops.adapters.storage import Store
-from mysqlops.compression import codec
 from mysqlops.errors import RestoreError
 from mysqlops.manifest import RestoreCertificate
 from mysqlops.model import Location
+from mysqlops.restore import rename as restore_rename
 from mysqlops.sampledata import create_awkward_database
+from mysqlops.streams.compression import codec
 
 pytestmark = pytest.mark.integration
 
@@ -30,16 +31,23 @@ def made(sandbox_root: str, tmp_path_factory: pytest.TempPathFactory, moto_serve
     with db.session(server.spec()) as conn:
         create_awkward_database(conn, "shop")
         db.execute(conn, "CREATE TABLE shop.measure (id INT PRIMARY KEY, f FLOAT, d DOUBLE)")
-        db.execute(conn, "INSERT INTO shop.measure VALUES (1, 14285.7138671875, 14285.7138671875), (2, NULL, 0)")
+        db.execute(
+            conn, "INSERT INTO shop.measure VALUES (1, 14285.7138671875, 14285.7138671875), (2, NULL, 0)"
+        )
         db.execute(conn, "CREATE DATABASE simple")
         db.execute(conn, "CREATE TABLE simple.t (id INT PRIMARY KEY, v VARCHAR(10))")
         db.execute(conn, "INSERT INTO simple.t VALUES (1, 'a'), (2, 'b')")
         db.execute(conn, "CREATE VIEW simple.v AS SELECT id FROM simple.t")
-    boto3.client("s3", endpoint_url=moto_server, aws_access_key_id="testing",
-                 aws_secret_access_key="testing").create_bucket(Bucket="restore-tests")
+    boto3.client(
+        "s3", endpoint_url=moto_server, aws_access_key_id="testing", aws_secret_access_key="testing"
+    ).create_bucket(Bucket="restore-tests")
     local = Location("local", f"file://{tmp_path_factory.mktemp('rloc')}/b")
-    s3 = Location("s3", "s3://restore-tests/m", {"key": "testing", "secret": "testing",
-                                                  "client_kwargs": {"endpoint_url": moto_server}}, offsite=True)
+    s3 = Location(
+        "s3",
+        "s3://restore-tests/m",
+        {"key": "testing", "secret": "testing", "client_kwargs": {"endpoint_url": moto_server}},
+        offsite=True,
+    )
     result = bk.run_backup(server.spec(), [s3, local], codec("zstd"))
     assert result.ok
     yield server, result.manifest, s3, local
@@ -64,10 +72,12 @@ def test_restore_test_passes_and_writes_certificate(made: Any, tmp_path: Any) ->
     assert not [n for n in sandbox.load_servers(str(tmp_path))]  # scratch server gone
 
 
-def test_corrupt_s3_copy_fails_its_test_and_restore_falls_back(made: Any, tmp_path: Any, sandbox_root: str) -> None:
+def test_corrupt_s3_copy_fails_its_test_and_restore_falls_back(
+    made: Any, tmp_path: Any, sandbox_root: str
+) -> None:
     server, manifest, s3, local = made
     store = Store(s3)
-    key = f"{ids.backup_dir(manifest.server, manifest.backup_id)}/shop.sql.zst"
+    key = f"{layout.backup_dir(manifest.server, manifest.backup_id)}/shop.sql.zst"
     data = bytearray(store.read_bytes(key))
     data[len(data) // 2] ^= 0x01  # one flipped bit in the stored copy
     store.fs.pipe_file(store.path(key), bytes(data))
@@ -78,7 +88,9 @@ def test_corrupt_s3_copy_fails_its_test_and_restore_falls_back(made: Any, tmp_pa
         assert failed[0].name == "sha256 of the copy at s3" and "sha256" in failed[0].detail
         target = sandbox.start_server(sandbox_root, "rtarget", server_id=602)
         try:
-            result = core.restore_backup(_copies(s3, local, manifest.backup_id), target.spec(), databases=["shop"])
+            result = core.restore_backup(
+                _copies(s3, local, manifest.backup_id), target.spec(), databases=["shop"]
+            )
             assert result.locations_used == {"shop.sql.zst": "local"}
             assert any("corrupt" in p for p in result.problems)
             with db.session(target.spec()) as conn:
@@ -94,7 +106,7 @@ def test_truncated_copy_fails_clearly_and_leaves_nothing(made: Any, sandbox_root
     server, manifest, s3, local = made
     trunc = Location("trunc", f"file://{tmp_path}/t")
     src, dst = Store(local), Store(trunc)
-    directory = ids.backup_dir(manifest.server, manifest.backup_id)
+    directory = layout.backup_dir(manifest.server, manifest.backup_id)
     for key in src.list_keys(directory):
         data = src.read_bytes(key)
         dst.put_bytes(data[: len(data) // 2] if key.endswith(".zst") else data, key)
@@ -124,23 +136,35 @@ def test_refusals_and_rename(made: Any, sandbox_root: str) -> None:
             core.restore_backup(copies, target.spec(), databases=["shop"])
         # shop's trigger, procedure and event bodies name `shop` explicitly: a rename is refused
         # before anything is loaded, naming them
-        with pytest.raises(core.RenameRefused) as refused:
+        with pytest.raises(restore_rename.RenameRefused) as refused:
             core.restore_backup(copies, target.spec(), databases=["shop"], rename={"shop": "shop_restored"})
         for name in ("trigger `customers_audit`", "procedure `add_customer`", "event `nightly`"):
             assert f"{name} names `shop` explicitly" in str(refused.value)
         assert "Nothing was loaded" in str(refused.value)
-        result = core.restore_backup(copies, target.spec(), databases=["simple"], rename={"simple": "simple2"})
+        result = core.restore_backup(
+            copies, target.spec(), databases=["simple"], rename={"simple": "simple2"}
+        )
         assert result.databases == {"simple": "simple2"}
         with db.session(target.spec()) as conn:
             assert "shop_restored" not in db.user_databases(conn)
-            assert db.object_counts(conn, "simple2").as_dict() == {"tables": 1, "views": 1, "routines": 0,
-                                                                   "triggers": 0, "events": 0}
+            assert db.object_counts(conn, "simple2").as_dict() == {
+                "tables": 1,
+                "views": 1,
+                "routines": 0,
+                "triggers": 0,
+                "events": 0,
+            }
             assert db.scalar(conn, "SELECT COUNT(*) FROM simple2.v") == 2
             assert db.scalar(conn, "SELECT COUNT(*) FROM shop.keepme") == 0  # untouched
         core.restore_backup(copies, target.spec(), databases=["shop"], overwrite=True)
         with db.session(target.spec()) as conn:
             assert db.object_counts(conn, "shop").tables == 5
-            assert "keepme" not in [r["t"] for r in db.query(conn, "SELECT TABLE_NAME t FROM information_schema.TABLES WHERE TABLE_SCHEMA='shop'")]
+            assert "keepme" not in [
+                r["t"]
+                for r in db.query(
+                    conn, "SELECT TABLE_NAME t FROM information_schema.TABLES WHERE TABLE_SCHEMA='shop'"
+                )
+            ]
         with pytest.raises(RestoreError, match="own source server"):
             core.restore_backup(copies, server.spec(name=manifest.server))
     finally:
@@ -148,9 +172,11 @@ def test_refusals_and_rename(made: Any, sandbox_root: str) -> None:
 
 
 def test_rename_rewriter_only_touches_structure_lines() -> None:
-    rw = core.RenameRewriter({"shop": "shop2"})
-    dump = (b"CREATE DATABASE /*!32312 IF NOT EXISTS*/ `shop` /*!40100 x */;\n\nUSE `shop`;\n"
-            b"INSERT INTO `t` VALUES ('USE `shop`;');\n")
+    rw = restore_rename.RenameRewriter({"shop": "shop2"})
+    dump = (
+        b"CREATE DATABASE /*!32312 IF NOT EXISTS*/ `shop` /*!40100 x */;\n\nUSE `shop`;\n"
+        b"INSERT INTO `t` VALUES ('USE `shop`;');\n"
+    )
     out = b"".join(rw.feed(dump[i : i + 5]) for i in range(0, len(dump), 5)) + rw.finish()
     assert out == dump.replace(b"`shop` /*", b"`shop2` /*").replace(b"\nUSE `shop`;", b"\nUSE `shop2`;")
 
@@ -161,7 +187,9 @@ def _database_state(spec: Any, database: str) -> dict[str, Any]:
     with db.session(spec) as conn:
         return {
             "create": db.query(conn, f"SHOW CREATE DATABASE `{database}`"),
-            "schemata": db.query(conn, "SELECT * FROM information_schema.SCHEMATA WHERE SCHEMA_NAME=%s", [database]),
+            "schemata": db.query(
+                conn, "SELECT * FROM information_schema.SCHEMATA WHERE SCHEMA_NAME=%s", [database]
+            ),
             "routines": db.query(
                 conn,
                 "SELECT ROUTINE_NAME, ROUTINE_TYPE, ROUTINE_DEFINITION, DATABASE_COLLATION, CHARACTER_SET_CLIENT,"
@@ -202,7 +230,9 @@ def _collations(spec: Any, database: str) -> dict[str, Any]:
             [database] * 3,
         )
         default = db.scalar(
-            conn, "SELECT DEFAULT_COLLATION_NAME FROM information_schema.SCHEMATA WHERE SCHEMA_NAME=%s", [database]
+            conn,
+            "SELECT DEFAULT_COLLATION_NAME FROM information_schema.SCHEMATA WHERE SCHEMA_NAME=%s",
+            [database],
         )
     return {"default": default, **{r["n"]: r["c"] for r in rows}}
 
@@ -236,13 +266,16 @@ def test_rename_never_touches_another_database(sandbox_root: str, tmp_path: Any)
         backup = bk.run_backup(spec, [location], codec("zstd"), databases=["src"])
         assert backup.ok
         dump_text = Store(location).read_bytes(
-            f"{ids.backup_dir(backup.manifest.server, backup.manifest.backup_id)}/{backup.manifest.files[0].path}"
+            f"{layout.backup_dir(backup.manifest.server, backup.manifest.backup_id)}/{backup.manifest.files[0].path}"
         )
         assert b"ALTER DATABASE `src` CHARACTER SET latin1" in __import__("zstandard").decompress(
             dump_text, max_output_size=1 << 24
         )  # the case under test is really in the dump
         expected_copy = _collations(spec, "src")
-        assert expected_copy["p_latin"] == "latin1_swedish_ci" and expected_copy["p_utf8"] == "utf8mb4_unicode_ci"
+        assert (
+            expected_copy["p_latin"] == "latin1_swedish_ci"
+            and expected_copy["p_utf8"] == "utf8mb4_unicode_ci"
+        )
 
         # the live `src` moved on since the backup; restoring a copy beside it must not touch it
         with db.session(spec) as conn:
@@ -269,12 +302,14 @@ def test_rename_never_touches_another_database(sandbox_root: str, tmp_path: Any)
             db.execute(conn, "CREATE DATABASE elsewhere")
             db.execute(conn, "CREATE TABLE elsewhere.x (id INT)")
             db.execute(conn, "CREATE PROCEDURE src.p_qualified() SELECT COUNT(*) FROM src.t")
-            db.execute(conn, "CREATE VIEW src.v_cross AS SELECT t.id FROM src.t JOIN elsewhere.x ON x.id = t.id")
+            db.execute(
+                conn, "CREATE VIEW src.v_cross AS SELECT t.id FROM src.t JOIN elsewhere.x ON x.id = t.id"
+            )
         qualified = bk.run_backup(spec, [location], codec("zstd"), databases=["src"])
         before = _database_state(spec, "src")
         copies = catalog.find_backup(catalog.scan([location]), None, qualified.manifest.backup_id)
         for target in (spec, other.spec()):
-            with pytest.raises(core.RenameRefused) as refused:
+            with pytest.raises(restore_rename.RenameRefused) as refused:
                 core.restore_backup(copies, target, rename={"src": "copy2"}, allow_source_target=True)
             assert "procedure `p_qualified` names `src` explicitly (`src`.`t`)" in str(refused.value)
             assert "view `v_cross` names `src` explicitly" in str(refused.value)

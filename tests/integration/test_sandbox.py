@@ -11,9 +11,9 @@ import pytest
 from mysqlops.adapters import builds, sandbox
 from mysqlops.adapters.mysql import connect, server_info, session
 from mysqlops.adapters.process import run
-from mysqlops.commands import client_option_file, dump_argv, mysql_argv
 from mysqlops.errors import ConnectionProblem, SandboxError
 from mysqlops.model import ServerSpec, ServerVersion
+from mysqlops.tools.client import client_option_file, dump_argv, mysql_argv
 
 pytestmark = pytest.mark.integration
 

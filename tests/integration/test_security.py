@@ -11,15 +11,20 @@ from typing import Any
 
 import pytest
 
+from mysqlops import backup as backup
 from mysqlops import backup as bk
-from mysqlops import binlogs, catalog, crypto, ids, physical
+from mysqlops import binlog as binlog
+from mysqlops import catalog, layout
 from mysqlops import restore as rs
 from mysqlops.adapters import mysql as db
 from mysqlops.adapters import sandbox
 from mysqlops.adapters.storage import Store
-from mysqlops.compression import codec
+from mysqlops.binlog import archive as binlog_archive
 from mysqlops.errors import EncryptionError, RestoreError
 from mysqlops.model import Location
+from mysqlops.restore import logical as restore_logical
+from mysqlops.streams import crypto
+from mysqlops.streams.compression import codec
 from mysqlops.users import Account, create_users
 
 pytestmark = pytest.mark.integration
@@ -36,8 +41,12 @@ def secured(sandbox_root: str) -> Any:
         db.execute(conn, "INSERT INTO vault.secrets VALUES (1, %s)", [CANARY])
     with db.session(server.spec(), "vault") as conn:  # unqualified: restorable under another name
         db.execute(conn, "CREATE TRIGGER t BEFORE INSERT ON secrets FOR EACH ROW SET NEW.v = NEW.v")
-    shown = create_users(server.spec(), [Account("backup", "mysqlops_backup"), Account("monitor", "mysqlops_monitor")],
-                         {"backup": password, "monitor": password}, dry_run=False)
+    shown = create_users(
+        server.spec(),
+        [Account("backup", "mysqlops_backup"), Account("monitor", "mysqlops_monitor")],
+        {"backup": password, "monitor": password},
+        dry_run=False,
+    )
     assert all(password not in s for s in shown) and any("'********'" in s for s in shown)
     yield server, server.spec(user="mysqlops_backup", password=password), password
     sandbox.stop_server(server)
@@ -45,7 +54,9 @@ def secured(sandbox_root: str) -> Any:
 
 def test_dry_run_changes_nothing_and_masks(secured: Any) -> None:
     server, _, _ = secured
-    shown = create_users(server.spec(), [Account("restore", "mysqlops_restore")], {"restore": "s3cret-x"}, dry_run=True)
+    shown = create_users(
+        server.spec(), [Account("restore", "mysqlops_restore")], {"restore": "s3cret-x"}, dry_run=True
+    )
     assert any("GRANT" in s for s in shown) and not any("s3cret-x" in s for s in shown)
     with db.session(server.spec()) as conn:
         assert db.scalar(conn, "SELECT COUNT(*) FROM mysql.user WHERE user='mysqlops_restore'") == 0
@@ -75,13 +86,22 @@ def test_backup_runs_as_least_privilege_user_and_secrets_stay_hidden(secured: An
     watcher = threading.Thread(target=watch, daemon=True)
     watcher.start()
     try:
-        result = bk.run_backup(backup_spec, [location], codec("none"), databases=["vault"], encryption_key=key)
+        result = bk.run_backup(
+            backup_spec, [location], codec("none"), databases=["vault"], encryption_key=key
+        )
         # the binlog archive (as the least-privilege user) and a physical backup (root: mariabackup
         # reads the datadir), both uncompressed and encrypted with the same key
-        archived = binlogs.archive_binlogs(backup_spec, [location], codec("none"), str(tmp_path / "st"),
-                                           datetime.now(UTC), encryption_key=key)
-        phys = physical.run_physical_backup(server.spec(), [location], codec("none"), encryption_key=key,
-                                            staging_dir=str(tmp_path / "st"))
+        archived = binlog.archive_binlogs(
+            backup_spec,
+            [location],
+            codec("none"),
+            str(tmp_path / "st"),
+            datetime.now(UTC),
+            encryption_key=key,
+        )
+        phys = backup.run_physical_backup(
+            server.spec(), [location], codec("none"), encryption_key=key, staging_dir=str(tmp_path / "st")
+        )
     finally:
         stop.set()
         watcher.join(5)
@@ -115,16 +135,23 @@ def test_backup_runs_as_least_privilege_user_and_secrets_stay_hidden(secured: An
     cert = rs.restore_test_copy(location, m, sandbox_dir=str(tmp_path / "sb"), write_certificate=False)
     assert not cert.passed and "encryption key available" in [c.name for c in cert.checks if not c.passed]
     with pytest.raises(RestoreError, match=m.encryption_key_id or "x"):
-        rs.restore_backup(catalog.find_backup(catalog.scan([location]), None, m.backup_id), server.spec(),
-                          keyring=crypto.Keyring(crypto.generate_key()))
+        rs.restore_backup(
+            catalog.find_backup(catalog.scan([location]), None, m.backup_id),
+            server.spec(),
+            keyring=crypto.Keyring(crypto.generate_key()),
+        )
 
 
 def test_key_rotation_and_tampering(secured: Any, tmp_path: Any, sandbox_root: str) -> None:
     _, backup_spec, _ = secured
     location = Location("local", f"file://{tmp_path}/b")
     old, new = crypto.generate_key(), crypto.generate_key()
-    first = bk.run_backup(backup_spec, [location], codec("zstd"), databases=["vault"], encryption_key=old).manifest
-    second = bk.run_backup(backup_spec, [location], codec("zstd"), databases=["vault"], encryption_key=new).manifest
+    first = bk.run_backup(
+        backup_spec, [location], codec("zstd"), databases=["vault"], encryption_key=old
+    ).manifest
+    second = bk.run_backup(
+        backup_spec, [location], codec("zstd"), databases=["vault"], encryption_key=new
+    ).manifest
     assert first.encryption_key_id != second.encryption_key_id
     ring = crypto.Keyring(new, old=[old])
     target = sandbox.start_server(sandbox_root, "secrot", server_id=802)
@@ -137,15 +164,19 @@ def test_key_rotation_and_tampering(secured: Any, tmp_path: Any, sandbox_root: s
             assert db.scalar(conn, "SELECT v FROM v2.secrets") == CANARY
         # a truncated ciphertext (with a matching manifest entry) is detected by decryption itself:
         # the file is one chunk, whose tag is cut, so not one byte of it reaches the client
-        key = f"{ids.backup_dir(second.server, second.backup_id)}/{second.files[0].path}"
+        key = f"{layout.backup_dir(second.server, second.backup_id)}/{second.files[0].path}"
         staged = tmp_path / "c.bin"
         staged.write_bytes(Store(location).read_bytes(key)[:-40])
         assert staged.stat().st_size < crypto.DEFAULT_CHUNK_SIZE
         with pytest.raises(EncryptionError, match=r"^authentication failed at final chunk 0 .*truncated"):
-            rs.load_file(str(staged), second.compression, target.spec(), "mariadb", {"vault": "v3"},
-                         keyring=ring)
+            restore_logical.load_file(
+                str(staged), second.compression, target.spec(), "mariadb", {"vault": "v3"}, keyring=ring
+            )
         with db.session(target.spec()) as conn:
-            assert db.scalar(conn, "SELECT COUNT(*) FROM information_schema.SCHEMATA WHERE SCHEMA_NAME='v3'") == 0
+            assert (
+                db.scalar(conn, "SELECT COUNT(*) FROM information_schema.SCHEMATA WHERE SCHEMA_NAME='v3'")
+                == 0
+            )
             assert sorted(db.user_databases(conn)) == ["v1", "v2"]
     finally:
         sandbox.stop_server(target)
@@ -160,27 +191,38 @@ def test_monitor_user_can_check_but_not_read_or_write(secured: Any) -> None:
             db.execute(conn, "INSERT INTO vault.secrets VALUES (2, 'x')")
 
 
-def test_binlog_archiving_and_health_checks_run_as_least_privilege_users(sandbox_root: str, tmp_path: Any) -> None:
+def test_binlog_archiving_and_health_checks_run_as_least_privilege_users(
+    sandbox_root: str, tmp_path: Any
+) -> None:
     from datetime import UTC, datetime
 
-    from mysqlops import binlogs, replication
+    from mysqlops import replication
 
     primary = sandbox.start_server(sandbox_root, "lpp", server_id=821)
     replica = sandbox.start_server(sandbox_root, "lpr", server_id=822)
     try:
         replication.wire_sandbox_replication(primary, [replica])
         password = "Lp-" + os.urandom(8).hex()
-        create_users(primary.spec(), [Account("backup", "mysqlops_backup")], {"backup": password}, dry_run=False)
-        create_users(replica.spec(), [Account("monitor", "mysqlops_monitor")], {"monitor": password}, dry_run=False)
+        create_users(
+            primary.spec(), [Account("backup", "mysqlops_backup")], {"backup": password}, dry_run=False
+        )
+        create_users(
+            replica.spec(), [Account("monitor", "mysqlops_monitor")], {"monitor": password}, dry_run=False
+        )
         with db.session(primary.spec()) as conn:
             db.execute(conn, "CREATE DATABASE lp")
             db.execute(conn, "CREATE TABLE lp.t (id INT PRIMARY KEY)")
             db.execute(conn, "INSERT INTO lp.t VALUES (1), (2)")
         location = Location("local", f"file://{tmp_path}/b")
-        archived = binlogs.archive_binlogs(primary.spec(user="mysqlops_backup", password=password), [location],
-                                           codec("zstd"), str(tmp_path), datetime.now(UTC))
+        archived = binlog.archive_binlogs(
+            primary.spec(user="mysqlops_backup", password=password),
+            [location],
+            codec("zstd"),
+            str(tmp_path),
+            datetime.now(UTC),
+        )
         assert archived is not None
-        assert binlogs.list_archived(Store(location), primary.name)
+        assert binlog_archive.list_archived(Store(location), primary.name)
         replication.catch_up(primary.spec(), replica.spec(), timeout=30)
         health = replication.check_health([replica.spec(user="mysqlops_monitor", password=password)])
         assert replication.health_failures(health) == []
@@ -220,16 +262,27 @@ def test_everything_written_locally_is_private(secured: Any, tmp_path: Any) -> N
     key = crypto.generate_key()
     previous = os.umask(0o022)
     try:
-        binlogs.archive_binlogs(backup_spec, [location], codec("zstd"), staging, datetime.now(UTC),
-                                encryption_key=key)
-        assert bk.run_backup(backup_spec, [location], codec("zstd"), databases=["vault"],
-                             staging_dir=staging, encryption_key=key).ok
-        assert physical.run_physical_backup(server.spec(), [location], codec("zstd"), staging_dir=staging).ok
+        binlog.archive_binlogs(
+            backup_spec, [location], codec("zstd"), staging, datetime.now(UTC), encryption_key=key
+        )
+        assert bk.run_backup(
+            backup_spec,
+            [location],
+            codec("zstd"),
+            databases=["vault"],
+            staging_dir=staging,
+            encryption_key=key,
+        ).ok
+        assert backup.run_physical_backup(server.spec(), [location], codec("zstd"), staging_dir=staging).ok
         scan = catalog.scan_location(location)
         assert not scan.errors and len(scan.backups) == 2 and scan.binlogs
         report = build_report(
-            Catalog(backups=scan.backups, binlogs=scan.binlogs, certificates=scan.certificates,
-                    locations=[LocationInfo(location.name, location.kind, location.offsite)]),
+            Catalog(
+                backups=scan.backups,
+                binlogs=scan.binlogs,
+                certificates=scan.certificates,
+                locations=[LocationInfo(location.name, location.kind, location.offsite)],
+            ),
             datetime.now(UTC) + timedelta(seconds=1),
         )
         out = Store(reports)

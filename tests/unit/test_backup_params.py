@@ -15,10 +15,11 @@ from typing import Any
 import pytest
 
 from mysqlops import backup as core
-from mysqlops.compression import codec
+from mysqlops.backup import preflight as backup_preflight
 from mysqlops.errors import ConfigError, MysqlopsError
 from mysqlops.manifest import BackupManifest
 from mysqlops.model import Location, ServerSpec
+from mysqlops.streams.compression import codec
 
 
 class Listener:
@@ -102,7 +103,7 @@ def test_parameters_are_refused_before_any_connection(
     assert expected in str(info.value)
     if not {"parallel", "tags", "progress_interval"} & set(kwargs):  # pre-flight's own parameters too
         with pytest.raises(ConfigError) as info:
-            core.preflight(spec, [location], **kwargs)
+            backup_preflight.preflight(spec, [location], **kwargs)
         assert expected in str(info.value)
     assert listener.connections == 0
     assert not (tmp_path / "b").exists()
@@ -126,22 +127,25 @@ def test_positive_control_good_parameters_do_connect(listener: Listener, tmp_pat
 
 def test_include_pattern_matching_nothing_and_empty_selections_are_problems() -> None:
     available = ["shop", "shop_archive", "crm"]
-    chosen, problems = core.select_databases(available, None, ["shop*", "hr_*"], [])
+    chosen, problems = backup_preflight.select_databases(available, None, ["shop*", "hr_*"], [])
     assert chosen == ["shop", "shop_archive"]
     assert problems == [
         "include pattern 'hr_*' matches no database (databases on the server: shop, shop_archive, crm); "
         "fix the pattern (case-sensitive glob: * ? [..]) or remove it"
     ]
-    chosen, problems = core.select_databases(available, None, [], ["*"])
+    chosen, problems = backup_preflight.select_databases(available, None, [], ["*"])
     assert chosen == [] and problems == [
         "nothing to back up: the selection (databases=[], include=[], exclude=['*']) leaves no database of: "
         "shop, shop_archive, crm"
     ]
-    assert core.select_databases([], None, [], []) == ([], [])  # an empty server: pre-flight warns
-    assert core.select_databases([], None, ["shop*"], [])[1][0].startswith(
+    assert backup_preflight.select_databases([], None, [], []) == (
+        [],
+        [],
+    )  # an empty server: pre-flight warns
+    assert backup_preflight.select_databases([], None, ["shop*"], [])[1][0].startswith(
         "include pattern 'shop*' matches no"
     )
-    assert core.select_databases(available, ["crm"], [], []) == (["crm"], [])
+    assert backup_preflight.select_databases(available, ["crm"], [], []) == (["crm"], [])
 
 
 def test_manifests_without_non_transactional_tables_still_read() -> None:

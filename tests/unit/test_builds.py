@@ -334,7 +334,7 @@ def test_a_broken_cached_build_names_the_fix(tmp_path: Path) -> None:
 
 
 def test_argv_builders_take_a_build_program() -> None:
-    from mysqlops.commands import DumpOptions, dump_argv, mysql_argv
+    from mysqlops.tools.client import DumpOptions, dump_argv, mysql_argv
 
     build = _mysql_build()
     dump = dump_argv(build.client_argv("dump"), "shop", DumpOptions(position_options=("--source-data=2",)))

@@ -10,8 +10,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from mysqlops.compression import codec, codec_from_label
 from mysqlops.errors import ConfigError, IntegrityError
+from mysqlops.streams.compression import codec, codec_from_label
 
 CODECS = ["zstd", "gzip", "none"]
 

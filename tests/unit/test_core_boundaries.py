@@ -8,10 +8,10 @@ from datetime import UTC, datetime
 
 import pytest
 
-from mysqlops import ids
-from mysqlops.commands import DumpOptions, client_option_file, dump_argv
+from mysqlops import layout
 from mysqlops.errors import ConfigError
 from mysqlops.model import Location, ServerSpec, ServerVersion, TLSOptions
+from mysqlops.tools.client import DumpOptions, client_option_file, dump_argv
 
 CORE = pathlib.Path(__file__).resolve().parents[2] / "mysqlops"
 
@@ -26,7 +26,9 @@ def test_core_never_imports_prefect() -> None:
                 names = [a.name for a in node.names]
             elif isinstance(node, ast.ImportFrom) and node.module:
                 names = [node.module]
-            offenders += [f"{path.name}: {n}" for n in names if n.split(".")[0] in ("prefect", "blocks", "flows")]
+            offenders += [
+                f"{path.name}: {n}" for n in names if n.split(".")[0] in ("prefect", "blocks", "flows")
+            ]
     assert offenders == []
 
 
@@ -58,38 +60,51 @@ def test_option_file_quotes_passwords() -> None:
 
 
 def test_option_file_tls() -> None:
-    spec = ServerSpec(name="db1", socket="/run/m.sock", tls=TLSOptions(ca="/ca.pem", cert="/c.pem", key="/k.pem"))
+    spec = ServerSpec(
+        name="db1", socket="/run/m.sock", tls=TLSOptions(ca="/ca.pem", cert="/c.pem", key="/k.pem")
+    )
     text = client_option_file(spec)
     assert 'socket="/run/m.sock"' in text and "host=" not in text
     assert 'ssl-ca="/ca.pem"' in text and "ssl-verify-server-cert" in text
 
 
 def test_dump_argv_is_data() -> None:
-    argv = dump_argv("mariadb-dump", "shop; DROP", DumpOptions(position_options=("--master-data=2", "--gtid")))
+    argv = dump_argv(
+        "mariadb-dump", "shop; DROP", DumpOptions(position_options=("--master-data=2", "--gtid"))
+    )
     assert argv[0] == "mariadb-dump"
     assert argv[-2:] == ("--", "shop; DROP")
-    for flag in ("--single-transaction", "--quick", "--routines", "--triggers", "--events", "--hex-blob",
-                 "--master-data=2", "--gtid", "--databases"):
+    for flag in (
+        "--single-transaction",
+        "--quick",
+        "--routines",
+        "--triggers",
+        "--events",
+        "--hex-blob",
+        "--master-data=2",
+        "--gtid",
+        "--databases",
+    ):
         assert flag in argv
     assert not any(a.startswith("-p") or a.startswith("--password") for a in argv)
 
 
 def test_backup_ids_sort_by_time_and_parse() -> None:
-    a = ids.new_backup_id(datetime(2026, 1, 2, 3, 4, 5, tzinfo=UTC))
-    b = ids.new_backup_id(datetime(2026, 1, 2, 3, 4, 6, tzinfo=UTC))
+    a = layout.new_backup_id(datetime(2026, 1, 2, 3, 4, 5, tzinfo=UTC))
+    b = layout.new_backup_id(datetime(2026, 1, 2, 3, 4, 6, tzinfo=UTC))
     assert a < b
-    assert ids.parse_backup_id(a) == datetime(2026, 1, 2, 3, 4, 5, tzinfo=UTC)
+    assert layout.parse_backup_id(a) == datetime(2026, 1, 2, 3, 4, 5, tzinfo=UTC)
     with pytest.raises(ConfigError):
-        ids.new_backup_id(datetime(2026, 1, 2))  # noqa: DTZ001 - naive on purpose
+        layout.new_backup_id(datetime(2026, 1, 2))  # noqa: DTZ001 - naive on purpose
     with pytest.raises(ConfigError):
-        ids.parse_backup_id("../../etc")
+        layout.parse_backup_id("../../etc")
 
 
 @pytest.mark.parametrize("name", ["../etc", "a/b", "..", ".hidden", "spaces here", "`tick`", "ünï", "a;b"])
 def test_database_names_encode_to_one_safe_segment(name: str) -> None:
-    seg = ids.encode_name(name)
+    seg = layout.encode_name(name)
     assert "/" not in seg and not seg.startswith(".") and seg not in ("..", ".")
-    assert ids.decode_name(seg) == name
+    assert layout.decode_name(seg) == name
 
 
 @pytest.mark.parametrize("bad", ["", "../x", "a/b", "x" * 65, "-lead", "a b"])
@@ -103,4 +118,7 @@ def test_version_parse() -> None:
     assert (v.flavor.value, v.series) == ("mariadb", "10.11")
     m = ServerVersion.parse("8.4.3", "MySQL Community Server - GPL")
     assert m.flavor.value == "mysql" and m.at_least(8, 0, 23)
-    assert str(ServerVersion.parse("mariadbd  Ver 10.11.19-MariaDB-0+deb12u1 for debian-linux-gnu")) == "MariaDB 10.11.19"
+    assert (
+        str(ServerVersion.parse("mariadbd  Ver 10.11.19-MariaDB-0+deb12u1 for debian-linux-gnu"))
+        == "MariaDB 10.11.19"
+    )

@@ -11,8 +11,9 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from mysqlops import crypto
-from mysqlops.crypto import (
+from mysqlops.errors import EncryptionError, MysqlopsError
+from mysqlops.streams import crypto
+from mysqlops.streams.crypto import (
     MAGIC,
     TAG_SIZE,
     Decryptor,
@@ -29,7 +30,6 @@ from mysqlops.crypto import (
     parse_key,
     peek_key_id,
 )
-from mysqlops.errors import EncryptionError, MysqlopsError
 
 KEY = bytes(range(32))
 OTHER = bytes(range(100, 132))

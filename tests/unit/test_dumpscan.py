@@ -8,7 +8,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from mysqlops.dumpscan import DumpScanner, parse_marker
+from mysqlops.streams.dumpscan import DumpScanner, parse_marker
 
 DATA = Path(__file__).parent / "data"
 MULTI = (DATA / "multi_a_bx.sql").read_bytes()
@@ -27,8 +27,20 @@ def test_counts_routing_and_trailer() -> None:
     scanner, parts = scan(MULTI, 1 << 20)
     assert scanner.completed
     assert scanner.order == ["a", "b x"]
-    assert scanner.counts("a").as_dict() == {"tables": 1, "views": 1, "routines": 2, "triggers": 1, "events": 1}
-    assert scanner.counts("b x").as_dict() == {"tables": 1, "views": 0, "routines": 0, "triggers": 0, "events": 0}
+    assert scanner.counts("a").as_dict() == {
+        "tables": 1,
+        "views": 1,
+        "routines": 2,
+        "triggers": 1,
+        "events": 1,
+    }
+    assert scanner.counts("b x").as_dict() == {
+        "tables": 1,
+        "views": 0,
+        "routines": 0,
+        "triggers": 0,
+        "events": 0,
+    }
     assert b"".join(parts[k] for k in (None, "a", "b x")) != b""
     assert sum(len(v) for v in parts.values()) == len(MULTI)  # every byte routed exactly once
     assert "CHANGE MASTER TO MASTER_LOG_FILE=" in scanner.header_text
@@ -47,7 +59,9 @@ def test_any_chunking_gives_the_same_result(step: int) -> None:
 
 
 @pytest.mark.parametrize(("name", "single"), [("a", "single_a.sql"), ("b x", "single_bx.sql")])
-def test_content_hash_of_a_multi_database_dump_equals_a_single_database_redump(name: str, single: str) -> None:
+def test_content_hash_of_a_multi_database_dump_equals_a_single_database_redump(
+    name: str, single: str
+) -> None:
     multi, _ = scan(MULTI, 997)
     alone, _ = scan((DATA / single).read_bytes(), 1 << 20)
     assert multi.sections[name].content_sha256 == alone.sections[name].content_sha256
@@ -75,8 +89,10 @@ def test_a_sequence_counts_as_a_table() -> None:
     """information_schema lists a MariaDB SEQUENCE as a table (TABLE_TYPE 'SEQUENCE'); the dump
     prints it under its own comment. Counted differently, every backup of a database with a
     sequence failed as 'missing objects'."""
-    dump = (b"-- Current Database: `d`\n--\n\nUSE `d`;\n\n--\n-- Sequence structure for `s`\n--\n\n"
-            b"CREATE SEQUENCE `s` start with 1 minvalue 1 maxvalue 9223372036854775806 increment by 1 cache 1000"
-            b" nocycle ENGINE=InnoDB;\n\n--\n-- Table structure for table `t`\n--\n\nCREATE TABLE `t` (`id` int);\n")
+    dump = (
+        b"-- Current Database: `d`\n--\n\nUSE `d`;\n\n--\n-- Sequence structure for `s`\n--\n\n"
+        b"CREATE SEQUENCE `s` start with 1 minvalue 1 maxvalue 9223372036854775806 increment by 1 cache 1000"
+        b" nocycle ENGINE=InnoDB;\n\n--\n-- Table structure for table `t`\n--\n\nCREATE TABLE `t` (`id` int);\n"
+    )
     scanner, _ = scan(dump, 7)
     assert scanner.counts("d").tables == 2

@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 
 from mysqlops.errors import BackupAborted
-from mysqlops.follow import FollowReader, Growth
+from mysqlops.streams.follow import FollowReader, Growth
 
 
 def _writer(path: str, growth: Growth, chunks: list[bytes], fail: bool = False) -> threading.Thread:

@@ -7,17 +7,20 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from mysqlops import physical
+from mysqlops import restore as restore
+from mysqlops.backup import physical as backup_physical
 from mysqlops.catalog import LocationScan
 from mysqlops.errors import ConfigError, IntegrityError, RestoreError
 from mysqlops.manifest import BackupFile, BackupManifest
 from mysqlops.model import BackupKind, BackupMethod, BinlogCoordinates, Flavor, Location
+from mysqlops.restore import physical as restore_physical
+from mysqlops.tools import physical as tools_physical
 
 T0 = datetime(2026, 11, 23, 10, 0, tzinfo=UTC)
 
 
 def test_backup_argv_mariadb_full_and_incremental() -> None:
-    full = physical.backup_argv(
+    full = tools_physical.backup_argv(
         Flavor.MARIADB, target_dir="/s/tmp", extra_lsndir="/s/lsn", datadir="/var/lib/mysql"
     )
     assert full == (
@@ -28,7 +31,7 @@ def test_backup_argv_mariadb_full_and_incremental() -> None:
         "--extra-lsndir=/s/lsn",
         "--datadir=/var/lib/mysql",
     )
-    inc = physical.backup_argv(
+    inc = tools_physical.backup_argv(
         Flavor.MARIADB, target_dir="/s/tmp", extra_lsndir="/s/lsn", incremental_lsn=44728, parallel=4
     )
     assert inc == (
@@ -44,7 +47,7 @@ def test_backup_argv_mariadb_full_and_incremental() -> None:
 
 
 def test_backup_argv_mysql_uses_xtrabackup_and_xbstream() -> None:
-    argv = physical.backup_argv(
+    argv = tools_physical.backup_argv(
         Flavor.MYSQL,
         target_dir="/t",
         extra_lsndir="/l",
@@ -62,47 +65,47 @@ def test_backup_argv_mysql_uses_xtrabackup_and_xbstream() -> None:
         "--incremental-lsn=7",
     )
     with pytest.raises(ConfigError):
-        physical.backup_argv(Flavor.MYSQL, target_dir="/t", extra_lsndir="/l", incremental_lsn=-1)
+        tools_physical.backup_argv(Flavor.MYSQL, target_dir="/t", extra_lsndir="/l", incremental_lsn=-1)
 
 
 def test_extract_and_prepare_argv() -> None:
-    assert physical.extract_argv(Flavor.MARIADB, "/r") == ("mbstream", "-x", "-C", "/r")
-    assert physical.extract_argv(Flavor.MYSQL, "/r") == ("xbstream", "-x", "-C", "/r")
-    assert physical.prepare_argv(Flavor.MARIADB, "/r", final=False) == (
+    assert tools_physical.extract_argv(Flavor.MARIADB, "/r") == ("mbstream", "-x", "-C", "/r")
+    assert tools_physical.extract_argv(Flavor.MYSQL, "/r") == ("xbstream", "-x", "-C", "/r")
+    assert tools_physical.prepare_argv(Flavor.MARIADB, "/r", final=False) == (
         "mariabackup",
         "--prepare",
         "--target-dir=/r",
     )
-    assert physical.prepare_argv(Flavor.MARIADB, "/r", incremental_dir="/i", final=False) == (
+    assert tools_physical.prepare_argv(Flavor.MARIADB, "/r", incremental_dir="/i", final=False) == (
         "mariabackup",
         "--prepare",
         "--target-dir=/r",
         "--incremental-dir=/i",
     )
     # xtrabackup: --apply-log-only on every step but the last
-    assert physical.prepare_argv(Flavor.MYSQL, "/r", final=False) == (
+    assert tools_physical.prepare_argv(Flavor.MYSQL, "/r", final=False) == (
         "xtrabackup",
         "--prepare",
         "--target-dir=/r",
         "--apply-log-only",
     )
-    assert physical.prepare_argv(Flavor.MYSQL, "/r", incremental_dir="/i", final=True) == (
+    assert tools_physical.prepare_argv(Flavor.MYSQL, "/r", incremental_dir="/i", final=True) == (
         "xtrabackup",
         "--prepare",
         "--target-dir=/r",
         "--incremental-dir=/i",
     )
-    assert physical.option_groups(Flavor.MARIADB) == ("mariabackup",)
-    assert physical.option_groups(Flavor.MYSQL) == ("xtrabackup",)
+    assert tools_physical.option_groups(Flavor.MARIADB) == ("mariabackup",)
+    assert tools_physical.option_groups(Flavor.MYSQL) == ("xtrabackup",)
 
 
 def test_parse_checkpoints() -> None:
-    cp = physical.parse_checkpoints(
+    cp = backup_physical.parse_checkpoints(
         "backup_type = incremental\nfrom_lsn = 44728\nto_lsn = 48000\nlast_lsn = 48251\nrecover_binlog_info = 0\n"
     )
-    assert cp == physical.Checkpoints("incremental", 44728, 48000, 48251)
+    assert cp == backup_physical.Checkpoints("incremental", 44728, 48000, 48251)
     with pytest.raises(IntegrityError):
-        physical.parse_checkpoints("backup_type = full-backuped\n")
+        backup_physical.parse_checkpoints("backup_type = full-backuped\n")
 
 
 def test_parse_binlog_info() -> None:
@@ -111,14 +114,14 @@ def test_parse_binlog_info() -> None:
         "binlog_pos = filename 'mysql-bin.000003', position '1044', GTID of the last change '0-901-4'\n"
         "innodb_from_lsn = 0\n"
     )
-    assert physical.parse_binlog_info(info) == BinlogCoordinates("mysql-bin.000003", 1044, "0-901-4")
-    assert physical.parse_binlog_info(
+    assert backup_physical.parse_binlog_info(info) == BinlogCoordinates("mysql-bin.000003", 1044, "0-901-4")
+    assert backup_physical.parse_binlog_info(
         "binlog_pos = filename 'b.000002', position '156'\n"
     ) == BinlogCoordinates("b.000002", 156, None)
-    assert physical.parse_binlog_info(info, "mysql-bin.000009\t77\t0-1-9\n") == BinlogCoordinates(
+    assert backup_physical.parse_binlog_info(info, "mysql-bin.000009\t77\t0-1-9\n") == BinlogCoordinates(
         "mysql-bin.000009", 77, "0-1-9"
     )
-    assert physical.parse_binlog_info("tool_name = mariabackup\n") is None
+    assert backup_physical.parse_binlog_info("tool_name = mariabackup\n") is None
 
 
 # --------------------------------------------------------------------------- chains
@@ -156,8 +159,8 @@ LOGICAL = _manifest("20261123T130000Z-dddddd", BackupKind.FULL, (0, 0), method=B
 
 
 def test_validate_chain_accepts_a_good_chain() -> None:
-    physical.validate_chain([FULL, INC1, INC2])
-    physical.validate_chain([FULL])
+    restore_physical.validate_chain([FULL, INC1, INC2])
+    restore_physical.validate_chain([FULL])
 
 
 @pytest.mark.parametrize(
@@ -176,7 +179,7 @@ def test_validate_chain_accepts_a_good_chain() -> None:
 )
 def test_validate_chain_rejects_broken_chains(chain: list[BackupManifest], message: str) -> None:
     with pytest.raises(RestoreError, match=message):
-        physical.validate_chain(chain)
+        restore_physical.validate_chain(chain)
 
 
 def _scans(*manifests: BackupManifest) -> list[LocationScan]:
@@ -187,10 +190,10 @@ def _scans(*manifests: BackupManifest) -> list[LocationScan]:
 
 def test_physical_chain_resolves_latest_physical_and_orders_it() -> None:
     scans = _scans(FULL, INC1, INC2, LOGICAL)
-    chain = physical.physical_chain(scans, "db1")  # the newer logical backup is not a candidate
+    chain = restore.physical_chain(scans, "db1")  # the newer logical backup is not a candidate
     assert [copies[0][1].backup_id for copies in chain] == [FULL.backup_id, INC1.backup_id, INC2.backup_id]
     assert [loc.name for loc, _ in chain[0]] == ["local", "s3"]
-    chain = physical.physical_chain(scans, "db1", INC1.backup_id)
+    chain = restore.physical_chain(scans, "db1", INC1.backup_id)
     assert [copies[0][1].backup_id for copies in chain] == [FULL.backup_id, INC1.backup_id]
 
 
@@ -198,11 +201,11 @@ def test_physical_chain_missing_base_fails_clearly() -> None:
     with pytest.raises(
         RestoreError, match=f"base backup {FULL.backup_id} of incremental {INC1.backup_id} is missing"
     ):
-        physical.physical_chain(_scans(INC1, INC2), "db1")
+        restore.physical_chain(_scans(INC1, INC2), "db1")
     with pytest.raises(RestoreError, match="no physical backup"):
-        physical.physical_chain(_scans(LOGICAL), "db1")
+        restore.physical_chain(_scans(LOGICAL), "db1")
     with pytest.raises(RestoreError, match="not physical"):
-        physical.physical_chain(_scans(LOGICAL), "db1", LOGICAL.backup_id)
+        restore.physical_chain(_scans(LOGICAL), "db1", LOGICAL.backup_id)
 
 
 def test_compare_tables_reports_every_difference() -> None:
@@ -214,7 +217,7 @@ def test_compare_tables_reports_every_difference() -> None:
         "b": TableStat("b", 1, "DIFFERENT"),
         "extra": TableStat("extra", 0, "0"),
     }
-    checks = {c.name.split(":")[0]: c for c in physical._compare_tables("d", want, got)}
+    checks = {c.name.split(":")[0]: c for c in restore_physical._compare_tables("d", want, got)}
     assert checks["d.a"].passed
     assert not checks["d.b"].passed and "expected rows 1 checksum y" in checks["d.b"].detail
     assert not checks["d.gone"].passed and "missing" in checks["d.gone"].detail

@@ -7,9 +7,9 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from mysqlops import redact
 from mysqlops.adapters import process
 from mysqlops.errors import ProcessError
+from mysqlops.tools import redact
 
 # what `mariadb --batch` printed here (10.11) when a dump's INSERT failed on a duplicate key
 ECHO = """--------------

@@ -16,7 +16,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from mysqlops.restore import RenameRefused, RenameRewriter
+from mysqlops.restore.rename import RenameRefused, RenameRewriter
 
 DUMP = (Path(__file__).parent / "data" / "rename_src.sql").read_bytes()
 QUALIFIED = [

@@ -10,9 +10,14 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from mysqlops import replication as repl
-from mysqlops.dialect import ReplicaStatus, dialect_for
 from mysqlops.errors import ConfigError
 from mysqlops.model import Flavor, ServerSpec, ServerVersion
+from mysqlops.replication import plan as replication_plan
+from mysqlops.replication import seed as replication_seed
+from mysqlops.replication import user as replication_user
+from mysqlops.replication import verify as replication_verify
+from mysqlops.sql import ReplicaStatus, dialect_for
+from mysqlops.sql import replica as sql_replica
 
 MARIADB = ServerVersion(Flavor.MARIADB, 10, 11, 19)
 MYSQL = ServerVersion(Flavor.MYSQL, 8, 4, 3)
@@ -36,24 +41,35 @@ def status(**kw: object) -> ReplicaStatus:
 
 
 def test_empty_server_is_seeded() -> None:
-    assert repl.classify_replica(None, [], SOURCE, rebuild=False)[0] is repl.ReplicaAction.SEED
+    assert (
+        replication_plan.classify_replica(None, [], SOURCE, rebuild=False)[0]
+        is replication_plan.ReplicaAction.SEED
+    )
 
 
 def test_healthy_replica_of_this_primary_is_kept_even_with_data() -> None:
-    action, reason = repl.classify_replica(status(), ["shop"], SOURCE, rebuild=False)
-    assert action is repl.ReplicaAction.KEEP and "healthy" in reason
+    action, reason = replication_plan.classify_replica(status(), ["shop"], SOURCE, rebuild=False)
+    assert action is replication_plan.ReplicaAction.KEEP and "healthy" in reason
 
 
 def test_rebuild_always_rebuilds() -> None:
-    assert repl.classify_replica(status(), ["shop"], SOURCE, rebuild=True)[0] is repl.ReplicaAction.REBUILD
-    assert repl.classify_replica(None, [], SOURCE, rebuild=True)[0] is repl.ReplicaAction.REBUILD
+    assert (
+        replication_plan.classify_replica(status(), ["shop"], SOURCE, rebuild=True)[0]
+        is replication_plan.ReplicaAction.REBUILD
+    )
+    assert (
+        replication_plan.classify_replica(None, [], SOURCE, rebuild=True)[0]
+        is replication_plan.ReplicaAction.REBUILD
+    )
 
 
 def test_broken_sql_thread_needs_rebuild_and_says_why() -> None:
     broken = status(
         sql_running="No", last_sql_errno=1062, last_sql_error="Duplicate entry '7' for key 'PRIMARY'"
     )
-    action, problem = repl.classify_replica(broken, ["shop"], SOURCE, rebuild=False, name="replica r1")
+    action, problem = replication_plan.classify_replica(
+        broken, ["shop"], SOURCE, rebuild=False, name="replica r1"
+    )
     assert action is None
     assert "Duplicate entry '7'" in problem and "rebuild=True" in problem and problem.startswith("replica r1")
 
@@ -67,40 +83,47 @@ def test_broken_sql_thread_needs_rebuild_and_says_why() -> None:
 )
 def test_replica_of_this_primary_with_replication_down_is_reconnected(kw: dict[str, object]) -> None:
     assert (
-        repl.classify_replica(status(**kw), ["shop"], SOURCE, rebuild=False)[0]
-        is repl.ReplicaAction.RECONNECT
+        replication_plan.classify_replica(status(**kw), ["shop"], SOURCE, rebuild=False)[0]
+        is replication_plan.ReplicaAction.RECONNECT
     )
 
 
 def test_replica_of_another_source_with_data_is_refused() -> None:
-    action, problem = repl.classify_replica(status(source_host="10.9.9.9"), ["a"], SOURCE, rebuild=False)
+    action, problem = replication_plan.classify_replica(
+        status(source_host="10.9.9.9"), ["a"], SOURCE, rebuild=False
+    )
     assert action is None and "10.9.9.9:3306" in problem and "rebuild=True" in problem
 
 
 def test_non_gtid_replica_of_this_primary_is_not_kept() -> None:
-    action, problem = repl.classify_replica(status(using_gtid=False), ["a"], SOURCE, rebuild=False)
+    action, problem = replication_plan.classify_replica(
+        status(using_gtid=False), ["a"], SOURCE, rebuild=False
+    )
     assert action is None and "without GTID" in problem
 
 
 def test_non_empty_server_is_refused_with_its_databases() -> None:
-    action, problem = repl.classify_replica(None, ["shop", "crm"], SOURCE, rebuild=False)
+    action, problem = replication_plan.classify_replica(None, ["shop", "crm"], SOURCE, rebuild=False)
     assert action is None and "shop, crm" in problem and "rebuild=True" in problem
 
 
 def test_localhost_spellings_match() -> None:
     local = status(source_host="localhost")
-    assert repl.classify_replica(local, [], ("127.0.0.1", 3306), rebuild=False)[0] is repl.ReplicaAction.KEEP
+    assert (
+        replication_plan.classify_replica(local, [], ("127.0.0.1", 3306), rebuild=False)[0]
+        is replication_plan.ReplicaAction.KEEP
+    )
 
 
 # -- versions -------------------------------------------------------------------------------
 
 
 def test_version_rules() -> None:
-    assert repl.version_problem(MARIADB, ServerVersion(Flavor.MARIADB, 11, 4, 2)) is None
-    assert repl.version_problem(MARIADB, ServerVersion(Flavor.MARIADB, 10, 11, 2)) is None
-    older = repl.version_problem(MARIADB, ServerVersion(Flavor.MARIADB, 10, 6, 9), "replica r")
+    assert replication_plan.version_problem(MARIADB, ServerVersion(Flavor.MARIADB, 11, 4, 2)) is None
+    assert replication_plan.version_problem(MARIADB, ServerVersion(Flavor.MARIADB, 10, 11, 2)) is None
+    older = replication_plan.version_problem(MARIADB, ServerVersion(Flavor.MARIADB, 10, 6, 9), "replica r")
     assert older and "older series" in older and "10.11" in older
-    mixed = repl.version_problem(MARIADB, MYSQL)
+    mixed = replication_plan.version_problem(MARIADB, MYSQL)
     assert mixed and "same flavor" in mixed
 
 
@@ -108,18 +131,18 @@ def test_version_rules() -> None:
 
 
 def test_small_tables_are_one_chunk() -> None:
-    assert repl.chunk_bounds(1, 100, 100, 1000) == [(None, None)]
-    assert repl.chunk_bounds(5, 5, 10_000, 10) == [(None, None)]
+    assert replication_verify.chunk_bounds(1, 100, 100, 1000) == [(None, None)]
+    assert replication_verify.chunk_bounds(5, 5, 10_000, 10) == [(None, None)]
 
 
 def test_chunks_are_open_ended_at_both_ends() -> None:
-    bounds = repl.chunk_bounds(1, 1000, 1000, 250)
+    bounds = replication_verify.chunk_bounds(1, 1000, 1000, 250)
     assert bounds == [(None, 251), (251, 501), (501, 751), (751, None)]
 
 
 def test_bad_chunk_size() -> None:
     with pytest.raises(ConfigError):
-        repl.chunk_bounds(1, 10, 10, 0)
+        replication_verify.chunk_bounds(1, 10, 10, 0)
 
 
 @given(
@@ -130,19 +153,19 @@ def test_bad_chunk_size() -> None:
     probe=st.integers(-(10**13), 10**13),
 )
 def test_every_key_falls_in_exactly_one_chunk(low: int, span: int, rows: int, chunk: int, probe: int) -> None:
-    bounds = repl.chunk_bounds(low, low + span - 1, rows, chunk)
+    bounds = replication_verify.chunk_bounds(low, low + span - 1, rows, chunk)
     hits = [(lo, hi) for lo, hi in bounds if (lo is None or probe >= lo) and (hi is None or probe < hi)]
     assert len(hits) == 1
     assert bounds[0][0] is None and bounds[-1][1] is None
-    assert len(bounds) <= min(repl.MAX_CHUNKS, max(1, -(-rows // chunk)))
+    assert len(bounds) <= min(replication_verify.MAX_CHUNKS, max(1, -(-rows // chunk)))
 
 
 def test_sample_keeps_both_open_ends() -> None:
     rng = random.Random(1)
-    picked = repl.pick_sample(50, 5, rng)
+    picked = replication_verify.pick_sample(50, 5, rng)
     assert picked[0] == 0 and picked[-1] == 49 and len(picked) == 5 and picked == sorted(set(picked))
-    assert repl.pick_sample(4, 5, rng) == [0, 1, 2, 3]
-    assert repl.pick_sample(10, None, rng) == list(range(10))
+    assert replication_verify.pick_sample(4, 5, rng) == [0, 1, 2, 3]
+    assert replication_verify.pick_sample(10, None, rng) == list(range(10))
 
 
 # -- secrets --------------------------------------------------------------------------------
@@ -151,9 +174,9 @@ def test_sample_keeps_both_open_ends() -> None:
 def test_redact_hides_plain_and_escaped_forms() -> None:
     secret = "pa'ss\\word"
     text = "near 'MASTER_PASSWORD='pa''ss\\\\word'' and pa'ss\\word"
-    out = repl.redact(text, secret)
+    out = replication_plan.redact(text, secret)
     assert "pa''ss" not in out and secret not in out and out.count("***") == 2
-    assert repl.redact("nothing", "") == "nothing"
+    assert replication_plan.redact("nothing", "") == "nothing"
 
 
 def test_settings_repr_has_no_password() -> None:
@@ -181,46 +204,55 @@ def test_source_address_override() -> None:
 
 
 def test_start_until_per_flavor() -> None:
-    assert repl._start_until(dialect_for(MARIADB), "0-1-42") == "START SLAVE UNTIL master_gtid_pos = '0-1-42'"
+    assert (
+        sql_replica._start_until(dialect_for(MARIADB), "0-1-42")
+        == "START SLAVE UNTIL master_gtid_pos = '0-1-42'"
+    )
     uuid = "3E11FA47-71CA-11E1-9E33-C80AA9429562:1-42"
     assert (
-        repl._start_until(dialect_for(MYSQL), uuid)
+        sql_replica._start_until(dialect_for(MYSQL), uuid)
         == f"START REPLICA SQL_THREAD UNTIL SQL_AFTER_GTIDS = '{uuid}'"
     )
     with pytest.raises(ConfigError):
-        repl._start_until(dialect_for(MARIADB), "0-1-42'; DROP TABLE x; --")
+        sql_replica._start_until(dialect_for(MARIADB), "0-1-42'; DROP TABLE x; --")
 
 
 def test_freeze_and_empty_position() -> None:
-    assert repl._freeze(dialect_for(MARIADB)) == "STOP SLAVE"
-    assert repl._freeze(dialect_for(MYSQL)) == "STOP REPLICA SQL_THREAD"
-    assert repl._empty_position(dialect_for(MARIADB), reset_binlog=True) == [
+    assert sql_replica._freeze(dialect_for(MARIADB)) == "STOP SLAVE"
+    assert sql_replica._freeze(dialect_for(MYSQL)) == "STOP REPLICA SQL_THREAD"
+    assert sql_replica._empty_position(dialect_for(MARIADB), reset_binlog=True) == [
         "RESET MASTER",
         "SET GLOBAL gtid_slave_pos = ''",
     ]
-    assert repl._empty_position(dialect_for(MYSQL), reset_binlog=True) == ["RESET BINARY LOGS AND GTIDS"]
-    assert repl._empty_position(dialect_for(MYSQL), reset_binlog=False) == []
+    assert sql_replica._empty_position(dialect_for(MYSQL), reset_binlog=True) == [
+        "RESET BINARY LOGS AND GTIDS"
+    ]
+    assert sql_replica._empty_position(dialect_for(MYSQL), reset_binlog=False) == []
 
 
 def test_grants_replication() -> None:
-    assert repl.grants_replication(
+    assert replication_user.grants_replication(
         ["GRANT REPLICATION SLAVE ON *.* TO `r`@`%` IDENTIFIED BY PASSWORD '*AB' REQUIRE SSL"]
     )
-    assert repl.grants_replication(["GRANT ALL PRIVILEGES ON *.* TO 'r'@'%'"])
-    assert not repl.grants_replication(["GRANT USAGE ON *.* TO `r`@`%`", "GRANT SELECT ON `db`.* TO `r`@`%`"])
-    assert not repl.grants_replication(["GRANT REPLICATION SLAVE ADMIN ON *.* TO `r`@`%`"])
+    assert replication_user.grants_replication(["GRANT ALL PRIVILEGES ON *.* TO 'r'@'%'"])
+    assert not replication_user.grants_replication(
+        ["GRANT USAGE ON *.* TO `r`@`%`", "GRANT SELECT ON `db`.* TO `r`@`%`"]
+    )
+    assert not replication_user.grants_replication(["GRANT REPLICATION SLAVE ADMIN ON *.* TO `r`@`%`"])
 
 
 # -- reports --------------------------------------------------------------------------------
 
 
 def _plan() -> repl.ProvisionPlan:
-    primary = repl.ServerFacts(ServerSpec(name="p", password="rootpw"), MARIADB, {"server_id": "1"})
-    replica = repl.ServerFacts(
+    primary = replication_plan.ServerFacts(
+        ServerSpec(name="p", password="rootpw"), MARIADB, {"server_id": "1"}
+    )
+    replica = replication_plan.ServerFacts(
         ServerSpec(name="r", port=3307, password="rootpw"), MARIADB, {"server_id": "2"}
     )
     return repl.ProvisionPlan(
-        primary, (repl.ReplicaPlan(replica, repl.ReplicaAction.SEED, "empty"),), "127.0.0.1", 3306
+        primary, (repl.ReplicaPlan(replica, replication_plan.ReplicaAction.SEED, "empty"),), "127.0.0.1", 3306
     )
 
 
@@ -256,8 +288,11 @@ def test_health_failures_name_the_replica_and_the_error() -> None:
 
 
 def test_fatal_ignores_a_connecting_io_thread() -> None:
-    assert repl._fatal(status(io_running="Connecting", last_io_errno=2003, last_io_error="refused")) == []
-    assert repl._fatal(status(sql_running="No", last_sql_errno=1062, last_sql_error="dup"))
+    assert (
+        replication_seed._fatal(status(io_running="Connecting", last_io_errno=2003, last_io_error="refused"))
+        == []
+    )
+    assert replication_seed._fatal(status(sql_running="No", last_sql_errno=1062, last_sql_error="dup"))
 
 
 def test_a_replica_that_could_not_be_compared_is_not_called_equal() -> None:

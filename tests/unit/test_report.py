@@ -13,25 +13,19 @@ import fsspec
 import pandas as pd
 import pytest
 
-from mysqlops.charts import render_charts
 from mysqlops.errors import ConfigError
 from mysqlops.manifest import BackupFile, BackupManifest, BinlogManifest, Check, RestoreCertificate, Verdict
 from mysqlops.model import BackupKind, BackupMethod, BackupStatus
-from mysqlops.report import (
+from mysqlops.report import Catalog, LocationInfo, build_report, json_records, render_charts, write_outputs
+from mysqlops.report.forecast import parse_keep_within
+from mysqlops.report.schemas import (
     ANOMALIES_SCHEMA,
     BACKUPS_SCHEMA,
     EMPTY_MESSAGE,
     GROWTH_SCHEMA,
     LOCATIONS_SCHEMA,
-    Catalog,
-    LocationInfo,
-    build_report,
-    human_bytes,
-    human_duration,
-    json_records,
-    parse_keep_within,
-    write_outputs,
 )
+from mysqlops.units import human_bytes, human_duration
 
 T0 = datetime(2026, 3, 1, 2, 0, tzinfo=UTC)
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
@@ -134,7 +128,10 @@ def cert(
 
 def proven(manifests: list[BackupManifest], passed: bool = True) -> list[RestoreCertificate]:
     """A restore certificate for each copy, tested an hour after it finished."""
-    return [cert(m.server, m.backup_id, passed, m.finished_at + timedelta(hours=1), {}, m.location) for m in manifests]
+    return [
+        cert(m.server, m.backup_id, passed, m.finished_at + timedelta(hours=1), {}, m.location)
+        for m in manifests
+    ]
 
 
 GB = 1_000_000_000

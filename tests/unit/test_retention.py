@@ -15,14 +15,9 @@ from hypothesis import strategies as st
 from mysqlops.errors import RetentionError
 from mysqlops.manifest import Check, RestoreCertificate, verdict_of
 from mysqlops.model import BackupKind, BackupMethod, BackupRecord, BackupStatus
-from mysqlops.retention import (
-    Decision,
-    RetentionPlan,
-    RetentionPolicy,
-    format_duration,
-    parse_duration,
-    plan,
-)
+from mysqlops.retention import Decision, RetentionPlan, RetentionPolicy
+from mysqlops.retention.plan import plan
+from mysqlops.retention.policy import format_duration, parse_duration
 
 NOW = datetime(2029, 1, 15, 12, 0, tzinfo=UTC)
 FULL, INCR, BINLOG = BackupKind.FULL, BackupKind.INCREMENTAL, BackupKind.BINLOG

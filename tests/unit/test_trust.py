@@ -8,7 +8,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from mysqlops import ids
+from mysqlops import layout
 from mysqlops.errors import ManifestError, StorageError, UnsafePath
 from mysqlops.manifest import (
     BackupFile,
@@ -38,7 +38,7 @@ BID = "20261123T101500Z-3fa2c1"
     ],
 )
 def test_check_key_accepts_relative_keys(key: str) -> None:
-    assert ids.check_key(key) == key
+    assert layout.check_key(key) == key
 
 
 @pytest.mark.parametrize(
@@ -60,22 +60,22 @@ def test_check_key_accepts_relative_keys(key: str) -> None:
 )
 def test_check_key_refuses_what_could_escape(key: str, why: str) -> None:
     with pytest.raises(UnsafePath, match=why) as info:
-        ids.check_key(key)
+        layout.check_key(key)
     assert isinstance(info.value, ManifestError) and isinstance(info.value, StorageError)
     assert "\x00" not in str(info.value) and "\n" not in str(info.value)  # shown escaped
 
 
 def test_file_and_binlog_names() -> None:
-    assert ids.check_data_file_name("shop.sql.zst") == "shop.sql.zst"
-    for bad in ("a/b.sql", ids.MANIFEST_NAME, "restore-test-x.json", ".tmp-x"):
+    assert layout.check_data_file_name("shop.sql.zst") == "shop.sql.zst"
+    for bad in ("a/b.sql", layout.MANIFEST_NAME, "restore-test-x.json", ".tmp-x"):
         with pytest.raises(UnsafePath):
-            ids.check_data_file_name(bad)
-    assert ids.check_binlog_file_name("mysql-bin.000042") == "mysql-bin.000042"
+            layout.check_data_file_name(bad)
+    assert layout.check_binlog_file_name("mysql-bin.000042") == "mysql-bin.000042"
     for bad in ("../mysql-bin.000001", "mysql-bin", "/var/log/mysql-bin.000001", "a..b.000001", ".x.000001"):
         with pytest.raises(UnsafePath):
-            ids.check_binlog_file_name(bad)
+            layout.check_binlog_file_name(bad)
     with pytest.raises(UnsafePath, match="server name"):
-        ids.check_server_name("db1/../x")
+        layout.check_server_name("db1/../x")
 
 
 def manifest(**changes: object) -> BackupManifest:
@@ -120,7 +120,7 @@ def test_a_good_manifest_round_trips() -> None:
         (with_file("x\x00.sql"), "control character"),
         (with_file("..\\..\\x"), "backslash"),
         (with_file("x" * 300), "longer than 255"),
-        (with_file(ids.MANIFEST_NAME), "reserved"),
+        (with_file(layout.MANIFEST_NAME), "reserved"),
         (with_file("shop.sql.zst"), "twice"),
         (manifest(server="db1/../../x"), "server name"),
         (manifest(server="db 1"), "server name"),

@@ -147,7 +147,7 @@ def parse_key(text: str) -> bytes:
     if not s:
         raise EncryptionError(
             "the encryption key is empty: set it to 32 random bytes as 64 hex digits or base64 "
-            "(mysqlops.crypto.format_key(generate_key()) makes one)"
+            "(mysqlops.streams.crypto.format_key(generate_key()) makes one)"
         )
     if forced == "hex" or (forced is None and len(s) % 2 == 0 and _HEX_RE.fullmatch(s)):
         try:

@@ -17,7 +17,7 @@ from matplotlib.figure import Figure
 if TYPE_CHECKING:
     from matplotlib.axes import Axes
 
-    from mysqlops.report import Report
+    from mysqlops.report.render import Report
 
 GIB = 1024**3
 MAX_LEGEND = 12

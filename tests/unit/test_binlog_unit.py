@@ -1,4 +1,4 @@
-"""Pure parts of mysqlops.binlogs: key names, continuity planning, the event-header walk,
+"""Pure parts of mysqlops.binlog: key names, continuity planning, the event-header walk,
 replay file selection and the replay argv."""
 
 from __future__ import annotations
@@ -12,23 +12,19 @@ from typing import Any
 
 import pytest
 
-from mysqlops import binlogs
-from mysqlops.binlogs import (
-    BinlogGap,
-    BinlogHistoryChanged,
-    archived_files,
-    data_key,
-    find_gaps,
-    manifest_key,
-    parse_mariadb_gtids,
-    plan_location,
-    replay_argv,
-    scan_binlog,
-    select_replay_files,
-)
+from mysqlops.binlog import BinlogGap, BinlogHistoryChanged
+from mysqlops.binlog import layout as binlog_layout
+from mysqlops.binlog import plan as binlog_plan
+from mysqlops.binlog.format import scan_binlog
+from mysqlops.binlog.layout import archived_files, data_key, manifest_key
+from mysqlops.binlog.plan import find_gaps, plan_location
+from mysqlops.binlog.replay import select_replay_files
 from mysqlops.errors import ConfigError, IntegrityError, RestoreError
 from mysqlops.manifest import BackupManifest, BinlogManifest
 from mysqlops.model import BackupKind, BackupMethod, BinlogCoordinates
+from mysqlops.sql.gtid import parse_mariadb_gtids
+from mysqlops.tools import binlog as tools_binlog
+from mysqlops.tools.binlog import replay_argv
 
 T0 = datetime(2026, 3, 1, 12, 0, 0, tzinfo=UTC)
 
@@ -109,7 +105,7 @@ def test_renamed_basename_is_a_history_change() -> None:
 def test_find_gaps_and_sibling() -> None:
     assert find_gaps(names(3, 4, 7, 9)) == names(5, 6, 8)
     assert find_gaps([]) == []
-    assert binlogs.sibling("mysql-bin.000042", 7) == "mysql-bin.000007"
+    assert binlog_layout.sibling("mysql-bin.000042", 7) == "mysql-bin.000007"
 
 
 def _backup(backup_id: str, file: str | None) -> BackupManifest:
@@ -137,7 +133,7 @@ def test_affected_backups_are_those_before_the_gap_end() -> None:
         _backup("20260103T000000Z-cccccc", "mysql-bin.000009"),  # after: fine
         _backup("20260104T000000Z-dddddd", None),
     ]
-    assert binlogs.affected_backups(backups, "mysql-bin.000007") == [
+    assert binlog_plan.affected_backups(backups, "mysql-bin.000007") == [
         "20260101T000000Z-aaaaaa",
         "20260102T000000Z-bbbbbb",
     ]
@@ -320,7 +316,7 @@ def test_replay_argv_is_data_and_utc() -> None:
 
 
 def test_fetch_argv_has_no_secret() -> None:
-    argv = binlogs.fetch_argv("mariadb-binlog", "mysql-bin.000004", "/tmp/stage/")
+    argv = tools_binlog.fetch_argv("mariadb-binlog", "mysql-bin.000004", "/tmp/stage/")
     assert argv == (
         "mariadb-binlog",
         "--read-from-remote-server",
@@ -340,13 +336,15 @@ def test_binlog_manifest_key_id_is_optional_and_round_trips() -> None:
 
 
 def test_replay_key_check_names_the_missing_key_ids() -> None:
-    from mysqlops import crypto
-    from mysqlops.binlogs import check_replay_keys
+    from mysqlops.binlog.replay import check_replay_keys
+    from mysqlops.streams import crypto
 
     k1, k2 = crypto.generate_key(), crypto.generate_key()
     a, b = crypto.key_id(k1), crypto.key_id(k2)
-    plain, enc1, enc2 = _m(1, 1, 2), dataclasses.replace(_m(2, 3, 4), encryption_key_id=a), dataclasses.replace(
-        _m(3, 5, 6), encryption_key_id=b
+    plain, enc1, enc2 = (
+        _m(1, 1, 2),
+        dataclasses.replace(_m(2, 3, 4), encryption_key_id=a),
+        dataclasses.replace(_m(3, 5, 6), encryption_key_id=b),
     )
     store: Any = object()
     copies = {m.file: [(store, m)] for m in (plain, enc1, enc2)}

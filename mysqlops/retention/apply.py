@@ -21,13 +21,14 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from mysqlops import catalog, ids
+from mysqlops import catalog, layout
 from mysqlops.adapters.storage import Store
 from mysqlops.catalog import LocationScan
 from mysqlops.errors import RetentionError, StorageError
 from mysqlops.manifest import Verdict
 from mysqlops.model import BackupKind
-from mysqlops.retention import RetentionPlan, RetentionPolicy, plan
+from mysqlops.retention.plan import RetentionPlan, plan
+from mysqlops.retention.policy import RetentionPolicy
 
 
 def plan_for_scan(
@@ -92,7 +93,7 @@ def _is_locked(exc: BaseException) -> bool:
 
 def _delete_keys(store: Store, keys: Sequence[str]) -> None:
     for key in keys:
-        store.delete(ids.check_key(key))
+        store.delete(layout.check_key(key))
 
 
 def apply_plan(
@@ -110,9 +111,9 @@ def apply_plan(
             keys = scan.binlog_keys.get(f"{rec.server}/{rec.backup_id}", [])
             manifest = [k for k in keys if k.endswith(".json")]
         else:
-            directory = ids.backup_dir(rec.server, rec.backup_id)
+            directory = layout.backup_dir(rec.server, rec.backup_id)
             keys = scan.data_keys.get(directory, [])
-            manifest = [f"{directory}/{ids.MANIFEST_NAME}"]
+            manifest = [f"{directory}/{layout.MANIFEST_NAME}"]
         data = [k for k in keys if k not in manifest]
         try:
             _delete_keys(store, manifest)  # the commit marker first: from here on it is garbage

@@ -14,12 +14,14 @@ from mysqlops import catalog
 from mysqlops.adapters import reaper
 from mysqlops.adapters.localfs import private_dir
 from mysqlops.adapters.storage import Store
-from mysqlops.binlogs import ReplayResult, apply_binlogs, fetch_binlogs
-from mysqlops.crypto import Keyring
+from mysqlops.binlog.replay import ReplayResult, apply_binlogs, fetch_binlogs
 from mysqlops.errors import ConfigError, MysqlopsError, RestoreError
 from mysqlops.manifest import BackupManifest, Check
 from mysqlops.model import BackupMethod, BinlogCoordinates, Location, ServerSpec
-from mysqlops.restore import SCRATCH_PARENT, RestoreResult, check_key, restore_backup
+from mysqlops.restore.fetch import check_key
+from mysqlops.restore.logical import RestoreResult, restore_backup
+from mysqlops.restore.verify import SCRATCH_PARENT
+from mysqlops.streams.crypto import Keyring
 
 
 @dataclass
@@ -162,8 +164,8 @@ def prove_binlog_chain(
     (server included) if this process is killed.
     """
     from mysqlops.adapters import process, sandbox
-    from mysqlops.commands import ClientTools
-    from mysqlops.restore import redump_content_hash
+    from mysqlops.restore.verify import redump_content_hash
+    from mysqlops.tools.client import ClientTools
 
     say = log or (lambda _m: None)
     scans = catalog.scan(locations)

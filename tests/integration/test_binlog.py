@@ -13,15 +13,18 @@ from datetime import UTC, datetime
 
 import pytest
 
-from mysqlops import binlogs
 from mysqlops.adapters import process, sandbox
 from mysqlops.adapters.mysql import query, scalar, session
 from mysqlops.adapters.storage import Store
-from mysqlops.binlogs import BinlogGap, BinlogHistoryChanged, archive_binlogs, list_archived, replay_binlogs
-from mysqlops.commands import DumpOptions, client_option_file, dump_argv, mysql_argv
-from mysqlops.compression import codec
+from mysqlops.binlog import BinlogGap, BinlogHistoryChanged, archive_binlogs, replay_binlogs
+from mysqlops.binlog import layout as binlog_layout
+from mysqlops.binlog import plan as binlog_plan
+from mysqlops.binlog import replay as binlog_replay
+from mysqlops.binlog.archive import list_archived
 from mysqlops.manifest import BackupManifest, BinlogManifest
 from mysqlops.model import BackupKind, BackupMethod, BinlogCoordinates, Location, ServerSpec
+from mysqlops.streams.compression import codec
+from mysqlops.tools.client import DumpOptions, client_option_file, dump_argv, mysql_argv
 
 pytestmark = pytest.mark.integration
 
@@ -135,7 +138,7 @@ def test_overlapping_runs_adopt_identical_objects(
     store = Store(local_location)
     last = first.files[-1]
     # a run that died after uploading the data but before its manifest
-    store.delete(binlogs.manifest_key(spec.name, last))
+    store.delete(binlog_layout.manifest_key(spec.name, last))
     # ... and the next run compresses differently (another level): same binlog, other bytes
     again = archive_binlogs(
         spec, [local_location], codec("zstd", level=19, threads=1), staging(tmp_path), now(), rotate=False
@@ -161,7 +164,7 @@ def test_overlapping_runs_adopt_identical_objects(
         t.join()
     assert errors == []
     files = [m.file for m in list_archived(store, spec.name)]
-    assert files == sorted(set(files)) and binlogs.find_gaps(files) == []
+    assert files == sorted(set(files)) and binlog_plan.find_gaps(files) == []
     for m in list_archived(store, spec.name):
         store.verify(f"{spec.name}/binlogs/{m.stored_path}", m.stored_sha256, m.stored_bytes)
 
@@ -215,7 +218,7 @@ def test_purged_before_archiving_is_a_loud_gap(
     assert after.files == ["mysql-bin.000005"]
     # and a replay refuses to cross the gap
     with pytest.raises(BinlogGap, match="cannot cross"):
-        binlogs.select_replay_files(
+        binlog_replay.select_replay_files(
             list_archived(store, spec.name),
             BinlogCoordinates("mysql-bin.000001", 4),
             until_position=("mysql-bin.000005", 4),

@@ -1,4 +1,4 @@
-"""mysqlops.dialect: statements, quoting, status/grant/dump parsing for MariaDB and MySQL 8.0/8.4.
+"""mysqlops.sql: statements, quoting, status/grant/dump parsing for MariaDB and MySQL 8.0/8.4.
 
 Fixtures come from real output: MariaDB 10.11.19 rows, SHOW GRANTS lines and dump text were
 captured on the project's sandbox servers; MySQL 8 column names and dump lines follow the MySQL
@@ -13,7 +13,9 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from mysqlops.dialect import (
+from mysqlops.errors import ConfigError
+from mysqlops.model import BinlogCoordinates, Flavor, ServerVersion
+from mysqlops.sql import (
     Dialect,
     ReplicaStatus,
     account,
@@ -22,8 +24,6 @@ from mysqlops.dialect import (
     quote_identifier,
     quote_string,
 )
-from mysqlops.errors import ConfigError
-from mysqlops.model import BinlogCoordinates, Flavor, ServerVersion
 
 
 def mariadb(major: int = 10, minor: int = 11, patch: int = 19) -> Dialect:

@@ -1,0 +1,406 @@
+"""Physical backups: ``mariabackup`` (MariaDB) / ``xtrabackup`` (MySQL), full and incremental.
+
+Backup: ``mariabackup --backup --stream=mbstream`` → compression → sha256 → ONE staging file
+(``backup.mbstream.zst``) → upload to every location with read-back verification → manifest
+last (method ``physical``; ``lsn_from``/``lsn_to`` from ``xtrabackup_checkpoints``, which
+``--extra-lsndir`` leaves on local disk; binlog coordinates from ``xtrabackup_info``).
+An incremental is streamed with ``--incremental-lsn=<base.lsn_to>`` (a streamed backup has no
+local base directory) and records ``parent_id`` = the base backup.
+
+Restore: every backup of the chain (full first, then incrementals in order) is fetched with
+its sha256 checked, falling back to the next location on a bad copy, BEFORE anything is
+extracted; each stream is decompressed into ``mbstream -x``; then ``--prepare`` on the full
+and once per incremental (``--incremental-dir``). A broken chain (missing parent, LSN gap)
+fails before preparing.
+
+LIMITATION: the backup tool connects to the server (credentials through the option file) AND
+reads the InnoDB/Aria/MyISAM files of the datadir directly. :func:`run_physical_backup` must
+therefore run on the database host, as a user that can read the datadir, with the same major
+version of mariabackup/xtrabackup as the server. mariabackup (10.11, measured) always reads the
+datadir the server reports in ``@@datadir``, whatever ``--datadir`` says: ``datadir_hint`` only
+helps xtrabackup (MySQL); for MariaDB a hint that differs from ``@@datadir`` is reported as a
+warning and ``@@datadir`` itself must be readable here.
+The backup account needs RELOAD, PROCESS, LOCK TABLES and BINLOG MONITOR (MariaDB) /
+REPLICATION CLIENT + BACKUP_ADMIN (MySQL). The staging directory must hold the compressed
+stream. A physical backup always covers the whole instance (every database, the grant tables).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import re
+import shutil
+import tempfile
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, replace
+from datetime import UTC, datetime
+from typing import Any
+
+from mysqlops import catalog, layout
+from mysqlops.adapters import mysql as db
+from mysqlops.adapters import process, reaper
+from mysqlops.adapters.localfs import private_tempdir
+from mysqlops.adapters.storage import Store
+from mysqlops.backup.logical import BackupResult, _own_version
+from mysqlops.backup.preflight import _free_bytes, _tool_version
+from mysqlops.backup.staging import READ_CHUNK, StagedFile, _Sink
+from mysqlops.backup.uploads import _upload_everywhere
+from mysqlops.errors import (
+    ConfigError,
+    IntegrityError,
+    MysqlopsError,
+    PreflightFailed,
+    StorageError,
+)
+from mysqlops.manifest import (
+    BackupFile,
+    BackupManifest,
+)
+from mysqlops.model import (
+    BackupKind,
+    BackupMethod,
+    BackupStatus,
+    BinlogCoordinates,
+    Flavor,
+    Location,
+    ServerSpec,
+    ServerVersion,
+)
+from mysqlops.sql.dialect import dialect_for
+from mysqlops.streams.compression import Codec
+from mysqlops.streams.crypto import key_id
+from mysqlops.tools.client import ClientTools, client_option_file
+from mysqlops.tools.physical import backup_argv, option_groups, stream_format
+
+LogFn = Callable[[str], None]
+Copies = list[tuple[Location, BackupManifest]]
+CHECKPOINTS_FILE = "xtrabackup_checkpoints"
+INFO_FILE = "xtrabackup_info"
+BINLOG_INFO_FILES = ("mariadb_backup_binlog_info", "xtrabackup_binlog_info")
+
+
+# --------------------------------------------------------------------------- metadata parsing
+@dataclass(frozen=True)
+class Checkpoints:
+    backup_type: str
+    from_lsn: int
+    to_lsn: int
+    last_lsn: int | None = None
+
+
+def parse_checkpoints(text: str) -> Checkpoints:
+    """``xtrabackup_checkpoints`` (``key = value`` lines)."""
+    values: dict[str, str] = {}
+    for line in text.splitlines():
+        key, sep, value = line.partition("=")
+        if sep:
+            values[key.strip()] = value.strip()
+    try:
+        return Checkpoints(
+            backup_type=values.get("backup_type", ""),
+            from_lsn=int(values["from_lsn"]),
+            to_lsn=int(values["to_lsn"]),
+            last_lsn=int(values["last_lsn"]) if values.get("last_lsn") else None,
+        )
+    except (KeyError, ValueError) as exc:
+        raise IntegrityError(f"xtrabackup_checkpoints is malformed ({exc!r}): {text[:200]!r}") from None
+
+
+_BINLOG_POS_RE = re.compile(
+    r"filename\s+'(?P<file>[^']+)',\s*position\s+'?(?P<pos>\d+)'?"
+    r"(?:,\s*GTID of the last change\s+'(?P<gtid>[^']*)')?"
+)
+
+
+def parse_binlog_info(info_text: str = "", binlog_info_text: str = "") -> BinlogCoordinates | None:
+    """Binlog coordinates of the backup's consistent point.
+
+    ``binlog_info_text``: ``mariadb_backup_binlog_info``/``xtrabackup_binlog_info``
+    (``file<TAB>position[<TAB>gtid]``); ``info_text``: ``xtrabackup_info``, whose
+    ``binlog_pos = filename 'f', position 'p', GTID of the last change 'g'`` line is used when
+    the former is not available. None when binary logging is off.
+    """
+    for line in binlog_info_text.splitlines():
+        parts = line.strip().split("\t") if "\t" in line else line.split()
+        if len(parts) >= 2 and parts[1].isdigit():
+            gtid = parts[2].strip() if len(parts) > 2 and parts[2].strip() else None
+            return BinlogCoordinates(parts[0].strip(), int(parts[1]), gtid)
+    for line in info_text.splitlines():
+        key, sep, value = line.partition("=")
+        if sep and key.strip() == "binlog_pos":
+            m = _BINLOG_POS_RE.search(value)
+            if m:
+                return BinlogCoordinates(m.group("file"), int(m.group("pos")), m.group("gtid") or None)
+    return None
+
+
+# --------------------------------------------------------------------------- backup
+def _read_text(path: str) -> str:
+    try:
+        with open(path, encoding="utf-8", errors="replace") as fh:
+            return fh.read()
+    except FileNotFoundError:
+        return ""
+
+
+def _tree_bytes(path: str) -> int:
+    total = 0
+    for root, _dirs, files in os.walk(path):
+        for name in files:
+            with contextlib.suppress(OSError):
+                total += os.lstat(os.path.join(root, name)).st_size
+    return total
+
+
+def newest_physical(scan: catalog.LocationScan, server: str) -> BackupManifest | None:
+    """The newest complete physical backup (full or incremental) of ``server`` at a location."""
+    found = [
+        m
+        for m in scan.backups
+        if m.server == server
+        and m.method is BackupMethod.PHYSICAL
+        and m.status is BackupStatus.COMPLETE
+        and m.lsn_to is not None
+    ]
+    return max(found, key=lambda m: m.backup_id) if found else None
+
+
+@dataclass(frozen=True)
+class _Source:
+    version: ServerVersion
+    datadir: str
+    databases: tuple[str, ...]
+    identity: dict[str, Any]
+    log_bin: bool
+
+
+def _inspect_source(spec: ServerSpec, datadir_hint: str | None) -> _Source:
+    with db.session(spec) as conn:
+        version = db.server_version(conn)
+        row = db.query(
+            conn, "SELECT @@datadir AS d, @@hostname AS h, @@port AS p, @@server_id AS s, @@log_bin AS lb"
+        )[0]
+        databases = tuple(db.user_databases(conn, dialect_for(version).system_schemas()))
+    identity = {"hostname": str(row["h"]), "port": int(row["p"]), "server_id": int(row["s"])}
+    reported = str(row["d"]).rstrip("/") or "/"
+    identity["datadir"] = reported
+    # mariabackup cds into the server-reported datadir whatever --datadir says
+    datadir = reported if version.flavor is Flavor.MARIADB or not datadir_hint else datadir_hint
+    return _Source(version, datadir.rstrip("/") or "/", databases, identity, bool(int(row["lb"] or 0)))
+
+
+def run_physical_backup(
+    spec: ServerSpec,
+    locations: Sequence[Location],
+    codec: Codec,
+    *,
+    incremental: bool = False,
+    base: BackupManifest | None = None,
+    staging_dir: str | None = None,
+    now: datetime | None = None,
+    datadir_hint: str | None = None,
+    log: LogFn | None = None,
+    parallel: int = 1,
+    tags: Sequence[str] = (),
+    timeout: float | None = 24 * 3600,
+    program: str | None = None,
+    encryption_key: bytes | None = None,
+) -> BackupResult:
+    """One physical backup (full, or incremental on ``base``) of ``spec`` at every location.
+
+    ``base`` defaults (for ``incremental=True``) to the newest physical backup of the server
+    in the catalog of the FIRST location. See the module docstring for where this must run.
+    ``encryption_key`` (32 bytes): the stream is encrypted (AES-256-GCM, chunked) after
+    compression, before it reaches the staging disk; the manifest records the key id only.
+    """
+    say = log or (lambda _m: None)
+    kid = key_id(encryption_key) if encryption_key is not None else None  # a bad key fails first
+    if not locations:
+        raise ConfigError("no backup location given: pass at least one BackupLocation block name")
+    names = [loc.name for loc in locations]
+    if len(set(names)) != len(names):
+        raise ConfigError(f"location names must be distinct, got {names}")
+    reaper.reap([staging_dir], log=say)  # what killed runs left, before the space check
+    if base is not None and not incremental:
+        raise ConfigError("a base backup was given for a full backup: pass incremental=True or no base")
+    source = _inspect_source(spec, datadir_hint)
+    flavor = source.version.flavor
+    problems: list[str] = []
+    warnings: list[str] = []
+    if not os.path.isdir(source.datadir) or not os.access(source.datadir, os.R_OK | os.X_OK):
+        problems.append(
+            f"the server's datadir {source.datadir} is not readable here: a physical backup reads the "
+            "datadir files directly, so it must run on the database host as a user that can read them"
+            + (
+                ""
+                if flavor is Flavor.MARIADB
+                else " (or pass datadir_hint when the path differs here, e.g. in a container)"
+            )
+        )
+    if datadir_hint and os.path.realpath(datadir_hint) != os.path.realpath(source.datadir):
+        warnings.append(
+            f"datadir_hint {datadir_hint} is ignored: mariabackup reads the datadir the server reports "
+            f"({source.datadir})"
+        )
+    tool = program or ClientTools.for_flavor(flavor).backup
+    try:
+        tool = process.require_program(
+            tool, package_hint="mariadb-backup" if flavor is Flavor.MARIADB else "percona-xtrabackup-80"
+        )
+    except MysqlopsError as exc:
+        problems.append(str(exc))
+    if incremental and base is None:
+        scan = catalog.scan_location(locations[0])
+        if scan.errors:
+            problems.append(f"cannot read the catalog of {locations[0].name!r}: {'; '.join(scan.errors)}")
+        base = newest_physical(scan, spec.name)
+        if base is None and not scan.errors:
+            problems.append(
+                f"incremental backup requested but location {locations[0].name!r} has no physical backup of "
+                f"{spec.name!r} to base it on: make a full physical backup first"
+            )
+    if base is not None:
+        if base.method is not BackupMethod.PHYSICAL or base.lsn_to is None:
+            problems.append(f"base backup {base.backup_id} is not a physical backup with an LSN")
+        if base.server != spec.name:
+            problems.append(
+                f"base backup {base.backup_id} belongs to server {base.server!r}, not {spec.name!r}"
+            )
+        if base.flavor != flavor.value:
+            problems.append(f"base backup {base.backup_id} is {base.flavor}, the server is {flavor.value}")
+    for loc in locations:
+        try:
+            Store(loc, retries=2).check_writable()
+        except StorageError as exc:
+            problems.append(str(exc))
+    staging = staging_dir or tempfile.gettempdir()
+    free = _free_bytes(staging)
+    needed = (0 if problems else _tree_bytes(source.datadir)) // 2 + 64 * 2**20
+    if free is not None and not problems and free < needed:
+        problems.append(
+            f"staging directory {staging} has {free / 2**20:.0f} MiB free, the compressed stream may need "
+            f"about {needed / 2**20:.0f} MiB: free space or set staging_dir on a larger disk"
+        )
+    if problems:
+        raise PreflightFailed(problems)
+    if not source.log_bin:
+        warnings.append(
+            "binary logging is off on this server: the backup records no binlog coordinates, so "
+            "point-in-time recovery from it is impossible (add log_bin to [mysqld])"
+        )
+
+    started_at = now or datetime.now(UTC)
+    backup_id = layout.new_backup_id(started_at)
+    kind = BackupKind.INCREMENTAL if incremental else BackupKind.FULL
+    durations: dict[str, float] = {}
+    staging_root = private_tempdir(staging_dir, "mysqlops-physical-")
+    try:
+        lsndir = os.path.join(staging_root, "lsn")
+        tmpdir = os.path.join(staging_root, "tmp")
+        os.mkdir(lsndir, 0o700)
+        os.mkdir(tmpdir, 0o700)
+        name = f"backup.{stream_format(flavor)}{codec.extension}"
+        staged = StagedFile("", os.path.join(staging_root, name))
+        argv = backup_argv(
+            flavor,
+            target_dir=tmpdir,
+            extra_lsndir=lsndir,
+            datadir=source.datadir,
+            incremental_lsn=base.lsn_to if base is not None else None,
+            parallel=parallel,
+            program=tool,
+        )
+        say(
+            f"{kind.value} physical backup {backup_id} of {spec.name} ({source.datadir})"
+            + (f" on {base.backup_id} from LSN {base.lsn_to}" if base is not None else "")
+        )
+        t0 = time.monotonic()
+        sink = _Sink(staged, codec, encryption_key)
+        try:
+            with process.Pipeline(
+                [argv],
+                credentials=client_option_file(spec, groups=option_groups(flavor)),
+                stdout=process.PIPE,
+                timeout=timeout,
+                name=f"{os.path.basename(tool)} --backup of {spec.name}",
+            ) as pipe:
+                out = pipe.stdout_pipe
+                while True:
+                    chunk = out.read1(READ_CHUNK) if hasattr(out, "read1") else out.read(READ_CHUNK)
+                    if not chunk:
+                        break
+                    sink.write(chunk)
+                pipe.wait()
+        finally:
+            sink.close()
+        durations["backup"] = round(time.monotonic() - t0, 3)
+        checkpoints_text = _read_text(os.path.join(lsndir, CHECKPOINTS_FILE))
+        if not checkpoints_text:
+            raise IntegrityError(
+                f"{os.path.basename(tool)} exited 0 but left no {CHECKPOINTS_FILE} in --extra-lsndir: "
+                "the backup cannot be trusted"
+            )
+        cp = parse_checkpoints(checkpoints_text)
+        if base is not None and cp.from_lsn != base.lsn_to:
+            raise IntegrityError(
+                f"incremental starts at LSN {cp.from_lsn}, its base {base.backup_id} ends at {base.lsn_to}"
+            )
+        info_text = _read_text(os.path.join(lsndir, INFO_FILE))
+        binlog_text = next(
+            (t for t in (_read_text(os.path.join(lsndir, f)) for f in BINLOG_INFO_FILES) if t), ""
+        )
+        coordinates = parse_binlog_info(info_text, binlog_text)
+        backup_file = BackupFile(
+            path=name,
+            database=None,
+            raw_bytes=staged.raw.size,
+            raw_sha256=staged.raw.hexdigest(),
+            stored_bytes=staged.stored.size,
+            stored_sha256=staged.stored.hexdigest(),
+            durations={"backup": durations["backup"]},
+        )
+        version = source.version
+        manifest = BackupManifest(
+            backup_id=backup_id,
+            server=spec.name,
+            location="",
+            kind=kind,
+            method=BackupMethod.PHYSICAL,
+            flavor=flavor.value,
+            server_version=f"{version.major}.{version.minor}.{version.patch}",
+            databases=source.databases,
+            files=(backup_file,),
+            started_at=started_at,
+            finished_at=datetime.now(UTC),
+            compression=codec.label,
+            coordinates=coordinates,
+            durations=durations,
+            tools={"backup": _tool_version(tool), "mysqlops": _own_version()},
+            tags=tuple(tags),
+            warnings=tuple(warnings),
+            encryption_key_id=kid,
+            parent_id=base.backup_id if base is not None else None,
+            lsn_from=cp.from_lsn,
+            lsn_to=cp.to_lsn,
+            extra={
+                "stream_format": stream_format(flavor),
+                "backup_type": cp.backup_type,
+                "last_lsn": cp.last_lsn,
+                "datadir": source.datadir,
+                "server_identity": source.identity,
+                "parallel": parallel,
+            },
+        )
+        say(
+            f"streamed {staged.raw.size / 2**20:.1f} MiB ({staged.stored.size / 2**20:.1f} MiB stored), "
+            f"LSN {cp.from_lsn}..{cp.to_lsn}; uploading to {', '.join(names)}"
+        )
+        results = _upload_everywhere(manifest, [staged], locations, durations)
+        first_ok = next((r.location for r in results if r.ok), "")
+        return BackupResult(
+            replace(manifest, location=first_ok, durations=dict(durations)), results, warnings
+        )
+    finally:
+        shutil.rmtree(staging_root, ignore_errors=True)

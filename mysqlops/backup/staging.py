@@ -1,0 +1,98 @@
+"""Staging files: compressed, encrypted, hashed sinks of the dump stream."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from typing import IO
+
+from mysqlops.manifest import BackupFile, TableStat
+from mysqlops.model import (
+    BinlogCoordinates,
+    ObjectCounts,
+)
+from mysqlops.streams.checksum import CountingHash
+from mysqlops.streams.compression import Codec, Compressor
+from mysqlops.streams.crypto import Encryptor
+from mysqlops.streams.follow import Growth
+
+READ_CHUNK = 1 << 20
+
+
+# --------------------------------------------------------------------------- staging sinks
+@dataclass
+class StagedFile:
+    database: str
+    path: str
+    raw: CountingHash = field(default_factory=CountingHash)
+    stored: CountingHash = field(default_factory=CountingHash)
+    content_sha256: str | None = None
+    counts: ObjectCounts = field(default_factory=ObjectCounts)
+    coordinates: BinlogCoordinates | None = None
+    seconds: float = 0.0
+
+    def to_backup_file(self, name: str, tables: tuple[TableStat, ...], lossy: tuple[str, ...]) -> BackupFile:
+        return BackupFile(
+            path=name,
+            database=self.database,
+            raw_bytes=self.raw.size,
+            raw_sha256=self.raw.hexdigest(),
+            stored_bytes=self.stored.size,
+            stored_sha256=self.stored.hexdigest(),
+            counts=self.counts,
+            tables=tables,
+            durations={"dump": round(self.seconds, 3)},
+            content_sha256=self.content_sha256,
+            coordinates=self.coordinates,
+            lossy_columns=lossy,
+        )
+
+
+class _Sink:
+    """One database's staging file: raw sha256, compression, stored sha256, file write.
+
+    A section of the stream is one compression frame: :meth:`end_frame` closes it, the next
+    :meth:`write` opens a new one (concatenated frames decode as one stream).
+    """
+
+    def __init__(self, staged: StagedFile, codec: Codec, key: bytes | None = None) -> None:
+        self.staged = staged
+        self.codec = codec
+        self.growth = Growth()  # uploads follow the file until close() finishes it
+        fd = os.open(staged.path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        self.handle: IO[bytes] = os.fdopen(fd, "wb", buffering=READ_CHUNK)
+        self.compressor: Compressor | None = None
+        self.encryptor = Encryptor(key) if key is not None else None
+
+    def write(self, data: bytes | memoryview) -> None:
+        if not data:
+            return
+        if self.compressor is None:
+            self.compressor = self.codec.compressor()
+        self.staged.raw.update(data)
+        self._out(self.compressor.compress(data))
+
+    def end_frame(self) -> None:
+        if self.compressor is not None:
+            self._out(self.compressor.flush())
+            self.compressor = None
+
+    def _out(self, data: bytes | memoryview) -> None:
+        if data and self.encryptor is not None:
+            data = self.encryptor.update(data)
+        if data:
+            self.handle.write(data)
+            self.staged.stored.update(data)
+
+    def close(self) -> None:
+        self.end_frame()
+        if self.encryptor is not None:
+            tail = self.encryptor.finalize()
+            self.encryptor = None
+            if tail:
+                self.handle.write(tail)
+                self.staged.stored.update(tail)
+        self.handle.flush()
+        os.fsync(self.handle.fileno())
+        self.handle.close()
+        self.growth.finish(self.staged.stored.size)

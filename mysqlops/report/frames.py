@@ -1,0 +1,338 @@
+"""The backup catalog as pandas DataFrames: sizes, speeds, growth, 3-2-1, restores, anomalies.
+
+Pure pandas: ``build_report`` takes parsed manifests and a ``now`` (timezone-aware UTC) and
+does no I/O. ``write_outputs`` is the one function that writes, and only through the fsspec
+filesystem it is given. Every frame has a fixed set of columns and dtypes, also when empty,
+so flows, notebooks and artifacts can rely on them.
+
+Units: bytes are bytes, durations are seconds (``*_s``), throughput is decimal MB/s
+(10**6 bytes per second) of raw (uncompressed) data, ``ratio`` is raw/stored (2.0 = 2:1).
+
+Decisions the callers should know:
+
+* Copies are reported under the location they were FOUND at (``Catalog.backups`` and
+  ``Catalog.certificates`` come from ``catalog.scan``, which replaces a manifest's own claim).
+* Each copy has a ``verdict`` from the restore certificates (``manifest.copy_verdicts``, or
+  ``Catalog.verdicts`` from ``catalog.verdicts``): ``passed`` (its newest test passed),
+  ``proven-by-copy`` (an identical copy passed), ``failed`` (its newest test FAILED),
+  ``damaged`` (files missing), ``untested``.
+* A backup copy is *verified* when its manifest is ``complete``, it holds data (an empty
+  backup proves nothing) and it is not ``failed``/``damaged``; it is *proven* when, in
+  addition, a restore test proved it (``passed``/``proven-by-copy``). A manifest proves only
+  that an upload finished: freshness and 3-2-1 count proven copies only (the newest PROVEN
+  backup decides freshness); growth and anomalies use verified copies.
+* Growth uses verified *full* backups, per server and backup method (a physical and a logical
+  backup of the same server differ in size by design), by least squares over time.
+* Anomalies compare a backup with the median of up to ``window`` previous complete backups of
+  the same server, kind and method (at least one previous backup is needed).
+* Retention policies (``Catalog.policies``, per location) are estimated by applying the
+  keep rules to the backups present now: ``keep_last``, ``keep_within`` (timedelta, days as a
+  number, or a text such as ``"14d"``, ``"36h"``, ``"2w"``, ``"1y"``), ``keep_hourly``,
+  ``keep_daily``, ``keep_weekly``, ``keep_monthly``, ``keep_yearly`` (newest full per UTC
+  period, for the newest N periods that have one; weeks start on Monday) and
+  ``min_redundancy`` (the newest N verified fulls), the names of ``retention.RetentionPolicy``,
+  which is accepted as is. The rules select full backups; an incremental is retained when its
+  parent is; ``keep_forever`` backups always are. A policy without any keep rule counts
+  everything present. Other keys are ignored. Binlogs count from the oldest retained backup on.
+  This is an estimate for capacity planning, not the deletion plan (``retention.plan``).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping, Sequence
+from datetime import datetime, timedelta
+from typing import TYPE_CHECKING, Any
+
+import pandas as pd
+
+from mysqlops.errors import ConfigError
+from mysqlops.manifest import BackupManifest, BinlogManifest, RestoreCertificate, Verdict, copy_verdicts
+from mysqlops.model import BackupStatus
+
+if TYPE_CHECKING:
+    pass
+from mysqlops.report.forecast import _growth_frame, _storage_frame
+from mysqlops.report.health import _anomalies_frame, _freshness_frame, _locations_frame
+from mysqlops.report.render import Report, _plural
+from mysqlops.report.schemas import (
+    _SEP,
+    BACKUPS_SCHEMA,
+    BINLOGS_SCHEMA,
+    DATABASES_SCHEMA,
+    EMPTY_MESSAGE,
+    MB,
+    RESTORES_SCHEMA,
+    Catalog,
+    LocationInfo,
+    _conform,
+    _empty,
+)
+
+
+def build_report(
+    catalog: Catalog,
+    now: datetime,
+    freshness_target: timedelta = timedelta(hours=26),
+    size_drop_ratio: float = 0.5,
+    duration_jump_ratio: float = 2.0,
+    window: int = 5,
+) -> Report:
+    """Turn a catalog into a ``Report``. ``now`` must be timezone-aware; nothing is read or written."""
+    if now.tzinfo is None:
+        raise ConfigError("build_report needs a timezone-aware `now` (UTC)")
+    if window < 1:
+        raise ConfigError(f"window must be at least 1, got {window}")
+    if size_drop_ratio <= 0 or duration_jump_ratio <= 0:
+        raise ConfigError("size_drop_ratio and duration_jump_ratio must be positive")
+    if freshness_target <= timedelta(0):
+        raise ConfigError("freshness_target must be positive")
+    ts_now = pd.Timestamp(now).tz_convert("UTC")
+
+    locinfo = {loc.name: loc for loc in catalog.locations}
+    restores = _restores_frame(catalog.certificates)
+    verdicts = (
+        catalog.verdicts
+        if catalog.verdicts is not None
+        else copy_verdicts(catalog.backups, catalog.certificates)
+    )
+    backups = _backups_frame(catalog.backups, locinfo, verdicts)
+    databases = _databases_frame(catalog.backups)
+    binlogs = _binlogs_frame(catalog.binlogs)
+
+    growth = _growth_frame(backups, databases, ts_now)
+    storage = _storage_frame(backups, binlogs, growth, locinfo, catalog.policies, ts_now)
+    if not storage.empty and not growth.empty:
+        needed = storage.groupby("server")["storage_needed_90d"].sum()
+        server_rows = growth["database"] == "*"
+        growth.loc[server_rows, "storage_needed_bytes"] = growth.loc[server_rows, "server"].map(needed)
+    locations = _locations_frame(backups, binlogs)
+    freshness = _freshness_frame(backups, binlogs, restores, ts_now, freshness_target)
+    anomalies = _anomalies_frame(backups, binlogs, freshness, size_drop_ratio, duration_jump_ratio, window)
+
+    empty = backups.empty
+    if empty:
+        message = EMPTY_MESSAGE
+    else:
+        n_ids = backups[["server", "backup_id"]].drop_duplicates().shape[0]
+        message = (
+            f"{_plural(n_ids, 'backup')} ({_plural(len(backups), 'copy', 'copies')}) of "
+            f"{_plural(backups['server'].nunique(), 'server')} at "
+            f"{_plural(backups['location'].nunique(), 'location')}; {_plural(len(anomalies), 'anomaly', 'anomalies')}; "
+            f"{int((~freshness['ok']).sum())} stale; "
+            f"{int((~locations['meets_321']).sum())} short of 3-2-1"
+        )
+    return Report(
+        backups=backups,
+        databases=databases,
+        growth=growth,
+        locations=locations,
+        restores=restores,
+        freshness=freshness,
+        anomalies=anomalies,
+        generated_at=ts_now.to_pydatetime(),
+        empty=empty,
+        message=message,
+        storage=storage,
+    )
+
+
+# --------------------------------------------------------------------------- frames from manifests
+
+
+def _stage(m: BackupManifest, names: Sequence[str]) -> float:
+    """A stage's seconds: the manifest total if recorded, else the sum over its files."""
+    for name in names:
+        value = m.durations.get(name)
+        if value is not None:
+            return float(value)
+    for name in names:
+        values = [f.durations[name] for f in m.files if name in f.durations]
+        if values:
+            return float(sum(values))
+    return math.nan
+
+
+def _ratio(raw: pd.Series, stored: pd.Series) -> pd.Series:
+    return raw / stored.where(stored > 0)
+
+
+def _per_second(raw: pd.Series, seconds: pd.Series) -> pd.Series:
+    return raw / MB / seconds.where(seconds > 0)
+
+
+def _backups_frame(
+    manifests: Sequence[BackupManifest],
+    locinfo: Mapping[str, LocationInfo],
+    verdicts: Mapping[tuple[str, str, str], Verdict],
+) -> pd.DataFrame:
+    if not manifests:
+        return _empty(BACKUPS_SCHEMA)
+    rows = [
+        (
+            m.backup_id,
+            m.server,
+            m.location,
+            m.kind.value,
+            m.method.value,
+            m.status.value,
+            m.started_at,
+            m.finished_at,
+            m.raw_bytes,
+            m.stored_bytes,
+            float(m.durations["total"])
+            if "total" in m.durations
+            else (m.finished_at - m.started_at).total_seconds(),
+            _stage(m, ("dump",)),
+            _stage(m, (f"upload:{m.location}", "upload")),
+            _stage(m, (f"verify:{m.location}", "verify")),
+            len(m.databases),
+            m.parent_id,
+            m.compression,
+            m.keep_forever,
+            verdicts.get((m.location, m.server, m.backup_id), Verdict.UNTESTED).value,
+        )
+        for m in manifests
+    ]
+    cols = [
+        "backup_id",
+        "server",
+        "location",
+        "kind",
+        "method",
+        "status",
+        "started_at",
+        "finished_at",
+        "raw_bytes",
+        "stored_bytes",
+        "duration_s",
+        "dump_s",
+        "upload_s",
+        "verify_s",
+        "databases",
+        "parent_id",
+        "compression",
+        "keep_forever",
+        "verdict",
+    ]
+    df = pd.DataFrame.from_records(rows, columns=cols)
+    df["started_at"] = pd.to_datetime(df["started_at"], utc=True)
+    df["finished_at"] = pd.to_datetime(df["finished_at"], utc=True)
+    kinds = {name: info.kind for name, info in locinfo.items()}
+    df["location_kind"] = df["location"].map(kinds).fillna("unknown")
+    df["offsite"] = df["location"].isin({n for n, info in locinfo.items() if info.offsite})
+    df["ratio"] = _ratio(df["raw_bytes"], df["stored_bytes"])
+    df["throughput_mbps"] = _per_second(df["raw_bytes"], df["duration_s"])
+    damaged = df["verdict"].isin([Verdict.FAILED.value, Verdict.DAMAGED.value])
+    complete = df["status"] == BackupStatus.COMPLETE.value
+    df["verified"] = complete & (df["raw_bytes"] > 0) & (df["databases"] > 0) & ~damaged
+    df["proven"] = df["verified"] & df["verdict"].isin([Verdict.PASSED.value, Verdict.PROVEN_BY_COPY.value])
+    df["restore_tested"] = df["verdict"] == Verdict.PASSED.value
+    df = df.sort_values(["server", "finished_at", "backup_id", "location"], kind="stable")
+    return _conform(df, BACKUPS_SCHEMA)
+
+
+def _databases_frame(manifests: Sequence[BackupManifest]) -> pd.DataFrame:
+    """Per backup and database, from one copy of each backup (copies hold the same files)."""
+    seen: set[str] = set()
+    rows: list[tuple[Any, ...]] = []
+    for m in sorted(manifests, key=lambda x: (x.server, x.backup_id, x.location)):
+        key = m.server + _SEP + m.backup_id
+        if key in seen:
+            continue
+        seen.add(key)
+        rows.extend(
+            (
+                m.backup_id,
+                m.server,
+                f.database,
+                m.kind.value,
+                m.method.value,
+                m.finished_at,
+                f.raw_bytes,
+                f.stored_bytes,
+                f.durations.get("dump", math.nan),
+            )
+            for f in m.files
+            if f.database is not None
+        )
+    if not rows:
+        return _empty(DATABASES_SCHEMA)
+    cols = ["backup_id", "server", "database", "kind", "method", "finished_at", "raw_bytes", "stored_bytes"]
+    df = pd.DataFrame.from_records(rows, columns=[*cols, "dump_s"])
+    df["finished_at"] = pd.to_datetime(df["finished_at"], utc=True)
+    # a database may span several files (chunked dumps): sum them
+    df = (
+        df.groupby(cols[:6], sort=False)
+        .agg(
+            files=("raw_bytes", "size"),
+            raw_bytes=("raw_bytes", "sum"),
+            stored_bytes=("stored_bytes", "sum"),
+            dump_s=("dump_s", "sum"),
+            dump_n=("dump_s", "count"),
+        )
+        .reset_index()
+    )
+    df["dump_s"] = df["dump_s"].where(df["dump_n"] > 0)
+    df["ratio"] = _ratio(df["raw_bytes"], df["stored_bytes"])
+    df["throughput_mbps"] = _per_second(df["raw_bytes"], df["dump_s"])
+    df = df.sort_values(["server", "finished_at", "database"], kind="stable")
+    return _conform(df, DATABASES_SCHEMA)
+
+
+def _binlogs_frame(manifests: Sequence[BinlogManifest]) -> pd.DataFrame:
+    if not manifests:
+        return _empty(BINLOGS_SCHEMA)
+
+    def seq(m: BinlogManifest) -> float:
+        try:
+            return float(m.sequence)
+        except ConfigError:
+            return math.nan
+
+    rows = [
+        (
+            m.server,
+            m.location,
+            m.file,
+            seq(m),
+            m.server_id,
+            m.archived_at,
+            m.first_event_at,
+            m.last_event_at,
+            m.raw_bytes,
+            m.stored_bytes,
+        )
+        for m in manifests
+    ]
+    df = pd.DataFrame.from_records(rows, columns=list(BINLOGS_SCHEMA))
+    for col in ("archived_at", "first_event_at", "last_event_at"):
+        df[col] = pd.to_datetime(df[col], utc=True)
+    return _conform(df, BINLOGS_SCHEMA)
+
+
+def _restores_frame(certs: Sequence[RestoreCertificate]) -> pd.DataFrame:
+    if not certs:
+        return _empty(RESTORES_SCHEMA)
+    rows = [
+        (
+            c.server,
+            c.backup_id,
+            c.location,
+            c.tested_at,
+            c.passed,
+            float(sum(c.durations.values())),
+            c.recovery_point_seconds,
+            len(c.checks),
+            sum(1 for ch in c.checks if not ch.passed),
+            ", ".join(ch.name for ch in c.checks if not ch.passed),
+            len(c.lossy),
+            c.source_version,
+            c.target_version,
+        )
+        for c in certs
+    ]
+    df = pd.DataFrame.from_records(rows, columns=list(RESTORES_SCHEMA))
+    df["tested_at"] = pd.to_datetime(df["tested_at"], utc=True)
+    df = df.sort_values(["server", "tested_at", "backup_id"], kind="stable")
+    return _conform(df, RESTORES_SCHEMA)

@@ -1,0 +1,353 @@
+"""Restore logical backups, and prove them: restore tests into scratch servers.
+
+Restore path, per database file: download the stored (compressed) copy into a private
+staging directory while computing its sha256 → compare with the manifest (a missing,
+truncated or corrupt copy is reported and the next location is tried; nothing has touched
+the target yet) → stream decompress → rewrite the database name if renamed → the real
+``mariadb``/``mysql`` client. No uncompressed copy is ever written to disk. If loading
+fails, every database this run created is dropped again: nothing half-restored is left.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import re
+import shutil
+import time
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from mysqlops.adapters import mysql as db
+from mysqlops.adapters import process, reaper
+from mysqlops.adapters.localfs import private_tempdir
+from mysqlops.errors import (
+    ConfigError,
+    ProcessError,
+    RestoreError,
+)
+from mysqlops.manifest import BackupManifest, validate_backup_manifest
+from mysqlops.model import Location, ServerSpec
+from mysqlops.restore.fetch import check_key, fetch_backup_files
+from mysqlops.restore.rename import RenameRefused, RenameRewriter, rename_refusals
+from mysqlops.sql.quoting import quote_identifier as q
+from mysqlops.streams.checksum import CHUNK, iter_chunks
+from mysqlops.streams.compression import codec_from_label
+from mysqlops.streams.crypto import Decryptor, Keyring
+from mysqlops.tools import redact
+from mysqlops.tools.client import ClientTools, client_option_file, mysql_argv
+
+ProgressFn = Callable[[int, int, float], None]  # loaded raw bytes, total raw bytes, elapsed seconds
+
+
+# --------------------------------------------------------------------------- loading
+_MARK_RE = re.compile(
+    rb"^-- (Table structure for table|Dumping data for table|Temporary table structure for view|"
+    rb"Final view structure for view|Dumping events for database|Dumping routines for database|"
+    rb"Current Database:) ([^\n]{0,300})",
+    re.M,
+)
+_MARK_LABELS = {
+    b"Table structure for table": "structure of table",
+    b"Dumping data for table": "INSERT INTO: data of table",
+    b"Temporary table structure for view": "placeholder of view",
+    b"Final view structure for view": "view",
+    b"Dumping events for database": "events of database",
+    b"Dumping routines for database": "routines of database",
+    b"Current Database:": "database",
+}
+_AT_LINE_RE = re.compile(r"\bat line (\d+)")
+
+
+class DumpLines:
+    """Line numbers of a dump stream, and which object the statements at each line belong to
+    (from the dump's own ``-- Dumping data for table `t``` comments): what a client's
+    ``ERROR ... at line N`` was loading, without keeping any of the stream."""
+
+    _MAX_PARTIAL = 64 * 1024  # a longer line is data: never a comment line
+
+    def __init__(self) -> None:
+        self.lines = 0  # complete lines seen
+        self._partial = b""
+        self._marks: list[tuple[int, str]] = []  # (1-based line of the comment, label)
+
+    def feed(self, data: bytes) -> None:
+        cut = data.rfind(b"\n")
+        if cut < 0:
+            if len(self._partial) < self._MAX_PARTIAL:
+                self._partial += data[: self._MAX_PARTIAL]
+            return
+        block = self._partial + data[: cut + 1] if self._partial else data[: cut + 1]
+        tail = data[cut + 1 :]
+        self._partial = tail[: self._MAX_PARTIAL]
+        pos, line = 0, self.lines
+        for m in _MARK_RE.finditer(block):
+            line += block.count(b"\n", pos, m.start())
+            pos = m.start()
+            name = m.group(2).strip().decode("utf-8", "replace")
+            self._marks.append((line + 1, f"{_MARK_LABELS[m.group(1)]} {name}"))
+        self.lines = line + block.count(b"\n", pos)
+
+    def where(self, line: int) -> str:
+        """What the statement starting at 1-based ``line`` belongs to."""
+        label = "the dump's header"
+        for at, text in self._marks:
+            if at > line:
+                break
+            label = text
+        return label
+
+
+def load_file(
+    path: str,
+    compression: str,
+    target: ServerSpec,
+    program: str,
+    rename: Mapping[str, str],
+    on_bytes: Callable[[int], None] | None = None,
+    timeout: float | None = None,
+    keyring: Keyring | None = None,
+) -> None:
+    """Stream-decrypt (when encrypted) and decompress ``path`` (with renames) into the real
+    client on ``target``.
+
+    A failed load raises :class:`ProcessError` naming the line and the object it was loading
+    (``data of table `t```), the error code and a message without values: the client's echo
+    of the statement (rows of the table) and quoted values never reach the exception."""
+    dec = codec_from_label(compression).decompressor()
+    decryptor = Decryptor(keyring) if keyring is not None else None
+    rewriter = RenameRewriter(rename)
+    lines = DumpLines()
+    name = os.path.basename(path)
+
+    def send(sink: Any, raw: bytes) -> None:
+        out = rewriter.feed(raw)
+        lines.feed(out)
+        sink.write(out)
+
+    try:
+        with (
+            process.Pipeline(
+                [mysql_argv(program)],
+                credentials=client_option_file(target),
+                stdin=process.PIPE,
+                stdout=process.DEVNULL,
+                timeout=timeout,
+                name=f"load of {name}",
+                stderr_filter=redact.client_stderr,
+            ) as pipe,
+            open(path, "rb") as src,
+        ):
+            sink = pipe.stdin_pipe
+            try:
+                for chunk in iter_chunks(src, CHUNK):
+                    plain = decryptor.update(chunk) if decryptor is not None else chunk
+                    raw = dec.decompress(plain)
+                    if raw:
+                        send(sink, raw)
+                        if on_bytes:
+                            on_bytes(len(raw))
+                if decryptor is not None:
+                    rest = decryptor.finalize()  # raises on truncation/tampering: the load is rolled back
+                    if rest:
+                        send(sink, dec.decompress(rest))
+                send(sink, dec.finish())
+                last = rewriter.finish()
+                lines.feed(last)
+                sink.write(last)
+            except BrokenPipeError:
+                pass  # the client died: wait() reports its error
+            pipe.wait()
+    except ProcessError as exc:
+        found = _AT_LINE_RE.search(str(exc))
+        where = f" at line {found.group(1)} ({lines.where(int(found.group(1)))})" if found else ""
+        raise type(exc)(
+            f"loading {name} into {target.name} failed{where}: {exc}",
+            returncode=exc.returncode,
+            stderr_tail=exc.stderr_tail,
+        ) from None
+
+
+def _database_state(conn: db.Connection, database: str) -> str:
+    """'absent', 'empty' or 'nonempty'."""
+    exists = db.scalar(
+        conn, "SELECT COUNT(*) FROM information_schema.SCHEMATA WHERE SCHEMA_NAME=%s", [database]
+    )
+    if not exists:
+        return "absent"
+    objects = db.scalar(
+        conn,
+        "SELECT (SELECT COUNT(*) FROM information_schema.TABLES WHERE TABLE_SCHEMA=%s)"
+        " + (SELECT COUNT(*) FROM information_schema.ROUTINES WHERE ROUTINE_SCHEMA=%s)"
+        " + (SELECT COUNT(*) FROM information_schema.EVENTS WHERE EVENT_SCHEMA=%s)",
+        [database] * 3,
+    )
+    return "nonempty" if objects else "empty"
+
+
+@dataclass
+class RestoreResult:
+    backup_id: str
+    server: str
+    target: str
+    databases: dict[str, str]  # source database -> restored as
+    locations_used: dict[str, str]  # file -> location
+    problems: list[str]
+    durations: dict[str, float]
+    raw_bytes: int
+    warnings: list[str] = field(default_factory=list)
+
+
+def server_identity(conn: db.Connection) -> dict[str, Any]:
+    row = db.query(conn, "SELECT @@hostname AS h, @@port AS p, @@server_id AS s, @@datadir AS d")[0]
+    return {
+        "hostname": str(row["h"]),
+        "port": int(row["p"]),
+        "server_id": int(row["s"]),
+        "datadir": str(row["d"]),
+    }
+
+
+def restore_backup(
+    copies: Sequence[tuple[Location, BackupManifest]],
+    target: ServerSpec,
+    *,
+    databases: Sequence[str] | None = None,
+    rename: Mapping[str, str] | None = None,
+    overwrite: bool = False,
+    allow_source_target: bool = False,
+    staging_dir: str | None = None,
+    progress: ProgressFn | None = None,
+    log: Callable[[str], None] | None = None,
+    load_timeout: float | None = 24 * 3600,
+    keyring: Keyring | None = None,
+    reap_leftovers: bool = True,
+) -> RestoreResult:
+    """Restore one backup (its copies in location preference order) into ``target``.
+    Encrypted backups need ``keyring`` holding the key whose id the manifest records.
+    ``reap_leftovers``: first remove what killed runs left (:mod:`mysqlops.adapters.reaper`)."""
+    say = log or (lambda _m: None)
+    if not copies:
+        raise ConfigError("no copy of the backup to restore from")
+    for _location, copy in copies:
+        validate_backup_manifest(copy)  # before anything touches the target
+    manifest = copies[0][1]
+    check_key(manifest, keyring)
+    rename = dict(rename or {})
+    wanted = list(databases) if databases else list(manifest.databases)
+    unknown = [d for d in wanted if d not in manifest.databases]
+    if unknown:
+        raise ConfigError(
+            f"backup {manifest.backup_id} has no database(s) {unknown}; it holds {list(manifest.databases)}"
+        )
+    bad_rename = [d for d in rename if d not in wanted]
+    if bad_rename:
+        raise ConfigError(f"rename names database(s) {bad_rename} that are not being restored ({wanted})")
+    targets = {d: rename.get(d, d) for d in wanted}
+    if len(set(targets.values())) != len(targets):
+        raise ConfigError(f"rename maps two databases to one name: {targets}")
+    files = [f for f in manifest.files if f.database in wanted]
+    with db.session(target) as conn:
+        identity = db.server_identity(conn)
+        source_identity = manifest.extra.get("server_identity") or {}
+        same = target.name == manifest.server or (
+            source_identity
+            and all(identity.get(k) == source_identity.get(k) for k in ("hostname", "port", "server_id"))
+        )
+        if same and not allow_source_target:
+            raise RestoreError(
+                f"target {target.name!r} is the backup's own source server {manifest.server!r}; restoring there "
+                "would overwrite production data. Pass allow_source_target=True if that is really intended"
+            )
+        states = {d: _database_state(conn, t) for d, t in targets.items()}
+        busy = [targets[d] for d, s in states.items() if s == "nonempty"]
+        if busy and not overwrite:
+            raise RestoreError(
+                f"database(s) {busy} already exist on {target.name} and are not empty; pass overwrite=True to "
+                "replace them, or rename=... to restore under another name"
+            )
+        version = db.server_version(conn)
+    program = process.require_program(
+        ClientTools.for_flavor(version.flavor).mysql, "mysql", package_hint="mariadb-client"
+    )
+    if reap_leftovers:
+        reaper.reap([staging_dir], log=say)
+    staging = private_tempdir(staging_dir, "mysqlops-restore-")
+    durations: dict[str, float] = {}
+    created: list[str] = []
+    try:
+        t0 = time.monotonic()
+        fetched, problems = fetch_backup_files(copies, files, staging, say)
+        durations["download"] = round(time.monotonic() - t0, 3)
+        refused = [
+            f"{q(ff.database)}: {reason}"
+            for ff in fetched
+            if ff.database is not None and targets[ff.database] != ff.database
+            for reason in rename_refusals(
+                ff.path,
+                manifest.compression,
+                {ff.database: targets[ff.database]},
+                keyring if manifest.encryption_key_id else None,
+            )
+        ]
+        if refused:
+            raise RenameRefused(
+                "cannot restore under another name without touching the original database: "
+                + "; ".join(refused[:20])
+                + (f"; and {len(refused) - 20} more" if len(refused) > 20 else "")
+                + ". A rename rewrites CREATE/USE/ALTER DATABASE only; these definitions qualify names "
+                "with the original database. Nothing was loaded. Restore under the original name "
+                "(on another server), or remove the qualifier from these definitions and back up again"
+            )
+        total = sum(f.raw_bytes for f in files)
+        loaded = [0]
+        t1 = time.monotonic()
+
+        def on_bytes(n: int) -> None:
+            loaded[0] += n
+            if progress:
+                progress(loaded[0], total, time.monotonic() - t1)
+
+        with db.session(target) as conn:
+            for source_db, state in states.items():
+                if state == "nonempty":  # overwrite=True, and every copy passed its sha256 check
+                    say(f"dropping existing {targets[source_db]!r} on {target.name} (overwrite=True)")
+                    db.execute(conn, f"DROP DATABASE {q(targets[source_db])}")
+                if state in ("nonempty", "absent"):
+                    created.append(targets[source_db])
+        for ff in fetched:
+            assert ff.database is not None
+            load_file(
+                ff.path,
+                manifest.compression,
+                target,
+                program,
+                {ff.database: targets[ff.database]} if targets[ff.database] != ff.database else {},
+                on_bytes,
+                load_timeout,
+                keyring if manifest.encryption_key_id else None,
+            )
+            say(f"loaded {ff.database!r} as {targets[ff.database]!r} from {ff.location}")
+        durations["load"] = round(time.monotonic() - t1, 3)
+        created.clear()  # success: keep them
+        warnings: list[str] = []
+        return RestoreResult(
+            backup_id=manifest.backup_id,
+            server=manifest.server,
+            target=target.name,
+            databases=targets,
+            locations_used={os.path.basename(f.path): f.location for f in fetched},
+            problems=problems,
+            durations=durations,
+            raw_bytes=total,
+            warnings=warnings,
+        )
+    except BaseException:
+        if created:
+            with contextlib.suppress(Exception), db.session(target) as conn:
+                for name in created:
+                    db.execute(conn, f"DROP DATABASE IF EXISTS {q(name)}")
+        raise
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)

@@ -1,0 +1,258 @@
+"""Restore tests: verification and certificates."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import time
+from collections.abc import Callable, Mapping, Sequence
+from datetime import UTC, datetime
+
+from mysqlops import layout
+from mysqlops.adapters import mysql as db
+from mysqlops.adapters import process, reaper
+from mysqlops.adapters.localfs import private_dir
+from mysqlops.adapters.storage import Store
+from mysqlops.errors import (
+    IntegrityError,
+    MysqlopsError,
+    RestoreError,
+    StorageError,
+)
+from mysqlops.manifest import BackupManifest, Check, RestoreCertificate, validate_backup_manifest
+from mysqlops.model import Location, ServerSpec
+from mysqlops.restore.fetch import check_key
+from mysqlops.restore.logical import ProgressFn, restore_backup
+from mysqlops.streams.checksum import CHUNK
+from mysqlops.streams.crypto import Keyring
+from mysqlops.streams.dumpscan import DumpScanner
+from mysqlops.tablesum import table_checksums
+from mysqlops.tools import redact
+from mysqlops.tools.client import ClientTools, DumpOptions, client_option_file, dump_argv
+
+SCRATCH_PARENT = "/tmp"  # noqa: S108 - scratch servers: a short path for their unix socket (107 bytes)
+
+
+# --------------------------------------------------------------------------- verification
+def redump_content_hash(spec: ServerSpec, database: str, program: str) -> str:
+    """Dump ``database`` again with the backup's options and return its content hash."""
+    scanner = DumpScanner()
+    with process.Pipeline(
+        [dump_argv(program, database, DumpOptions())],
+        credentials=client_option_file(spec),
+        stdout=process.PIPE,
+        name=f"re-dump of {database}",
+        stderr_filter=redact.client_stderr,
+    ) as pipe:
+        for chunk in iter(lambda: pipe.stdout_pipe.read(CHUNK), b""):
+            scanner.feed(chunk)
+        scanner.finish()
+        pipe.wait()
+    stats = scanner.sections.get(database)
+    if stats is None:
+        raise MysqlopsError(f"re-dump of {database!r} has no section for it")
+    return stats.content_sha256
+
+
+def verify_restored(
+    manifest: BackupManifest, target: ServerSpec, names: Mapping[str, str], dump_program: str
+) -> tuple[list[Check], list[str]]:
+    """Compare the restored databases with what the manifest recorded. Returns checks and the
+    lossy-by-format notes."""
+    checks: list[Check] = []
+    lossy_notes: list[str] = []
+    with db.session(target) as conn:
+        present = set(db.user_databases(conn))
+        for f in manifest.files:
+            if f.database is None or f.database not in names:
+                continue
+            name = names[f.database]
+            if name not in present:
+                checks.append(Check(f"database {name} present", False, "missing after restore"))
+                continue
+            checks.append(Check(f"database {name} present", True))
+            counts = db.object_counts(conn, name)
+            if f.counts is not None:
+                diffs = f.counts.differences(counts)
+                checks.append(
+                    Check(f"{name}: object counts", not diffs, "; ".join(diffs) or str(counts.as_dict()))
+                )
+            if f.lossy_columns:
+                lossy_notes.append(
+                    f"{name}: FLOAT columns {', '.join(f.lossy_columns)} are rounded to 6 significant digits by "
+                    "the logical dump format (lossy by format); other columns compared exactly"
+                )
+            if f.tables:
+                lossy_by_table: dict[str, list[str]] = {}
+                for stat in f.tables:
+                    lossy_by_table[stat.table] = list(stat.lossy_columns)
+                restored = table_checksums(conn, name, lossy_by_table)
+                for stat in f.tables:
+                    got = restored.get(stat.table)
+                    ok = got is not None and got.rows == stat.rows and got.checksum == stat.checksum
+                    detail = (
+                        f"rows {stat.rows} checksum {stat.checksum}"
+                        if ok
+                        else (
+                            f"expected rows {stat.rows} checksum {stat.checksum}, got "
+                            + (f"rows {got.rows} checksum {got.checksum}" if got else "no table")
+                        )
+                    )
+                    checks.append(Check(f"{name}.{stat.table}: rows and checksum", ok, detail))
+            elif f.content_sha256:
+                redumped = redump_content_hash(target, name, dump_program) if name == f.database else None
+                if redumped is None:
+                    checks.append(Check(f"{name}: content hash", True, "skipped: database was renamed"))
+                else:
+                    ok = redumped == f.content_sha256
+                    checks.append(
+                        Check(
+                            f"{name}: re-dump content hash",
+                            ok,
+                            f"sha256 {redumped[:16]}… {'equals' if ok else 'differs from'} the backup's {f.content_sha256[:16]}…",
+                        )
+                    )
+    return checks, lossy_notes
+
+
+def certificate_key(manifest: BackupManifest, location: str, tested_at: datetime) -> str:
+    return (
+        f"{layout.backup_dir(manifest.server, manifest.backup_id)}/{layout.CERTIFICATE_PREFIX}"
+        f"{tested_at:%Y%m%dT%H%M%SZ}-{location}.json"
+    )
+
+
+def make_certificate(
+    manifest: BackupManifest,
+    location: str,
+    checks: Sequence[Check],
+    durations: Mapping[str, float],
+    target_version: str,
+    lossy: Sequence[str],
+    tested_at: datetime | None = None,
+) -> RestoreCertificate:
+    tested_at = tested_at or datetime.now(UTC)
+    return RestoreCertificate(
+        backup_id=manifest.backup_id,
+        server=manifest.server,
+        location=location,
+        tested_at=tested_at,
+        passed=bool(checks) and all(c.passed for c in checks),
+        checks=tuple(checks),
+        durations=dict(durations),
+        source_version=f"{manifest.flavor} {manifest.server_version}",
+        target_version=target_version,
+        recovery_point_seconds=max(0.0, (tested_at - manifest.finished_at).total_seconds()),
+        lossy=tuple(lossy),
+        fingerprint=manifest.fingerprint,
+    )
+
+
+# --------------------------------------------------------------------------- restore tests
+def restore_test_copy(
+    location: Location,
+    manifest: BackupManifest,
+    *,
+    sandbox_dir: str | None = None,
+    staging_dir: str | None = None,
+    log: Callable[[str], None] | None = None,
+    write_certificate: bool = True,
+    progress: ProgressFn | None = None,
+    keyring: Keyring | None = None,
+) -> RestoreCertificate:
+    """Restore the copy of ``manifest`` stored at ``location`` into a scratch sandbox server
+    of the same flavor and series, verify it against the manifest, measure the time, and
+    write a restore certificate next to the manifest at that location. The scratch server
+    is always torn down; it lives in ``sandbox_dir`` or, by default, in a new owner-marked
+    directory under /tmp (short: unix socket paths), so that if this process is killed the
+    next run stops the server and removes its datadir. Starts by removing what killed runs
+    left behind (:mod:`mysqlops.adapters.reaper`). A manifest that fails validation (a file
+    name that could leave the staging directory, a duplicate, a bad server name or id) is
+    refused before anything is started, read or written: no certificate."""
+    from mysqlops.adapters import sandbox
+
+    validate_backup_manifest(manifest)
+    say = log or (lambda _m: None)
+    reaper.reap([staging_dir, sandbox_dir], log=say)
+    checks: list[Check] = []
+    lossy: list[str] = []
+    durations: dict[str, float] = {}
+    started = time.monotonic()
+    binary = sandbox.find_server_binary()
+    series = ".".join(manifest.server_version.split(".")[:2])
+    target_version = str(binary.version)
+    same_kind = binary.flavor.value == manifest.flavor and binary.version.series == series
+    key_ok = True
+    if manifest.encryption_key_id:
+        try:
+            check_key(manifest, keyring)
+            checks.append(Check("encryption key available", True, f"key id {manifest.encryption_key_id}"))
+        except RestoreError as exc:
+            key_ok = False  # no scratch server for a copy that cannot be decrypted
+            checks.append(Check("encryption key available", False, str(exc)))
+    checks.append(
+        Check(
+            "scratch server flavor and series",
+            same_kind,
+            f"backup from {manifest.flavor} {manifest.server_version}, scratch server {binary.version}",
+        )
+    )
+    if same_kind and key_ok:
+        name = f"rt-{manifest.backup_id[-6:]}-{location.name}"[:40]
+        scratch_root = contextlib.ExitStack()
+        root = sandbox_dir or scratch_root.enter_context(private_dir(SCRATCH_PARENT, "mysqlops-rt-"))
+        try:
+            server = sandbox.start_server(
+                root, name, server_id=900 + os.getpid() % 1000, tuned=True, binary=binary, scratch=True
+            )
+        except BaseException:
+            scratch_root.close()
+            raise
+        try:
+            spec = server.spec(name=f"scratch-{name}")
+            try:
+                result = restore_backup(
+                    [(location, manifest)],
+                    spec,
+                    staging_dir=staging_dir,
+                    log=say,
+                    progress=progress,
+                    keyring=keyring,
+                    reap_leftovers=False,
+                )
+            except (RestoreError, IntegrityError, StorageError) as exc:
+                checks.append(Check(f"sha256 of the copy at {location.name}", False, str(exc)))
+            except MysqlopsError as exc:
+                checks.append(Check(f"sha256 of the copy at {location.name}", True))
+                checks.append(Check("load into the scratch server", False, str(exc)))
+            else:
+                durations.update(result.durations)
+                checks.append(
+                    Check(
+                        f"sha256 of the copy at {location.name}",
+                        True,
+                        f"{len(result.locations_used)} file(s), {manifest.stored_bytes} bytes",
+                    )
+                )
+                checks.append(Check("load into the scratch server", True, f"{result.raw_bytes} bytes of SQL"))
+                t_verify = time.monotonic()
+                dump_program = process.require_program(
+                    ClientTools.for_flavor(binary.flavor).dump, "mysqldump"
+                )
+                more, lossy = verify_restored(manifest, spec, result.databases, dump_program)
+                checks += more
+                durations["verify"] = round(time.monotonic() - t_verify, 3)
+        finally:
+            try:
+                sandbox.stop_server(server)
+            finally:
+                scratch_root.close()
+    durations["total"] = round(time.monotonic() - started, 3)
+    cert = make_certificate(manifest, location.name, checks, durations, target_version, lossy)
+    if write_certificate:
+        key = certificate_key(manifest, location.name, cert.tested_at)
+        try:
+            Store(location).put_bytes(cert.to_json().encode(), key)
+        except MysqlopsError as exc:
+            say(f"could not store the restore certificate at {location.name}: {exc}")
+    return cert

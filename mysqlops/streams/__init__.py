@@ -1,0 +1,1 @@
+"""Pure byte streams: compression, encryption, checksums, growing files, the dump scanner."""

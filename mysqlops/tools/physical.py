@@ -1,0 +1,85 @@
+"""mariabackup / xtrabackup argument vectors."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from mysqlops.errors import (
+    ConfigError,
+)
+from mysqlops.model import (
+    Flavor,
+)
+from mysqlops.tools.client import ClientTools
+
+
+# --------------------------------------------------------------------------- argv builders
+def stream_format(flavor: Flavor) -> str:
+    return "mbstream" if flavor is Flavor.MARIADB else "xbstream"
+
+
+def option_groups(flavor: Flavor) -> tuple[str, ...]:
+    """Option-file groups the backup tool reads credentials from (it ignores ``[client]``
+    in its server-group pass, and ``[mysqld]`` would also configure the server options)."""
+    return ("mariabackup",) if flavor is Flavor.MARIADB else ("xtrabackup",)
+
+
+def backup_argv(
+    flavor: Flavor,
+    *,
+    target_dir: str,
+    extra_lsndir: str,
+    datadir: str | None = None,
+    incremental_lsn: int | None = None,
+    parallel: int = 1,
+    program: str | None = None,
+    extra: Sequence[str] = (),
+) -> tuple[str, ...]:
+    """``mariabackup --backup --stream=mbstream`` (or ``xtrabackup ... --stream=xbstream``).
+
+    The stream goes to stdout; ``--extra-lsndir`` keeps ``xtrabackup_checkpoints`` and
+    ``xtrabackup_info`` on local disk; ``--target-dir`` only holds temporary files.
+    """
+    tools = ClientTools.for_flavor(flavor)
+    argv = [
+        program or tools.backup,
+        "--backup",
+        f"--stream={stream_format(flavor)}",
+        f"--target-dir={target_dir}",
+        f"--extra-lsndir={extra_lsndir}",
+    ]
+    if datadir:
+        argv.append(f"--datadir={datadir}")
+    if incremental_lsn is not None:
+        if int(incremental_lsn) < 0:
+            raise ConfigError(f"incremental LSN must be >= 0, got {incremental_lsn}")
+        argv.append(f"--incremental-lsn={int(incremental_lsn)}")
+    if parallel > 1:
+        argv.append(f"--parallel={int(parallel)}")
+    return (*argv, *extra)
+
+
+def extract_argv(flavor: Flavor, directory: str, *, program: str | None = None) -> tuple[str, ...]:
+    """``mbstream -x -C dir`` / ``xbstream -x -C dir``: unpack a stream read from stdin."""
+    return (program or ClientTools.for_flavor(flavor).stream, "-x", "-C", directory)
+
+
+def prepare_argv(
+    flavor: Flavor,
+    target_dir: str,
+    *,
+    incremental_dir: str | None = None,
+    final: bool = True,
+    program: str | None = None,
+) -> tuple[str, ...]:
+    """``--prepare`` of a full backup, or applying one incremental onto it.
+
+    xtrabackup (MySQL) needs ``--apply-log-only`` on every step but the last; mariabackup
+    10.2+ does not (and deprecates the option), so it is never passed for MariaDB.
+    """
+    argv = [program or ClientTools.for_flavor(flavor).backup, "--prepare", f"--target-dir={target_dir}"]
+    if incremental_dir:
+        argv.append(f"--incremental-dir={incremental_dir}")
+    if flavor is Flavor.MYSQL and not final:
+        argv.append("--apply-log-only")
+    return tuple(argv)

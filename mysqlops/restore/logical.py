@@ -30,6 +30,7 @@ from mysqlops.errors import (
 from mysqlops.manifest import BackupManifest, validate_backup_manifest
 from mysqlops.model import Location, ServerSpec
 from mysqlops.restore.fetch import check_key, fetch_backup_files
+from mysqlops.restore.parallel import TableFn, default_workers, load_file_parallel
 from mysqlops.restore.rename import RenameRefused, RenameRewriter, rename_refusals
 from mysqlops.sql.quoting import quote_identifier as q
 from mysqlops.streams.checksum import CHUNK, iter_chunks
@@ -223,10 +224,16 @@ def restore_backup(
     load_timeout: float | None = 24 * 3600,
     keyring: Keyring | None = None,
     reap_leftovers: bool = True,
+    workers: int | None = None,
+    on_table: TableFn | None = None,
 ) -> RestoreResult:
     """Restore one backup (its copies in location preference order) into ``target``.
     Encrypted backups need ``keyring`` holding the key whose id the manifest records.
-    ``reap_leftovers``: first remove what killed runs left (:mod:`mysqlops.adapters.reaper`)."""
+    ``reap_leftovers``: first remove what killed runs left (:mod:`mysqlops.adapters.reaper`).
+    ``workers``: tables load in parallel over this many connections with secondary indexes
+    and foreign keys added after the rows (:mod:`mysqlops.restore.parallel`; default: one per
+    core); ``0`` pipes each file through one client as it is. ``on_table(database, table)``
+    runs (in a loading thread) as soon as a table is fully loaded, parallel loads only."""
     say = log or (lambda _m: None)
     if not copies:
         raise ConfigError("no copy of the backup to restore from")
@@ -316,17 +323,38 @@ def restore_backup(
                     db.execute(conn, f"DROP DATABASE {q(targets[source_db])}")
                 if state in ("nonempty", "absent"):
                     created.append(targets[source_db])
+        n_workers = default_workers() if workers is None else workers
         for ff in fetched:
             assert ff.database is not None
+            renames = {ff.database: targets[ff.database]} if targets[ff.database] != ff.database else {}
+            file_key = keyring if manifest.encryption_key_id else None
+            if n_workers > 0:
+                stats = load_file_parallel(
+                    ff.path,
+                    manifest.compression,
+                    target,
+                    program,
+                    renames,
+                    staging,
+                    on_bytes=on_bytes,
+                    timeout=load_timeout,
+                    keyring=file_key,
+                    workers=n_workers,
+                    on_table=on_table,
+                    log=say,
+                )
+                say(
+                    f"loaded {ff.database!r} as {targets[ff.database]!r} from {ff.location}: {stats.tables} table(s) "
+                    f"over {n_workers} connection(s), keys deferred on {stats.deferred_tables}"
+                    + (
+                        f"; kept as dumped: {', '.join(f'{t} ({r})' for t, r in stats.kept.items())}"
+                        if stats.kept
+                        else ""
+                    )
+                )
+                continue
             load_file(
-                ff.path,
-                manifest.compression,
-                target,
-                program,
-                {ff.database: targets[ff.database]} if targets[ff.database] != ff.database else {},
-                on_bytes,
-                load_timeout,
-                keyring if manifest.encryption_key_id else None,
+                ff.path, manifest.compression, target, program, renames, on_bytes, load_timeout, file_key
             )
             say(f"loaded {ff.database!r} as {targets[ff.database]!r} from {ff.location}")
         durations["load"] = round(time.monotonic() - t1, 3)

@@ -1,0 +1,477 @@
+"""Parallel load of one logical backup file, with secondary indexes and foreign keys deferred.
+
+Works on any logical backup (no index in the manifest needed): the decrypted, decompressed
+stream (with renames applied) is split while it streams (:mod:`mysqlops.streams.tablesplit`):
+
+1. the serial part (session settings, ``CREATE DATABASE``, each table's structure, view
+   placeholders) runs at once, statement by statement, on one connection; a ``CREATE TABLE``
+   runs without its non-unique secondary keys and foreign keys (:func:`mysqlops.sql.ddl.defer_indexes`);
+2. each table's rows are spooled to a private file (memory stays flat; at most
+   ``2 × workers`` units wait on disk) and, as soon as the section ends, loaded by the real
+   client on one of ``workers`` connections, each with the dump's own session settings
+   (UNIQUE_CHECKS, FOREIGN_KEY_CHECKS, SQL_LOG_BIN, SQL_MODE, time zone, character set as the
+   dump sets them); then that table's deferred keys are added in one ``ALTER TABLE``, and
+   ``on_table`` (a per-table verification) runs while other tables still load;
+3. when every table is in: the deferred foreign keys (with FOREIGN_KEY_CHECKS=0 as the dump
+   loads), then triggers, events, routines and final views in dump order (the dump's view
+   placeholders make views on views resolve in any order) through the real client.
+
+Progress is logged per table (name, bytes of SQL, seconds): never row data. Any failure stops
+the other loads (their clients are killed) and raises; the caller drops what it created.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import queue
+import threading
+import time
+from collections.abc import Callable, Iterator, Mapping
+from dataclasses import dataclass, field
+from typing import IO, Any
+
+from mysqlops.adapters import mysql as db
+from mysqlops.adapters import process
+from mysqlops.errors import ProcessError, RestoreError
+from mysqlops.model import ServerSpec
+from mysqlops.restore.rename import RenameRewriter
+from mysqlops.sql.ddl import NOTHING_TO_DEFER, DeferredTable, add_clauses_sql, defer_indexes
+from mysqlops.sql.quoting import quote_identifier as q
+from mysqlops.streams.checksum import CHUNK, iter_chunks
+from mysqlops.streams.compression import codec_from_label
+from mysqlops.streams.crypto import Decryptor, Keyring
+from mysqlops.streams.tablesplit import TableSplitter
+from mysqlops.tools import redact
+from mysqlops.tools.client import client_option_file, mysql_argv
+
+TableFn = Callable[[str, str], None]  # (database as restored, table): called when a table is fully in
+_SANDBOX = (b"/*M!999999\\-", b"/*!999999\\-")
+
+
+def execute_raw(conn: db.Connection, stmt: bytes) -> None:
+    """Run one statement as the dump's bytes (pymysql sends bytes unchanged)."""
+    raw: Any = stmt
+    with conn.cursor() as cur:
+        cur.execute(raw)
+
+
+def default_workers() -> int:
+    return max(1, os.cpu_count() or 1)
+
+
+def iter_raw(
+    path: str, compression: str, keyring: Keyring | None, rename: Mapping[str, str]
+) -> Iterator[bytes]:
+    """The decrypted, decompressed, renamed bytes of a stored backup file."""
+    dec = codec_from_label(compression).decompressor()
+    decryptor = Decryptor(keyring) if keyring is not None else None
+    rewriter = RenameRewriter(rename)
+    with open(path, "rb") as src:
+        for chunk in iter_chunks(src, CHUNK):
+            plain = decryptor.update(chunk) if decryptor is not None else chunk
+            raw = dec.decompress(plain)
+            if raw:
+                yield rewriter.feed(raw)
+        if decryptor is not None:
+            rest = decryptor.finalize()  # raises on truncation/tampering
+            if rest:
+                yield rewriter.feed(dec.decompress(rest))
+        yield rewriter.feed(dec.finish())
+        yield rewriter.finish()
+
+
+def session_prefix(header: bytes) -> bytes:
+    """The dump header's session statements for another connection: every ``SET`` (inside
+    version comments or not) but none touching GLOBAL state, which the serial part ran once."""
+    keep = []
+    for line in header.split(b"\n"):
+        s = line.strip()
+        if not s or s.startswith(b"--") or b"GLOBAL" in s.upper():
+            continue
+        if s.startswith((b"/*!", b"/*M!", b"SET ")):
+            keep.append(s)
+    return b"\n".join(keep) + b"\n"
+
+
+def statements(text: bytes) -> Iterator[bytes]:
+    """Statements of the serial part, one per ``;`` at a line end, comments and the sandbox
+    line left out. The serial part holds only DDL and SET lines (no ``DELIMITER``)."""
+    stmt: list[bytes] = []
+    for line in text.split(b"\n"):
+        s = line.rstrip(b"\r")
+        if not stmt and (not s.strip() or s.startswith(b"--") or s.startswith(_SANDBOX)):
+            continue
+        if not stmt and s.startswith(b"DELIMITER"):
+            raise RestoreError(
+                "unexpected DELIMITER before the table data: cannot load this dump in parallel"
+            )
+        stmt.append(s)
+        if s.rstrip().endswith(b";"):
+            yield b"\n".join(stmt).rstrip()[:-1]
+            stmt = []
+    if stmt and b"".join(stmt).strip():
+        yield b"\n".join(stmt)
+
+
+@dataclass
+class _Unit:
+    table: str
+    path: str
+    use_line: bytes
+    size: int = 0
+
+
+@dataclass
+class ParallelStats:
+    tables: int = 0
+    deferred_tables: int = 0
+    kept: dict[str, str] = field(default_factory=dict)  # table -> why its keys were not deferred
+    seconds: dict[str, float] = field(default_factory=dict)  # table -> load + index seconds
+
+
+class ParallelLoader:
+    """Load one dump file in parallel (see the module doc). One instance per file."""
+
+    def __init__(
+        self,
+        target: ServerSpec,
+        program: Any,
+        spool_dir: str,
+        *,
+        workers: int | None = None,
+        timeout: float | None = None,
+        on_table: TableFn | None = None,
+        log: Callable[[str], None] | None = None,
+        defer: bool = True,
+    ) -> None:
+        self.target = target
+        self.program = program
+        self.spool_dir = spool_dir
+        self.workers = max(1, workers or default_workers())
+        self.timeout = timeout
+        self.on_table = on_table
+        self.say = log or (lambda _m: None)
+        self.defer = defer
+        self.stats = ParallelStats()
+        self._serial = bytearray()
+        self._post: IO[bytes] | None = None
+        self._spool: IO[bytes] | None = None
+        self._unit: _Unit | None = None
+        self._pending_table = ""
+        self._deferred: dict[tuple[bytes, str], DeferredTable] = {}  # (use line, table)
+        self._queue: queue.Queue[_Unit | None] = queue.Queue(maxsize=self.workers)
+        self._error: BaseException | None = None
+        self._lock = threading.Lock()
+        self._pipes: dict[int, process.Pipeline] = {}
+        self._conn: db.Connection | None = None
+        self._prefix = b""
+        self._splitter = TableSplitter(
+            on_serial=self._serial_bytes,
+            on_post=self._post_bytes,
+            on_data=self._data_bytes,
+            on_table=self._table_starts,
+            on_data_start=self._data_starts,
+            on_data_end=self._data_ends,
+            on_post_start=self._post_starts,
+        )
+        self._units = 0
+
+    # -- splitter callbacks (the reading thread) -----------------------------------------------
+    def _serial_bytes(self, data: memoryview) -> None:
+        self._serial += data
+        cut = self._serial.rfind(b";\n")
+        if cut >= 0:
+            text = bytes(self._serial[: cut + 2])
+            del self._serial[: cut + 2]
+            self._run_serial(text)
+
+    def _post_bytes(self, data: memoryview) -> None:
+        if self._post is None:
+            self._post = open(os.path.join(self.spool_dir, "post.sql"), "wb")  # noqa: SIM115
+        self._post.write(data)
+
+    def _post_starts(self, use_line: bytes) -> None:
+        self._post_bytes(memoryview(use_line))
+
+    def _table_starts(self, name: str) -> None:
+        self._pending_table = name
+
+    def _data_starts(self, name: str) -> None:
+        self._flush_serial()
+        if not self._prefix:  # the header is complete once a section starts
+            self._prefix = session_prefix(bytes(self._splitter.header))
+        self._units += 1
+        path = os.path.join(self.spool_dir, f"unit-{self._units}.sql")
+        self._spool = open(path, "wb")  # noqa: SIM115
+        self._unit = _Unit(name, path, self._splitter.use_line)
+
+    def _data_bytes(self, data: memoryview) -> None:
+        assert self._spool is not None and self._unit is not None
+        self._spool.write(data)
+        self._unit.size += len(data)
+
+    def _data_ends(self, _name: str) -> None:
+        assert self._spool is not None and self._unit is not None
+        self._spool.close()
+        unit, self._spool, self._unit = self._unit, None, None
+        while True:  # bounded: at most `workers` units wait on disk besides those loading
+            self._check()
+            try:
+                self._queue.put(unit, timeout=0.5)
+                return
+            except queue.Full:
+                continue
+
+    # -- serial part ---------------------------------------------------------------------------
+    def _session(self) -> db.Connection:
+        if self._conn is None:
+            self._conn = db.connect(self.target)
+        return self._conn
+
+    def _flush_serial(self) -> None:
+        if self._serial.strip():
+            text = bytes(self._serial)
+            self._serial.clear()
+            self._run_serial(text)
+
+    def _run_serial(self, text: bytes) -> None:
+        conn = self._session()
+        for stmt in statements(text):
+            label = "a statement of the dump's header or structure"
+            if stmt.startswith(b"CREATE TABLE ") and self._pending_table:
+                label = f"CREATE TABLE {q(self._pending_table)}"
+                if self.defer:
+                    split = defer_indexes(stmt.decode("utf-8", "surrogateescape"))
+                    if split.deferred:
+                        self._deferred[(self._splitter.use_line, self._pending_table)] = split
+                        stmt = split.create.encode("utf-8", "surrogateescape")
+                    elif split.kept_reason != NOTHING_TO_DEFER:
+                        self.stats.kept[self._pending_table] = split.kept_reason
+            try:
+                execute_raw(conn, stmt)
+            except Exception as exc:  # noqa: BLE001 - reported with what was running, no values
+                code = exc.args[0] if exc.args else "?"
+                raise RestoreError(f"{label} failed on {self.target.name}: error {code}") from None
+
+    # -- workers -------------------------------------------------------------------------------
+    def _check(self) -> None:
+        if self._error is not None:
+            raise self._error
+
+    def _fail(self, exc: BaseException) -> None:
+        with self._lock:
+            if self._error is None:
+                self._error = exc
+            for pipe in list(self._pipes.values()):
+                pipe.cancel()
+
+    def _client(self, name: str, prefix: bytes, path: str) -> None:
+        with process.Pipeline(
+            [mysql_argv(self.program)],
+            credentials=client_option_file(self.target),
+            stdin=process.PIPE,
+            stdout=process.DEVNULL,
+            timeout=self.timeout,
+            name=name,
+            stderr_filter=redact.client_stderr,
+        ) as pipe:
+            with self._lock:
+                if self._error is not None:
+                    pipe.cancel()
+                self._pipes[id(pipe)] = pipe
+            try:
+                sink = pipe.stdin_pipe
+                try:
+                    sink.write(prefix)
+                    with open(path, "rb") as src:
+                        for chunk in iter_chunks(src, CHUNK):
+                            sink.write(chunk)
+                except BrokenPipeError:
+                    pass  # the client died: wait() reports its error
+                pipe.wait()
+            finally:
+                with self._lock:
+                    self._pipes.pop(id(pipe), None)
+
+    def _alter(self, conn: db.Connection, use_line: bytes, sql: str, what: str) -> None:
+        try:
+            execute_raw(conn, use_line.rstrip().rstrip(b";"))
+            execute_raw(conn, sql.encode("utf-8", "surrogateescape"))
+        except Exception as exc:  # noqa: BLE001
+            code = exc.args[0] if exc.args else "?"
+            message = redact.client_stderr(str(exc.args[1])) if len(exc.args) > 1 else ""
+            raise RestoreError(
+                f"{what} failed on {self.target.name}: error {code} {message}".rstrip()
+            ) from None
+
+    def _worker(self) -> None:
+        conn: db.Connection | None = None
+        try:
+            while True:
+                unit = self._queue.get()
+                if unit is None or self._error is not None:
+                    if unit is not None:
+                        with contextlib.suppress(OSError):
+                            os.unlink(unit.path)
+                    if unit is None:
+                        return
+                    continue
+                t0 = time.monotonic()
+                try:
+                    self._client(f"load of table {q(unit.table)}", self._prefix + unit.use_line, unit.path)
+                finally:
+                    with contextlib.suppress(OSError):
+                        os.unlink(unit.path)
+                loaded = time.monotonic() - t0
+                split = self._deferred.get((unit.use_line, unit.table))
+                if split is not None and split.keys:
+                    if conn is None:
+                        conn = self._session_conn()
+                    self._alter(
+                        conn,
+                        unit.use_line,
+                        add_clauses_sql(q(unit.table), split.keys),
+                        f"adding the deferred keys of {q(unit.table)}",
+                    )
+                total = time.monotonic() - t0
+                database = _use_name(unit.use_line)
+                if self.on_table is not None:
+                    self.on_table(database, unit.table)
+                self.stats.seconds[unit.table] = round(total, 3)
+                self.say(
+                    f"table {q(database)}.{q(unit.table)}: {unit.size} bytes of SQL loaded in {loaded:.1f}s"
+                    + (
+                        f", {len(split.keys)} deferred key(s) added in {total - loaded:.1f}s"
+                        if split and split.keys
+                        else ""
+                    )
+                )
+        except BaseException as exc:  # noqa: BLE001 - handed to the reading thread
+            self._fail(exc)
+        finally:
+            if conn is not None:
+                with contextlib.suppress(Exception):
+                    conn.close()
+
+    def _session_conn(self) -> db.Connection:
+        conn = db.connect(self.target)
+        for stmt in statements(self._prefix):
+            execute_raw(conn, stmt)
+        return conn
+
+    # -- the whole file ------------------------------------------------------------------------
+    def load(self, raw: Iterator[bytes], on_bytes: Callable[[int], None] | None = None) -> ParallelStats:
+        threads = [
+            threading.Thread(target=self._worker, name=f"load-{i}", daemon=True) for i in range(self.workers)
+        ]
+        for t in threads:
+            t.start()
+        try:
+            try:
+                for data in raw:
+                    self._check()
+                    if data:
+                        self._splitter.feed(data)
+                        if on_bytes:
+                            on_bytes(len(data))
+                self._splitter.finish()
+                self._flush_serial()
+            except BaseException as exc:  # noqa: BLE001 - stops the workers, raised below
+                self._fail(exc)
+            finally:
+                for _ in threads:
+                    while True:
+                        try:
+                            self._queue.put(None, timeout=0.5)
+                            break
+                        except queue.Full:
+                            with contextlib.suppress(queue.Empty):
+                                unit = self._queue.get_nowait()  # failing: drop what waits
+                                if unit is not None:
+                                    os.unlink(unit.path)
+                for t in threads:
+                    t.join()
+            self._check()
+            self.stats.tables = len(self._splitter.tables)
+            self.stats.deferred_tables = len(self._deferred)
+            self._foreign_keys()
+            self._run_post()
+            return self.stats
+        finally:
+            if self._conn is not None:
+                with contextlib.suppress(Exception):
+                    self._conn.close()
+            for f in (self._spool, self._post):
+                if f is not None:
+                    f.close()
+
+    def _foreign_keys(self) -> None:
+        todo = [(k, s) for k, s in self._deferred.items() if s.foreign_keys]
+        if not todo:
+            return
+        t0 = time.monotonic()
+        conn = self._session_conn()  # FOREIGN_KEY_CHECKS=0 as the dump loads: no re-check, in place
+        try:
+            for (use_line, table), split in todo:
+                self._alter(
+                    conn,
+                    use_line,
+                    add_clauses_sql(q(table), split.foreign_keys),
+                    f"adding the foreign keys of {q(table)}",
+                )
+        finally:
+            conn.close()
+        self.say(
+            f"{sum(len(s.foreign_keys) for _k, s in todo)} foreign key(s) added in {time.monotonic() - t0:.1f}s"
+        )
+
+    def _run_post(self) -> None:
+        if self._post is None:
+            return
+        self._post.close()
+        if not self._prefix:
+            self._prefix = session_prefix(bytes(self._splitter.header))
+        path = self._post.name
+        try:
+            self._client("load of triggers, routines, events and views", self._prefix, path)
+        finally:
+            with contextlib.suppress(OSError):
+                os.unlink(path)
+
+
+def _use_name(use_line: bytes) -> str:
+    text = use_line.decode("utf-8", "surrogateescape").strip().rstrip(";").strip()
+    if text.startswith("USE `") and text.endswith("`"):
+        return text[5:-1].replace("``", "`")
+    return ""
+
+
+def load_file_parallel(
+    path: str,
+    compression: str,
+    target: ServerSpec,
+    program: Any,
+    rename: Mapping[str, str],
+    spool_dir: str,
+    *,
+    on_bytes: Callable[[int], None] | None = None,
+    timeout: float | None = None,
+    keyring: Keyring | None = None,
+    workers: int | None = None,
+    on_table: TableFn | None = None,
+    log: Callable[[str], None] | None = None,
+) -> ParallelStats:
+    """Load one stored backup file into ``target`` over ``workers`` connections."""
+    loader = ParallelLoader(
+        target, program, spool_dir, workers=workers, timeout=timeout, on_table=on_table, log=log
+    )
+    name = os.path.basename(path)
+    try:
+        return loader.load(iter_raw(path, compression, keyring, rename), on_bytes)
+    except ProcessError as exc:
+        raise type(exc)(
+            f"loading {name} into {target.name} failed: {exc}",
+            returncode=exc.returncode,
+            stderr_tail=exc.stderr_tail,
+        ) from None

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import contextlib
 import os
-import re
 import shutil
 import time
 from collections.abc import Callable, Mapping, Sequence
@@ -30,6 +29,7 @@ from mysqlops.errors import (
 from mysqlops.manifest import BackupManifest, validate_backup_manifest
 from mysqlops.model import Location, ServerSpec
 from mysqlops.restore.fetch import check_key, fetch_backup_files
+from mysqlops.restore.lines import AT_LINE_RE, DumpLines
 from mysqlops.restore.parallel import TableFn, default_workers, load_file_parallel
 from mysqlops.restore.rename import RenameRefused, RenameRewriter, rename_refusals
 from mysqlops.sql.quoting import quote_identifier as q
@@ -43,61 +43,6 @@ ProgressFn = Callable[[int, int, float], None]  # loaded raw bytes, total raw by
 
 
 # --------------------------------------------------------------------------- loading
-_MARK_RE = re.compile(
-    rb"^-- (Table structure for table|Dumping data for table|Temporary table structure for view|"
-    rb"Final view structure for view|Dumping events for database|Dumping routines for database|"
-    rb"Current Database:) ([^\n]{0,300})",
-    re.M,
-)
-_MARK_LABELS = {
-    b"Table structure for table": "structure of table",
-    b"Dumping data for table": "INSERT INTO: data of table",
-    b"Temporary table structure for view": "placeholder of view",
-    b"Final view structure for view": "view",
-    b"Dumping events for database": "events of database",
-    b"Dumping routines for database": "routines of database",
-    b"Current Database:": "database",
-}
-_AT_LINE_RE = re.compile(r"\bat line (\d+)")
-
-
-class DumpLines:
-    """Line numbers of a dump stream, and which object the statements at each line belong to
-    (from the dump's own ``-- Dumping data for table `t``` comments): what a client's
-    ``ERROR ... at line N`` was loading, without keeping any of the stream."""
-
-    _MAX_PARTIAL = 64 * 1024  # a longer line is data: never a comment line
-
-    def __init__(self) -> None:
-        self.lines = 0  # complete lines seen
-        self._partial = b""
-        self._marks: list[tuple[int, str]] = []  # (1-based line of the comment, label)
-
-    def feed(self, data: bytes) -> None:
-        cut = data.rfind(b"\n")
-        if cut < 0:
-            if len(self._partial) < self._MAX_PARTIAL:
-                self._partial += data[: self._MAX_PARTIAL]
-            return
-        block = self._partial + data[: cut + 1] if self._partial else data[: cut + 1]
-        tail = data[cut + 1 :]
-        self._partial = tail[: self._MAX_PARTIAL]
-        pos, line = 0, self.lines
-        for m in _MARK_RE.finditer(block):
-            line += block.count(b"\n", pos, m.start())
-            pos = m.start()
-            name = m.group(2).strip().decode("utf-8", "replace")
-            self._marks.append((line + 1, f"{_MARK_LABELS[m.group(1)]} {name}"))
-        self.lines = line + block.count(b"\n", pos)
-
-    def where(self, line: int) -> str:
-        """What the statement starting at 1-based ``line`` belongs to."""
-        label = "the dump's header"
-        for at, text in self._marks:
-            if at > line:
-                break
-            label = text
-        return label
 
 
 def load_file(
@@ -161,7 +106,7 @@ def load_file(
                 pass  # the client died: wait() reports its error
             pipe.wait()
     except ProcessError as exc:
-        found = _AT_LINE_RE.search(str(exc))
+        found = AT_LINE_RE.search(str(exc))
         where = f" at line {found.group(1)} ({lines.where(int(found.group(1)))})" if found else ""
         raise type(exc)(
             f"loading {name} into {target.name} failed{where}: {exc}",

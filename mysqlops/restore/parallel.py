@@ -35,6 +35,7 @@ from mysqlops.adapters import mysql as db
 from mysqlops.adapters import process
 from mysqlops.errors import ProcessError, RestoreError
 from mysqlops.model import ServerSpec
+from mysqlops.restore.lines import AT_LINE_RE, DumpLines
 from mysqlops.restore.rename import RenameRewriter
 from mysqlops.sql.ddl import NOTHING_TO_DEFER, DeferredTable, add_clauses_sql, defer_indexes
 from mysqlops.sql.quoting import quote_identifier as q
@@ -267,32 +268,44 @@ class ParallelLoader:
                 pipe.cancel()
 
     def _client(self, name: str, prefix: bytes, path: str) -> None:
-        with process.Pipeline(
-            [mysql_argv(self.program)],
-            credentials=client_option_file(self.target),
-            stdin=process.PIPE,
-            stdout=process.DEVNULL,
-            timeout=self.timeout,
-            name=name,
-            stderr_filter=redact.client_stderr,
-        ) as pipe:
-            with self._lock:
-                if self._error is not None:
-                    pipe.cancel()
-                self._pipes[id(pipe)] = pipe
-            try:
-                sink = pipe.stdin_pipe
-                try:
-                    sink.write(prefix)
-                    with open(path, "rb") as src:
-                        for chunk in iter_chunks(src, CHUNK):
-                            sink.write(chunk)
-                except BrokenPipeError:
-                    pass  # the client died: wait() reports its error
-                pipe.wait()
-            finally:
+        """Pipe ``prefix`` and the spooled ``path`` into the real client. A failure names the
+        line and what it was loading (from the dump's comments), never a value."""
+        lines = DumpLines()
+        try:
+            with process.Pipeline(
+                [mysql_argv(self.program)],
+                credentials=client_option_file(self.target),
+                stdin=process.PIPE,
+                stdout=process.DEVNULL,
+                timeout=self.timeout,
+                name=name,
+                stderr_filter=redact.client_stderr,
+            ) as pipe:
                 with self._lock:
-                    self._pipes.pop(id(pipe), None)
+                    if self._error is not None:
+                        pipe.cancel()
+                    self._pipes[id(pipe)] = pipe
+                try:
+                    sink = pipe.stdin_pipe
+                    try:
+                        lines.feed(prefix)
+                        sink.write(prefix)
+                        with open(path, "rb") as src:
+                            for chunk in iter_chunks(src, CHUNK):
+                                lines.feed(chunk)
+                                sink.write(chunk)
+                    except BrokenPipeError:
+                        pass  # the client died: wait() reports its error
+                    pipe.wait()
+                finally:
+                    with self._lock:
+                        self._pipes.pop(id(pipe), None)
+        except ProcessError as exc:
+            found = AT_LINE_RE.search(str(exc))
+            where = f" at line {found.group(1)} ({lines.where(int(found.group(1)))})" if found else ""
+            raise type(exc)(
+                f"{name} failed{where}: {exc}", returncode=exc.returncode, stderr_tail=exc.stderr_tail
+            ) from None
 
     def _alter(self, conn: db.Connection, use_line: bytes, sql: str, what: str) -> None:
         try:

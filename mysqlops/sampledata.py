@@ -145,35 +145,46 @@ def create_indexed_database(conn: db.Connection, database: str = "ix", rows: int
         for sql in statements:
             cur.execute(sql)
         _numbers(cur, database)
-        n = f"(SELECT a.i * 1000 + b.i AS i FROM {d}._n a CROSS JOIN {d}._n b)"
+
+        def fill(sql: str, count: int) -> None:  # sql selects FROM {n} x, i = 0 .. count-1
+            for start in range(0, count, 1_000_000):
+                part = min(1_000_000, count - start)
+                n = f"(SELECT {start} + a.i * 1000 + b.i AS i FROM {d}._n a CROSS JOIN {d}._n b WHERE a.i * 1000 + b.i < {part})"
+                cur.execute(sql.format(n=n))
+
         customers = max(10, rows // 10)
-        cur.execute(
+        fill(
             f"INSERT INTO {d}.customers (id, email, name, city, created) SELECT i + 1, CONCAT('c', i, '@example.org'), "
             f"CONCAT('Name ', i), ELT(1 + i % 5, 'Oslo', 'Łódź', 'Zürich', NULL, 'Porto'), "
-            f"'2026-01-01' + INTERVAL i MINUTE FROM {n} x WHERE i < {customers}"
+            f"'2026-01-01' + INTERVAL i MINUTE FROM {{n}} x",
+            customers,
         )
-        cur.execute(
+        fill(
             f"INSERT INTO {d}.orders SELECT i + 1, 1 + i % {customers}, ELT(1 + i % 3, 'new', 'paid', 'sent'), "
             f"(i * 37 % 100000) / 100, '2026-02-01' + INTERVAL i SECOND, IF(i % 7 = 0 OR i = 0, NULL, i) "
-            f"FROM {n} x WHERE i < {rows} ORDER BY i"
+            f"FROM {{n}} x ORDER BY i",
+            rows,
         )
-        cur.execute(
+        fill(
             f"INSERT INTO {d}.items SELECT 1 + i DIV 2, i % 2, CONCAT('SKU', LPAD(i % 9973, 9, '0')), "
-            f"1 + i % 4, (i % 5000) / 10 FROM {n} x WHERE i < {2 * rows}"
+            f"1 + i % 4, (i % 5000) / 10 FROM {{n}} x",
+            2 * rows,
         )
-        cur.execute(
+        fill(
             f"INSERT INTO {d}.docs (id, title, body, attrs) SELECT i, CONCAT('Doc ', i, ' ü😀'), "
             f"REPEAT(CONCAT('line ', i, ' \\\\ \\'q\\' \\n'), 20), "
             f"JSON_OBJECT('kind', ELT(1 + i % 3, 'memo', 'spec', 'faq'), 'n', i, 'tags', JSON_ARRAY('a', i)) "
-            f"FROM {n} x WHERE i < {max(5, rows // 2)}"
+            f"FROM {{n}} x",
+            max(5, rows // 2),
         )
-        cur.execute(
+        fill(
             f"INSERT INTO {d}.notes (txt, tag) SELECT CONCAT('note about order ', i), ELT(1 + i % 2, 'x', 'y') "
-            f"FROM {n} x WHERE i < 200"
+            f"FROM {{n}} x",
+            200,
         )
-        cur.execute(
-            f"INSERT INTO {d}.events_log SELECT i, '2025-06-01' + INTERVAL i DAY, CONCAT('w', i % 13) "
-            f"FROM {n} x WHERE i < 400"
+        fill(
+            f"INSERT INTO {d}.events_log SELECT i, '2025-06-01' + INTERVAL i DAY, CONCAT('w', i % 13) FROM {{n}} x",
+            400,
         )
         cur.execute(f"DROP TABLE {d}._n")
         for sql in (

@@ -161,7 +161,8 @@ class ParallelLoader:
         self._unit: _Unit | None = None
         self._pending_table = ""
         self._deferred: dict[tuple[bytes, str], DeferredTable] = {}  # (use line, table)
-        self._queue: queue.Queue[_Unit | None] = queue.Queue(maxsize=self.workers)
+        self._queue: queue.Queue[_Unit] = queue.Queue(maxsize=self.workers)
+        self._done = threading.Event()
         self._error: BaseException | None = None
         self._lock = threading.Lock()
         self._pipes: dict[int, process.Pipeline] = {}
@@ -322,13 +323,15 @@ class ParallelLoader:
         conn: db.Connection | None = None
         try:
             while True:
-                unit = self._queue.get()
-                if unit is None or self._error is not None:
-                    if unit is not None:
-                        with contextlib.suppress(OSError):
-                            os.unlink(unit.path)
-                    if unit is None:
-                        return
+                try:
+                    unit = self._queue.get(timeout=0.2)
+                except queue.Empty:
+                    if self._done.is_set():
+                        return  # the stream is read and nothing waits: finished
+                    continue
+                if self._error is not None:  # failing: drop what waits
+                    with contextlib.suppress(OSError):
+                        os.unlink(unit.path)
                     continue
                 t0 = time.monotonic()
                 try:
@@ -393,16 +396,7 @@ class ParallelLoader:
             except BaseException as exc:  # noqa: BLE001 - stops the workers, raised below
                 self._fail(exc)
             finally:
-                for _ in threads:
-                    while True:
-                        try:
-                            self._queue.put(None, timeout=0.5)
-                            break
-                        except queue.Full:
-                            with contextlib.suppress(queue.Empty):
-                                unit = self._queue.get_nowait()  # failing: drop what waits
-                                if unit is not None:
-                                    os.unlink(unit.path)
+                self._done.set()  # the workers finish what waits, then stop
                 for t in threads:
                     t.join()
             self._check()

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+import time
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import pytest
@@ -87,21 +88,28 @@ def test_parallel_restore_equals_source(
         before = schema_and_data(conn, "ix")
     lines: list[str] = []
     loaded: list[tuple[str, str]] = []
+
+    def on_table(database: str, table: str) -> None:
+        loaded.append((database, table))
+
+    def slow_check(database: str, table: str) -> None:  # a per-table verification that takes a while
+        time.sleep(0.8)
+        on_table(database, table)
+
     if server_build.flavor is Flavor.MARIADB:
         local = Location("local", f"file://{tmp_path}/b")
         result = bk.run_backup(source.spec(), [local], codec("zstd"), databases=["ix"])
         assert result.ok, result
-        restored = core.restore_backup(
-            [(local, result.manifest)],
-            target.spec(),
-            workers=2,
-            log=lines.append,
-            on_table=lambda d, t: loaded.append((d, t)),
-        )
-        assert restored.databases == {"ix": "ix"}
-        summary = next(ln for ln in lines if "keys deferred on" in ln)
-        assert "over 2 connection(s), keys deferred on 4" in summary, summary
-        assert "notes (FULLTEXT" in summary and "events_log (partitioned table)" in summary
+
+        def load(workers: int, on_table: Callable[[str, str], None] = on_table) -> None:
+            restored = core.restore_backup(
+                [(local, result.manifest)],
+                target.spec(),
+                workers=workers,
+                log=lines.append,
+                on_table=on_table,
+            )
+            assert restored.databases == {"ix": "ix"}
     else:
         # the core's logical backup picks the system (MariaDB) clients, which cannot dump a MySQL
         # 9.7 server: dump with the build's own mysqldump and load the file the same way
@@ -124,28 +132,46 @@ def test_parallel_restore_equals_source(
             pipe.wait()
         spool = tmp_path / "spool"
         spool.mkdir()
-        stats = load_file_parallel(
-            str(dumped),
-            "none",
-            target.spec(),
-            server_build.client_argv("mysql"),
-            {},
-            str(spool),
-            workers=2,
-            log=lines.append,
-            on_table=lambda d, t: loaded.append((d, t)),
-        )
-        assert stats.deferred_tables == 4 and set(stats.kept) == {"notes", "events_log"}, stats
-        assert not list(spool.iterdir())  # spooled units removed
+
+        def load(workers: int, on_table: Callable[[str, str], None] = on_table) -> None:
+            stats = load_file_parallel(
+                str(dumped),
+                "none",
+                target.spec(),
+                server_build.client_argv("mysql"),
+                {},
+                str(spool),
+                workers=workers,
+                log=lines.append,
+                on_table=on_table,
+            )
+            assert stats.deferred_tables == 4 and set(stats.kept) == {"notes", "events_log"}, stats
+            lines.append(f"over {workers} connection(s), keys deferred on {stats.deferred_tables}")
+            assert not list(spool.iterdir())  # spooled units removed
+
+    load(2)
+    summary = next(ln for ln in lines if "keys deferred on" in ln)
+    assert "over 2 connection(s), keys deferred on 4" in summary, summary
+    if server_build.flavor is Flavor.MARIADB:
+        assert "notes (FULLTEXT" in summary and "events_log (partitioned table)" in summary
     with db.session(target.spec()) as conn:
         after = schema_and_data(conn, "ix")
     assert set(after) == set(before)
     assert [k for k in before if before[k] != after[k]] == []
     assert any("table `ix`.`orders`:" in ln and "deferred key(s) added" in ln for ln in lines)
-    assert sorted(loaded) == sorted(
-        ("ix", t) for t in ("audit", "customers", "docs", "events_log", "items", "notes", "orders")
-    )
+    tables = ("audit", "customers", "docs", "events_log", "items", "notes", "orders")
+    assert sorted(loaded) == sorted(("ix", t) for t in tables)
     assert not any("Name 1" in ln or "example.org" in ln for ln in lines)  # no row data in progress lines
+    # one connection and a slow per-table check: units still wait in the queue when the stream
+    # ends; every one is loaded all the same
+    with db.session(target.spec()) as conn:
+        db.execute(conn, "DROP DATABASE ix")
+    loaded.clear()
+    load(1, slow_check)
+    assert sorted(loaded) == sorted(("ix", t) for t in tables)
+    with db.session(target.spec()) as conn:
+        again = schema_and_data(conn, "ix")
+    assert [k for k in before if before[k] != again[k]] == []
     # negative control: the comparison sees a missing index
     with db.session(target.spec()) as conn:
         db.execute(conn, "ALTER TABLE ix.orders DROP KEY ix_total")

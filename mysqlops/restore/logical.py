@@ -3,9 +3,13 @@
 Restore path, per database file: download the stored (compressed) copy into a private
 staging directory while computing its sha256 → compare with the manifest (a missing,
 truncated or corrupt copy is reported and the next location is tried; nothing has touched
-the target yet) → stream decompress → rewrite the database name if renamed → the real
-``mariadb``/``mysql`` client. No uncompressed copy is ever written to disk. If loading
-fails, every database this run created is dropped again: nothing half-restored is left.
+the target yet) → stream decompress → rewrite the database name if renamed → load. By
+default the load is parallel (:mod:`mysqlops.restore.parallel`): tables over one connection
+per core with secondary keys and foreign keys added after the rows, triggers, routines,
+events and views after the tables through the real ``mariadb``/``mysql`` client; each table's
+rows wait in a private spool file at most until a connection is free. ``workers=0`` pipes the
+stream through one real client as it is, with no copy on disk. If loading fails, every
+database this run created is dropped again: nothing half-restored is left.
 """
 
 from __future__ import annotations

@@ -6,11 +6,13 @@ stream (with renames applied) is split while it streams (:mod:`mysqlops.streams.
 1. the serial part (session settings, ``CREATE DATABASE``, each table's structure, view
    placeholders) runs at once, statement by statement, on one connection; a ``CREATE TABLE``
    runs without its non-unique secondary keys and foreign keys (:func:`mysqlops.sql.ddl.defer_indexes`);
-2. each table's rows are spooled to a private file (memory stays flat; at most
-   ``2 × workers`` units wait on disk) and, as soon as the section ends, loaded by the real
-   client on one of ``workers`` connections, each with the dump's own session settings
-   (UNIQUE_CHECKS, FOREIGN_KEY_CHECKS, SQL_LOG_BIN, SQL_MODE, time zone, character set as the
-   dump sets them); then that table's deferred keys are added in one ``ALTER TABLE``, and
+2. each table's rows are spooled to a private file (memory stays flat; at most ``workers``
+   units wait on disk besides those loading) and, as soon as the section ends, run on one of
+   ``workers`` connections, each with the dump's own session settings (UNIQUE_CHECKS,
+   FOREIGN_KEY_CHECKS, SQL_LOG_BIN, SQL_MODE, time zone, character set as the dump sets them).
+   The statements of a data section end at ``;`` + newline (data never holds a raw newline),
+   so they are sent as they are, without a client process parsing every byte again (as
+   myloader does); then that table's deferred keys are added in one ``ALTER TABLE``, and
    ``on_table`` (a per-table verification) runs while other tables still load;
 3. when every table is in: the deferred foreign keys (with FOREIGN_KEY_CHECKS=0 as the dump
    loads), then triggers, events, routines and final views in dump order (the dump's view

@@ -2,8 +2,8 @@
 
 A dump's ``CREATE TABLE`` is the server's own ``SHOW CREATE TABLE`` output: one column, key or
 constraint per line, two spaces of indent, a trailing comma on every body line but the last.
-:func:`defer_indexes` takes out the non-unique secondary keys and the foreign keys so that a
-table is loaded with its clustered index only, and gives back the clauses to add afterwards
+:func:`defer_indexes` takes out the secondary keys (unique ones only beside a primary key) and
+the foreign keys so that a table is loaded with its clustered index only, and gives back the clauses to add afterwards
 (as ``myloader --innodb-optimize-keys`` and MySQL Shell's ``deferTableIndexes`` do). Adding
 every deferred key in one ``ALTER TABLE`` in the original order gives back the original
 definition: the server sorts keys by kind (primary, unique, the rest) and keeps the order of
@@ -19,8 +19,7 @@ from dataclasses import dataclass, field
 
 _HEAD_RE = re.compile(r"^CREATE TABLE (`(?:[^`]|``)+`) \($")
 _ENGINE_RE = re.compile(r"\bENGINE=(\w+)")
-_KEY_RE = re.compile(r"^KEY `(?:[^`]|``)+` \(`((?:[^`]|``)+)`")
-_UNIQUE_RE = re.compile(r"^(?:PRIMARY KEY|UNIQUE KEY `(?:[^`]|``)+`) \(`((?:[^`]|``)+)`")
+_FIRST_COL_RE = re.compile(r"^(?:PRIMARY KEY|(?:UNIQUE )?KEY `(?:[^`]|``)+`) \(`((?:[^`]|``)+)`")
 _FK_RE = re.compile(r"^CONSTRAINT `(?:[^`]|``)+` FOREIGN KEY ")
 _COLUMN_RE = re.compile(r"^`((?:[^`]|``)+)` ")
 NOTHING_TO_DEFER = "no secondary key or foreign key to defer"
@@ -77,20 +76,30 @@ def defer_indexes(create: str) -> DeferredTable:
     auto_inc = next(
         (m.group(1) for it in items if (m := _COLUMN_RE.match(it)) and " AUTO_INCREMENT" in it), None
     )
-    auto_covered = auto_inc is None or any(
-        (m := _UNIQUE_RE.match(it)) and m.group(1) == auto_inc for it in items
-    )
-    key_idx = [i for i, it in enumerate(items) if _KEY_RE.match(it)]
-    # a key that must stay (it is the AUTO_INCREMENT column's only key) keeps every key before
-    # it too: keys added later sort after the kept ones of their kind, so order stays exact
-    last_kept = -1
-    if not auto_covered:
-        for i in key_idx:
-            m = _KEY_RE.match(items[i])
-            if m and m.group(1) == auto_inc:
+    has_primary = any(it.startswith("PRIMARY KEY ") for it in items)
+    # unique keys are deferred only beside a primary key: without one, InnoDB clusters the
+    # table on the first UNIQUE NOT NULL key, and adding that later would rebuild the table
+    kinds = ("KEY ", "UNIQUE KEY ") if has_primary else ("KEY ",)
+    covering = [
+        m.group(1)
+        for it in items
+        if (m := _FIRST_COL_RE.match(it)) and (it.startswith("PRIMARY KEY ") or not it.startswith(kinds))
+    ]
+    defer_keys: list[int] = []
+    auto_kept = auto_inc is None or auto_inc in covering
+    for kind in kinds:
+        idx = [i for i, it in enumerate(items) if it.startswith(kind)]
+        # a key that must stay (the AUTO_INCREMENT column's only key, a MariaDB long unique
+        # USING HASH) keeps every key of its kind before it: keys added later sort after the
+        # kept ones of their kind, so the order of SHOW CREATE TABLE stays exact
+        last_kept = -1
+        for i in idx:
+            m = _FIRST_COL_RE.match(items[i])
+            if "USING HASH" in items[i] or (not auto_kept and m is not None and m.group(1) == auto_inc):
                 last_kept = i
-                break
-    defer_keys = [i for i in key_idx if i > last_kept]
+                auto_kept = auto_kept or (m is not None and m.group(1) == auto_inc)
+        defer_keys += [i for i in idx if i > last_kept]
+    defer_keys.sort()
     defer_fks = [i for i, it in enumerate(items) if _FK_RE.match(it)]
     if not defer_keys and not defer_fks:
         return _keep(create, NOTHING_TO_DEFER)

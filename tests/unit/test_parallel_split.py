@@ -28,18 +28,23 @@ ORDERS = """CREATE TABLE `orders` (
 
 def test_defer_indexes_takes_out_keys_and_fks_in_order() -> None:
     split = defer_indexes(ORDERS)
-    assert split.keys == ("KEY `ix_customer` (`customer_id`)", "KEY `ix_total` (`total`) COMMENT 'x,'")
+    assert split.keys == (
+        "UNIQUE KEY `uq_sku` (`sku`,`id`)",
+        "KEY `ix_customer` (`customer_id`)",
+        "KEY `ix_total` (`total`) COMMENT 'x,'",
+    )
     assert split.foreign_keys == (
         "CONSTRAINT `fk_c` FOREIGN KEY (`customer_id`) REFERENCES `customers` (`id`) ON DELETE CASCADE",
     )
     assert split.create == (
         "CREATE TABLE `orders` (\n  `id` bigint(20) NOT NULL,\n  `customer_id` int(11) NOT NULL,\n"
         "  `sku` varchar(20) NOT NULL COMMENT 'a, b',\n  `total` decimal(12,2) NOT NULL,\n  PRIMARY KEY (`id`),\n"
-        "  UNIQUE KEY `uq_sku` (`sku`,`id`),\n  CONSTRAINT `chk` CHECK (`total` >= 0)\n"
+        "  CONSTRAINT `chk` CHECK (`total` >= 0)\n"
         ") ENGINE=InnoDB DEFAULT CHARSET=utf8mb4 COLLATE=utf8mb4_general_ci;"
     )
     assert add_clauses_sql("`orders`", split.keys) == (
-        "ALTER TABLE `orders` ADD KEY `ix_customer` (`customer_id`), ADD KEY `ix_total` (`total`) COMMENT 'x,'"
+        "ALTER TABLE `orders` ADD UNIQUE KEY `uq_sku` (`sku`,`id`), ADD KEY `ix_customer` (`customer_id`), "
+        "ADD KEY `ix_total` (`total`) COMMENT 'x,'"
     )
 
 
@@ -78,6 +83,22 @@ def test_auto_increment_column_keeps_its_only_key_and_the_keys_before_it() -> No
     assert "KEY `k1`" in split.create and "KEY `k_id`" in split.create and "k3" not in split.create
     plain = "CREATE TABLE `t` (\n  `id` int NOT NULL AUTO_INCREMENT,\n  PRIMARY KEY (`id`)\n) ENGINE=InnoDB;"
     assert defer_indexes(plain).kept_reason == NOTHING_TO_DEFER
+
+
+def test_unique_keys_stay_without_a_primary_key_and_long_uniques_stay() -> None:
+    no_pk = (
+        "CREATE TABLE `t` (\n  `a` int NOT NULL,\n  `b` int DEFAULT NULL,\n  UNIQUE KEY `ua` (`a`),\n"
+        "  KEY `kb` (`b`)\n) ENGINE=InnoDB;"
+    )
+    split = defer_indexes(no_pk)  # InnoDB clusters on `ua`: adding it later would rebuild the table
+    assert split.keys == ("KEY `kb` (`b`)",) and "UNIQUE KEY `ua`" in split.create
+    long_unique = (
+        "CREATE TABLE `t` (\n  `id` int NOT NULL,\n  `t` text DEFAULT NULL,\n  `u` int DEFAULT NULL,\n"
+        "  PRIMARY KEY (`id`),\n  UNIQUE KEY `ut` (`t`) USING HASH,\n  UNIQUE KEY `uu` (`u`),\n  KEY `ku` (`u`)\n"
+        ") ENGINE=InnoDB;"
+    )
+    split = defer_indexes(long_unique)
+    assert split.keys == ("UNIQUE KEY `uu` (`u`)", "KEY `ku` (`u`)") and "USING HASH" in split.create
 
 
 def _split(data: bytes, size: int) -> dict[str, object]:

@@ -43,7 +43,7 @@ from mysqlops.sql.ddl import NOTHING_TO_DEFER, DeferredTable, add_clauses_sql, d
 from mysqlops.sql.quoting import quote_identifier as q
 from mysqlops.streams.checksum import CHUNK, iter_chunks
 from mysqlops.streams.compression import codec_from_label
-from mysqlops.streams.crypto import Decryptor, Keyring
+from mysqlops.streams.crypto import Decryptor, Encryptor, Keyring, generate_key
 from mysqlops.streams.tablesplit import TableSplitter
 from mysqlops.tools import redact
 from mysqlops.tools.client import client_option_file, mysql_argv
@@ -147,6 +147,7 @@ class ParallelLoader:
         on_table: TableFn | None = None,
         log: Callable[[str], None] | None = None,
         defer: bool = True,
+        seal_spool: bool = False,
     ) -> None:
         self.target = target
         self.program = program
@@ -156,6 +157,10 @@ class ParallelLoader:
         self.on_table = on_table
         self.say = log or (lambda _m: None)
         self.defer = defer
+        # an encrypted backup's rows never rest on disk in clear: the spool is sealed with a
+        # key that lives in this process's memory only
+        self._spool_key = generate_key() if seal_spool else None
+        self._sealer: Encryptor | None = None
         self.stats = ParallelStats()
         self._serial = bytearray()
         self._post: IO[bytes] | None = None
@@ -208,15 +213,18 @@ class ParallelLoader:
         self._units += 1
         path = os.path.join(self.spool_dir, f"unit-{self._units}.sql")
         self._spool = open(path, "wb")  # noqa: SIM115
+        self._sealer = Encryptor(self._spool_key) if self._spool_key is not None else None
         self._unit = _Unit(name, path, self._splitter.use_line)
 
     def _data_bytes(self, data: memoryview) -> None:
         assert self._spool is not None and self._unit is not None
-        self._spool.write(data)
+        self._spool.write(self._sealer.update(data) if self._sealer is not None else data)
         self._unit.size += len(data)
 
     def _data_ends(self, _name: str) -> None:
         assert self._spool is not None and self._unit is not None
+        if self._sealer is not None:
+            self._spool.write(self._sealer.finalize())
         self._spool.close()
         unit, self._spool, self._unit = self._unit, None, None
         while True:  # bounded: at most `workers` units wait on disk besides those loading
@@ -339,18 +347,26 @@ class ParallelLoader:
                 line += block.count(b"\n", pos, end + 2)
                 pos = end + 2
 
-        with open(unit.path, "rb") as src:
-            for chunk in iter_chunks(src, CHUNK):
-                if self._error is not None:
-                    raise RestoreError("stopped: another table failed")
-                pending += chunk
-                cut = pending.rfind(b";\n")
-                if cut >= 0:
-                    block = bytes(pending[: cut + 2])
-                    del pending[: cut + 2]
-                    run(block)
+        for chunk in self._unit_chunks(unit.path):
+            if self._error is not None:
+                raise RestoreError("stopped: another table failed")
+            pending += chunk
+            cut = pending.rfind(b";\n")
+            if cut >= 0:
+                block = bytes(pending[: cut + 2])
+                del pending[: cut + 2]
+                run(block)
         if bytes(pending).strip():
             run(bytes(pending))
+
+    def _unit_chunks(self, path: str) -> Iterator[bytes]:
+        """The spooled bytes of a unit, unsealed when the spool is sealed."""
+        opener = Decryptor(Keyring(self._spool_key)) if self._spool_key is not None else None
+        with open(path, "rb") as src:
+            for chunk in iter_chunks(src, CHUNK):
+                yield opener.update(chunk) if opener is not None else chunk
+        if opener is not None:
+            yield opener.finalize()
 
     def _execute_data(self, conn: db.Connection, stmt: bytes, table: str, line: int) -> None:
         try:
@@ -532,7 +548,14 @@ def load_file_parallel(
 ) -> ParallelStats:
     """Load one stored backup file into ``target`` over ``workers`` connections."""
     loader = ParallelLoader(
-        target, program, spool_dir, workers=workers, timeout=timeout, on_table=on_table, log=log
+        target,
+        program,
+        spool_dir,
+        workers=workers,
+        timeout=timeout,
+        on_table=on_table,
+        log=log,
+        seal_spool=keyring is not None,
     )
     name = os.path.basename(path)
     try:

@@ -41,6 +41,7 @@ from mysqlops.restore.lines import AT_LINE_RE, DumpLines
 from mysqlops.restore.rename import RenameRewriter
 from mysqlops.sql.ddl import NOTHING_TO_DEFER, DeferredTable, add_clauses_sql, defer_indexes
 from mysqlops.sql.quoting import quote_identifier as q
+from mysqlops.sql.script import session_prefix, statements
 from mysqlops.streams.checksum import CHUNK, iter_chunks
 from mysqlops.streams.compression import codec_from_label
 from mysqlops.streams.crypto import Decryptor, Encryptor, Keyring, generate_key
@@ -49,7 +50,6 @@ from mysqlops.tools import redact
 from mysqlops.tools.client import client_option_file, mysql_argv
 
 TableFn = Callable[[str, str], None]  # (database as restored, table): called when a table is fully in
-_SANDBOX = (b"/*M!999999\\-", b"/*!999999\\-")
 
 
 def execute_raw(conn: db.Connection, stmt: bytes) -> None:
@@ -82,39 +82,6 @@ def iter_raw(
                 yield rewriter.feed(dec.decompress(rest))
         yield rewriter.feed(dec.finish())
         yield rewriter.finish()
-
-
-def session_prefix(header: bytes) -> bytes:
-    """The dump header's session statements for another connection: every ``SET`` (inside
-    version comments or not) but none touching GLOBAL state, which the serial part ran once."""
-    keep = []
-    for line in header.split(b"\n"):
-        s = line.strip()
-        if not s or s.startswith(b"--") or b"GLOBAL" in s.upper():
-            continue
-        if s.startswith((b"/*!", b"/*M!", b"SET ")):
-            keep.append(s)
-    return b"\n".join(keep) + b"\n"
-
-
-def statements(text: bytes) -> Iterator[bytes]:
-    """Statements of the serial part, one per ``;`` at a line end, comments and the sandbox
-    line left out. The serial part holds only DDL and SET lines (no ``DELIMITER``)."""
-    stmt: list[bytes] = []
-    for line in text.split(b"\n"):
-        s = line.rstrip(b"\r")
-        if not stmt and (not s.strip() or s.startswith(b"--") or s.startswith(_SANDBOX)):
-            continue
-        if not stmt and s.startswith(b"DELIMITER"):
-            raise RestoreError(
-                "unexpected DELIMITER before the table data: cannot load this dump in parallel"
-            )
-        stmt.append(s)
-        if s.rstrip().endswith(b";"):
-            yield b"\n".join(stmt).rstrip()[:-1]
-            stmt = []
-    if stmt and b"".join(stmt).strip():
-        yield b"\n".join(stmt)
 
 
 @dataclass

@@ -8,8 +8,9 @@ from typing import Any
 import pytest
 
 from mysqlops.model import ServerSpec
-from mysqlops.restore.parallel import ParallelLoader, session_prefix, statements
+from mysqlops.restore.parallel import ParallelLoader
 from mysqlops.sql.ddl import NOTHING_TO_DEFER, add_clauses_sql, defer_indexes
+from mysqlops.sql.script import session_prefix, statements
 from mysqlops.streams.tablesplit import TableSplitter
 
 DATA = os.path.join(os.path.dirname(__file__), "data")

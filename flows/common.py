@@ -12,7 +12,7 @@ from prefect.artifacts import create_markdown_artifact, create_table_artifact
 from prefect.blocks.core import Block
 
 from blocks import BackupLocation, MySQLServer
-from mysqlops.adapters import reaper
+from mysqlops import runs
 from mysqlops.errors import ConfigError
 from mysqlops.model import Location, ServerSpec
 from mysqlops.streams.crypto import Keyring
@@ -88,7 +88,7 @@ def claim_flow_run() -> None:
     if ctx is None or ctx.flow_run is None:
         return
     with get_client(sync_client=True) as client:
-        client.update_flow_run_labels(ctx.flow_run.id, {OWNER_LABEL: reaper.owner_env_value()})
+        client.update_flow_run_labels(ctx.flow_run.id, {OWNER_LABEL: runs.owner_label()})
 
 
 def crash_orphaned_flow_runs(page: int = 200, pages: int = 10) -> list[str]:
@@ -111,13 +111,10 @@ def crash_orphaned_flow_runs(page: int = 200, pages: int = 10) -> list[str]:
                 break
         for run in runs:
             label = (run.labels or {}).get(OWNER_LABEL)
-            owner = reaper.Owner.parse(str(label)) if label else None
-            if owner is None or reaper.owner_state(owner) != "gone":
+            gone = runs.gone_owner(str(label)) if label else None
+            if gone is None:
                 continue
-            message = (
-                f"its process {owner.pid} on {owner.host} is gone (killed, or the machine restarted): "
-                "marked crashed by mysqlops"
-            )
+            message = f"its {gone} is gone (killed, or the machine restarted): marked crashed by mysqlops"
             client.set_flow_run_state(run.id, Crashed(message=message), force=True)
             marked.append(f"flow run {run.name} ({run.id}) was stuck RUNNING: {message}")
     return marked
@@ -127,7 +124,7 @@ def crash_orphaned_flow_runs(page: int = 200, pages: int = 10) -> list[str]:
 class Leftovers:
     """What :func:`reap_leftovers` found: the reaper's report and the flow runs marked crashed."""
 
-    report: reaper.ReapReport
+    report: runs.ReapReport
     crashed: list[str] = field(default_factory=list)
     problems: list[str] = field(default_factory=list)
 
@@ -138,18 +135,18 @@ class Leftovers:
 def reap_leftovers(*roots: str | None) -> Leftovers:
     """At the start of a run: label this flow run with its process, remove what killed runs
     left (staging, scratch servers, credentials, orphaned ephemeral Prefect servers, see
-    :mod:`mysqlops.adapters.reaper`; ``roots`` are extra directories such as ``staging_dir``)
+    :mod:`mysqlops.runs`; ``roots`` are extra directories such as ``staging_dir``)
     and mark crashed the flow runs whose process is gone. Never fails the run: everything is
     logged and returned."""
     from prefect import get_run_logger
 
     logger = get_run_logger()
-    found = Leftovers(reaper.ReapReport())
+    found = Leftovers(runs.ReapReport())
     try:
         claim_flow_run()
     except Exception as exc:  # noqa: BLE001 - labelling is best effort
         found.problems.append(f"could not label this flow run with its process: {exc}")
-    found.report = reaper.reap(roots)
+    found.report = runs.reap_leftovers(roots)
     try:
         found.crashed = crash_orphaned_flow_runs()
     except Exception as exc:  # noqa: BLE001 - the sweep is best effort

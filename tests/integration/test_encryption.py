@@ -26,7 +26,7 @@ from mysqlops.binlog import layout as binlog_layout
 from mysqlops.binlog.archive import list_archived
 from mysqlops.errors import EncryptionError, IntegrityError, RestoreError
 from mysqlops.manifest import BackupManifest, BinlogManifest
-from mysqlops.model import BinlogCoordinates, Location, ServerSpec
+from mysqlops.model import BinlogCoordinates, Location, RecoveryTarget, ServerSpec
 from mysqlops.restore import pitr
 from mysqlops.streams import crypto
 from mysqlops.streams.compression import codec
@@ -197,14 +197,17 @@ def test_encrypted_pitr_checks_every_key_before_touching_the_target(sandbox_root
             spec, [location], ZSTD, str(tmp_path / "st"), datetime.now(UTC), encryption_key=binlog_key
         )
         assert second.coordinates is not None and first.encryption_key_id == crypto.key_id(backup_key)
-        until = f"{second.coordinates.file}:{second.coordinates.position}"
+        until = RecoveryTarget.parse(
+            until_position=f"{second.coordinates.file}:{second.coordinates.position}"
+        )
+        assert until is not None
         # the base backup's key is there, the binlogs' key is not: refused before the restore
         with pytest.raises(RestoreError, match=crypto.key_id(binlog_key)):
             pitr.point_in_time_restore(
                 [location],
                 spec.name,
                 target.spec(),
-                until_position=until,
+                until,
                 backup_id=first.backup_id,
                 keyring=crypto.Keyring(backup_key),
             )
@@ -214,7 +217,7 @@ def test_encrypted_pitr_checks_every_key_before_touching_the_target(sandbox_root
             [location],
             spec.name,
             target.spec(),
-            until_position=until,
+            until,
             backup_id=first.backup_id,
             keyring=both,
         )

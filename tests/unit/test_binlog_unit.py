@@ -21,7 +21,7 @@ from mysqlops.binlog.plan import find_gaps, plan_location
 from mysqlops.binlog.replay import select_replay_files
 from mysqlops.errors import ConfigError, IntegrityError, RestoreError
 from mysqlops.manifest import BackupManifest, BinlogManifest
-from mysqlops.model import BackupKind, BackupMethod, BinlogCoordinates
+from mysqlops.model import BackupKind, BackupMethod, BinlogCoordinates, RecoveryTarget
 from mysqlops.sql.gtid import parse_mariadb_gtids
 from mysqlops.tools import binlog as tools_binlog
 from mysqlops.tools.binlog import replay_argv
@@ -247,36 +247,52 @@ def _files(ms: list[BinlogManifest]) -> list[int]:
 
 
 def test_select_until_datetime_position_gtid_and_end() -> None:
-    assert _files(select_replay_files(ARCHIVE, START, until_datetime=T0 + timedelta(minutes=25))) == [4, 5]
-    assert _files(select_replay_files(ARCHIVE, START, until_datetime=T0 + timedelta(minutes=15))) == [4]
-    assert _files(select_replay_files(ARCHIVE, START, until_position=("mysql-bin.000006", 99))) == [4, 5, 6]
-    assert _files(select_replay_files(ARCHIVE, START, until_gtid="0-1-45")) == [4, 5]
+    assert _files(
+        select_replay_files(ARCHIVE, START, until=RecoveryTarget(time=T0 + timedelta(minutes=25)))
+    ) == [4, 5]
+    assert _files(
+        select_replay_files(ARCHIVE, START, until=RecoveryTarget(time=T0 + timedelta(minutes=15)))
+    ) == [4]
+    assert _files(
+        select_replay_files(
+            ARCHIVE, START, until=RecoveryTarget(position=BinlogCoordinates("mysql-bin.000006", 99))
+        )
+    ) == [4, 5, 6]
+    assert _files(select_replay_files(ARCHIVE, START, until=RecoveryTarget(gtid="0-1-45"))) == [4, 5]
     assert _files(select_replay_files(ARCHIVE, START)) == [4, 5, 6]
 
 
 def test_select_refuses_unreachable_targets() -> None:
     with pytest.raises(RestoreError, match="run archive_binlogs first"):
-        select_replay_files(ARCHIVE, START, until_datetime=T0 + timedelta(hours=2))
+        select_replay_files(ARCHIVE, START, until=RecoveryTarget(time=T0 + timedelta(hours=2)))
     with pytest.raises(RestoreError, match="not archived"):
-        select_replay_files(ARCHIVE, START, until_position=("mysql-bin.000009", 4))
+        select_replay_files(
+            ARCHIVE, START, until=RecoveryTarget(position=BinlogCoordinates("mysql-bin.000009", 4))
+        )
     with pytest.raises(RestoreError, match="not in the archived"):
-        select_replay_files(ARCHIVE, START, until_gtid="0-1-99")
+        select_replay_files(ARCHIVE, START, until=RecoveryTarget(gtid="0-1-99"))
     with pytest.raises(RestoreError, match="start of the replay"):
         select_replay_files(ARCHIVE, BinlogCoordinates("mysql-bin.000002", 4))
     with pytest.raises(ConfigError, match="older backup"):
-        select_replay_files(ARCHIVE, START, until_datetime=T0 + timedelta(minutes=5))
+        select_replay_files(ARCHIVE, START, until=RecoveryTarget(time=T0 + timedelta(minutes=5)))
     with pytest.raises(ConfigError, match="before the start"):
-        select_replay_files(ARCHIVE, START, until_position=("mysql-bin.000004", 100))
+        select_replay_files(
+            ARCHIVE, START, until=RecoveryTarget(position=BinlogCoordinates("mysql-bin.000004", 100))
+        )
 
 
 def test_select_refuses_to_cross_a_gap() -> None:
     holey = [m for m in ARCHIVE if m.sequence != 5]
     with pytest.raises(BinlogGap) as info:
-        select_replay_files(holey, START, until_position=("mysql-bin.000006", 99))
+        select_replay_files(
+            holey, START, until=RecoveryTarget(position=BinlogCoordinates("mysql-bin.000006", 99))
+        )
     assert info.value.missing == ("mysql-bin.000005",)
     assert "cannot cross" in str(info.value)
     # up to the gap is fine
-    assert _files(select_replay_files(holey, START, until_datetime=T0 + timedelta(minutes=15))) == [4]
+    assert _files(
+        select_replay_files(holey, START, until=RecoveryTarget(time=T0 + timedelta(minutes=15)))
+    ) == [4]
 
 
 def test_gtid_parsing() -> None:
@@ -292,7 +308,7 @@ def test_replay_argv_is_data_and_utc() -> None:
         "mariadb-binlog",
         ["/s/mysql-bin.000004", "/s/mysql-bin.000005"],
         START,
-        until_datetime=datetime(2026, 3, 1, 14, 30, 5, 900000, tzinfo=cest),
+        until=RecoveryTarget(time=datetime(2026, 3, 1, 14, 30, 5, 900000, tzinfo=cest)),
     )
     assert argv == (
         "mariadb-binlog",
@@ -304,15 +320,24 @@ def test_replay_argv_is_data_and_utc() -> None:
         "/s/mysql-bin.000005",
     )
     argv = replay_argv(
-        "mariadb-binlog", ["f"], BinlogCoordinates("f.000001", 4), until_gtid="0-1-45", log_on_target=True
+        "mariadb-binlog",
+        ["f"],
+        BinlogCoordinates("f.000001", 4),
+        until=RecoveryTarget(gtid="0-1-45"),
+        log_on_target=True,
     )
     assert argv == ("mariadb-binlog", "--no-defaults", "--stop-position=0-1-45", "f")
-    argv = replay_argv("mariadb-binlog", ["f"], START, until_position=("mysql-bin.000004", 5000))
+    argv = replay_argv(
+        "mariadb-binlog",
+        ["f"],
+        START,
+        until=RecoveryTarget(position=BinlogCoordinates("mysql-bin.000004", 5000)),
+    )
     assert "--stop-position=5000" in argv
     with pytest.raises(ConfigError):
-        replay_argv("mariadb-binlog", ["f"], START, until_datetime=datetime(2026, 1, 1))  # noqa: DTZ001
+        replay_argv("mariadb-binlog", ["f"], START, until=RecoveryTarget(time=datetime(2026, 1, 1)))  # noqa: DTZ001
     with pytest.raises(ConfigError):
-        replay_argv("mariadb-binlog", ["f"], START, until_gtid="bogus")
+        replay_argv("mariadb-binlog", ["f"], START, until=RecoveryTarget(gtid="bogus"))
 
 
 def test_fetch_argv_has_no_secret() -> None:

@@ -15,6 +15,7 @@ from blocks import BackupLocation, MySQLServer
 from mysqlops import runs
 from mysqlops.errors import ConfigError
 from mysqlops.model import Location, ServerSpec
+from mysqlops.runs import Reporter, RunContext
 from mysqlops.streams.crypto import Keyring
 
 B = TypeVar("B", bound=Block)
@@ -40,6 +41,54 @@ def load_server(block_name: str) -> ServerSpec:
 def load_location(block_name: str) -> Location:
     block = load_block(BackupLocation, block_name, "Backup Location", "BackupLocation(url=...)")
     return block.to_location(block.location_name or block_name)
+
+
+def server_name(name: str) -> str:
+    """The name a server's backups are recorded under: the ``server_name`` of the MySQLServer
+    block called ``name`` or, with no such block (a server whose block is gone), ``name``
+    itself. ``server``/``servers`` mean the same in every flow: the server, by its block."""
+    try:
+        block = MySQLServer.load(name)
+    except ValueError:
+        return name
+    return str(cast(MySQLServer, block).server_name or name)
+
+
+def run_context(
+    key_blocks: list[str] | str | None = None,
+    *,
+    staging_dir: str | None = None,
+    progress: str | None = None,
+    progress_interval: float = 5.0,
+) -> RunContext:
+    """The core's run context, made inside a task: the keyring loaded here from its Secret
+    block names (key bytes never travel as task parameters), Prefect's run logger as the
+    reporter and, with ``progress`` (its description), a progress artifact fed by the core."""
+    from prefect import get_run_logger
+    from prefect.artifacts import create_progress_artifact, update_progress_artifact
+
+    logger = get_run_logger()
+    names = [key_blocks] if isinstance(key_blocks, str) else key_blocks
+    keyring = load_keyring(names)
+    bar: Any = None
+    if progress is not None:
+        artifact = create_progress_artifact(0.0, description=progress)
+
+        def bar(percent: float) -> None:
+            try:
+                update_progress_artifact(cast(Any, artifact), min(max(percent, 0.0), 100.0))
+            except Exception as exc:  # noqa: BLE001 - progress display must never fail a run
+                logger.debug("progress artifact update failed: %s", exc)
+
+    reporter = Reporter(
+        info=logger.info,
+        warning=logger.warning,
+        error=logger.error,
+        **({"progress": bar} if bar is not None else {}),
+    )
+    return RunContext(
+        staging_dir=staging_dir, keyring=keyring, reporter=reporter, progress_interval=progress_interval
+    )
 
 
 def artifact_key(text: str) -> str:
@@ -103,13 +152,13 @@ def crash_orphaned_flow_runs(page: int = 200, pages: int = 10) -> list[str]:
     marked: list[str] = []
     running = FlowRunFilter(state=FlowRunFilterState(type=FlowRunFilterStateType(any_=[StateType.RUNNING])))
     with get_client(sync_client=True) as client:
-        runs = []
+        flow_runs = []
         for number in range(pages):  # the API returns at most 200 runs per call
             batch = client.read_flow_runs(flow_run_filter=running, limit=page, offset=number * page)
-            runs += batch
+            flow_runs += batch
             if len(batch) < page:
                 break
-        for run in runs:
+        for run in flow_runs:
             label = (run.labels or {}).get(OWNER_LABEL)
             gone = runs.gone_owner(str(label)) if label else None
             if gone is None:

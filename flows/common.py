@@ -11,10 +11,11 @@ from typing import Any, TypeVar, cast
 from prefect.artifacts import create_markdown_artifact, create_table_artifact
 from prefect.blocks.core import Block
 
-from blocks import BackupLocation, MySQLServer
-from mysqlops import runs
+from blocks import BackupLocation, MySQLServer, RetentionPolicyBlock
+from mysqlops import retention, runs
 from mysqlops.errors import ConfigError
 from mysqlops.model import Location, ServerSpec
+from mysqlops.retention import RetentionPolicy
 from mysqlops.runs import Reporter, RunContext
 from mysqlops.streams.crypto import Keyring
 
@@ -89,6 +90,20 @@ def run_context(
     return RunContext(
         staging_dir=staging_dir, keyring=keyring, reporter=reporter, progress_interval=progress_interval
     )
+
+
+def resolve_policies(locations: list[str], policy: Any) -> dict[str, RetentionPolicy]:
+    """``policy`` per location (by block name), RetentionPolicyBlock names loaded: the one
+    meaning of the parameter in apply-retention and backup-report (one policy for all, or
+    ``{location: policy}``; see :mod:`mysqlops.retention.locations`)."""
+    return {
+        name: load_block(
+            RetentionPolicyBlock, spec, "Retention Policy", "RetentionPolicyBlock(...)"
+        ).to_policy()
+        if isinstance(spec, str)
+        else retention.to_policy(spec)
+        for name, spec in retention.policies_by_location(locations, policy).items()
+    }
 
 
 def artifact_key(text: str) -> str:

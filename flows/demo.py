@@ -57,19 +57,23 @@ def start_moto(port: int, log: Path) -> Any:
     raise RuntimeError(f"moto server did not start on port {port}; see {log}")
 
 
+def prepare_environment() -> str:
+    """The demo's settings (:data:`DEMO_ENV`, unless already set) and its Prefect home made
+    private (0700: it holds the key to the encrypted blocks in prefect.db) before Prefect is
+    imported and creates anything in it. Returns the Prefect home."""
+    from mysqlops.adapters.localfs import make_private
+
+    for name, value in DEMO_ENV.items():
+        os.environ.setdefault(name, value)
+    make_private(os.environ["PREFECT_HOME"])
+    return os.environ["PREFECT_HOME"]
+
+
 def main(argv: list[str] | None = None) -> int:
     import argparse
 
-    for name, value in DEMO_ENV.items():  # before Prefect is imported: it reads them once
-        os.environ.setdefault(name, value)
+    prepare_environment()
     import shutil
-
-    from mysqlops.adapters import builds
-    from mysqlops.adapters.localfs import make_private
-
-    # the demo's Prefect home holds the key to its encrypted blocks (prefect.db): private (0700)
-    # before Prefect creates anything in it
-    make_private(os.environ["PREFECT_HOME"])
 
     from pydantic import SecretStr
 
@@ -78,8 +82,9 @@ def main(argv: list[str] | None = None) -> int:
     from flows.report import backup_report
     from flows.restore import restore_test
     from flows.smoke import smoke
+    from mysqlops.adapters import builds, sandbox
     from mysqlops.adapters import mysql as db
-    from mysqlops.adapters import sandbox
+    from mysqlops.adapters.localfs import make_private
     from mysqlops.sampledata import create_awkward_database, create_bulk_table
 
     parser = argparse.ArgumentParser(prog="python -m flows.demo", description=__doc__)

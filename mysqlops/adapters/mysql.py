@@ -173,7 +173,8 @@ def database_sizes(conn: Connection, databases: Sequence[str]) -> dict[str, int]
 
 
 def float_columns(conn: Connection, database: str) -> list[str]:
-    """``table.column`` of FLOAT columns: a logical dump rounds them (DESIGN.md §4)."""
+    """``table.column`` of FLOAT columns: a logical dump rounds them (mariadb-dump on MariaDB
+    10.11 writes 6 significant digits: 123456789 becomes 123457000)."""
     rows = query(
         conn,
         "SELECT TABLE_NAME AS t, COLUMN_NAME AS c FROM information_schema.COLUMNS "

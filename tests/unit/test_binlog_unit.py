@@ -384,3 +384,34 @@ def test_replay_key_check_names_the_missing_key_ids() -> None:
     # one location's copy encrypted with a missing key, another plaintext: the plaintext one will do
     copies[enc1.file].append((store, dataclasses.replace(enc1, encryption_key_id=None)))
     check_replay_keys(copies, [enc1.file], None)
+
+
+def test_recovery_target_is_parsed_once_at_the_edge() -> None:
+    at = RecoveryTarget.parse(until="2026-11-23T10:15:00Z")
+    assert at is not None and at.time == datetime(2026, 11, 23, 10, 15, tzinfo=UTC)
+    assert at.describe() == "datetime 2026-11-23T10:15:00+00:00"
+    pos = RecoveryTarget.parse(until_position="mysql-bin.000004:1234")
+    assert pos is not None and pos.position == BinlogCoordinates("mysql-bin.000004", 1234)
+    assert pos.stop_position == ("mysql-bin.000004", 1234) and pos.describe() == "position mysql-bin.000004:1234"
+    gtid = RecoveryTarget.parse(until_gtid="0-1-45")
+    assert gtid is not None and gtid.gtid == "0-1-45" and gtid.describe() == "gtid 0-1-45"
+    assert RecoveryTarget.parse() is None  # a plain restore
+    # the same object reaches the binlog selection and the replay argv unchanged
+    assert _files(select_replay_files(ARCHIVE, START, until=pos)) == [4]
+    assert "--stop-position=1234" in replay_argv("mariadb-binlog", ["f"], START, until=pos)
+
+
+@pytest.mark.parametrize(
+    ("given", "expected"),
+    [
+        ({"until": "yesterday"}, "not an ISO date-time"),
+        ({"until": "2026-11-23T10:15:00"}, "no time zone"),
+        ({"until_position": "mysql-bin.000004"}, "must look like mysql-bin.000004:1234"),
+        ({"until_position": "mysql-bin:12"}, "no numeric suffix"),
+        ({"until_gtid": "3e11fa47-71ca-11e1-9e33-c80aa9429562:5"}, "is not a MariaDB GTID"),
+        ({"until": "2026-11-23T10:15:00Z", "until_gtid": "0-1-45"}, "exactly one of"),
+    ],
+)
+def test_recovery_target_refuses_bad_input_by_name(given: dict[str, str], expected: str) -> None:
+    with pytest.raises(ConfigError, match=expected):
+        RecoveryTarget.parse(**given)

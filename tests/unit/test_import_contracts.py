@@ -110,3 +110,39 @@ def test_import_contracts_see_a_breach(tmp_path: pathlib.Path) -> None:
     found = _imports(sample)
     assert "mysqlops.adapters" in found and "subprocess" in found and "mysqlops.adapters.storage" in found
     assert _mysqlops_part("mysqlops.adapters.storage") == "adapters"
+
+
+SECRET_TYPES = ("Keyring", "RunContext", "bytes", "SecretStr")
+
+
+def _task_parameters_holding_keys() -> list[str]:
+    """``@task`` functions of the flows with a parameter that could carry key bytes."""
+    found = []
+    for path in sorted((ROOT / "flows").glob("*.py")):
+        for node in ast.walk(ast.parse(path.read_text(), filename=str(path))):
+            if not isinstance(node, ast.FunctionDef):
+                continue
+            decorators = [ast.unparse(d) for d in node.decorator_list]
+            if not any(d == "task" or d.startswith(("task(", "prefect.task")) for d in decorators):
+                continue
+            for arg in node.args.args + node.args.kwonlyargs:
+                annotation = ast.unparse(arg.annotation) if arg.annotation else ""
+                if any(t in annotation for t in SECRET_TYPES):
+                    found.append(f"flows/{path.name}: {node.name}({arg.arg}: {annotation})")
+    return found
+
+
+def test_keys_never_travel_as_task_parameters() -> None:
+    """Task parameters are recorded by Prefect: tasks take key block names and load the keys."""
+    assert _task_parameters_holding_keys() == []
+
+
+def test_run_context_never_shows_its_keys() -> None:
+    from mysqlops.runs import RunContext
+    from mysqlops.streams.crypto import Keyring, format_key, generate_key
+
+    key = generate_key()
+    ctx = RunContext(staging_dir="/tmp", keyring=Keyring(key))
+    assert ctx.encryption_key == key
+    text = repr(ctx) + str(ctx)
+    assert format_key(key) not in text and key.hex() not in text and "Keyring" not in text

@@ -6,7 +6,7 @@ from __future__ import annotations
 import contextlib
 import itertools
 import random
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 from mysqlops import catalog
@@ -20,7 +20,7 @@ from mysqlops.model import BackupMethod, BinlogCoordinates, Location, RecoveryTa
 from mysqlops.restore.fetch import check_key
 from mysqlops.restore.logical import RestoreResult, restore_backup
 from mysqlops.restore.verify import SCRATCH_PARENT
-from mysqlops.streams.crypto import Keyring
+from mysqlops.runs import RunContext
 
 
 @dataclass
@@ -79,13 +79,13 @@ def point_in_time_restore(
     databases: Sequence[str] | None = None,
     overwrite: bool = False,
     allow_source_target: bool = False,
-    staging_dir: str | None = None,
-    keyring: Keyring | None = None,
-    log: Callable[[str], None] | None = None,
+    ctx: RunContext | None = None,
 ) -> PitrResult:
     """Restore the newest full backup of ``server`` taken before ``until``, then replay the
-    archived binlogs from its coordinates up to ``until`` (see the module docstring)."""
-    say = log or (lambda _m: None)
+    archived binlogs from its coordinates up to ``until`` (see the module docstring).
+    ``ctx``: staging directory, keyring (the base backup's and the binlogs' keys), reporter."""
+    ctx = ctx or RunContext()
+    say, staging_dir, keyring = ctx.reporter.info, ctx.staging_dir, ctx.keyring
     if not isinstance(until, RecoveryTarget):
         raise ConfigError("point-in-time recovery needs a RecoveryTarget (RecoveryTarget.parse(until=...))")
     if databases:
@@ -133,10 +133,8 @@ def prove_binlog_chain(
     server: str,
     *,
     sandbox_dir: str | None = None,
-    staging_dir: str | None = None,
-    keyring: Keyring | None = None,
     rng: random.Random | None = None,
-    log: Callable[[str], None] | None = None,
+    ctx: RunContext | None = None,
 ) -> list[Check]:
     """Prove point-in-time recovery over the archived window with a real reference point.
 
@@ -152,7 +150,8 @@ def prove_binlog_chain(
     from mysqlops.restore.verify import redump_content_hash
     from mysqlops.tools.client import ClientTools
 
-    say = log or (lambda _m: None)
+    ctx = ctx or RunContext()
+    say, staging_dir, keyring = ctx.reporter.info, ctx.staging_dir, ctx.keyring
     scans = catalog.scan(locations)
     fulls = sorted(
         {

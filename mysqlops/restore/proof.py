@@ -121,9 +121,7 @@ def prove_pitr(locations: Sequence[Location], server: str, ctx: RunContext) -> l
     """The binlog-chain proof of one server (:func:`~mysqlops.restore.pitr.prove_binlog_chain`), reported."""
     from mysqlops.restore.pitr import prove_binlog_chain
 
-    checks = prove_binlog_chain(
-        locations, server, staging_dir=ctx.staging_dir, keyring=ctx.keyring, log=ctx.reporter.info
-    )
+    checks = prove_binlog_chain(locations, server, ctx=ctx)
     for check in checks:
         (ctx.reporter.info if check.passed else ctx.reporter.error)(
             f"{'PASS' if check.passed else 'FAIL'} {check.name}: {check.detail}"

@@ -132,9 +132,7 @@ def run(request: RestoreRequest, ctx: RunContext) -> RestoreOutcome:
             databases=request.databases,
             overwrite=request.overwrite,
             allow_source_target=request.allow_source_target,
-            staging_dir=ctx.staging_dir,
-            keyring=ctx.keyring,
-            log=ctx.reporter.info,
+            ctx=ctx,
         )
         return RestoreOutcome(request.target.name, pitr.restore, pitr)
     scans = catalog.scan(request.locations)

@@ -28,6 +28,7 @@ from mysqlops.errors import EncryptionError, IntegrityError, RestoreError
 from mysqlops.manifest import BackupManifest, BinlogManifest
 from mysqlops.model import BinlogCoordinates, Location, RecoveryTarget, ServerSpec
 from mysqlops.restore import pitr
+from mysqlops.runs import RunContext
 from mysqlops.streams import crypto
 from mysqlops.streams.compression import codec
 from mysqlops.tablesum import table_checksums
@@ -209,7 +210,7 @@ def test_encrypted_pitr_checks_every_key_before_touching_the_target(sandbox_root
                 target.spec(),
                 until,
                 backup_id=first.backup_id,
-                keyring=crypto.Keyring(backup_key),
+                ctx=RunContext(keyring=crypto.Keyring(backup_key)),
             )
         assert rows(target.spec()) is None  # the base backup was not loaded either
         both = crypto.Keyring(binlog_key, old=[backup_key])
@@ -219,7 +220,7 @@ def test_encrypted_pitr_checks_every_key_before_touching_the_target(sandbox_root
             target.spec(),
             until,
             backup_id=first.backup_id,
-            keyring=both,
+            ctx=RunContext(keyring=both),
         )
         assert result.replay.key_ids == (crypto.key_id(binlog_key),)
         with db.session(target.spec()) as conn:
@@ -227,12 +228,15 @@ def test_encrypted_pitr_checks_every_key_before_touching_the_target(sandbox_root
         assert got == [(1, "a"), (2, "B"), (3, "c")]
         # the restore test's PITR proof decrypts too, and fails clearly without the binlog key
         checks = pitr.prove_binlog_chain(
-            [location], spec.name, sandbox_dir=str(tmp_path / "sb"), keyring=both
+            [location], spec.name, sandbox_dir=str(tmp_path / "sb"), ctx=RunContext(keyring=both)
         )
         assert checks and all(c.passed for c in checks), checks
         assert "encrypted binlogs decrypted" in [c.name for c in checks]
         failed = pitr.prove_binlog_chain(
-            [location], spec.name, sandbox_dir=str(tmp_path / "sb2"), keyring=crypto.Keyring(backup_key)
+            [location],
+            spec.name,
+            sandbox_dir=str(tmp_path / "sb2"),
+            ctx=RunContext(keyring=crypto.Keyring(backup_key)),
         )
         assert not all(c.passed for c in failed)
         assert any(crypto.key_id(binlog_key) in c.detail for c in failed if not c.passed)

@@ -392,7 +392,9 @@ def test_recovery_target_is_parsed_once_at_the_edge() -> None:
     assert at.describe() == "datetime 2026-11-23T10:15:00+00:00"
     pos = RecoveryTarget.parse(until_position="mysql-bin.000004:1234")
     assert pos is not None and pos.position == BinlogCoordinates("mysql-bin.000004", 1234)
-    assert pos.stop_position == ("mysql-bin.000004", 1234) and pos.describe() == "position mysql-bin.000004:1234"
+    assert (
+        pos.stop_position == ("mysql-bin.000004", 1234) and pos.describe() == "position mysql-bin.000004:1234"
+    )
     gtid = RecoveryTarget.parse(until_gtid="0-1-45")
     assert gtid is not None and gtid.gtid == "0-1-45" and gtid.describe() == "gtid 0-1-45"
     assert RecoveryTarget.parse() is None  # a plain restore

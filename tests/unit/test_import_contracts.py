@@ -21,7 +21,17 @@ import pytest
 ROOT = pathlib.Path(__file__).resolve().parents[2]
 CORE = ROOT / "mysqlops"
 FLOOR = ("errors", "model", "units", "layout", "manifest", "sql", "streams", "tools")
-CAPABILITIES = ("backup", "restore", "binlog", "replication", "retention", "report", "catalog", "checks", "runs")
+CAPABILITIES = (
+    "backup",
+    "restore",
+    "binlog",
+    "replication",
+    "retention",
+    "report",
+    "catalog",
+    "checks",
+    "runs",
+)
 FLOW_EXCEPTIONS = {"demo.py": "the demo's driver script: starts sandbox servers and a moto S3 endpoint"}
 
 

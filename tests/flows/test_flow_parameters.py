@@ -44,3 +44,54 @@ def test_parameter_names_agree_across_flows() -> None:
         assert "locations" in params(f)
     assert "server" in params(backup) & params(restore) & params(list_backups)
     assert "servers" in params(restore_test) & params(apply_retention)
+
+
+def test_backup_loads_its_key_once_inside_the_task_and_a_missing_block_fails_first(
+    tmp_path: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The key block is read once, by the task (never passed to it as key bytes); a missing
+    block fails the run naming it before the server is contacted or anything is written."""
+    import socket
+
+    from prefect.blocks.system import Secret
+
+    import flows.common
+    from blocks import BackupLocation, MySQLServer
+    from flows.backup import backup
+    from mysqlops.streams import crypto
+
+    listener = socket.socket()
+    listener.bind(("127.0.0.1", 0))
+    listener.listen(8)
+    listener.settimeout(0.1)
+    port = int(listener.getsockname()[1])
+    MySQLServer(host="127.0.0.1", port=port, user="u", password=SecretStr("pw")).save(
+        "key-db", overwrite=True
+    )
+    BackupLocation(url=f"file://{tmp_path}/b").save("key-local", overwrite=True)
+    Secret(value=crypto.format_key(crypto.generate_key())).save("key-once", overwrite=True)
+    loads: list[str] = []
+    real = flows.common.load_keyring
+
+    def counting(names: list[str] | None) -> Any:
+        loads.extend(names or [])
+        return real(names)
+
+    monkeypatch.setattr(flows.common, "load_keyring", counting)
+    try:
+        state = backup(
+            server="key-db", locations=["key-local"], encryption_key="no-such-key", return_state=True
+        )
+        assert state.is_failed() and "no Secret block named 'no-such-key'" in str(
+            state.result(raise_on_failure=False)
+        )
+        with pytest.raises(OSError):
+            listener.accept()  # nobody connected
+        assert not (tmp_path / "b").exists()
+        listener.close()  # now the port refuses: pre-flight fails at once, after the key was read
+        loads.clear()
+        state = backup(server="key-db", locations=["key-local"], encryption_key="key-once", return_state=True)
+        assert state.is_failed() and "cannot connect" in str(state.result(raise_on_failure=False))
+        assert loads == ["key-once"]
+    finally:
+        listener.close()

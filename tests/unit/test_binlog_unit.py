@@ -417,3 +417,18 @@ def test_recovery_target_is_parsed_once_at_the_edge() -> None:
 def test_recovery_target_refuses_bad_input_by_name(given: dict[str, str], expected: str) -> None:
     with pytest.raises(ConfigError, match=expected):
         RecoveryTarget.parse(**given)
+
+
+def test_restore_request_refuses_what_a_point_in_time_recovery_cannot_do() -> None:
+    from mysqlops.model import Location, ServerSpec
+    from mysqlops.restore import RestoreRequest
+
+    until = RecoveryTarget.parse(until_gtid="0-1-45")
+    base = {"target": ServerSpec("t1"), "locations": (Location("local", "file:///var/b"),)}
+    with pytest.raises(ConfigError, match="needs server="):
+        RestoreRequest(**base, until=until, backup_id="20260101T000000Z-abcd").check()  # type: ignore[arg-type]
+    with pytest.raises(ConfigError, match="drop rename"):
+        RestoreRequest(**base, server="db1", until=until, rename={"a": "b"}).check()  # type: ignore[arg-type]
+    with pytest.raises(ConfigError, match="restore of 'latest' needs server"):
+        RestoreRequest(**base).check()  # type: ignore[arg-type]
+    RestoreRequest(**base, server="db1", until=until).check()  # type: ignore[arg-type]

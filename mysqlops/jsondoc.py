@@ -2,8 +2,8 @@
 
 As barman's ``infofile.py`` declares a ``Field`` with its name, type, default and its to/from
 JSON functions, a document class here is a frozen dataclass whose every field says how it
-travels (:func:`json_field`: a :class:`Codec`, and what a document that lacks the field
-means). :class:`Document` is the one routine that writes and reads all of them: the backup
+travels (``field(metadata=json_as(codec))``: a :class:`Codec`, and what a document that
+lacks the field means). :class:`Document` is the one routine that writes and reads all of them: the backup
 manifest, the binlog manifest, the restore certificate and their nested parts.
 
 Writing: every field through its codec, plus the derived values the class names (a schema
@@ -102,36 +102,22 @@ class Spec:
     null_is_missing: bool
 
 
-def json_field(
-    codec: Codec = RAW,
-    *,
-    default: Any = _REQUIRED,
-    default_factory: Any = _REQUIRED,
-    missing: Any = _REQUIRED,
-    null_is_missing: bool = True,
-) -> Any:
-    """A dataclass field with its JSON codec. ``default``/``default_factory`` are the
-    dataclass's; ``missing`` is what a document without the field reads as (by default the
-    field's default; without any, the field is required)."""
-    if missing is _REQUIRED:
-        missing = default_factory() if default_factory is not _REQUIRED else default
-    spec = Spec(codec, missing, null_is_missing)
-    if default_factory is not _REQUIRED:
-        return dataclasses.field(default_factory=default_factory, metadata={"json": spec})
-    return dataclasses.field(default=default, metadata={"json": spec})
+def json_as(codec: Codec = RAW, *, missing: Any = _REQUIRED, null_is_missing: bool = True) -> dict[str, Spec]:
+    """The metadata of a dataclass field that says how it travels:
+    ``rows: int = field(metadata=json_as(INT))``. ``missing``: what a document without the
+    field reads as (by default the field's default; without one, the field is required)."""
+    return {"json": Spec(codec, missing, null_is_missing)}
 
 
 def _spec(f: dataclasses.Field[Any]) -> Spec:
-    spec = f.metadata.get("json")
-    if spec is not None:
-        return spec  # type: ignore[no-any-return]
+    spec: Spec = f.metadata.get("json") or Spec(RAW, _REQUIRED, True)
+    if spec.missing is not _REQUIRED:
+        return spec
     if f.default is not dataclasses.MISSING:
-        missing = f.default
-    elif f.default_factory is not dataclasses.MISSING:
-        missing = f.default_factory()
-    else:
-        missing = _REQUIRED
-    return Spec(RAW, missing, True)
+        return dataclasses.replace(spec, missing=f.default)
+    if f.default_factory is not dataclasses.MISSING:
+        return dataclasses.replace(spec, missing=f.default_factory())
+    return spec
 
 
 @dataclass(frozen=True)

@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from enum import StrEnum
 from typing import Any
@@ -34,7 +34,7 @@ from mysqlops.jsondoc import (
     Codec,
     Document,
     enum,
-    json_field,
+    json_as,
     nested,
     optional,
     plain,
@@ -69,9 +69,9 @@ class TableStat:
     """Row count and content checksum of one table at the backup's consistent point."""
 
     table: str
-    rows: int = json_field(INT)
+    rows: int = field(metadata=json_as(INT))
     checksum: str | None = None
-    lossy_columns: tuple[str, ...] = json_field(STRINGS, default=())
+    lossy_columns: tuple[str, ...] = field(default=(), metadata=json_as(STRINGS))
 
 
 @dataclass(frozen=True)
@@ -79,18 +79,22 @@ class BackupFile:
     """One stored file of a backup (one database for a logical backup)."""
 
     path: str  # relative to the backup directory
-    database: str | None = json_field(missing=None)
-    raw_bytes: int = json_field(INT)
+    database: str | None = field(metadata=json_as(missing=None))
+    raw_bytes: int = field(metadata=json_as(INT))
     raw_sha256: str
-    stored_bytes: int = json_field(INT)
+    stored_bytes: int = field(metadata=json_as(INT))
     stored_sha256: str
-    counts: ObjectCounts | None = json_field(optional(nested(ObjectCounts, strict=True)), default=None)
-    tables: tuple[TableStat, ...] = json_field(tuple_of(nested(TableStat)), default=())
-    durations: dict[str, float] = json_field(MAP, default_factory=dict)
+    counts: ObjectCounts | None = field(
+        default=None, metadata=json_as(optional(nested(ObjectCounts, strict=True)))
+    )
+    tables: tuple[TableStat, ...] = field(default=(), metadata=json_as(tuple_of(nested(TableStat))))
+    durations: dict[str, float] = field(default_factory=dict, metadata=json_as(MAP))
     content_sha256: str | None = None  # statements without comments: comparable with a re-dump
     # when databases were dumped at different points
-    coordinates: BinlogCoordinates | None = json_field(COORDINATES, default=None)
-    lossy_columns: tuple[str, ...] = json_field(STRINGS, default=())  # FLOAT columns a logical dump rounds
+    coordinates: BinlogCoordinates | None = field(default=None, metadata=json_as(COORDINATES))
+    lossy_columns: tuple[str, ...] = field(
+        default=(), metadata=json_as(STRINGS)
+    )  # FLOAT columns a logical dump rounds
 
 
 @dataclass(frozen=True)
@@ -98,34 +102,36 @@ class BackupManifest:
     backup_id: str
     server: str
     location: str
-    kind: BackupKind = json_field(enum(BackupKind))
-    method: BackupMethod = json_field(enum(BackupMethod))
+    kind: BackupKind = field(metadata=json_as(enum(BackupKind)))
+    method: BackupMethod = field(metadata=json_as(enum(BackupMethod)))
     flavor: str
     server_version: str
-    databases: tuple[str, ...] = json_field(STRINGS)
-    files: tuple[BackupFile, ...] = json_field(tuple_of(nested(BackupFile)))
-    started_at: datetime = json_field(TIME)
-    finished_at: datetime = json_field(TIME)
+    databases: tuple[str, ...] = field(metadata=json_as(STRINGS))
+    files: tuple[BackupFile, ...] = field(metadata=json_as(tuple_of(nested(BackupFile))))
+    started_at: datetime = field(metadata=json_as(TIME))
+    finished_at: datetime = field(metadata=json_as(TIME))
     compression: str
-    status: BackupStatus = json_field(
-        enum(BackupStatus), default=BackupStatus.COMPLETE, null_is_missing=False
+    status: BackupStatus = field(
+        default=BackupStatus.COMPLETE, metadata=json_as(enum(BackupStatus), null_is_missing=False)
     )
-    coordinates: BinlogCoordinates | None = json_field(COORDINATES, default=None)
+    coordinates: BinlogCoordinates | None = field(default=None, metadata=json_as(COORDINATES))
     # primary's, when dumped from a replica
-    source_coordinates: BinlogCoordinates | None = json_field(COORDINATES, default=None)
-    durations: dict[str, float] = json_field(MAP, default_factory=dict)
-    tools: dict[str, str] = json_field(MAP, default_factory=dict)
-    tags: tuple[str, ...] = json_field(STRINGS, default=())
-    warnings: tuple[str, ...] = json_field(STRINGS, default=())
+    source_coordinates: BinlogCoordinates | None = field(default=None, metadata=json_as(COORDINATES))
+    durations: dict[str, float] = field(default_factory=dict, metadata=json_as(MAP))
+    tools: dict[str, str] = field(default_factory=dict, metadata=json_as(MAP))
+    tags: tuple[str, ...] = field(default=(), metadata=json_as(STRINGS))
+    warnings: tuple[str, ...] = field(default=(), metadata=json_as(STRINGS))
     encryption_key_id: str | None = None
     parent_id: str | None = None
     lsn_from: int | None = None
     lsn_to: int | None = None
-    keep_forever: bool = json_field(BOOL, default=False)
+    keep_forever: bool = field(default=False, metadata=json_as(BOOL))
     # {database: {table: engine}}: tables a --single-transaction dump could not read in its
     # snapshot (MyISAM, Aria, MEMORY...); absent in manifests written before it was recorded
-    non_transactional_tables: dict[str, dict[str, str]] = json_field(ENGINES, default_factory=dict)
-    extra: dict[str, Any] = json_field(MAP, default_factory=dict)
+    non_transactional_tables: dict[str, dict[str, str]] = field(
+        default_factory=dict, metadata=json_as(ENGINES)
+    )
+    extra: dict[str, Any] = field(default_factory=dict, metadata=json_as(MAP))
 
     @property
     def raw_bytes(self) -> int:
@@ -208,17 +214,17 @@ class BinlogManifest:
     server: str
     location: str
     file: str
-    server_id: int = json_field(INT)
-    server_uuid: str | None = json_field(missing=None)
-    raw_bytes: int = json_field(INT)
+    server_id: int = field(metadata=json_as(INT))
+    server_uuid: str | None = field(metadata=json_as(missing=None))
+    raw_bytes: int = field(metadata=json_as(INT))
     raw_sha256: str
     stored_path: str
-    stored_bytes: int = json_field(INT)
+    stored_bytes: int = field(metadata=json_as(INT))
     stored_sha256: str
     compression: str
-    archived_at: datetime = json_field(TIME)
-    first_event_at: datetime | None = json_field(optional(TIME), default=None)
-    last_event_at: datetime | None = json_field(optional(TIME), default=None)
+    archived_at: datetime = field(metadata=json_as(TIME))
+    first_event_at: datetime | None = field(default=None, metadata=json_as(optional(TIME)))
+    last_event_at: datetime | None = field(default=None, metadata=json_as(optional(TIME)))
     gtid_start: str | None = None
     gtid_end: str | None = None
     encryption_key_id: str | None = None
@@ -269,14 +275,14 @@ class RestoreCertificate:
     backup_id: str
     server: str
     location: str
-    tested_at: datetime = json_field(TIME)
-    passed: bool = json_field(BOOL)
-    checks: tuple[Check, ...] = json_field(tuple_of(nested(Check, strict=True)))
-    durations: dict[str, float] = json_field(MAP)
+    tested_at: datetime = field(metadata=json_as(TIME))
+    passed: bool = field(metadata=json_as(BOOL))
+    checks: tuple[Check, ...] = field(metadata=json_as(tuple_of(nested(Check, strict=True))))
+    durations: dict[str, float] = field(metadata=json_as(MAP))
     source_version: str
     target_version: str
-    recovery_point_seconds: float = json_field(FLOAT)
-    lossy: tuple[str, ...] = json_field(STRINGS, default=())
+    recovery_point_seconds: float = field(metadata=json_as(FLOAT))
+    lossy: tuple[str, ...] = field(default=(), metadata=json_as(STRINGS))
     fingerprint: str | None = None  # BackupManifest.fingerprint of the copy tested (None: older certificates)
 
     def to_json(self) -> str:

@@ -14,7 +14,7 @@ from enum import StrEnum
 from typing import Any
 
 from mysqlops.errors import ConfigError
-from mysqlops.jsondoc import INT, json_field
+from mysqlops.jsondoc import INT, json_as
 
 
 class Flavor(StrEnum):
@@ -189,7 +189,7 @@ class BinlogCoordinates:
     """A consistent point: binlog file + position, and the GTID set executed there."""
 
     file: str
-    position: int = json_field(INT)
+    position: int = field(metadata=json_as(INT))
     gtid: str | None = None
 
     @property

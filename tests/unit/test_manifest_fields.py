@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from mysqlops.errors import ManifestError
-from mysqlops.jsondoc import INT, Document, json_field
+from mysqlops.jsondoc import INT, Document, json_as
 from mysqlops.manifest import BackupManifest, BinlogManifest, RestoreCertificate
 
 GOLDEN = Path(__file__).parent / "data" / "manifests"
@@ -79,11 +79,16 @@ def test_a_field_declared_once_drives_both_directions() -> None:
     @dataclasses.dataclass(frozen=True)
     class Doc:
         name: str
-        size: int = json_field(INT)
+        size: int = dataclasses.field(metadata=json_as(INT))
         note: str = "none"
 
     codec = Document(Doc, "test/1", "test document")
-    assert json.loads(codec.dumps(Doc("a", 3))) == {"name": "a", "size": 3, "note": "none", "schema": "test/1"}
+    assert json.loads(codec.dumps(Doc("a", 3))) == {
+        "name": "a",
+        "size": 3,
+        "note": "none",
+        "schema": "test/1",
+    }
     assert codec.loads('{"schema": "test/1", "name": "a", "size": "7"}') == Doc("a", 7, "none")
     with pytest.raises(ManifestError, match=r"test document is malformed.*size"):
         codec.loads('{"schema": "test/1", "name": "a"}')

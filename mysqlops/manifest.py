@@ -5,7 +5,7 @@ without a manifest is not a backup. The JSON is versioned (``schema``); readers 
 schema they do not know instead of guessing.
 
 A manifest read from a location is not trusted: ``from_json`` validates every field that
-names a file, server, backup id or binlog file (``ids.check_key`` and friends) and refuses
+names a file, server, backup id or binlog file (``layout.check_key`` and friends) and refuses
 duplicate file names, so a hostile manifest is an unusable copy with a clear reason, never
 a path outside the backup's directory.
 

@@ -11,7 +11,7 @@ Local files: temp file in the destination directory, fsync, ``os.link`` (fails i
 exists: atomic and write-once), fsync the directory. S3: the object only becomes visible when
 its upload completes; on error the multipart upload is aborted (``discard``).
 
-Keys are never trusted: every key goes through ``ids.check_key`` (relative, no ``..``/``.``/
+Keys are never trusted: every key goes through ``layout.check_key`` (relative, no ``..``/``.``/
 empty segment, no control character or backslash, bounded length). At a local location every
 file is reached one directory at a time relative to its parent's descriptor with
 ``O_NOFOLLOW`` (``localfs.open_dir_beneath``): a symbolic link planted there is refused, never
@@ -24,7 +24,6 @@ import contextlib
 import errno
 import io
 import os
-import secrets
 import shutil
 import time
 from collections.abc import Callable, Iterator
@@ -38,7 +37,6 @@ from mysqlops import layout
 from mysqlops.adapters import localfs
 from mysqlops.adapters.localfs import makedirs_private
 from mysqlops.errors import IntegrityError, MysqlopsError, ObjectExists, StorageError, UnsafePath
-from mysqlops.layout import TMP_PREFIX
 from mysqlops.model import Location
 from mysqlops.streams.checksum import CHUNK, CountingHash, iter_chunks
 
@@ -93,7 +91,7 @@ class _LocalWriter(_Writer):
         self.location = location
         directory, _, self.name = key.rpartition("/")
         self.dfd = localfs.open_dir_beneath(root, directory, create=True)
-        self.tmp = f"{TMP_PREFIX}{secrets.token_hex(6)}-{self.name}"
+        self.tmp = layout.temporary_name(self.name)
         try:
             fd = os.open(
                 self.tmp,
@@ -185,7 +183,7 @@ class _GenericWriter(_Writer):
         self.fs = fs
         self.final = final
         parent, _, name = final.rpartition("/")
-        self.tmp = f"{parent}/{TMP_PREFIX}{secrets.token_hex(6)}-{name}"
+        self.tmp = f"{parent}/{layout.temporary_name(name)}"
         self.out = fs.open(self.tmp, "wb")
 
     def write(self, chunk: bytes) -> None:
@@ -236,7 +234,7 @@ class Store:
 
     # -- naming -----------------------------------------------------------------------------
     def key(self, key: str) -> str:
-        """``key`` checked by ``ids.check_key`` (the location's name in the message)."""
+        """``key`` checked by ``layout.check_key`` (the location's name in the message)."""
         try:
             return layout.check_key(key)
         except UnsafePath as exc:
@@ -312,7 +310,7 @@ class Store:
         """Write, read back and delete a probe object; a clear error when writing or reading
         fails. A key that may write but not delete (a writer key kept apart from the pruning
         key) is fine for backups: that is returned as a warning, not an error."""
-        key = f"{TMP_PREFIX}probe-{secrets.token_hex(6)}"
+        key = layout.temporary_name("probe")
         data = b"mysqlops write probe\n"
 
         def probe() -> None:
@@ -516,7 +514,7 @@ class Store:
     def list_keys(self, prefix: str = "", refused: list[str] | None = None) -> list[str]:
         """Keys under ``prefix`` (recursive, files only), relative to the location.
 
-        Entries that are not safe keys (``ids.check_key``: ``a//b``, control characters, ...) and,
+        Entries that are not safe keys (``layout.check_key``: ``a//b``, control characters, ...) and,
         at a local location, symbolic links, FIFOs, sockets and devices are never returned:
         they are appended to ``refused`` when it is given, else :class:`UnsafePath` is raised."""
         if prefix:

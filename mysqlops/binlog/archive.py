@@ -65,7 +65,6 @@ from mysqlops.adapters import process
 from mysqlops.adapters.localfs import private_tempdir
 from mysqlops.adapters.storage import Store, StoredObject
 from mysqlops.binlog.format import BinlogSummary, summarize_file
-from mysqlops.binlog.layout import archived_files, data_key, manifest_key
 from mysqlops.binlog.plan import (
     ArchivedBinlog,
     ArchiveResult,
@@ -333,7 +332,10 @@ def archive_binlogs(
     plans: dict[str, LocationPlan] = {}
     for name, store in stores.items():
         plan = plan_location(
-            name, [f for f, _ in server.logs], server.active, archived_files(listing[name], spec.name)
+            name,
+            [f for f, _ in server.logs],
+            server.active,
+            layout.archived_binlogs(listing[name], spec.name),
         )
         _check_identity(store, spec.name, plan, server)
         plans[name] = plan
@@ -397,7 +399,7 @@ def _check_identity(store: Store, server_name: str, plan: LocationPlan, server: 
     last = plan.last_archived
     if last is None:
         return
-    manifest = BinlogManifest.from_json(store.read_bytes(manifest_key(server_name, last)))
+    manifest = BinlogManifest.from_json(store.read_bytes(layout.binlog_manifest_key(server_name, last)))
     where = f"location {store.location.name!r}"
     if manifest.server_id != server.server_id:
         raise BinlogHistoryChanged(
@@ -433,7 +435,7 @@ def _publish(
     keyring: Keyring | None = None,
 ) -> tuple[ArchivedBinlog, BinlogManifest]:
     started = time.monotonic()
-    key = data_key(spec.name, file, codec.extension)
+    key = layout.binlog_data_key(spec.name, file, codec.extension)
     adopted = False
     kid = keyring.current_id if keyring is not None else None
     try:
@@ -460,7 +462,7 @@ def _publish(
         gtid_end=summary.gtid_end,
         encryption_key_id=kid,
     )
-    mkey = manifest_key(spec.name, file)
+    mkey = layout.binlog_manifest_key(spec.name, file)
     try:
         store.put_bytes(manifest.to_json().encode(), mkey)
     except ObjectExists:
@@ -521,15 +523,11 @@ def full_backups(store: Store, server: str) -> list[BackupManifest]:
     """Readable full-backup manifests of ``server`` at one location (a manifest that fails
     validation or names another directory than its own is not one of them)."""
     out = []
-    prefix = f"{layout.check_server_name(server)}/{layout.BACKUPS_DIR}"
-    for key in store.list_keys(prefix, refused=[]):
-        if key.endswith("/" + layout.MANIFEST_NAME) and key.count("/") == 3:
+    for key in store.list_keys(layout.backups_prefix(server), refused=[]):
+        if layout.is_backup_manifest_key(key, server):
             with contextlib.suppress(ManifestError, StorageError):
                 m = BackupManifest.from_json(store.read_bytes(key))
-                if (
-                    key == f"{layout.backup_dir(m.server, m.backup_id)}/{layout.MANIFEST_NAME}"
-                    and m.server == server
-                ):
+                if key == layout.manifest_key(m.server, m.backup_id) and m.server == server:
                     out.append(m)
     return out
 
@@ -538,8 +536,8 @@ def list_archived(store: Store, server: str) -> list[BinlogManifest]:
     """Every archived binlog of ``server`` at one location (by manifest), oldest first.
     An unreadable manifest raises :class:`ManifestError` (never silently skipped)."""
     out = []
-    for file in archived_files(store.list_keys(layout.binlog_dir(server)), server):
-        key = manifest_key(server, file)
+    for file in layout.archived_binlogs(store.list_keys(layout.binlog_dir(server)), server):
+        key = layout.binlog_manifest_key(server, file)
         try:
             m = BinlogManifest.from_json(store.read_bytes(key))
         except ManifestError as exc:

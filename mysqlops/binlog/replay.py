@@ -14,7 +14,6 @@ from mysqlops.adapters import mysql as db
 from mysqlops.adapters import process
 from mysqlops.adapters.storage import Store
 from mysqlops.binlog.archive import _read_verified, list_archived, private_dir
-from mysqlops.binlog.layout import basename_of, sibling
 from mysqlops.binlog.plan import BinlogGap
 from mysqlops.errors import (
     ConfigError,
@@ -66,7 +65,11 @@ def select_replay_files(
     """The contiguous run of archived files from ``start.file`` to the one holding the target
     (pure). Raises :class:`BinlogGap` for a hole, :class:`RestoreError` when the archive does
     not reach the target."""
-    by_seq = {m.sequence: m for m in manifests if basename_of(m.file) == basename_of(start.file)}
+    by_seq = {
+        m.sequence: m
+        for m in manifests
+        if layout.binlog_basename(m.file) == layout.binlog_basename(start.file)
+    }
     if start.sequence not in by_seq:
         raise RestoreError(
             f"binlog {start.file} (the start of the replay) is not archived: nothing can be "
@@ -93,7 +96,7 @@ def select_replay_files(
         if m is None:
             if seq <= last_seq:
                 following = min(s for s in by_seq if s > seq)
-                missing = [sibling(start.file, s) for s in range(seq, following)]
+                missing = [layout.binlog_sibling(start.file, s) for s in range(seq, following)]
                 raise BinlogGap(
                     f"binlog(s) {', '.join(missing)} are not archived: point-in-time recovery cannot "
                     f"cross them (it can reach the end of {chosen[-1].file} at most)",
@@ -395,7 +398,7 @@ def _fetch_verified(
     """Decompress (decrypting encrypted copies) the first copy whose stored and raw sha256
     match its manifest to ``path``. Returns the store used and that copy's manifest."""
     for store, m in copies:
-        key = f"{layout.binlog_dir(m.server)}/{layout.check_file_name(m.stored_path, 'stored binlog name')}"
+        key = layout.binlog_stored_key(m.server, m.stored_path)
         try:
             if m.encryption_key_id and (keyring is None or m.encryption_key_id not in keyring):
                 raise IntegrityError(f"encrypted with key id {m.encryption_key_id}, which was not given")

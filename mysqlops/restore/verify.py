@@ -116,10 +116,7 @@ def verify_restored(
 
 
 def certificate_key(manifest: BackupManifest, location: str, tested_at: datetime) -> str:
-    return (
-        f"{layout.backup_dir(manifest.server, manifest.backup_id)}/{layout.CERTIFICATE_PREFIX}"
-        f"{tested_at:%Y%m%dT%H%M%SZ}-{location}.json"
-    )
+    return layout.certificate_key(manifest.server, manifest.backup_id, tested_at, location)
 
 
 def make_certificate(

@@ -29,6 +29,7 @@ from mysqlops.errors import (
 )
 from mysqlops.manifest import BackupManifest, validate_backup_manifest
 from mysqlops.model import Location, ServerSpec
+from mysqlops.progress import Progress, ProgressFn, Ticker
 from mysqlops.restore.fetch import check_key, fetch_backup_files
 from mysqlops.restore.rename import RenameRefused, RenameRewriter, rename_refusals
 from mysqlops.sql.quoting import quote_identifier as q
@@ -37,9 +38,6 @@ from mysqlops.streams.compression import codec_from_label
 from mysqlops.streams.crypto import Decryptor, Keyring
 from mysqlops.tools import redact
 from mysqlops.tools.client import ClientTools, client_option_file, mysql_argv
-
-ProgressFn = Callable[[int, int, float], None]  # loaded raw bytes, total raw bytes, elapsed seconds
-
 
 # --------------------------------------------------------------------------- loading
 _MARK_RE = re.compile(
@@ -199,16 +197,6 @@ class RestoreResult:
     warnings: list[str] = field(default_factory=list)
 
 
-def server_identity(conn: db.Connection) -> dict[str, Any]:
-    row = db.query(conn, "SELECT @@hostname AS h, @@port AS p, @@server_id AS s, @@datadir AS d")[0]
-    return {
-        "hostname": str(row["h"]),
-        "port": int(row["p"]),
-        "server_id": int(row["s"]),
-        "datadir": str(row["d"]),
-    }
-
-
 def restore_backup(
     copies: Sequence[tuple[Location, BackupManifest]],
     target: ServerSpec,
@@ -219,6 +207,7 @@ def restore_backup(
     allow_source_target: bool = False,
     staging_dir: str | None = None,
     progress: ProgressFn | None = None,
+    progress_interval: float = 5.0,
     log: Callable[[str], None] | None = None,
     load_timeout: float | None = 24 * 3600,
     keyring: Keyring | None = None,
@@ -301,13 +290,8 @@ def restore_backup(
                 "(on another server), or remove the qualifier from these definitions and back up again"
             )
         total = sum(f.raw_bytes for f in files)
-        loaded = [0]
+        ticker = Ticker(Progress(time.monotonic(), total, stage="load"), progress, progress_interval)
         t1 = time.monotonic()
-
-        def on_bytes(n: int) -> None:
-            loaded[0] += n
-            if progress:
-                progress(loaded[0], total, time.monotonic() - t1)
 
         with db.session(target) as conn:
             for source_db, state in states.items():
@@ -318,6 +302,11 @@ def restore_backup(
                     created.append(targets[source_db])
         for ff in fetched:
             assert ff.database is not None
+            database = ff.database
+
+            def on_bytes(n: int, database: str = database) -> None:
+                ticker.add(database, n)
+
             load_file(
                 ff.path,
                 manifest.compression,
@@ -329,6 +318,7 @@ def restore_backup(
                 keyring if manifest.encryption_key_id else None,
             )
             say(f"loaded {ff.database!r} as {targets[ff.database]!r} from {ff.location}")
+        ticker.done()
         durations["load"] = round(time.monotonic() - t1, 3)
         created.clear()  # success: keep them
         warnings: list[str] = []

@@ -21,8 +21,9 @@ from mysqlops.errors import (
 )
 from mysqlops.manifest import BackupManifest, Check, RestoreCertificate, validate_backup_manifest
 from mysqlops.model import Location, ServerSpec
+from mysqlops.progress import ProgressFn
 from mysqlops.restore.fetch import check_key
-from mysqlops.restore.logical import ProgressFn, restore_backup
+from mysqlops.restore.logical import restore_backup
 from mysqlops.streams.checksum import CHUNK
 from mysqlops.streams.crypto import Keyring
 from mysqlops.streams.dumpscan import DumpScanner

@@ -1,4 +1,8 @@
-"""Progress of a backup: bytes, throughput, ETA."""
+"""Progress of a long byte stream (a backup's dump, a restore's load): bytes, throughput, ETA.
+
+The one progress type of the core: every entry point that streams bytes calls a
+:data:`ProgressFn` with a :class:`Progress`, at most every ``interval`` seconds and once at
+the end (:class:`Ticker`). How a line is logged is the caller's (the flows' reporter)."""
 
 from __future__ import annotations
 
@@ -13,11 +17,13 @@ ProgressFn = Callable[["Progress"], None]
 # --------------------------------------------------------------------------- progress
 @dataclass
 class Progress:
-    """Bytes dumped so far against the information_schema estimate."""
+    """Bytes done so far against the total: for a backup, bytes dumped against the
+    information_schema estimate (``stage`` "dump"); for a restore, raw bytes loaded against
+    the manifest's raw size (``stage`` "load")."""
 
     started: float
-    estimated_bytes: int
-    dumped_bytes: int = 0
+    total_bytes: int
+    done_bytes: int = 0
     per_database: dict[str, int] = field(default_factory=dict)
     stage: str = "dump"
 
@@ -27,22 +33,23 @@ class Progress:
 
     @property
     def throughput(self) -> float:
-        return self.dumped_bytes / self.elapsed if self.elapsed > 0 else 0.0
+        return self.done_bytes / self.elapsed if self.elapsed > 0 else 0.0
 
     @property
     def fraction(self) -> float:
-        if self.estimated_bytes <= 0:
+        """Done against the total, at most 0.99 (an estimate can be short: 100% is the end of the run)."""
+        if self.total_bytes <= 0:
             return 0.0
-        return min(self.dumped_bytes / self.estimated_bytes, 0.99)
+        return min(self.done_bytes / self.total_bytes, 0.99)
 
     @property
     def eta_seconds(self) -> float | None:
-        if self.throughput <= 0 or self.estimated_bytes <= self.dumped_bytes:
+        if self.throughput <= 0 or self.total_bytes <= self.done_bytes:
             return None
-        return (self.estimated_bytes - self.dumped_bytes) / self.throughput
+        return (self.total_bytes - self.done_bytes) / self.throughput
 
 
-class _Ticker:
+class Ticker:
     """Calls ``progress`` at most every ``interval`` seconds (and once at the end)."""
 
     def __init__(self, progress: Progress, callback: ProgressFn | None, interval: float) -> None:
@@ -54,7 +61,7 @@ class _Ticker:
 
     def add(self, database: str | None, n: int) -> None:
         with self._lock:
-            self.progress.dumped_bytes += n
+            self.progress.done_bytes += n
             if database is not None:
                 self.progress.per_database[database] = self.progress.per_database.get(database, 0) + n
             now = time.monotonic()
@@ -65,5 +72,6 @@ class _Ticker:
             self.callback(self.progress)
 
     def done(self) -> None:
+        """The last call, whatever the interval."""
         if self.callback:
             self.callback(self.progress)

@@ -14,9 +14,9 @@ from mysqlops.adapters import mysql as db
 from mysqlops.adapters import sandbox
 from mysqlops.adapters.storage import Store
 from mysqlops.errors import RestoreError
-from mysqlops.progress import Progress
 from mysqlops.manifest import RestoreCertificate
 from mysqlops.model import Location
+from mysqlops.progress import Progress
 from mysqlops.restore import rename as restore_rename
 from mysqlops.sampledata import create_awkward_database
 from mysqlops.streams.compression import codec

@@ -11,7 +11,9 @@ def test_ticker_reports_at_most_every_interval_and_once_at_the_end() -> None:
     for interval, expected in ((0.0, [100, 200, 300, 300]), (1e12, [300])):
         seen: list[int] = []
         ticker = Ticker(
-            Progress(time.monotonic(), 300, stage="load"), lambda p: seen.append(p.done_bytes), interval
+            Progress(time.monotonic(), 300, stage="load"),
+            lambda p, seen=seen: seen.append(p.done_bytes),
+            interval,
         )
         for _ in range(3):
             ticker.add("shop", 100)

@@ -503,6 +503,18 @@ def start_background(
     return proc
 
 
+Background = subprocess.Popen  # the type of a child started by start_background()
+
+
+def reap_background(proc: subprocess.Popen[bytes], timeout: float) -> int | None:
+    """Wait up to ``timeout`` seconds for a background child to end: its return code, or
+    None when it is still running (the caller decides whether to kill it)."""
+    try:
+        return proc.wait(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        return None
+
+
 def forget_group(pid: int) -> None:
     """A background child was stopped by its owner: stop tracking it."""
     with _live_lock:

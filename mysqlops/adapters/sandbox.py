@@ -21,7 +21,6 @@ import shlex
 import shutil
 import signal
 import socket
-import subprocess
 import threading
 import time
 from collections.abc import Iterable, Sequence
@@ -448,7 +447,7 @@ def start_server(
         raise
 
 
-def _wait_ready(server: SandboxServer, proc: subprocess.Popen[bytes], timeout: float) -> None:
+def _wait_ready(server: SandboxServer, proc: process.Background[bytes], timeout: float) -> None:
     deadline = time.monotonic() + timeout
     spec = ServerSpec(name=server.name, socket=server.socket, user="root", password=server.root_password)
     last = ""
@@ -479,7 +478,7 @@ def _log_tail(path: str, lines: int = 15) -> str:
         return "(no error log)"
 
 
-def _stop_pid(server: SandboxServer, proc: subprocess.Popen[bytes] | None, timeout: float = 30) -> None:
+def _stop_pid(server: SandboxServer, proc: process.Background[bytes] | None, timeout: float = 30) -> None:
     """SIGTERM (clean InnoDB shutdown), wait, then SIGKILL the whole group."""
     pid = server.pid
     if pid <= 0:
@@ -498,8 +497,7 @@ def _stop_pid(server: SandboxServer, proc: subprocess.Popen[bytes] | None, timeo
         with contextlib.suppress(ProcessLookupError, PermissionError):
             os.killpg(pid, signal.SIGKILL)
         if proc is not None:
-            with contextlib.suppress(subprocess.TimeoutExpired):
-                proc.wait(timeout=10)
+            process.reap_background(proc, 10)
         else:
             with contextlib.suppress(ChildProcessError, OSError):
                 os.waitpid(pid, os.WNOHANG)

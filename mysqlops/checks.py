@@ -611,8 +611,8 @@ def _first_line(exc: BaseException) -> str:
 
 def _privileges(conn: db.Connection, dialect: Any, server: str, binlogs: bool) -> CheckResult:
     grants = [str(next(iter(r.values()))) for r in db.query(conn, "SHOW GRANTS FOR CURRENT_USER()")]
-    databases = db.user_databases(conn, dialect.system_schemas())
-    missing = dialect.missing_backup_privileges(grants, databases, binlogs=binlogs)
+    databases = db.user_databases(conn, dialect.dump.system_schemas())
+    missing = dialect.accounts.missing_backup_privileges(grants, databases, binlogs=binlogs)
     if missing:
         return CheckResult(server, "", "privileges", Status.FAILED, " | ".join(missing))
     scope = "backup and binlog archiving" if binlogs else "backup"

@@ -44,7 +44,7 @@ class Account:
 def user_statements(version: ServerVersion, account: Account, password: str) -> list[str]:
     d = dialect_for(version)
     if account.role == "backup":
-        statements = d.backup_user_grants(
+        statements = d.accounts.backup_user_grants(
             account.user, account.host, password, account.databases, account.tls
         )
         if d.is_mariadb and version.at_least(10, 5, 9):
@@ -53,11 +53,11 @@ def user_statements(version: ServerVersion, account: Account, password: str) -> 
             statements.append(f"GRANT SLAVE MONITOR ON *.* TO {quoted_account(account.user, account.host)}")
         return statements
     if account.role == "replication":
-        return d.replication_user_grants(account.user, account.host, password, account.tls)
+        return d.accounts.replication_user_grants(account.user, account.host, password, account.tls)
     if account.role == "restore":
-        return d.restore_user_grants(account.user, account.host, password, tls=account.tls)
+        return d.accounts.restore_user_grants(account.user, account.host, password, tls=account.tls)
     if account.role == "monitor":
-        return d.monitor_user_grants(
+        return d.accounts.monitor_user_grants(
             account.user, account.host, password, databases=account.databases, tls=account.tls
         )
     raise ConfigError(f"unknown account role {account.role!r}: use one of {', '.join(ROLES)}")

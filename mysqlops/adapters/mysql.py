@@ -203,15 +203,15 @@ def server_info(spec: ServerSpec) -> ServerInfo:
 def replica_status(conn: Connection, dialect: Any) -> Any:
     """``SHOW REPLICA/SLAVE STATUS`` normalised by the dialect (None on a non-replica), with
     the applied GTID position merged in (MariaDB's status has no executed-GTID column)."""
-    rows = query(conn, dialect.show_replica_status())
+    rows = query(conn, dialect.replica.show_replica_status())
     if not rows:
         return None
     row = dict(rows[0])
-    gtid = scalar(conn, dialect.replica_gtid_query())
+    gtid = scalar(conn, dialect.replica.replica_gtid_query())
     if gtid is not None and not row.get("Executed_Gtid_Set"):
         row["Gtid_Slave_Pos"] = gtid
         row["Executed_Gtid_Set"] = gtid
-    return dialect.parse_replica_status(row)
+    return dialect.replica.parse_replica_status(row)
 
 
 def server_identity(conn: Connection) -> dict[str, Any]:

@@ -395,7 +395,7 @@ def _dump_all(
 def _coords_from_header(dialect: Dialect, header: str) -> BinlogCoordinates | None:
     if not header:
         return None
-    file, position, gtid = dialect.parse_dump_coordinates(header)
+    file, position, gtid = dialect.dump.parse_dump_coordinates(header)
     if not file or position is None:
         return None
     return BinlogCoordinates(file=file, position=int(position), gtid=gtid)

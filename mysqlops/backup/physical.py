@@ -182,7 +182,7 @@ def _inspect_source(spec: ServerSpec, datadir_hint: str | None) -> _Source:
         row = db.query(
             conn, "SELECT @@datadir AS d, @@hostname AS h, @@port AS p, @@server_id AS s, @@log_bin AS lb"
         )[0]
-        databases = tuple(db.user_databases(conn, dialect_for(version).system_schemas()))
+        databases = tuple(db.user_databases(conn, dialect_for(version).dump.system_schemas()))
     identity = {"hostname": str(row["h"]), "port": int(row["p"]), "server_id": int(row["s"])}
     reported = str(row["d"]).rstrip("/") or "/"
     identity["datadir"] = reported

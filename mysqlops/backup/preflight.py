@@ -180,13 +180,13 @@ def preflight(
         version = db.server_version(conn)
         identity = db.server_identity(conn)
         dialect = dialect_for(version)
-        available = db.user_databases(conn, dialect.system_schemas())
+        available = db.user_databases(conn, dialect.dump.system_schemas())
         chosen, selection_problems = select_databases(available, databases, include, exclude)
         problems += selection_problems
         grants = [str(next(iter(r.values()))) for r in db.query(conn, "SHOW GRANTS FOR CURRENT_USER()")]
-        problems += dialect.missing_backup_privileges(grants, chosen, binlogs=False)
+        problems += dialect.accounts.missing_backup_privileges(grants, chosen, binlogs=False)
         variables = db.global_variables(conn, ["log_bin", "server_id", "gtid_mode"])
-        position_options = dialect.dump_position_options()
+        position_options = dialect.dump.dump_position_options()
         if variables.get("log_bin", "OFF").upper() not in ("ON", "1"):
             position_options = ()
             warnings.append(

@@ -86,7 +86,8 @@ from mysqlops.errors import (
 )
 from mysqlops.manifest import BackupManifest, BinlogManifest
 from mysqlops.model import Flavor, Location, ServerSpec, ServerVersion, binlog_sequence
-from mysqlops.sql.dialect import BINLOG_HEADER_EVENTS, Dialect, dialect_for
+from mysqlops.sql.binlog import BINLOG_HEADER_EVENTS
+from mysqlops.sql.dialect import Dialect, dialect_for
 from mysqlops.streams.checksum import CHUNK, CountingHash, iter_chunks
 from mysqlops.streams.compression import Codec
 from mysqlops.streams.crypto import HEADER_MAX_SIZE, Decryptor, Encryptor, Keyring, peek_key_id
@@ -139,19 +140,19 @@ def rotate_and_list(spec: ServerSpec, *, rotate: bool = True) -> ServerBinlogs:
                 uuid = str(db.scalar(conn, "SELECT @@server_uuid"))
             rotated = False
             if rotate:
-                before = db.query(conn, dialect.binlog_status_query())
+                before = db.query(conn, dialect.binlog.binlog_status_query())
                 if before and _holds_transactions(conn, dialect, str(before[0]["File"])):
-                    db.execute(conn, dialect.flush_binary_logs())
+                    db.execute(conn, dialect.binlog.flush_binary_logs())
                     rotated = True
-            status = db.query(conn, dialect.binlog_status_query())
-            logs = db.query(conn, dialect.show_binary_logs())
+            status = db.query(conn, dialect.binlog.binlog_status_query())
+            logs = db.query(conn, dialect.binlog.show_binary_logs())
         except pymysql.err.MySQLError as exc:
             code = exc.args[0] if exc.args else None
             detail = exc.args[1] if len(exc.args) > 1 else str(exc)
             hint = f"; {_privilege_hint(version)}" if code in (1227, 1045, 1142, 1044) else ""
             raise BinlogError(f"server {spec.name!r}: cannot rotate/list binlogs: {detail}{hint}") from None
     if not status:
-        raise BinlogError(f"server {spec.name!r}: {dialect.binlog_status_query()} returned nothing")
+        raise BinlogError(f"server {spec.name!r}: {dialect.binlog.binlog_status_query()} returned nothing")
     return ServerBinlogs(
         version=version,
         server_id=int(row["sid"]),
@@ -164,7 +165,7 @@ def rotate_and_list(spec: ServerSpec, *, rotate: bool = True) -> ServerBinlogs:
 
 def _holds_transactions(conn: db.Connection, dialect: Dialect, file: str) -> bool:
     """Whether binlog ``file`` has any event besides the ones every binlog starts with."""
-    events = db.query(conn, dialect.show_binlog_events(file, len(BINLOG_HEADER_EVENTS) + 1))
+    events = db.query(conn, dialect.binlog.show_binlog_events(file, len(BINLOG_HEADER_EVENTS) + 1))
     return any(str(e.get("Event_type")) not in BINLOG_HEADER_EVENTS for e in events)
 
 

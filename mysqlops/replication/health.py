@@ -127,7 +127,7 @@ def check_health(
     if primary is not None:
         with db.session(primary) as conn:
             primary_gtid = normalize_gtid(
-                db.scalar(conn, dialect_for(db.server_version(conn)).gtid_executed_query())
+                db.scalar(conn, dialect_for(db.server_version(conn)).replica.gtid_executed_query())
             )
     results = [_one_health(spec, max_lag_seconds, primary_gtid) for spec in replicas]
     if sample_checksum and primary is not None:

@@ -17,7 +17,7 @@ from mysqlops.sql.quoting import quote_string
 if TYPE_CHECKING:
     pass
 from mysqlops.replication.plan import ReplicationSettings, _execute_secret
-from mysqlops.sql.replica import _BINLOG, _NO_BINLOG
+from mysqlops.sql.replica import BINLOG, NO_BINLOG
 
 # --------------------------------------------------------------------------------------------
 # 2. the replication account
@@ -61,7 +61,7 @@ def ensure_replication_user(primary: ServerSpec, settings: ReplicationSettings) 
     """
     with db.session(primary) as conn:
         dialect = dialect_for(db.server_version(conn))
-        statements = dialect.replication_user_grants(
+        statements = dialect.accounts.replication_user_grants(
             settings.user, settings.account_host, settings.password, settings.tls
         )
         rows = db.query(
@@ -78,14 +78,14 @@ def ensure_replication_user(primary: ServerSpec, settings: ReplicationSettings) 
             wanted = "ANY" if settings.tls else ""
             if ssl_type == wanted and grants_replication(grants) and _login_works(primary, settings):
                 return "unchanged"
-        db.execute(conn, _NO_BINLOG)
+        db.execute(conn, NO_BINLOG)
         try:
             for sql in statements:
                 _execute_secret(
                     conn, sql, settings.password, f"setting up replication user {settings.user!r}"
                 )
         finally:
-            db.execute(conn, _BINLOG)
+            db.execute(conn, BINLOG)
     return "updated" if exists else "created"
 
 

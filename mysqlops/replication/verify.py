@@ -26,7 +26,6 @@ from mysqlops.tablesum import content_checksum
 if TYPE_CHECKING:
     pass
 from mysqlops.replication.plan import Log, _quiet, _snapshot_gtid
-from mysqlops.sql.replica import _freeze, _start_until
 
 DEFAULT_CHUNK_ROWS = 50_000
 MAX_CHUNKS = 1000  # per table: bigger tables get bigger chunks
@@ -195,7 +194,7 @@ def _wait_reached(
     deadline = time.monotonic() + max(1.0, float(timeout))
     while True:
         step = int(max(1, min(poll, math.ceil(deadline - time.monotonic()))))
-        if dialect.wait_succeeded(db.scalar(conn, dialect.wait_for_gtid(gtid, step))):
+        if dialect.replica.wait_succeeded(db.scalar(conn, dialect.replica.wait_for_gtid(gtid, step))):
             return None
         status = db.replica_status(conn, dialect)
         if status is None:
@@ -314,15 +313,15 @@ def verify_replicas(
                 why = "; ".join(status.problems()) if status else "not a replica"
                 raise ReplicationError(f"cannot compare {spec.name} with the primary: {why}")
         for entry in conns:
-            db.execute(entry[1], _freeze(entry[2]))
+            db.execute(entry[1], entry[2].replica.freeze())
             frozen.append(entry)
         pconn = db.connect(primary, read_timeout=None, autocommit=True)
         pd = dialect_for(db.server_version(pconn))
         gtid = _snapshot_gtid(pconn, pd)
         for _spec, conn, dialect in frozen:
             if gtid:
-                db.execute(conn, _start_until(dialect, gtid))
-        system = pd.system_schemas()
+                db.execute(conn, dialect.replica.start_until(gtid))
+        system = pd.dump.system_schemas()
         databases = db.user_databases(pconn, system)
         tables = [t for d in databases for t in _tables(pconn, d)]
         chunks = _plan_chunks(pconn, tables, chunk_rows, sample_chunks, rng)
@@ -355,8 +354,8 @@ def verify_replicas(
         for spec, conn, dialect in frozen:
             try:
                 conn.ping(reconnect=True)
-                db.execute(conn, _freeze(dialect))
-                db.execute(conn, dialect.start_replica())
+                db.execute(conn, dialect.replica.freeze())
+                db.execute(conn, dialect.replica.start_replica())
             except (pymysql.MySQLError, OSError) as exc:
                 restart_errors.append(f"{spec.name}: {exc}")
         for _spec, conn, _dialect in conns:

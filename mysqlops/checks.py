@@ -610,7 +610,7 @@ def _first_line(exc: BaseException) -> str:
 
 
 def _privileges(conn: db.Connection, dialect: Any, server: str, binlogs: bool) -> CheckResult:
-    grants = [str(next(iter(r.values()))) for r in db.query(conn, "SHOW GRANTS FOR CURRENT_USER()")]
+    grants = db.current_grants(conn)
     databases = db.user_databases(conn, dialect.dump.system_schemas())
     missing = dialect.accounts.missing_backup_privileges(grants, databases, binlogs=binlogs)
     if missing:

@@ -26,8 +26,8 @@ from mysqlops.adapters import mysql as db
 from mysqlops.errors import ConfigError
 from mysqlops.model import ServerSpec, ServerVersion
 from mysqlops.sql.dialect import dialect_for
-from mysqlops.sql.quoting import account as quoted_account
 from mysqlops.sql.quoting import quote_string
+from mysqlops.sql.replica import NO_BINLOG
 
 ROLES = ("backup", "replication", "restore", "monitor")
 
@@ -47,11 +47,7 @@ def user_statements(version: ServerVersion, account: Account, password: str) -> 
         statements = d.accounts.backup_user_grants(
             account.user, account.host, password, account.databases, account.tls
         )
-        if d.is_mariadb and version.at_least(10, 5, 9):
-            # SHOW SLAVE STATUS: the check flow tells a replica from a primary (MySQL's backup
-            # account already holds REPLICATION CLIENT, older MariaDB its alias BINLOG MONITOR)
-            statements.append(f"GRANT SLAVE MONITOR ON *.* TO {quoted_account(account.user, account.host)}")
-        return statements
+        return statements + d.accounts.replica_status_grants(account.user, account.host)
     if account.role == "replication":
         return d.accounts.replication_user_grants(account.user, account.host, password, account.tls)
     if account.role == "restore":
@@ -85,7 +81,7 @@ def create_users(
             shown += masked(statements, password)
             if not dry_run:
                 with conn.cursor() as cur:
-                    cur.execute("SET SESSION sql_log_bin=0")  # accounts are per server, never replicated
+                    cur.execute(NO_BINLOG)  # accounts are per server, never replicated
                     for statement in statements:
                         cur.execute(statement)
     return shown

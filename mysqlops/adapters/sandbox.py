@@ -33,6 +33,8 @@ from mysqlops.adapters.builds import ServerBuild
 from mysqlops.adapters.mysql import execute, query, session
 from mysqlops.errors import SandboxError
 from mysqlops.model import Flavor, ServerSpec, ServerVersion
+from mysqlops.sql import catalog as sqlcat
+from mysqlops.sql.accounts import root_init_file
 from mysqlops.tools.client import client_option_file
 
 STATE_FILE = "sandbox.json"
@@ -148,10 +150,6 @@ def _write_private(path: str, text: str) -> None:
         fh.write(text)
 
 
-def _sql_string(value: str) -> str:
-    return "'" + value.replace("\\", "\\\\").replace("'", "\\'") + "'"
-
-
 def _files_dir(directory: str) -> str:
     """The server's private ``secure_file_priv`` directory (MySQL refuses to start without one
     that exists; Debian's default /var/lib/mysql-files is not there for a sandbox)."""
@@ -229,17 +227,6 @@ def _current_user() -> str:
     import pwd
 
     return pwd.getpwuid(os.getuid()).pw_name
-
-
-def _init_sql(password: str) -> str:
-    pw = _sql_string(password)
-    return (
-        "SET SESSION sql_log_bin=0;\n"  # never write the password into the binary log
-        f"ALTER USER 'root'@'localhost' IDENTIFIED BY {pw};\n"
-        f"CREATE USER IF NOT EXISTS 'root'@'127.0.0.1' IDENTIFIED BY {pw};\n"
-        f"ALTER USER 'root'@'127.0.0.1' IDENTIFIED BY {pw};\n"
-        "GRANT ALL PRIVILEGES ON *.* TO 'root'@'127.0.0.1' WITH GRANT OPTION;\n"
-    )
 
 
 def _wrapper(path: str, argv: Sequence[str]) -> None:
@@ -436,7 +423,7 @@ def start_server(
             port,
             tuned,
             gtid,
-            _init_sql(password),
+            root_init_file(password),
             password,
             extra_options,
             timeout,
@@ -460,7 +447,7 @@ def _wait_ready(server: SandboxServer, proc: process.Background[bytes], timeout:
         if os.path.exists(server.socket):
             try:
                 with session(spec, connect_timeout=2) as conn, conn.cursor() as cur:
-                    cur.execute("SELECT 1")
+                    cur.execute(sqlcat.PING)
                 return
             except Exception as exc:  # noqa: BLE001 - keep polling until the deadline
                 last = str(exc)
@@ -515,11 +502,8 @@ def _end_binlog_dumps(server: SandboxServer) -> None:
     spec = ServerSpec(name=server.name, socket=server.socket, user="root", password=server.root_password)
     with contextlib.suppress(Exception):
         with session(spec, connect_timeout=1, read_timeout=5) as conn:
-            rows = query(
-                conn, "SELECT id FROM information_schema.processlist WHERE command LIKE 'Binlog Dump%'"
-            )
-            for row in rows:
-                execute(conn, f"KILL {int(row['id'])}")
+            for row in query(conn, sqlcat.BINLOG_DUMP_THREADS):
+                execute(conn, sqlcat.kill(row["id"]))
 
 
 def stop_server(server: SandboxServer, *, remove: bool = True, timeout: float = 30) -> None:
@@ -675,13 +659,7 @@ def start_server_on_datadir(
         if scratch:
             reaper.mark(directory, "scratch server")
         shutil.move(source, os.path.join(directory, "data"))
-        pw = _sql_string(password)
-        init_sql = (
-            "SET SESSION sql_log_bin=0;\n"  # never write the password into the binary log
-            f"CREATE USER IF NOT EXISTS 'root'@'localhost' IDENTIFIED BY {pw};\n"
-            + _init_sql(password)
-            + "GRANT ALL PRIVILEGES ON *.* TO 'root'@'localhost' WITH GRANT OPTION;\n"
-        )
+        init_sql = root_init_file(password, create_localhost=True)
         return _launch(
             binary,
             directory,

@@ -68,6 +68,7 @@ from mysqlops.model import (
     ServerSpec,
     ServerVersion,
 )
+from mysqlops.sql import catalog as sqlcat
 from mysqlops.sql.dialect import dialect_for
 from mysqlops.streams.compression import Codec
 from mysqlops.streams.crypto import key_id
@@ -179,9 +180,7 @@ class _Source:
 def _inspect_source(spec: ServerSpec, datadir_hint: str | None) -> _Source:
     with db.session(spec) as conn:
         version = db.server_version(conn)
-        row = db.query(
-            conn, "SELECT @@datadir AS d, @@hostname AS h, @@port AS p, @@server_id AS s, @@log_bin AS lb"
-        )[0]
+        row = db.query(conn, sqlcat.PHYSICAL_FACTS)[0]
         databases = tuple(db.user_databases(conn, dialect_for(version).dump.system_schemas()))
     identity = {"hostname": str(row["h"]), "port": int(row["p"]), "server_id": int(row["s"])}
     reported = str(row["d"]).rstrip("/") or "/"

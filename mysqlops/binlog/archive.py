@@ -86,6 +86,7 @@ from mysqlops.errors import (
 )
 from mysqlops.manifest import BackupManifest, BinlogManifest
 from mysqlops.model import Flavor, Location, ServerSpec, ServerVersion, binlog_sequence
+from mysqlops.sql import catalog as sqlcat
 from mysqlops.sql.binlog import BINLOG_HEADER_EVENTS
 from mysqlops.sql.dialect import Dialect, dialect_for
 from mysqlops.streams.checksum import CHUNK, CountingHash, iter_chunks
@@ -114,9 +115,7 @@ class ServerBinlogs:
 
 
 def _privilege_hint(version: ServerVersion) -> str:
-    if version.flavor is Flavor.MARIADB:
-        return "GRANT RELOAD, BINLOG MONITOR, REPLICATION SLAVE ON *.* TO <backup user>"
-    return "GRANT RELOAD, REPLICATION CLIENT, REPLICATION SLAVE ON *.* TO <backup user>"
+    return dialect_for(version).binlog.archive_grant_hint()
 
 
 def rotate_and_list(spec: ServerSpec, *, rotate: bool = True) -> ServerBinlogs:
@@ -129,7 +128,7 @@ def rotate_and_list(spec: ServerSpec, *, rotate: bool = True) -> ServerBinlogs:
         version = db.server_version(conn)
         dialect = dialect_for(version)
         try:
-            row = db.query(conn, "SELECT @@log_bin AS lb, @@server_id AS sid")[0]
+            row = db.query(conn, sqlcat.BINLOG_FACTS)[0]
             if not int(row["lb"] or 0):
                 raise ConfigError(
                     f"server {spec.name!r} has binary logging off: nothing to archive and no "
@@ -137,7 +136,7 @@ def rotate_and_list(spec: ServerSpec, *, rotate: bool = True) -> ServerBinlogs:
                 )
             uuid = None
             if version.flavor is Flavor.MYSQL:
-                uuid = str(db.scalar(conn, "SELECT @@server_uuid"))
+                uuid = str(db.scalar(conn, sqlcat.SERVER_UUID))
             rotated = False
             if rotate:
                 before = db.query(conn, dialect.binlog.binlog_status_query())

@@ -24,6 +24,7 @@ from mysqlops.errors import (
 )
 from mysqlops.manifest import BinlogManifest
 from mysqlops.model import BinlogCoordinates, Flavor, ServerSpec, ServerVersion, binlog_sequence
+from mysqlops.sql.binlog import BinlogSql
 from mysqlops.sql.gtid import parse_mariadb_gtids
 from mysqlops.streams.compression import codec_from_label
 from mysqlops.streams.crypto import Keyring
@@ -378,15 +379,15 @@ def _gtid_strict_mode_off(spec: ServerSpec, version: ServerVersion, log_on_targe
         yield False
         return
     with db.session(spec) as conn:
-        strict = bool(int(db.scalar(conn, "SELECT @@GLOBAL.gtid_strict_mode") or 0))
+        strict = bool(int(db.scalar(conn, BinlogSql.GTID_STRICT_MODE) or 0))
         if strict:
-            db.execute(conn, "SET GLOBAL gtid_strict_mode=0")
+            db.execute(conn, BinlogSql.set_gtid_strict_mode(False))
     try:
         yield strict
     finally:
         if strict:
             with db.session(spec) as conn:
-                db.execute(conn, "SET GLOBAL gtid_strict_mode=1")
+                db.execute(conn, BinlogSql.set_gtid_strict_mode(True))
 
 
 def _fetch_verified(

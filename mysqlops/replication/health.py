@@ -14,6 +14,7 @@ from mysqlops.errors import (
     MysqlopsError,
 )
 from mysqlops.model import ServerSpec
+from mysqlops.sql import catalog as sqlcat
 from mysqlops.sql.dialect import dialect_for
 from mysqlops.sql.gtid import normalize_gtid
 
@@ -76,7 +77,7 @@ def _one_health(spec: ServerSpec, max_lag_seconds: int, primary_gtid: str | None
         with db.session(spec) as conn:
             dialect = dialect_for(db.server_version(conn))
             status = db.replica_status(conn, dialect)
-            health.read_only = str(db.scalar(conn, "SELECT @@GLOBAL.read_only")) in ("1", "ON")
+            health.read_only = str(db.scalar(conn, sqlcat.READ_ONLY)) in ("1", "ON")
     except MysqlopsError as exc:
         health.problems.append(str(exc))
         return health

@@ -220,24 +220,24 @@ def _execute_secret(conn: db.Connection, sql: str, secret: str, what: str) -> No
 
 def _snapshot_gtid(conn: db.Connection, dialect: Dialect) -> str | None:
     """Open a consistent snapshot on ``conn`` and return the GTID position it reflects."""
-    db.execute(conn, "SET SESSION TRANSACTION ISOLATION LEVEL REPEATABLE READ")
+    db.execute(conn, dialect.replica.SNAPSHOT_ISOLATION)
     if dialect.is_mariadb:
-        db.execute(conn, "START TRANSACTION WITH CONSISTENT SNAPSHOT")
+        db.execute(conn, dialect.replica.START_SNAPSHOT)
         status = {
             str(r["Variable_name"]).lower(): r["Value"]
-            for r in db.query(conn, "SHOW SESSION STATUS LIKE 'binlog_snapshot_%'")
+            for r in db.query(conn, dialect.replica.SNAPSHOT_BINLOG_STATUS)
         }
         file = status.get("binlog_snapshot_file")
         position = status.get("binlog_snapshot_position")
         if not file:
             raise ReplicationError("the primary has no binary log: cannot find a synchronized point")
-        return normalize_gtid(db.scalar(conn, "SELECT BINLOG_GTID_POS(%s, %s)", [file, int(position or 0)]))
-    db.execute(conn, "FLUSH TABLES WITH READ LOCK")
+        return normalize_gtid(db.scalar(conn, dialect.replica.GTID_AT_POSITION, [file, int(position or 0)]))
+    db.execute(conn, dialect.replica.GLOBAL_READ_LOCK)
     try:
-        db.execute(conn, "START TRANSACTION WITH CONSISTENT SNAPSHOT")
+        db.execute(conn, dialect.replica.START_SNAPSHOT)
         gtid = normalize_gtid(db.scalar(conn, dialect.replica.gtid_executed_query()))
     finally:
-        db.execute(conn, "UNLOCK TABLES")
+        db.execute(conn, dialect.replica.UNLOCK)
     return gtid
 
 

@@ -16,9 +16,10 @@ from mysqlops.errors import (
     VerificationFailed,
 )
 from mysqlops.model import ObjectCounts, ServerSpec
+from mysqlops.sql import catalog as sqlcat
 from mysqlops.sql.dialect import Dialect, dialect_for
 from mysqlops.sql.gtid import normalize_gtid
-from mysqlops.sql.quoting import quote_identifier as q
+from mysqlops.sql.replica import ReplicaSql
 from mysqlops.sql.status import ReplicaStatus
 from mysqlops.streams.dumpscan import DumpScanner
 from mysqlops.tools.client import ClientTools, DumpOptions, client_option_file, dump_argv, mysql_argv
@@ -169,7 +170,7 @@ def seed_stream(
     file, position, gtid = pd.dump.parse_dump_coordinates(scanner.coordinates_text)
     if gtid is None and file and position is not None and pd.is_mariadb:
         with db.session(primary.spec) as conn:  # the dump wrote an empty or no gtid line
-            gtid = normalize_gtid(db.scalar(conn, "SELECT BINLOG_GTID_POS(%s, %s)", [file, int(position)]))
+            gtid = normalize_gtid(db.scalar(conn, ReplicaSql.GTID_AT_POSITION, [file, int(position)]))
     if gtid is None and before:
         raise ReplicationError(
             f"the dump of {primary.spec.name} recorded no GTID position (options {' '.join(pd.dump.dump_position_options())}); "
@@ -262,7 +263,7 @@ def attach_replica(
             db.execute(conn, sql)
         if target.action is ReplicaAction.REBUILD:
             for database in db.user_databases(conn, dialect.dump.system_schemas()):
-                db.execute(conn, f"DROP DATABASE {q(database)}")
+                db.execute(conn, sqlcat.drop_database(database))
                 dropped.append(database)
             if dropped:
                 log(f"{name}: dropped {len(dropped)} database(s) to rebuild: {', '.join(dropped)}")

@@ -12,7 +12,6 @@ from mysqlops.errors import (
 )
 from mysqlops.model import ServerSpec, TLSOptions
 from mysqlops.sql.dialect import dialect_for
-from mysqlops.sql.quoting import quote_string
 
 if TYPE_CHECKING:
     pass
@@ -66,14 +65,17 @@ def ensure_replication_user(primary: ServerSpec, settings: ReplicationSettings) 
         )
         rows = db.query(
             conn,
-            "SELECT ssl_type AS t FROM mysql.user WHERE User = %s AND Host = %s",
+            dialect.accounts.SSL_TYPE,
             [settings.user, settings.account_host],
         )
         exists = bool(rows)
         if exists:
             ssl_type = str(rows[0]["t"] or "").upper()
             grants = [
-                str(next(iter(r.values()))) for r in db.query(conn, "SHOW GRANTS FOR " + _account(settings))
+                str(next(iter(r.values())))
+                for r in db.query(
+                    conn, dialect.accounts.show_grants_for(settings.user, settings.account_host)
+                )
             ]
             wanted = "ANY" if settings.tls else ""
             if ssl_type == wanted and grants_replication(grants) and _login_works(primary, settings):
@@ -87,7 +89,3 @@ def ensure_replication_user(primary: ServerSpec, settings: ReplicationSettings) 
         finally:
             db.execute(conn, BINLOG)
     return "updated" if exists else "created"
-
-
-def _account(settings: ReplicationSettings) -> str:
-    return f"{quote_string(settings.user)}@{quote_string(settings.account_host)}"

@@ -19,9 +19,10 @@ from mysqlops.errors import (
     VerificationFailed,
 )
 from mysqlops.model import ServerSpec
+from mysqlops.sql import catalog as sqlcat
 from mysqlops.sql.dialect import Dialect, dialect_for
 from mysqlops.sql.quoting import quote_identifier as q
-from mysqlops.tablesum import content_checksum
+from mysqlops.tablesum import checksum_of, content_checksum
 
 if TYPE_CHECKING:
     pass
@@ -104,14 +105,12 @@ class _Chunk:
 def _tables(conn: db.Connection, database: str) -> list[_Table]:
     rows = db.query(
         conn,
-        "SELECT TABLE_NAME AS t, ENGINE AS e, TABLE_ROWS AS n FROM information_schema.TABLES "
-        "WHERE TABLE_SCHEMA=%s AND TABLE_TYPE IN ('BASE TABLE','SYSTEM VERSIONED') ORDER BY TABLE_NAME",
+        sqlcat.BASE_TABLES_WITH_ENGINE,
         [database],
     )
     cols = db.query(
         conn,
-        "SELECT TABLE_NAME AS t, COLUMN_NAME AS c, DATA_TYPE AS d, COLUMN_KEY AS k FROM information_schema.COLUMNS "
-        "WHERE TABLE_SCHEMA=%s ORDER BY TABLE_NAME, ORDINAL_POSITION",
+        sqlcat.DATABASE_COLUMNS,
         [database],
     )
     by_table: dict[str, list[dict[str, Any]]] = {}
@@ -150,15 +149,9 @@ def _range_checksum(conn: db.Connection, chunk: _Chunk) -> tuple[int, str]:
     if chunk.high is not None:
         where.append(f"{q(t.pk)} < %s")
         args.append(chunk.high)
-    parts = ", ".join(f"HEX({q(c)}), ISNULL({q(c)})" for c in t.columns) or "''"
-    row = db.query(
-        conn,
-        f"SELECT COUNT(*) AS n, COALESCE(BIT_XOR(CAST(CRC32(CONCAT_WS('#', {parts})) AS UNSIGNED)), 0) AS x, "
-        f"COALESCE(SUM(CAST(CRC32(CONCAT_WS('|', {parts})) AS UNSIGNED)), 0) AS s "
-        f"FROM {q(t.database)}.{q(t.table)} WHERE {' AND '.join(where)}",
-        args,
-    )[0]
-    return int(row["n"]), f"{int(row['x']):08x}-{int(row['s']):x}"
+    return checksum_of(
+        db.query(conn, sqlcat.content_checksum(t.database, t.table, t.columns, where), args)[0]
+    )
 
 
 def _plan_chunks(
@@ -173,9 +166,7 @@ def _plan_chunks(
         if t.pk is None or t.rows <= chunk_rows:
             out.append(_Chunk(t))
             continue
-        row = db.query(
-            conn, f"SELECT MIN({q(t.pk)}) AS lo, MAX({q(t.pk)}) AS hi FROM {q(t.database)}.{q(t.table)}"
-        )[0]
+        row = db.query(conn, sqlcat.key_range(t.database, t.table, t.pk))[0]
         if row["lo"] is None:
             out.append(_Chunk(t))
             continue

@@ -32,6 +32,7 @@ from mysqlops.model import Location, ServerSpec
 from mysqlops.progress import Progress, ProgressFn, Ticker
 from mysqlops.restore.fetch import check_key, fetch_backup_files
 from mysqlops.restore.rename import RenameRefused, RenameRewriter, rename_refusals
+from mysqlops.sql import catalog as sqlcat
 from mysqlops.sql.quoting import quote_identifier as q
 from mysqlops.streams.checksum import CHUNK, iter_chunks
 from mysqlops.streams.compression import codec_from_label
@@ -169,18 +170,10 @@ def load_file(
 
 def _database_state(conn: db.Connection, database: str) -> str:
     """'absent', 'empty' or 'nonempty'."""
-    exists = db.scalar(
-        conn, "SELECT COUNT(*) FROM information_schema.SCHEMATA WHERE SCHEMA_NAME=%s", [database]
-    )
+    exists = db.scalar(conn, sqlcat.SCHEMA_EXISTS, [database])
     if not exists:
         return "absent"
-    objects = db.scalar(
-        conn,
-        "SELECT (SELECT COUNT(*) FROM information_schema.TABLES WHERE TABLE_SCHEMA=%s)"
-        " + (SELECT COUNT(*) FROM information_schema.ROUTINES WHERE ROUTINE_SCHEMA=%s)"
-        " + (SELECT COUNT(*) FROM information_schema.EVENTS WHERE EVENT_SCHEMA=%s)",
-        [database] * 3,
-    )
+    objects = db.scalar(conn, sqlcat.DATABASE_OBJECTS, [database] * 3)
     return "nonempty" if objects else "empty"
 
 
@@ -297,7 +290,7 @@ def restore_backup(
             for source_db, state in states.items():
                 if state == "nonempty":  # overwrite=True, and every copy passed its sha256 check
                     say(f"dropping existing {targets[source_db]!r} on {target.name} (overwrite=True)")
-                    db.execute(conn, f"DROP DATABASE {q(targets[source_db])}")
+                    db.execute(conn, sqlcat.drop_database(targets[source_db]))
                 if state in ("nonempty", "absent"):
                     created.append(targets[source_db])
         for ff in fetched:
@@ -337,7 +330,7 @@ def restore_backup(
         if created:
             with contextlib.suppress(Exception), db.session(target) as conn:
                 for name in created:
-                    db.execute(conn, f"DROP DATABASE IF EXISTS {q(name)}")
+                    db.execute(conn, sqlcat.drop_database(name, if_exists=True))
         raise
     finally:
         shutil.rmtree(staging, ignore_errors=True)

@@ -19,6 +19,25 @@ _MARIADB_ALIASES = {
 }
 
 
+def root_init_file(password: str, *, create_localhost: bool = False) -> str:
+    """The ``--init-file`` of a sandbox server: ``root`` over the socket and over TCP from
+    127.0.0.1 with ``password`` (``create_localhost``: also create root@localhost, for a
+    datadir restored from elsewhere). Never binary-logged."""
+    pw = quote_string(password)
+    lines = ["SET SESSION sql_log_bin=0;"]  # never write the password into the binary log
+    if create_localhost:
+        lines.append(f"CREATE USER IF NOT EXISTS 'root'@'localhost' IDENTIFIED BY {pw};")
+    lines += [
+        f"ALTER USER 'root'@'localhost' IDENTIFIED BY {pw};",
+        f"CREATE USER IF NOT EXISTS 'root'@'127.0.0.1' IDENTIFIED BY {pw};",
+        f"ALTER USER 'root'@'127.0.0.1' IDENTIFIED BY {pw};",
+        "GRANT ALL PRIVILEGES ON *.* TO 'root'@'127.0.0.1' WITH GRANT OPTION;",
+    ]
+    if create_localhost:
+        lines.append("GRANT ALL PRIVILEGES ON *.* TO 'root'@'localhost' WITH GRANT OPTION;")
+    return "\n".join(lines) + "\n"
+
+
 def _unique(names: Iterable[str]) -> list[str]:
     seen: list[str] = []
     for name in names:
@@ -32,6 +51,20 @@ def _unique(names: Iterable[str]) -> list[str]:
 
 class AccountSql(Series):
     """The accounts mysqlops uses on one server version, and what they may do."""
+
+    SSL_TYPE = "SELECT ssl_type AS t FROM mysql.user WHERE User = %s AND Host = %s"
+
+    @staticmethod
+    def show_grants_for(user: str, host: str) -> str:
+        return f"SHOW GRANTS FOR {account(user, host)}"
+
+    def replica_status_grants(self, user: str, host: str) -> list[str]:
+        """What lets a backup account run SHOW SLAVE STATUS (the check flow tells a replica from
+        a primary): MariaDB 10.5.9+ SLAVE MONITOR; MySQL's backup account already holds
+        REPLICATION CLIENT, older MariaDB its alias BINLOG MONITOR."""
+        if self.is_mariadb and self.version.at_least(10, 5, 9):
+            return [f"GRANT SLAVE MONITOR ON *.* TO {account(user, host)}"]
+        return []
 
     def _user_statements(self, user: str, host: str, password: str, tls: bool) -> list[str]:
         """CREATE USER IF NOT EXISTS + ALTER USER: creates, or converges password and TLS."""

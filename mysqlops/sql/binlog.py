@@ -24,6 +24,18 @@ _BINLOG_FILE = re.compile(r"^[A-Za-z0-9_.-]{1,255}$")
 class BinlogSql(Series):
     """The binary log of one server version."""
 
+    def archive_grant_hint(self) -> str:
+        """The GRANT binlog archiving needs (shown when it is refused)."""
+        monitor = "BINLOG MONITOR" if self.is_mariadb else "REPLICATION CLIENT"
+        return f"GRANT RELOAD, {monitor}, REPLICATION SLAVE ON *.* TO <backup user>"
+
+    # MariaDB only: strict mode refuses replayed GTIDs that are not logged
+    GTID_STRICT_MODE = "SELECT @@GLOBAL.gtid_strict_mode"
+
+    @staticmethod
+    def set_gtid_strict_mode(on: bool) -> str:
+        return f"SET GLOBAL gtid_strict_mode={1 if on else 0}"
+
     def binlog_status_query(self) -> str:
         """File/Position of the binary log (SHOW BINARY LOG STATUS on MySQL 8.2+)."""
         return "SHOW BINARY LOG STATUS" if self._mysql_at_least(8, 2, 0) else "SHOW MASTER STATUS"

@@ -3,8 +3,8 @@
 One :class:`Dialect` per server version, built with :func:`dialect_for`: a facade over small
 classes, one per concern, each a :class:`~mysqlops.sql.series.Series` of the same version:
 ``replica`` (:mod:`.replica`), ``binlog`` (:mod:`.binlog`), ``dump`` (:mod:`.dump`),
-``accounts`` (:mod:`.accounts`), ``requirements`` (:mod:`.requirements`) and ``catalog``
-(:mod:`.catalog`). Every method returns SQL text (or argv options) and never talks to a
+``accounts`` (:mod:`.accounts`) and ``requirements`` (:mod:`.requirements`); what is the
+same on both flavors is in :mod:`.catalog`. Every method returns SQL text (or argv options) and never talks to a
 server; the adapters run what these modules write. MySQL and MariaDB differences live here
 and nowhere else.
 
@@ -46,7 +46,6 @@ from __future__ import annotations
 from mysqlops.model import ServerVersion
 from mysqlops.sql.accounts import AccountSql
 from mysqlops.sql.binlog import BINLOG_HEADER_EVENTS, BinlogSql
-from mysqlops.sql.catalog import CatalogSql
 from mysqlops.sql.dump import DumpSql
 from mysqlops.sql.replica import ReplicaSql
 from mysqlops.sql.requirements import Requirements
@@ -65,7 +64,6 @@ class Dialect(Series):
         self.dump = DumpSql(version)
         self.accounts = AccountSql(version)
         self.requirements = Requirements(version)
-        self.catalog = CatalogSql(version)
 
 
 def dialect_for(version: ServerVersion) -> Dialect:

@@ -242,6 +242,15 @@ class ReplicaSql(Series):
         """Stop applying (MariaDB: both threads, what START ... UNTIL needs; MySQL: the SQL thread)."""
         return self.stop_replica() if self.is_mariadb else self.stop_replica_sql_thread()
 
+    # -- a consistent snapshot of a primary, for seeding a replica -----------------------------
+    SNAPSHOT_ISOLATION = "SET SESSION TRANSACTION ISOLATION LEVEL REPEATABLE READ"
+    START_SNAPSHOT = "START TRANSACTION WITH CONSISTENT SNAPSHOT"
+    # MariaDB: where the snapshot is in the binary log, without a global lock
+    SNAPSHOT_BINLOG_STATUS = "SHOW SESSION STATUS LIKE 'binlog_snapshot_%'"
+    GTID_AT_POSITION = "SELECT BINLOG_GTID_POS(%s, %s)"  # MariaDB: the GTID position at file, offset
+    GLOBAL_READ_LOCK = "FLUSH TABLES WITH READ LOCK"  # MySQL: a moment, to read gtid_executed
+    UNLOCK = "UNLOCK TABLES"
+
     def empty_position(self, *, reset_binlog: bool) -> list[str]:
         """Statements for a replica of a primary that has no GTID history yet."""
         out = [self._reset_binlog()] if reset_binlog else []

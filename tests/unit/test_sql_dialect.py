@@ -1165,7 +1165,7 @@ def test_dialect_is_small_classes_per_concern() -> None:
 
     d = mariadb()
     concerns = {"replica": d.replica, "binlog": d.binlog, "dump": d.dump, "accounts": d.accounts}
-    concerns |= {"requirements": d.requirements, "catalog": d.catalog}
+    concerns |= {"requirements": d.requirements}
     for name, part in concerns.items():
         assert isinstance(part, Series) and part.version == d.version, name
     assert len({type(p) for p in concerns.values()}) == len(concerns)
@@ -1173,3 +1173,57 @@ def test_dialect_is_small_classes_per_concern() -> None:
         dialect_for(ServerVersion(Flavor.MARIADB, 10, 4, 0))
     with pytest.raises(ConfigError, match=r"MySQL 8\.0 or newer"):
         ReplicaSql(ServerVersion(Flavor.MYSQL, 5, 7, 40))
+
+
+def test_no_sql_text_outside_the_sql_package() -> None:
+    """Statements sent to a server are written in mysqlops/sql/ only (sample data, which a
+    test loads, and advice shown to people are not statements mysqlops sends)."""
+    import ast
+    import pathlib
+    import re
+
+    core = pathlib.Path(__file__).resolve().parents[2] / "mysqlops"
+    verbs = re.compile(
+        r"^\s*(SELECT|SHOW|SET|GRANT|REVOKE|FLUSH|START|STOP|RESET|CHANGE|PURGE|CREATE|DROP|ALTER|KILL|"
+        r"INSERT|UPDATE|DELETE|LOCK|UNLOCK)\s"
+    )
+    allowed = {"sampledata.py"}
+    offenders = []
+    for path in sorted(core.rglob("*.py")):
+        if path.parent.name == "sql" or path.name in allowed:
+            continue
+        for node in ast.walk(ast.parse(path.read_text())):
+            text = None
+            if isinstance(node, ast.Constant) and isinstance(node.value, str):
+                text = node.value
+            elif isinstance(node, ast.JoinedStr) and node.values and isinstance(node.values[0], ast.Constant):
+                text = str(node.values[0].value)
+            label = re.match(r"^\s*\w+\s+\w+:", text or "")  # "INSERT INTO: data of table", a label
+            if text and verbs.match(text) and not label and "PERSIST" not in text:  # SET PERSIST: advice
+                offenders.append(f"{path.relative_to(core)}:{node.lineno}: {text[:60]!r}")
+    assert not offenders, "SQL outside mysqlops/sql/:\n" + "\n".join(offenders)
+
+
+def test_catalog_and_concern_sql() -> None:
+    from mysqlops.sql import catalog
+    from mysqlops.sql.accounts import root_init_file
+    from mysqlops.sql.binlog import BinlogSql
+
+    both = catalog.content_checksum("d", "t", ["a", "b"])
+    assert both.startswith("SELECT COUNT(*) AS n, COALESCE(BIT_XOR(CAST(CRC32(CONCAT_WS('#', HEX(`a`)")
+    assert both.endswith("FROM `d`.`t`")
+    ranged = catalog.content_checksum("d", "t", [], ["`id` >= %s", "`id` < %s"])
+    assert "CONCAT_WS('#', '')" in ranged and ranged.endswith("FROM `d`.`t` WHERE `id` >= %s AND `id` < %s")
+    assert catalog.drop_database("a`b", if_exists=True) == "DROP DATABASE IF EXISTS `a``b`"
+    assert catalog.kill("42") == "KILL 42"
+    init = root_init_file("p'w", create_localhost=True)
+    assert init.splitlines()[0] == "SET SESSION sql_log_bin=0;" and "IDENTIFIED BY 'p''w'" in init
+    assert init.count("GRANT ALL PRIVILEGES") == 2 and root_init_file("x").count("GRANT ALL") == 1
+    assert "BINLOG MONITOR" in mariadb().binlog.archive_grant_hint()
+    assert "REPLICATION CLIENT" in mysql().binlog.archive_grant_hint()
+    assert BinlogSql.set_gtid_strict_mode(False) == "SET GLOBAL gtid_strict_mode=0"
+    assert mariadb(10, 11).accounts.replica_status_grants("b", "%") == [
+        "GRANT SLAVE MONITOR ON *.* TO 'b'@'%'"
+    ]
+    assert mariadb(10, 5, 8).accounts.replica_status_grants("b", "%") == []
+    assert mysql().accounts.replica_status_grants("b", "%") == []

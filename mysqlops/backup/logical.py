@@ -57,9 +57,9 @@ from mysqlops.model import (
 from mysqlops.progress import Progress, ProgressFn, Ticker
 from mysqlops.sql.dialect import Dialect
 from mysqlops.streams.compression import Codec
-from mysqlops.streams.crypto import key_id
 from mysqlops.streams.dumpscan import FOOTER, DumpScanner
 from mysqlops.streams.follow import Growth
+from mysqlops.streams.keys import key_id
 from mysqlops.tools import redact
 from mysqlops.tools.client import DumpOptions, client_option_file, dump_argv
 

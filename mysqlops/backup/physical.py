@@ -71,7 +71,7 @@ from mysqlops.model import (
 from mysqlops.sql import catalog as sqlcat
 from mysqlops.sql.dialect import dialect_for
 from mysqlops.streams.compression import Codec
-from mysqlops.streams.crypto import key_id
+from mysqlops.streams.keys import key_id
 from mysqlops.tools.client import ClientTools, client_option_file
 from mysqlops.tools.physical import backup_argv, option_groups, stream_format
 

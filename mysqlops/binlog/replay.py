@@ -27,7 +27,7 @@ from mysqlops.model import BinlogCoordinates, Flavor, ServerSpec, ServerVersion,
 from mysqlops.sql.binlog import BinlogSql
 from mysqlops.sql.gtid import parse_mariadb_gtids
 from mysqlops.streams.compression import codec_from_label
-from mysqlops.streams.crypto import Keyring
+from mysqlops.streams.keys import Keyring
 from mysqlops.tools import redact
 from mysqlops.tools.binlog import replay_argv
 from mysqlops.tools.client import ClientTools, client_option_file, mysql_argv

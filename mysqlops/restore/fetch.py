@@ -18,7 +18,7 @@ from mysqlops.errors import (
 from mysqlops.manifest import BackupFile, BackupManifest, validate_backup_manifest
 from mysqlops.model import Location
 from mysqlops.streams.checksum import CHUNK, CountingHash, iter_chunks
-from mysqlops.streams.crypto import Keyring
+from mysqlops.streams.keys import Keyring
 
 
 def check_key(manifest: BackupManifest, keyring: Keyring | None) -> None:

@@ -25,8 +25,8 @@ from mysqlops.progress import ProgressFn
 from mysqlops.restore.fetch import check_key
 from mysqlops.restore.logical import restore_backup
 from mysqlops.streams.checksum import CHUNK
-from mysqlops.streams.crypto import Keyring
 from mysqlops.streams.dumpscan import DumpScanner
+from mysqlops.streams.keys import Keyring
 from mysqlops.tablesum import table_checksums
 from mysqlops.tools import redact
 from mysqlops.tools.client import ClientTools, DumpOptions, client_option_file, dump_argv

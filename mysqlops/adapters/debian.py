@@ -12,7 +12,8 @@ directory, a test run of the unpacked server, then one atomic rename into the ca
 Crash safety: nothing under ``<build>/`` is a version directory until it is complete (rename
 of a staged tree holding its ``build.json``); ``.partial-*`` staging directories of a killed
 fetcher are removed by the next fetcher of that build, which holds the build's lock file.
-Every child process goes through :mod:`mysqlops.adapters.process`.
+Every child process goes through :mod:`mysqlops.adapters.process`. One concept over ~500
+lines: one fetch, from the apt configuration to the rename into the cache, under one lock.
 """
 
 from __future__ import annotations

@@ -99,8 +99,8 @@ def dump_and_upload_task(
         eta = f", ETA {p.eta_seconds:.0f}s" if p.eta_seconds is not None else ""
         logger.info(
             "dumped %s of ~%s (%.0f%%) at %.1f MB/s%s",
-            _human(p.done_bytes),
-            _human(p.total_bytes),
+            _human(p.dumped_bytes),
+            _human(p.estimated_bytes),
             100 * p.fraction,
             p.throughput / 1e6,
             eta,

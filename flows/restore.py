@@ -55,8 +55,8 @@ def restore_task(
         logger.info(
             "loaded %.0f%% (%d of %d bytes) at %.1f MB/s, ETA %.0fs",
             100 * p.fraction,
-            p.done_bytes,
-            p.total_bytes,
+            p.dumped_bytes,
+            p.estimated_bytes,
             p.throughput / 1e6,
             eta,
         )

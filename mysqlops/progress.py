@@ -17,13 +17,14 @@ ProgressFn = Callable[["Progress"], None]
 # --------------------------------------------------------------------------- progress
 @dataclass
 class Progress:
-    """Bytes done so far against the total: for a backup, bytes dumped against the
-    information_schema estimate (``stage`` "dump"); for a restore, raw bytes loaded against
-    the manifest's raw size (``stage`` "load")."""
+    """Bytes done so far (``dumped_bytes``) against what is expected (``estimated_bytes``):
+    for a backup (``stage`` "dump"), bytes dumped against the server's estimate; for a restore
+    (``stage`` "load"), raw bytes loaded against the manifest's raw size. The field names are
+    the backup's, kept so that every reader of a backup's progress keeps working."""
 
     started: float
-    total_bytes: int
-    done_bytes: int = 0
+    estimated_bytes: int
+    dumped_bytes: int = 0
     per_database: dict[str, int] = field(default_factory=dict)
     stage: str = "dump"
 
@@ -33,20 +34,20 @@ class Progress:
 
     @property
     def throughput(self) -> float:
-        return self.done_bytes / self.elapsed if self.elapsed > 0 else 0.0
+        return self.dumped_bytes / self.elapsed if self.elapsed > 0 else 0.0
 
     @property
     def fraction(self) -> float:
         """Done against the total, at most 0.99 (an estimate can be short: 100% is the end of the run)."""
-        if self.total_bytes <= 0:
+        if self.estimated_bytes <= 0:
             return 0.0
-        return min(self.done_bytes / self.total_bytes, 0.99)
+        return min(self.dumped_bytes / self.estimated_bytes, 0.99)
 
     @property
     def eta_seconds(self) -> float | None:
-        if self.throughput <= 0 or self.total_bytes <= self.done_bytes:
+        if self.throughput <= 0 or self.estimated_bytes <= self.dumped_bytes:
             return None
-        return (self.total_bytes - self.done_bytes) / self.throughput
+        return (self.estimated_bytes - self.dumped_bytes) / self.throughput
 
 
 class Ticker:
@@ -61,7 +62,7 @@ class Ticker:
 
     def add(self, database: str | None, n: int) -> None:
         with self._lock:
-            self.progress.done_bytes += n
+            self.progress.dumped_bytes += n
             if database is not None:
                 self.progress.per_database[database] = self.progress.per_database.get(database, 0) + n
             now = time.monotonic()

@@ -267,7 +267,7 @@ def test_server_killed_mid_dump_publishes_nothing(
         killed = threading.Event()
 
         def on_progress(p: core.Progress) -> None:
-            if p.done_bytes > 1_000_000 and not killed.is_set():
+            if p.dumped_bytes > 1_000_000 and not killed.is_set():
                 killed.set()
                 os.kill(server.pid, signal.SIGKILL)
 
@@ -460,7 +460,7 @@ def test_upload_overlaps_the_dump_and_publishes_only_after_it(
     def on_progress(p: core.Progress) -> None:
         # the dump thread waits here (the pipe fills, mariadb-dump blocks) until both uploads
         # have caught up with what is staged: the dump is provably still running meanwhile
-        if not seen and p.done_bytes > 70_000_000:  # of 112 MB raw, 22 MB compressed
+        if not seen and p.dumped_bytes > 70_000_000:  # of 112 MB raw, 22 MB compressed
             _wait_for_upload(local_location, s3_location, seen)
 
     result = core.run_backup(
@@ -489,7 +489,7 @@ def test_dump_failing_after_upload_began_leaves_nothing_anywhere(
     seen: list[dict[str, Any]] = []
 
     def on_progress(p: core.Progress) -> None:
-        if p.done_bytes > 70_000_000:  # S3 parts are 8 MiB: one is uploaded by then
+        if p.dumped_bytes > 70_000_000:  # S3 parts are 8 MiB: one is uploaded by then
             _wait_for_upload(local_location, s3_location, seen)
             raise KeyboardInterrupt("cancelled by the operator")
 

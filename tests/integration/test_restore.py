@@ -154,7 +154,7 @@ def test_refusals_and_rename(made: Any, sandbox_root: str) -> None:
         assert result.databases == {"simple": "simple2"}
         # the one progress type: a restore reports a Progress of its load, the last one complete
         assert seen and all(p.stage == "load" for p in seen)
-        assert seen[-1].done_bytes == seen[-1].total_bytes == result.raw_bytes > 0
+        assert seen[-1].dumped_bytes == seen[-1].estimated_bytes == result.raw_bytes > 0
         assert seen[-1].per_database == {"simple": result.raw_bytes}
         with db.session(target.spec()) as conn:
             assert "shop_restored" not in db.user_databases(conn)

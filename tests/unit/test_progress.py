@@ -12,7 +12,7 @@ def test_ticker_reports_at_most_every_interval_and_once_at_the_end() -> None:
         seen: list[int] = []
         ticker = Ticker(
             Progress(time.monotonic(), 300, stage="load"),
-            lambda p, seen=seen: seen.append(p.done_bytes),
+            lambda p, seen=seen: seen.append(p.dumped_bytes),
             interval,
         )
         for _ in range(3):
@@ -23,8 +23,10 @@ def test_ticker_reports_at_most_every_interval_and_once_at_the_end() -> None:
 
 
 def test_fraction_and_eta() -> None:
-    p = Progress(time.monotonic() - 10, total_bytes=1000, done_bytes=500)
+    p = Progress(time.monotonic() - 10, estimated_bytes=1000, dumped_bytes=500)
     assert p.fraction == 0.5
     assert p.eta_seconds is not None and 8 < p.eta_seconds < 12
-    assert Progress(time.monotonic(), total_bytes=100, done_bytes=150).fraction == 0.99  # a short estimate
-    assert Progress(time.monotonic(), total_bytes=0).fraction == 0.0
+    assert (
+        Progress(time.monotonic(), estimated_bytes=100, dumped_bytes=150).fraction == 0.99
+    )  # a short estimate
+    assert Progress(time.monotonic(), estimated_bytes=0).fraction == 0.0

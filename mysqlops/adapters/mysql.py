@@ -161,7 +161,8 @@ def database_sizes(conn: Connection, databases: Sequence[str]) -> dict[str, int]
 
 
 def float_columns(conn: Connection, database: str) -> list[str]:
-    """``table.column`` of FLOAT columns: a logical dump rounds them (docs: FLOAT columns are rounded by mysqldump)."""
+    """``table.column`` of FLOAT columns: a logical dump rounds them (mariadb-dump on MariaDB
+    10.11 writes 6 significant digits: 123456789 becomes 123457000)."""
     rows = query(conn, sqlcat.FLOAT_COLUMNS, [database])
     return [f"{r['t']}.{r['c']}" for r in rows]
 

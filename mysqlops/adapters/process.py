@@ -1,6 +1,6 @@
 """The only place in mysqlops that starts child processes.
 
-Rules:
+Rules (docs/ARCHITECTURE.md, "Child processes"):
 - argv tuples only, never a shell;
 - every child in its own session/process group, killed as a group on timeout, cancel or error;
 - a pipeline fails if any member fails; every exit code is checked;
@@ -36,6 +36,10 @@ from mysqlops.errors import EnvironmentProblem, ProcessError, ProcessTimeout
 
 PIPE = subprocess.PIPE
 DEVNULL = subprocess.DEVNULL
+#: a child started by :func:`start_background`, and the error of a wait that timed out: other
+#: modules name them through here (no module but this one imports subprocess)
+Child = subprocess.Popen
+TimeoutExpired = subprocess.TimeoutExpired
 _STDERR_TAIL_BYTES = 16 * 1024
 _SAFE_ENV_KEYS = ("PATH", "LANG", "LC_ALL", "HOME", "TMPDIR", "USER", "LOGNAME")
 _live_groups: dict[int, tuple[str, ...]] = {}  # process group id -> argv of its leader
@@ -504,18 +508,6 @@ def start_background(
     with _live_lock:
         _live_groups[proc.pid] = tuple(argv)
     return proc
-
-
-Background = subprocess.Popen  # the type of a child started by start_background()
-
-
-def reap_background(proc: subprocess.Popen[bytes], timeout: float) -> int | None:
-    """Wait up to ``timeout`` seconds for a background child to end: its return code, or
-    None when it is still running (the caller decides whether to kill it)."""
-    try:
-        return proc.wait(timeout=timeout)
-    except subprocess.TimeoutExpired:
-        return None
 
 
 def forget_group(pid: int) -> None:

@@ -269,7 +269,7 @@ def start_server(
         raise
 
 
-def _wait_ready(server: SandboxServer, proc: process.Background[bytes], timeout: float) -> None:
+def _wait_ready(server: SandboxServer, proc: process.Child[bytes], timeout: float) -> None:
     deadline = time.monotonic() + timeout
     spec = ServerSpec(name=server.name, socket=server.socket, user="root", password=server.root_password)
     last = ""
@@ -292,7 +292,7 @@ def _wait_ready(server: SandboxServer, proc: process.Background[bytes], timeout:
     )
 
 
-def _stop_pid(server: SandboxServer, proc: process.Background[bytes] | None, timeout: float = 30) -> None:
+def _stop_pid(server: SandboxServer, proc: process.Child[bytes] | None, timeout: float = 30) -> None:
     """SIGTERM (clean InnoDB shutdown), wait, then SIGKILL the whole group."""
     pid = server.pid
     if pid <= 0:
@@ -311,7 +311,8 @@ def _stop_pid(server: SandboxServer, proc: process.Background[bytes] | None, tim
         with contextlib.suppress(ProcessLookupError, PermissionError):
             os.killpg(pid, signal.SIGKILL)
         if proc is not None:
-            process.reap_background(proc, 10)
+            with contextlib.suppress(process.TimeoutExpired):
+                proc.wait(timeout=10)
         else:
             with contextlib.suppress(ChildProcessError, OSError):
                 os.waitpid(pid, os.WNOHANG)

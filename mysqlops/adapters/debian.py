@@ -52,6 +52,7 @@ from mysqlops.adapters.builds import (
     parse_build_name,
     upstream_version,
 )
+from mysqlops.adapters.localfs import tree_bytes
 from mysqlops.errors import BuildUnavailable, MysqlopsError
 from mysqlops.model import Flavor
 
@@ -268,15 +269,6 @@ def _sha256(path: str) -> str:
         for chunk in iter(lambda: fh.read(1 << 20), b""):
             digest.update(chunk)
     return digest.hexdigest()
-
-
-def _tree_bytes(root: str) -> int:
-    total = 0
-    for dirpath, _dirs, files in os.walk(root):
-        for f in files:
-            with contextlib.suppress(OSError):
-                total += os.lstat(os.path.join(dirpath, f)).st_size
-    return total
 
 
 def _fsync_dir(path: str) -> None:
@@ -538,7 +530,7 @@ def _stage(
         "fetched_at": datetime.now(UTC).isoformat(timespec="seconds"),
         "packages": recorded,
         "download_bytes": sum(int(str(p["size"])) for p in recorded),
-        "unpacked_bytes": _tree_bytes(target),
+        "unpacked_bytes": tree_bytes(target),
         "download_seconds": round(t_download - started, 1),
     }
     # a test run through its own loader: a tree that cannot run never enters the cache

@@ -27,7 +27,6 @@ stream. A physical backup always covers the whole instance (every database, the 
 
 from __future__ import annotations
 
-import contextlib
 import os
 import re
 import shutil
@@ -41,7 +40,7 @@ from typing import Any
 from mysqlops import catalog, layout
 from mysqlops.adapters import mysql as db
 from mysqlops.adapters import process, reaper
-from mysqlops.adapters.localfs import private_tempdir
+from mysqlops.adapters.localfs import private_tempdir, tree_bytes
 from mysqlops.adapters.storage import Store
 from mysqlops.backup.logical import BackupResult, _own_version
 from mysqlops.backup.preflight import _free_bytes, _tool_version
@@ -144,15 +143,6 @@ def _read_text(path: str) -> str:
             return fh.read()
     except FileNotFoundError:
         return ""
-
-
-def _tree_bytes(path: str) -> int:
-    total = 0
-    for root, _dirs, files in os.walk(path):
-        for name in files:
-            with contextlib.suppress(OSError):
-                total += os.lstat(os.path.join(root, name)).st_size
-    return total
 
 
 def newest_physical(scan: catalog.LocationScan, server: str) -> BackupManifest | None:
@@ -276,7 +266,7 @@ def run_physical_backup(
             problems.append(str(exc))
     staging = staging_dir or tempfile.gettempdir()
     free = _free_bytes(staging)
-    needed = (0 if problems else _tree_bytes(source.datadir)) // 2 + 64 * 2**20
+    needed = (0 if problems else tree_bytes(source.datadir)) // 2 + 64 * 2**20
     if free is not None and not problems and free < needed:
         problems.append(
             f"staging directory {staging} has {free / 2**20:.0f} MiB free, the compressed stream may need "

@@ -23,6 +23,19 @@ def _check_role(role: str) -> str:
     return value
 
 
+def _replica_updates(v: Mapping[str, str], name: str, alias: str, *, shown: str | None = None) -> list[str]:
+    """Advice when the replica does not binary-log what it applies (``name``, else its
+    ``alias``, as the server reports it; ``shown``: the name the advice uses)."""
+    found = name if name in v else alias
+    if found not in v or _is_on(v[found]):
+        return []
+    said = shown or found
+    return [
+        f"{said} is OFF: the replica's binary log misses replicated changes, so it cannot be "
+        f"promoted or serve point-in-time recovery: add to [mysqld]: {said} = ON"
+    ]
+
+
 class Requirements(Series):
     """Replication requirements and recommendations for one server version."""
 
@@ -104,20 +117,11 @@ class Requirements(Series):
                     "go unnoticed: add to [mysqld]: gtid_strict_mode = ON"
                 )
             if role == "replica":
-                name = "log_slave_updates" if "log_slave_updates" in v else "log_replica_updates"
-                if name in v and not _is_on(v[name]):
-                    out.append(
-                        "log_slave_updates is OFF: the replica's binary log misses replicated changes, "
-                        "so it cannot be promoted or serve point-in-time recovery: "
-                        "add to [mysqld]: log_slave_updates = ON"
-                    )
-        elif role == "replica":
-            name = "log_replica_updates" if "log_replica_updates" in v else "log_slave_updates"
-            if name in v and not _is_on(v[name]):
-                out.append(
-                    f"{name} is OFF: the replica's binary log misses replicated changes, so it cannot be "
-                    f"promoted or serve point-in-time recovery: add to [mysqld]: {name} = ON"
+                out += _replica_updates(
+                    v, "log_slave_updates", "log_replica_updates", shown="log_slave_updates"
                 )
+        elif role == "replica":
+            out += _replica_updates(v, "log_replica_updates", "log_slave_updates")
             if "relay_log_recovery" in v and not _is_on(v["relay_log_recovery"]):
                 out.append(
                     "relay_log_recovery is OFF: after a crash the replica may apply a damaged relay log: "

@@ -16,7 +16,8 @@ import shlex
 import sys
 from collections.abc import Sequence
 
-from mysqlops.adapters import builds, debian, sandbox
+from mysqlops.adapters import builds, sandbox
+from mysqlops.adapters.builds import debian
 from mysqlops.errors import MysqlopsError
 
 DEFAULT_DIR = os.environ.get("MYSQLOPS_SANDBOX_DIR", os.path.join(os.getcwd(), ".sandboxes"))

@@ -14,7 +14,8 @@ from pathlib import Path
 
 import pytest
 
-from mysqlops.adapters import builds, debian
+from mysqlops.adapters import builds
+from mysqlops.adapters.builds import debian
 from mysqlops.errors import BuildUnavailable
 
 pytestmark = pytest.mark.integration

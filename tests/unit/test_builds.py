@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from mysqlops.adapters import builds, debian, process, sandbox
-from mysqlops.adapters.builds import BuildName, ServerBuild
+from mysqlops.adapters import builds, process, sandbox
+from mysqlops.adapters.builds import BuildName, ServerBuild, debian
 from mysqlops.errors import BuildUnavailable, ConfigError
 from mysqlops.model import Flavor, ServerVersion
 

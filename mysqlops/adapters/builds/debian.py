@@ -1,4 +1,4 @@
-"""Fetching a server build from Debian's archive into the cache (see :mod:`.builds` for
+"""Fetching a server build from Debian's archive into the cache (see :mod:`mysqlops.adapters.builds` for
 what a build is and the order it is resolved in; this is step 4, when nothing else has it).
 
 A private apt configuration names the system's Debian mirror with the build's suite (``sid``;
@@ -34,7 +34,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from mysqlops.adapters import process
-from mysqlops.adapters.builds import (
+from mysqlops.adapters.builds.names import (
     CACHE_ENV,
     KNOWN_BUILDS,
     METADATA,
@@ -43,15 +43,12 @@ from mysqlops.adapters.builds import (
     Log,
     SeriesNotInArchive,
     ServerBuild,
-    _from_cache,
-    _from_tree,
     _quiet,
-    cache_root,
-    forget_resolved,
     machine_arch,
     parse_build_name,
     upstream_version,
 )
+from mysqlops.adapters.builds.tree import _from_cache, _from_tree, cache_root, forget_resolved
 from mysqlops.adapters.localfs import tree_bytes
 from mysqlops.errors import BuildUnavailable, MysqlopsError
 from mysqlops.model import Flavor

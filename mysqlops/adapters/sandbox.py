@@ -24,15 +24,22 @@ import threading
 import time
 from collections.abc import Iterable, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import asdict, replace
 from pathlib import Path
 
 from mysqlops.adapters import builds, process, reaper
 from mysqlops.adapters.builds import ServerBuild
 from mysqlops.adapters.mysql import execute, query, session
-from mysqlops.adapters.sandbox_setup import _files_dir, _initialize, _log_tail, _server_options
+from mysqlops.adapters.sandbox_setup import (
+    SandboxServer,
+    _files_dir,
+    _initialize,
+    _log_tail,
+    _pid_is_server,
+    _server_options,
+)
 from mysqlops.errors import SandboxError
-from mysqlops.model import Flavor, ServerSpec, ServerVersion
+from mysqlops.model import Flavor, ServerSpec
 from mysqlops.sql import catalog as sqlcat
 from mysqlops.sql.accounts import root_init_file
 from mysqlops.tools.client import client_option_file
@@ -67,73 +74,6 @@ def free_port() -> int:
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
         s.bind(("127.0.0.1", 0))
         return int(s.getsockname()[1])
-
-
-@dataclass(frozen=True)
-class SandboxServer:
-    """A running throwaway server."""
-
-    name: str
-    directory: str
-    port: int
-    server_id: int
-    pid: int
-    flavor: Flavor
-    version: str
-    root_password: str = field(repr=False)
-    tuned: bool = False
-    build: str = ""  # the server build's name (mysql-9.7, ...); "" in state files of older versions
-    client: tuple[str, ...] = ()  # argv prefix of the build's own client (loader included)
-
-    @property
-    def datadir(self) -> str:
-        return os.path.join(self.directory, "data")
-
-    @property
-    def socket(self) -> str:
-        return os.path.join(self.directory, "mysqld.sock")
-
-    @property
-    def error_log(self) -> str:
-        return os.path.join(self.directory, "error.log")
-
-    @property
-    def option_file(self) -> str:
-        """0600 client option file: ``mariadb --defaults-extra-file=<this>`` logs in as root."""
-        return os.path.join(self.directory, "client.cnf")
-
-    @property
-    def server_version(self) -> ServerVersion:
-        return ServerVersion.parse(f"{self.version}-{self.flavor.value}")
-
-    def spec(self, user: str = "root", password: str | None = None, name: str | None = None) -> ServerSpec:
-        """A TCP connection spec (root with the generated password by default)."""
-        return ServerSpec(
-            name=name or self.name,
-            host="127.0.0.1",
-            port=self.port,
-            user=user,
-            password=self.root_password if user == "root" and password is None else password,
-        )
-
-    def alive(self) -> bool:
-        return _pid_is_server(self.pid, self.datadir)
-
-
-def _pid_is_server(pid: int, datadir: str) -> bool:
-    """True when ``pid`` is alive and really is the server of ``datadir`` (not a reused pid)."""
-    try:
-        with open(f"/proc/{pid}/cmdline", "rb") as fh:
-            cmdline = fh.read().decode("utf-8", "replace")
-    except OSError:
-        return False
-    try:
-        with open(f"/proc/{pid}/stat") as fh:
-            if fh.read().rsplit(")", 1)[1].split()[0] == "Z":
-                return False
-    except (OSError, IndexError):
-        return False
-    return datadir in cmdline
 
 
 def _write_private(path: str, text: str) -> None:

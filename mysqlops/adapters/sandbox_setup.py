@@ -1,5 +1,6 @@
-"""How a sandbox server is set up before it starts: its directories, its options (tuned for
-tests, GTID on), the wrapper around a build's programs and the datadir initialization."""
+"""What a sandbox server is (its directory, port, files and the root login) and how it is set up
+before it starts: its options (tuned for tests, GTID on), the wrapper around a build's programs
+and the datadir initialization."""
 
 from __future__ import annotations
 
@@ -7,15 +8,79 @@ import os
 import shlex
 import shutil
 from collections.abc import Sequence
-from typing import TYPE_CHECKING
+from dataclasses import dataclass, field
 
 from mysqlops.adapters import process
 from mysqlops.adapters.builds import ServerBuild
 from mysqlops.errors import SandboxError
-from mysqlops.model import Flavor
+from mysqlops.model import Flavor, ServerSpec, ServerVersion
 
-if TYPE_CHECKING:
-    from mysqlops.adapters.sandbox import SandboxServer
+
+@dataclass(frozen=True)
+class SandboxServer:
+    """A running throwaway server."""
+
+    name: str
+    directory: str
+    port: int
+    server_id: int
+    pid: int
+    flavor: Flavor
+    version: str
+    root_password: str = field(repr=False)
+    tuned: bool = False
+    build: str = ""  # the server build's name (mysql-9.7, ...); "" in state files of older versions
+    client: tuple[str, ...] = ()  # argv prefix of the build's own client (loader included)
+
+    @property
+    def datadir(self) -> str:
+        return os.path.join(self.directory, "data")
+
+    @property
+    def socket(self) -> str:
+        return os.path.join(self.directory, "mysqld.sock")
+
+    @property
+    def error_log(self) -> str:
+        return os.path.join(self.directory, "error.log")
+
+    @property
+    def option_file(self) -> str:
+        """0600 client option file: ``mariadb --defaults-extra-file=<this>`` logs in as root."""
+        return os.path.join(self.directory, "client.cnf")
+
+    @property
+    def server_version(self) -> ServerVersion:
+        return ServerVersion.parse(f"{self.version}-{self.flavor.value}")
+
+    def spec(self, user: str = "root", password: str | None = None, name: str | None = None) -> ServerSpec:
+        """A TCP connection spec (root with the generated password by default)."""
+        return ServerSpec(
+            name=name or self.name,
+            host="127.0.0.1",
+            port=self.port,
+            user=user,
+            password=self.root_password if user == "root" and password is None else password,
+        )
+
+    def alive(self) -> bool:
+        return _pid_is_server(self.pid, self.datadir)
+
+
+def _pid_is_server(pid: int, datadir: str) -> bool:
+    """True when ``pid`` is alive and really is the server of ``datadir`` (not a reused pid)."""
+    try:
+        with open(f"/proc/{pid}/cmdline", "rb") as fh:
+            cmdline = fh.read().decode("utf-8", "replace")
+    except OSError:
+        return False
+    try:
+        with open(f"/proc/{pid}/stat") as fh:
+            if fh.read().rsplit(")", 1)[1].split()[0] == "Z":
+                return False
+    except (OSError, IndexError):
+        return False
+    return datadir in cmdline
 
 
 _TUNED_OPTIONS = (

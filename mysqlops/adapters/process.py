@@ -12,6 +12,9 @@ Rules (docs/ARCHITECTURE.md, "Child processes"):
   process holding it, so not even ``kill -9`` leaves the password on disk; never ``-pSECRET``,
   never ``MYSQL_PWD``;
 - children get a minimal environment (no inherited secrets such as AWS keys or MYSQL_PWD).
+
+One concept over ~500 lines: the runner (one child, a pipeline, a background server) and the
+bookkeeping that lets every child be killed; split, the rules above would be kept in two places.
 """
 
 from __future__ import annotations

@@ -6,9 +6,9 @@ Entry point: :func:`run` (a :class:`BackupRequest` and a :class:`~mysqlops.runs.
 from mysqlops.backup.logical import BackupResult, run_backup
 from mysqlops.backup.physical import run_physical_backup
 from mysqlops.backup.preflight import Plan
-from mysqlops.backup.progress import Progress, ProgressFn
 from mysqlops.backup.request import BackupRequest, failure, plan, request_from, run, summary, summary_markdown
 from mysqlops.backup.uploads import LocationResult
+from mysqlops.progress import Progress, ProgressFn
 
 __all__ = [
     "BackupRequest",

@@ -15,9 +15,9 @@ from typing import Any
 
 from mysqlops.backup.logical import BackupResult, run_backup
 from mysqlops.backup.preflight import Plan, check_backup_parameters, preflight
-from mysqlops.backup.progress import Progress
 from mysqlops.errors import ConfigError, MysqlopsError
 from mysqlops.model import Location, ServerSpec
+from mysqlops.progress import Progress
 from mysqlops.runs import RunContext
 from mysqlops.streams.compression import Codec
 from mysqlops.streams.compression import codec as make_codec

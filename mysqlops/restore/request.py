@@ -8,13 +8,14 @@ holds what the flow returns and publishes.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
 from mysqlops import catalog
 from mysqlops.errors import ConfigError
 from mysqlops.model import Location, RecoveryTarget, ServerSpec
+from mysqlops.progress import Progress, ProgressFn
 from mysqlops.restore.logical import RestoreResult, restore_backup
 from mysqlops.restore.pitr import PitrResult, point_in_time_restore
 from mysqlops.runs import RunContext
@@ -99,20 +100,14 @@ class RestoreOutcome:
         ]
 
 
-def _progress(ctx: RunContext) -> Callable[[int, int, float], None]:
-    state = {"last": -1e9}
-
-    def on_progress(done: int, total: int, elapsed: float) -> None:
-        if elapsed - state["last"] < ctx.progress_interval and done < total:
-            return
-        state["last"] = elapsed
-        pct = 100.0 * done / total if total else 100.0
-        rate = done / elapsed if elapsed > 0 else 0
-        eta = (total - done) / rate if rate > 0 else 0
+def _progress(ctx: RunContext) -> ProgressFn:
+    def on_progress(p: Progress) -> None:
+        eta = p.eta_seconds or 0.0
         ctx.reporter.info(
-            f"loaded {pct:.0f}% ({done} of {total} bytes) at {rate / 1e6:.1f} MB/s, ETA {eta:.0f}s"
+            f"loaded {100 * p.fraction:.0f}% ({p.dumped_bytes} of {p.estimated_bytes} bytes) "
+            f"at {p.throughput / 1e6:.1f} MB/s, ETA {eta:.0f}s"
         )
-        ctx.reporter.progress(round(min(pct, 100.0), 1))
+        ctx.reporter.progress(round(100 * p.fraction, 1))
 
     return on_progress
 
@@ -149,6 +144,7 @@ def run(request: RestoreRequest, ctx: RunContext) -> RestoreOutcome:
         allow_source_target=request.allow_source_target,
         staging_dir=ctx.staging_dir,
         progress=_progress(ctx),
+        progress_interval=ctx.progress_interval,
         log=ctx.reporter.info,
         load_timeout=ctx.timeout,
         keyring=ctx.keyring,

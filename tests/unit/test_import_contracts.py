@@ -2,8 +2,8 @@
 
 - flows import no ``mysqlops.adapters`` (they call core entry points; ``flows/demo.py`` is the
   demo's driver script, not a flow: it starts sandbox servers and an S3 endpoint itself);
-- the pure floor (``sql``, ``streams``, ``tools``, ``layout``, ``manifest``, ``model``,
-  ``units``, ``errors``) imports nothing of mysqlops but the floor: no adapters, no capability,
+- the pure floor (``sql``, ``streams``, ``tools``, ``layout``, ``manifest``, ``jsondoc``, ``model``,
+  ``progress``, ``units``, ``errors``) imports nothing of mysqlops but the floor: no adapters, no capability,
   directly or through another module;
 - the adapters import no capability package (they are below them);
 - no module but the one process runner imports ``subprocess``.
@@ -20,7 +20,7 @@ import pytest
 
 ROOT = pathlib.Path(__file__).resolve().parents[2]
 CORE = ROOT / "mysqlops"
-FLOOR = ("errors", "model", "units", "layout", "manifest", "sql", "streams", "tools")
+FLOOR = ("errors", "model", "units", "layout", "manifest", "jsondoc", "progress", "sql", "streams", "tools")
 CAPABILITIES = (
     "backup",
     "restore",

@@ -41,10 +41,11 @@ from mysqlops.restore.lines import AT_LINE_RE, DumpLines
 from mysqlops.restore.rename import RenameRewriter
 from mysqlops.sql.ddl import NOTHING_TO_DEFER, DeferredTable, add_clauses_sql, defer_indexes
 from mysqlops.sql.quoting import quote_identifier as q
-from mysqlops.sql.script import session_prefix, statements
+from mysqlops.sql.script import LAST_SQLSTATE, session_prefix, statements
 from mysqlops.streams.checksum import CHUNK, iter_chunks
 from mysqlops.streams.compression import codec_from_label
-from mysqlops.streams.crypto import Decryptor, Encryptor, Keyring, generate_key
+from mysqlops.streams.crypto import Decryptor, Encryptor
+from mysqlops.streams.keys import Keyring, generate_key
 from mysqlops.streams.tablesplit import TableSplitter
 from mysqlops.tools import redact
 from mysqlops.tools.client import client_option_file, mysql_argv
@@ -219,7 +220,7 @@ class ParallelLoader:
         for stmt in statements(text):
             label = "a statement of the dump's header or structure"
             if stmt.startswith(b"CREATE TABLE ") and self._pending_table:
-                label = f"CREATE TABLE {q(self._pending_table)}"
+                label = f"the structure of table {q(self._pending_table)}"
                 if self.defer:
                     split = defer_indexes(stmt.decode("utf-8", "surrogateescape"))
                     if split.deferred:
@@ -343,8 +344,8 @@ class ParallelLoader:
             message = str(exc.args[1]) if len(exc.args) > 1 else type(exc).__name__
             state = "HY000"
             with contextlib.suppress(Exception):
-                execute_raw(conn, b"GET DIAGNOSTICS CONDITION 1 @mysqlops_state = RETURNED_SQLSTATE")
-                state = str(db.scalar(conn, "SELECT @mysqlops_state") or state)
+                execute_raw(conn, LAST_SQLSTATE[0].encode())
+                state = str(db.scalar(conn, LAST_SQLSTATE[1]) or state)
             text = redact.client_stderr(f"ERROR {code} ({state}) at line {line}: {message}")
             raise ProcessError(
                 f"load of table {q(table)} failed at line {line} (INSERT INTO: data of table {q(table)}): {text}",

@@ -6,6 +6,8 @@ from collections.abc import Iterator
 
 from mysqlops.errors import RestoreError
 
+# the SQLSTATE of the statement that just failed on this connection (MariaDB 10.0+, MySQL 5.6+)
+LAST_SQLSTATE = ("GET DIAGNOSTICS CONDITION 1 @mysqlops_state = RETURNED_SQLSTATE", "SELECT @mysqlops_state")
 _SANDBOX = (b"/*M!999999\\-", b"/*!999999\\-")
 
 

@@ -65,23 +65,34 @@ def default_workers() -> int:
 
 
 def iter_raw(
-    path: str, compression: str, keyring: Keyring | None, rename: Mapping[str, str]
+    path: str,
+    compression: str,
+    keyring: Keyring | None,
+    rename: Mapping[str, str],
+    on_raw: Callable[[int], None] | None = None,
 ) -> Iterator[bytes]:
-    """The decrypted, decompressed, renamed bytes of a stored backup file."""
+    """The decrypted, decompressed, renamed bytes of a stored backup file; ``on_raw`` counts
+    the bytes as the backup holds them (before a rename), as the manifest's raw size does."""
     dec = codec_from_label(compression).decompressor()
     decryptor = Decryptor(keyring) if keyring is not None else None
     rewriter = RenameRewriter(rename)
+    count = on_raw or (lambda _n: None)
+
+    def plain(raw: bytes) -> bytes:
+        if raw:
+            count(len(raw))
+        return rewriter.feed(raw)
+
     with open(path, "rb") as src:
         for chunk in iter_chunks(src, CHUNK):
-            plain = decryptor.update(chunk) if decryptor is not None else chunk
-            raw = dec.decompress(plain)
+            raw = dec.decompress(decryptor.update(chunk) if decryptor is not None else chunk)
             if raw:
-                yield rewriter.feed(raw)
+                yield plain(raw)
         if decryptor is not None:
             rest = decryptor.finalize()  # raises on truncation/tampering
             if rest:
-                yield rewriter.feed(dec.decompress(rest))
-        yield rewriter.feed(dec.finish())
+                yield plain(dec.decompress(rest))
+        yield plain(dec.finish())
         yield rewriter.finish()
 
 
@@ -422,7 +433,7 @@ class ParallelLoader:
         return conn
 
     # -- the whole file ------------------------------------------------------------------------
-    def load(self, raw: Iterator[bytes], on_bytes: Callable[[int], None] | None = None) -> ParallelStats:
+    def load(self, raw: Iterator[bytes]) -> ParallelStats:
         threads = [
             threading.Thread(target=self._worker, name=f"load-{i}", daemon=True) for i in range(self.workers)
         ]
@@ -434,8 +445,6 @@ class ParallelLoader:
                     self._check()
                     if data:
                         self._splitter.feed(data)
-                        if on_bytes:
-                            on_bytes(len(data))
                 self._splitter.finish()
                 self._flush_serial()
             except BaseException as exc:  # noqa: BLE001 - stops the workers, raised below
@@ -527,7 +536,7 @@ def load_file_parallel(
     )
     name = os.path.basename(path)
     try:
-        return loader.load(iter_raw(path, compression, keyring, rename), on_bytes)
+        return loader.load(iter_raw(path, compression, keyring, rename, on_bytes))
     except ProcessError as exc:
         raise type(exc)(
             f"loading {name} into {target.name} failed: {exc}",

@@ -50,6 +50,7 @@ from mysqlops.streams.tablesplit import TableSplitter
 from mysqlops.tools import redact
 from mysqlops.tools.client import client_option_file, mysql_argv
 
+_READ = 128 * 1024
 TableFn = Callable[[str, str], None]  # (database as restored, table): called when a table is fully in
 
 
@@ -84,7 +85,8 @@ def iter_raw(
         return rewriter.feed(raw)
 
     with open(path, "rb") as src:
-        for chunk in iter_chunks(src, CHUNK):
+        # small reads: what one read decompresses to is bounded by READ × the compression ratio
+        for chunk in iter_chunks(src, _READ):
             raw = dec.decompress(decryptor.update(chunk) if decryptor is not None else chunk)
             if raw:
                 yield plain(raw)

@@ -67,6 +67,37 @@ class TableStat:
 
 
 @dataclass(frozen=True)
+class Section:
+    """One section of a stored file, compressed on its own (one zstd frame / gzip member).
+
+    ``offset``/``length``: where its compressed bytes are in the file's compressed stream; for
+    an unencrypted file these are the stored bytes, for an encrypted one the plaintext of the
+    encryption chunks ``offset // C .. (offset + length - 1) // C`` (chunk size C from the
+    file's header). ``sha256`` is over those compressed bytes. ``raw_offset``/``raw_bytes``:
+    where its dump text is in the file's uncompressed stream."""
+
+    offset: int
+    length: int
+    raw_offset: int
+    raw_bytes: int
+    sha256: str
+
+
+@dataclass(frozen=True)
+class TableSections:
+    """Where one table's parts are in a logical backup file (see :class:`Section`)."""
+
+    table: str
+    structure: Section | None = None
+    data: Section | None = None
+    triggers: Section | None = None
+
+    @property
+    def raw_bytes(self) -> int:
+        return sum(s.raw_bytes for s in (self.structure, self.data, self.triggers) if s)
+
+
+@dataclass(frozen=True)
 class BackupFile:
     """One stored file of a backup (one database for a logical backup)."""
 
@@ -82,6 +113,8 @@ class BackupFile:
     content_sha256: str | None = None  # statements without comments: comparable with a re-dump
     coordinates: BinlogCoordinates | None = None  # when databases were dumped at different points
     lossy_columns: tuple[str, ...] = ()  # FLOAT columns a logical dump rounds
+    # per table: its sections, each compressed on its own (absent in backups made before)
+    table_index: tuple[TableSections, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -515,6 +548,31 @@ def _file(doc: dict[str, Any]) -> BackupFile:
         content_sha256=doc.get("content_sha256"),
         coordinates=_coords(doc.get("coordinates")),
         lossy_columns=tuple(doc.get("lossy_columns") or ()),
+        table_index=tuple(_table_sections(t) for t in doc.get("table_index") or ()),
+    )
+
+
+def _section(doc: dict[str, Any] | None) -> Section | None:
+    if not doc:
+        return None
+    section = Section(
+        offset=int(doc["offset"]),
+        length=int(doc["length"]),
+        raw_offset=int(doc["raw_offset"]),
+        raw_bytes=int(doc["raw_bytes"]),
+        sha256=str(doc["sha256"]),
+    )
+    if min(section.offset, section.length, section.raw_offset, section.raw_bytes) < 0:
+        raise ValueError(f"negative offset or length in a table section: {section}")
+    return section
+
+
+def _table_sections(doc: dict[str, Any]) -> TableSections:
+    return TableSections(
+        table=str(doc["table"]),
+        structure=_section(doc.get("structure")),
+        data=_section(doc.get("data")),
+        triggers=_section(doc.get("triggers")),
     )
 
 

@@ -10,10 +10,12 @@ from typing import Any
 import pytest
 
 from mysqlops import backup as bk
-from mysqlops import layout
+from mysqlops import catalog, layout
+from mysqlops import restore as core
 from mysqlops.adapters import mysql as db
 from mysqlops.adapters import sandbox
 from mysqlops.adapters.storage import Store
+from mysqlops.errors import ConfigError, RestoreError
 from mysqlops.manifest import BackupManifest
 from mysqlops.model import Location
 from mysqlops.restore import tables as rt
@@ -209,3 +211,184 @@ def _section_bytes(store: Store, key: str, f: Any, section: Any, keyring: Keyrin
         rt._fetch_section(store, key, f, section, keyring, dest)
         with open(dest, "rb") as fh:
             return fh.read()
+
+
+def _copies(locations: list[Location], backup_id: str) -> list[Any]:
+    return catalog.find_backup(catalog.scan(locations), None, backup_id)
+
+
+def _tables(conn: db.Connection, database: str) -> list[str]:
+    rows = db.query(
+        conn,
+        "SELECT TABLE_NAME AS t FROM information_schema.TABLES WHERE TABLE_SCHEMA=%s ORDER BY TABLE_NAME",
+        [database],
+    )
+    return sorted(str(r["t"]) for r in rows)
+
+
+def test_single_table_restore(
+    shop_backups: Any, sandbox_root: str, server_build: Any, tmp_path: Any, caplog: Any
+) -> None:
+    b = shop_backups
+    sums = b["sums"]
+    plain: BackupManifest = b["plain"]
+    f = next(f for f in plain.files if f.database == "shop")
+    target = sandbox.start_server(
+        sandbox_root, f"ttgt-{server_build.name}", server_id=1812, build=server_build
+    )
+    try:
+        spec = target.spec()
+        with db.session(spec) as conn:
+            # a live `shop` with tables of its own that must never be touched
+            db.execute(conn, "CREATE DATABASE shop")
+            db.execute(conn, "CREATE TABLE shop.customers (id INT PRIMARY KEY, name VARCHAR(50))")
+            db.execute(conn, "INSERT INTO shop.customers VALUES (1, 'live'), (999, 'only here')")
+            db.execute(conn, "CREATE TABLE shop.orders (id INT PRIMARY KEY, customer_id INT, note TEXT)")
+            db.execute(conn, "INSERT INTO shop.orders VALUES (1, 1, 'live order')")
+            live = {t: _checksum(conn, f"shop.{t}") for t in ("customers", "orders")}
+
+        # 1. from S3 (first location), ranged reads only, renamed into the live database
+        copies = _copies([b["s3"], b["local"]], plain.backup_id)
+        assert copies[0][0].name == "s3"
+        log: list[str] = []
+        result = core.restore_backup(
+            copies, spec, tables=["shop.orders"], rename={"shop.orders": "orders_restored"}, log=log.append
+        )
+        assert isinstance(result, rt.TableRestoreResult)
+        assert result.databases == {"shop.orders": "shop.orders_restored"}
+        assert result.locations_used == {"shop.orders": "s3"}, (result.problems, log)
+        assert not result.problems
+        assert 0 < result.fetched_bytes < f.stored_bytes * 0.9  # only the table's ranges were read
+        assert any("triggers of shop.orders were not restored" in w for w in result.warnings)
+        with db.session(spec) as conn:
+            assert _checksum(conn, "shop.orders_restored") == sums["orders"]
+            assert {t: _checksum(conn, f"shop.{t}") for t in ("customers", "orders")} == live
+            assert _tables(conn, "shop") == ["customers", "orders", "orders_restored"]
+            ddl = db.query(conn, "SHOW CREATE TABLE shop.orders_restored")[0]["Create Table"]
+            assert "CONSTRAINT `orders_restored_customer`" not in ddl  # named: prefix rule below
+            assert "FOREIGN KEY (`customer_id`) REFERENCES `customers`" in ddl
+            assert "KEY `k_customer`" in ddl
+            triggers = db.query(conn, "SELECT TRIGGER_NAME AS n FROM information_schema.TRIGGERS")
+            assert triggers == []  # the renamed table's trigger was not restored
+
+        # 2. refusal when the target exists; overwrite=True replaces it (and only it)
+        with pytest.raises(RestoreError, match=r"already exist.*overwrite=True"):
+            core.restore_backup(
+                copies, spec, tables=["shop.orders"], rename={"shop.orders": "orders_restored"}
+            )
+        with pytest.raises(RestoreError, match="already exist"):
+            core.restore_backup(copies, spec, tables=["shop.orders"], allow_source_target=True)
+        with db.session(spec) as conn:
+            db.execute(conn, "DELETE FROM shop.orders_restored WHERE id < 100")
+        result = core.restore_backup(
+            copies, spec, tables=["shop.orders"], rename={"shop.orders": "orders_restored"}, overwrite=True
+        )
+        with db.session(spec) as conn:
+            assert _checksum(conn, "shop.orders_restored") == sums["orders"]
+            assert {t: _checksum(conn, f"shop.{t}") for t in ("customers", "orders")} == live
+
+        # 3. a table with its trigger and FKs, under its own name, into another server's new
+        # database; a pattern; gzip
+        result = core.restore_backup(
+            _copies([b["gz"]], b["gzip"].backup_id),
+            spec,
+            tables=["shop.order_*", "shop.aud*"],
+            rename={"shop": "shop2"},
+        )
+        assert result.databases == {"shop.audit": "shop2.audit", "shop.order_items": "shop2.order_items"}
+        result = core.restore_backup(
+            _copies([b["local"]], plain.backup_id), spec, tables=["shop.orders"], rename={"shop": "shop2"}
+        )
+        with db.session(spec) as conn:
+            assert _tables(conn, "shop2") == ["audit", "order_items", "orders"]
+            assert _checksum(conn, "shop2.order_items") == sums["order_items"]
+            assert _checksum(conn, "shop2.orders") == sums["orders"]
+            ddl = db.query(conn, "SHOW CREATE TABLE shop2.orders")[0]["Create Table"]
+            assert "CONSTRAINT `fk_orders_customer` FOREIGN KEY" in ddl  # original DDL: name kept
+        assert any("triggers of shop.orders were not restored" in w for w in result.warnings)  # other db
+
+        # 4. under its own name and database: the trigger comes with it
+        fresh = sandbox.start_server(
+            sandbox_root, f"ttg2-{server_build.name}", server_id=1813, build=server_build
+        )
+        try:
+            result = core.restore_backup(
+                _copies([b["local"]], plain.backup_id), fresh.spec(), tables=["shop.orders", "shop.audit"]
+            )
+            assert not result.warnings
+            with db.session(fresh.spec()) as conn:
+                assert _tables(conn, "shop") == ["audit", "orders"]
+                names = [
+                    r["n"]
+                    for r in db.query(conn, "SELECT TRIGGER_NAME AS n FROM information_schema.TRIGGERS")
+                ]
+                assert names == ["orders_ai"]
+                db.execute(conn, "SET FOREIGN_KEY_CHECKS=0")
+                db.execute(conn, "INSERT INTO shop.orders VALUES (100000, 1, 'new')")
+                assert db.scalar(conn, "SELECT COUNT(*) FROM shop.audit WHERE what='order 100000'") == 1
+        finally:
+            sandbox.stop_server(fresh)
+
+        # 5. encrypted: ranged reads of whole chunks, each authenticated; the key is required
+        enc_copies = _copies([b["enc"]], b["encrypted"].backup_id)
+        with pytest.raises(RestoreError, match="encrypted with key id"):
+            core.restore_backup(enc_copies, spec, tables=["shop.customers"], rename={"shop": "shop_enc"})
+        result = core.restore_backup(
+            enc_copies,
+            spec,
+            tables=["shop.customers", "shop.odd*"],
+            rename={"shop": "shop_enc"},
+            keyring=Keyring(KEY),
+        )
+        with db.session(spec) as conn:
+            assert _checksum(conn, "shop_enc.customers") == sums["customers"]
+            assert _tables(conn, "shop_enc") == ["customers", "odd `name` ü"]
+
+        # 6. a corrupt section at the first location: that table falls back to the next one,
+        # the reason is reported and logged
+        bad = Location("bad", f"file://{tmp_path}/bad")
+        src, dst = Store(b["local"]), Store(bad)
+        directory = layout.backup_dir(plain.server, plain.backup_id)
+        data_section = next(t for t in f.table_index if t.table == "order_items").data
+        assert data_section is not None
+        for key in src.list_keys(directory):
+            content = bytearray(src.read_bytes(key))
+            if key.endswith("/" + f.path):
+                content[data_section.offset + data_section.length // 2] ^= 0x01
+            dst.put_bytes(bytes(content), key)
+        caplog.set_level("INFO")
+        log.clear()
+        result = core.restore_backup(
+            _copies([bad, b["local"]], plain.backup_id),
+            spec,
+            tables=["shop.order_items", "shop.customers"],
+            rename={"shop": "shop3"},
+            log=log.append,
+        )
+        assert result.locations_used == {"shop.order_items": "local", "shop.customers": "bad"}
+        assert len(result.problems) == 1 and "data section of shop.order_items" in result.problems[0]
+        assert "sha256" in result.problems[0] and "'bad'" in result.problems[0]
+        assert any("unusable for table shop.order_items" in line and "sha256" in line for line in log)
+        with db.session(spec) as conn:
+            assert _checksum(conn, "shop3.order_items") == sums["order_items"]
+
+        # 7. bad input: clear early errors, nothing changed
+        for kwargs, message in (
+            ({"tables": ["shop.nope*"]}, "matches 'nope\\*'"),
+            ({"tables": ["shop"]}, "not 'database.table'"),
+            ({"tables": ["nodb.t"]}, "has no database 'nodb'"),
+            ({"tables": ["shop.big_orders"]}, "views, routines and events"),
+            ({"tables": ["shop.orders"], "rename": {"shop.customers": "x"}}, "not among the tables"),
+            ({"tables": ["shop.orders"], "databases": ["shop"]}, "either databases"),
+        ):
+            with pytest.raises(ConfigError, match=message):
+                core.restore_backup(copies, spec, **kwargs)
+        # a backup made before the index: a clear refusal naming the way out
+        old = BackupManifest.from_json(plain.to_json().replace('"table_index"', '"old_field"'))
+        with pytest.raises(ConfigError, match=r"without a table index.*databases=\['shop'\]"):
+            core.restore_backup([(b["local"], old)], spec, tables=["shop.orders"], rename={"shop": "x"})
+        with db.session(spec) as conn:
+            assert {t: _checksum(conn, f"shop.{t}") for t in ("customers", "orders")} == live
+            assert "x" not in db.user_databases(conn)
+    finally:
+        sandbox.stop_server(target)

@@ -482,7 +482,8 @@ class Store:
         else:
             data = bytes(
                 self._retry(
-                    f"read {key} [{start}:{end}]", lambda: self.fs.cat_file(self.path(key), start=start, end=end)
+                    f"read {key} [{start}:{end}]",
+                    lambda: self.fs.cat_file(self.path(key), start=start, end=end),
                 )
             )
         if len(data) != end - start:

@@ -78,6 +78,7 @@ class _Sink:
         fd = os.open(staged.path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
         self.handle: IO[bytes] = os.fdopen(fd, "wb", buffering=READ_CHUNK)
         self.compressor: Compressor | None = None
+        self._in_frame = False
         self.encryptor = Encryptor(key) if key is not None else None
         self.codec_bytes = 0  # compressed bytes so far (before encryption)
         self._open: tuple[str, str | None, int, int, hashlib._Hash] | None = None
@@ -107,13 +108,15 @@ class _Sink:
             return
         if self.compressor is None:
             self.compressor = self.codec.compressor()
+        self._in_frame = True
         self.staged.raw.update(data)
         self._out(self.compressor.compress(data))
 
     def end_frame(self) -> None:
-        if self.compressor is not None:
+        """End the frame in progress (the compressor is kept: its flush starts a new frame)."""
+        if self.compressor is not None and self._in_frame:
             self._out(self.compressor.flush())
-            self.compressor = None
+            self._in_frame = False
 
     def _out(self, data: bytes | memoryview) -> None:
         if data:

@@ -243,7 +243,9 @@ def _fetch_table(
         own = next((f for f in manifest.files if f.path == pick.file.path), None)
         index = next((t for t in own.table_index if t.table == pick.table), None) if own else None
         if own is None or index is None or own.stored_sha256 != pick.file.stored_sha256:
-            log(f"location {location.name} holds no indexed copy of {pick.file.path} like the first one: skipped")
+            log(
+                f"location {location.name} holds no indexed copy of {pick.file.path} like the first one: skipped"
+            )
             continue
         key = f"{layout.backup_dir(manifest.server, manifest.backup_id)}/{layout.check_data_file_name(own.path)}"
         store = Store(location)

@@ -392,3 +392,46 @@ def test_single_table_restore(
             assert "x" not in db.user_databases(conn)
     finally:
         sandbox.stop_server(target)
+
+
+def test_table_sections_of_every_build(fresh_server: Any, server_build: Any) -> None:
+    """The dump of every build's own client (MySQL 9.7's mysqldump too) splits into each
+    table's structure, data and trigger sections, exactly."""
+    from mysqlops.adapters import process
+    from mysqlops.streams.dumpscan import DumpScanner
+    from mysqlops.tools.client import client_option_file, dump_argv
+
+    with db.session(fresh_server.spec()) as conn:
+        _make_shop(conn, rows=200)
+    with process.Pipeline(
+        [dump_argv(server_build.client_argv("dump"), "shop")],
+        credentials=client_option_file(fresh_server.spec()),
+        stdout=process.PIPE,
+        name="dump",
+    ) as pipe:
+        data = pipe.stdout_pipe.read()
+        pipe.wait()
+    out: list[bytes] = []
+    marks: list[tuple[str, str | None, int]] = []
+    scanner = DumpScanner(
+        lambda _d, piece: out.append(bytes(piece)), lambda k, t: marks.append((k, t, sum(map(len, out))))
+    )
+    for i in range(0, len(data), 4096):
+        scanner.feed(data[i : i + 4096])
+    scanner.finish()
+    assert b"".join(out) == data
+    bounds = [m[2] for m in marks] + [len(data)]
+    sections = {(k, t): data[bounds[i] : bounds[i + 1]] for i, (k, t, _o) in enumerate(marks)}
+    tables = sorted({t for _k, t in sections if t is not None})
+    assert tables == ["audit", "customers", "odd `name` ü", "order_items", "orders"]
+    for t in tables:
+        quoted = t.replace("`", "``").encode()
+        assert sections[("structure", t)].startswith(b"--\n-- Table structure for table `" + quoted + b"`")
+        assert b"CREATE TABLE `" + quoted + b"`" in sections[("structure", t)]
+        assert sections[("data", t)].startswith(b"--\n-- Dumping data for table `" + quoted + b"`")
+        assert sections[("data", t)].count(b"INSERT INTO `" + quoted + b"` VALUES") >= 1
+    trig = sections[("triggers", "orders")]
+    assert b"orders_ai" in trig and b"CREATE TABLE" not in trig and b"INSERT INTO `" not in trig
+    assert [k for k, t in sections if t is None] and all(
+        ("triggers", t) not in sections for t in tables if t != "orders"
+    )

@@ -42,6 +42,7 @@ class StagedFile:
         return tuple(
             TableSections(t, parts.get("structure"), parts.get("data"), parts.get("triggers"))
             for t, parts in tables.items()
+            if "structure" in parts  # a table restores from its structure: never data alone
         )
 
     def to_backup_file(self, name: str, tables: tuple[TableStat, ...], lossy: tuple[str, ...]) -> BackupFile:

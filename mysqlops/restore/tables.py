@@ -516,16 +516,26 @@ def restore_tables(
             if p.target in existing:
                 say(f"replacing existing table {p.target} on {target.name} (overwrite=True)")
             loaded.append(p)
-            raw += _load_table(p, paths, manifest.compression, target, program, load_timeout)
+            try:
+                raw += _load_table(p, paths, manifest.compression, target, program, load_timeout)
+            except ProcessError as exc:
+                if p.target not in existing:
+                    raise
+                raise type(exc)(
+                    f"{exc}. The existing table {p.target} was being replaced (overwrite=True): its old rows are "
+                    "gone and the partly loaded table was dropped; restore it again once the cause is fixed",
+                    returncode=exc.returncode,
+                    stderr_tail=exc.stderr_tail,
+                ) from None
             say(f"loaded table {p.name} as {p.target} from {where}")
         durations["load"] = round(time.monotonic() - t1, 3)
+        loaded.clear()  # every table loaded: nothing to undo from here on
+        created_dbs.clear()
         with db.session(target) as conn:
             rows = {
                 p.target: int(db.scalar(conn, f"SELECT COUNT(*) FROM {q(p.target_db)}.{q(p.target_table)}"))
                 for p in picks
             }
-        loaded.clear()
-        created_dbs.clear()
         return TableRestoreResult(
             backup_id=manifest.backup_id,
             server=manifest.server,
@@ -540,11 +550,12 @@ def restore_tables(
             rows=rows,
         )
     except BaseException:
-        # a failed load: remove what this run created (tables it made where none was; with
-        # overwrite=True the replaced table is already gone and the error says so)
+        # a failed load: remove what this run created (tables it made where none was) and the
+        # partly loaded table; a table replaced completely (overwrite=True) before the failure
+        # stays (its old rows are gone either way), the error says which
         with contextlib.suppress(Exception), db.session(target) as conn:
-            for p in loaded:
-                if p.target not in existing:
+            for i, p in enumerate(loaded):
+                if p.target not in existing or i == len(loaded) - 1:
                     db.execute(conn, f"DROP TABLE IF EXISTS {q(p.target_db)}.{q(p.target_table)}")
             for d in created_dbs:
                 db.execute(conn, f"DROP DATABASE IF EXISTS {q(d)}")

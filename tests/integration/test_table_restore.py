@@ -15,7 +15,7 @@ from mysqlops import restore as core
 from mysqlops.adapters import mysql as db
 from mysqlops.adapters import sandbox
 from mysqlops.adapters.storage import Store
-from mysqlops.errors import ConfigError, RestoreError
+from mysqlops.errors import ConfigError, ProcessError, RestoreError
 from mysqlops.manifest import BackupManifest
 from mysqlops.model import Location
 from mysqlops.restore import tables as rt
@@ -312,6 +312,26 @@ def test_single_table_restore(
             sandbox_root, f"ttg2-{server_build.name}", server_id=1813, build=server_build
         )
         try:
+            # a load that fails half-way (its trigger's name is taken on the target): the partly
+            # loaded table is dropped, the other table is untouched; replacing an existing table,
+            # the error says its old rows are gone
+            with db.session(fresh.spec()) as conn:
+                db.execute(conn, "CREATE DATABASE shop")
+                db.execute(conn, "CREATE TABLE shop.x (id INT)")
+                db.execute(
+                    conn, "CREATE TRIGGER shop.orders_ai AFTER INSERT ON shop.x FOR EACH ROW SET @a = 1"
+                )
+            local_copies = _copies([b["local"]], plain.backup_id)
+            with pytest.raises(ProcessError, match=r"loading table shop\.orders as shop\.orders"):
+                core.restore_backup(local_copies, fresh.spec(), tables=["shop.orders"])
+            with db.session(fresh.spec()) as conn:
+                assert _tables(conn, "shop") == ["x"]
+                db.execute(conn, "CREATE TABLE shop.orders (id INT)")
+            with pytest.raises(ProcessError, match="old rows are gone"):
+                core.restore_backup(local_copies, fresh.spec(), tables=["shop.orders"], overwrite=True)
+            with db.session(fresh.spec()) as conn:
+                assert _tables(conn, "shop") == ["x"]
+                db.execute(conn, "DROP TABLE shop.x")
             result = core.restore_backup(
                 _copies([b["local"]], plain.backup_id), fresh.spec(), tables=["shop.orders", "shop.audit"]
             )

@@ -250,6 +250,7 @@ def restore_backup(
             log=say,
             load_timeout=load_timeout,
             keyring=keyring,
+            progress=progress,
         )
     if not copies:
         raise ConfigError("no copy of the backup to restore from")

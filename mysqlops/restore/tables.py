@@ -368,6 +368,7 @@ def _load_table(
     target: ServerSpec,
     program: str,
     timeout: float | None,
+    on_bytes: Callable[[int], None] | None = None,
 ) -> int:
     """Send the table's sections into the client; returns the raw bytes sent."""
     renamer = TableRenamer(pick.table, pick.target_table) if pick.table != pick.target_table else None
@@ -394,6 +395,8 @@ def _load_table(
                             raw = dec.decompress(chunk)
                             sent += len(raw)
                             sink.write(renamer.feed(raw) if renamer else raw)
+                            if on_bytes is not None:
+                                on_bytes(len(raw))
                     tail = dec.finish()
                     if renamer:
                         sink.write(renamer.feed(tail) + renamer.finish())
@@ -429,6 +432,7 @@ def restore_tables(
     log: Callable[[str], None] | None = None,
     load_timeout: float | None = 24 * 3600,
     keyring: Keyring | None = None,
+    progress: Callable[[int, int, float], None] | None = None,
 ) -> TableRestoreResult:
     """Restore the tables ``tables`` names (see the module docstring) into ``target``."""
     say = log or (lambda _m: None)
@@ -512,12 +516,25 @@ def restore_tables(
                     db.execute(conn, f"CREATE DATABASE {q(d)}")
                     created_dbs.append(d)
         raw = 0
+        total = sum(
+            getattr(p.index, part).raw_bytes
+            for p in picks
+            for part in _PARTS
+            if getattr(p.index, part) is not None and not (part == "triggers" and p.renamed)
+        )
+        done = [0]
+
+        def on_bytes(n: int) -> None:
+            done[0] += n
+            if progress is not None:
+                progress(done[0], total, time.monotonic() - t1)
+
         for p, paths, where in fetched:
             if p.target in existing:
                 say(f"replacing existing table {p.target} on {target.name} (overwrite=True)")
             loaded.append(p)
             try:
-                raw += _load_table(p, paths, manifest.compression, target, program, load_timeout)
+                raw += _load_table(p, paths, manifest.compression, target, program, load_timeout, on_bytes)
             except ProcessError as exc:
                 if p.target not in existing:
                     raise

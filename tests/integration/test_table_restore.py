@@ -251,9 +251,19 @@ def test_single_table_restore(
         copies = _copies([b["s3"], b["local"]], plain.backup_id)
         assert copies[0][0].name == "s3"
         log: list[str] = []
+        progress: list[tuple[int, int]] = []
         result = core.restore_backup(
-            copies, spec, tables=["shop.orders"], rename={"shop.orders": "orders_restored"}, log=log.append
+            copies,
+            spec,
+            tables=["shop.orders"],
+            rename={"shop.orders": "orders_restored"},
+            log=log.append,
+            progress=lambda done, total, _s: progress.append((done, total)),
         )
+        orders_index = next(t for t in f.table_index if t.table == "orders")
+        assert orders_index.triggers is not None
+        loaded_bytes = orders_index.raw_bytes - orders_index.triggers.raw_bytes  # renamed: no triggers
+        assert progress[-1] == (loaded_bytes, loaded_bytes)
         assert isinstance(result, rt.TableRestoreResult)
         assert result.databases == {"shop.orders": "shop.orders_restored"}
         assert result.locations_used == {"shop.orders": "s3"}, (result.problems, log)

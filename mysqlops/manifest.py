@@ -425,6 +425,16 @@ def validate_backup_manifest(m: BackupManifest) -> BackupManifest:
             )
         if f.stored_bytes < 0 or f.raw_bytes < 0:
             raise ManifestError(f"file {f.path!r} of manifest {m.backup_id} has a negative size")
+        for t in f.table_index:
+            for section in (t.structure, t.data, t.triggers):
+                if section is not None and (
+                    section.offset + section.length > f.stored_bytes
+                    or section.raw_offset + section.raw_bytes > f.raw_bytes
+                ):
+                    raise ManifestError(
+                        f"file {f.path!r} of manifest {m.backup_id}: a section of table {t.table!r:.80} lies "
+                        "outside the file (corrupt or forged table index)"
+                    )
         _check_coordinates(f.coordinates, f"file {f.path!r}")
     return m
 

@@ -145,3 +145,49 @@ def test_encrypted_chunk_ranges_decrypt_alone() -> None:
             bytes(tampered[r.stored_start : r.stored_end]),
             final,
         )
+
+
+def test_table_index_round_trips_and_is_checked() -> None:
+    import dataclasses
+    from datetime import UTC, datetime
+
+    from mysqlops.errors import ManifestError
+    from mysqlops.manifest import BackupFile, BackupManifest, Section, TableSections
+    from mysqlops.model import BackupKind, BackupMethod
+
+    section = Section(offset=10, length=20, raw_offset=100, raw_bytes=50, sha256="ab" * 32)
+    f = BackupFile(
+        "shop.sql.zst",
+        "shop",
+        1000,
+        "00" * 32,
+        100,
+        "11" * 32,
+        table_index=(TableSections("o`rders", section, section),),
+    )
+    now = datetime(2026, 11, 30, tzinfo=UTC)
+    m = BackupManifest(
+        "20261130T000000Z-abcdef",
+        "src",
+        "local",
+        BackupKind.FULL,
+        BackupMethod.LOGICAL,
+        "mariadb",
+        "10.11.6",
+        ("shop",),
+        (f,),
+        now,
+        now,
+        "zstd-3",
+    )
+    back = BackupManifest.from_json(m.to_json())
+    assert back.files[0].table_index == f.table_index and back.files[0].table_index[0].triggers is None
+    for bad in (dataclasses.replace(section, offset=90), dataclasses.replace(section, raw_offset=990)):
+        forged = dataclasses.replace(
+            m, files=(dataclasses.replace(f, table_index=(TableSections("t", bad),)),)
+        )
+        with pytest.raises(ManifestError, match="outside the file"):
+            BackupManifest.from_json(forged.to_json())
+    negative = m.to_json().replace('"offset": 10', '"offset": -10')
+    with pytest.raises(ManifestError, match="negative"):
+        BackupManifest.from_json(negative)

@@ -29,6 +29,7 @@ from mysqlops import restore as core
 from mysqlops.errors import ConfigError, MysqlopsError, VerificationFailed
 from mysqlops.manifest import BackupManifest, Check, RestoreCertificate
 from mysqlops.model import Location, ServerSpec
+from mysqlops.progress import Progress
 from mysqlops.restore import PitrResult, point_in_time_restore, prove_binlog_chain
 from mysqlops.streams.crypto import Keyring
 
@@ -49,20 +50,19 @@ def restore_task(
     artifact_id = cast(
         UUID, create_progress_artifact(0.0, description=f"Restore into {target.name}: bytes loaded")
     )
-    state = {"last": 0.0}
 
-    def on_progress(done: int, total: int, elapsed: float) -> None:
-        if elapsed - state["last"] < 5 and done < total:
-            return
-        state["last"] = elapsed
-        pct = 100.0 * done / total if total else 100.0
-        rate = done / elapsed if elapsed > 0 else 0
-        eta = (total - done) / rate if rate > 0 else 0
+    def on_progress(p: Progress) -> None:
+        eta = p.eta_seconds or 0.0
         logger.info(
-            "loaded %.0f%% (%d of %d bytes) at %.1f MB/s, ETA %.0fs", pct, done, total, rate / 1e6, eta
+            "loaded %.0f%% (%d of %d bytes) at %.1f MB/s, ETA %.0fs",
+            100 * p.fraction,
+            p.dumped_bytes,
+            p.estimated_bytes,
+            p.throughput / 1e6,
+            eta,
         )
         try:
-            update_progress_artifact(artifact_id, round(min(pct, 100.0), 1))
+            update_progress_artifact(artifact_id, round(100 * p.fraction, 1))
         except Exception as exc:  # noqa: BLE001 - progress display never fails a restore
             logger.debug("progress update failed: %s", exc)
 

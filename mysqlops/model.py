@@ -14,6 +14,7 @@ from enum import StrEnum
 from typing import Any
 
 from mysqlops.errors import ConfigError
+from mysqlops.jsondoc import INT, json_as
 
 
 class Flavor(StrEnum):
@@ -188,7 +189,7 @@ class BinlogCoordinates:
     """A consistent point: binlog file + position, and the GTID set executed there."""
 
     file: str
-    position: int
+    position: int = field(metadata=json_as(INT))
     gtid: str | None = None
 
     @property

@@ -3,8 +3,8 @@
 from mysqlops.backup.logical import BackupResult, run_backup
 from mysqlops.backup.physical import run_physical_backup
 from mysqlops.backup.preflight import Plan
-from mysqlops.backup.progress import Progress, ProgressFn
 from mysqlops.backup.uploads import LocationResult
+from mysqlops.progress import Progress, ProgressFn
 
 __all__ = [
     "BackupResult",

@@ -14,7 +14,6 @@ from mysqlops.adapters import mysql as db
 from mysqlops.adapters import process
 from mysqlops.adapters.storage import Store
 from mysqlops.binlog.archive import _read_verified, list_archived, private_dir
-from mysqlops.binlog.layout import basename_of, sibling
 from mysqlops.binlog.plan import BinlogGap
 from mysqlops.errors import (
     ConfigError,
@@ -25,9 +24,10 @@ from mysqlops.errors import (
 )
 from mysqlops.manifest import BinlogManifest
 from mysqlops.model import BinlogCoordinates, Flavor, ServerSpec, ServerVersion, binlog_sequence
+from mysqlops.sql.binlog import BinlogSql
 from mysqlops.sql.gtid import parse_mariadb_gtids
 from mysqlops.streams.compression import codec_from_label
-from mysqlops.streams.crypto import Keyring
+from mysqlops.streams.keys import Keyring
 from mysqlops.tools import redact
 from mysqlops.tools.binlog import replay_argv
 from mysqlops.tools.client import ClientTools, client_option_file, mysql_argv
@@ -66,7 +66,11 @@ def select_replay_files(
     """The contiguous run of archived files from ``start.file`` to the one holding the target
     (pure). Raises :class:`BinlogGap` for a hole, :class:`RestoreError` when the archive does
     not reach the target."""
-    by_seq = {m.sequence: m for m in manifests if basename_of(m.file) == basename_of(start.file)}
+    by_seq = {
+        m.sequence: m
+        for m in manifests
+        if layout.binlog_basename(m.file) == layout.binlog_basename(start.file)
+    }
     if start.sequence not in by_seq:
         raise RestoreError(
             f"binlog {start.file} (the start of the replay) is not archived: nothing can be "
@@ -93,7 +97,7 @@ def select_replay_files(
         if m is None:
             if seq <= last_seq:
                 following = min(s for s in by_seq if s > seq)
-                missing = [sibling(start.file, s) for s in range(seq, following)]
+                missing = [layout.binlog_sibling(start.file, s) for s in range(seq, following)]
                 raise BinlogGap(
                     f"binlog(s) {', '.join(missing)} are not archived: point-in-time recovery cannot "
                     f"cross them (it can reach the end of {chosen[-1].file} at most)",
@@ -375,15 +379,15 @@ def _gtid_strict_mode_off(spec: ServerSpec, version: ServerVersion, log_on_targe
         yield False
         return
     with db.session(spec) as conn:
-        strict = bool(int(db.scalar(conn, "SELECT @@GLOBAL.gtid_strict_mode") or 0))
+        strict = bool(int(db.scalar(conn, BinlogSql.GTID_STRICT_MODE) or 0))
         if strict:
-            db.execute(conn, "SET GLOBAL gtid_strict_mode=0")
+            db.execute(conn, BinlogSql.set_gtid_strict_mode(False))
     try:
         yield strict
     finally:
         if strict:
             with db.session(spec) as conn:
-                db.execute(conn, "SET GLOBAL gtid_strict_mode=1")
+                db.execute(conn, BinlogSql.set_gtid_strict_mode(True))
 
 
 def _fetch_verified(
@@ -395,7 +399,7 @@ def _fetch_verified(
     """Decompress (decrypting encrypted copies) the first copy whose stored and raw sha256
     match its manifest to ``path``. Returns the store used and that copy's manifest."""
     for store, m in copies:
-        key = f"{layout.binlog_dir(m.server)}/{layout.check_file_name(m.stored_path, 'stored binlog name')}"
+        key = layout.binlog_stored_key(m.server, m.stored_path)
         try:
             if m.encryption_key_id and (keyring is None or m.encryption_key_id not in keyring):
                 raise IntegrityError(f"encrypted with key id {m.encryption_key_id}, which was not given")

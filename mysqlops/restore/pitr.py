@@ -21,7 +21,7 @@ from mysqlops.model import BackupMethod, BinlogCoordinates, Location, ServerSpec
 from mysqlops.restore.fetch import check_key
 from mysqlops.restore.logical import RestoreResult, restore_backup
 from mysqlops.restore.verify import SCRATCH_PARENT
-from mysqlops.streams.crypto import Keyring
+from mysqlops.streams.keys import Keyring
 
 
 @dataclass

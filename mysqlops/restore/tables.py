@@ -49,8 +49,10 @@ from mysqlops.errors import (
 )
 from mysqlops.manifest import BackupFile, BackupManifest, Section, TableSections, validate_backup_manifest
 from mysqlops.model import Location, ServerSpec
+from mysqlops.progress import Progress, ProgressFn, Ticker
 from mysqlops.restore.fetch import check_key
 from mysqlops.restore.logical import RestoreResult
+from mysqlops.sql import catalog as sqlcat
 from mysqlops.sql.quoting import quote_identifier as q
 from mysqlops.streams import crypto
 from mysqlops.streams.compression import codec_from_label
@@ -385,7 +387,7 @@ def _load_table(
         ) as pipe:
             sink = pipe.stdin_pipe
             try:
-                sink.write(PREAMBLE + f"USE {q(pick.target_db)};\n".encode())
+                sink.write(PREAMBLE + sqlcat.use_database(pick.target_db).encode())
                 for part in _PARTS:
                     if part not in paths or (part == "triggers" and pick.renamed):
                         continue
@@ -404,7 +406,7 @@ def _load_table(
                         sink.write(tail)
                 if renamer is not None and renamer.created != 1:
                     raise RestoreError(
-                        f"the structure section of {pick.name} has {renamer.created} CREATE TABLE statements for it "
+                        f"the structure section of {pick.name} has {renamer.created} statements creating it "
                         "(expected 1): not renamed, nothing more sent"
                     )
             except BrokenPipeError:
@@ -432,7 +434,8 @@ def restore_tables(
     log: Callable[[str], None] | None = None,
     load_timeout: float | None = 24 * 3600,
     keyring: Keyring | None = None,
-    progress: Callable[[int, int, float], None] | None = None,
+    progress: ProgressFn | None = None,
+    progress_interval: float = 5.0,
 ) -> TableRestoreResult:
     """Restore the tables ``tables`` names (see the module docstring) into ``target``."""
     say = log or (lambda _m: None)
@@ -460,11 +463,7 @@ def restore_tables(
             )
         existing: dict[str, str] = {}
         for p in picks:
-            kind = db.scalar(
-                conn,
-                "SELECT TABLE_TYPE FROM information_schema.TABLES WHERE TABLE_SCHEMA=%s AND TABLE_NAME=%s",
-                [p.target_db, p.target_table],
-            )
+            kind = db.scalar(conn, sqlcat.TABLE_TYPE, [p.target_db, p.target_table])
             if kind is not None:
                 existing[p.target] = str(kind)
         views = [t for t, k in existing.items() if k == "VIEW"]
@@ -478,13 +477,7 @@ def restore_tables(
                 "or rename={...} to restore under another name. Nothing was changed"
             )
         databases = {p.target_db for p in picks}
-        missing_dbs = [
-            d
-            for d in sorted(databases)
-            if not db.scalar(
-                conn, "SELECT COUNT(*) FROM information_schema.SCHEMATA WHERE SCHEMA_NAME=%s", [d]
-            )
-        ]
+        missing_dbs = [d for d in sorted(databases) if not db.scalar(conn, sqlcat.SCHEMA_EXISTS, [d])]
         version = db.server_version(conn)
     program = process.require_program(
         ClientTools.for_flavor(version.flavor).mysql, "mysql", package_hint="mariadb-client"
@@ -513,7 +506,7 @@ def restore_tables(
         if missing_dbs:
             with db.session(target) as conn:
                 for d in missing_dbs:
-                    db.execute(conn, f"CREATE DATABASE {q(d)}")
+                    db.execute(conn, sqlcat.create_database(d))
                     created_dbs.append(d)
         raw = 0
         total = sum(
@@ -522,14 +515,12 @@ def restore_tables(
             for part in _PARTS
             if getattr(p.index, part) is not None and not (part == "triggers" and p.renamed)
         )
-        done = [0]
-
-        def on_bytes(n: int) -> None:
-            done[0] += n
-            if progress is not None:
-                progress(done[0], total, time.monotonic() - t1)
-
+        ticker = Ticker(Progress(time.monotonic(), total, stage="load"), progress, progress_interval)
         for p, paths, where in fetched:
+
+            def on_bytes(n: int, database: str = p.target_db) -> None:
+                ticker.add(database, n)
+
             if p.target in existing:
                 say(f"replacing existing table {p.target} on {target.name} (overwrite=True)")
             loaded.append(p)
@@ -545,13 +536,13 @@ def restore_tables(
                     stderr_tail=exc.stderr_tail,
                 ) from None
             say(f"loaded table {p.name} as {p.target} from {where}")
+        ticker.done()
         durations["load"] = round(time.monotonic() - t1, 3)
         loaded.clear()  # every table loaded: nothing to undo from here on
         created_dbs.clear()
         with db.session(target) as conn:
             rows = {
-                p.target: int(db.scalar(conn, f"SELECT COUNT(*) FROM {q(p.target_db)}.{q(p.target_table)}"))
-                for p in picks
+                p.target: int(db.scalar(conn, sqlcat.count_rows(p.target_db, p.target_table))) for p in picks
             }
         return TableRestoreResult(
             backup_id=manifest.backup_id,
@@ -573,9 +564,9 @@ def restore_tables(
         with contextlib.suppress(Exception), db.session(target) as conn:
             for i, p in enumerate(loaded):
                 if p.target not in existing or i == len(loaded) - 1:
-                    db.execute(conn, f"DROP TABLE IF EXISTS {q(p.target_db)}.{q(p.target_table)}")
+                    db.execute(conn, sqlcat.drop_table(p.target_db, p.target_table))
             for d in created_dbs:
-                db.execute(conn, f"DROP DATABASE IF EXISTS {q(d)}")
+                db.execute(conn, sqlcat.drop_database(d, if_exists=True))
         raise
     finally:
         shutil.rmtree(staging, ignore_errors=True)

@@ -13,11 +13,11 @@ from datetime import UTC, datetime
 
 import pytest
 
+from mysqlops import layout
 from mysqlops.adapters import process, sandbox
 from mysqlops.adapters.mysql import query, scalar, session
 from mysqlops.adapters.storage import Store
 from mysqlops.binlog import BinlogGap, BinlogHistoryChanged, archive_binlogs, replay_binlogs
-from mysqlops.binlog import layout as binlog_layout
 from mysqlops.binlog import plan as binlog_plan
 from mysqlops.binlog import replay as binlog_replay
 from mysqlops.binlog.archive import list_archived
@@ -138,7 +138,7 @@ def test_overlapping_runs_adopt_identical_objects(
     store = Store(local_location)
     last = first.files[-1]
     # a run that died after uploading the data but before its manifest
-    store.delete(binlog_layout.manifest_key(spec.name, last))
+    store.delete(layout.binlog_manifest_key(spec.name, last))
     # ... and the next run compresses differently (another level): same binlog, other bytes
     again = archive_binlogs(
         spec, [local_location], codec("zstd", level=19, threads=1), staging(tmp_path), now(), rotate=False

@@ -22,7 +22,6 @@ from mysqlops.adapters import mysql as db
 from mysqlops.adapters import process, sandbox
 from mysqlops.adapters.storage import Store
 from mysqlops.binlog import archive_binlogs, replay_binlogs
-from mysqlops.binlog import layout as binlog_layout
 from mysqlops.binlog.archive import list_archived
 from mysqlops.errors import EncryptionError, IntegrityError, RestoreError
 from mysqlops.manifest import BackupManifest, BinlogManifest
@@ -64,10 +63,10 @@ def forge_truncated_binlog(location: Location, server: str, m: BinlogManifest, c
     key = f"{layout.binlog_dir(server)}/{m.stored_path}"
     data = store.read_bytes(key)[:-cut]
     store.delete(key)
-    store.delete(binlog_layout.manifest_key(server, m.file))
+    store.delete(layout.binlog_manifest_key(server, m.file))
     obj = store.put_bytes(data, key)
     forged = dataclasses.replace(m, stored_bytes=obj.size, stored_sha256=obj.sha256)
-    store.put_bytes(forged.to_json().encode(), binlog_layout.manifest_key(server, m.file))
+    store.put_bytes(forged.to_json().encode(), layout.binlog_manifest_key(server, m.file))
 
 
 def test_encrypted_binlogs_key_rotation_mixed_chain_and_failures(
@@ -115,7 +114,7 @@ def test_encrypted_binlogs_key_rotation_mixed_chain_and_failures(
         listed = {m.file: m for m in list_archived(store, source.name)}
         assert [listed[f].encryption_key_id for f in sorted(listed)].count(None) == len(plain.files)
         for m in listed.values():
-            manifest_text = store.read_bytes(binlog_layout.manifest_key(source.name, m.file))
+            manifest_text = store.read_bytes(layout.binlog_manifest_key(source.name, m.file))
             for key in (old, new):
                 assert key.hex().encode() not in manifest_text
                 assert crypto.format_key(key).encode() not in manifest_text
@@ -317,7 +316,7 @@ def test_adopting_an_existing_encrypted_object_needs_its_key(
     last = max(first.manifests, key=lambda m: m.sequence)
     data_key = f"{layout.binlog_dir(spec.name)}/{last.stored_path}"
     before = store.read_bytes(data_key)
-    store.delete(binlog_layout.manifest_key(spec.name, last.file))  # a run that died before its manifest
+    store.delete(layout.binlog_manifest_key(spec.name, last.file))  # a run that died before its manifest
     # another key (or none) cannot prove the object is the same binlog: refused, never overwritten
     for wrong in (other, None):
         with pytest.raises(IntegrityError, match=f"key id {crypto.key_id(key)}"):

@@ -258,7 +258,7 @@ def test_single_table_restore(
             tables=["shop.orders"],
             rename={"shop.orders": "orders_restored"},
             log=log.append,
-            progress=lambda done, total, _s: progress.append((done, total)),
+            progress=lambda p: progress.append((p.dumped_bytes, p.estimated_bytes)),
         )
         orders_index = next(t for t in f.table_index if t.table == "orders")
         assert orders_index.triggers is not None

@@ -12,11 +12,10 @@ from typing import Any
 
 import pytest
 
+from mysqlops import layout
 from mysqlops.binlog import BinlogGap, BinlogHistoryChanged
-from mysqlops.binlog import layout as binlog_layout
 from mysqlops.binlog import plan as binlog_plan
 from mysqlops.binlog.format import scan_binlog
-from mysqlops.binlog.layout import archived_files, data_key, manifest_key
 from mysqlops.binlog.plan import find_gaps, plan_location
 from mysqlops.binlog.replay import select_replay_files
 from mysqlops.errors import ConfigError, IntegrityError, RestoreError
@@ -35,14 +34,14 @@ def names(*seqs: int) -> list[str]:
 
 # --------------------------------------------------------------------------- keys
 def test_keys() -> None:
-    assert data_key("db1", "mysql-bin.000042", ".zst") == "db1/binlogs/mysql-bin.000042.zst"
-    assert data_key("db1", "mysql-bin.000042", "") == "db1/binlogs/mysql-bin.000042"
-    assert manifest_key("db1", "mysql-bin.000042") == "db1/binlogs/mysql-bin.000042.json"
+    assert layout.binlog_data_key("db1", "mysql-bin.000042", ".zst") == "db1/binlogs/mysql-bin.000042.zst"
+    assert layout.binlog_data_key("db1", "mysql-bin.000042", "") == "db1/binlogs/mysql-bin.000042"
+    assert layout.binlog_manifest_key("db1", "mysql-bin.000042") == "db1/binlogs/mysql-bin.000042.json"
     for bad in ("../x.000001", "a/b.000001", ".hidden.000001", "nosuffix"):
         with pytest.raises(ConfigError):
-            manifest_key("db1", bad)
+            layout.binlog_manifest_key("db1", bad)
     with pytest.raises(ConfigError):
-        data_key("../db", "mysql-bin.000001", ".zst")
+        layout.binlog_data_key("../db", "mysql-bin.000001", ".zst")
 
 
 def test_archived_files_only_counts_manifests() -> None:
@@ -56,7 +55,7 @@ def test_archived_files_only_counts_manifests() -> None:
         "db1/full/20260101T000000Z-abcdef/manifest.json",
         "db10/binlogs/mysql-bin.000001.json",
     ]
-    assert archived_files(keys, "db1") == names(9, 10)
+    assert layout.archived_binlogs(keys, "db1") == names(9, 10)
 
 
 # --------------------------------------------------------------------------- planning
@@ -105,7 +104,7 @@ def test_renamed_basename_is_a_history_change() -> None:
 def test_find_gaps_and_sibling() -> None:
     assert find_gaps(names(3, 4, 7, 9)) == names(5, 6, 8)
     assert find_gaps([]) == []
-    assert binlog_layout.sibling("mysql-bin.000042", 7) == "mysql-bin.000007"
+    assert layout.binlog_sibling("mysql-bin.000042", 7) == "mysql-bin.000007"
 
 
 def _backup(backup_id: str, file: str | None) -> BackupManifest:

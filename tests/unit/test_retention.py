@@ -872,3 +872,24 @@ def test_property_junk_changes_nothing_and_order_is_deterministic(
     assert not changed, changed[:5]
     same = plan(list(reversed(mixed)), policy, NOW) == after
     assert same, "order of the input changed the plan"
+
+
+def test_retention_fields_are_listed_once() -> None:
+    """The block's defaults, bounds and descriptions are the policy's own (one listing)."""
+    from blocks.policy import RetentionPolicyBlock
+    from mysqlops.retention.policy import policy_options
+
+    options = policy_options()
+    block_fields = RetentionPolicyBlock.model_fields
+    exposed = [name for name in block_fields if name in options]
+    assert exposed == [n for n in options if not n.startswith("suspicious_")]
+    for name in exposed:
+        assert block_fields[name].description == options[name]["description"]
+        assert block_fields[name].default == options[name]["default"]
+    block = RetentionPolicyBlock(keep_daily=30, keep_within="7d", min_redundancy=2)
+    policy = block.to_policy()
+    assert (policy.keep_daily, policy.keep_within, policy.min_redundancy) == (30, timedelta(days=7), 2)
+    with pytest.raises(ValueError):
+        RetentionPolicyBlock(keep_daily=-1)
+    with pytest.raises(ValueError):
+        RetentionPolicyBlock(min_redundancy=0)

@@ -25,8 +25,9 @@ from mysqlops.binlog import archive_binlogs, replay_binlogs
 from mysqlops.binlog.archive import list_archived
 from mysqlops.errors import EncryptionError, IntegrityError, RestoreError
 from mysqlops.manifest import BackupManifest, BinlogManifest
-from mysqlops.model import BinlogCoordinates, Location, ServerSpec
+from mysqlops.model import BinlogCoordinates, Location, RecoveryTarget, ServerSpec
 from mysqlops.restore import pitr
+from mysqlops.runs import RunContext
 from mysqlops.streams import crypto
 from mysqlops.streams.compression import codec
 from mysqlops.tablesum import table_checksums
@@ -196,16 +197,19 @@ def test_encrypted_pitr_checks_every_key_before_touching_the_target(sandbox_root
             spec, [location], ZSTD, str(tmp_path / "st"), datetime.now(UTC), encryption_key=binlog_key
         )
         assert second.coordinates is not None and first.encryption_key_id == crypto.key_id(backup_key)
-        until = f"{second.coordinates.file}:{second.coordinates.position}"
+        until = RecoveryTarget.parse(
+            until_position=f"{second.coordinates.file}:{second.coordinates.position}"
+        )
+        assert until is not None
         # the base backup's key is there, the binlogs' key is not: refused before the restore
         with pytest.raises(RestoreError, match=crypto.key_id(binlog_key)):
             pitr.point_in_time_restore(
                 [location],
                 spec.name,
                 target.spec(),
-                until_position=until,
+                until,
                 backup_id=first.backup_id,
-                keyring=crypto.Keyring(backup_key),
+                ctx=RunContext(keyring=crypto.Keyring(backup_key)),
             )
         assert rows(target.spec()) is None  # the base backup was not loaded either
         both = crypto.Keyring(binlog_key, old=[backup_key])
@@ -213,9 +217,9 @@ def test_encrypted_pitr_checks_every_key_before_touching_the_target(sandbox_root
             [location],
             spec.name,
             target.spec(),
-            until_position=until,
+            until,
             backup_id=first.backup_id,
-            keyring=both,
+            ctx=RunContext(keyring=both),
         )
         assert result.replay.key_ids == (crypto.key_id(binlog_key),)
         with db.session(target.spec()) as conn:
@@ -223,12 +227,15 @@ def test_encrypted_pitr_checks_every_key_before_touching_the_target(sandbox_root
         assert got == [(1, "a"), (2, "B"), (3, "c")]
         # the restore test's PITR proof decrypts too, and fails clearly without the binlog key
         checks = pitr.prove_binlog_chain(
-            [location], spec.name, sandbox_dir=str(tmp_path / "sb"), keyring=both
+            [location], spec.name, sandbox_dir=str(tmp_path / "sb"), ctx=RunContext(keyring=both)
         )
         assert checks and all(c.passed for c in checks), checks
         assert "encrypted binlogs decrypted" in [c.name for c in checks]
         failed = pitr.prove_binlog_chain(
-            [location], spec.name, sandbox_dir=str(tmp_path / "sb2"), keyring=crypto.Keyring(backup_key)
+            [location],
+            spec.name,
+            sandbox_dir=str(tmp_path / "sb2"),
+            ctx=RunContext(keyring=crypto.Keyring(backup_key)),
         )
         assert not all(c.passed for c in failed)
         assert any(crypto.key_id(binlog_key) in c.detail for c in failed if not c.passed)

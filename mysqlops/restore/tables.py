@@ -26,41 +26,33 @@ from __future__ import annotations
 
 import contextlib
 import fnmatch
-import hashlib
-import os
 import re
 import shutil
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 
-from mysqlops import layout
 from mysqlops.adapters import mysql as db
 from mysqlops.adapters import process
 from mysqlops.adapters.localfs import private_tempdir
-from mysqlops.adapters.storage import Store
 from mysqlops.errors import (
     ConfigError,
-    EncryptionError,
-    IntegrityError,
     ProcessError,
     RestoreError,
-    StorageError,
 )
-from mysqlops.manifest import BackupFile, BackupManifest, Section, TableSections, validate_backup_manifest
+from mysqlops.manifest import BackupFile, BackupManifest, TableSections, validate_backup_manifest
 from mysqlops.model import Location, ServerSpec
 from mysqlops.progress import Progress, ProgressFn, Ticker
 from mysqlops.restore.fetch import check_key
 from mysqlops.restore.logical import RestoreResult
+from mysqlops.restore.sections import PARTS, fetch_table
 from mysqlops.sql import catalog as sqlcat
 from mysqlops.sql.quoting import quote_identifier as q
-from mysqlops.streams import crypto
 from mysqlops.streams.compression import codec_from_label
 from mysqlops.streams.crypto import Keyring
 from mysqlops.tools import redact
 from mysqlops.tools.client import ClientTools, client_option_file, mysql_argv
 
-READ_PIECE = 8 << 20  # ranged reads of at most this many bytes: memory stays flat
 PREAMBLE = (
     b"/*!40101 SET NAMES utf8mb4 */;\n"
     b"/*!40103 SET TIME_ZONE='+00:00' */;\n"
@@ -68,7 +60,6 @@ PREAMBLE = (
     b"/*!40101 SET SQL_MODE='NO_AUTO_VALUE_ON_ZERO' */;\n"
     b"/*!40111 SET SQL_NOTES=0 */;\n"
 )
-_PARTS = ("structure", "data", "triggers")
 
 
 @dataclass
@@ -173,111 +164,6 @@ def _targets(picked: Sequence[tuple[BackupFile, TableSections]], rename: Mapping
             raise ConfigError(f"{seen[p.target]} and {p.name} would both be restored as {p.target}")
         seen[p.target] = p.name
     return out
-
-
-# --------------------------------------------------------------------------- fetching
-def _fetch_section(
-    store: Store,
-    key: str,
-    f: BackupFile,
-    section: Section,
-    keyring: Keyring | None,
-    dest: str,
-) -> int:
-    """Write the section's compressed bytes to ``dest`` (0600, new), checking its sha256 (and
-    each encrypted chunk's authentication). Returns the stored bytes read."""
-    digest = hashlib.sha256()
-    read = 0
-    fd = os.open(dest, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600)
-    with os.fdopen(fd, "wb") as out:
-        if section.length == 0:
-            pass
-        elif keyring is None:
-            end = section.offset + section.length
-            if end > f.stored_bytes:
-                raise IntegrityError(f"section ends at {end}, past the file's {f.stored_bytes} bytes")
-            for start in range(section.offset, end, READ_PIECE):
-                piece = store.read_range(key, start, min(start + READ_PIECE, end))
-                read += len(piece)
-                digest.update(piece)
-                out.write(piece)
-        else:
-            header = store.read_range(key, 0, min(crypto.HEADER_MAX_SIZE, f.stored_bytes))
-            read += len(header)
-            header_size, chunk_size = crypto.parse_header(header)
-            final = crypto.final_chunk_index(header_size, chunk_size, f.stored_bytes)
-            span = crypto.chunk_range(
-                header_size, chunk_size, f.stored_bytes, section.offset, section.offset + section.length
-            )
-            per_read = max(1, READ_PIECE // chunk_size)
-            remaining, skip = section.length, span.skip
-            for first in range(span.first, span.last + 1, per_read):
-                last = min(first + per_read - 1, span.last)
-                record = chunk_size + crypto.TAG_SIZE
-                lo = header_size + first * record
-                hi = min(header_size + (last + 1) * record, f.stored_bytes)
-                data = store.read_range(key, lo, hi)
-                read += len(data)
-                plain = crypto.decrypt_chunks(keyring, header, first, data, final)
-                piece = plain[skip : skip + remaining]
-                skip = 0
-                remaining -= len(piece)
-                digest.update(piece)
-                out.write(piece)
-            if remaining:
-                raise IntegrityError(f"the encrypted file ends {remaining} bytes before the section does")
-    if digest.hexdigest() != section.sha256:
-        raise IntegrityError("fails its sha256 check (corrupt copy)")
-    return read
-
-
-def _fetch_table(
-    copies: Sequence[tuple[Location, BackupManifest]],
-    pick: _Pick,
-    staging: str,
-    keyring: Keyring | None,
-    log: Callable[[str], None],
-    problems: list[str],
-) -> tuple[dict[str, str], str, int]:
-    """The table's sections from the first location holding good copies of all of them."""
-    failures = []
-    for location, manifest in copies:
-        own = next((f for f in manifest.files if f.path == pick.file.path), None)
-        index = next((t for t in own.table_index if t.table == pick.table), None) if own else None
-        if own is None or index is None or own.stored_sha256 != pick.file.stored_sha256:
-            log(
-                f"location {location.name} holds no indexed copy of {pick.file.path} like the first one: skipped"
-            )
-            continue
-        key = f"{layout.backup_dir(manifest.server, manifest.backup_id)}/{layout.check_data_file_name(own.path)}"
-        store = Store(location)
-        paths: dict[str, str] = {}
-        read = 0
-        try:
-            for part in _PARTS:
-                section = getattr(index, part)
-                if section is None:
-                    continue
-                dest = os.path.join(staging, f"{len(os.listdir(staging))}.{part}")
-                try:
-                    read += _fetch_section(store, key, own, section, keyring, dest)
-                except (IntegrityError, EncryptionError) as exc:
-                    raise IntegrityError(f"{part} section of {pick.name} in {key}: {exc}") from None
-                paths[part] = dest
-        except (IntegrityError, StorageError, EncryptionError) as exc:
-            message = f"location {location.name!r}: {exc}"
-            problems.append(message)
-            failures.append(message)
-            log(f"copy at {location.name} unusable for table {pick.name}: {exc}; trying the next location")
-            for path in paths.values():
-                with contextlib.suppress(FileNotFoundError):
-                    os.unlink(path)
-            continue
-        return paths, location.name, read
-    raise RestoreError(
-        f"no good copy of table {pick.name} at any location: "
-        + (" | ".join(failures) or "not indexed anywhere")
-    )
 
 
 # --------------------------------------------------------------------------- rewriting
@@ -388,7 +274,7 @@ def _load_table(
             sink = pipe.stdin_pipe
             try:
                 sink.write(PREAMBLE + sqlcat.use_database(pick.target_db).encode())
-                for part in _PARTS:
+                for part in PARTS:
                     if part not in paths or (part == "triggers" and pick.renamed):
                         continue
                     dec = codec_from_label(compression).decompressor()
@@ -498,7 +384,7 @@ def restore_tables(
         fetched = []
         total_read = 0
         for p in picks:
-            paths, where, read = _fetch_table(copies, p, staging, key_for_files, say, problems)
+            paths, where, read = fetch_table(copies, p.file, p.table, staging, key_for_files, say, problems)
             fetched.append((p, paths, where))
             total_read += read
         durations["download"] = round(time.monotonic() - t0, 3)
@@ -512,7 +398,7 @@ def restore_tables(
         total = sum(
             getattr(p.index, part).raw_bytes
             for p in picks
-            for part in _PARTS
+            for part in PARTS
             if getattr(p.index, part) is not None and not (part == "triggers" and p.renamed)
         )
         ticker = Ticker(Progress(time.monotonic(), total, stage="load"), progress, progress_interval)

@@ -19,6 +19,7 @@ from mysqlops.errors import ConfigError, ProcessError, RestoreError
 from mysqlops.manifest import BackupManifest
 from mysqlops.model import Location
 from mysqlops.restore import tables as rt
+from mysqlops.restore.sections import fetch_section
 from mysqlops.streams import crypto
 from mysqlops.streams.compression import codec, codec_from_label
 from mysqlops.streams.crypto import Keyring
@@ -208,7 +209,7 @@ def _section_bytes(store: Store, key: str, f: Any, section: Any, keyring: Keyrin
 
     with tempfile.TemporaryDirectory() as tmp:
         dest = os.path.join(tmp, "s")
-        rt._fetch_section(store, key, f, section, keyring, dest)
+        fetch_section(store, key, f, section, keyring, dest)
         with open(dest, "rb") as fh:
             return fh.read()
 

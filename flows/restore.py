@@ -55,8 +55,13 @@ def restore(
     until: str | None = None,
     until_gtid: str | None = None,
     until_position: str | None = None,
+    tables: list[str] | None = None,
 ) -> dict[str, Any]:
     """Restore ``backup_id`` (or the latest of ``server``) into the ``target`` MySQLServer block.
+
+    tables: only these tables, e.g. ["shop.orders", "shop.order_*"], read by ranged reads from
+    the backup's table index; rename then maps "db.table" or "db" names
+    ({"shop.orders": "shop.orders_restored"}); an existing target table needs overwrite=True.
 
     server: the backed-up server's MySQLServer block name (its backups are those recorded under
     the block's server_name; with no such block, the recorded name itself). locations:
@@ -78,6 +83,7 @@ def restore(
         overwrite=overwrite,
         allow_source_target=allow_source_target,
         until=RecoveryTarget.parse(until, until_position, until_gtid),  # parsed once, here
+        tables=tuple(tables) if tables else None,
     )
     request.check()
     reap_leftovers(staging_dir)

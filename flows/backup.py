@@ -29,14 +29,7 @@ from mysqlops.backup import preflight as backup_preflight
 from mysqlops.errors import ConfigError, MysqlopsError
 from mysqlops.model import Location, ServerSpec
 from mysqlops.streams.compression import codec as make_codec
-
-
-def _human(n: float) -> str:
-    for unit in ("B", "KiB", "MiB", "GiB", "TiB"):
-        if abs(n) < 1024 or unit == "TiB":
-            return f"{n:.1f} {unit}" if unit != "B" else f"{int(n)} B"
-        n /= 1024
-    return f"{n:.1f} TiB"
+from mysqlops.units import human_bytes
 
 
 @task(cache_policy=NO_CACHE, retries=0)
@@ -63,7 +56,7 @@ def preflight_task(
         "pre-flight ok: %s, %d database(s) (%s estimated), locations %s",
         plan.version,
         len(plan.databases),
-        _human(sum(plan.estimated_bytes.values())),
+        human_bytes(sum(plan.estimated_bytes.values())),
         ", ".join(loc.name for loc in locations),
     )
     for warning in plan.warnings:
@@ -96,15 +89,7 @@ def dump_and_upload_task(
     )
 
     def on_progress(p: core.Progress) -> None:
-        eta = f", ETA {p.eta_seconds:.0f}s" if p.eta_seconds is not None else ""
-        logger.info(
-            "dumped %s of ~%s (%.0f%%) at %.1f MB/s%s",
-            _human(p.dumped_bytes),
-            _human(p.estimated_bytes),
-            100 * p.fraction,
-            p.throughput / 1e6,
-            eta,
-        )
+        logger.info("%s", p.describe())
         try:
             update_progress_artifact(artifact_id, round(100 * p.fraction, 1))
         except Exception as exc:  # noqa: BLE001 - progress display must never fail a backup
@@ -152,7 +137,7 @@ def _summary_markdown(result: core.BackupResult) -> str:
         "",
         f"- server: {m.flavor} {m.server_version}; databases: {len(m.databases)}"
         + (" (empty)" if m.extra.get("empty") else ""),
-        f"- raw {_human(m.raw_bytes)} → stored {_human(m.stored_bytes)} ({m.compression})",
+        f"- raw {human_bytes(m.raw_bytes)} → stored {human_bytes(m.stored_bytes)} ({m.compression})",
         f"- binlog coordinates: {m.coordinates.file}:{m.coordinates.position} gtid {m.coordinates.gtid}"
         if m.coordinates
         else "- binlog coordinates: none (PITR not possible from this backup)",

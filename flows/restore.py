@@ -26,6 +26,7 @@ from flows.common import (
 )
 from mysqlops import catalog
 from mysqlops import restore as core
+from mysqlops.backup.progress import describe_transfer
 from mysqlops.errors import ConfigError, MysqlopsError, VerificationFailed
 from mysqlops.manifest import BackupManifest, Check, RestoreCertificate
 from mysqlops.model import Location, ServerSpec
@@ -55,11 +56,7 @@ def restore_task(
             return
         state["last"] = elapsed
         pct = 100.0 * done / total if total else 100.0
-        rate = done / elapsed if elapsed > 0 else 0
-        eta = (total - done) / rate if rate > 0 else 0
-        logger.info(
-            "loaded %.0f%% (%d of %d bytes) at %.1f MB/s, ETA %.0fs", pct, done, total, rate / 1e6, eta
-        )
+        logger.info("%s", describe_transfer("loaded", done, total, elapsed))
         try:
             update_progress_artifact(artifact_id, round(min(pct, 100.0), 1))
         except Exception as exc:  # noqa: BLE001 - progress display never fails a restore

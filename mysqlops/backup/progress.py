@@ -1,4 +1,10 @@
-"""Progress of a backup: bytes, throughput, ETA."""
+"""Progress of a backup: bytes, throughput, ETA, and the one line that says it.
+
+The estimate comes from the server (``backup.preflight``: the larger of the table statistics
+and the InnoDB tablespace files, since statistics are stale right after a bulk load). It is an
+estimate: once the bytes dumped exceed it, no percentage and no ETA are shown, only the bytes
+and the rate, all in the binary units of ``mysqlops.units``.
+"""
 
 from __future__ import annotations
 
@@ -6,6 +12,8 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+
+from mysqlops.units import human_bytes, human_duration, human_rate
 
 ProgressFn = Callable[["Progress"], None]
 
@@ -36,10 +44,37 @@ class Progress:
         return min(self.dumped_bytes / self.estimated_bytes, 0.99)
 
     @property
+    def exceeded(self) -> bool:
+        """More was dumped than estimated: the estimate says nothing any more."""
+        return self.dumped_bytes > self.estimated_bytes
+
+    @property
     def eta_seconds(self) -> float | None:
         if self.throughput <= 0 or self.estimated_bytes <= self.dumped_bytes:
             return None
         return (self.estimated_bytes - self.dumped_bytes) / self.throughput
+
+    def describe(self, verb: str = "dumped") -> str:
+        """``dumped 12.0 MiB of ~59.0 MiB (20%) at 4.1 MiB/s, ETA 11s``; past the estimate:
+        ``dumped 59.0 MiB at 4.1 MiB/s (more than the estimate of ~128 KiB)``."""
+        return describe_transfer(verb, self.dumped_bytes, self.estimated_bytes, self.elapsed, estimate=True)
+
+
+def describe_transfer(verb: str, done: int, total: int, elapsed: float, *, estimate: bool = False) -> str:
+    """One progress line for logs: bytes, percentage and ETA only while ``done <= total``."""
+    rate = done / elapsed if elapsed > 0 else 0.0
+    of = "~" if estimate else ""
+    if total <= 0:
+        return f"{verb} {human_bytes(done)} at {human_rate(rate)}"
+    if done > total:
+        what = "the estimate" if estimate else "the expected size"
+        return (
+            f"{verb} {human_bytes(done)} at {human_rate(rate)} (more than {what} of {of}{human_bytes(total)})"
+        )
+    line = f"{verb} {human_bytes(done)} of {of}{human_bytes(total)} ({100 * done / total:.0f}%) at {human_rate(rate)}"
+    if rate > 0 and done < total:
+        line += f", ETA {human_duration((total - done) / rate)}"
+    return line
 
 
 class _Ticker:

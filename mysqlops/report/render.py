@@ -17,7 +17,8 @@ from mysqlops.model import BackupKind
 
 if TYPE_CHECKING:
     pass
-from mysqlops.report.forecast import _one_copy
+from mysqlops.report.forecast import NOT_ENOUGH_HISTORY, _one_copy
+from mysqlops.report.health import RULE_321
 from mysqlops.report.schemas import STORAGE_SCHEMA, _empty
 from mysqlops.units import human_bytes, human_duration
 
@@ -89,9 +90,16 @@ def _summary_markdown(report: Report) -> str:
         for r in fulls.sort_values("finished_at").drop_duplicates("server", keep="last").to_dict("records")
     }
     server_growth = report.growth[report.growth["database"] == "*"]
-    growth = {
-        str(k): float(v) for k, v in server_growth.groupby("server")["growth_bytes_per_day"].sum().items()
-    }
+    growth: dict[str, str] = {}
+    for g in server_growth.to_dict("records"):
+        server = str(g["server"])
+        rate = g["growth_bytes_per_day"]
+        if pd.isna(rate):
+            days = g["history_days"]
+            text = NOT_ENOUGH_HISTORY + (f" ({days:.0f} days of 7)" if pd.notna(days) else "")
+        else:
+            text = ("+" if rate >= 0 else "") + human_bytes(float(rate)) + "/day"
+        growth[server] = text if server not in growth else growth[server] + ", " + text
     meets = dict(zip(report.locations["server"], report.locations["meets_321"], strict=True))
     rows = []
     for f in report.freshness.to_dict("records"):
@@ -107,7 +115,7 @@ def _summary_markdown(report: Report) -> str:
                 human_bytes(float(lf["raw_bytes"])) if lf else "n/a",
                 human_bytes(float(lf["stored_bytes"])) if lf else "n/a",
                 human_duration(float(lf["duration_s"])) if lf else "n/a",
-                human_bytes(growth[server]) + "/day" if server in growth else "n/a",
+                growth.get(server, "n/a"),
                 "yes" if meets.get(server) else "no",
             )
         )
@@ -141,8 +149,8 @@ def _summary_markdown(report: Report) -> str:
         ]
     short = report.locations[~report.locations["meets_321"]]
     if not short.empty:
-        lines += ["", "## 3-2-1 gaps", ""]
-        lines += [f"- **{r.server}**: {r.reason}" for r in short.itertuples()]
+        lines += ["", "## 3-2-1 gaps", "", f"The rule: {RULE_321}.", ""]
+        lines += [f"- **{r.server}**: {r.reason.split(': ', 1)[-1]}" for r in short.itertuples()]
     if not report.storage.empty:
         lines += ["", "## Storage under retention", ""]
         lines += _md_table(
@@ -155,7 +163,9 @@ def _summary_markdown(report: Report) -> str:
                     r["policy"],
                     f"{r['retained_backups']}/{r['backups']}",
                     human_bytes(float(r["storage_now_bytes"])),
-                    human_bytes(float(r["storage_needed_90d"])),
+                    NOT_ENOUGH_HISTORY
+                    if pd.isna(r["storage_needed_90d"])
+                    else human_bytes(float(r["storage_needed_90d"])),
                 )
                 for r in report.storage.to_dict("records")
             ],

@@ -543,7 +543,7 @@ def test_from_mapping() -> None:
     assert policy == RetentionPolicy(
         keep_daily=7, keep_weekly=4, keep_within=timedelta(days=7), suspicious_ratio=0.25
     )
-    assert RetentionPolicy.from_mapping({"keep_within": 3600}).keep_within == HOUR
+    assert RetentionPolicy.from_mapping({"keep_within": "3600s"}).keep_within == HOUR
     assert RetentionPolicy.from_mapping({"keep_within": timedelta(days=2)}).keep_within == 2 * DAY
 
 

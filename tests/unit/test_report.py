@@ -365,7 +365,7 @@ def test_min_redundancy_and_hourly_rules_and_dataclass_policies() -> None:
     assert retained({"keep_hourly": 1}) == 1  # 02:00..03:40 is two hours, the newest N=1 hour
     assert retained({"keep_hourly": 2}) == 2
     assert retained({"keep_hourly": 1, "min_redundancy": 3}) == 3
-    with pytest.raises(ConfigError, match="location 'local'.*refusing an empty policy"):
+    with pytest.raises(ConfigError, match=r"location 'local'.*refusing an empty policy"):
         retained({"min_redundancy": 3})  # refused as apply-retention refuses it
     assert retained(retention.RetentionPolicy(keep_last=4)) == 4
 

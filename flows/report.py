@@ -8,7 +8,6 @@ so a notebook can call ``frames = backup_report(["local", "s3"])`` and work with
 
 from __future__ import annotations
 
-import base64
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -17,6 +16,7 @@ from prefect import flow, get_run_logger, task
 from prefect.cache_policies import NO_CACHE
 
 from flows.common import load_location, markdown_artifact, table_artifact
+from flows.retention import _policy_for
 from mysqlops import catalog
 from mysqlops.adapters.storage import Store
 from mysqlops.model import Location
@@ -24,9 +24,11 @@ from mysqlops.report import (
     Catalog,
     LocationInfo,
     Report,
+    artifact_markdown,
     build_report,
     json_records,
     render_charts,
+    small_tables,
     write_outputs,
 )
 
@@ -62,12 +64,9 @@ def build_task(
 @task(cache_policy=NO_CACHE)
 def publish_task(report: Report, output: Location | None) -> list[str]:
     charts = render_charts(report)
-    images = "\n\n".join(
-        f"![{name}](data:image/png;base64,{base64.b64encode(png).decode()})" for name, png in charts.items()
-    )
     markdown_artifact(
         "backup-report",
-        report.summary_markdown() + ("\n\n" + images if images else ""),
+        artifact_markdown(report, charts, small_tables(report)),
         "Backup report: sizes, durations, growth, 3-2-1, restore tests, anomalies",
     )
     for name, frame in report.frames().items():
@@ -86,14 +85,22 @@ def backup_report(
     output_location: str | None = None,
     freshness_hours: float = 26,
     policies: dict[str, Any] | None = None,
+    policy: dict[str, Any] | None = None,
 ) -> dict[str, pd.DataFrame]:
     """Build the backup report over ``locations`` (BackupLocation block names) and return its
     DataFrames by name (backups, databases, growth, storage, locations, restores, freshness,
     anomalies). ``output_location``: also write CSV, Parquet and a self-contained HTML report
-    there under ``reports/<time>/``. An empty catalog gives an empty report that says so."""
+    there under ``reports/<time>/``. An empty catalog gives an empty report that says so.
+    ``policy``/``policies``: as apply-retention takes them (one policy for every location, or per
+    location a policy dict or a RetentionPolicyBlock name), so the storage forecast keeps what
+    apply-retention keeps."""
     logger = get_run_logger()
     locs = [load_location(name) for name in locations]
-    report, problems = build_task(locs, freshness_hours, policies or {})
+    chosen = policies or {}
+    resolved = {
+        name: _policy_for(name, policy, chosen) for name in locations if policy is not None or name in chosen
+    }
+    report, problems = build_task(locs, freshness_hours, resolved)
     for problem in problems:
         logger.error("unreadable catalog entry: %s", problem)
     written = publish_task(report, load_location(output_location) if output_location else None)

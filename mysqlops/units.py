@@ -78,3 +78,27 @@ def human_time(value: datetime | None, tz: str = "UTC") -> str:
     from zoneinfo import ZoneInfo
 
     return value.astimezone(ZoneInfo(tz)).strftime("%Y-%m-%d %H:%M %Z")
+
+
+def byte_unit(largest: float) -> tuple[float, str]:
+    """``(divisor, name)`` of the binary unit :func:`human_bytes` would show ``largest`` in, for
+    a chart axis or a column of numbers in one unit."""
+    value = abs(float(largest)) if largest is not None and not math.isnan(largest) else 0.0
+    unit = 0
+    while value >= 1024 and unit < len(_UNITS) - 1:
+        value /= 1024
+        unit += 1
+    return float(1024**unit), _UNITS[unit]
+
+
+def duration_unit(largest: float) -> tuple[float, str]:
+    """``(divisor, name)``: seconds below 2 minutes, minutes below 2 hours, hours below 3 days, days."""
+    value = abs(float(largest)) if largest is not None and not math.isnan(largest) else 0.0
+    for limit, divisor, name in (
+        (120, 1.0, "seconds"),
+        (7200, 60.0, "minutes"),
+        (3 * 86400, 3600.0, "hours"),
+    ):
+        if value < limit:
+            return divisor, name
+    return 86400.0, "days"

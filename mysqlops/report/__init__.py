@@ -1,17 +1,21 @@
 """Reports: frames, forecast, health, render, charts, outputs."""
 
-from mysqlops.report.charts import render_charts
+from mysqlops.report.charts import render_charts, small_tables
 from mysqlops.report.frames import build_report
 from mysqlops.report.outputs import write_outputs
-from mysqlops.report.render import Report, json_records
+from mysqlops.report.render import Report, artifact_markdown, html_table, json_records, render_html
 from mysqlops.report.schemas import Catalog, LocationInfo
 
 __all__ = [
     "Catalog",
     "LocationInfo",
     "Report",
+    "artifact_markdown",
     "build_report",
+    "html_table",
     "json_records",
     "render_charts",
+    "render_html",
+    "small_tables",
     "write_outputs",
 ]

@@ -80,7 +80,8 @@ def chart_data(report: Report) -> dict[str, pd.DataFrame]:
         data["durations"] = done.sort_values("finished_at")[["server", "kind", "finished_at", "duration_s"]]
     r = report.restores
     if not r.empty:
-        data["restores"] = r.sort_values("tested_at")[
+        timed = r[r["restore_s"].notna()]  # a certificate without durations is no point
+        data["restores"] = timed.sort_values("tested_at")[
             ["server", "backup_id", "location", "tested_at", "restore_s", "passed"]
         ]
     return {name: df.reset_index(drop=True) for name, df in data.items() if not df.empty}

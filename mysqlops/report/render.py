@@ -179,9 +179,16 @@ def _summary_markdown(report: Report) -> str:
         lines.append("No restore test certificates: no backup has been proven restorable.")
     else:
         failed = r[~r["passed"]]
+        timed = r[r["passed"]]["restore_s"].dropna()
+        median = (
+            f"median restore {human_duration(float(timed.median()))} over the "
+            f"{_plural(len(timed), 'passed test')} whose certificate records it"
+            if len(timed)
+            else "no passed test records its restore time"
+        )
         lines.append(
-            f"{_plural(len(r), 'test')}, {len(r) - len(failed)} passed, {len(failed)} failed; median restore "
-            f"{human_duration(float(r['restore_s'].median()))}, newest {_fmt_time(r['tested_at'].max())}."
+            f"{_plural(len(r), 'test')}, {len(r) - len(failed)} passed, {len(failed)} failed; {median}; "
+            f"newest {_fmt_time(r['tested_at'].max())}."
         )
         lines += [
             f"- FAILED {x.server} {x.backup_id} at {x.location}: {x.failed_checks}"
@@ -219,7 +226,8 @@ h1{border-bottom:2px solid #d0d7de;padding-bottom:.3em}
 h2{margin-top:1.8em;border-bottom:1px solid #d0d7de;padding-bottom:.2em}
 table{border-collapse:collapse;font-size:13px;margin:.8em 0 1.5em;display:block;overflow-x:auto;
   max-width:100%}
-th,td{border:1px solid #d0d7de;padding:4px 8px;text-align:left;vertical-align:top}
+th,td{border:1px solid #d0d7de;padding:4px 8px;text-align:left;vertical-align:top;white-space:nowrap}
+td.text{white-space:normal;min-width:18em}
 th{background:#f0f3f6;font-weight:600;white-space:nowrap}
 tr:nth-child(even) td{background:#f8f9fa}
 td.num{text-align:right;white-space:nowrap;font-variant-numeric:tabular-nums}
@@ -241,6 +249,8 @@ _TITLES = {
 _HIDDEN = {"anomalies": ("value", "expected"), "backups": ("parent_id",)}
 _BYTES = re.compile(r"(^|_)bytes$|^(stored_)?forecast_\d+d$|^storage_needed_\d+d$")
 _SECONDS = re.compile(r"_s$")
+_WRAPPED = frozenset({"detail", "reason", "policy", "failed_checks", "locations", "kinds"})
+_FORECAST = re.compile(r"per_day$|forecast_\d+d$|^storage_needed")
 
 
 def _header(column: str) -> str:
@@ -256,6 +266,8 @@ def _header(column: str) -> str:
 def _cell(column: str, value: Any) -> tuple[str, bool]:
     """(text, is a number) for one value, in the units of ``mysqlops.units``."""
     if value is None or (not isinstance(value, str | bytes) and pd.isna(value)):
+        if _FORECAST.search(column):
+            return NOT_ENOUGH_HISTORY, False
         return "", False
     if isinstance(value, bool | np.bool_):
         return ("yes" if value else "no"), False
@@ -291,6 +303,8 @@ def html_table(df: pd.DataFrame, hidden: Sequence[str] = ()) -> str:
         for column, value in zip(columns, row, strict=True):
             text, numeric = _cell(column, value)
             css = "num" if numeric else ("bad" if text in ("FAILED", "STALE", "failed", "damaged") else "")
+            if column in _WRAPPED:
+                css = "text"
             cells.append(
                 f"<td class='{css}'>{html.escape(text)}</td>" if css else f"<td>{html.escape(text)}</td>"
             )
@@ -338,10 +352,8 @@ def render_html(
         parts.append("<h2>Charts</h2>")
     for name, png in charts.items():
         data = base64.b64encode(png).decode("ascii")
-        title = _CHART_TITLES.get(name, name)
-        parts.append(
-            f"<h3>{html.escape(title)}</h3><img alt='{html.escape(title)}' src='data:image/png;base64,{data}'>"
-        )
+        title = _CHART_TITLES.get(name, name)  # the chart draws its own title
+        parts.append(f"<img alt='{html.escape(title)}' src='data:image/png;base64,{data}'>")
     for name, df in (small or {}).items():
         title = _CHART_TITLES.get(name, name)
         parts.append(
@@ -352,7 +364,7 @@ def render_html(
     for name, df in report.frames().items():
         title = _TITLES.get(name, name)
         parts.append(f"<details{' open' if name in ('anomalies', 'storage') else ''}>")
-        parts.append(f"<summary>{html.escape(title)} ({len(df)} rows)</summary>")
+        parts.append(f"<summary>{html.escape(title)} ({_plural(len(df), 'row')})</summary>")
         if df.empty:
             parts.append("<p class='note'>None.</p></details>")
             continue

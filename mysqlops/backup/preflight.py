@@ -200,7 +200,7 @@ def preflight(
                     f"from_replica=True but {spec.name} is not a replica (SHOW REPLICA STATUS is empty); "
                     "point the backup at a replica or set from_replica=False"
                 )
-        sizes = db.database_sizes(conn, chosen)
+        sizes = db.database_sizes(conn, chosen, dialect.is_mariadb)
         counts = {d: db.object_counts(conn, d) for d in chosen}
         lossy = {d: tuple(db.float_columns(conn, d)) for d in chosen}
         outside = non_transactional_tables(conn, chosen)

@@ -20,11 +20,12 @@ from flows.common import (
     load_location,
     load_server,
     markdown_artifact,
+    publish_metrics,
     reap_leftovers,
     table_artifact,
 )
 from mysqlops import backup as core
-from mysqlops import catalog
+from mysqlops import catalog, metrics
 from mysqlops.backup import preflight as backup_preflight
 from mysqlops.errors import ConfigError, MysqlopsError
 from mysqlops.model import Location, ServerSpec
@@ -236,6 +237,7 @@ def backup(
         f"backup-{spec.name}", result.rows(), f"Files of backup {result.manifest.backup_id} per location"
     )
     markdown_artifact(f"backup-{spec.name}-summary", _summary_markdown(result), "Backup summary")
+    publish_metrics(metrics.backup_samples(result))
     summary = {
         "backup_id": result.manifest.backup_id,
         "server": spec.name,

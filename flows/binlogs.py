@@ -15,8 +15,16 @@ from typing import Any
 from prefect import flow, get_run_logger, task
 from prefect.cache_policies import NO_CACHE
 
-from flows.common import load_keyring, load_location, load_server, markdown_artifact, table_artifact
+from flows.common import (
+    load_keyring,
+    load_location,
+    load_server,
+    markdown_artifact,
+    publish_metrics,
+    table_artifact,
+)
 from mysqlops import binlog as binlog
+from mysqlops import metrics
 from mysqlops.streams.compression import codec as make_codec
 
 
@@ -79,6 +87,7 @@ def archive_task(
     if result.archived:
         table_artifact(f"binlogs-{server}", result.rows(), f"Binlogs of {server} archived by this run")
     summary = _summary(result)
+    publish_metrics(metrics.binlog_samples(result, [loc.name for loc in locs], datetime.now(UTC)))
     logger.info(
         "%s: archived %d binlog(s) (%d copies, %d bytes raw), %d already archived; now writing %s",
         server,

@@ -18,7 +18,8 @@ from prefect import flow, get_run_logger, task
 from prefect.blocks.system import Secret
 from prefect.cache_policies import NO_CACHE
 
-from flows.common import load_block, load_server, table_artifact
+from flows.common import load_block, load_server, publish_metrics, table_artifact
+from mysqlops import metrics
 from mysqlops import replication as core
 from mysqlops.errors import ConfigError, ReplicationError
 from mysqlops.model import ServerSpec
@@ -167,6 +168,7 @@ def replica_health(
     primary_spec = load_server(primary) if primary else None
     results = health_task(specs, max_lag_seconds, primary_spec, sample_checksum)
     rows = [h.row() for h in results]
+    publish_metrics(metrics.replication_samples(results))
     table_artifact("replica-health", rows, "Replica health: threads, lag, errors, GTID, read_only, drift")
     for h in results:
         if h.ok:

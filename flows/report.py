@@ -15,9 +15,9 @@ import pandas as pd
 from prefect import flow, get_run_logger, task
 from prefect.cache_policies import NO_CACHE
 
-from flows.common import load_location, markdown_artifact, table_artifact
+from flows.common import load_location, markdown_artifact, publish_metrics, table_artifact
 from flows.retention import _policy_for
-from mysqlops import catalog
+from mysqlops import catalog, metrics
 from mysqlops.adapters.storage import Store
 from mysqlops.model import Location
 from mysqlops.report import (
@@ -63,6 +63,7 @@ def build_task(
 
 @task(cache_policy=NO_CACHE)
 def publish_task(report: Report, output: Location | None) -> list[str]:
+    publish_metrics(metrics.recovery_window_samples(report))
     charts = render_charts(report)
     markdown_artifact(
         "backup-report",

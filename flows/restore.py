@@ -21,10 +21,11 @@ from flows.common import (
     load_location,
     load_server,
     markdown_artifact,
+    publish_metrics,
     reap_leftovers,
     table_artifact,
 )
-from mysqlops import catalog
+from mysqlops import catalog, metrics
 from mysqlops import restore as core
 from mysqlops.backup.progress import describe_transfer
 from mysqlops.errors import ConfigError, MysqlopsError, VerificationFailed
@@ -377,6 +378,7 @@ def restore_test(
                 continue
             certs.append(restore_test_task(loc, manifest, staging_dir, scans, reference, keyring))
     rows = list(refused)
+    publish_metrics(metrics.restore_test_samples(certs))
     for cert in certs:
         markdown_artifact(
             f"restore-test-{cert.server}-{cert.location}",

@@ -13,8 +13,8 @@ from prefect import flow, get_run_logger, task
 from prefect.cache_policies import NO_CACHE
 
 from blocks import RetentionPolicyBlock
-from flows.common import load_block, load_location, markdown_artifact, table_artifact
-from mysqlops import catalog
+from flows.common import load_block, load_location, markdown_artifact, publish_metrics, table_artifact
+from mysqlops import catalog, metrics
 from mysqlops.adapters.storage import Store
 from mysqlops.errors import ConfigError, RetentionError
 from mysqlops.manifest import Verdict
@@ -64,9 +64,11 @@ def retention_task(
     for why in refused:
         logger.error("%s", why)
     if not apply:
+        publish_metrics(metrics.retention_samples(location.name, retention, None, now))
         return rows, None, refused
     store = Store(location)
     result = retention_apply.apply_plan(store, scan, retention)
+    publish_metrics(metrics.retention_samples(location.name, retention, result, now))
     if refused:  # nothing proven there: leave even the garbage for after a restore test passed
         logger.warning("%s: cleanup skipped: some backups here are not proven yet", location.name)
         return rows, result, refused

@@ -26,6 +26,7 @@ from flows.common import (
 from mysqlops import binlog as binlog
 from mysqlops import metrics
 from mysqlops.streams.compression import codec as make_codec
+from mysqlops.units import human_bytes
 
 
 def _summary(result: binlog.ArchiveResult) -> dict[str, Any]:
@@ -89,11 +90,11 @@ def archive_task(
     summary = _summary(result)
     publish_metrics(metrics.binlog_samples(result, [loc.name for loc in locs], datetime.now(UTC)))
     logger.info(
-        "%s: archived %d binlog(s) (%d copies, %d bytes raw), %d already archived; now writing %s",
+        "%s: archived %d binlog(s) (%d copies, %s raw), %d already archived; now writing %s",
         server,
         len(result.files),
         summary["copies"],
-        summary["raw_bytes"],
+        human_bytes(summary["raw_bytes"]),
         summary["already_archived"],
         result.active,
     )

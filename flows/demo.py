@@ -41,6 +41,7 @@ from flows.smoke import smoke  # noqa: E402
 from mysqlops.adapters import mysql as db  # noqa: E402
 from mysqlops.adapters import process, sandbox  # noqa: E402
 from mysqlops.sampledata import create_awkward_database, create_bulk_table  # noqa: E402
+from mysqlops.units import human_bytes  # noqa: E402
 
 
 def say(text: str) -> None:
@@ -141,8 +142,8 @@ def main(argv: list[str] | None = None) -> int:
         say("backup flow: primary → zstd → sha256 → local disk + S3, verified, manifest last")
         summary = backup(server="demo-primary", locations=["demo-local", "demo-s3"], tags=["demo"])
         print(
-            f"    backup {summary['backup_id']}: {summary['raw_bytes']:,} bytes raw → "
-            f"{summary['stored_bytes']:,} stored; {summary['locations']}"
+            f"    backup {summary['backup_id']}: {human_bytes(summary['raw_bytes'])} raw → "
+            f"{human_bytes(summary['stored_bytes'])} stored; {summary['locations']}"
         )
 
         say("restore test: each stored copy into a scratch server, verified, certificate written")

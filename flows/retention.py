@@ -21,6 +21,7 @@ from mysqlops.manifest import Verdict
 from mysqlops.model import Location
 from mysqlops.retention import RetentionPolicy
 from mysqlops.retention import apply as retention_apply
+from mysqlops.units import human_bytes
 
 
 def _policy_for(name: str, policy: dict[str, Any] | None, policies: dict[str, Any]) -> RetentionPolicy:
@@ -74,12 +75,12 @@ def retention_task(
         return rows, result, refused
     retention_apply.cleanup(store, catalog.scan_location(location), timedelta(hours=grace_hours), now, result)
     logger.info(
-        "%s: deleted %d, kept locked %d, cleaned %d, freed %d bytes",
+        "%s: deleted %d, kept locked %d, cleaned %d, freed %s",
         location.name,
         len(result.deleted),
         len(result.locked),
         len(result.cleaned),
-        result.bytes_freed,
+        human_bytes(result.bytes_freed),
     )
     return rows, result, refused
 

@@ -29,6 +29,7 @@ from mysqlops.model import (
 )
 from mysqlops.sql.dialect import Dialect, dialect_for
 from mysqlops.tools.client import ClientTools
+from mysqlops.units import human_bytes
 
 
 # --------------------------------------------------------------------------- pre-flight
@@ -232,8 +233,8 @@ def preflight(
     needed = int(sum(sizes.values()) * 0.6) + 64 * 1024 * 1024
     if free is not None and free < needed:
         problems.append(
-            f"staging directory {staging} has {free / 2**20:.0f} MiB free, the backup needs about "
-            f"{needed / 2**20:.0f} MiB: free space or set a staging_dir on a larger disk"
+            f"staging directory {staging} has {human_bytes(free)} free, the backup needs about "
+            f"{human_bytes(needed)}: free space or set a staging_dir on a larger disk"
         )
     tools = ClientTools.for_flavor(version.flavor)
     try:

@@ -165,7 +165,5 @@ def test_metrics_reach_pushgateway(env: sandbox.SandboxServer, pushgateway: str,
     files = sorted(p.name for p in textfiles.iterdir())
     assert "mysqlops-backup-msrc-local.prom" in files and "mysqlops-restore-test-msrc-s3.prom" in files
     text = (textfiles / "mysqlops-backup-msrc-s3.prom").read_text()
-    assert (
-        'mysqlops_backup_stored_bytes{kind="full",location="s3",method="logical",server="msrc"} ' in text
-    )
+    assert 'mysqlops_backup_stored_bytes{kind="full",location="s3",method="logical",server="msrc"} ' in text
     assert not [p for p in files if not p.endswith(".prom")]  # no temporary files left

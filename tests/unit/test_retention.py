@@ -331,7 +331,7 @@ def test_suspicious_deleted_outside_rules_with_explanation() -> None:
     result = plan(records, RetentionPolicy(keep_last=2), NOW)
     bad = by_id(result)["20270105T120000Z-ful"]
     assert not bad.keep and bad.flags == ("suspicious-size",)
-    assert bad.reasons[0].startswith("suspicious size: 1 bytes < 0.5 x median 1000")
+    assert bad.reasons[0].startswith("suspicious size: 1 B < 0.5 x median 1000 B")
 
 
 def test_lasting_shrink_becomes_the_new_normal() -> None:

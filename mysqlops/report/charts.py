@@ -87,7 +87,7 @@ def chart_data(report: Report) -> dict[str, pd.DataFrame]:
     return {name: df.reset_index(drop=True) for name, df in data.items() if not df.empty}
 
 
-def sizes_chart(points: pd.DataFrame) -> bytes:
+def sizes_figure(points: pd.DataFrame) -> Figure:
     divisor, unit = byte_unit(float(points["stored_bytes"].max()))
     fig = Figure(figsize=_SIZE, layout="constrained")
     ax = fig.add_subplot()
@@ -102,10 +102,10 @@ def sizes_chart(points: pd.DataFrame) -> bytes:
             label=f"{server} ({method})",
         )
     _finish(ax, "Stored size of full backups", f"{unit} (stored)", points["finished_at"], series)
-    return _png(fig)
+    return fig
 
 
-def durations_chart(points: pd.DataFrame) -> bytes:
+def durations_figure(points: pd.DataFrame) -> Figure:
     divisor, unit = duration_unit(float(points["duration_s"].max()))
     fig = Figure(figsize=_SIZE, layout="constrained")
     ax = fig.add_subplot()
@@ -120,10 +120,10 @@ def durations_chart(points: pd.DataFrame) -> bytes:
             label=f"{server} ({kind})",
         )
     _finish(ax, "Backup duration", unit, points["finished_at"], series)
-    return _png(fig)
+    return fig
 
 
-def restores_chart(points: pd.DataFrame) -> bytes:
+def restores_figure(points: pd.DataFrame) -> Figure:
     divisor, unit = duration_unit(float(points["restore_s"].max()))
     fig = Figure(figsize=_SIZE, layout="constrained")
     ax = fig.add_subplot()
@@ -151,14 +151,14 @@ def restores_chart(points: pd.DataFrame) -> bytes:
             zorder=3,
         )
     _finish(ax, "Restore test duration (red x: failed)", unit, points["tested_at"], series)
-    return _png(fig)
+    return fig
 
 
-_MAKERS = {"sizes": sizes_chart, "durations": durations_chart, "restores": restores_chart}
+_MAKERS = {"sizes": sizes_figure, "durations": durations_figure, "restores": restores_figure}
 
 
-def render_charts(report: Report) -> dict[str, bytes]:
-    """``{"sizes": png, "durations": png, "restores": png}`` for the charts with 3 points or more."""
+def chart_figures(report: Report) -> dict[str, Figure]:
+    """The figures of :func:`render_charts` (for tests and notebooks)."""
     return {
         name: _MAKERS[name](points)
         for name, points in chart_data(report).items()
@@ -166,9 +166,22 @@ def render_charts(report: Report) -> dict[str, bytes]:
     }
 
 
+def render_charts(report: Report) -> dict[str, bytes]:
+    """``{"sizes": png, "durations": png, "restores": png}`` for the charts with 3 points or more."""
+    return {name: _png(fig) for name, fig in chart_figures(report).items()}
+
+
 def small_tables(report: Report) -> dict[str, pd.DataFrame]:
     """The charts with 1 or 2 points, as tables (one dot on a four-year axis says nothing)."""
     return {name: points for name, points in chart_data(report).items() if len(points) < MIN_POINTS}
 
 
-__all__ = ["chart_data", "durations_chart", "render_charts", "restores_chart", "sizes_chart", "small_tables"]
+__all__ = [
+    "chart_data",
+    "chart_figures",
+    "durations_figure",
+    "render_charts",
+    "restores_figure",
+    "sizes_figure",
+    "small_tables",
+]

@@ -63,7 +63,17 @@ class Page(HTMLParser):
 def demo_catalog() -> Catalog:
     """10 days of daily fulls at local and S3, each proven at both; a failed test, binlogs."""
     b1 = db1_backups(days=10)
-    certs = proven(b1)
+    certs = [  # the restore times the certificates state: 5.3 s and 6.5 s
+        cert(
+            m.server,
+            m.backup_id,
+            True,
+            m.finished_at + timedelta(hours=1),
+            {"total": (5.3, 6.5)[i % 2]},
+            m.location,
+        )
+        for i, m in enumerate(b1)
+    ]
     certs.append(cert("db1", b1[0].backup_id, False, T0 + timedelta(hours=5), {"total": 70.0}, "s3"))
     tiny = [backup("db2", T0 + timedelta(days=9), loc, 30_000_000, 9_000_000, 4.0) for loc in ("local", "s3")]
     return Catalog(
@@ -111,6 +121,8 @@ def test_html_report_renders(tmp_path) -> None:
     assert "MiB/s" in text and "throughput_mbps" not in page_text
     # the policy the storage forecast used is the retention policy, by its own words
     assert "keep 7 daily, within 3d; min_redundancy 1" in text
+    # restore times as the certificates state them (their total, never the sum of total and stages)
+    assert "median restore 5.9s over the 30 passed tests whose certificate records it" in text
     # 3-2-1: local + off-site S3 meets the rule, and the page says why
     assert "meets 3-2-1: 3 copies of the data" in text
 
@@ -119,3 +131,24 @@ def test_html_report_escapes_names() -> None:
     evil = [backup("<script>x</script>", T0, "s3", 1000, 100)]
     page = render_html(build_report(Catalog(evil, locations=LOCS), T0 + timedelta(hours=1)), {})
     assert "<script>x" not in page and "&lt;script&gt;x" in page
+
+
+def test_charts_are_readable_at_any_history_length() -> None:
+    from mysqlops.report.charts import chart_figures
+
+    cat = demo_catalog()
+    report = build_report(cat, cat.backups[-1].finished_at + timedelta(hours=2))
+    figures = chart_figures(report)
+    sizes = figures["sizes"].axes[0]
+    assert sizes.get_ylabel() == "MiB (stored)"  # 240..260 MiB: not GiB with ticks of 0.02
+    ticks = [t for t in sizes.get_yticks() if 0 <= t <= sizes.get_ylim()[1]]
+    assert ticks[0] == 0 and len(ticks) <= 7 and all(t % 50 == 0 for t in ticks), ticks
+    assert figures["durations"].axes[0].get_ylabel() == "seconds"  # 100 s: not 1.67 minutes
+    # restore tests are points: no line joins the local and the S3 test of one backup
+    restores = figures["restores"].axes[0]
+    assert not [line for line in restores.get_lines() if len(line.get_xdata()) > 1]
+    assert "UTC" in restores.get_xlabel()
+    # one backup of one server: a table, not one dot on a long axis
+    one = [backup("db9", T0, "local", 1000, 100)]
+    single = build_report(Catalog(one, certificates=proven(one), locations=LOCS), T0 + timedelta(hours=1))
+    assert chart_figures(single) == {} and set(small_tables(single)) == {"sizes", "durations"}

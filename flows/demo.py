@@ -40,6 +40,7 @@ from flows.restore import restore_test  # noqa: E402
 from flows.smoke import smoke  # noqa: E402
 from mysqlops.adapters import mysql as db  # noqa: E402
 from mysqlops.adapters import process, sandbox  # noqa: E402
+from mysqlops.report import display_frame  # noqa: E402
 from mysqlops.sampledata import create_awkward_database, create_bulk_table  # noqa: E402
 from mysqlops.units import human_bytes  # noqa: E402
 
@@ -156,15 +157,26 @@ def main(argv: list[str] | None = None) -> int:
         say("retention plan (dry run): what a 7-day policy would keep and delete (proven backups count)")
         from flows.retention import apply_retention
 
-        apply_retention(locations=["demo-local", "demo-s3"], policy={"keep_within": "7d", "keep_last": 3})
+        policy = {"keep_within": "7d", "keep_last": 3}
+        apply_retention(locations=["demo-local", "demo-s3"], policy=policy)
 
         say("report: sizes, durations, 3-2-1, restore tests (DataFrames + artifacts + HTML)")
-        frames = backup_report(locations=["demo-local", "demo-s3"], output_location="demo-local")
-        print(
-            frames["backups"][
-                ["backup_id", "location", "verdict", "raw_bytes", "stored_bytes", "ratio", "duration_s"]
-            ].to_string(index=False)
+        frames = backup_report(
+            locations=["demo-local", "demo-s3"], output_location="demo-local", policy=policy
         )
+        shown = frames["backups"][
+            [
+                "backup_id",
+                "location",
+                "verdict",
+                "raw_bytes",
+                "stored_bytes",
+                "ratio",
+                "duration_s",
+                "finished_at",
+            ]
+        ]
+        print(display_frame(shown).to_string(index=False))
     finally:
         say("stopping the sandbox servers and the S3 endpoint")
         sandbox.stop_servers(servers)

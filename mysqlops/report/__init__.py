@@ -3,7 +3,14 @@
 from mysqlops.report.charts import render_charts, small_tables
 from mysqlops.report.frames import build_report
 from mysqlops.report.outputs import write_outputs
-from mysqlops.report.render import Report, artifact_markdown, html_table, json_records, render_html
+from mysqlops.report.render import (
+    Report,
+    artifact_markdown,
+    display_frame,
+    html_table,
+    json_records,
+    render_html,
+)
 from mysqlops.report.schemas import Catalog, LocationInfo
 
 __all__ = [
@@ -12,6 +19,7 @@ __all__ = [
     "Report",
     "artifact_markdown",
     "build_report",
+    "display_frame",
     "html_table",
     "json_records",
     "render_charts",

@@ -250,7 +250,7 @@ _HIDDEN = {"anomalies": ("value", "expected"), "backups": ("parent_id",)}
 _BYTES = re.compile(r"(^|_)bytes$|^(stored_)?forecast_\d+d$|^storage_needed_\d+d$")
 _SECONDS = re.compile(r"_s$")
 _WRAPPED = frozenset({"detail", "reason", "policy", "failed_checks", "locations", "kinds"})
-_FORECAST = re.compile(r"per_day$|forecast_\d+d$|^storage_needed")
+_FORECAST = re.compile(r"per_day$|forecast_\d+d$|^storage_needed_\d+d$")
 
 
 def _header(column: str) -> str:
@@ -291,6 +291,15 @@ def _cell(column: str, value: Any) -> tuple[str, bool]:
     if number.is_integer():
         return f"{int(number):,}", True
     return f"{number:,.2f}", True
+
+
+def display_frame(df: pd.DataFrame) -> pd.DataFrame:
+    """``df`` as text in human units (bytes, durations, UTC times, MiB/s), headers made readable:
+    for printing in a terminal or notebook; the frames themselves keep exact numbers."""
+    return pd.DataFrame(
+        {_header(c): [_cell(c, v)[0] for v in df[c]] for c in df.columns},
+        index=df.index,
+    )
 
 
 def html_table(df: pd.DataFrame, hidden: Sequence[str] = ()) -> str:

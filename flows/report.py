@@ -98,8 +98,11 @@ def backup_report(
     logger = get_run_logger()
     locs = [load_location(name) for name in locations]
     chosen = policies or {}
+    # keyed by the block name as apply-retention takes them; the catalog knows the location's own name
     resolved = {
-        name: _policy_for(name, policy, chosen) for name in locations if policy is not None or name in chosen
+        loc.name: _policy_for(name, policy, chosen)
+        for name, loc in zip(locations, locs, strict=True)
+        if policy is not None or name in chosen
     }
     report, problems = build_task(locs, freshness_hours, resolved)
     for problem in problems:

@@ -118,6 +118,7 @@ def env(sandbox_root: str, moto_server: str, tmp_path: Any) -> Iterator[sandbox.
 
 
 def test_metrics_reach_pushgateway(env: sandbox.SandboxServer, pushgateway: str, tmp_path: Any) -> None:
+    from blocks import RetentionPolicyBlock
     from blocks.metrics import METRICS_BLOCK, MetricsBlock
     from flows.backup import backup
     from flows.binlogs import archive_binlogs
@@ -136,10 +137,19 @@ def test_metrics_reach_pushgateway(env: sandbox.SandboxServer, pushgateway: str,
         tests = restore_test(locations=["mt-local", "mt-s3"])
         assert [t["passed"] for t in tests] == [True, True]
         apply_retention(locations=["mt-local", "mt-s3"], policy={"keep_last": 3})
-        backup_report(locations=["mt-local", "mt-s3"])
+        RetentionPolicyBlock(keep_last=2, keep_within="1d").save("mt-policy", overwrite=True)
+        frames = backup_report(
+            locations=["mt-local", "mt-s3"], policy={"keep_last": 3}, policies={"mt-s3": "mt-policy"}
+        )
     finally:
         MetricsBlock(pushgateway_url="", textfile_dir="").save(METRICS_BLOCK, overwrite=True)
 
+    # the report's storage forecast used the policies apply-retention takes (block names included)
+    policies = dict(zip(frames["storage"]["location"], frames["storage"]["policy"], strict=True))
+    assert policies == {
+        "local": "keep last 3; min_redundancy 1",
+        "s3": "keep last 2, within 1d; min_redundancy 1",
+    }
     got = scrape(pushgateway)
     for location in ("local", "s3"):
         at = {"server": "msrc", "location": location}

@@ -30,7 +30,7 @@ from mysqlops.backup import preflight as backup_preflight
 from mysqlops.errors import ConfigError, MysqlopsError
 from mysqlops.model import Location, ServerSpec
 from mysqlops.streams.compression import codec as make_codec
-from mysqlops.units import human_bytes
+from mysqlops.units import human_bytes, human_duration
 
 
 @task(cache_policy=NO_CACHE, retries=0)
@@ -142,7 +142,7 @@ def _summary_markdown(result: core.BackupResult) -> str:
         f"- binlog coordinates: {m.coordinates.file}:{m.coordinates.position} gtid {m.coordinates.gtid}"
         if m.coordinates
         else "- binlog coordinates: none (PITR not possible from this backup)",
-        "- durations: " + ", ".join(f"{k} {v:.1f}s" for k, v in m.durations.items()),
+        "- durations: " + ", ".join(f"{k} {human_duration(v)}" for k, v in m.durations.items()),
         "",
         "| location | status |",
         "|---|---|",

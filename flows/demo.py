@@ -42,7 +42,7 @@ from mysqlops.adapters import mysql as db  # noqa: E402
 from mysqlops.adapters import process, sandbox  # noqa: E402
 from mysqlops.report import display_frame  # noqa: E402
 from mysqlops.sampledata import create_awkward_database, create_bulk_table  # noqa: E402
-from mysqlops.units import human_bytes  # noqa: E402
+from mysqlops.units import human_bytes, human_duration  # noqa: E402
 
 
 def say(text: str) -> None:
@@ -150,8 +150,8 @@ def main(argv: list[str] | None = None) -> int:
         say("restore test: each stored copy into a scratch server, verified, certificate written")
         for row in restore_test(locations=["demo-local", "demo-s3"]):
             print(
-                f"    {row['location']:<6} passed={row['passed']}  restore {row['restore_seconds']:.1f}s "
-                f"(load {row['load_seconds']:.1f}s, verify {row['verify_seconds']:.1f}s)"
+                f"    {row['location']:<6} passed={row['passed']}  restore {human_duration(row['restore_seconds'])} "
+                f"(load {human_duration(row['load_seconds'])}, verify {human_duration(row['verify_seconds'])})"
             )
 
         say("retention plan (dry run): what a 7-day policy would keep and delete (proven backups count)")

@@ -33,6 +33,7 @@ from mysqlops.manifest import BackupManifest, Check, RestoreCertificate
 from mysqlops.model import Location, ServerSpec
 from mysqlops.restore import PitrResult, point_in_time_restore, prove_binlog_chain
 from mysqlops.streams.crypto import Keyring
+from mysqlops.units import human_duration
 
 
 @task(cache_policy=NO_CACHE)
@@ -316,8 +317,8 @@ def _certificate_markdown(cert: RestoreCertificate) -> str:
         + ("**PASSED**" if cert.passed else "**FAILED**"),
         "",
         f"- source {cert.source_version}, scratch server {cert.target_version}",
-        f"- recovery point: backup was {cert.recovery_point_seconds / 3600:.1f} h old",
-        "- durations: " + ", ".join(f"{k} {v:.1f}s" for k, v in cert.durations.items()),
+        f"- recovery point: backup was {human_duration(cert.recovery_point_seconds)} old",
+        "- durations: " + ", ".join(f"{k} {human_duration(v)}" for k, v in cert.durations.items()),
         "",
         "| check | result | detail |",
         "|---|---|---|",

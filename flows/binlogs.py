@@ -23,8 +23,7 @@ from flows.common import (
     publish_metrics,
     table_artifact,
 )
-from mysqlops import binlog as binlog
-from mysqlops import metrics
+from mysqlops import binlog, metrics
 from mysqlops.streams.compression import codec as make_codec
 from mysqlops.units import human_bytes
 

@@ -17,6 +17,7 @@ import sys
 from collections.abc import Sequence
 
 from mysqlops.adapters import builds, sandbox
+from mysqlops.adapters.builds import debian
 from mysqlops.errors import MysqlopsError
 from mysqlops.units import human_bytes
 
@@ -85,7 +86,7 @@ def _say(message: str) -> None:
 def cmd_builds_fetch(args: argparse.Namespace) -> int:
     for name in args.build:
         if args.refresh or args.mirror or args.suite:
-            build = builds.fetch(
+            build = debian.fetch(
                 name,
                 cache_dir=args.cache,
                 mirror=args.mirror,

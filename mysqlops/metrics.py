@@ -27,8 +27,7 @@ if TYPE_CHECKING:
     from mysqlops.manifest import RestoreCertificate
     from mysqlops.replication.health import ReplicaHealth
     from mysqlops.report.render import Report
-    from mysqlops.retention.apply import ApplyResult
-    from mysqlops.retention.plan import RetentionPlan
+    from mysqlops.retention.locations import LocationOutcome
 
 PREFIX = "mysqlops_"
 HELP: dict[str, str] = {
@@ -171,17 +170,16 @@ def restore_test_samples(certificates: Iterable[RestoreCertificate]) -> list[Sam
     return out
 
 
-def retention_samples(
-    location: str, plan: RetentionPlan, result: ApplyResult | None, now: datetime
-) -> list[Sample]:
-    """One run at one location (``result`` None: a dry run, nothing deleted)."""
-    where = ("retention", "", location)
+def retention_samples(outcome: LocationOutcome, now: datetime) -> list[Sample]:
+    """One run at one location (no ``outcome.result``: a dry run, nothing deleted)."""
+    where = ("retention", "", outcome.location)
+    result = outcome.result
     return [
         _sample(where, "retention_last_run_timestamp_seconds", now.timestamp()),
         _sample(where, "retention_deleted_backups", float(len(result.deleted) if result else 0)),
         _sample(where, "retention_freed_bytes", float(result.bytes_freed if result else 0)),
-        _sample(where, "retention_kept_backups", float(len(plan.keep))),
-        _sample(where, "retention_refused", 1.0 if plan.refused else 0.0),
+        _sample(where, "retention_kept_backups", float(outcome.counts()["keep"])),
+        _sample(where, "retention_refused", 1.0 if outcome.refused else 0.0),
     ]
 
 

@@ -1,4 +1,5 @@
-"""Database size estimates: table statistics, and the InnoDB tablespace files per flavor.
+"""Database size estimates from the InnoDB tablespace files, per flavor (the table statistics
+are ``sql.catalog.database_sizes``).
 
 ``information_schema.TABLES`` sizes are statistics: right after a bulk load they can be a
 thousandth of the data (MySQL also caches them for ``information_schema_stats_expiry``, a day
@@ -21,14 +22,6 @@ def tablespace_prefix(database: str) -> str | None:
     if not database.isascii():
         return None
     return "".join(c if _SAFE.fullmatch(c) else f"@{ord(c):04x}" for c in database)
-
-
-def statistics_sql(count: int) -> str:
-    marks = ",".join(["%s"] * count)
-    return (
-        "SELECT TABLE_SCHEMA AS s, COALESCE(SUM(DATA_LENGTH + INDEX_LENGTH), 0) AS b "
-        f"FROM information_schema.TABLES WHERE TABLE_SCHEMA IN ({marks}) GROUP BY TABLE_SCHEMA"
-    )
 
 
 def tablespace_sql(is_mariadb: bool, count: int) -> str:

@@ -139,7 +139,7 @@ def test_metrics_reach_pushgateway(env: sandbox.SandboxServer, pushgateway: str,
         apply_retention(locations=["mt-local", "mt-s3"], policy={"keep_last": 3})
         RetentionPolicyBlock(keep_last=2, keep_within="1d").save("mt-policy", overwrite=True)
         frames = backup_report(
-            locations=["mt-local", "mt-s3"], policy={"keep_last": 3}, policies={"mt-s3": "mt-policy"}
+            locations=["mt-local", "mt-s3"], policy={"mt-local": {"keep_last": 3}, "mt-s3": "mt-policy"}
         )
     finally:
         MetricsBlock(pushgateway_url="", textfile_dir="").save(METRICS_BLOCK, overwrite=True)

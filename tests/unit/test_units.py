@@ -7,7 +7,7 @@ from datetime import UTC, datetime, timedelta, timezone
 
 import pytest
 
-from mysqlops.backup.progress import Progress, describe_transfer
+from mysqlops.progress import Progress, describe_transfer
 from mysqlops.sql.sizes import tablespace_prefix
 from mysqlops.units import byte_unit, duration_unit, human_age, human_bytes, human_rate, human_time
 

@@ -1,10 +1,12 @@
-"""Progress of a backup: bytes, throughput, ETA, and the one line that says it.
+"""Progress of a long byte stream (a backup's dump, a restore's load): bytes, throughput, ETA,
+and the one line that says it (:meth:`Progress.describe`).
 
-The estimate comes from the server (``backup.preflight``: the larger of the table statistics
-and the InnoDB tablespace files, since statistics are stale right after a bulk load). It is an
-estimate: once the bytes dumped exceed it, no percentage and no ETA are shown, only the bytes
-and the rate, all in the binary units of ``mysqlops.units``.
-"""
+The one progress type of the core: every entry point that streams bytes calls a
+:data:`ProgressFn` with a :class:`Progress`, at most every ``interval`` seconds and once at
+the end (:class:`Ticker`). A backup's total is an estimate from the server
+(``backup.preflight``: the larger of the table statistics and the InnoDB tablespace files,
+since statistics are stale right after a bulk load): once the bytes exceed it, no percentage
+and no ETA are shown, only the bytes and the rate, in the binary units of ``mysqlops.units``."""
 
 from __future__ import annotations
 
@@ -21,7 +23,10 @@ ProgressFn = Callable[["Progress"], None]
 # --------------------------------------------------------------------------- progress
 @dataclass
 class Progress:
-    """Bytes dumped so far against the information_schema estimate."""
+    """Bytes done so far (``dumped_bytes``) against what is expected (``estimated_bytes``):
+    for a backup (``stage`` "dump"), bytes dumped against the server's estimate; for a restore
+    (``stage`` "load"), raw bytes loaded against the manifest's raw size. The field names are
+    the backup's, kept so that every reader of a backup's progress keeps working."""
 
     started: float
     estimated_bytes: int
@@ -39,6 +44,7 @@ class Progress:
 
     @property
     def fraction(self) -> float:
+        """Done against the total, at most 0.99 (an estimate can be short: 100% is the end of the run)."""
         if self.estimated_bytes <= 0:
             return 0.0
         return min(self.dumped_bytes / self.estimated_bytes, 0.99)
@@ -54,10 +60,15 @@ class Progress:
             return None
         return (self.estimated_bytes - self.dumped_bytes) / self.throughput
 
-    def describe(self, verb: str = "dumped") -> str:
+    def describe(self) -> str:
         """``dumped 12.0 MiB of ~59.0 MiB (20%) at 4.1 MiB/s, ETA 11s``; past the estimate:
-        ``dumped 59.0 MiB at 4.1 MiB/s (more than the estimate of ~128 KiB)``."""
-        return describe_transfer(verb, self.dumped_bytes, self.estimated_bytes, self.elapsed, estimate=True)
+        ``dumped 59.0 MiB at 4.1 MiB/s (more than the estimate of ~128 KiB)``. A restore
+        (stage "load") says ``loaded``, and its total is exact (the manifest's raw size)."""
+        if self.stage == "load":
+            return describe_transfer("loaded", self.dumped_bytes, self.estimated_bytes, self.elapsed)
+        return describe_transfer(
+            "dumped", self.dumped_bytes, self.estimated_bytes, self.elapsed, estimate=True
+        )
 
 
 def describe_transfer(verb: str, done: int, total: int, elapsed: float, *, estimate: bool = False) -> str:
@@ -77,7 +88,7 @@ def describe_transfer(verb: str, done: int, total: int, elapsed: float, *, estim
     return line
 
 
-class _Ticker:
+class Ticker:
     """Calls ``progress`` at most every ``interval`` seconds (and once at the end)."""
 
     def __init__(self, progress: Progress, callback: ProgressFn | None, interval: float) -> None:
@@ -100,5 +111,6 @@ class _Ticker:
             self.callback(self.progress)
 
     def done(self) -> None:
+        """The last call, whatever the interval."""
         if self.callback:
             self.callback(self.progress)

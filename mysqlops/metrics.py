@@ -229,7 +229,22 @@ def grouped(samples: Iterable[Sample]) -> dict[tuple[str, str, str], list[Sample
 
 def send(samples: Iterable[Sample], target: MetricsTarget) -> list[str]:
     """Push and/or write ``samples`` (``adapters.prometheus``); returns the problems, never raises
-    for an unreachable Pushgateway or an unwritable directory."""
+    for an unreachable Pushgateway or an unwritable directory. Target off: nothing is sent."""
     from mysqlops.adapters import prometheus
 
-    return prometheus.publish(samples, target)
+    if not target.enabled:
+        return []
+    groups = {
+        group: [
+            prometheus.Series(PREFIX + s.name, HELP[s.name], {**target.extra_labels, **s.all_labels}, s.value)
+            for s in members
+        ]
+        for group, members in grouped(samples).items()
+    }
+    return prometheus.publish(
+        groups,
+        pushgateway_url=target.pushgateway_url,
+        textfile_dir=target.textfile_dir,
+        job=target.job,
+        timeout=target.timeout,
+    )

@@ -6,9 +6,17 @@ from datetime import UTC, datetime
 
 import pytest
 
-from mysqlops.adapters.prometheus import publish, registry_for
+from mysqlops.adapters.prometheus import Series, registry_for
 from mysqlops.errors import ConfigError
-from mysqlops.metrics import MetricsTarget, Sample, grouped, replication_samples, restore_test_samples
+from mysqlops.metrics import (
+    HELP,
+    MetricsTarget,
+    Sample,
+    grouped,
+    replication_samples,
+    restore_test_samples,
+    send,
+)
 from mysqlops.replication.health import ReplicaHealth
 from tests.unit.test_report import cert
 
@@ -35,7 +43,9 @@ def test_replication_lag_and_restore_results_become_samples() -> None:
         ("local", "restore_test_timestamp_seconds"): at.timestamp(),
     }
     assert set(grouped(samples)) == {("restore-test", "db1", "s3"), ("restore-test", "db1", "local")}
-    text = registry_for(samples).collect()
+    text = registry_for(
+        Series("mysqlops_" + s.name, HELP[s.name], s.all_labels, s.value) for s in samples
+    ).collect()
     assert {m.name for m in text} == {
         "mysqlops_restore_test_passed",
         "mysqlops_restore_test_timestamp_seconds",
@@ -58,7 +68,7 @@ def test_unreachable_pushgateway_and_unwritable_dir_are_problems_not_failures(tm
     target = MetricsTarget(
         pushgateway_url="http://127.0.0.1:9", textfile_dir=str(tmp_path / "missing"), timeout=2
     )
-    problems = publish([sample], target)
+    problems = send([sample], target)
     assert len(problems) == 2
     assert "push to the Pushgateway http://127.0.0.1:9 failed (backup, db1)" in problems[0]
     assert "cannot write metrics file" in problems[1]

@@ -111,7 +111,7 @@ def apply_at(
         say.warning(f"{location.name}: {note}")
     plan = plan_for_scan(scan, policy, now, servers, verdicts)
     outcome = LocationOutcome(location.name, [{"location": location.name, **row} for row in plan.to_rows()])
-    say.info(f"{location.name}: {plan.summary()} ({policy.describe()})")
+    say.info(f"{location.name}: {plan.summary()}")  # the summary names the policy
     outcome.refused = [f"location {location.name!r}: {why}" for why in plan.refused]
     for why in outcome.refused:
         say.error(why)

@@ -52,6 +52,8 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Literal
 
+from mysqlops.units import human_bytes
+
 MARKER = ".mysqlops-owner"
 OWNER_ENV = "MYSQLOPS_OWNER"
 CLAIM_PREFIX = ".mysqlops-reaping-"
@@ -329,7 +331,7 @@ class Removed:
             else ""
         )
         return (
-            f"removed {self.path} ({self.purpose}, {self.bytes / 1e6:.1f} MB) left by "
+            f"removed {self.path} ({self.purpose}, {human_bytes(self.bytes)}) left by "
             f"process {self.owner_pid}, which is gone{servers}"
         )
 

@@ -33,6 +33,7 @@ class Progress:
     dumped_bytes: int = 0
     per_database: dict[str, int] = field(default_factory=dict)
     stage: str = "dump"
+    finished: bool = False  # set by Ticker.done(): the run is over, whatever the estimate said
 
     @property
     def elapsed(self) -> float:
@@ -64,6 +65,12 @@ class Progress:
         """``dumped 12.0 MiB of ~59.0 MiB (20%) at 4.1 MiB/s, ETA 11s``; past the estimate:
         ``dumped 59.0 MiB at 4.1 MiB/s (more than the estimate of ~128 KiB)``. A restore
         (stage "load") says ``loaded``, and its total is exact (the manifest's raw size)."""
+        verb = "loaded" if self.stage == "load" else "dumped"
+        if self.finished:  # the end: no percentage of an estimate, no ETA
+            return (
+                f"{verb} {human_bytes(self.dumped_bytes)} in {human_duration(self.elapsed)} "
+                f"at {human_rate(self.throughput)} (done)"
+            )
         if self.stage == "load":
             return describe_transfer("loaded", self.dumped_bytes, self.estimated_bytes, self.elapsed)
         return describe_transfer(
@@ -112,5 +119,6 @@ class Ticker:
 
     def done(self) -> None:
         """The last call, whatever the interval."""
+        self.progress.finished = True
         if self.callback:
             self.callback(self.progress)

@@ -50,6 +50,12 @@ def test_progress_shows_no_percentage_or_eta_past_the_estimate() -> None:
         == "loaded 5.0 MiB of 5.0 MiB (100%) at 2.5 MiB/s"
     )
     assert describe_transfer("loaded", 3, 0, 1.0) == "loaded 3 B at 3 B/s"
+    p.finished = True  # the last line of a run says it is done, not "77%, ETA 1s"
+    assert p.describe() == "dumped 10.0 MiB in 10s at 1.0 MiB/s (done)"
+    load = Progress(
+        started=time.monotonic() - 4, estimated_bytes=8 * 2**20, dumped_bytes=2 * 2**20, stage="load"
+    )
+    assert load.describe() == "loaded 2.0 MiB of 8.0 MiB (25%) at 512.0 KiB/s, ETA 12s"
 
 
 def test_tablespace_names_use_the_server_file_name_encoding() -> None:

@@ -18,12 +18,13 @@ from flows.common import (
     load_location,
     load_server,
     markdown_artifact,
+    publish_metrics,
     reap_leftovers,
     run_context,
     server_name,
     table_artifact,
 )
-from mysqlops import catalog
+from mysqlops import catalog, metrics
 from mysqlops.manifest import BackupManifest, Check, RestoreCertificate
 from mysqlops.model import Location, RecoveryTarget, ServerSpec
 from mysqlops.restore import RestoreOutcome, RestoreRequest
@@ -147,6 +148,7 @@ def restore_test(
         restore_test_task(loc, m, staging_dir, scans, reference, encryption_keys) for loc, m in plan.copies
     ]
     rows = plan.refused + [mysqlops.restore.certificate_row(cert) for cert in certs]
+    publish_metrics(metrics.restore_test_samples(certs))
     for cert in certs:
         markdown_artifact(
             f"restore-test-{cert.server}-{cert.location}",

@@ -52,6 +52,8 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Literal
 
+from mysqlops.units import human_bytes
+
 MARKER = ".mysqlops-owner"
 OWNER_ENV = "MYSQLOPS_OWNER"
 # a label a harness (the test session) sets for itself and its children: recorded in every
@@ -334,7 +336,7 @@ class Removed:
             else ""
         )
         return (
-            f"removed {self.path} ({self.purpose}, {self.bytes / 1e6:.1f} MB) left by "
+            f"removed {self.path} ({self.purpose}, {human_bytes(self.bytes)}) left by "
             f"process {self.owner_pid}, which is gone{servers}"
         )
 

@@ -110,11 +110,7 @@ class RestoreOutcome:
 
 def _progress(ctx: RunContext) -> ProgressFn:
     def on_progress(p: Progress) -> None:
-        eta = p.eta_seconds or 0.0
-        ctx.reporter.info(
-            f"loaded {100 * p.fraction:.0f}% ({p.dumped_bytes} of {p.estimated_bytes} bytes) "
-            f"at {p.throughput / 1e6:.1f} MB/s, ETA {eta:.0f}s"
-        )
+        ctx.reporter.info(p.describe())  # "loaded 12.0 MiB of 40.0 MiB (30%) at 4.0 MiB/s, ETA 7s"
         ctx.reporter.progress(round(100 * p.fraction, 1))
 
     return on_progress

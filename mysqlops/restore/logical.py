@@ -157,6 +157,7 @@ def restore_backup(
     reap_leftovers: bool = True,
     workers: int | None = None,
     on_table: TableFn | None = None,
+    tables: Sequence[str] | None = None,
 ) -> RestoreResult:
     """Restore one backup (its copies in location preference order) into ``target``.
     Encrypted backups need ``keyring`` holding the key whose id the manifest records.
@@ -164,8 +165,32 @@ def restore_backup(
     ``workers``: tables load in parallel over this many connections with secondary indexes
     and foreign keys added after the rows (:mod:`mysqlops.restore.parallel`; default: one per
     core); ``0`` pipes each file through one client as it is. ``on_table(database, table)``
-    runs (in a loading thread) as soon as a table is fully loaded, parallel loads only."""
+    runs (in a loading thread) as soon as a table is fully loaded, parallel loads only.
+    ``tables``: only these tables (``["shop.orders", "shop.order_*"]``), read by ranged reads
+    from the backup's table index; ``rename`` then maps ``db.table`` or ``db`` names (see
+    :mod:`mysqlops.restore.tables`)."""
     say = log or (lambda _m: None)
+    if tables:
+        if databases:
+            raise ConfigError("pass either databases=... or tables=..., not both")
+        from mysqlops.restore.tables import restore_tables
+
+        if reap_leftovers:
+            reaper.reap([staging_dir], log=say)
+        return restore_tables(
+            copies,
+            target,
+            tables,
+            rename=rename,
+            overwrite=overwrite,
+            allow_source_target=allow_source_target,
+            staging_dir=staging_dir,
+            log=say,
+            load_timeout=load_timeout,
+            keyring=keyring,
+            progress=progress,
+            progress_interval=progress_interval,
+        )
     if not copies:
         raise ConfigError("no copy of the backup to restore from")
     for _location, copy in copies:

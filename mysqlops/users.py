@@ -4,7 +4,9 @@ Which block uses which account (``python -m mysqlops users --role <role>``):
 
 * ``backup`` (``mysqlops_backup``): the MySQLServer block of every server that is backed up,
   used by backup, archive-binlogs and check: the dump, binlog archiving, and reading the
-  replica status (check's replication verdict: SLAVE MONITOR on MariaDB 10.5.9+).
+  replica status (check's replication verdict: SLAVE MONITOR on MariaDB 10.5.9+); on MySQL
+  also BACKUP_ADMIN, for physical backups through CLONE (the clone plugin itself is installed
+  once by an administrator: ``INSTALL PLUGIN clone SONAME 'mysql_clone.so'``).
 * ``monitor`` (``mysqlops_monitor``): the block of a replica watched by replica-health (SLAVE
   MONITOR / REPLICATION CLIENT, BINLOG MONITOR, SELECT).
 * ``replication`` (``mysqlops_replication``): REPLICATION SLAVE only, on a primary, the account
@@ -51,6 +53,9 @@ def user_statements(version: ServerVersion, account: Account, password: str) -> 
             # SHOW SLAVE STATUS: the check flow tells a replica from a primary (MySQL's backup
             # account already holds REPLICATION CLIENT, older MariaDB its alias BINLOG MONITOR)
             statements.append(f"GRANT SLAVE MONITOR ON *.* TO {quoted_account(account.user, account.host)}")
+        if not d.is_mariadb:
+            # physical backups of MySQL: CLONE LOCAL and performance_schema.log_status
+            statements.append(f"GRANT BACKUP_ADMIN ON *.* TO {quoted_account(account.user, account.host)}")
         return statements
     if account.role == "replication":
         return d.replication_user_grants(account.user, account.host, password, account.tls)

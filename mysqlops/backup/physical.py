@@ -1,4 +1,6 @@
-"""Physical backups: ``mariabackup`` (MariaDB) / ``xtrabackup`` (MySQL), full and incremental.
+"""Physical backups: ``mariabackup`` (MariaDB) / ``xtrabackup`` (MySQL, when ``program`` names
+it), full and incremental. MySQL without ``program``: the server's CLONE plugin, full backups
+only (:mod:`mysqlops.backup.clone`).
 
 Backup: ``mariabackup --backup --stream=mbstream`` → compression → sha256 → ONE staging file
 (``backup.mbstream.zst``) → upload to every location with read-back verification → manifest
@@ -154,6 +156,11 @@ def _tree_bytes(path: str) -> int:
     return total
 
 
+def is_clone(manifest: BackupManifest) -> bool:
+    """A physical backup made with MySQL's CLONE plugin (a tar of the copy, no LSN, no prepare)."""
+    return manifest.extra.get("physical_tool") == "clone"
+
+
 def newest_physical(scan: catalog.LocationScan, server: str) -> BackupManifest | None:
     """The newest complete physical backup (full or incremental) of ``server`` at a location."""
     found = [
@@ -162,7 +169,7 @@ def newest_physical(scan: catalog.LocationScan, server: str) -> BackupManifest |
         if m.server == server
         and m.method is BackupMethod.PHYSICAL
         and m.status is BackupStatus.COMPLETE
-        and m.lsn_to is not None
+        and (m.lsn_to is not None or is_clone(m))
     ]
     return max(found, key=lambda m: m.backup_id) if found else None
 
@@ -227,6 +234,22 @@ def run_physical_backup(
         raise ConfigError("a base backup was given for a full backup: pass incremental=True or no base")
     source = _inspect_source(spec, datadir_hint)
     flavor = source.version.flavor
+    if flavor is Flavor.MYSQL and program is None:
+        from mysqlops.backup.clone import run_clone_backup  # MySQL: the server's CLONE plugin
+
+        return run_clone_backup(
+            spec,
+            locations,
+            codec,
+            source,
+            incremental=incremental or base is not None,
+            staging_dir=staging_dir,
+            now=now,
+            log=say,
+            tags=tags,
+            timeout=timeout,
+            encryption_key=encryption_key,
+        )
     problems: list[str] = []
     warnings: list[str] = []
     if not os.path.isdir(source.datadir) or not os.access(source.datadir, os.R_OK | os.X_OK):

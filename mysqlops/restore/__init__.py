@@ -7,6 +7,7 @@ from mysqlops.restore.physical import (
     physical_chain,
     restore_physical,
     restore_test_physical,
+    scratch_build,
 )
 from mysqlops.restore.pitr import PitrResult, point_in_time_restore, prove_binlog_chain
 from mysqlops.restore.verify import certificate_key, restore_test_copy
@@ -24,4 +25,5 @@ __all__ = [
     "restore_physical",
     "restore_test_copy",
     "restore_test_physical",
+    "scratch_build",
 ]

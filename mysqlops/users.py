@@ -11,7 +11,10 @@ Which block uses which account (``python -m mysqlops users --role <role>``):
   MONITOR / REPLICATION CLIENT, BINLOG MONITOR, SELECT).
 * ``replication`` (``mysqlops_replication``): REPLICATION SLAVE only, on a primary, the account
   its replicas log in with (provision-replica).
-* ``restore``: loads dumps into restore targets (the restore flow's target block).
+* ``restore``: loads dumps into restore targets (the restore flow's target block): every
+  object kind, the dump's definers (MySQL: SYSTEM_USER for definers such as root@localhost),
+  and ``log_bin_trust_function_creators=ON`` on the target (stored functions on a server with
+  binary logging; persisted on MySQL, add it to ``[mysqld]`` on MariaDB).
 
 Accounts are created with ``sql_log_bin=0``: they are never replicated, so create them on every
 server whose block names them. The SQL comes from the dialect; :func:`user_statements` is pure,
@@ -26,7 +29,7 @@ from dataclasses import dataclass
 
 from mysqlops.adapters import mysql as db
 from mysqlops.errors import ConfigError
-from mysqlops.model import ServerSpec, ServerVersion
+from mysqlops.model import Flavor, ServerSpec, ServerVersion
 from mysqlops.sql.dialect import dialect_for
 from mysqlops.sql.quoting import account as quoted_account
 from mysqlops.sql.quoting import quote_string
@@ -53,19 +56,35 @@ def user_statements(version: ServerVersion, account: Account, password: str) -> 
             # SHOW SLAVE STATUS: the check flow tells a replica from a primary (MySQL's backup
             # account already holds REPLICATION CLIENT, older MariaDB its alias BINLOG MONITOR)
             statements.append(f"GRANT SLAVE MONITOR ON *.* TO {quoted_account(account.user, account.host)}")
-        if not d.is_mariadb:
+        acct = quoted_account(account.user, account.host)
+        if d.is_mariadb:
+            # mariadb-dump reads the columns of a view that calls a stored function with
+            # SHOW FIELDS, which MariaDB refuses without EXECUTE on the function (error 1370)
+            statements.append(f"GRANT EXECUTE ON *.* TO {acct}")
+        else:
             # physical backups of MySQL: CLONE LOCAL and performance_schema.log_status
-            statements.append(f"GRANT BACKUP_ADMIN ON *.* TO {quoted_account(account.user, account.host)}")
+            statements.append(f"GRANT BACKUP_ADMIN ON *.* TO {acct}")
         return statements
     if account.role == "replication":
         return d.replication_user_grants(account.user, account.host, password, account.tls)
     if account.role == "restore":
-        return d.restore_user_grants(account.user, account.host, password, tls=account.tls)
+        return [
+            *d.restore_user_grants(account.user, account.host, password, tls=account.tls),
+            trust_function_creators_statement(version),
+        ]
     if account.role == "monitor":
         return d.monitor_user_grants(
             account.user, account.host, password, databases=account.databases, tls=account.tls
         )
     raise ConfigError(f"unknown account role {account.role!r}: use one of {', '.join(ROLES)}")
+
+
+def trust_function_creators_statement(version: ServerVersion) -> str:
+    """What lets the restore account create stored functions on a server with binary logging
+    (else ERROR 1419: SUPER, which is not granted, or this server setting). MySQL persists it;
+    on MariaDB also put ``log_bin_trust_function_creators=ON`` in ``[mysqld]``."""
+    scope = "GLOBAL" if version.flavor is Flavor.MARIADB else "PERSIST"
+    return f"SET {scope} log_bin_trust_function_creators = ON"
 
 
 def masked(statements: Sequence[str], password: str) -> list[str]:

@@ -718,8 +718,9 @@ class Dialect:
         """The account that loads dumps: creates every object kind a dump holds, on ``*.*``.
 
         Also the right to keep a dump's ``DEFINER=`` (MariaDB SET USER; MySQL SET_USER_ID,
-        or SET_ANY_DEFINER + ALLOW_NONEXISTENT_DEFINER from 8.2.0) and, on MySQL 8.0.14+,
-        SESSION_VARIABLES_ADMIN for the ``SET @@SESSION.SQL_LOG_BIN= 0`` that GTID dumps contain.
+        or SET_ANY_DEFINER + ALLOW_NONEXISTENT_DEFINER from 8.2.0, and SYSTEM_USER from 8.0.16
+        for definers that hold it) and, on MySQL 8.0.14+, SESSION_VARIABLES_ADMIN for the
+        ``SET @@SESSION.SQL_LOG_BIN= 0`` that GTID dumps contain.
         On a target with binary logging, stored functions also need
         log_bin_trust_function_creators=ON (SUPER is deliberately not granted).
         """
@@ -737,6 +738,10 @@ class Dialect:
                 privs.append("SET_USER_ID")
             if self._mysql_at_least(8, 0, 14):
                 privs.append("SESSION_VARIABLES_ADMIN")
+            if self._mysql_at_least(8, 0, 16):
+                # a DEFINER holding SYSTEM_USER (root@localhost, the usual definer) can only be
+                # named by an account that holds it too (ERROR 1227)
+                privs.append("SYSTEM_USER")
         out = self._user_statements(user, host, password, tls)
         out.append(f"GRANT {', '.join(privs)} ON *.* TO {account(user, host)}")
         return out
@@ -750,13 +755,17 @@ class Dialect:
         databases: Sequence[str] | None = None,
         tls: bool = False,
     ) -> list[str]:
-        """The health-check account: replica and binlog status, SELECT for CHECKSUM TABLE."""
+        """The health-check account: replica and binlog status, SELECT for CHECKSUM TABLE, and
+        the right to pause a replica's SQL thread at one GTID point for the drift check
+        (replica-health with sample_checksum: STOP/START ... UNTIL, error 1227 without it)."""
         acct = account(user, host)
         if self.is_mariadb:
-            status = "SLAVE MONITOR" if self.version.at_least(10, 5, 9) else "REPLICATION SLAVE ADMIN"
-            monitor = f"{status}, BINLOG MONITOR"
+            if self.version.at_least(10, 5, 9):
+                monitor = "SLAVE MONITOR, REPLICATION SLAVE ADMIN, BINLOG MONITOR"
+            else:
+                monitor = "REPLICATION SLAVE ADMIN, BINLOG MONITOR"
         else:
-            monitor = "REPLICATION CLIENT"
+            monitor = "REPLICATION CLIENT, REPLICATION_SLAVE_ADMIN"
         out = self._user_statements(user, host, password, tls)
         if databases is None:
             out.append(f"GRANT SELECT, {monitor} ON *.* TO {acct}")

@@ -22,7 +22,8 @@ nothing was committed during the clone (before == after: the point is exact).
 
 Requirements (checked before anything is written, each with the statement that fixes it):
 the clone plugin ACTIVE (``INSTALL PLUGIN clone SONAME 'mysql_clone.so'``), BACKUP_ADMIN for
-the backup account, the datadir visible here (the server is on this host) and owned by this
+the backup account, every table of the user databases in InnoDB (CLONE copies InnoDB data only:
+a MyISAM/CSV/MEMORY table would be restored EMPTY, so such a server is refused, naming them), the datadir visible here (the server is on this host) and owned by this
 process's user (the server writes the copy into our private directory, which we then read),
 room for the uncompressed copy plus the compressed stream. Only full backups: the
 incremental part of MySQL backups is binlog archiving (``archive-binlogs``).
@@ -53,7 +54,7 @@ from mysqlops.backup.uploads import _upload_everywhere
 from mysqlops.errors import IntegrityError, MysqlopsError, PreflightFailed, StorageError
 from mysqlops.manifest import BackupFile, BackupManifest
 from mysqlops.model import BackupKind, BackupMethod, BinlogCoordinates, Location, ServerSpec
-from mysqlops.sql.quoting import quote_string
+from mysqlops.sql.quoting import quote_identifier, quote_string
 from mysqlops.streams.compression import Codec
 from mysqlops.streams.crypto import key_id
 from mysqlops.tools.physical import TAR_FORMAT, tar_create_argv
@@ -140,6 +141,25 @@ def clone_preflight(conn: db.Connection, spec: ServerSpec, source: _Source) -> l
             )
         else:
             raise
+    if source.databases:
+        rows = db.query(
+            conn,
+            "SELECT TABLE_SCHEMA AS d, TABLE_NAME AS t, ENGINE AS e FROM information_schema.TABLES"
+            f" WHERE TABLE_SCHEMA IN ({', '.join(['%s'] * len(source.databases))})"
+            " AND TABLE_TYPE = 'BASE TABLE' AND ENGINE IS NOT NULL AND ENGINE <> 'InnoDB'"
+            " ORDER BY TABLE_SCHEMA, TABLE_NAME",
+            list(source.databases),
+        )
+        if rows:
+            names = [
+                f"{quote_identifier(str(r['d']))}.{quote_identifier(str(r['t']))} ({r['e']})" for r in rows
+            ]
+            problems.append(
+                f"CLONE copies InnoDB data only: {len(names)} table(s) would be EMPTY in the backup: "
+                + ", ".join(names[:20])
+                + (f" and {len(names) - 20} more" if len(names) > 20 else "")
+                + ". Convert them (ALTER TABLE ... ENGINE=InnoDB) or back this server up with method='logical'"
+            )
     if not os.path.isdir(source.datadir):
         problems.append(
             f"the server's datadir {source.datadir} is not on this host: CLONE LOCAL writes the copy on "

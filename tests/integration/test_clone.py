@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import os
 import secrets
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 
@@ -227,3 +228,73 @@ def test_clone_preflight_names_missing_backup_admin(env: Env) -> None:
         )
     assert "archive-binlogs" in str(inc.value)
     assert _left(env.staging) == []
+
+
+def test_clone_refuses_tables_it_would_leave_empty(env: Env) -> None:
+    root = env.server.spec()
+    _sql(
+        root,
+        "CREATE TABLE shop.legacy (id INT PRIMARY KEY) ENGINE=MyISAM",
+        "INSERT INTO shop.legacy VALUES (1)",
+    )
+    try:
+        with pytest.raises(PreflightFailed) as refused:
+            backup.run_physical_backup(env.account, [env.local], codec("zstd"), staging_dir=env.staging)
+        assert "`shop`.`legacy` (MyISAM)" in str(refused.value) and "EMPTY" in str(refused.value)
+        assert _left(env.staging) == []
+    finally:
+        _sql(root, "DROP TABLE shop.legacy")
+
+
+_KILLED_RUN = """
+import json, os, signal, sys, threading
+from mysqlops.backup import run_physical_backup
+from mysqlops.model import Location, ServerSpec
+from mysqlops.streams.compression import codec
+args = json.loads(sys.stdin.read())
+def log(message):
+    if "CLONE LOCAL" in message:  # the private staging directory exists: die without any cleanup
+        threading.Timer(0.05, lambda: os.kill(os.getpid(), signal.SIGKILL)).start()
+run_physical_backup(ServerSpec(**args["spec"]), [Location("local", args["url"])], codec("zstd"),
+                    staging_dir=args["staging"], log=log)
+"""
+
+
+def test_clone_staging_is_removed_after_a_kill(env: Env) -> None:
+    import json
+    import subprocess
+    import sys
+
+    staging = os.path.join(env.staging, "killed")
+    spec = env.account
+    args = {
+        "spec": {
+            "name": spec.name,
+            "host": spec.host,
+            "port": spec.port,
+            "user": spec.user,
+            "password": spec.password,
+        },
+        "url": env.local.url,
+        "staging": staging,
+    }
+    child = subprocess.run(
+        [sys.executable, "-c", _KILLED_RUN], input=json.dumps(args).encode(), capture_output=True, timeout=120
+    )
+    assert child.returncode == -9, child.stderr.decode()[-2000:]
+    left = [n for n in _left(staging) if n.startswith("mysqlops-clone-")]
+    assert left, "the killed run left no staging directory: the test did not kill it mid-backup"
+    deadline = time.monotonic() + 60  # the server finishes (or abandons) the orphaned clone statement
+    while time.monotonic() < deadline:
+        with db.session(env.server.spec()) as conn:
+            state = db.scalar(conn, "SELECT STATE FROM performance_schema.clone_status")
+        if state != "In Progress":
+            break
+        time.sleep(0.2)
+    logs: list[str] = []
+    again = backup.run_physical_backup(
+        env.account, [env.local], codec("zstd"), staging_dir=staging, log=logs.append
+    )
+    assert all(r.ok for r in again.locations)
+    assert _left(staging) == [], _left(staging)
+    assert any(left[0] in line for line in logs), logs  # the reaper reported what it removed

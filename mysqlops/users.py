@@ -61,6 +61,8 @@ def user_statements(version: ServerVersion, account: Account, password: str) -> 
             # mariadb-dump reads the columns of a view that calls a stored function with
             # SHOW FIELDS, which MariaDB refuses without EXECUTE on the function (error 1370)
             statements.append(f"GRANT EXECUTE ON *.* TO {acct}")
+            # physical backups: mariabackup refuses to start without PROCESS
+            statements.append(f"GRANT PROCESS ON *.* TO {acct}")
         else:
             # physical backups of MySQL: CLONE LOCAL and performance_schema.log_status
             statements.append(f"GRANT BACKUP_ADMIN ON *.* TO {acct}")

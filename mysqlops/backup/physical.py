@@ -73,6 +73,7 @@ from mysqlops.model import (
 from mysqlops.sql.dialect import dialect_for
 from mysqlops.streams.compression import Codec
 from mysqlops.streams.crypto import key_id
+from mysqlops.tools import redact
 from mysqlops.tools.client import ClientTools, client_option_file
 from mysqlops.tools.physical import backup_argv, option_groups, stream_format
 
@@ -348,6 +349,7 @@ def run_physical_backup(
                 stdout=process.PIPE,
                 timeout=timeout,
                 name=f"{os.path.basename(tool)} --backup of {spec.name}",
+                stderr_filter=redact.password_clauses,  # its privilege errors print SHOW GRANTS
             ) as pipe:
                 out = pipe.stdout_pipe
                 while True:

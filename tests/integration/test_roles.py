@@ -168,6 +168,24 @@ def test_role_accounts_suffice(servers: Servers, tmp_path_factory: pytest.TempPa
         with private_dir("/tmp", "myops-rolecl-") as staging:
             made = run_physical_backup(backup, [local], codec("zstd"), staging_dir=staging)
         assert made.manifest.extra["physical_tool"] == "clone" and all(r.ok for r in made.locations)
+    elif build.source == "system":  # mariabackup of the system's own build (the flows run it from PATH)
+        from mysqlops.backup import run_physical_backup
+        from mysqlops.streams.compression import codec
+
+        local = Location("local", f"file://{work}/backups")
+        # without PROCESS mariabackup refuses, printing SHOW GRANTS: the password hash never reaches the error
+        _sql(primary.spec(), "REVOKE PROCESS ON *.* FROM 'mysqlops_backup'@'%'")
+        with db.session(primary.spec()) as conn:
+            hashed = str(
+                db.scalar(conn, "SELECT authentication_string FROM mysql.user WHERE user = 'mysqlops_backup'")
+            )
+        with private_dir("/tmp", "myops-rolemb-") as staging, pytest.raises(ProcessError) as refused:
+            run_physical_backup(backup, [local], codec("zstd"), staging_dir=staging)
+        assert "PROCESS" in str(refused.value) and len(hashed) > 10 and hashed not in str(refused.value)
+        _sql(primary.spec(), "GRANT PROCESS ON *.* TO 'mysqlops_backup'@'%'")
+        with private_dir("/tmp", "myops-rolemb-") as staging:
+            made = run_physical_backup(backup, [local], codec("zstd"), staging_dir=staging)
+        assert made.manifest.lsn_to and all(r.ok for r in made.locations)
 
     # restore: the pre-flight passes for the restore account and the dump loads, definers kept
     restore = _as(target, "restore")

@@ -191,6 +191,12 @@ def test_physical_clone_mysql(env: Env, tmp_path_factory: pytest.TempPathFactory
 
         shutil.rmtree(work, ignore_errors=True)
 
+    # negative: one row changed on the source since the backup: the comparison with it fails, naming the table
+    _sql(env.server.spec(), "UPDATE bulk.t SET k = k + 1 WHERE id = 777")
+    changed = restore.restore_test_physical(chain, source=env.server.spec(), staging_dir=env.staging)
+    assert not changed.passed
+    assert [c.name for c in changed.checks if not c.passed] == ["bulk.t: rows and checksum"], changed.checks
+
     # negative: one flipped byte of the stored copy fails verification (no other copy to fall back to)
     key = f"{layout.backup_dir(m.server, m.backup_id)}/{m.files[0].path}"
     store = Store(env.local)

@@ -20,7 +20,7 @@ import pytest
 from mysqlops.adapters import builds, process, sandbox
 from mysqlops.adapters import mysql as db
 from mysqlops.adapters.localfs import private_dir
-from mysqlops.errors import ProcessError
+from mysqlops.errors import PreflightFailed, ProcessError
 from mysqlops.model import Flavor, Location, ObjectCounts, ServerSpec
 from mysqlops.replication.health import check_health
 from mysqlops.restore.logical import load_file
@@ -207,6 +207,19 @@ def test_role_accounts_suffice(servers: Servers, tmp_path_factory: pytest.TempPa
     with db.session(target.spec()) as conn, db.session(primary.spec()) as source:
         assert db.object_counts(conn, "app") == db.object_counts(source, "app")
 
+    logical = None
+    if build.source == "system":  # the flows' logical engine (clients from PATH are this build's)
+        from mysqlops.backup import run_backup
+        from mysqlops.restore import restore_backup
+        from mysqlops.streams.compression import codec
+
+        logical = Location("logical", f"file://{work}/logical")
+        made = run_backup(backup, [logical], codec("zstd"), databases=["app"])
+        _sql(target.spec(), "DROP DATABASE app")
+        restore_backup([(logical, made.manifest)], restore)
+        assert {"app": _checksums(target.spec())} == source_sums
+        assert _definers(target.spec()) == source_definers
+
     # negative controls: without what `users` grants, the pre-flight names it and the load really fails
     _sql(target.spec(), "DROP DATABASE app", "SET GLOBAL log_bin_trust_function_creators = OFF")
     lb, trust = _flags(target.spec())
@@ -225,6 +238,11 @@ def test_role_accounts_suffice(servers: Servers, tmp_path_factory: pytest.TempPa
     assert any(f"GRANT {definer_priv} ON *.* TO 'mysqlops_restore'@'%';" in m for m in missing), missing
     with pytest.raises(ProcessError, match="1227"):
         load_file(path, "none", restore, build.client_argv("client"), {})
+    if logical is not None:  # the restore flow's engine refuses before fetching or loading anything
+        _sql(target.spec(), "DROP DATABASE IF EXISTS app")
+        with pytest.raises(PreflightFailed, match=f"GRANT {definer_priv} ON"):
+            restore_backup([(logical, made.manifest)], restore)
+        assert "app" not in _databases(target.spec())
 
     # monitor: the replica caught up; replica health and the drift check as the monitor account
     # (the primary is reached through its own block: the backup account, as replica-health does)
@@ -250,3 +268,8 @@ def _flags(spec: ServerSpec) -> tuple[bool, bool]:
     with db.session(spec) as conn:
         row = db.query(conn, "SELECT @@log_bin AS lb, @@log_bin_trust_function_creators AS t")[0]
     return bool(int(row["lb"])), bool(int(row["t"]))
+
+
+def _databases(spec: ServerSpec) -> list[str]:
+    with db.session(spec) as conn:
+        return db.user_databases(conn)

@@ -304,3 +304,23 @@ def test_clone_staging_is_removed_after_a_kill(env: Env) -> None:
     assert all(r.ok for r in again.locations)
     assert _left(staging) == [], _left(staging)
     assert any(left[0] in line for line in logs), logs  # the reaper reported what it removed
+
+
+class _Boom(Exception):
+    pass
+
+
+@pytest.mark.parametrize("when", ["CLONE LOCAL", "cloned "])
+def test_clone_staging_is_removed_on_failure(env: Env, when: str) -> None:
+    """A failure before the clone statement, or after the copy is packed (before the upload):
+    nothing stays in staging, nothing is published."""
+
+    def log(message: str) -> None:
+        if message.startswith(when) or f": {when}" in message:
+            raise _Boom(message)
+
+    before = {b.backup_id for b in catalog.scan_location(env.local).backups}
+    with pytest.raises(_Boom):
+        backup.run_physical_backup(env.account, [env.local], codec("zstd"), staging_dir=env.staging, log=log)
+    assert _left(env.staging) == []
+    assert {b.backup_id for b in catalog.scan_location(env.local).backups} == before

@@ -324,3 +324,67 @@ def test_clone_staging_is_removed_on_failure(env: Env, when: str) -> None:
         backup.run_physical_backup(env.account, [env.local], codec("zstd"), staging_dir=env.staging, log=log)
     assert _left(env.staging) == []
     assert {b.backup_id for b in catalog.scan_location(env.local).backups} == before
+
+
+def test_clone_under_writes_records_a_lower_bound(env: Env) -> None:
+    """Commits during the clone: the manifest's GTID set (read just before) is a subset of what
+    the copy holds, the coordinates are marked inexact with a warning, and the copy is
+    consistent (every row the copy holds was committed; none is half there)."""
+    import threading
+
+    root = env.server.spec()
+    _sql(root, "CREATE TABLE shop.w (id INT AUTO_INCREMENT PRIMARY KEY, v CHAR(64)) ENGINE=InnoDB")
+    stop = threading.Event()
+    written = [0]
+
+    def writer() -> None:
+        with db.session(root) as conn:
+            while not stop.is_set():
+                db.execute(conn, "INSERT INTO shop.w (v) VALUES (SHA2(RAND(), 256))")  # MD5() is gone in 9.x
+                written[0] += 1
+
+    thread = threading.Thread(target=writer, daemon=True)
+    thread.start()
+    try:
+        deadline = time.monotonic() + 60
+        while written[0] < 50 and thread.is_alive() and time.monotonic() < deadline:
+            time.sleep(0.01)
+        assert written[0] >= 50, "the writer did not get going"
+        made = backup.run_physical_backup(env.account, [env.local], codec("zstd"), staging_dir=env.staging)
+    finally:
+        stop.set()
+        thread.join(30)
+    m = made.manifest
+    clone = m.extra["clone"]
+    assert m.coordinates is not None and m.coordinates.gtid == clone["gtid_executed_before"]
+    # the writer commits all along: the GTID set moved during the clone
+    assert clone["gtid_executed_before"] != clone["gtid_executed_after"]
+    assert clone["coordinates_exact"] is False
+    assert any("committed during the clone" in w for w in m.warnings), m.warnings
+    work = private_tempdir("/tmp", "myops-clwr-")
+    try:
+        chain = [[(env.local, m)]]
+        target = restore.restore_physical(chain, os.path.join(work, "datadir"), work)
+        started = sandbox.start_server_on_datadir(
+            work, "wr", target, server_id=703, build=restore.scratch_build(m)
+        )
+        try:
+            with db.session(started.spec()) as conn:
+                restored_gtid = str(db.scalar(conn, "SELECT @@GLOBAL.gtid_executed"))
+                rows = int(db.scalar(conn, "SELECT COUNT(*) FROM shop.w"))
+                top = int(db.scalar(conn, "SELECT COALESCE(MAX(id), 0) FROM shop.w"))
+                assert db.scalar(conn, "SELECT GTID_SUBSET(%s, %s)", [m.coordinates.gtid, restored_gtid]) == 1
+                assert (
+                    db.scalar(
+                        conn, "SELECT GTID_SUBSET(%s, %s)", [restored_gtid, clone["gtid_executed_after"]]
+                    )
+                    == 1
+                )
+        finally:
+            sandbox.stop_server(started)
+    finally:
+        import shutil
+
+        shutil.rmtree(work, ignore_errors=True)
+        _sql(root, "DROP TABLE shop.w")
+    assert rows == top and 50 <= rows <= written[0]  # a prefix of the committed inserts, no gap

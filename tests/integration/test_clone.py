@@ -304,6 +304,7 @@ def test_clone_staging_is_removed_after_a_kill(env: Env) -> None:
     assert all(r.ok for r in again.locations)
     assert _left(staging) == [], _left(staging)
     assert any(left[0] in line for line in logs), logs  # the reaper reported what it removed
+    os.rmdir(staging)  # empty: the next tests check the shared staging directory is clean
 
 
 class _Boom(Exception):

@@ -115,3 +115,22 @@ def create_users(
                     for statement in statements:
                         cur.execute(statement)
     return shown
+
+
+def server_notes(admin: ServerSpec, accounts: Sequence[Account]) -> list[str]:
+    """What the accounts' roles need from the server beyond grants, as SQL comments: on MySQL
+    the clone plugin for physical backups (the backup role), when it is not active."""
+    if not any(a.role == "backup" for a in accounts):
+        return []
+    with db.session(admin) as conn:
+        if db.server_version(conn).flavor is Flavor.MARIADB:
+            return []
+        status = db.scalar(
+            conn, "SELECT PLUGIN_STATUS FROM information_schema.PLUGINS WHERE PLUGIN_NAME = 'clone'"
+        )
+    if status == "ACTIVE":
+        return []
+    return [
+        "-- physical backups of MySQL (CLONE) need the clone plugin, not active on this server: "
+        "INSTALL PLUGIN clone SONAME 'mysql_clone.so';"
+    ]

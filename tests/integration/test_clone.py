@@ -26,7 +26,7 @@ from mysqlops.manifest import TableStat
 from mysqlops.model import BackupMethod, Location, ServerSpec
 from mysqlops.streams.compression import codec
 from mysqlops.tablesum import table_checksums
-from mysqlops.users import Account, create_users
+from mysqlops.users import Account, create_users, server_notes
 
 pytestmark = pytest.mark.integration
 
@@ -134,7 +134,12 @@ def env(sandbox_root: str, moto_server: str, tmp_path_factory: pytest.TempPathFa
         assert "INSTALL PLUGIN clone SONAME 'mysql_clone.so';" in text, text
         assert "BACKUP_ADMIN" not in text, text  # the account `users` creates holds it
         assert not _left(staging) and not Store(local).list_keys(""), "a refused backup wrote something"
+        backup_role = [Account("backup", "mysqlops_backup", "%")]
+        assert any(
+            "INSTALL PLUGIN clone SONAME 'mysql_clone.so';" in n for n in server_notes(root, backup_role)
+        )
         _sql(root, "INSTALL PLUGIN clone SONAME 'mysql_clone.so'")
+        assert server_notes(root, backup_role) == []
         sums = _sums(root)
         gtid = _gtid(root)
         logs: list[str] = []

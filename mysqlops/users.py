@@ -30,9 +30,11 @@ from dataclasses import dataclass
 from mysqlops.adapters import mysql as db
 from mysqlops.errors import ConfigError
 from mysqlops.model import Flavor, ServerSpec, ServerVersion
+from mysqlops.sql import clone as clone_sql
 from mysqlops.sql.dialect import dialect_for
-from mysqlops.sql.quoting import account as quoted_account
 from mysqlops.sql.quoting import quote_string
+from mysqlops.sql.replica import NO_BINLOG
+from mysqlops.sql.restore_grants import trust_function_creators
 
 ROLES = ("backup", "replication", "restore", "monitor")
 
@@ -49,44 +51,24 @@ class Account:
 def user_statements(version: ServerVersion, account: Account, password: str) -> list[str]:
     d = dialect_for(version)
     if account.role == "backup":
-        statements = d.backup_user_grants(
+        statements = d.accounts.backup_user_grants(
             account.user, account.host, password, account.databases, account.tls
         )
-        if d.is_mariadb and version.at_least(10, 5, 9):
-            # SHOW SLAVE STATUS: the check flow tells a replica from a primary (MySQL's backup
-            # account already holds REPLICATION CLIENT, older MariaDB its alias BINLOG MONITOR)
-            statements.append(f"GRANT SLAVE MONITOR ON *.* TO {quoted_account(account.user, account.host)}")
-        acct = quoted_account(account.user, account.host)
-        if d.is_mariadb:
-            # mariadb-dump reads the columns of a view that calls a stored function with
-            # SHOW FIELDS, which MariaDB refuses without EXECUTE on the function (error 1370)
-            statements.append(f"GRANT EXECUTE ON *.* TO {acct}")
-            # physical backups: mariabackup refuses to start without PROCESS
-            statements.append(f"GRANT PROCESS ON *.* TO {acct}")
-        else:
-            # physical backups of MySQL: CLONE LOCAL and performance_schema.log_status
-            statements.append(f"GRANT BACKUP_ADMIN ON *.* TO {acct}")
+        statements += d.accounts.replica_status_grants(account.user, account.host)
+        statements += d.accounts.backup_tool_grants(account.user, account.host)
         return statements
     if account.role == "replication":
-        return d.replication_user_grants(account.user, account.host, password, account.tls)
+        return d.accounts.replication_user_grants(account.user, account.host, password, account.tls)
     if account.role == "restore":
         return [
-            *d.restore_user_grants(account.user, account.host, password, tls=account.tls),
-            trust_function_creators_statement(version),
+            *d.accounts.restore_user_grants(account.user, account.host, password, tls=account.tls),
+            trust_function_creators(version),
         ]
     if account.role == "monitor":
-        return d.monitor_user_grants(
+        return d.accounts.monitor_user_grants(
             account.user, account.host, password, databases=account.databases, tls=account.tls
         )
     raise ConfigError(f"unknown account role {account.role!r}: use one of {', '.join(ROLES)}")
-
-
-def trust_function_creators_statement(version: ServerVersion) -> str:
-    """What lets the restore account create stored functions on a server with binary logging
-    (else ERROR 1419: SUPER, which is not granted, or this server setting). MySQL persists it;
-    on MariaDB also put ``log_bin_trust_function_creators=ON`` in ``[mysqld]``."""
-    scope = "GLOBAL" if version.flavor is Flavor.MARIADB else "PERSIST"
-    return f"SET {scope} log_bin_trust_function_creators = ON"
 
 
 def masked(statements: Sequence[str], password: str) -> list[str]:
@@ -111,7 +93,7 @@ def create_users(
             shown += masked(statements, password)
             if not dry_run:
                 with conn.cursor() as cur:
-                    cur.execute("SET SESSION sql_log_bin=0")  # accounts are per server, never replicated
+                    cur.execute(NO_BINLOG)  # accounts are per server, never replicated
                     for statement in statements:
                         cur.execute(statement)
     return shown
@@ -125,12 +107,10 @@ def server_notes(admin: ServerSpec, accounts: Sequence[Account]) -> list[str]:
     with db.session(admin) as conn:
         if db.server_version(conn).flavor is Flavor.MARIADB:
             return []
-        status = db.scalar(
-            conn, "SELECT PLUGIN_STATUS FROM information_schema.PLUGINS WHERE PLUGIN_NAME = 'clone'"
-        )
+        status = db.scalar(conn, clone_sql.PLUGIN_STATUS)
     if status == "ACTIVE":
         return []
     return [
         "-- physical backups of MySQL (CLONE) need the clone plugin, not active on this server: "
-        "INSTALL PLUGIN clone SONAME 'mysql_clone.so';"
+        + clone_sql.INSTALL_PLUGIN
     ]

@@ -45,7 +45,7 @@ from typing import TYPE_CHECKING, Any
 from mysqlops import layout
 from mysqlops.adapters import mysql as db
 from mysqlops.adapters import process
-from mysqlops.adapters.localfs import private_tempdir
+from mysqlops.adapters.localfs import private_tempdir, tree_bytes
 from mysqlops.adapters.storage import Store
 from mysqlops.backup.logical import BackupResult, _own_version
 from mysqlops.backup.preflight import _free_bytes
@@ -54,17 +54,16 @@ from mysqlops.backup.uploads import _upload_everywhere
 from mysqlops.errors import IntegrityError, MysqlopsError, PreflightFailed, StorageError
 from mysqlops.manifest import BackupFile, BackupManifest
 from mysqlops.model import BackupKind, BackupMethod, BinlogCoordinates, Location, ServerSpec
+from mysqlops.sql import clone as clone_sql
 from mysqlops.sql.quoting import quote_identifier, quote_string
 from mysqlops.streams.compression import Codec
-from mysqlops.streams.crypto import key_id
+from mysqlops.streams.keys import key_id
 from mysqlops.tools.physical import TAR_FORMAT, tar_create_argv
 
 if TYPE_CHECKING:
     from mysqlops.backup.physical import _Source
 
 LogFn = Callable[[str], None]
-CLONE_PLUGIN_LIBRARY = "mysql_clone.so"
-INSTALL_PLUGIN_SQL = f"INSTALL PLUGIN clone SONAME '{CLONE_PLUGIN_LIBRARY}';"
 ER_SPECIFIC_ACCESS_DENIED = 1227
 ER_TABLEACCESS_DENIED = 1142
 
@@ -101,7 +100,7 @@ def clone_status_coordinates(row: dict[str, Any] | None) -> BinlogCoordinates | 
 
 
 def _read_log_status(conn: db.Connection) -> LogStatus:
-    rows = db.query(conn, "SELECT LOCAL AS l FROM performance_schema.log_status")
+    rows = db.query(conn, clone_sql.LOG_STATUS)
     return parse_log_status(rows[0]["l"] if rows else None)
 
 
@@ -109,25 +108,23 @@ def clone_preflight(conn: db.Connection, spec: ServerSpec, source: _Source) -> l
     """What stops a CLONE backup of ``spec`` from here, each with the statement that fixes it."""
     problems: list[str] = []
     who = f"{quote_string(spec.user)}@'<host>'"
-    rows = db.query(
-        conn, "SELECT PLUGIN_STATUS AS s FROM information_schema.PLUGINS WHERE PLUGIN_NAME = 'clone'"
-    )
+    rows = db.query(conn, clone_sql.PLUGIN_STATUS)
     status = str(rows[0]["s"]) if rows else ""
     if status != "ACTIVE":
-        plugin_dir = str(db.scalar(conn, "SELECT @@plugin_dir") or "")
-        library = os.path.join(plugin_dir, CLONE_PLUGIN_LIBRARY)
+        plugin_dir = str(db.scalar(conn, clone_sql.PLUGIN_DIR) or "")
+        library = os.path.join(plugin_dir, clone_sql.CLONE_PLUGIN_LIBRARY)
         if plugin_dir and os.path.isdir(plugin_dir) and not os.path.exists(library):
             problems.append(
                 f"the clone plugin is not installed and the server's plugin_dir {plugin_dir} has no "
-                f"{CLONE_PLUGIN_LIBRARY}: install the MySQL server package that ships it, then run "
-                f"(as an administrator) {INSTALL_PLUGIN_SQL}"
+                f"{clone_sql.CLONE_PLUGIN_LIBRARY}: install the MySQL server package that ships it, then run "
+                f"(as an administrator) {clone_sql.INSTALL_PLUGIN}"
             )
         else:
             state = f"is {status}" if status else "is not installed"
             problems.append(
                 f"the clone plugin {state} on {spec.name}: a physical backup of MySQL uses CLONE LOCAL "
-                f"DATA DIRECTORY; run (as an administrator) {INSTALL_PLUGIN_SQL} or add "
-                f"plugin-load-add={CLONE_PLUGIN_LIBRARY} to [mysqld]"
+                f"DATA DIRECTORY; run (as an administrator) {clone_sql.INSTALL_PLUGIN} or add "
+                f"plugin-load-add={clone_sql.CLONE_PLUGIN_LIBRARY} to [mysqld]"
             )
     try:
         _read_log_status(conn)
@@ -142,14 +139,7 @@ def clone_preflight(conn: db.Connection, spec: ServerSpec, source: _Source) -> l
         else:
             raise
     if source.databases:
-        rows = db.query(
-            conn,
-            "SELECT TABLE_SCHEMA AS d, TABLE_NAME AS t, ENGINE AS e FROM information_schema.TABLES"
-            f" WHERE TABLE_SCHEMA IN ({', '.join(['%s'] * len(source.databases))})"
-            " AND TABLE_TYPE = 'BASE TABLE' AND ENGINE IS NOT NULL AND ENGINE <> 'InnoDB'"
-            " ORDER BY TABLE_SCHEMA, TABLE_NAME",
-            list(source.databases),
-        )
+        rows = db.query(conn, clone_sql.tables_not_innodb(len(source.databases)), list(source.databases))
         if rows:
             names = [
                 f"{quote_identifier(str(r['d']))}.{quote_identifier(str(r['t']))} ({r['e']})" for r in rows
@@ -178,15 +168,6 @@ def clone_preflight(conn: db.Connection, spec: ServerSpec, source: _Source) -> l
     except MysqlopsError as exc:
         problems.append(f"the clone copy is packed with tar: {exc}")
     return problems
-
-
-def _tree_bytes(path: str) -> int:
-    total = 0
-    for root, _dirs, files in os.walk(path):
-        for name in files:
-            with contextlib.suppress(OSError):
-                total += os.lstat(os.path.join(root, name)).st_size
-    return total
 
 
 def run_clone_backup(
@@ -223,7 +204,7 @@ def run_clone_backup(
             problems.append(str(exc))
     staging = staging_dir or tempfile.gettempdir()
     free = _free_bytes(staging)
-    datadir_bytes = 0 if problems else _tree_bytes(source.datadir)
+    datadir_bytes = 0 if problems else tree_bytes(source.datadir)
     needed = datadir_bytes + datadir_bytes // 2 + 64 * 2**20
     if free is not None and not problems and free < needed:
         problems.append(
@@ -286,7 +267,7 @@ def run_clone_backup(
             sink.close()
         durations["pack"] = round(time.monotonic() - t1, 3)
         durations["backup"] = round(time.monotonic() - t0, 3)
-        clone_bytes = _tree_bytes(copy_dir)
+        clone_bytes = tree_bytes(copy_dir)
         shutil.rmtree(copy_dir, ignore_errors=True)  # the stream holds it now: free the space early
         backup_file = BackupFile(
             path=name,
@@ -356,25 +337,21 @@ def _clone(
     staging directory that is about to be removed."""
     read_timeout = int(timeout) if timeout else None
     with db.session(spec, read_timeout=read_timeout) as conn:
-        conn_id = int(db.scalar(conn, "SELECT CONNECTION_ID()"))
+        conn_id = int(db.scalar(conn, clone_sql.CONNECTION_ID))
         before = _read_log_status(conn)
         finished = False
         try:
-            db.execute(conn, f"CLONE LOCAL DATA DIRECTORY = {quote_string(copy_dir)}")
+            db.execute(conn, clone_sql.clone_local(copy_dir))
             finished = True
         except db.Error as exc:
             raise MysqlopsError(f"CLONE LOCAL DATA DIRECTORY on {spec.name} failed: {exc}") from exc
         finally:
             if not finished:
                 with contextlib.suppress(Exception), db.session(spec, connect_timeout=10) as killer:
-                    db.execute(killer, f"KILL QUERY {conn_id}")
+                    db.execute(killer, clone_sql.kill_query(conn_id))
         after = _read_log_status(conn)
         try:
-            rows = db.query(
-                conn,
-                "SELECT STATE, ERROR_NO, ERROR_MESSAGE, BINLOG_FILE, BINLOG_POSITION, GTID_EXECUTED "
-                "FROM performance_schema.clone_status",
-            )
+            rows = db.query(conn, clone_sql.CLONE_STATUS)
         except db.Error:
             rows = []  # no SELECT on performance_schema: log_status gives the coordinates
     row = rows[0] if rows else None

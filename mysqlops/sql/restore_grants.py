@@ -12,8 +12,20 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from mysqlops.model import ObjectCounts, ServerVersion
-from mysqlops.sql.dialect import dialect_for
+from mysqlops.sql.accounts import AccountSql
 from mysqlops.sql.grants import _Need, _parse_grant_line
+
+# the target's binary logging and whether it trusts function creators (``lb``, ``t``)
+RESTORE_FLAGS = "SELECT @@log_bin AS lb, @@log_bin_trust_function_creators AS t"
+
+
+def trust_function_creators(version: ServerVersion) -> str:
+    """What lets the restore account create stored functions on a server with binary logging
+    (else ERROR 1419: SUPER, which is not granted, or this server setting). MySQL persists it;
+    on MariaDB also put ``log_bin_trust_function_creators=ON`` in ``[mysqld]``."""
+    scope = "GLOBAL" if AccountSql(version).is_mariadb else "PERSIST"
+    return f"SET {scope} log_bin_trust_function_creators = ON"
+
 
 TRUST_FUNCTION_CREATORS = {
     "mysql": "SET PERSIST log_bin_trust_function_creators = ON;",
@@ -29,7 +41,7 @@ def restore_needs(
     trust_function_creators: bool = False,
 ) -> list[_Need]:
     """Global privileges that loading a dump with ``counts`` objects into ``version`` takes."""
-    mariadb = dialect_for(version).is_mariadb
+    mariadb = AccountSql(version).is_mariadb
     g = "global"
     needs = [
         _Need("CREATE", g, "create the databases and tables"),
@@ -94,7 +106,7 @@ def missing_restore_privileges(
     """Each privilege (or server setting) the restore account lacks, with the statement that
     fixes it. ``log_bin``/``trust_function_creators``: the target's ``@@log_bin`` and
     ``@@log_bin_trust_function_creators``."""
-    d = dialect_for(version)
+    d = AccountSql(version)
     grants = [g for g in (_parse_grant_line(str(line)) for line in show_grants_lines) if g]
     grantee = next((g.grantee for g in grants if g.grantee and not g.revoke), "") or "'restore'@'%'"
     allows = [g for g in grants if not g.revoke]

@@ -126,11 +126,11 @@ def test_role_accounts_suffice(servers: Servers, tmp_path_factory: pytest.TempPa
     # replication: the replica logs in with the replication account, from the primary's first GTID
     _sql(
         replica.spec(),
-        dialect.stop_replica(),
-        dialect.change_source(
+        dialect.replica.stop_replica(),
+        dialect.replica.change_source(
             "127.0.0.1", primary.port, "mysqlops_repl", PASSWORDS["replication"], tls=False
         ),
-        dialect.start_replica(),
+        dialect.replica.start_replica(),
     )
     _sql(primary.spec(), *SEED)  # root@localhost is the definer, as in most real dumps
     source_sums = {"app": _checksums(primary.spec())}
@@ -139,10 +139,10 @@ def test_role_accounts_suffice(servers: Servers, tmp_path_factory: pytest.TempPa
 
     # backup: pre-flight finds nothing missing; the dump holds every object kind; binlog position and copy
     backup = _as(primary, "backup")
-    assert dialect.missing_backup_privileges(_grants(backup), ["app"]) == []
+    assert dialect.accounts.missing_backup_privileges(_grants(backup), ["app"]) == []
     dump = process.run(
         dump_argv(
-            build.client_argv("dump"), "app", DumpOptions(position_options=dialect.dump_position_options())
+            build.client_argv("dump"), "app", DumpOptions(position_options=dialect.dump.dump_position_options())
         ),
         credentials=client_option_file(backup),
         name="dump as the backup account",
@@ -150,7 +150,7 @@ def test_role_accounts_suffice(servers: Servers, tmp_path_factory: pytest.TempPa
     for kind in (b"CREATE TABLE `t`", b"TRIGGER", b"FUNCTION `twice`", b"PROCEDURE `p`", b"EVENT", b"VIEW"):
         assert kind in dump, kind
     with db.session(backup) as conn:
-        status = db.query(conn, dialect.binlog_status_query())
+        status = db.query(conn, dialect.binlog.binlog_status_query())
         first = str(next(iter(db.query(conn, "SHOW BINARY LOGS")[0].values())))
     assert status and status[0]
     process.run(

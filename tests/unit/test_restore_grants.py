@@ -13,7 +13,7 @@ EVERYTHING = ObjectCounts(tables=2, views=1, routines=2, triggers=1, events=1)
 
 def _grants(version: ServerVersion) -> list[str]:
     """What `users` grants the restore account, as SHOW GRANTS prints it."""
-    stmts = dialect_for(version).restore_user_grants("mysqlops_restore", "%", "pw")
+    stmts = dialect_for(version).accounts.restore_user_grants("mysqlops_restore", "%", "pw")
     return [
         s.replace("'mysqlops_restore'@'%'", "`mysqlops_restore`@`%`") for s in stmts if s.startswith("GRANT")
     ]

@@ -265,6 +265,7 @@ def restore_test_task(
     scans: list[catalog.LocationScan] | None = None,
     compare_with: ServerSpec | None = None,
     keyring: Keyring | None = None,
+    scratch_series: str | None = None,
 ) -> RestoreCertificate:
     logger = get_run_logger()
     if manifest.method.value == "physical":
@@ -287,7 +288,12 @@ def restore_test_task(
         )
     else:
         cert = core.restore_test_copy(
-            location, manifest, staging_dir=staging_dir, log=logger.info, keyring=keyring
+            location,
+            manifest,
+            staging_dir=staging_dir,
+            log=logger.info,
+            keyring=keyring,
+            scratch_series=scratch_series,
         )
     for check in cert.checks:
         (logger.info if check.passed else logger.error)(
@@ -340,6 +346,7 @@ def restore_test(
     compare_with: str | None = None,
     encryption_keys: list[str] | None = None,
     prove_pitr: bool = False,
+    scratch_series: str | None = None,
 ) -> list[dict[str, Any]]:
     """Prove backups restore: for the latest complete backup of each server (or
     ``backup_id``), restore each location's copy (or only ``location``'s) into a scratch
@@ -348,7 +355,11 @@ def restore_test(
     table with ``compare_with`` (a MySQLServer block that has not changed since).
     A copy whose manifest the catalog refused (a file name that could leave the staging
     directory, a duplicate, a manifest naming another directory, a symbolic link at a local
-    location...) is never restored: it is a failed row of this flow, with the reason."""
+    location...) is never restored: it is a failed row of this flow, with the reason.
+    The scratch server is of each backup's own flavor and series (fetched when missing);
+    ``scratch_series`` (``mariadb-11.8``) restores into that build instead: an upgrade
+    rehearsal, certified like any restore test (the certificate names both versions)."""
+    core.check_scratch_series(scratch_series)
     reap_leftovers(staging_dir)
     logger = get_run_logger()
     reference = load_server(compare_with) if compare_with else None
@@ -378,7 +389,9 @@ def restore_test(
         for loc, manifest in copies:
             if location and loc.name != location:
                 continue
-            certs.append(restore_test_task(loc, manifest, staging_dir, scans, reference, keyring))
+            certs.append(
+                restore_test_task(loc, manifest, staging_dir, scans, reference, keyring, scratch_series)
+            )
     rows = list(refused)
     for cert in certs:
         markdown_artifact(

@@ -314,7 +314,7 @@ def run_backup(
             coordinates=coordinates,
             source_coordinates=frozen.source if frozen else None,
             durations=durations,
-            tools={"dump": plan.tool_version, "mysqlops": _own_version()},
+            tools={"dump": plan.tool_version, **plan.tool_build, "mysqlops": _own_version()},
             tags=tuple(tags),
             warnings=tuple(warnings),
             encryption_key_id=key_id(encryption_key) if encryption_key is not None else None,

@@ -10,8 +10,8 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 
 from mysqlops import layout
+from mysqlops.adapters import clients, process
 from mysqlops.adapters import mysql as db
-from mysqlops.adapters import process
 from mysqlops.adapters.storage import Store
 from mysqlops.binlog.archive import _read_verified, list_archived, private_dir
 from mysqlops.binlog.layout import basename_of, sibling
@@ -30,7 +30,7 @@ from mysqlops.streams.compression import codec_from_label
 from mysqlops.streams.crypto import Keyring
 from mysqlops.tools import redact
 from mysqlops.tools.binlog import replay_argv
-from mysqlops.tools.client import ClientTools, client_option_file, mysql_argv
+from mysqlops.tools.client import client_option_file, mysql_argv
 
 
 # =========================================================================== replay
@@ -279,7 +279,7 @@ def apply_binlogs(
         raise ConfigError(
             "until_gtid is supported for MariaDB; on MySQL use until_position or until_datetime"
         )
-    tools = ClientTools.for_flavor(version.flavor)
+    tools = clients.for_server(version)
     apply_started = time.monotonic()
     binlog_cmd = replay_argv(
         tools.binlog,

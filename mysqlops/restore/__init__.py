@@ -9,7 +9,12 @@ from mysqlops.restore.physical import (
     restore_test_physical,
 )
 from mysqlops.restore.pitr import PitrResult, point_in_time_restore, prove_binlog_chain
-from mysqlops.restore.verify import certificate_key, restore_test_copy
+from mysqlops.restore.verify import (
+    certificate_key,
+    check_scratch_series,
+    restore_test_copy,
+    scratch_build_name,
+)
 
 __all__ = [
     "ChainReport",
@@ -17,6 +22,7 @@ __all__ = [
     "PitrResult",
     "RestoreResult",
     "certificate_key",
+    "check_scratch_series",
     "physical_chain",
     "point_in_time_restore",
     "prove_binlog_chain",
@@ -24,4 +30,5 @@ __all__ = [
     "restore_physical",
     "restore_test_copy",
     "restore_test_physical",
+    "scratch_build_name",
 ]

@@ -104,7 +104,7 @@ def _dump_stream(
             active[0] = database
         sink_for(database).write(data)
 
-    scanner = DumpScanner(on_data)
+    scanner = DumpScanner(on_data, flavor=plan.version.flavor)
     argv = dump_argv(plan.tool, databases[0], DumpOptions(position_options=plan.position_options))
     if len(databases) > 1:
         argv = (*argv[:-1], *databases)  # --databases -- db1 db2 ...

@@ -239,7 +239,7 @@ def prove_binlog_chain(
         for f in second.files:
             if f.database is None or not f.content_sha256:
                 continue
-            got = redump_content_hash(spec, f.database, program)
+            got = redump_content_hash(spec, f.database, program, second.flavor)
             checks.append(
                 Check(
                     f"{f.database}: {first.backup_id} + binlogs equals {second.backup_id}",

@@ -35,9 +35,10 @@ SCRATCH_PARENT = "/tmp"  # noqa: S108 - scratch servers: a short path for their 
 
 
 # --------------------------------------------------------------------------- verification
-def redump_content_hash(spec: ServerSpec, database: str, program: Program) -> str:
-    """Dump ``database`` again with the backup's options and return its content hash."""
-    scanner = DumpScanner()
+def redump_content_hash(spec: ServerSpec, database: str, program: Program, flavor: str | None = None) -> str:
+    """Dump ``database`` again with the backup's options and return its content hash, normalised
+    for the backup's ``flavor`` as the backup's own hash was (:mod:`mysqlops.streams.dumpscan`)."""
+    scanner = DumpScanner(flavor=flavor)
     with process.Pipeline(
         [dump_argv(program, database, DumpOptions())],
         credentials=client_option_file(spec),
@@ -101,7 +102,11 @@ def verify_restored(
                     )
                     checks.append(Check(f"{name}.{stat.table}: rows and checksum", ok, detail))
             elif f.content_sha256:
-                redumped = redump_content_hash(target, name, dump_program) if name == f.database else None
+                redumped = (
+                    redump_content_hash(target, name, dump_program, manifest.flavor)
+                    if name == f.database
+                    else None
+                )
                 if redumped is None:
                     checks.append(Check(f"{name}: content hash", True, "skipped: database was renamed"))
                 else:
@@ -192,7 +197,17 @@ def _restore_and_verify(
     )
     checks.append(Check("load into the scratch server", True, f"{result.raw_bytes} bytes of SQL"))
     t_verify = time.monotonic()
-    more, notes = verify_restored(manifest, spec, result.databases, clients.for_build(binary).dump)
+    # the re-dump runs with the dump tool of the BACKUP's build: its hash is comparable with the
+    # backup's (another series' tool lays a dump out differently: an upgrade rehearsal re-dumps
+    # the new server with the old tool)
+    own = scratch_build_name(manifest)
+    tool_build = binary
+    if binary.name != own:
+        try:
+            tool_build = builds.resolve(own, log=log)
+        except MysqlopsError as exc:
+            log(f"no {own} dump tool for the re-dump ({exc}); using {binary.name}'s")
+    more, notes = verify_restored(manifest, spec, result.databases, clients.for_build(tool_build).dump)
     checks += more
     lossy += notes
     durations["verify"] = round(time.monotonic() - t_verify, 3)

@@ -11,6 +11,15 @@ One pass over the dump's bytes, in chunks, with memory bounded whatever the size
   options can be compared with the original whatever the header/trailer says;
 - keeps the header (for binlog coordinates) and checks the ``-- Dump completed`` trailer.
 
+The content hash is stable across a round trip (dump, load into another server, dump again
+with the same tool) on every flavor: MySQL's ``mysqldump`` ends with ``SET @@SESSION.SQL_LOG_BIN
+= @MYSQLDUMP_TEMP_LOG_BIN;`` (session state, excluded like the footer), and a MySQL server that
+loaded ``col varchar(20) COLLATE utf8mb4_unicode_ci`` prints it back as ``col varchar(20)
+CHARACTER SET utf8mb4 COLLATE utf8mb4_unicode_ci``: the same column (a collation names its
+character set), so a scanner for MySQL (``flavor=Flavor.MYSQL``) hashes column definition
+lines with a ``CHARACTER SET cs`` that only repeats its collation's character set removed.
+MariaDB dumps are hashed as they are (the hashes of existing MariaDB backups stay valid).
+
 The scanner relies on one property of mysqldump output: a newline inside data is always
 escaped (``\\n``), so a raw ``\\n`` followed by ``--`` or ``CREATE`` starts a real line.
 """
@@ -23,7 +32,7 @@ import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from mysqlops.model import ObjectCounts
+from mysqlops.model import Flavor, ObjectCounts
 
 MARKER = b"-- Current Database: "
 TRAILER = b"-- Dump completed"
@@ -41,11 +50,32 @@ _FOOTER_PREFIXES = (
     b"/*!40111 SET SQL_NOTES=@OLD_SQL_NOTES",
 )
 FOOTER = b"\n".join(p + b" */;" for p in _FOOTER_PREFIXES) + b"\n"
+# session state, not content: mysqldump of a server with GTIDs restores the session's binlogging
+_SESSION_LINES = (b"SET @@SESSION.SQL_LOG_BIN", b"SET @MYSQLDUMP_TEMP_LOG_BIN")
+_COLUMN_START = b"  `"  # a column definition line of CREATE TABLE (data never starts a line)
+_REDUNDANT_CHARSET_RE = re.compile(rb" CHARACTER SET ([A-Za-z0-9]+) COLLATE (\1_[A-Za-z0-9_]+)")
 _SANDBOX_LINE = b"/*M!999999"
 _ROUTINE_RE = re.compile(rb"^(?:CREATE|/\*!50003 CREATE\*/).*?\b(?:PROCEDURE|FUNCTION)\s+`")
 # a newline starting a line that may be special, or a blank line (lookahead: "\n\n--" is both)
-_MARK_RE = re.compile(rb"\n(?=--|CREATE|/\*|USE `|\n)")
-_SPECIAL_STARTS = (b"--", b"CREATE", b"/*!50003 CREATE*/", b"/*!50106 CREATE*/", b"/*!40", b"/*M!", b"USE `")
+_MARK_RE = re.compile(rb"\n(?=--|CREATE|/\*|USE `|SET @|  `|\n)")
+_SPECIAL_STARTS = (
+    b"--",
+    b"CREATE",
+    b"/*!50003 CREATE*/",
+    b"/*!50106 CREATE*/",
+    b"/*!40",
+    b"/*M!",
+    b"USE `",
+    *_SESSION_LINES,
+    _COLUMN_START,
+)
+
+
+def normalize_column_line(line: bytes) -> bytes:
+    """``  `c` varchar(20) CHARACTER SET utf8mb4 COLLATE utf8mb4_bin`` -> ``  `c` varchar(20)
+    COLLATE utf8mb4_bin``: the character set a collation implies, said twice (MySQL after a
+    round trip). A character set another collation does not imply is kept."""
+    return _REDUNDANT_CHARSET_RE.sub(rb" COLLATE \2", line)
 
 
 def parse_marker(line: bytes) -> str | None:
@@ -80,8 +110,14 @@ class DumpScanner:
     section the bytes belong to.
     """
 
-    def __init__(self, on_data: Callable[[str | None, bytes | memoryview], None] | None = None) -> None:
+    def __init__(
+        self,
+        on_data: Callable[[str | None, bytes | memoryview], None] | None = None,
+        *,
+        flavor: Flavor | str | None = None,
+    ) -> None:
         self._on_data = on_data or (lambda _db, _data: None)
+        self._normalize_columns = flavor is not None and Flavor(flavor) is Flavor.MYSQL
         self.current: str | None = None
         self.header = bytearray()
         self.sections: dict[str, SectionStats] = {}
@@ -201,9 +237,19 @@ class DumpScanner:
             if self.current is None:
                 continue
             stats = self.sections[self.current]
+            if line.startswith(_COLUMN_START):
+                if self._normalize_columns and b" CHARACTER SET " in line:
+                    normal = normalize_column_line(line)
+                    if normal != line:
+                        self._content(stats, buf, content_from, start, blanks)
+                        self._content(stats, normal + b"\n", 0, len(normal) + 1, [])
+                        content_from = end
+                continue
             # comments, the footer, and USE lines (a multi-database dump revisits every database
             # at its end; a single-database dump of a database without views does not)
-            excluded = line.startswith((b"--", _SANDBOX_LINE, b"USE `")) or line.startswith(_FOOTER_PREFIXES)
+            excluded = line.startswith((b"--", _SANDBOX_LINE, b"USE `", *_SESSION_LINES)) or line.startswith(
+                _FOOTER_PREFIXES
+            )
             if excluded:
                 self._content(stats, buf, content_from, start, blanks)
                 content_from = end

@@ -186,8 +186,9 @@ def client_mismatch(
         )
     if flavor is not server.flavor:
         return (
-            f"the {role} client {program} is {'MariaDB' if flavor is Flavor.MARIADB else 'MySQL'}'s"
-            f"{' ' + str(version) if version else ''}, the server is {server}: a {server_name} server needs "
+            f"the {role} client {program} is "
+            f"{version if version else ('MariaDB' if flavor is Flavor.MARIADB else 'MySQL') + '’s'}, "
+            f"the server is {server}: a {server_name} server needs "
             f"{server_name}'s own {role} client. {fix}"
         ), None
     if version is not None and (version.major, version.minor) < (server.major, server.minor):

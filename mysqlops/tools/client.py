@@ -185,11 +185,10 @@ def client_mismatch(
             f"cannot tell the flavor of the {role} client {program} from {version_text.strip()[:120]!r}",
         )
     if flavor is not server.flavor:
+        kind = str(version) if version else ("MariaDB" if flavor is Flavor.MARIADB else "MySQL") + "'s"
         return (
-            f"the {role} client {program} is "
-            f"{version if version else ('MariaDB' if flavor is Flavor.MARIADB else 'MySQL') + '’s'}, "
-            f"the server is {server}: a {server_name} server needs "
-            f"{server_name}'s own {role} client. {fix}"
+            f"the {role} client {program} is {kind}, the server is {server}: a {server_name} server "
+            f"needs {server_name}'s own {role} client. {fix}"
         ), None
     if version is not None and (version.major, version.minor) < (server.major, server.minor):
         text = f"the {role} client {program} is {version}, older than the server ({server}). {fix}"

@@ -194,7 +194,13 @@ def _orphaned_servers() -> list[str]:
         path = os.path.join("/tmp", name)
         if name.startswith(("mysqlops-rt-", "mysqlops-pitr-", "myops-")) and os.path.isdir(path):
             marked = reaper.read_marker(path)
-            if marked is not None and os.lstat(path).st_mtime >= _SESSION_STARTED - 1:
+            # this session's own scratch directories only: other test sessions on a shared
+            # machine make theirs at the same time
+            if (
+                marked is not None
+                and marked.owner.pid == os.getpid()
+                and os.lstat(path).st_mtime >= _SESSION_STARTED - 1
+            ):
                 roots.append(path)
     found = {p.pid: p for root in roots for p in reaper.servers_on(root)}
     return [f"server pid {p.pid} ({' '.join(p.argv[:3])} ...) still running" for p in found.values()]

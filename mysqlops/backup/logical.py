@@ -58,7 +58,7 @@ from mysqlops.model import (
 from mysqlops.sql.dialect import Dialect
 from mysqlops.streams.compression import Codec
 from mysqlops.streams.crypto import key_id
-from mysqlops.streams.dumpscan import FOOTER, DumpScanner
+from mysqlops.streams.dumpscan import DumpScanner
 from mysqlops.streams.follow import Growth
 from mysqlops.tools import redact
 from mysqlops.tools.client import DumpOptions, client_option_file, dump_argv
@@ -133,7 +133,7 @@ def _dump_stream(
             with contextlib.suppress(OSError, ValueError):
                 # the stream's own footer went to the last database; the others get the same one
                 if database != active[0]:
-                    sink.write(FOOTER)
+                    sink.write(scanner.footer)
                 sink.close()
     if not scanner.completed:
         raise DumpIncomplete(

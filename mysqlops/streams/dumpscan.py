@@ -52,6 +52,9 @@ _FOOTER_PREFIXES = (
 FOOTER = b"\n".join(p + b" */;" for p in _FOOTER_PREFIXES) + b"\n"
 # session state, not content: mysqldump of a server with GTIDs restores the session's binlogging
 _SESSION_LINES = (b"SET @@SESSION.SQL_LOG_BIN", b"SET @MYSQLDUMP_TEMP_LOG_BIN")
+_RESTORE_LINE_RE = re.compile(
+    rb"^(?:/\*[!M]!?\d+ )?SET [A-Za-z_@]+ ?= ?@(?:OLD_[A-Z_]+|MYSQLDUMP_TEMP_LOG_BIN)(?: \*/)?;$"
+)
 _COLUMN_START = b"  `"  # a column definition line of CREATE TABLE (data never starts a line)
 _REDUNDANT_CHARSET_RE = re.compile(rb" CHARACTER SET ([A-Za-z0-9]+) COLLATE (\1_[A-Za-z0-9_]+)")
 _SANDBOX_LINE = b"/*M!999999"
@@ -177,6 +180,16 @@ class DumpScanner:
         return bool(lines) and lines[-1].startswith(TRAILER)
 
     @property
+    def footer(self) -> bytes:
+        """The statements that end the stream by restoring the session (``SET
+        TIME_ZONE=@OLD_TIME_ZONE`` ...) as this dump tool wrote them, for the files of the
+        databases before the last one: MariaDB 11.8 restores ``NOTE_VERBOSITY`` where older tools
+        restore ``SQL_NOTES`` (which 11.8 refuses to set from the unset ``@OLD_SQL_NOTES``).
+        :data:`FOOTER` when the stream ended without them."""
+        lines = [ln for ln in self._last_lines.split(b"\n") if _RESTORE_LINE_RE.match(ln)]
+        return b"\n".join(lines) + b"\n" if lines else FOOTER
+
+    @property
     def header_text(self) -> str:
         return bytes(self.header).decode("utf-8", "replace")
 
@@ -247,8 +260,10 @@ class DumpScanner:
                 continue
             # comments, the footer, and USE lines (a multi-database dump revisits every database
             # at its end; a single-database dump of a database without views does not)
-            excluded = line.startswith((b"--", _SANDBOX_LINE, b"USE `", *_SESSION_LINES)) or line.startswith(
-                _FOOTER_PREFIXES
+            excluded = (
+                line.startswith((b"--", _SANDBOX_LINE, b"USE `", *_SESSION_LINES))
+                or line.startswith(_FOOTER_PREFIXES)
+                or (line.startswith(b"/*M!") and _RESTORE_LINE_RE.match(line) is not None)
             )
             if excluded:
                 self._content(stats, buf, content_from, start, blanks)

@@ -8,7 +8,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from mysqlops.streams.dumpscan import DumpScanner, parse_marker
+from mysqlops.streams.dumpscan import FOOTER, DumpScanner, parse_marker
 
 DATA = Path(__file__).parent / "data"
 MULTI = (DATA / "multi_a_bx.sql").read_bytes()
@@ -174,3 +174,34 @@ def test_mariadb_hash_unchanged_by_the_mysql_rules() -> None:
     body = b"-- Current Database: `shop`\n\nCREATE TABLE `t` (\n"
     assert content_hash(body + line, "mariadb") != content_hash(body + other, "mariadb")
     assert content_hash(body + line, "mysql") == content_hash(body + other, "mysql")
+
+
+def test_footer_is_the_dump_tools_own() -> None:
+    """The files of the databases before the last one end with the footer the dump tool
+    wrote: mariadb-dump 11.8 restores NOTE_VERBOSITY, and 11.8 refuses the older tools'
+    `SET SQL_NOTES=@OLD_SQL_NOTES` (ERROR 1231) when its header never set @OLD_SQL_NOTES."""
+    tail = (
+        b"-- Current Database: `a`\n\nINSERT INTO `t` VALUES (1);\n"
+        b"/*!40103 SET TIME_ZONE=@OLD_TIME_ZONE */;\n/*!40101 SET SQL_MODE=@OLD_SQL_MODE */;\n"
+        b"/*M!100616 SET NOTE_VERBOSITY=@OLD_NOTE_VERBOSITY */;\n\n-- Dump completed on 2026-11-30\n"
+    )
+    scanner = DumpScanner()
+    scanner.feed(tail)
+    scanner.finish()
+    assert scanner.footer == (
+        b"/*!40103 SET TIME_ZONE=@OLD_TIME_ZONE */;\n/*!40101 SET SQL_MODE=@OLD_SQL_MODE */;\n"
+        b"/*M!100616 SET NOTE_VERBOSITY=@OLD_NOTE_VERBOSITY */;\n"
+    )
+    assert b"INSERT" not in scanner.footer
+    cut = DumpScanner()
+    cut.feed(b"-- Current Database: `a`\n\nINSERT INTO `t` VALUES (1);\n")
+    assert cut.footer == FOOTER
+    # and the footer is never content: the last database of a stream (which carries it) hashes
+    # like the same database dumped before another one
+    with_footer = DumpScanner()
+    with_footer.feed(tail)
+    with_footer.finish()
+    without = DumpScanner()
+    without.feed(tail.replace(b"/*M!100616 SET NOTE_VERBOSITY=@OLD_NOTE_VERBOSITY */;\n", b""))
+    without.finish()
+    assert with_footer.sections["a"].content_sha256 == without.sections["a"].content_sha256

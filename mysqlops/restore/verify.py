@@ -136,6 +136,7 @@ def make_certificate(
     target_version: str,
     lossy: Sequence[str],
     tested_at: datetime | None = None,
+    source_version: str | None = None,
 ) -> RestoreCertificate:
     tested_at = tested_at or datetime.now(UTC)
     return RestoreCertificate(
@@ -146,7 +147,7 @@ def make_certificate(
         passed=bool(checks) and all(c.passed for c in checks),
         checks=tuple(checks),
         durations=dict(durations),
-        source_version=f"{manifest.flavor} {manifest.server_version}",
+        source_version=source_version or f"{manifest.flavor} {manifest.server_version}",
         target_version=target_version,
         recovery_point_seconds=max(0.0, (tested_at - manifest.finished_at).total_seconds()),
         lossy=tuple(lossy),
@@ -321,7 +322,9 @@ def restore_test_copy(
             finally:
                 scratch_root.close()
     durations["total"] = round(time.monotonic() - started, 3)
-    cert = make_certificate(manifest, location.name, checks, durations, target_version, lossy)
+    cert = make_certificate(
+        manifest, location.name, checks, durations, target_version, lossy, source_version=source
+    )
     if write_certificate:
         key = certificate_key(manifest, location.name, cert.tested_at)
         try:

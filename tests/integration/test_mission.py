@@ -113,3 +113,100 @@ def test_mission_on_flavor(
             db.scalar(conn, "SELECT COUNT(*) FROM information_schema.TABLES WHERE TABLE_SCHEMA = 'bulk'") == 0
         )
     print(f"\nmission on {flavor}: {timings}")
+
+
+def test_upgrade_rehearsal(fresh_server: sandbox.SandboxServer, tmp_path: Any) -> None:
+    """restore-test(scratch_series="mariadb-11.8") restores a MariaDB 10.11 backup into 11.8 and
+    certifies it; the certificate names both versions. The re-dump runs 10.11's own dump tool
+    against the 11.8 server, so its hash compares with the backup's."""
+    spec = fresh_server.spec()
+    local = Location("local", f"file://{tmp_path}/backups")
+    with db.session(spec) as conn:
+        assert builds.build_name_for(db.server_version(conn)) == "mariadb-10.11"
+        create_awkward_database(conn, "shop")
+        create_bulk_table(conn, "bulk", "t", 2000, payload_bytes=64)
+    manifest = bk.run_backup(spec, [local], codec("zstd"), staging_dir=str(tmp_path)).manifest
+    cert = restore_test_copy(local, manifest, staging_dir=str(tmp_path), scratch_series="mariadb-11.8")
+    assert cert.passed, [(c.name, c.detail) for c in cert.checks if not c.passed]
+    new = builds.resolve("mariadb-11.8")
+    assert cert.source_version.startswith(f"mariadb {manifest.server_version}")
+    assert "mariadb-10.11" in cert.source_version
+    assert cert.target_version == f"mariadb-11.8 ({new.version})"
+    assert [c.name for c in cert.checks if "re-dump content hash" in c.name] == [
+        "bulk: re-dump content hash",
+        "shop: re-dump content hash",
+    ]
+    # the same backup on its own series still passes (the ordinary restore test)
+    own = restore_test_copy(local, manifest, staging_dir=str(tmp_path), write_certificate=False)
+    assert own.passed and own.target_version.startswith("mariadb-10.11 (")
+
+
+def test_scratch_server_that_cannot_start_fails_the_certificate(
+    fresh_server: sandbox.SandboxServer, tmp_path: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A scratch build that cannot start is a FAILED certificate naming the reason, written
+    next to the backup; no exception escapes, nothing is left running."""
+    from mysqlops.adapters import clients
+
+    spec = fresh_server.spec()
+    local = Location("local", f"file://{tmp_path}/backups")
+    with db.session(spec) as conn:
+        db.execute(conn, "CREATE DATABASE app")
+        db.execute(conn, "CREATE TABLE app.t (id INT PRIMARY KEY)")
+    manifest = bk.run_backup(spec, [local], codec("zstd"), staging_dir=str(tmp_path)).manifest
+    # a "build" whose server says it is 11.8 but cannot start
+    fake = tmp_path / "fake-11.8" / "usr" / "sbin"
+    fake.mkdir(parents=True)
+    server = fake / "mariadbd"
+    server.write_text(
+        '#!/bin/sh\nif [ "$1" = "--version" ]; then echo "mariadbd  Ver 11.8.9-MariaDB for Linux"; exit 0; fi\n'
+        'echo "cannot start: broken build" >&2\nexit 1\n'
+    )
+    server.chmod(0o755)
+    monkeypatch.setenv("MYSQLOPS_SERVER_BUILD_MARIADB_11_8", str(tmp_path / "fake-11.8"))
+    clients.forget()
+    try:
+        cert = restore_test_copy(local, manifest, staging_dir=str(tmp_path), scratch_series="mariadb-11.8")
+        missing = tmp_path / "nothing-here"
+        monkeypatch.setenv("MYSQLOPS_SERVER_BUILD_MARIADB_11_8", str(missing))
+        clients.forget()
+        cert2 = restore_test_copy(local, manifest, staging_dir=str(tmp_path), scratch_series="mariadb-11.8")
+    finally:
+        monkeypatch.delenv("MYSQLOPS_SERVER_BUILD_MARIADB_11_8")
+        clients.forget()
+    for c, reason in ((cert, "mariadb-11.8"), (cert2, str(missing))):
+        assert not c.passed
+        failed = [x for x in c.checks if not x.passed]
+        assert [x.name for x in failed] == ["scratch server started"]
+        assert reason in failed[0].detail
+    # the failed certificate is stored next to the backup (the session's leak check proves no
+    # scratch server was left running)
+    from mysqlops import layout
+    from mysqlops.adapters.storage import Store
+
+    keys = Store(local).list_keys(f"{manifest.server}/full/{manifest.backup_id}")
+    stored = [k for k in keys if k.rsplit("/", 1)[-1].startswith(layout.CERTIFICATE_PREFIX)]
+    assert stored  # both ran within one second: one key
+    assert all('"passed": false' in Store(local).read_bytes(k).decode() for k in stored)
+
+
+def test_preflight_names_the_client_to_install() -> None:
+    """Issue 17 item 6: MariaDB's mysqldump/mysqlbinlog first on PATH (Debian's
+    /usr/bin/mysqldump is mariadb-dump) against a MySQL 9.7 server is refused before anything
+    runs, naming the build to fetch; the clients mysqlops picks for that server (the mysql-9.7
+    build's, by absolute path) pass the same check."""
+    from mysqlops.adapters import clients
+    from mysqlops.model import Flavor, ServerVersion
+
+    mysql_97 = ServerVersion(Flavor.MYSQL, 9, 7, 4)
+    on_path = clients.Clients(
+        Flavor.MYSQL, ("/usr/bin/mysql",), ("/usr/bin/mysqldump",), ("/usr/bin/mysqlbinlog",)
+    )
+    problems, _ = clients.check(on_path, mysql_97)
+    assert len(problems) == 3, problems
+    assert all("MySQL 9.7.4" in p and "builds fetch mysql-9.7" in p for p in problems)
+    assert "MariaDB 10.11" in problems[1]  # the dump tool names its own version
+    chosen = clients.for_server(mysql_97)
+    assert chosen.build is not None and chosen.build.name == "mysql-9.7"
+    assert clients.check(chosen, mysql_97) == ([], [])
+    assert chosen.dump[-1].startswith(chosen.build.root)

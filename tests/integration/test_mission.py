@@ -1,13 +1,16 @@
 """The whole mission on each server build (mariadb-10.11, mariadb-11.8, mysql-9.7), with the
 real clients of that build: backup → restore-test → restore, replica provision + health,
-binlog archive + PITR proof + point-in-time restore. One cluster per build (the shared
-``cluster`` fixture) and one restore target.
+binlog archive + PITR proof + point-in-time restore. One cluster per build of its own (the
+session's ``cluster`` is shared with tests that expect no replication wired) and one restore
+target.
 
 Run one build: ``pytest tests/integration/test_mission.py --flavor mysql-9.7``."""
 
 from __future__ import annotations
 
+import os
 import time
+from collections.abc import Iterator
 from datetime import UTC, datetime
 from typing import Any
 
@@ -29,16 +32,27 @@ pytestmark = [pytest.mark.integration, pytest.mark.slow]
 SETTINGS = repl.ReplicationSettings(user="mysqlops_repl", password="Mission'pw\\9")
 
 
+@pytest.fixture(scope="module")
+def mission_cluster(
+    sandbox_root: str, server_build: builds.ServerBuild
+) -> Iterator[list[sandbox.SandboxServer]]:
+    servers = sandbox.start_cluster(
+        os.path.join(sandbox_root, f"mission-{server_build.name}"), replicas=1, build=server_build
+    )
+    yield servers
+    sandbox.stop_servers(servers)
+
+
 @pytest.mark.flavors
 def test_mission_on_flavor(
     flavor: str,
     server_build: builds.ServerBuild,
-    cluster: list[sandbox.SandboxServer],
+    mission_cluster: list[sandbox.SandboxServer],
     fresh_server: sandbox.SandboxServer,
     s3_location: Location,
     tmp_path: Any,
 ) -> None:
-    primary, replica = (s.spec() for s in cluster)
+    primary, replica = (s.spec() for s in mission_cluster)
     target = fresh_server.spec()
     local = Location("local", f"file://{tmp_path}/backups")
     staging = str(tmp_path)

@@ -83,6 +83,7 @@ from mysqlops.errors import (
     ManifestError,
     MysqlopsError,
     ObjectExists,
+    PreflightFailed,
     StorageError,
 )
 from mysqlops.manifest import BackupManifest, BinlogManifest
@@ -342,6 +343,11 @@ def archive_binlogs(
     closed_on_server = [f for f, _ in server.logs if binlog_sequence(f) < binlog_sequence(server.active)]
     skipped = tuple(f for f in closed_on_server if f not in wanted)
     tools = clients.for_server(server.version)
+    if wanted:
+        # the binlog client of the server's own flavor (MariaDB's mysqlbinlog cannot read MySQL's)
+        problems, _warnings = clients.check(tools, server.version, roles=("binlog",))
+        if problems:
+            raise PreflightFailed(problems)
     credentials = client_option_file(spec)
     done: list[ArchivedBinlog] = []
     manifests: list[BinlogManifest] = []

@@ -280,6 +280,9 @@ def apply_binlogs(
             "until_gtid is supported for MariaDB; on MySQL use until_position or until_datetime"
         )
     tools = clients.for_server(version)
+    problems, _warnings = clients.check(tools, version, roles=("binlog", "client"))
+    if problems:
+        raise RestoreError("; ".join(problems))
     apply_started = time.monotonic()
     binlog_cmd = replay_argv(
         tools.binlog,

@@ -90,9 +90,12 @@ def for_server(version: ServerVersion, *, fetch_missing: bool = False) -> Client
         hit = _memo.get(key)
     if hit is not None:
         return hit
+    name = builds.build_name_for(version)
     try:
-        build = builds.resolve(builds.build_name_for(version), fetch_missing=fetch_missing)
+        build = builds.resolve(name, fetch_missing=fetch_missing)
     except (MysqlopsError, ConfigError):
+        if os.environ.get(builds.parse_build_name(name).env_var):
+            raise  # a directory the user named for this build is broken: say so, never fall back
         build = None
     if build is not None:
         found = for_build(build)

@@ -208,7 +208,10 @@ def _restore_and_verify(
             tool_build = builds.resolve(own, log=log)
         except MysqlopsError as exc:
             log(f"no {own} dump tool for the re-dump ({exc}); using {binary.name}'s")
-    more, notes = verify_restored(manifest, spec, result.databases, clients.for_build(tool_build).dump)
+    try:
+        more, notes = verify_restored(manifest, spec, result.databases, clients.for_build(tool_build).dump)
+    except MysqlopsError as exc:  # a re-dump that cannot run is a failed check, not an escaped error
+        more, notes = [Check("verify the restored databases", False, str(exc))], []
     checks += more
     lossy += notes
     durations["verify"] = round(time.monotonic() - t_verify, 3)

@@ -13,7 +13,9 @@ seeding, the re-dump of a restore test) takes its program from :func:`for_server
 
 A build is not fetched from the network for a client unless asked (``fetch_missing``): a
 backup should not start a 50 MB download; the error of :func:`check` names the command that
-fetches it.
+fetches it. A ``MYSQLOPS_SERVER_BUILD_<BUILD>`` directory that does not work is an error, never
+a silent fallback to PATH. Scratch servers (restore tests, the PITR proof) use
+:func:`for_build` on their own build; the re-dump that verifies a restore uses the backup's build.
 """
 
 from __future__ import annotations

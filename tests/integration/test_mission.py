@@ -118,6 +118,16 @@ def test_mission_on_flavor(
     assert result.replay.files
     with db.session(target) as conn:
         assert {d: table_checksums(conn, d) for d in ("shop", "bulk")} == expected
+    # negative control on real servers of this build: the restored target holds rows the first
+    # backup does not (one audit row more, 100 changed rows), so its re-dump hash differs
+    from mysqlops.adapters import clients
+    from mysqlops.restore.verify import verify_restored
+
+    checks, _ = verify_restored(
+        first, target, {"shop": "shop", "bulk": "bulk"}, clients.for_build(server_build).dump
+    )
+    hashes = {c.name: c.passed for c in checks if "re-dump content hash" in c.name}
+    assert hashes == {"bulk: re-dump content hash": False, "shop: re-dump content hash": False}, checks
     lap("point-in-time restore")
 
     # the replica followed everything, the accident included

@@ -21,8 +21,9 @@ from mysqlops import binlog
 from mysqlops import replication as repl
 from mysqlops.adapters import builds, sandbox
 from mysqlops.adapters import mysql as db
-from mysqlops.model import Location
+from mysqlops.model import Location, RecoveryTarget
 from mysqlops.restore import pitr, restore_test_copy
+from mysqlops.runs import RunContext
 from mysqlops.sampledata import create_awkward_database, create_bulk_table
 from mysqlops.streams.compression import codec
 from mysqlops.tablesum import table_checksums
@@ -107,13 +108,17 @@ def test_mission_on_flavor(
     lap("writes + second backup + binlog archive")
 
     # PITR proof: first backup + archived binlogs == second backup, on a scratch of this build
-    proof = pitr.prove_binlog_chain([local], primary.name, staging_dir=staging)
+    proof = pitr.prove_binlog_chain([local], primary.name, ctx=RunContext(staging_dir=staging))
     assert proof and all(c.passed for c in proof), [(c.name, c.detail) for c in proof if not c.passed]
     lap("PITR proof")
 
     # restore: the latest backup + binlogs up to just before the accident, into another server
     result = pitr.point_in_time_restore(
-        [local], primary.name, target, until=before_accident, staging_dir=staging
+        [local],
+        primary.name,
+        target,
+        RecoveryTarget(time=before_accident),
+        ctx=RunContext(staging_dir=staging),
     )
     assert result.replay.files
     with db.session(target) as conn:

@@ -112,9 +112,12 @@ def restore_test_task(
     scans: list[catalog.LocationScan],
     compare_with: ServerSpec | None,
     encryption_keys: list[str] | None,
+    scratch_series: str | None = None,
 ) -> RestoreCertificate:
     ctx = run_context(encryption_keys, staging_dir=staging_dir)
-    return mysqlops.restore.prove_copy(location, manifest, ctx, scans, compare_with)
+    return mysqlops.restore.prove_copy(
+        location, manifest, ctx, scans, compare_with, scratch_series=scratch_series
+    )
 
 
 @flow(name="restore-test")
@@ -126,6 +129,7 @@ def restore_test(
     compare_with: str | None = None,
     encryption_keys: list[str] | None = None,
     prove_pitr: bool = False,
+    scratch_series: str | None = None,
 ) -> list[dict[str, Any]]:
     """Prove backups restore: for the latest complete backup of each of ``servers`` (block
     names, as in every flow; default: every server found) or ``backup_id``, restore the copy at
@@ -135,7 +139,11 @@ def restore_test(
     has not changed since). A copy whose manifest the catalog refused (a file name that could
     leave the staging directory, a duplicate, a manifest naming another directory, a symbolic
     link at a local location...) is never restored: it is a failed row of this flow, with the
-    reason. ``prove_pitr``: also prove the binlog archive between two full backups."""
+    reason. ``prove_pitr``: also prove the binlog archive between two full backups.
+    The scratch server is of each backup's own flavor and series (fetched when missing);
+    ``scratch_series`` (``mariadb-11.8``) restores into that build instead: an upgrade
+    rehearsal, certified like any restore test (the certificate names both versions)."""
+    mysqlops.restore.check_scratch_series(scratch_series)
     reap_leftovers(staging_dir)
     logger = get_run_logger()
     reference = load_server(compare_with) if compare_with else None
@@ -145,7 +153,8 @@ def restore_test(
     for problem in plan.problems:
         logger.error("%s", problem)
     certs = [
-        restore_test_task(loc, m, staging_dir, scans, reference, encryption_keys) for loc, m in plan.copies
+        restore_test_task(loc, m, staging_dir, scans, reference, encryption_keys, scratch_series)
+        for loc, m in plan.copies
     ]
     rows = plan.refused + [mysqlops.restore.certificate_row(cert) for cert in certs]
     publish_metrics(metrics.restore_test_samples(certs))

@@ -77,15 +77,22 @@ def create_bulk_table(
                 ) ENGINE=InnoDB"""
         )
         batch = 50_000
+        # numbers 1..n without MariaDB's seq_1_to_N engine (MySQL has none) nor a recursive CTE
+        # (MySQL stops those at cte_max_recursion_depth = 1000): five cross-joined digit tables
+        digits = "(SELECT 0 AS n UNION ALL " + " UNION ALL ".join(f"SELECT {i}" for i in range(1, 10)) + ")"
+        numbers = (
+            f"SELECT a.n + 10 * b.n + 100 * c.n + 1000 * e.n + 10000 * f.n + 1 AS seq FROM {digits} a "
+            f"CROSS JOIN {digits} b CROSS JOIN {digits} c CROSS JOIN {digits} e CROSS JOIN {digits} f"
+        )
         for start in range(0, rows, batch):
             n = min(batch, rows - start)
             cur.execute(
                 f"""INSERT INTO {d}.{t}
                     SELECT seq + %s, FLOOR(RAND(seq) * 1000000), SHA2(seq, 256),
                            ROUND(RAND(seq + 7) * 100000, 2), '2026-01-01' + INTERVAL seq SECOND,
-                           REPEAT(MD5(seq), %s)
-                    FROM {d}.seq_1_to_{n}""",
-                (start, max(1, payload_bytes // 32)),
+                           REPEAT(LEFT(SHA2(seq, 224), 32), %s)
+                    FROM ({numbers}) AS numbers WHERE seq <= %s""",
+                (start, max(1, payload_bytes // 32), n),
             )
 
 

@@ -57,7 +57,7 @@ from mysqlops.model import (
 from mysqlops.progress import Progress, ProgressFn, Ticker
 from mysqlops.sql.dialect import Dialect
 from mysqlops.streams.compression import Codec
-from mysqlops.streams.dumpscan import FOOTER, DumpScanner
+from mysqlops.streams.dumpscan import DumpScanner
 from mysqlops.streams.follow import Growth
 from mysqlops.streams.keys import key_id
 from mysqlops.tools import redact
@@ -108,7 +108,7 @@ def _dump_stream(
         if scanner.current is not None:  # table index: each section its own frame
             sink_for(scanner.current).begin_section(kind, table)
 
-    scanner = DumpScanner(on_data, on_section)
+    scanner = DumpScanner(on_data, on_section, flavor=plan.version.flavor)
     argv = dump_argv(plan.tool, databases[0], DumpOptions(position_options=plan.position_options))
     if len(databases) > 1:
         argv = (*argv[:-1], *databases)  # --databases -- db1 db2 ...
@@ -138,7 +138,7 @@ def _dump_stream(
                 # the stream's own footer went to the last database; the others get the same one
                 if database != active[0]:
                     sink.begin_section("other", None)
-                    sink.write(FOOTER)
+                    sink.write(scanner.footer)
                 sink.close()
     if not scanner.completed:
         raise DumpIncomplete(
@@ -319,7 +319,7 @@ def run_backup(
             coordinates=coordinates,
             source_coordinates=frozen.source if frozen else None,
             durations=durations,
-            tools={"dump": plan.tool_version, "mysqlops": _own_version()},
+            tools={"dump": plan.tool_version, **plan.tool_build, "mysqlops": _own_version()},
             tags=tuple(tags),
             warnings=tuple(warnings),
             encryption_key_id=key_id(encryption_key) if encryption_key is not None else None,

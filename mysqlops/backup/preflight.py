@@ -11,8 +11,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from mysqlops.adapters import clients, process
 from mysqlops.adapters import mysql as db
-from mysqlops.adapters import process
 from mysqlops.adapters.storage import Store
 from mysqlops.errors import (
     ConfigError,
@@ -29,7 +29,6 @@ from mysqlops.model import (
 )
 from mysqlops.sql import catalog as sqlcat
 from mysqlops.sql.dialect import Dialect, dialect_for
-from mysqlops.tools.client import ClientTools
 from mysqlops.units import human_bytes
 
 
@@ -46,9 +45,10 @@ class Plan:
     lossy_columns: dict[str, tuple[str, ...]]
     position_options: tuple[str, ...]
     warnings: tuple[str, ...]
-    tool: str
+    tool: tuple[str, ...]
     tool_version: str
     identity: dict[str, Any] = field(default_factory=dict)
+    tool_build: dict[str, str] = field(default_factory=dict)  # the client build (flavor, exact version)
     non_transactional: dict[str, dict[str, str]] = field(default_factory=dict)  # database -> table -> engine
 
     @property
@@ -149,9 +149,10 @@ def check_backup_parameters(
         raise ConfigError("; ".join(problems))
 
 
-def _tool_version(program: str) -> str:
+def _tool_version(program: str | Sequence[str]) -> str:
+    argv = [program] if isinstance(program, str) else list(program)
     try:
-        out = process.run([program, "--version"], timeout=30).stdout.decode("utf-8", "replace").strip()
+        out = process.run([*argv, "--version"], timeout=30).stdout.decode("utf-8", "replace").strip()
     except MysqlopsError:
         return "unknown"
     return out.splitlines()[0] if out else "unknown"
@@ -237,16 +238,11 @@ def preflight(
             f"staging directory {staging} has {human_bytes(free)} free, the backup needs about "
             f"{human_bytes(needed)}: free space or set a staging_dir on a larger disk"
         )
-    tools = ClientTools.for_flavor(version.flavor)
-    try:
-        program = process.require_program(
-            tools.dump,
-            "mysqldump",
-            package_hint="mariadb-client" if version.flavor.value == "mariadb" else "mysql-client",
-        )
-    except MysqlopsError as exc:
-        problems.append(str(exc))
-        program = tools.dump
+    chosen_clients = clients.for_server(version)
+    client_problems, client_warnings = clients.check(chosen_clients, version, roles=("dump",))
+    problems += client_problems
+    warnings += client_warnings
+    program = chosen_clients.dump
     if problems:
         raise PreflightFailed(problems)
     return Plan(
@@ -260,6 +256,7 @@ def preflight(
         warnings=tuple(warnings),
         tool=program,
         tool_version=_tool_version(program),
+        tool_build=chosen_clients.record(),
         identity=identity,
         non_transactional=outside,
     )

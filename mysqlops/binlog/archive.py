@@ -57,7 +57,7 @@ from collections.abc import Iterator, Sequence
 from datetime import UTC, datetime
 
 from mysqlops import layout
-from mysqlops.adapters import process
+from mysqlops.adapters import clients, process
 from mysqlops.adapters.localfs import private_tempdir
 from mysqlops.adapters.storage import Store, StoredObject
 from mysqlops.binlog.format import BinlogSummary, summarize_file
@@ -79,6 +79,7 @@ from mysqlops.errors import (
     ManifestError,
     MysqlopsError,
     ObjectExists,
+    PreflightFailed,
     StorageError,
 )
 from mysqlops.manifest import BackupManifest, BinlogManifest
@@ -88,7 +89,7 @@ from mysqlops.streams.compression import Codec
 from mysqlops.streams.crypto import HEADER_MAX_SIZE, Decryptor, Encryptor, Keyring, peek_key_id
 from mysqlops.streams.crypto import MAGIC as ENC_MAGIC
 from mysqlops.tools.binlog import fetch_argv
-from mysqlops.tools.client import ClientTools, client_option_file
+from mysqlops.tools.client import client_option_file
 
 
 # =========================================================================== archive
@@ -266,7 +267,12 @@ def archive_binlogs(
     wanted = sorted({f for p in plans.values() for f in p.to_archive}, key=binlog_sequence)
     closed_on_server = [f for f, _ in server.logs if binlog_sequence(f) < binlog_sequence(server.active)]
     skipped = tuple(f for f in closed_on_server if f not in wanted)
-    tools = ClientTools.for_flavor(server.version.flavor)
+    tools = clients.for_server(server.version)
+    if wanted:
+        # the binlog client of the server's own flavor (MariaDB's mysqlbinlog cannot read MySQL's)
+        problems, _warnings = clients.check(tools, server.version, roles=("binlog",))
+        if problems:
+            raise PreflightFailed(problems)
     credentials = client_option_file(spec)
     done: list[ArchivedBinlog] = []
     manifests: list[BinlogManifest] = []
@@ -280,7 +286,9 @@ def archive_binlogs(
                 name=f"copy binlog {file}",
             )
             if not os.path.isfile(raw_path):
-                raise BinlogError(f"{tools.binlog} finished but wrote no {file}: was it purged meanwhile?")
+                raise BinlogError(
+                    f"{process.program_name(tools.binlog)} finished but wrote no {file}: was it purged meanwhile?"
+                )
             got = os.path.getsize(raw_path)
             if got != sizes[file]:
                 raise IntegrityError(

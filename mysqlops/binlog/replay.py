@@ -9,8 +9,8 @@ from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 
 from mysqlops import layout
+from mysqlops.adapters import clients, process
 from mysqlops.adapters import mysql as db
-from mysqlops.adapters import process
 from mysqlops.adapters.storage import Store
 from mysqlops.binlog.archive import _read_verified, list_archived, private_dir
 from mysqlops.binlog.plan import BinlogGap
@@ -36,7 +36,7 @@ from mysqlops.streams.compression import codec_from_label
 from mysqlops.streams.keys import Keyring
 from mysqlops.tools import redact
 from mysqlops.tools.binlog import replay_argv
-from mysqlops.tools.client import ClientTools, client_option_file, mysql_argv
+from mysqlops.tools.client import client_option_file, mysql_argv
 
 
 # =========================================================================== replay
@@ -278,7 +278,10 @@ def apply_binlogs(
         raise ConfigError(
             "until_gtid is supported for MariaDB; on MySQL use until_position or until (a time)"
         )
-    tools = ClientTools.for_flavor(version.flavor)
+    tools = clients.for_server(version)
+    problems, _warnings = clients.check(tools, version, roles=("binlog", "client"))
+    if problems:
+        raise RestoreError("; ".join(problems))
     apply_started = time.monotonic()
     binlog_cmd = replay_argv(
         tools.binlog,

@@ -9,11 +9,10 @@ from typing import TYPE_CHECKING
 
 import pymysql
 
+from mysqlops.adapters import clients
 from mysqlops.adapters import mysql as db
-from mysqlops.adapters import process
 from mysqlops.errors import (
     ConfigError,
-    EnvironmentProblem,
     MysqlopsError,
     PreflightFailed,
     ReplicationError,
@@ -23,7 +22,6 @@ from mysqlops.sql.dialect import Dialect, dialect_for
 from mysqlops.sql.gtid import normalize_gtid
 from mysqlops.sql.quoting import quote_string
 from mysqlops.sql.status import ReplicaStatus
-from mysqlops.tools.client import ClientTools
 
 if TYPE_CHECKING:
     pass
@@ -382,14 +380,10 @@ def preflight(
     # the dump and load clients run only when there is something to copy: an empty primary
     # (a fresh sandbox) is replicated from its first GTID without them
     if pf.databases and any(p.action in (ReplicaAction.SEED, ReplicaAction.REBUILD) for p in plans):
-        tools = [ClientTools.for_flavor(pf.version.flavor).dump] + [
-            ClientTools.for_flavor(p.facts.version.flavor).mysql for p in plans
-        ]
-        for program in dict.fromkeys(tools):
-            try:
-                process.require_program(program, package_hint="mariadb-client (or mysql-client)")
-            except EnvironmentProblem as exc:
-                problems.append(str(exc))
+        found, _ = clients.check(clients.for_server(pf.version), pf.version, roles=("dump",))
+        for version in dict.fromkeys(p.facts.version for p in plans):
+            found += clients.check(clients.for_server(version), version, roles=("client",))[0]
+        problems += list(dict.fromkeys(found))
         warnings += _float_warnings(primary, pf.databases)
     if problems:
         raise PreflightFailed(problems)

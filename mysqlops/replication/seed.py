@@ -7,8 +7,8 @@ import time
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
+from mysqlops.adapters import clients, process
 from mysqlops.adapters import mysql as db
-from mysqlops.adapters import process
 from mysqlops.errors import (
     DumpIncomplete,
     ProcessError,
@@ -22,7 +22,7 @@ from mysqlops.sql.gtid import normalize_gtid
 from mysqlops.sql.replica import ReplicaSql
 from mysqlops.sql.status import ReplicaStatus
 from mysqlops.streams.dumpscan import DumpScanner
-from mysqlops.tools.client import ClientTools, DumpOptions, client_option_file, dump_argv, mysql_argv
+from mysqlops.tools.client import DumpOptions, client_option_file, dump_argv, mysql_argv
 from mysqlops.tools.redact import client_stderr
 from mysqlops.units import human_bytes, human_rate
 
@@ -92,13 +92,13 @@ def seed_stream(
         )
         return SeedResult(before, (), 0, time.monotonic() - started)
     dump = dump_argv(
-        ClientTools.for_flavor(primary.version.flavor).dump,
+        clients.for_server(primary.version).dump,
         databases[0],
         DumpOptions(position_options=pd.dump.dump_position_options()),
     )
     if len(databases) > 1:
         dump = (*dump[:-1], *databases)  # --databases -- db1 db2 ...
-    load = mysql_argv(ClientTools.for_flavor(replica.version.flavor).mysql)
+    load = mysql_argv(clients.for_server(replica.version).mysql)
     scanner = DumpScanner()
     hint = "; the replica is partly loaded: re-run with rebuild=True"
     last = time.monotonic()

@@ -27,7 +27,12 @@ from mysqlops.restore.proof import (
 )
 from mysqlops.restore.proof import failure as restore_test_failure
 from mysqlops.restore.request import RestoreOutcome, RestoreRequest, run
-from mysqlops.restore.verify import certificate_key, restore_test_copy
+from mysqlops.restore.verify import (
+    certificate_key,
+    check_scratch_series,
+    restore_test_copy,
+    scratch_build_name,
+)
 
 __all__ = [
     "ChainReport",
@@ -41,6 +46,7 @@ __all__ = [
     "certificate_markdown",
     "certificate_row",
     "chain_row",
+    "check_scratch_series",
     "physical_chain",
     "plan_restore_tests",
     "point_in_time_restore",
@@ -55,4 +61,5 @@ __all__ = [
     "restore_test_physical",
     "run",
     "scratch_build",
+    "scratch_build_name",
 ]

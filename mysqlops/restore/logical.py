@@ -22,8 +22,8 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from mysqlops.adapters import clients, process, reaper
 from mysqlops.adapters import mysql as db
-from mysqlops.adapters import process, reaper
 from mysqlops.adapters.localfs import private_tempdir
 from mysqlops.errors import (
     ConfigError,
@@ -45,7 +45,7 @@ from mysqlops.streams.checksum import CHUNK, iter_chunks
 from mysqlops.streams.compression import codec_from_label
 from mysqlops.streams.crypto import Decryptor, Keyring
 from mysqlops.tools import redact
-from mysqlops.tools.client import ClientTools, client_option_file, mysql_argv
+from mysqlops.tools.client import Program, client_option_file, mysql_argv
 
 # --------------------------------------------------------------------------- loading
 
@@ -54,7 +54,7 @@ def load_file(
     path: str,
     compression: str,
     target: ServerSpec,
-    program: str,
+    program: Program,
     rename: Mapping[str, str],
     on_bytes: Callable[[int], None] | None = None,
     timeout: float | None = None,
@@ -250,9 +250,11 @@ def restore_backup(
                     for m in missing
                 ]
             )
-    program = process.require_program(
-        ClientTools.for_flavor(version.flavor).mysql, "mysql", package_hint="mariadb-client"
-    )
+    load_clients = clients.for_server(version)
+    client_problems, _warnings = clients.check(load_clients, version, roles=("client",))
+    if client_problems:
+        raise RestoreError("; ".join(client_problems))
+    program = load_clients.mysql
     if reap_leftovers:
         reaper.reap([staging_dir], log=say)
     staging = private_tempdir(staging_dir, "mysqlops-restore-")

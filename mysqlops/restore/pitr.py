@@ -146,9 +146,8 @@ def prove_binlog_chain(
     ``sandbox_dir`` or in a new owner-marked directory under /tmp, which the next run removes
     (server included) if this process is killed.
     """
-    from mysqlops.adapters import process, sandbox
-    from mysqlops.restore.verify import redump_content_hash
-    from mysqlops.tools.client import ClientTools
+    from mysqlops.adapters import builds, clients, sandbox
+    from mysqlops.restore.verify import redump_content_hash, scratch_build_name
 
     ctx = ctx or RunContext()
     say, staging_dir, keyring = ctx.reporter.info, ctx.staging_dir, ctx.keyring
@@ -188,15 +187,15 @@ def prove_binlog_chain(
     checks: list[Check] = []
     reaper.reap([staging_dir, sandbox_dir], log=say)
     scratch_root = contextlib.ExitStack()
-    root = sandbox_dir or scratch_root.enter_context(private_dir(SCRATCH_PARENT, "mysqlops-pitr-"))
+    scratch = None
     try:
+        # a scratch server of the backups' own flavor and series, started inside the try: one
+        # that cannot start is a failed check with the reason
+        build = builds.resolve(scratch_build_name(first), log=say)
+        root = sandbox_dir or scratch_root.enter_context(private_dir(SCRATCH_PARENT, "mysqlops-pitr-"))
         scratch = sandbox.start_server(
-            root, f"pitr-{second.backup_id[-6:]}", server_id=950, tuned=True, scratch=True
+            root, f"pitr-{second.backup_id[-6:]}", server_id=950, tuned=True, binary=build, scratch=True
         )
-    except BaseException:
-        scratch_root.close()
-        raise
-    try:
         spec = scratch.spec(name=f"scratch-pitr-{second.backup_id[-6:]}")
         with fetch_binlogs(
             [Store(loc) for loc in locations],
@@ -220,11 +219,11 @@ def prove_binlog_chain(
                 Check("encrypted binlogs decrypted", True, f"key id(s) {', '.join(replay.key_ids)}")
             )
         checks.append(Check("binlogs replayed", True, f"{len(replay.files)} file(s) up to {replay.stop}"))
-        program = process.require_program(ClientTools.for_flavor(scratch.flavor).dump, "mysqldump")
+        program = clients.for_build(build).dump
         for f in second.files:
             if f.database is None or not f.content_sha256:
                 continue
-            got = redump_content_hash(spec, f.database, program)
+            got = redump_content_hash(spec, f.database, program, second.flavor)
             checks.append(
                 Check(
                     f"{f.database}: {first.backup_id} + binlogs equals {second.backup_id}",
@@ -236,7 +235,8 @@ def prove_binlog_chain(
         checks.append(Check("point-in-time replay", False, str(exc)))
     finally:
         try:
-            sandbox.stop_server(scratch)
+            if scratch is not None:
+                sandbox.stop_server(scratch)
         finally:
             scratch_root.close()
     return checks

@@ -81,8 +81,11 @@ def prove_copy(
     ctx: RunContext,
     scans: Sequence[catalog.LocationScan] = (),
     compare_with: ServerSpec | None = None,
+    *,
+    scratch_series: str | None = None,
 ) -> RestoreCertificate:
-    """Restore-test one copy and write its certificate at ``location``; every check is reported."""
+    """Restore-test one copy and write its certificate at ``location``; every check is reported.
+    ``scratch_series``: a logical copy is restored into that build (an upgrade rehearsal)."""
     from mysqlops.restore.verify import certificate_key, restore_test_copy
 
     if manifest.method.value == "physical":
@@ -109,7 +112,12 @@ def prove_copy(
         )
     else:
         cert = restore_test_copy(
-            location, manifest, staging_dir=ctx.staging_dir, log=ctx.reporter.info, keyring=ctx.keyring
+            location,
+            manifest,
+            staging_dir=ctx.staging_dir,
+            log=ctx.reporter.info,
+            keyring=ctx.keyring,
+            scratch_series=scratch_series,
         )
     for check in cert.checks:
         (ctx.reporter.info if check.passed else ctx.reporter.error)(
@@ -198,6 +206,7 @@ def restore_test(
     backup_id: str = "latest",
     compare_with: ServerSpec | None = None,
     prove_binlogs: bool = False,
+    scratch_series: str | None = None,
 ) -> tuple[list[dict[str, Any]], list[RestoreCertificate]]:
     """Every step of the restore-test flow in one call (the command line, tests): the rows
     (refused copies first) and the certificates written. Raises nothing for a failed test:
@@ -206,7 +215,9 @@ def restore_test(
     plan = plan_restore_tests(scans, servers, backup_id)
     for problem in plan.problems:
         ctx.reporter.error(problem)
-    certs = [prove_copy(loc, m, ctx, scans, compare_with) for loc, m in plan.copies]
+    certs = [
+        prove_copy(loc, m, ctx, scans, compare_with, scratch_series=scratch_series) for loc, m in plan.copies
+    ]
     rows = plan.refused + [certificate_row(c) for c in certs]
     if prove_binlogs:
         names = [loc.name for loc in locations]

@@ -32,8 +32,8 @@ import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 
+from mysqlops.adapters import clients, process
 from mysqlops.adapters import mysql as db
-from mysqlops.adapters import process
 from mysqlops.adapters.localfs import private_tempdir
 from mysqlops.errors import (
     ConfigError,
@@ -51,7 +51,7 @@ from mysqlops.sql.quoting import quote_identifier as q
 from mysqlops.streams.compression import codec_from_label
 from mysqlops.streams.crypto import Keyring
 from mysqlops.tools import redact
-from mysqlops.tools.client import ClientTools, client_option_file, mysql_argv
+from mysqlops.tools.client import Program, client_option_file, mysql_argv
 
 PREAMBLE = (
     b"/*!40101 SET NAMES utf8mb4 */;\n"
@@ -254,7 +254,7 @@ def _load_table(
     paths: Mapping[str, str],
     compression: str,
     target: ServerSpec,
-    program: str,
+    program: Program,
     timeout: float | None,
     on_bytes: Callable[[int], None] | None = None,
 ) -> int:
@@ -365,9 +365,11 @@ def restore_tables(
         databases = {p.target_db for p in picks}
         missing_dbs = [d for d in sorted(databases) if not db.scalar(conn, sqlcat.SCHEMA_EXISTS, [d])]
         version = db.server_version(conn)
-    program = process.require_program(
-        ClientTools.for_flavor(version.flavor).mysql, "mysql", package_hint="mariadb-client"
-    )
+    load_clients = clients.for_server(version)
+    client_problems, _warnings = clients.check(load_clients, version, roles=("client",))
+    if client_problems:
+        raise RestoreError("; ".join(client_problems))
+    program = load_clients.mysql
     warnings = [
         f"the triggers of {p.name} were not restored: it was restored as {p.target} and trigger bodies name "
         "the original table; recreate them by hand if needed"

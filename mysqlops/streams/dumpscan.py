@@ -11,6 +11,15 @@ One pass over the dump's bytes, in chunks, with memory bounded whatever the size
   options can be compared with the original whatever the header/trailer says;
 - keeps the header (for binlog coordinates) and checks the ``-- Dump completed`` trailer.
 
+The content hash is stable across a round trip (dump, load into another server, dump again
+with the same tool) on every flavor: MySQL's ``mysqldump`` ends with ``SET @@SESSION.SQL_LOG_BIN
+= @MYSQLDUMP_TEMP_LOG_BIN;`` (session state, excluded like the footer), and a MySQL server that
+loaded ``col varchar(20) COLLATE utf8mb4_unicode_ci`` prints it back as ``col varchar(20)
+CHARACTER SET utf8mb4 COLLATE utf8mb4_unicode_ci``: the same column (a collation names its
+character set), so a scanner for MySQL (``flavor=Flavor.MYSQL``) hashes column definition
+lines with a ``CHARACTER SET cs`` that only repeats its collation's character set removed.
+MariaDB dumps are hashed as they are (the hashes of existing MariaDB backups stay valid).
+
 The scanner relies on one property of mysqldump output: a newline inside data is always
 escaped (``\\n``), so a raw ``\\n`` followed by ``--`` or ``CREATE`` starts a real line.
 """
@@ -23,7 +32,7 @@ import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from mysqlops.model import ObjectCounts
+from mysqlops.model import Flavor, ObjectCounts
 
 MARKER = b"-- Current Database: "
 TRAILER = b"-- Dump completed"
@@ -41,10 +50,17 @@ _FOOTER_PREFIXES = (
     b"/*!40111 SET SQL_NOTES=@OLD_SQL_NOTES",
 )
 FOOTER = b"\n".join(p + b" */;" for p in _FOOTER_PREFIXES) + b"\n"
+# session state, not content: mysqldump of a server with GTIDs restores the session's binlogging
+_SESSION_LINES = (b"SET @@SESSION.SQL_LOG_BIN", b"SET @MYSQLDUMP_TEMP_LOG_BIN")
+_RESTORE_LINE_RE = re.compile(
+    rb"^(?:/\*[!M]!?\d+ )?SET [A-Za-z_@]+ ?= ?@(?:OLD_[A-Z_]+|MYSQLDUMP_TEMP_LOG_BIN)(?: \*/)?;$"
+)
+_COLUMN_START = b"  `"  # a column definition line of CREATE TABLE (data never starts a line)
+_REDUNDANT_CHARSET_RE = re.compile(rb" CHARACTER SET ([A-Za-z0-9]+) COLLATE (\1_[A-Za-z0-9_]+)")
 _SANDBOX_LINE = b"/*M!999999"
 _ROUTINE_RE = re.compile(rb"^(?:CREATE|/\*!50003 CREATE\*/).*?\b(?:PROCEDURE|FUNCTION)\s+`")
 # a newline starting a line that may be special, or a blank line (lookahead: "\n\n--" is both)
-_MARK_RE = re.compile(rb"\n(?=--|CREATE|/\*|USE `|\n)")
+_MARK_RE = re.compile(rb"\n(?=--|CREATE|/\*|USE `|SET @|  `|\n)")
 _TRIGGERS_START = b"/*!50003 SET @saved_cs_client"  # the session settings that open a table's triggers
 _SPECIAL_STARTS = (
     b"--",
@@ -55,6 +71,8 @@ _SPECIAL_STARTS = (
     b"/*M!",
     b"USE `",
     _TRIGGERS_START,
+    *_SESSION_LINES,
+    _COLUMN_START,
 )
 _STRUCTURE = b"-- Table structure for table "
 _DATA = b"-- Dumping data for table "
@@ -66,6 +84,13 @@ def parse_quoted(text: bytes) -> str | None:
     if len(rest) >= 2 and rest[:1] == b"`" and rest[-1:] == b"`":
         return rest[1:-1].replace(b"``", b"`").decode("utf-8", "replace")
     return None
+
+
+def normalize_column_line(line: bytes) -> bytes:
+    """``  `c` varchar(20) CHARACTER SET utf8mb4 COLLATE utf8mb4_bin`` -> ``  `c` varchar(20)
+    COLLATE utf8mb4_bin``: the character set a collation implies, said twice (MySQL after a
+    round trip). A character set another collation does not imply is kept."""
+    return _REDUNDANT_CHARSET_RE.sub(rb" COLLATE \2", line)
 
 
 def parse_marker(line: bytes) -> str | None:
@@ -101,6 +126,8 @@ class DumpScanner:
         self,
         on_data: Callable[[str | None, bytes | memoryview], None] | None = None,
         on_section: Callable[[str, str | None], None] | None = None,
+        *,
+        flavor: Flavor | str | None = None,
     ) -> None:
         """``on_section(kind, table)`` (optional) hears where a database's sections start, before
         their first byte reaches ``on_data``: ``structure``/``data``/``triggers`` of ``table``,
@@ -108,6 +135,7 @@ class DumpScanner:
         section starts at the ``--`` line that opens its comment block; a triggers section at
         the session settings mysqldump writes before a table's triggers."""
         self._on_data = on_data or (lambda _db, _data: None)
+        self._normalize_columns = flavor is not None and Flavor(flavor) is Flavor.MYSQL
         self._on_section = on_section
         self._kind = "other"  # the kind of the section in progress
         self._table: str | None = None
@@ -181,6 +209,16 @@ class DumpScanner:
         return bool(lines) and lines[-1].startswith(TRAILER)
 
     @property
+    def footer(self) -> bytes:
+        """The statements that end the stream by restoring the session (``SET
+        TIME_ZONE=@OLD_TIME_ZONE`` ...) as this dump tool wrote them, for the files of the
+        databases before the last one: MariaDB 11.8 restores ``NOTE_VERBOSITY`` where older tools
+        restore ``SQL_NOTES`` (which 11.8 refuses to set from the unset ``@OLD_SQL_NOTES``).
+        :data:`FOOTER` when the stream ended without them."""
+        lines = [ln for ln in self._last_lines.split(b"\n") if _RESTORE_LINE_RE.match(ln)]
+        return b"\n".join(lines) + b"\n" if lines else FOOTER
+
+    @property
     def header_text(self) -> str:
         return bytes(self.header).decode("utf-8", "replace")
 
@@ -252,9 +290,21 @@ class DumpScanner:
                     emit_from, content_from = at, max(content_from, at)
                     self._on_section(self._kind, self._table)
             stats = self.sections[self.current]
+            if line.startswith(_COLUMN_START):
+                if self._normalize_columns and b" CHARACTER SET " in line:
+                    normal = normalize_column_line(line)
+                    if normal != line:
+                        self._content(stats, buf, content_from, start, blanks)
+                        self._content(stats, normal + b"\n", 0, len(normal) + 1, [])
+                        content_from = end
+                continue
             # comments, the footer, and USE lines (a multi-database dump revisits every database
             # at its end; a single-database dump of a database without views does not)
-            excluded = line.startswith((b"--", _SANDBOX_LINE, b"USE `")) or line.startswith(_FOOTER_PREFIXES)
+            excluded = (
+                line.startswith((b"--", _SANDBOX_LINE, b"USE `", *_SESSION_LINES))
+                or line.startswith(_FOOTER_PREFIXES)
+                or (line.startswith(b"/*M!") and _RESTORE_LINE_RE.match(line) is not None)
+            )
             if excluded:
                 self._content(stats, buf, content_from, start, blanks)
                 content_from = end

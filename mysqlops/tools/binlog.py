@@ -10,15 +10,22 @@ from mysqlops.errors import (
 )
 from mysqlops.model import BinlogCoordinates, RecoveryTarget
 from mysqlops.sql.gtid import parse_mariadb_gtids
+from mysqlops.tools.client import Program, program_words
 
 
-def fetch_argv(tool: str, file: str, staging: str) -> tuple[str, ...]:
+def fetch_argv(tool: Program, file: str, staging: str) -> tuple[str, ...]:
     """Copy one binlog byte for byte from the server (credentials come via option file)."""
-    return (tool, "--read-from-remote-server", "--raw", f"--result-file={staging.rstrip('/')}/", file)
+    return (
+        *program_words(tool),
+        "--read-from-remote-server",
+        "--raw",
+        f"--result-file={staging.rstrip('/')}/",
+        file,
+    )
 
 
 def replay_argv(
-    tool: str,
+    tool: Program,
     files: Sequence[str],
     start: BinlogCoordinates,
     *,
@@ -26,7 +33,7 @@ def replay_argv(
     log_on_target: bool = False,
 ) -> tuple[str, ...]:
     """``mariadb-binlog`` decoding local files from ``start`` to ``until`` (data; None: to the end)."""
-    argv = [tool, "--no-defaults"]
+    argv = [*program_words(tool), "--no-defaults"]
     if not log_on_target:
         argv.append("--disable-log-bin")  # the target's own binlog/GTIDs do not clash
     if start.position > 4:

@@ -7,10 +7,11 @@ process adapter, which passes the file as ``--defaults-extra-file`` (the first o
 from __future__ import annotations
 
 import os
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from mysqlops.model import Flavor, ServerSpec
+from mysqlops.model import Flavor, ServerSpec, ServerVersion
 
 
 @dataclass(frozen=True)
@@ -138,3 +139,58 @@ def mysql_argv(
     if database is not None:
         argv += ["--database", database]
     return tuple(argv)
+
+
+# --------------------------------------------------------------------------- client identity
+_MARIADB_VERSION = re.compile(r"(?:Distrib|from)\s+(\d+)\.(\d+)\.(\d+)[^\s,]*-MariaDB", re.IGNORECASE)
+_VER_TRIPLE = re.compile(r"\bVer\s+(\d+)\.(\d+)\.(\d+)")
+
+
+def parse_client_version(text: str, program: str = "") -> tuple[Flavor | None, ServerVersion | None]:
+    """Flavor and server version of a client tool from its ``--version`` text.
+
+    ``mariadb-dump  Ver 10.19 Distrib 10.11.19-MariaDB, ...`` and ``mariadb-dump from
+    11.8.9-MariaDB, client 10.20 ...`` -> MariaDB 10.11.19 / 11.8.9; ``mysqldump  Ver 9.7.4-2 for
+    Linux ...`` -> MySQL 9.7.4. ``mariadb-binlog Ver 3.5 for debian-linux-gnu`` (10.11 prints no
+    server version) -> MariaDB, version unknown: the program's real name (``program``, a path
+    with symlinks resolved; Debian's ``mysqlbinlog`` is a link to ``mariadb-binlog``) tells the
+    flavor. (None, None) when nothing is recognisable."""
+    m = _MARIADB_VERSION.search(text)
+    if m:
+        return Flavor.MARIADB, ServerVersion(
+            Flavor.MARIADB, int(m.group(1)), int(m.group(2)), int(m.group(3))
+        )
+    base = os.path.basename(program)
+    if "mariadb" in text.lower() or base.startswith("maria"):
+        return Flavor.MARIADB, None
+    m = _VER_TRIPLE.search(text)
+    if m:
+        return Flavor.MYSQL, ServerVersion(Flavor.MYSQL, int(m.group(1)), int(m.group(2)), int(m.group(3)))
+    return None, None
+
+
+def client_mismatch(
+    role: str, program: str, version_text: str, server: ServerVersion, fix: str
+) -> tuple[str | None, str | None]:
+    """(problem, warning) of using the client ``program`` (``--version`` printed
+    ``version_text``) against ``server``. A client of the other flavor is a problem (MariaDB's
+    mysqldump against MySQL fails late with ``unknown variable 'source-data=2'``), and so is a
+    MySQL client of an older series than the server; an older MariaDB client is a warning.
+    ``fix`` says what to install or fetch."""
+    flavor, version = parse_client_version(version_text, program)
+    server_name = "MariaDB" if server.flavor is Flavor.MARIADB else "MySQL"
+    if flavor is None:
+        return (
+            None,
+            f"cannot tell the flavor of the {role} client {program} from {version_text.strip()[:120]!r}",
+        )
+    if flavor is not server.flavor:
+        kind = str(version) if version else ("MariaDB" if flavor is Flavor.MARIADB else "MySQL") + "'s"
+        return (
+            f"the {role} client {program} is {kind}, the server is {server}: a {server_name} server "
+            f"needs {server_name}'s own {role} client. {fix}"
+        ), None
+    if version is not None and (version.major, version.minor) < (server.major, server.minor):
+        text = f"the {role} client {program} is {version}, older than the server ({server}). {fix}"
+        return (text, None) if flavor is Flavor.MYSQL else (None, text)
+    return None, None

@@ -8,7 +8,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from mysqlops.streams.dumpscan import DumpScanner, parse_marker
+from mysqlops.streams.dumpscan import FOOTER, DumpScanner, parse_marker
 
 DATA = Path(__file__).parent / "data"
 MULTI = (DATA / "multi_a_bx.sql").read_bytes()
@@ -96,3 +96,112 @@ def test_a_sequence_counts_as_a_table() -> None:
     )
     scanner, _ = scan(dump, 7)
     assert scanner.counts("d").tables == 2
+
+
+# --------------------------------------------------------------------------- round trips per flavor
+# a real MySQL 9.7 backup of the awkward sample database and the re-dump of a second 9.7 server
+# that loaded it (same mysqldump): MySQL prints `CHARACTER SET utf8mb4 COLLATE utf8mb4_unicode_ci`
+# on the reloaded columns where the original said `COLLATE utf8mb4_unicode_ci`
+MYSQL_BACKUP = (DATA / "mysql97_shop_backup.sql").read_bytes()
+MYSQL_REDUMP = (DATA / "mysql97_shop_redump.sql").read_bytes()
+
+
+def content_hash(data: bytes, flavor: str | None, step: int = 1 << 20) -> str:
+    scanner = DumpScanner(flavor=flavor)
+    for i in range(0, len(data), step):
+        scanner.feed(data[i : i + step])
+    scanner.finish()
+    return scanner.sections["shop"].content_sha256
+
+
+@pytest.mark.parametrize("step", [1 << 20, 4096, 97])
+def test_mysql_round_trip_hash_is_stable(step: int) -> None:
+    assert b"CHARACTER SET utf8mb4 COLLATE utf8mb4_unicode_ci" in MYSQL_REDUMP
+    assert b"varchar(100) CHARACTER SET" not in MYSQL_BACKUP
+    assert content_hash(MYSQL_BACKUP, "mysql", step) == content_hash(MYSQL_REDUMP, "mysql", step)
+    # without the MySQL normalisation the round trip differs (what restore-test saw before)
+    assert content_hash(MYSQL_BACKUP, None, step) != content_hash(MYSQL_REDUMP, None, step)
+
+
+def test_session_binlog_line_is_not_content() -> None:
+    """mysqldump's closing `SET @@SESSION.SQL_LOG_BIN = @MYSQLDUMP_TEMP_LOG_BIN;` is session
+    state: a re-dump of a server without GTIDs (no such line) hashes the same."""
+    line = b"SET @@SESSION.SQL_LOG_BIN = @MYSQLDUMP_TEMP_LOG_BIN;\n"
+    assert line in MYSQL_REDUMP
+    assert content_hash(MYSQL_REDUMP.replace(line, b""), "mysql") == content_hash(MYSQL_REDUMP, "mysql")
+
+
+@pytest.mark.parametrize(
+    "old,new",
+    [
+        # one changed byte in one row
+        ("'Zoë 😀 Ünïcode'".encode(), "'Zoe 😀 Ünïcode'".encode()),
+        # one column of another collation (a real change, not the redundant character set)
+        (
+            b"`name` varchar(100) CHARACTER SET utf8mb4 COLLATE utf8mb4_unicode_ci NOT NULL",
+            b"`name` varchar(100) CHARACTER SET utf8mb4 COLLATE utf8mb4_bin NOT NULL",
+        ),
+        # another character set with the collation of it
+        (
+            b"`name` varchar(100) CHARACTER SET utf8mb4 COLLATE utf8mb4_unicode_ci NOT NULL",
+            b"`name` varchar(100) CHARACTER SET latin1 COLLATE latin1_swedish_ci NOT NULL",
+        ),
+        # one object missing: the function's body changed
+        (b"RETURN x * 2", b"RETURN x * 3"),
+    ],
+)
+def test_mysql_round_trip_still_fails_on_a_change(old: bytes, new: bytes) -> None:
+    assert MYSQL_REDUMP.count(old) == 1
+    changed = MYSQL_REDUMP.replace(old, new)
+    assert content_hash(changed, "mysql") != content_hash(MYSQL_BACKUP, "mysql")
+
+
+def test_mysql_round_trip_fails_on_a_missing_trigger() -> None:
+    start = MYSQL_REDUMP.index(b"/*!50003 CREATE*/ /*!50017 DEFINER")
+    end = MYSQL_REDUMP.index(b"\n", start) + 1
+    without = MYSQL_REDUMP[:start] + MYSQL_REDUMP[end:]
+    assert content_hash(without, "mysql") != content_hash(MYSQL_BACKUP, "mysql")
+
+
+def test_mariadb_hash_unchanged_by_the_mysql_rules() -> None:
+    """MariaDB dumps are hashed as before (existing backups keep verifying): the scanner for
+    MariaDB and the flavor-less one agree, and neither touches a column's CHARACTER SET."""
+    assert content_hash(MULTI.replace(b"`a`", b"`shop`"), "mariadb") == content_hash(
+        MULTI.replace(b"`a`", b"`shop`"), None
+    )
+    line = b"  `c` varchar(5) CHARACTER SET utf8mb4 COLLATE utf8mb4_bin DEFAULT NULL,\n"
+    other = b"  `c` varchar(5) COLLATE utf8mb4_bin DEFAULT NULL,\n"
+    body = b"-- Current Database: `shop`\n\nCREATE TABLE `t` (\n"
+    assert content_hash(body + line, "mariadb") != content_hash(body + other, "mariadb")
+    assert content_hash(body + line, "mysql") == content_hash(body + other, "mysql")
+
+
+def test_footer_is_the_dump_tools_own() -> None:
+    """The files of the databases before the last one end with the footer the dump tool
+    wrote: mariadb-dump 11.8 restores NOTE_VERBOSITY, and 11.8 refuses the older tools'
+    `SET SQL_NOTES=@OLD_SQL_NOTES` (ERROR 1231) when its header never set @OLD_SQL_NOTES."""
+    tail = (
+        b"-- Current Database: `a`\n\nINSERT INTO `t` VALUES (1);\n"
+        b"/*!40103 SET TIME_ZONE=@OLD_TIME_ZONE */;\n/*!40101 SET SQL_MODE=@OLD_SQL_MODE */;\n"
+        b"/*M!100616 SET NOTE_VERBOSITY=@OLD_NOTE_VERBOSITY */;\n\n-- Dump completed on 2026-11-30\n"
+    )
+    scanner = DumpScanner()
+    scanner.feed(tail)
+    scanner.finish()
+    assert scanner.footer == (
+        b"/*!40103 SET TIME_ZONE=@OLD_TIME_ZONE */;\n/*!40101 SET SQL_MODE=@OLD_SQL_MODE */;\n"
+        b"/*M!100616 SET NOTE_VERBOSITY=@OLD_NOTE_VERBOSITY */;\n"
+    )
+    assert b"INSERT" not in scanner.footer
+    cut = DumpScanner()
+    cut.feed(b"-- Current Database: `a`\n\nINSERT INTO `t` VALUES (1);\n")
+    assert cut.footer == FOOTER
+    # and the footer is never content: the last database of a stream (which carries it) hashes
+    # like the same database dumped before another one
+    with_footer = DumpScanner()
+    with_footer.feed(tail)
+    with_footer.finish()
+    without = DumpScanner()
+    without.feed(tail.replace(b"/*M!100616 SET NOTE_VERBOSITY=@OLD_NOTE_VERBOSITY */;\n", b""))
+    without.finish()
+    assert with_footer.sections["a"].content_sha256 == without.sections["a"].content_sha256

@@ -19,6 +19,7 @@ from mysqlops.adapters.storage import Store
 from mysqlops.errors import ConfigError, RetentionError
 from mysqlops.manifest import Verdict
 from mysqlops.model import Location
+from mysqlops.pins import pinned_backups
 from mysqlops.retention import RetentionPolicy
 from mysqlops.retention import apply as retention_apply
 
@@ -38,9 +39,13 @@ def _policy_for(name: str, policy: dict[str, Any] | None, policies: dict[str, An
 
 
 @task(cache_policy=NO_CACHE)
-def verdicts_task(locations: list[Location]) -> dict[tuple[str, str, str], Verdict]:
-    """What the restore certificates at every location prove, copy by copy."""
-    return catalog.verdicts(catalog.scan(locations))
+def verdicts_task(
+    locations: list[Location],
+) -> tuple[dict[tuple[str, str, str], Verdict], set[tuple[str, str]]]:
+    """What the restore certificates at every location prove, copy by copy, and which backups
+    are pinned (the newest pin marker at any location decides)."""
+    scans = catalog.scan(locations)
+    return catalog.verdicts(scans), set(pinned_backups(scans))
 
 
 @task(cache_policy=NO_CACHE)
@@ -51,13 +56,14 @@ def retention_task(
     grace_hours: float,
     servers: list[str] | None,
     verdicts: dict[tuple[str, str, str], Verdict] | None = None,
+    pinned: set[tuple[str, str]] | None = None,
 ) -> tuple[list[dict[str, Any]], retention_apply.ApplyResult | None, list[str]]:
     logger = get_run_logger()
     now = datetime.now(UTC)
     scan = catalog.scan_location(location)
     for note in scan.notes:
         logger.warning("%s: %s", location.name, note)
-    retention = retention_apply.plan_for_scan(scan, policy, now, servers, verdicts)
+    retention = retention_apply.plan_for_scan(scan, policy, now, servers, verdicts, pinned)
     rows = [{"location": location.name, **row} for row in retention.to_rows()]
     logger.info("%s: %s (%s)", location.name, retention.summary(), policy.describe())
     refused = [f"location {location.name!r}: {why}" for why in retention.refused]
@@ -99,6 +105,7 @@ def apply_retention(
     published as a table artifact. ``apply=True`` deletes manifest first, then data, then
     cleans temporary objects, data without a manifest and stale uploads older than
     ``grace_hours`` (longer than your longest backup). An unreadable catalog deletes nothing.
+    Pinned backups (pin-backup) are always kept ("kept: pinned").
     Only backups proven by a passed restore test count; a server with backups but none proven
     at a location keeps everything there and the flow ends Failed naming the fix (restore-test).
     """
@@ -107,11 +114,17 @@ def apply_retention(
     outcomes: dict[str, Any] = {}
     errors: list[str] = []
     locs = [load_location(name) for name in locations]
-    verdicts = verdicts_task(locs)
+    verdicts, pinned = verdicts_task(locs)
     for name, location in zip(locations, locs, strict=True):
         try:
             rows, result, refused = retention_task(
-                location, _policy_for(name, policy, policies or {}), apply, grace_hours, servers, verdicts
+                location,
+                _policy_for(name, policy, policies or {}),
+                apply,
+                grace_hours,
+                servers,
+                verdicts,
+                pinned,
             )
         except RetentionError as exc:
             logger.error("%s", exc)

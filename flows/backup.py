@@ -284,7 +284,12 @@ def list_backups(locations: list[str], server: str | None = None) -> list[dict[s
     """The catalog: backups across locations, one row per copy under the location it was
     found at, with its restore-test ``verdict`` and ``proven``; a copy whose newest restore
     test failed shows status ``restore-test-failed``, one missing files ``damaged``, a refused
-    manifest ``unusable: <reason>``."""
+    manifest ``unusable: <reason>``.
+
+    Args:
+        locations: BackupLocation block names to list, e.g. ["local", "s3"].
+        server: Only this server (name as stored); empty = every server.
+    """
     scans = catalog.scan([load_location(name) for name in locations])
     rows = [r for r in catalog.backups_rows(scans) if server is None or r["server"] in (server, None)]
     table_artifact("backup-catalog", rows, "Backups across locations, with restore-test verdicts")

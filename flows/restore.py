@@ -110,6 +110,21 @@ def restore(
     Point in time: until="2026-11-23T10:15:00Z" (or until_gtid / until_position
     "mysql-bin.000004:1234") restores the newest full backup before the target, then replays
     the archived binlogs from its coordinates up to the target.
+
+    Args:
+        target: MySQLServer block to restore into (never the backup's own server unless allowed).
+        locations: BackupLocation block names, in preference order, e.g. ["local", "s3"].
+        backup_id: The backup to restore, e.g. 20261123T101500Z-3fa2c1, or latest (needs server).
+        server: The backed-up server's name as stored (needed for latest and point in time).
+        databases: Only these databases of the backup (default: all).
+        rename: Restore database A as B, e.g. {"shop": "shop_restored"}.
+        overwrite: Replace non-empty databases that exist on the target.
+        allow_source_target: Allow restoring into the server the backup was taken from.
+        staging_dir: Directory for temporary files (default: the system temp directory).
+        encryption_keys: Secret block names holding the keys (current first) for encrypted backups.
+        until: Point in time (UTC), e.g. 2026-11-23T10:15:00Z: replay archived binlogs up to it.
+        until_gtid: Point in time as a GTID set: replay up to and including it.
+        until_position: Point in time as binlog file:position, e.g. mysql-bin.000004:1234.
     """
     if backup_id == "latest" and not server:
         raise ConfigError("restore of 'latest' needs server=<the backed-up server's name>")
@@ -348,7 +363,18 @@ def restore_test(
     table with ``compare_with`` (a MySQLServer block that has not changed since).
     A copy whose manifest the catalog refused (a file name that could leave the staging
     directory, a duplicate, a manifest naming another directory, a symbolic link at a local
-    location...) is never restored: it is a failed row of this flow, with the reason."""
+    location...) is never restored: it is a failed row of this flow, with the reason.
+
+    Args:
+        locations: BackupLocation block names whose copies are tested, e.g. ["local", "s3"].
+        servers: Server names as stored (default: every server found at the locations).
+        backup_id: The backup to test, or latest (the newest complete backup of each server).
+        location: Test only the copy at this location (default: every location's copy).
+        staging_dir: Directory for temporary files and the scratch server.
+        compare_with: MySQLServer block to compare a physical backup with, table by table.
+        encryption_keys: Secret block names holding the keys (current first) for encrypted backups.
+        prove_pitr: Also replay the archived binlogs after the backup (proves point-in-time recovery).
+    """
     reap_leftovers(staging_dir)
     logger = get_run_logger()
     reference = load_server(compare_with) if compare_with else None

@@ -537,8 +537,8 @@ async def run(
     async with get_client() as client:
         await apply_work_pool(client, env, report)
         await apply_queues_and_limits(client, env, report)
-        wanted = server_deployments.wanted(env.deployments, env.work_pool, queue_name)
-        await server_deployments.apply(client, wanted, report)
+        per_server = server_deployments.wanted(env.deployments, env.work_pool, queue_name)
+        await server_deployments.apply(client, per_server, report)
         if env.webhook is not None:
             block_id = await apply_notification_block(env, report, interactive, prompt)
             if env.alerts is not None:

@@ -410,8 +410,8 @@ def _plan_group(
     # Binlogs: PITR from the oldest kept full (that records a position) needs all later binlogs.
     anchor_seq: int | None = None
     anchor_id = ""
-    for i, why in keep.items():
-        if why == [KEPT_PINNED]:
+    for i, kept_for in keep.items():
+        if kept_for == [KEPT_PINNED]:
             continue  # pinned only: standalone, restores to its own point
         r = recs[i]
         seq = r.binlog_sequence

@@ -123,9 +123,10 @@ def test_servers_as_data_three_servers_two_workers(
         assert d["work_queue_name"] == f"server-{name}" and d["work_pool_name"] == "mysqlops"
         assert set(d["tags"]) == {"mysqlops", f"server:{name}", "mysqlops-setup"}
         assert d["schedules"] == [] and d["parameters"] == {"server": name, "locations": ["local"]}
-        assert d["parameter_openapi_schema"]["properties"]["server"]["description"]  # the form's help
+        assert d["parameter_openapi_schema"]["properties"]["server"]["type"] == "string"
         r = deployments[("flows/restore.py:restore_test", name)]
         assert r["work_queue_name"] == "default" and r["parameters"]["servers"] == [name]
+        assert r["parameter_openapi_schema"]["properties"]["servers"]["description"]  # the form's help
     assert ("flows/backup.py:backup", "hand-made") in deployments
 
     workers = [

@@ -173,3 +173,19 @@ def test_backup_inventory(env: Any) -> None:
         assert (
             r["size"] in line and kid in line and ("pinned " in line) == (r["backup_id"] == old["backup_id"])
         )
+
+
+def test_pin_command_line(env: Any, capsys: pytest.CaptureFixture[str]) -> None:
+    """``python -m mysqlops pin/unpin`` writes the same markers without Prefect."""
+    from mysqlops.__main__ import main
+    from mysqlops.pins import pinned_backups
+
+    local = _locations()[0]
+    newest = max(m.backup_id for m in catalog.scan_location(local).backups if m.server == "fpin")
+    assert main(["pin", "fpin", newest, "--location", local.url, "--reason", "cli"]) == 0
+    assert f"pinned fpin/{newest} at {local.url}" in capsys.readouterr().out
+    assert ("fpin", newest) in pinned_backups([catalog.scan_location(local)])
+    assert main(["unpin", "fpin", newest, "--location", local.url]) == 0
+    assert ("fpin", newest) not in pinned_backups([catalog.scan_location(local)])
+    assert main(["pin", "fpin", "20200101T000000Z-000000", "--location", local.url]) == 2
+    assert "not found at locations" in capsys.readouterr().err

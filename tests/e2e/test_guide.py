@@ -267,7 +267,9 @@ def test_operator_guide_on_a_fresh_install(
             finished[name] = run
         # run again, after archive-binlogs and restore-test: nothing left to warn about
         wait_until_clear(server, deployments["check/prod-primary"]["id"])
-        before = {r["id"] for r in deployment_runs(server, deployments["check/prod-primary"]["id"], ["COMPLETED"])}
+        before = {
+            r["id"] for r in deployment_runs(server, deployments["check/prod-primary"]["id"], ["COMPLETED"])
+        }
         sh("uv run prefect deployment run 'check/prod-primary' --watch", timeout=400)
         [second_check] = [
             r["id"]

@@ -40,7 +40,7 @@ def backup_inventory(locations: list[str], servers: list[str] | None = None) -> 
             "%s: %s backups, recovery window %s (%s -> %s)",
             row["server"],
             row["backups"],
-            row["window"],
+            row["recovery_window"],
             row["oldest_point"],
             row["newest_point"],
         )

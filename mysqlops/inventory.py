@@ -24,7 +24,7 @@ from typing import Any
 
 from mysqlops import catalog
 from mysqlops.catalog import LocationScan
-from mysqlops.manifest import BackupManifest, BinlogManifest, RestoreCertificate, Verdict, utc_iso
+from mysqlops.manifest import BackupManifest, BinlogManifest, RestoreCertificate, Verdict
 from mysqlops.model import BackupStatus
 from mysqlops.pins import PinMarker, newest
 from mysqlops.units import human_bytes, human_duration
@@ -91,7 +91,8 @@ def _age(now: datetime, at: datetime | None) -> str:
 
 
 def _iso(at: datetime | None) -> str:
-    return utc_iso(at) if at is not None else "-"
+    """A time as shown: UTC to the second (``2026-11-30 14:41:25Z``)."""
+    return at.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%SZ") if at is not None else "-"
 
 
 def binlog_ranges(binlogs: Iterable[BinlogManifest]) -> list[list[BinlogManifest]]:
@@ -107,6 +108,12 @@ def binlog_ranges(binlogs: Iterable[BinlogManifest]) -> list[list[BinlogManifest
                 continue
         runs.append([b])
     return runs
+
+
+def _pin_text(pin: PinMarker | None) -> str:
+    if pin is None or not pin.pinned:
+        return "no"
+    return "pinned" + (f": {pin.reason}" if pin.reason else "") + f" ({_iso(pin.at)[:10]})"
 
 
 def _cert_index(scans: Sequence[LocationScan]) -> dict[tuple[str, str, str], RestoreCertificate]:
@@ -213,7 +220,7 @@ def build(
                     "encryption_key_id": m.encryption_key_id or "none",
                     "restore_test": verdict.value if m.status is BackupStatus.COMPLETE else m.status.value,
                     "restore_tested_at": _iso(cert.tested_at) if cert else "-",
-                    "pinned": (pin.describe() if pin.pinned else "no") if pin else "no",
+                    "pinned": _pin_text(pin),
                 }
             )
             if m.status is BackupStatus.COMPLETE and verdict not in (Verdict.FAILED, Verdict.DAMAGED):
@@ -259,7 +266,18 @@ def _table(rows: Sequence[Mapping[str, Any]], columns: Sequence[str]) -> list[st
     return out
 
 
-_SHOWN_BACKUP = [c for c in BACKUP_COLUMNS if c not in ("server", "stored_bytes")]
+_SHOWN_BACKUP = [
+    "backup_id",
+    "location",
+    "finished_at",
+    "age",
+    "size",
+    "pinned",
+    "restore_test",
+    "restore_tested_at",
+    "encryption_key_id",
+    "kind",
+]
 _SHOWN_BINLOG = [
     "location",
     "binlogs",
@@ -279,7 +297,7 @@ def server_markdown(inv: Inventory, server: str) -> str:
     lines = [
         f"# Backup inventory: {server}",
         "",
-        f"As of {_iso(inv.now)} (times UTC), locations: {', '.join(inv.locations)}.",
+        f"As of {_iso(inv.now)} (times in UTC), locations: {', '.join(inv.locations)}.",
         "",
         f"**Recovery window:** {w.get('oldest_point', '-')} → {w.get('newest_point', '-')} "
         f"({w.get('window', '-')}); point-in-time recovery continuous from {w.get('pitr_from', '-')}; "
@@ -304,20 +322,21 @@ def fleet_rows(inv: Inventory) -> list[dict[str, Any]]:
     rows = []
     for name, si in inv.servers.items():
         newest_backup = max(si.backups, key=lambda r: r["finished_at"], default=None)
+        w = si.window
         rows.append(
             {
                 "server": name,
-                "backups": len({r["backup_id"] for r in si.backups}),
-                "copies": len(si.backups),
-                "proven": sum(r["restore_test"] in ("passed", "proven-by-copy") for r in si.backups),
-                "pinned": len({r["backup_id"] for r in si.backups if r["pinned"] != "no"}),
+                "recovery_window": w.get("window", "-"),
+                "oldest_point": _iso(w["oldest_at"]) if "oldest_at" in w else "-",
+                "newest_point": _iso(w["newest_at"]) if "newest_at" in w else "-",
                 "newest_backup": newest_backup["backup_id"] if newest_backup else "-",
                 "newest_age": newest_backup["age"] if newest_backup else "-",
-                "backup_size": human_bytes(sum(r["stored_bytes"] for r in si.backups)),
+                "backups": len({r["backup_id"] for r in si.backups}),
+                "copies": len(si.backups),
+                "proven_copies": sum(r["restore_test"] in ("passed", "proven-by-copy") for r in si.backups),
+                "pinned": len({r["backup_id"] for r in si.backups if r["pinned"] != "no"}),
+                "size": human_bytes(sum(r["stored_bytes"] for r in si.backups)),
                 "binlog_ranges": len(si.binlogs),
-                "oldest_point": si.window.get("oldest_point", "-"),
-                "newest_point": si.window.get("newest_point", "-"),
-                "window": si.window.get("window", "-"),
             }
         )
     return rows
@@ -328,7 +347,7 @@ def fleet_markdown(inv: Inventory) -> str:
     lines = [
         "# Backup inventory",
         "",
-        f"As of {_iso(inv.now)} (times UTC), locations: {', '.join(inv.locations)}. "
+        f"As of {_iso(inv.now)} (times in UTC), locations: {', '.join(inv.locations)}. "
         f"Per server detail: the artifacts `inventory-<server>`.",
         "",
         *_table(rows, list(rows[0]) if rows else ["server"]),

@@ -135,7 +135,7 @@ def test_backup_inventory(env: Any) -> None:
     for loc in LOCS:
         o, n = rows[(old["backup_id"], loc)], rows[(new["backup_id"], loc)]
         assert o["encryption_key_id"] == kid and n["encryption_key_id"] == kid
-        assert o["pinned"].startswith("pinned ") and "audit" in o["pinned"] and n["pinned"] == "no"
+        assert o["pinned"].startswith("pinned: audit") and n["pinned"] == "no"
         assert n["restore_test"] == "passed" and n["restore_tested_at"] != "-"
         assert o["restore_test"] == "untested" and o["restore_tested_at"] == "-"
         assert n["size"].endswith(("B", "KiB", "MiB")) and n["stored_bytes"] > 0
@@ -163,7 +163,8 @@ def test_backup_inventory(env: Any) -> None:
     found = asyncio.run(artifacts())
     assert set(found) == {"backup-inventory", "inventory-fpin"}
     fleet = found["backup-inventory"]
-    assert "| fpin |" in fleet
+    [fleet_row] = [line for line in fleet.splitlines() if line.startswith("| fpin |")]
+    assert f"| {window['window']} |" in fleet_row and f"| {newest_binlog} |" in fleet_row
     detail = found["inventory-fpin"]
     assert "**Recovery window:**" in detail and newest_binlog in detail
     for r in (rows[(b["backup_id"], loc)] for b in (old, new) for loc in LOCS):
@@ -171,7 +172,9 @@ def test_backup_inventory(env: Any) -> None:
             line for line in detail.splitlines() if r["backup_id"] in line and f"| {r['location']} |" in line
         )
         assert (
-            r["size"] in line and kid in line and ("pinned " in line) == (r["backup_id"] == old["backup_id"])
+            r["size"] in line
+            and kid in line
+            and ("| pinned: audit" in line) == (r["backup_id"] == old["backup_id"])
         )
 
 

@@ -12,6 +12,8 @@ the ``[deployments]`` table and the defaults below::
     schedules = { backup = "15 1 * * *" } # override a default cron ("" = no schedule)
     parameters = { backup = { parallel = 4 } }
     retention_policy = { keep_daily = 14, keep_weekly = 8, keep_monthly = 12, min_redundancy = 2 }
+    directory = "/opt/mysqlops"           # where workers find flows/ (default: this project)
+    job_variables = { image = "registry/mysqlops:1.2" }   # Docker/Kubernetes pools
 
     [servers.db3]
     host = "db3.internal"
@@ -154,6 +156,7 @@ class DeploymentSettings:
     timezone: str = "UTC"
     directory: str = str(PROJECT_DIR)
     servers: list[ServerDeployments] = field(default_factory=list)
+    job_variables: dict[str, Any] = field(default_factory=dict)  # Docker/Kubernetes: image, volumes
 
 
 def _flow_list(where: str, value: Any) -> list[str]:
@@ -195,6 +198,7 @@ def parse(
         "schedules",
         "parameters",
         "retention_policy",
+        "job_variables",
     }
     unknown = sorted(set(table) - allowed)
     if unknown:
@@ -221,7 +225,12 @@ def parse(
     schedules = _table_of_flows("[deployments] schedules", table.get("schedules"), str)
     parameters = _table_of_flows("[deployments] parameters", table.get("parameters"), dict)
     policy = table.get("retention_policy", DEFAULT_POLICY)
-    settings = DeploymentSettings(timezone=timezone, directory=directory)
+    job_variables = table.get("job_variables", {})
+    if not isinstance(job_variables, Mapping):
+        raise ConfigError(
+            '[deployments] job_variables must be a table, e.g. { image = "registry/mysqlops:1.2" }'
+        )
+    settings = DeploymentSettings(timezone=timezone, directory=directory, job_variables=dict(job_variables))
     block_names = {b for b, _, _, _ in servers}
     for block, stored, expect_backups, server_table in servers:
         where = f"[servers.{block}]"
@@ -292,6 +301,8 @@ def wanted(settings: DeploymentSettings, work_pool: str, queue_of: Callable[[str
                 "collision": kind.collision,
                 "directory": settings.directory,
             }
+            if settings.job_variables:
+                spec["job_variables"] = settings.job_variables
             out.append(Wanted(name, s.block, spec))
     return out
 
@@ -347,6 +358,7 @@ async def apply(client: Any, want: list[Wanted], report: Any) -> None:
                 {"prefect.deployments.steps.set_working_directory": {"directory": spec["directory"]}}
             ],
             enforce_parameter_schema=True,
+            job_variables=spec.get("job_variables"),
         )
         report.add("updated" if current is not None else "created", "deployment", label)
     keep = {(w.flow, w.name) for w in want}

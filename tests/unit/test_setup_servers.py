@@ -88,3 +88,14 @@ def test_bad_server_tables_name_the_fix(table: str, message: str) -> None:
 def test_bad_timezone() -> None:
     with pytest.raises(ConfigError, match="IANA"):
         wanted('[deployments]\ntimezone = "Mars/Olympus"\n[servers.db1]\nhost = "h"\n')
+
+
+def test_container_pools_get_image_and_directory() -> None:
+    got = wanted(
+        '[deployments]\ndirectory = "/opt/mysqlops"\njob_variables = { image = "registry/mysqlops:1.2" }\n'
+        '[servers.db1]\nhost = "h"\n'
+    )
+    assert {spec["directory"] for spec in got.values()} == {"/opt/mysqlops"}
+    assert all(spec["job_variables"] == {"image": "registry/mysqlops:1.2"} for spec in got.values())
+    with pytest.raises(ConfigError, match="absolute path"):
+        wanted('[deployments]\ndirectory = "opt"\n[servers.db1]\nhost = "h"\n')

@@ -495,8 +495,12 @@ def test_check_fails_when_an_active_schedule_has_no_upcoming_run() -> None:
     assert verdicts[f"probe-{tag}/paused"]["status"] == "warning"
     import time
 
-    deadline, text = time.monotonic() + 20, ""
-    while "Finished in state" not in text and time.monotonic() < deadline:  # logs arrive in batches
+    # logs reach the API in batches, in no particular order: wait for the flow's own last line
+    # (its Failed state) AND the check's line, not for the first "Finished in state" (a task's)
+    deadline, text = time.monotonic() + 30, ""
+    while (
+        not ("no upcoming run" in text and "Finished in state Failed" in text) and time.monotonic() < deadline
+    ):
         time.sleep(0.5)
         with get_client(sync_client=True) as client:
             logs = client.read_logs(

@@ -10,7 +10,8 @@ and every binlog range (contiguous archived binlog files), and the server's reco
   the binlogs archived without a gap from that backup's binlog position onwards (point-in-time
   recovery reaches that far);
 * ``pitr_from``: the oldest such backup from which the archived binlogs run without a gap to
-  the newest one (every point in between is restorable); gaps are named.
+  the newest restorable point (every point in between is restorable); ``gaps``: the binlog
+  files missing after the oldest backup's position (they break point-in-time recovery).
 
 Sizes and ages are shown in human units (``units``); times are UTC.
 """
@@ -160,13 +161,12 @@ def _window(
     newest_end, _ = chain_end(latest)
     newest_point = max(latest.finished_at, newest_end) if newest_end else latest.finished_at
     pitr_from = "-"
-    gaps: list[int] = []
-    for m in usable:
-        end, after = chain_end(m)
-        if end is not None and not after:
+    for m in usable:  # oldest first: the first whose binlogs reach the newest point without a gap
+        end, _ = chain_end(m)
+        if end is not None and end >= newest_point:
             pitr_from = f"{m.backup_id} ({_iso(m.finished_at)})"
             break
-        gaps = gaps or after
+    _, gaps = chain_end(oldest)
     row.update(
         oldest_point=f"{_iso(oldest.finished_at)} (backup {oldest.backup_id})",
         newest_point=_iso(newest_point) + (" (binlogs)" if newest_point > latest.finished_at else ""),

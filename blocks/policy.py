@@ -2,10 +2,21 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from prefect.blocks.core import Block
 from pydantic import Field
 
 from mysqlops.retention import RetentionPolicy
+from mysqlops.retention.policy import policy_options
+
+_OPTIONS = policy_options()
+
+
+def _option(name: str) -> Any:
+    option = _OPTIONS[name]
+    bound = {"ge": option["minimum"]} if option["minimum"] is not None else {}
+    return Field(default=option["default"], description=option["description"], **bound)
 
 
 class RetentionPolicyBlock(Block):
@@ -26,31 +37,17 @@ class RetentionPolicyBlock(Block):
     _logo_url = None
     _description = "Retention rules (GFS, keep_within, minimum redundancy) for a backup location."
 
-    keep_last: int = Field(
-        default=0, ge=0, description="Keep the N newest proven backups (a restore test passed)."
-    )
-    keep_hourly: int = Field(
-        default=0, ge=0, description="Keep the newest backup of each of the last N hours."
-    )
-    keep_daily: int = Field(default=0, ge=0, description="Keep the newest backup of each of the last N days.")
-    keep_weekly: int = Field(
-        default=0, ge=0, description="Keep the newest backup of each of the last N ISO weeks."
-    )
-    keep_monthly: int = Field(
-        default=0, ge=0, description="Keep the newest backup of each of the last N months."
-    )
-    keep_yearly: int = Field(
-        default=0, ge=0, description="Keep the newest backup of each of the last N years."
-    )
-    keep_within: str | None = Field(
-        default=None, description="Keep everything newer than this, e.g. '7d', '36h'."
-    )
-    min_redundancy: int = Field(
-        default=1, ge=1, description="Proven backups (a restore test passed) that always stay."
-    )
+    # names and types here (Prefect builds the block's form from them); default, bound and
+    # description come from the one listing of policy fields, mysqlops.retention.policy
+    keep_last: int = _option("keep_last")
+    keep_hourly: int = _option("keep_hourly")
+    keep_daily: int = _option("keep_daily")
+    keep_weekly: int = _option("keep_weekly")
+    keep_monthly: int = _option("keep_monthly")
+    keep_yearly: int = _option("keep_yearly")
+    keep_within: str | None = _option("keep_within")
+    min_redundancy: int = _option("min_redundancy")
 
     def to_policy(self) -> RetentionPolicy:
         data = self.model_dump(exclude_none=True)
-        return RetentionPolicy.from_mapping(
-            {k: v for k, v in data.items() if k.startswith(("keep_", "min_"))}
-        )
+        return RetentionPolicy.from_mapping({k: v for k, v in data.items() if k in _OPTIONS})

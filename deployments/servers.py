@@ -106,7 +106,7 @@ FLOWS: dict[str, FlowKind] = {
             "ENQUEUE",
             "Restore every copy of the newest backup of {server} into a throwaway server and verify it "
             "(proves it for retention and freshness).",
-            lambda s: {"servers": [s.stored_name], "locations": s.locations},
+            lambda s: {"servers": [s.block], "locations": s.locations},
         ),
         FlowKind(
             "apply-retention",
@@ -116,13 +116,9 @@ FLOWS: dict[str, FlowKind] = {
             "ENQUEUE",
             "Apply the retention policy to {server}'s backups and binlog archives (pinned backups stay).",
             lambda s: {
-                "servers": [s.stored_name],
+                "servers": [s.block],
                 "locations": s.locations,
-                ("policies" if isinstance(s.retention_policy, str) else "policy"): (
-                    dict.fromkeys(s.locations, s.retention_policy)
-                    if isinstance(s.retention_policy, str)
-                    else s.retention_policy
-                ),
+                "policy": s.retention_policy,  # fields, a RetentionPolicyBlock name, or per location
                 "apply": True,
             },
         ),

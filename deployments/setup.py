@@ -342,7 +342,9 @@ def _secret_value(value: Any) -> str | None:
 
 
 # ---------------------------------------------------------------------------------- apply
-class Report:
+class SetupLog:
+    """What setup created, updated or left alone, printed as it goes (not the backup report)."""
+
     def __init__(self, out: Callable[[str], None] = print) -> None:
         self.rows: list[tuple[str, str, str]] = []
         self.out = out
@@ -370,7 +372,7 @@ async def _load_block(cls: Any, name: str) -> Any | None:
         return None
 
 
-async def _save_block(report: Report, kind: str, name: str, new: Any, old: Any | None) -> Any:
+async def _save_block(report: SetupLog, kind: str, name: str, new: Any, old: Any | None) -> Any:
     if old is not None and _fields(old) == _fields(new):
         report.add("unchanged", kind, name)
         return old
@@ -379,7 +381,7 @@ async def _save_block(report: Report, kind: str, name: str, new: Any, old: Any |
     return new
 
 
-async def apply_servers(env: Environment, report: Report, interactive: bool, prompt: Prompt) -> None:
+async def apply_servers(env: Environment, report: SetupLog, interactive: bool, prompt: Prompt) -> None:
     for server in env.servers:
         old = await _load_block(MySQLServer, server.name)
         values = dict(server.fields)
@@ -391,7 +393,7 @@ async def apply_servers(env: Environment, report: Report, interactive: bool, pro
         await _save_block(report, "block mysql-server", server.name, new, old)
 
 
-async def apply_locations(env: Environment, report: Report, interactive: bool, prompt: Prompt) -> None:
+async def apply_locations(env: Environment, report: SetupLog, interactive: bool, prompt: Prompt) -> None:
     for location in env.locations:
         old = await _load_block(BackupLocation, location.name)
         values = dict(location.fields)
@@ -403,7 +405,7 @@ async def apply_locations(env: Environment, report: Report, interactive: bool, p
         await _save_block(report, "block backup-location", location.name, new, old)
 
 
-async def apply_work_pool(client: Any, env: Environment, report: Report) -> None:
+async def apply_work_pool(client: Any, env: Environment, report: SetupLog) -> None:
     from prefect.client.schemas.actions import WorkPoolCreate, WorkPoolUpdate
     from prefect.exceptions import ObjectNotFound
     from prefect.workers.utilities import get_default_base_job_template_for_infrastructure_type
@@ -443,7 +445,7 @@ async def apply_work_pool(client: Any, env: Environment, report: Report) -> None
             report.add("unchanged", f"work pool ({env.work_pool_type})", env.work_pool)
 
 
-async def apply_queues_and_limits(client: Any, env: Environment, report: Report) -> None:
+async def apply_queues_and_limits(client: Any, env: Environment, report: SetupLog) -> None:
     from prefect.client.schemas.actions import GlobalConcurrencyLimitCreate, GlobalConcurrencyLimitUpdate
     from prefect.exceptions import ObjectNotFound
 
@@ -483,7 +485,7 @@ async def apply_queues_and_limits(client: Any, env: Environment, report: Report)
 
 
 async def apply_notification_block(
-    env: Environment, report: Report, interactive: bool, prompt: Prompt
+    env: Environment, report: SetupLog, interactive: bool, prompt: Prompt
 ) -> Any:
     """The notification block's document id (created/updated for ``custom-webhook``)."""
     from prefect.blocks.core import Block
@@ -526,11 +528,11 @@ async def run(
     interactive: bool,
     prompt: Prompt = getpass.getpass,
     out: Callable[[str], None] = print,
-) -> Report:
+) -> SetupLog:
     from prefect import get_client
     from prefect.settings import PREFECT_API_URL
 
-    report = Report(out)
+    report = SetupLog(out)
     out(f"Prefect API: {PREFECT_API_URL.value() or '(ephemeral: set PREFECT_API_URL to your server)'}")
     await apply_servers(env, report, interactive, prompt)
     await apply_locations(env, report, interactive, prompt)

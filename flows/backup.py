@@ -7,166 +7,39 @@ then a table artifact (one row per file and location) and a markdown summary.
 
 from __future__ import annotations
 
-from typing import Any, cast
-from uuid import UUID
+from typing import Any
 
 from prefect import flow, get_run_logger, task
 from prefect import tags as prefect_tags  # `tags` is a parameter of the flow
-from prefect.artifacts import create_progress_artifact, update_progress_artifact
 from prefect.cache_policies import NO_CACHE
 
+import mysqlops.backup
 from flows.common import (
-    load_keyring,
     load_location,
     load_server,
     markdown_artifact,
     reap_leftovers,
+    run_context,
+    server_name,
     table_artifact,
 )
-from mysqlops import backup as core
 from mysqlops import catalog
-from mysqlops.backup import preflight as backup_preflight
-from mysqlops.errors import ConfigError, MysqlopsError
-from mysqlops.model import Location, ServerSpec
-from mysqlops.streams.compression import codec as make_codec
-
-
-def _human(n: float) -> str:
-    for unit in ("B", "KiB", "MiB", "GiB", "TiB"):
-        if abs(n) < 1024 or unit == "TiB":
-            return f"{n:.1f} {unit}" if unit != "B" else f"{int(n)} B"
-        n /= 1024
-    return f"{n:.1f} TiB"
+from mysqlops.backup import BackupRequest, BackupResult
+from mysqlops.runs import RunContext
 
 
 @task(cache_policy=NO_CACHE, retries=0)
-def preflight_task(
-    spec: ServerSpec,
-    locations: list[Location],
-    databases: list[str] | None,
-    include: list[str],
-    exclude: list[str],
-    staging_dir: str | None,
-    from_replica: bool,
-) -> core.Plan:
-    logger = get_run_logger()
-    plan = backup_preflight.preflight(
-        spec,
-        locations,
-        databases=databases,
-        include=include,
-        exclude=exclude,
+def backup_task(
+    request: BackupRequest, staging_dir: str | None, progress_interval: float, encryption_key: str | None
+) -> BackupResult:
+    """Pre-flight, dump, uploads, manifest last; the key is loaded here, from its block name."""
+    ctx = run_context(
+        encryption_key,
         staging_dir=staging_dir,
-        from_replica=from_replica,
-    )
-    logger.info(
-        "pre-flight ok: %s, %d database(s) (%s estimated), locations %s",
-        plan.version,
-        len(plan.databases),
-        _human(sum(plan.estimated_bytes.values())),
-        ", ".join(loc.name for loc in locations),
-    )
-    for warning in plan.warnings:
-        logger.warning(warning)
-    return plan
-
-
-@task(cache_policy=NO_CACHE, retries=0)
-def dump_and_upload_task(
-    spec: ServerSpec,
-    locations: list[Location],
-    plan: core.Plan | None,
-    compression: str,
-    level: int | None,
-    parallel: int,
-    from_replica: bool,
-    tags: list[str],
-    staging_dir: str | None,
-    progress_interval: float,
-    method: str = "logical",
-    incremental: bool = False,
-    encryption_key_block: str | None = None,
-) -> core.BackupResult:
-    logger = get_run_logger()
-    # the key is loaded here, inside the task: key bytes never travel as a task parameter
-    keyring = load_keyring([encryption_key_block] if encryption_key_block else None)
-    encryption_key = keyring.current if keyring else None
-    artifact_id = cast(
-        UUID, create_progress_artifact(0.0, description=f"Backup of {spec.name}: bytes dumped / estimate")
-    )
-
-    def on_progress(p: core.Progress) -> None:
-        eta = f", ETA {p.eta_seconds:.0f}s" if p.eta_seconds is not None else ""
-        logger.info(
-            "dumped %s of ~%s (%.0f%%) at %.1f MB/s%s",
-            _human(p.dumped_bytes),
-            _human(p.estimated_bytes),
-            100 * p.fraction,
-            p.throughput / 1e6,
-            eta,
-        )
-        try:
-            update_progress_artifact(artifact_id, round(100 * p.fraction, 1))
-        except Exception as exc:  # noqa: BLE001 - progress display must never fail a backup
-            logger.debug("progress artifact update failed: %s", exc)
-
-    if method == "physical":
-        from mysqlops.backup import run_physical_backup
-
-        physical = run_physical_backup(
-            spec,
-            locations,
-            make_codec(compression, level),
-            incremental=incremental,
-            staging_dir=staging_dir,
-            tags=tags,
-            log=logger.info,
-            encryption_key=encryption_key,
-        )
-        update_progress_artifact(artifact_id, 100.0)
-        return physical
-    if plan is None:
-        raise ConfigError("a logical backup needs its pre-flight plan")
-    result = core.run_backup(
-        spec,
-        locations,
-        make_codec(compression, level),
-        plan=plan,
-        parallel=parallel,
-        from_replica=from_replica,
-        tags=tags,
-        staging_dir=staging_dir,
-        progress=on_progress,
+        progress=f"Backup of {request.server.name}: bytes dumped / estimate",
         progress_interval=progress_interval,
-        log=logger.info,
-        encryption_key=encryption_key,
     )
-    update_progress_artifact(artifact_id, 100.0)
-    return result
-
-
-def _summary_markdown(result: core.BackupResult) -> str:
-    m = result.manifest
-    lines = [
-        f"# Backup `{m.backup_id}` of `{m.server}`",
-        "",
-        f"- server: {m.flavor} {m.server_version}; databases: {len(m.databases)}"
-        + (" (empty)" if m.extra.get("empty") else ""),
-        f"- raw {_human(m.raw_bytes)} → stored {_human(m.stored_bytes)} ({m.compression})",
-        f"- binlog coordinates: {m.coordinates.file}:{m.coordinates.position} gtid {m.coordinates.gtid}"
-        if m.coordinates
-        else "- binlog coordinates: none (PITR not possible from this backup)",
-        "- durations: " + ", ".join(f"{k} {v:.1f}s" for k, v in m.durations.items()),
-        "",
-        "| location | status |",
-        "|---|---|",
-    ]
-    lines += [
-        f"| {r.location} | {'verified' if r.ok else 'FAILED: ' + r.error[:300]} |" for r in result.locations
-    ]
-    if result.warnings:
-        lines += ["", "## Warnings", *[f"- {w}" for w in result.warnings]]
-    return "\n".join(lines)
+    return mysqlops.backup.run(request, ctx)
 
 
 @flow(name="backup")
@@ -199,84 +72,36 @@ def backup(
     encrypted (AES-256-GCM) before it leaves the machine; the manifest records the key id.
     Ends Failed, naming the location(s), when any location could not be written and verified.
     """
-    # every parameter is judged before anything connects to the server: a wrong one is a clear
-    # error naming it, never a connection error or a half-made backup
-    if method not in ("logical", "physical"):
-        raise ConfigError(f"method must be 'logical' or 'physical', got {method!r}")
-    if incremental and method != "physical":
-        raise ConfigError("incremental=True needs method='physical' (logical increments are binlog archives)")
-    if from_replica and method != "logical":
-        raise ConfigError(
-            "from_replica=True is for logical backups; a physical backup copies the server it runs on"
-        )
-    make_codec(compression, level)  # an unknown codec or a level out of range
-    logger = get_run_logger()
-    spec = load_server(server)
-    locs = [load_location(name) for name in locations]  # a relative file:// URL is refused here
-    backup_preflight.check_backup_parameters(
-        locs,
+    request = mysqlops.backup.request_from(
+        load_server(server),
+        [load_location(name) for name in locations],  # a relative file:// URL is refused here
         databases=databases,
-        include=include or (),
-        exclude=exclude or (),
+        include=include,
+        exclude=exclude,
+        compression=compression,
+        level=level,
         parallel=parallel,
-        staging_dir=staging_dir,
-        progress_interval=progress_interval,
-        tags=tags or (),
+        from_replica=from_replica,
+        tags=tags,
+        method=method,
+        incremental=incremental,
     )
-    load_keyring([encryption_key] if encryption_key else None)  # a missing block fails before pre-flight
+    # every parameter is judged before anything connects: a clear error naming it
+    request.check(RunContext(staging_dir=staging_dir, progress_interval=progress_interval))
     reap_leftovers(staging_dir)  # what killed runs left: before pre-flight measures free space
     # task runs tagged server:<block> take the per-server tag concurrency limit made by setup
     with prefect_tags(f"server:{server}"):
-        plan = (
-            preflight_task(spec, locs, databases, include or [], exclude or [], staging_dir, from_replica)
-            if method == "logical"
-            else None
-        )
-        result = dump_and_upload_task(
-            spec,
-            locs,
-            plan,
-            compression,
-            level,
-            parallel,
-            from_replica,
-            tags or [],
-            staging_dir,
-            progress_interval,
-            method,
-            incremental,
-            encryption_key,
-        )
+        result = backup_task(request, staging_dir, progress_interval, encryption_key)
+    name = request.server.name
     table_artifact(
-        f"backup-{spec.name}", result.rows(), f"Files of backup {result.manifest.backup_id} per location"
+        f"backup-{name}", result.rows(), f"Files of backup {result.manifest.backup_id} per location"
     )
-    markdown_artifact(f"backup-{spec.name}-summary", _summary_markdown(result), "Backup summary")
-    summary = {
-        "backup_id": result.manifest.backup_id,
-        "server": spec.name,
-        "databases": list(result.manifest.databases),
-        "raw_bytes": result.manifest.raw_bytes,
-        "stored_bytes": result.manifest.stored_bytes,
-        "locations": {r.location: ("verified" if r.ok else r.error) for r in result.locations},
-        "durations": result.manifest.durations,
-        "warnings": result.warnings,
-        "coordinates": None
-        if not result.manifest.coordinates
-        else {
-            "file": result.manifest.coordinates.file,
-            "position": result.manifest.coordinates.position,
-            "gtid": result.manifest.coordinates.gtid,
-        },
-    }
-    if not result.ok:
-        good = [r.location for r in result.locations if r.ok]
-        raise MysqlopsError(
-            f"backup {result.manifest.backup_id} failed at location(s) {', '.join(result.failed_locations)}; "
-            f"verified copies exist at: {', '.join(good) or 'none'}. "
-            + " | ".join(f"{r.location}: {r.error}" for r in result.locations if not r.ok)
-        )
-    logger.info("backup %s verified at %s", result.manifest.backup_id, ", ".join(locations))
-    return summary
+    markdown_artifact(f"backup-{name}-summary", mysqlops.backup.summary_markdown(result), "Backup summary")
+    error = mysqlops.backup.failure(result)
+    if error is not None:
+        raise error
+    get_run_logger().info("backup %s verified at %s", result.manifest.backup_id, ", ".join(locations))
+    return mysqlops.backup.summary(result)
 
 
 @flow(name="list-backups")
@@ -288,10 +113,12 @@ def list_backups(locations: list[str], server: str | None = None) -> list[dict[s
 
     Args:
         locations: BackupLocation block names to list, e.g. ["local", "s3"].
-        server: Only this server (name as stored); empty = every server.
+        server: Only this server's backups (its MySQLServer block name; the recorded server name
+            when the block is gone); empty = every server.
     """
     scans = catalog.scan([load_location(name) for name in locations])
-    rows = [r for r in catalog.backups_rows(scans) if server is None or r["server"] in (server, None)]
+    recorded = server_name(server) if server else None
+    rows = [r for r in catalog.backups_rows(scans) if recorded is None or r["server"] in (recorded, None)]
     table_artifact("backup-catalog", rows, "Backups across locations, with restore-test verdicts")
     for s in scans:
         for error in s.errors:

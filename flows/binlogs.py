@@ -16,7 +16,7 @@ from prefect import flow, get_run_logger, task
 from prefect.cache_policies import NO_CACHE
 
 from flows.common import load_keyring, load_location, load_server, markdown_artifact, table_artifact
-from mysqlops import binlog as binlog
+from mysqlops import binlog
 from mysqlops.streams.compression import codec as make_codec
 
 

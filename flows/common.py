@@ -11,10 +11,12 @@ from typing import Any, TypeVar, cast
 from prefect.artifacts import create_markdown_artifact, create_table_artifact
 from prefect.blocks.core import Block
 
-from blocks import BackupLocation, MySQLServer
-from mysqlops.adapters import reaper
+from blocks import BackupLocation, MySQLServer, RetentionPolicyBlock
+from mysqlops import retention, runs
 from mysqlops.errors import ConfigError
 from mysqlops.model import Location, ServerSpec
+from mysqlops.retention import RetentionPolicy
+from mysqlops.runs import Reporter, RunContext
 from mysqlops.streams.crypto import Keyring
 
 B = TypeVar("B", bound=Block)
@@ -40,6 +42,68 @@ def load_server(block_name: str) -> ServerSpec:
 def load_location(block_name: str) -> Location:
     block = load_block(BackupLocation, block_name, "Backup Location", "BackupLocation(url=...)")
     return block.to_location(block.location_name or block_name)
+
+
+def server_name(name: str) -> str:
+    """The name a server's backups are recorded under: the ``server_name`` of the MySQLServer
+    block called ``name`` or, with no such block (a server whose block is gone), ``name``
+    itself. ``server``/``servers`` mean the same in every flow: the server, by its block."""
+    try:
+        block = MySQLServer.load(name)
+    except ValueError:
+        return name
+    return str(cast(MySQLServer, block).server_name or name)
+
+
+def run_context(
+    key_blocks: list[str] | str | None = None,
+    *,
+    staging_dir: str | None = None,
+    progress: str | None = None,
+    progress_interval: float = 5.0,
+) -> RunContext:
+    """The core's run context, made inside a task: the keyring loaded here from its Secret
+    block names (key bytes never travel as task parameters), Prefect's run logger as the
+    reporter and, with ``progress`` (its description), a progress artifact fed by the core."""
+    from prefect import get_run_logger
+    from prefect.artifacts import create_progress_artifact, update_progress_artifact
+
+    logger = get_run_logger()
+    names = [key_blocks] if isinstance(key_blocks, str) else key_blocks
+    keyring = load_keyring(names)
+    bar: Any = None
+    if progress is not None:
+        artifact = create_progress_artifact(0.0, description=progress)
+
+        def bar(percent: float) -> None:
+            try:
+                update_progress_artifact(cast(Any, artifact), min(max(percent, 0.0), 100.0))
+            except Exception as exc:  # noqa: BLE001 - progress display must never fail a run
+                logger.debug("progress artifact update failed: %s", exc)
+
+    reporter = Reporter(
+        info=logger.info,
+        warning=logger.warning,
+        error=logger.error,
+        **({"progress": bar} if bar is not None else {}),
+    )
+    return RunContext(
+        staging_dir=staging_dir, keyring=keyring, reporter=reporter, progress_interval=progress_interval
+    )
+
+
+def resolve_policies(locations: list[str], policy: Any) -> dict[str, RetentionPolicy]:
+    """``policy`` per location (by block name), RetentionPolicyBlock names loaded: the one
+    meaning of the parameter in apply-retention and backup-report (one policy for all, or
+    ``{location: policy}``; see :mod:`mysqlops.retention.locations`)."""
+    return {
+        name: load_block(
+            RetentionPolicyBlock, spec, "Retention Policy", "RetentionPolicyBlock(...)"
+        ).to_policy()
+        if isinstance(spec, str)
+        else retention.to_policy(spec)
+        for name, spec in retention.policies_by_location(locations, policy).items()
+    }
 
 
 def artifact_key(text: str) -> str:
@@ -88,7 +152,7 @@ def claim_flow_run() -> None:
     if ctx is None or ctx.flow_run is None:
         return
     with get_client(sync_client=True) as client:
-        client.update_flow_run_labels(ctx.flow_run.id, {OWNER_LABEL: reaper.owner_env_value()})
+        client.update_flow_run_labels(ctx.flow_run.id, {OWNER_LABEL: runs.owner_label()})
 
 
 def crash_orphaned_flow_runs(page: int = 200, pages: int = 10) -> list[str]:
@@ -103,21 +167,18 @@ def crash_orphaned_flow_runs(page: int = 200, pages: int = 10) -> list[str]:
     marked: list[str] = []
     running = FlowRunFilter(state=FlowRunFilterState(type=FlowRunFilterStateType(any_=[StateType.RUNNING])))
     with get_client(sync_client=True) as client:
-        runs = []
+        flow_runs = []
         for number in range(pages):  # the API returns at most 200 runs per call
             batch = client.read_flow_runs(flow_run_filter=running, limit=page, offset=number * page)
-            runs += batch
+            flow_runs += batch
             if len(batch) < page:
                 break
-        for run in runs:
+        for run in flow_runs:
             label = (run.labels or {}).get(OWNER_LABEL)
-            owner = reaper.Owner.parse(str(label)) if label else None
-            if owner is None or reaper.owner_state(owner) != "gone":
+            gone = runs.gone_owner(str(label)) if label else None
+            if gone is None:
                 continue
-            message = (
-                f"its process {owner.pid} on {owner.host} is gone (killed, or the machine restarted): "
-                "marked crashed by mysqlops"
-            )
+            message = f"its {gone} is gone (killed, or the machine restarted): marked crashed by mysqlops"
             client.set_flow_run_state(run.id, Crashed(message=message), force=True)
             marked.append(f"flow run {run.name} ({run.id}) was stuck RUNNING: {message}")
     return marked
@@ -127,7 +188,7 @@ def crash_orphaned_flow_runs(page: int = 200, pages: int = 10) -> list[str]:
 class Leftovers:
     """What :func:`reap_leftovers` found: the reaper's report and the flow runs marked crashed."""
 
-    report: reaper.ReapReport
+    report: runs.ReapReport
     crashed: list[str] = field(default_factory=list)
     problems: list[str] = field(default_factory=list)
 
@@ -138,18 +199,18 @@ class Leftovers:
 def reap_leftovers(*roots: str | None) -> Leftovers:
     """At the start of a run: label this flow run with its process, remove what killed runs
     left (staging, scratch servers, credentials, orphaned ephemeral Prefect servers, see
-    :mod:`mysqlops.adapters.reaper`; ``roots`` are extra directories such as ``staging_dir``)
+    :mod:`mysqlops.runs`; ``roots`` are extra directories such as ``staging_dir``)
     and mark crashed the flow runs whose process is gone. Never fails the run: everything is
     logged and returned."""
     from prefect import get_run_logger
 
     logger = get_run_logger()
-    found = Leftovers(reaper.ReapReport())
+    found = Leftovers(runs.ReapReport())
     try:
         claim_flow_run()
     except Exception as exc:  # noqa: BLE001 - labelling is best effort
         found.problems.append(f"could not label this flow run with its process: {exc}")
-    found.report = reaper.reap(roots)
+    found.report = runs.reap_leftovers(roots)
     try:
         found.crashed = crash_orphaned_flow_runs()
     except Exception as exc:  # noqa: BLE001 - the sweep is best effort

@@ -9,38 +9,25 @@ look, and always stops every server and process it started.
 from __future__ import annotations
 
 import os
-import shutil
 import socket
 import sys
 import time
 import urllib.request
 from pathlib import Path
+from typing import Any
 
 ROOT = Path(__file__).resolve().parents[1]
 DEMO = ROOT / ".demo"
-os.environ.setdefault("PREFECT_HOME", str(DEMO / "prefect"))
-os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
-os.environ.setdefault("PREFECT_LOGGING_LEVEL", "INFO")
-os.environ.setdefault("PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS", "180")
-os.environ.setdefault("AWS_DEFAULT_REGION", "us-east-1")
-os.environ.setdefault("MPLBACKEND", "Agg")
 
-from mysqlops.adapters.localfs import make_private  # noqa: E402
-
-# the demo's Prefect home holds the key to its encrypted blocks (prefect.db): private (0700)
-# before Prefect creates anything in it
-make_private(os.environ["PREFECT_HOME"])
-
-from pydantic import SecretStr  # noqa: E402
-
-from blocks import BackupLocation, MySQLServer  # noqa: E402
-from flows.backup import backup  # noqa: E402
-from flows.report import backup_report  # noqa: E402
-from flows.restore import restore_test  # noqa: E402
-from flows.smoke import smoke  # noqa: E402
-from mysqlops.adapters import mysql as db  # noqa: E402
-from mysqlops.adapters import process, sandbox  # noqa: E402
-from mysqlops.sampledata import create_awkward_database, create_bulk_table  # noqa: E402
+#: the demo's own Prefect home and settings: set by :func:`main`, never at import
+DEMO_ENV = {
+    "PREFECT_HOME": str(DEMO / "prefect"),
+    "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
+    "PREFECT_LOGGING_LEVEL": "INFO",
+    "PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS": "180",
+    "AWS_DEFAULT_REGION": "us-east-1",
+    "MPLBACKEND": "Agg",
+}
 
 
 def say(text: str) -> None:
@@ -53,7 +40,9 @@ def _free_port() -> int:
         return int(s.getsockname()[1])
 
 
-def start_moto(port: int, log: Path) -> object:
+def start_moto(port: int, log: Path) -> Any:
+    from mysqlops.adapters import process
+
     moto = process.start_background(
         [sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(port)], log_path=str(log)
     )
@@ -68,10 +57,35 @@ def start_moto(port: int, log: Path) -> object:
     raise RuntimeError(f"moto server did not start on port {port}; see {log}")
 
 
+def prepare_environment() -> str:
+    """The demo's settings (:data:`DEMO_ENV`, unless already set) and its Prefect home made
+    private (0700: it holds the key to the encrypted blocks in prefect.db) before Prefect is
+    imported and creates anything in it. Returns the Prefect home."""
+    from mysqlops.adapters.localfs import make_private
+
+    for name, value in DEMO_ENV.items():
+        os.environ.setdefault(name, value)
+    make_private(os.environ["PREFECT_HOME"])
+    return os.environ["PREFECT_HOME"]
+
+
 def main(argv: list[str] | None = None) -> int:
     import argparse
 
-    from mysqlops.adapters import builds
+    prepare_environment()
+    import shutil
+
+    from pydantic import SecretStr
+
+    from blocks import BackupLocation, MySQLServer
+    from flows.backup import backup
+    from flows.report import backup_report
+    from flows.restore import restore_test
+    from flows.smoke import smoke
+    from mysqlops.adapters import builds, sandbox
+    from mysqlops.adapters import mysql as db
+    from mysqlops.adapters.localfs import make_private
+    from mysqlops.sampledata import create_awkward_database, create_bulk_table
 
     parser = argparse.ArgumentParser(prog="python -m flows.demo", description=__doc__)
     parser.add_argument(
@@ -168,8 +182,8 @@ def main(argv: list[str] | None = None) -> int:
         say("stopping the sandbox servers and the S3 endpoint")
         sandbox.stop_servers(servers)
         shutil.rmtree(sandboxes, ignore_errors=True)
-        moto.kill()  # type: ignore[attr-defined]
-        moto.wait()  # type: ignore[attr-defined]
+        moto.kill()
+        moto.wait()
         make_private(os.environ["PREFECT_HOME"])  # prefect.db was created 0644
     say("done. Look at:")
     print(f"    backups and the HTML report: {DEMO / 'backups'}  (reports/<time>/report.html)")

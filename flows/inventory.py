@@ -12,7 +12,7 @@ from typing import Any
 
 from prefect import flow, get_run_logger
 
-from flows.common import json_safe, load_location, markdown_artifact, table_artifact
+from flows.common import json_safe, load_location, markdown_artifact, server_name, table_artifact
 from mysqlops import catalog, inventory
 
 
@@ -22,10 +22,10 @@ def backup_inventory(locations: list[str], servers: list[str] | None = None) -> 
 
     Args:
         locations: BackupLocation block names to list, e.g. ["local", "s3"].
-        servers: Only these servers (names as stored); empty = every server found.
+        servers: Only these servers (MySQLServer block names); empty = every server found.
     """
     scans = catalog.scan([load_location(name) for name in locations])
-    inv = inventory.build(scans, servers=servers or None)
+    inv = inventory.build(scans, servers=[server_name(s) for s in servers] if servers else None)
     logger = get_run_logger()
     for error in inv.errors:
         logger.error("%s", error)

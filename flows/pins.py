@@ -12,13 +12,12 @@ from typing import Any
 from prefect import flow, get_run_logger
 from prefect.runtime import flow_run
 
-from flows.common import load_location, table_artifact
+from flows.common import load_location, server_name, table_artifact
 from mysqlops import catalog, pins
 
 
-def _set(
-    server: str, backup_id: str, locations: list[str], pinned: bool, reason: str
-) -> list[dict[str, Any]]:
+def _set(block: str, backup_id: str, locations: list[str], pinned: bool, reason: str) -> list[dict[str, Any]]:
+    server = server_name(block)
     scans = catalog.scan([load_location(name) for name in locations])
     by = f"flow run {flow_run.get_name() or '?'}"
     written = pins.set_pin(scans, server, backup_id, pinned=pinned, reason=reason, by=by)
@@ -43,7 +42,8 @@ def pin_backup(server: str, backup_id: str, locations: list[str], reason: str = 
     """Pin a backup: retention keeps it forever ("kept: pinned") until it is unpinned.
 
     Args:
-        server: Server name as stored (the MySQLServer block's server name), e.g. prod-primary.
+        server: The backed-up server's MySQLServer block name, e.g. prod-primary (with no such
+            block, the name its backups are recorded under).
         backup_id: The backup to pin, e.g. 20261123T101500Z-3fa2c1 (list-backups shows them).
         locations: BackupLocation block names; a pin marker is written at each one holding a copy.
         reason: Why it is kept (shown by backup-inventory and kept in the marker), e.g. a ticket.
@@ -56,7 +56,7 @@ def unpin_backup(server: str, backup_id: str, locations: list[str], reason: str 
     """Unpin a backup: a later marker lifts the pin; retention decides about it again.
 
     Args:
-        server: Server name as stored, e.g. prod-primary.
+        server: The backed-up server's MySQLServer block name, e.g. prod-primary.
         backup_id: The pinned backup, e.g. 20261123T101500Z-3fa2c1.
         locations: BackupLocation block names; an unpin marker is written at each one holding a copy.
         reason: Why the pin is lifted (kept in the marker).

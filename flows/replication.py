@@ -18,13 +18,15 @@ from prefect import flow, get_run_logger, task
 from prefect.blocks.system import Secret
 from prefect.cache_policies import NO_CACHE
 
+import mysqlops.replication as replication
 from flows.common import load_block, load_server, table_artifact
-from mysqlops import replication as core
 from mysqlops.errors import ConfigError, ReplicationError
 from mysqlops.model import ServerSpec
 
 
-def _with_password(settings: core.ReplicationSettings, secret_block: str) -> core.ReplicationSettings:
+def _with_password(
+    settings: replication.ReplicationSettings, secret_block: str
+) -> replication.ReplicationSettings:
     """``settings`` with the password of the ``Secret`` block ``secret_block``."""
     value = load_block(Secret, secret_block, "Secret", "Secret(value='...')").get()
     if not isinstance(value, str) or not value:
@@ -36,12 +38,12 @@ def _with_password(settings: core.ReplicationSettings, secret_block: str) -> cor
 def preflight_task(
     primary: ServerSpec,
     replicas: list[ServerSpec],
-    settings: core.ReplicationSettings,
+    settings: replication.ReplicationSettings,
     secret_block: str,
     rebuild: bool,
-) -> core.ProvisionPlan:
+) -> replication.ProvisionPlan:
     logger = get_run_logger()
-    plan = core.preflight(primary, replicas, _with_password(settings, secret_block), rebuild=rebuild)
+    plan = replication.preflight(primary, replicas, _with_password(settings, secret_block), rebuild=rebuild)
     logger.info("pre-flight ok: primary %s (%s)", primary.name, plan.primary.version)
     for rp in plan.replicas:
         logger.info("%s: %s (%s)", rp.name, rp.action.value, rp.reason)
@@ -51,21 +53,23 @@ def preflight_task(
 
 
 @task(cache_policy=NO_CACHE)
-def replication_user_task(primary: ServerSpec, settings: core.ReplicationSettings, secret_block: str) -> str:
-    account = core.ensure_replication_user(primary, _with_password(settings, secret_block))
+def replication_user_task(
+    primary: ServerSpec, settings: replication.ReplicationSettings, secret_block: str
+) -> str:
+    account = replication.ensure_replication_user(primary, _with_password(settings, secret_block))
     get_run_logger().info("replication user %r on %s: %s", settings.user, primary.name, account)
     return account
 
 
 @task(cache_policy=NO_CACHE)
 def attach_task(
-    plan: core.ProvisionPlan,
-    target: core.ReplicaPlan,
-    settings: core.ReplicationSettings,
+    plan: replication.ProvisionPlan,
+    target: replication.ReplicaPlan,
+    settings: replication.ReplicationSettings,
     secret_block: str,
     account_changed: bool,
-) -> core.Attached:
-    return core.attach_replica(
+) -> replication.Attached:
+    return replication.attach_replica(
         plan,
         target,
         _with_password(settings, secret_block),
@@ -76,19 +80,21 @@ def attach_task(
 
 @task(cache_policy=NO_CACHE)
 def catch_up_task(primary: ServerSpec, replica: ServerSpec, timeout: int) -> str | None:
-    return core.catch_up(primary, replica, timeout=timeout, log=get_run_logger().info)
+    return replication.catch_up(primary, replica, timeout=timeout, log=get_run_logger().info)
 
 
 @task(cache_policy=NO_CACHE)
 def protect_task(replica: ServerSpec) -> bool:
-    changed = core.protect(replica)
+    changed = replication.protect(replica)
     get_run_logger().info("%s: read_only %s", replica.name, "turned on" if changed else "was already on")
     return changed
 
 
 @task(cache_policy=NO_CACHE)
-def verify_task(primary: ServerSpec, replicas: list[ServerSpec], timeout: int) -> list[core.Comparison]:
-    return core.verify_replicas(primary, replicas, timeout=timeout, log=get_run_logger().info)
+def verify_task(
+    primary: ServerSpec, replicas: list[ServerSpec], timeout: int
+) -> list[replication.Comparison]:
+    return replication.verify_replicas(primary, replicas, timeout=timeout, log=get_run_logger().info)
 
 
 @flow(name="provision-replica")
@@ -126,7 +132,7 @@ def provision_replica(
         raise ConfigError(f"seed {seed!r} is not supported: use 'stream'")
     spec = load_server(primary)
     specs = [load_server(name) for name in replicas]
-    settings = core.ReplicationSettings(
+    settings = replication.ReplicationSettings(
         user=replication_user,
         tls=tls,
         ca=spec.tls.ca if tls and spec.tls else None,
@@ -140,17 +146,17 @@ def provision_replica(
     caught = {rp.name: catch_up_task(spec, rp.facts.spec, catchup_timeout) for rp in plan.replicas}
     protected = {rp.name: protect_task(rp.facts.spec) for rp in plan.replicas}
     comparisons = verify_task(spec, [rp.facts.spec for rp in plan.replicas], catchup_timeout)
-    rows = core.provision_rows(plan, account, attached, caught, protected, comparisons)
+    rows = replication.provision_rows(plan, account, attached, caught, protected, comparisons)
     table_artifact(f"provision-replica-{spec.name}", rows, f"Replicas of {spec.name}: topology and checks")
-    core.raise_on_differences(comparisons, spec.name)
+    replication.raise_on_differences(comparisons, spec.name)
     return rows
 
 
 @task(cache_policy=NO_CACHE)
 def health_task(
     replicas: list[ServerSpec], max_lag_seconds: int, primary: ServerSpec | None, sample_checksum: bool
-) -> list[core.ReplicaHealth]:
-    return core.check_health(
+) -> list[replication.ReplicaHealth]:
+    return replication.check_health(
         replicas,
         max_lag_seconds=max_lag_seconds,
         primary=primary,
@@ -183,7 +189,7 @@ def replica_health(
             logger.info("%s: ok, %s s behind, at %s", h.replica, h.seconds_behind, h.executed_gtid)
         for warning in h.warnings:
             logger.warning("%s: %s", h.replica, warning)
-    failures = core.health_failures(results)
+    failures = replication.health_failures(results)
     if failures:
         raise ReplicationError("unhealthy replica(s): " + " | ".join(failures))
     return rows

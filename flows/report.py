@@ -8,76 +8,29 @@ so a notebook can call ``frames = backup_report(["local", "s3"])`` and work with
 
 from __future__ import annotations
 
-import base64
-from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pandas as pd
 from prefect import flow, get_run_logger, task
 from prefect.cache_policies import NO_CACHE
 
-from flows.common import load_location, markdown_artifact, table_artifact
-from mysqlops import catalog
-from mysqlops.adapters.storage import Store
+import mysqlops.report
+from flows.common import load_location, markdown_artifact, resolve_policies, table_artifact
 from mysqlops.model import Location
-from mysqlops.report import (
-    Catalog,
-    LocationInfo,
-    Report,
-    build_report,
-    json_records,
-    render_charts,
-    write_outputs,
-)
-
-
-def read_catalog(
-    locations: list[Location], policies: dict[str, Any] | None = None
-) -> tuple[Catalog, list[str]]:
-    """The report's input from every location, each copy counted where it was found, with its
-    restore-test verdict; unreadable or unusable entries are returned as problems."""
-    scans = catalog.scan(locations)
-    problems = [f"{s.location.name}: {e}" for s in scans for e in s.errors]
-    return (
-        Catalog(
-            backups=[m for s in scans for m in s.backups],
-            binlogs=[b for s in scans for b in s.binlogs],
-            certificates=[c for s in scans for c in s.certificates],
-            locations=[LocationInfo(loc.name, loc.kind, loc.offsite) for loc in locations],
-            policies=policies or {},
-            verdicts=catalog.verdicts(scans),
-        ),
-        problems,
-    )
+from mysqlops.report import Publication, Report
+from mysqlops.retention import RetentionPolicy
 
 
 @task(cache_policy=NO_CACHE)
 def build_task(
-    locations: list[Location], freshness_hours: float, policies: dict[str, Any]
+    locations: list[Location], freshness_hours: float, policies: dict[str, RetentionPolicy]
 ) -> tuple[Report, list[str]]:
-    cat, problems = read_catalog(locations, policies)
-    return build_report(cat, datetime.now(UTC), freshness_target=timedelta(hours=freshness_hours)), problems
+    return mysqlops.report.build(locations, freshness_hours=freshness_hours, policies=policies)
 
 
 @task(cache_policy=NO_CACHE)
-def publish_task(report: Report, output: Location | None) -> list[str]:
-    charts = render_charts(report)
-    images = "\n\n".join(
-        f"![{name}](data:image/png;base64,{base64.b64encode(png).decode()})" for name, png in charts.items()
-    )
-    markdown_artifact(
-        "backup-report",
-        report.summary_markdown() + ("\n\n" + images if images else ""),
-        "Backup report: sizes, durations, growth, 3-2-1, restore tests, anomalies",
-    )
-    for name, frame in report.frames().items():
-        if len(frame):
-            table_artifact(f"backup-report-{name}", json_records(frame), f"Backup report: {name}")
-    if output is None:
-        return []
-    store = Store(output)
-    base = store.path(f"reports/{report.generated_at:%Y%m%dT%H%M%SZ}")
-    return write_outputs(report, store.fs, base)
+def publish_task(report: Report, output: Location | None) -> Publication:
+    return mysqlops.report.publish(report, output)
 
 
 @flow(name="backup-report")
@@ -85,19 +38,32 @@ def backup_report(
     locations: list[str],
     output_location: str | None = None,
     freshness_hours: float = 26,
-    policies: dict[str, Any] | None = None,
+    policy: Any = None,
 ) -> dict[str, pd.DataFrame]:
     """Build the backup report over ``locations`` (BackupLocation block names) and return its
     DataFrames by name (backups, databases, growth, storage, locations, restores, freshness,
     anomalies). ``output_location``: also write CSV, Parquet and a self-contained HTML report
-    there under ``reports/<time>/``. An empty catalog gives an empty report that says so."""
+    there under ``reports/<time>/``. ``policy``: the retention policy the storage forecast
+    assumes, with the meaning it has in apply-retention (one for all, or per location).
+    An empty catalog gives an empty report that says so."""
     logger = get_run_logger()
     locs = [load_location(name) for name in locations]
-    report, problems = build_task(locs, freshness_hours, policies or {})
+    policies = resolve_policies(locations, policy) if policy is not None else {}
+    by_location = {
+        loc.name: policies[name] for name, loc in zip(locations, locs, strict=True) if name in policies
+    }
+    report, problems = build_task(locs, freshness_hours, by_location)
     for problem in problems:
         logger.error("unreadable catalog entry: %s", problem)
-    written = publish_task(report, load_location(output_location) if output_location else None)
+    shown = publish_task(report, load_location(output_location) if output_location else None)
+    markdown_artifact(
+        "backup-report",
+        shown.markdown,
+        "Backup report: sizes, durations, growth, 3-2-1, restore tests, anomalies",
+    )
+    for name, records in shown.tables.items():
+        table_artifact(f"backup-report-{name}", records, f"Backup report: {name}")
     logger.info("%s", report.message or f"report over {len(report.backups)} backup copies")
-    for path in written:
+    for path in shown.written:
         logger.info("wrote %s", path)
     return report.frames()

@@ -8,21 +8,12 @@ from prefect import flow, get_run_logger, task
 from prefect.cache_policies import NO_CACHE
 
 from flows.common import load_server, table_artifact
-from mysqlops.adapters.mysql import server_info
+from mysqlops.probe import probe as probe_server
 
 
 @task(cache_policy=NO_CACHE)
 def probe(block_name: str) -> dict[str, Any]:
-    spec = load_server(block_name)
-    info = server_info(spec)
-    return {
-        "server": spec.name,
-        "endpoint": info.endpoint,
-        "version": str(info.version),
-        "server_id": info.server_id,
-        "read_only": info.read_only,
-        "binary_log": info.log_bin,
-    }
+    return probe_server(load_server(block_name))
 
 
 @flow(name="smoke")

@@ -19,6 +19,7 @@ import sys
 from collections.abc import Sequence
 
 from mysqlops.adapters import builds, sandbox
+from mysqlops.adapters.builds import debian
 from mysqlops.errors import MysqlopsError
 
 DEFAULT_DIR = os.environ.get("MYSQLOPS_SANDBOX_DIR", os.path.join(os.getcwd(), ".sandboxes"))
@@ -94,7 +95,7 @@ def _human(n: float) -> str:
 def cmd_builds_fetch(args: argparse.Namespace) -> int:
     for name in args.build:
         if args.refresh or args.mirror or args.suite:
-            build = builds.fetch(
+            build = debian.fetch(
                 name,
                 cache_dir=args.cache,
                 mirror=args.mirror,

@@ -5,7 +5,7 @@ Rules:
 
 * Anything without a manifest is not a backup. An unreadable manifest is reported (and makes
   retention refuse to delete anything at that location), never silently skipped.
-* Nothing a location says about itself is trusted. Every listed key passes ``ids.check_key``
+* Nothing a location says about itself is trusted. Every listed key passes ``layout.check_key``
   (symbolic links and special files at a local location are refused by the storage adapter);
   every manifest is validated when read (``manifest.validate_*``) and must name the server and
   backup id (or binlog file) of the directory it was found in. A manifest that fails is an
@@ -30,8 +30,6 @@ from mysqlops.errors import ConfigError, ManifestError, MysqlopsError, StorageEr
 from mysqlops.manifest import BackupManifest, BinlogManifest, RestoreCertificate, Verdict, copy_verdicts
 from mysqlops.model import Location
 from mysqlops.pins import PinMarker
-
-CERT_PREFIX = layout.CERTIFICATE_PREFIX
 
 
 @dataclass(frozen=True)
@@ -71,22 +69,6 @@ class LocationScan:
         return not self.errors
 
 
-def _classify(key: str) -> tuple[str, str, str] | None:
-    """(server, area, rest) for ``<server>/<area>/<rest>``."""
-    parts = key.split("/")
-    if len(parts) < 3:
-        return None
-    return parts[0], parts[1], "/".join(parts[2:])
-
-
-def _backup_dir_of(key: str) -> str | None:
-    """``<server>/full/<id>`` when ``key`` lies in (or is) a backup directory."""
-    parts = key.split("/")
-    if len(parts) >= 3 and parts[1] == layout.BACKUPS_DIR and layout.is_backup_id(parts[2]):
-        return "/".join(parts[:3])
-    return None
-
-
 def _refuse(scan: LocationScan, key: str, server: str | None, backup_id: str | None, reason: str) -> None:
     copy = UnusableCopy(key, server, backup_id, reason)
     scan.unusable.append(copy)
@@ -108,41 +90,28 @@ def scan_location(location: Location, store: Store | None = None) -> LocationSca
             f"refused entry {key!r:.160}: a symbolic link, special file or a name that escapes its prefix; "
             "nothing is read, restored or deleted through it (remove it by hand after checking who made it)"
         )
-        directory = _backup_dir_of(key)
+        directory = layout.backup_dir_of(key)
         if directory is not None:
             tainted.setdefault(directory, []).append(key)
     backup_dirs: dict[str, list[str]] = {}
     binlog_files: dict[str, list[str]] = {}
     for key in keys:
-        base = key.rsplit("/", 1)[-1]
-        if base.startswith(layout.TMP_PREFIX):
+        place, group = layout.place_of(key)
+        if place == "temporary":
             scan.temporary.append(key)
-            continue
-        parsed = _classify(key)
-        if parsed is None:
-            scan.orphans.append(key)
-            continue
-        server, area, rest = parsed
-        if area == layout.BACKUPS_DIR and "/" in rest and layout.is_backup_id(rest.split("/", 1)[0]):
-            backup_dirs.setdefault(f"{server}/{area}/{rest.split('/', 1)[0]}", []).append(key)
-        elif area == layout.BINLOGS_DIR and "/" not in rest:
-            stem = (
-                rest[: -len(".json")]
-                if rest.endswith(".json")
-                else rest.rsplit(".", 1)[0]
-                if rest.count(".") > 1
-                else rest
-            )
-            binlog_files.setdefault(f"{server}/{stem}", []).append(key)
+        elif place == "backup" and group:
+            backup_dirs.setdefault(group, []).append(key)
+        elif place == "binlog" and group:
+            binlog_files.setdefault(group, []).append(key)
         else:
             scan.orphans.append(key)
     for directory in sorted(tainted.keys() - backup_dirs.keys()):
-        server, _, backup_id = directory.split("/")
+        server, backup_id = layout.split_backup_dir(directory)
         _refuse(scan, directory, server, backup_id, f"holds refused entries {tainted[directory][:3]!r:.200}")
     for directory, members in sorted(backup_dirs.items()):
         _scan_backup_dir(scan, store, directory, members, tainted.get(directory))
     for name, members in sorted(binlog_files.items()):
-        json_keys = [k for k in members if k.endswith(".json")]
+        json_keys = [k for k in members if layout.is_binlog_manifest_key(k)]
         if not json_keys:
             scan.orphans.extend(members)
             continue
@@ -182,8 +151,8 @@ def _found_at(scan: LocationScan, item: Any, key: str) -> Any:
 def _scan_backup_dir(
     scan: LocationScan, store: Store, directory: str, members: list[str], tainted: list[str] | None
 ) -> None:
-    server, _, backup_id = directory.split("/")
-    manifest_key = f"{directory}/{layout.MANIFEST_NAME}"
+    server, backup_id = layout.split_backup_dir(directory)
+    manifest_key = layout.manifest_key(server, backup_id)
     if manifest_key not in members:
         scan.orphans.extend(members)
         return
@@ -209,17 +178,16 @@ def _scan_backup_dir(
         return
     manifest = _found_at(scan, manifest, manifest_key)
     present = set(members)
-    missing = [f.path for f in manifest.files if f"{directory}/{f.path}" not in present]
+    missing = [f.path for f in manifest.files if layout.data_key(server, backup_id, f.path) not in present]
     if missing:
         scan.damaged[directory] = f"file(s) listed by the manifest are missing: {', '.join(missing[:5])}"
     scan.backups.append(manifest)
     scan.data_keys[directory] = members
     for key in members:
-        base = key.rsplit("/", 1)[-1]
-        if base.startswith(layout.PIN_PREFIX):
+        if key.rsplit("/", 1)[-1].startswith(layout.PIN_PREFIX):
             _scan_pin(scan, store, key, server, backup_id)
             continue
-        if not base.startswith(CERT_PREFIX):
+        if not layout.is_certificate_key(key):
             continue
         try:
             cert = RestoreCertificate.from_json(store.read_bytes(key))
@@ -374,7 +342,7 @@ def backups_rows(scans: Sequence[LocationScan]) -> list[dict[str, Any]]:
                 }
             )
         for u in s.unusable:
-            if u.key.endswith(".json") and f"/{layout.BINLOGS_DIR}/" in u.key:
+            if layout.is_binlog_manifest_key(u.key):
                 continue  # binlog manifests are not backups
             rows.append(
                 dict.fromkeys(ROW_COLUMNS)

@@ -1,11 +1,12 @@
-"""Sortable UTC backup ids and the object-key layout at a location.
+"""Sortable UTC backup ids and the object-key layout at a location: every key is built and
+parsed here (nowhere else), and every key read from a location is checked here.
 
 Layout (relative to the location URL)::
 
     <server>/full/<backup_id>/<db-file>.sql.zst   data files
     <server>/full/<backup_id>/manifest.json       commit marker, written last
-    <server>/full/<backup_id>/restore-test-*.json restore certificates
-    <server>/full/<backup_id>/pin-*.json          pin/unpin markers (write-once; the newest decides)
+    <server>/full/<backup_id>/restore-test-<UTC>-<location>.json    restore certificates
+    <server>/full/<backup_id>/pin-<UTC>-<hex>.json pin/unpin markers (write-once; the newest decides)
     <server>/binlogs/<binlog file>.zst            archived binlogs
     <server>/binlogs/<binlog file>.json           binlog manifest, written last
     .tmp-*                                        anything starting with .tmp- is in flight
@@ -21,19 +22,22 @@ the storage adapter) before it is used to build a path or a key.
 
 from __future__ import annotations
 
+import contextlib
 import re
 import secrets
+from collections.abc import Sequence
 from datetime import UTC, datetime
 from urllib.parse import quote, unquote
 
 from mysqlops.errors import ConfigError, UnsafePath
-from mysqlops.model import check_safe_name
+from mysqlops.model import binlog_sequence, check_safe_name
 
 MANIFEST_NAME = "manifest.json"
 TMP_PREFIX = ".tmp-"
 BACKUPS_DIR = "full"
 BINLOGS_DIR = "binlogs"
 CERTIFICATE_PREFIX = "restore-test-"
+BINLOG_MANIFEST_SUFFIX = ".json"
 PIN_PREFIX = "pin-"
 _PIN_RE = re.compile(r"^pin-(\d{8}T\d{6}\d{6}Z)-([0-9a-f]{6})\.json$")
 _ID_RE = re.compile(r"^(\d{8}T\d{6}Z)-([0-9a-f]{6})$")
@@ -181,7 +185,7 @@ def pin_marker_key(server: str, backup_id: str, at: datetime) -> str:
     if at.tzinfo is None:
         raise ConfigError("pin_marker_key needs a timezone-aware datetime")
     stamp = at.astimezone(UTC).strftime("%Y%m%dT%H%M%S%fZ")
-    return f"{backup_dir(server, backup_id)}/{PIN_PREFIX}{stamp}-{secrets.token_hex(3)}.json"
+    return data_key(server, backup_id, f"{PIN_PREFIX}{stamp}-{secrets.token_hex(3)}.json")
 
 
 def is_pin_marker(name: str) -> bool:
@@ -197,3 +201,152 @@ def data_file_name(database: str, extension: str) -> str:
 def binlog_dir(server: str) -> str:
     check_safe_name("server", server)
     return f"{server}/{BINLOGS_DIR}"
+
+
+def temporary_name(name: str) -> str:
+    """``.tmp-<random>-<name>``: an object in flight, renamed to ``name`` when complete;
+    listings show it as temporary (:func:`place_of`) and cleanup removes it."""
+    return f"{TMP_PREFIX}{secrets.token_hex(6)}-{name}"
+
+
+# --------------------------------------------------------------------------- backup keys
+
+
+def manifest_key(server: str, backup_id: str) -> str:
+    """``<server>/full/<id>/manifest.json``: a backup's commit marker, written last."""
+    return f"{backup_dir(server, backup_id)}/{MANIFEST_NAME}"
+
+
+def data_key(server: str, backup_id: str, name: str) -> str:
+    """``<server>/full/<id>/<name>``: a stored file of a backup (a checked single name)."""
+    return member_key(backup_dir(server, backup_id), name)
+
+
+def member_key(directory: str, name: str) -> str:
+    """``<directory>/<name>`` for a directory built here and a checked single name."""
+    return f"{directory}/{check_file_name(name, 'backup file name')}"
+
+
+def certificate_key(server: str, backup_id: str, tested_at: datetime, location: str) -> str:
+    """``<server>/full/<id>/restore-test-<UTC time>-<location>.json``: a restore certificate."""
+    return data_key(server, backup_id, f"{CERTIFICATE_PREFIX}{tested_at:%Y%m%dT%H%M%SZ}-{location}.json")
+
+
+def is_certificate_key(key: str) -> bool:
+    return key.rsplit("/", 1)[-1].startswith(CERTIFICATE_PREFIX)
+
+
+def backup_dir_of(key: str) -> str | None:
+    """``<server>/full/<id>`` when ``key`` lies in (or is) a backup directory."""
+    parts = key.split("/")
+    if len(parts) >= 3 and parts[1] == BACKUPS_DIR and is_backup_id(parts[2]):
+        return "/".join(parts[:3])
+    return None
+
+
+def split_backup_dir(directory: str) -> tuple[str, str]:
+    """``(server, backup_id)`` of ``<server>/full/<id>``."""
+    server, _, backup_id = directory.split("/")
+    return server, backup_id
+
+
+def is_backup_manifest_key(key: str, server: str) -> bool:
+    """``key`` is ``<server>/full/<something>/manifest.json`` (the manifest still names its id)."""
+    return (
+        key.startswith(f"{server}/{BACKUPS_DIR}/")
+        and key.endswith("/" + MANIFEST_NAME)
+        and key.count("/") == 3
+    )
+
+
+def backups_prefix(server: str) -> str:
+    """``<server>/full``: where a server's backups are listed."""
+    return f"{check_server_name(server)}/{BACKUPS_DIR}"
+
+
+# --------------------------------------------------------------------------- binlog keys
+
+
+def binlog_data_key(server: str, file: str, extension: str) -> str:
+    """``<server>/binlogs/<file><ext>`` e.g. ``db1/binlogs/mysql-bin.000042.zst``."""
+    _binlog_name(file)
+    return f"{binlog_dir(server)}/{file}{extension}"
+
+
+def binlog_manifest_key(server: str, file: str) -> str:
+    """``<server>/binlogs/<file>.json``: a binlog's commit marker, written last."""
+    _binlog_name(file)
+    return f"{binlog_dir(server)}/{file}{BINLOG_MANIFEST_SUFFIX}"
+
+
+def binlog_stored_key(server: str, stored_path: str) -> str:
+    """The key of a stored binlog copy named by its manifest (a checked single name)."""
+    return f"{binlog_dir(server)}/{check_file_name(stored_path, 'stored binlog name')}"
+
+
+def is_binlog_manifest_key(key: str) -> bool:
+    return key.endswith(BINLOG_MANIFEST_SUFFIX) and f"/{BINLOGS_DIR}/" in key
+
+
+def archived_binlogs(keys: Sequence[str], server: str) -> list[str]:
+    """Binlog file names that have a manifest among ``keys`` (a listing of the location)."""
+    prefix = binlog_dir(server) + "/"
+    names = []
+    for key in keys:
+        if not key.startswith(prefix) or not key.endswith(BINLOG_MANIFEST_SUFFIX):
+            continue
+        name = key[len(prefix) : -len(BINLOG_MANIFEST_SUFFIX)]
+        if "/" in name or name.startswith(TMP_PREFIX):
+            continue
+        with contextlib.suppress(ConfigError):
+            binlog_sequence(name)
+            names.append(name)
+    return sorted(names, key=binlog_sequence)
+
+
+def _binlog_name(file: str) -> None:
+    try:
+        check_binlog_file_name(file)
+    except UnsafePath as exc:
+        raise ConfigError(str(exc)) from None
+
+
+def binlog_basename(file: str) -> str:
+    """``mysql-bin`` of ``mysql-bin.000042``."""
+    return file.rsplit(".", 1)[0]
+
+
+def binlog_sibling(file: str, sequence: int) -> str:
+    """The file name with another sequence, keeping the width (``mysql-bin.000007``)."""
+    base, suffix = file.rsplit(".", 1)
+    return f"{base}.{sequence:0{len(suffix)}d}"
+
+
+# --------------------------------------------------------------------------- parsing a listing
+
+
+def place_of(key: str) -> tuple[str, str | None]:
+    """Where a listed key belongs, by its name alone:
+
+    * ``("temporary", None)``: an in-flight object (``.tmp-*``);
+    * ``("backup", "<server>/full/<id>")``: in a backup directory;
+    * ``("binlog", "<server>/<file>")``: a binlog archive member (data or manifest);
+    * ``("other", None)``: nothing mysqlops writes (an orphan).
+    """
+    if key.rsplit("/", 1)[-1].startswith(TMP_PREFIX):
+        return "temporary", None
+    parts = key.split("/")
+    if len(parts) < 3:
+        return "other", None
+    server, area, rest = parts[0], parts[1], "/".join(parts[2:])
+    if area == BACKUPS_DIR and "/" in rest and is_backup_id(rest.split("/", 1)[0]):
+        return "backup", f"{server}/{area}/{rest.split('/', 1)[0]}"
+    if area == BINLOGS_DIR and "/" not in rest:
+        if rest.endswith(BINLOG_MANIFEST_SUFFIX):
+            stem = rest[: -len(BINLOG_MANIFEST_SUFFIX)]
+        elif rest.count(".") > 1:
+            stem = rest.rsplit(".", 1)[0]
+        else:
+            stem = rest
+        return "binlog", f"{server}/{stem}"
+    return "other", None

@@ -5,7 +5,7 @@ without a manifest is not a backup. The JSON is versioned (``schema``); readers 
 schema they do not know instead of guessing.
 
 A manifest read from a location is not trusted: ``from_json`` validates every field that
-names a file, server, backup id or binlog file (``ids.check_key`` and friends) and refuses
+names a file, server, backup id or binlog file (``layout.check_key`` and friends) and refuses
 duplicate file names, so a hostile manifest is an unusable copy with a clear reason, never
 a path outside the backup's directory.
 
@@ -16,15 +16,30 @@ certificate that PASSED (:func:`copy_verdicts`): the newest certificate of a cop
 from __future__ import annotations
 
 import hashlib
-import json
 from collections.abc import Iterable
-from dataclasses import asdict, dataclass, field
-from datetime import UTC, datetime
+from dataclasses import dataclass, field
+from datetime import datetime
 from enum import StrEnum
 from typing import Any
 
 from mysqlops import layout
 from mysqlops.errors import ManifestError, UnsafePath
+from mysqlops.jsondoc import (
+    BOOL,
+    FLOAT,
+    INT,
+    MAP,
+    RAW,
+    TIME,
+    Codec,
+    Document,
+    enum,
+    json_as,
+    nested,
+    optional,
+    plain,
+    tuple_of,
+)
 from mysqlops.model import (
     BackupKind,
     BackupMethod,
@@ -39,21 +54,14 @@ BACKUP_SCHEMA = "mysqlops.backup/1"
 BINLOG_SCHEMA = "mysqlops.binlog/1"
 CERTIFICATE_SCHEMA = "mysqlops.restore-certificate/1"
 
-
-def utc_iso(value: datetime) -> str:
-    if value.tzinfo is None:
-        raise ManifestError("refusing to write a naive datetime into a manifest")
-    return value.astimezone(UTC).isoformat().replace("+00:00", "Z")
-
-
-def parse_utc(value: str) -> datetime:
-    try:
-        parsed = datetime.fromisoformat(value.replace("Z", "+00:00"))
-    except (AttributeError, ValueError) as exc:
-        raise ManifestError(f"bad timestamp {value!r} in manifest") from exc
-    if parsed.tzinfo is None:
-        raise ManifestError(f"timestamp {value!r} in manifest has no timezone")
-    return parsed.astimezone(UTC)
+COORDINATES = optional(nested(BinlogCoordinates))
+STRINGS = tuple_of(RAW)
+ENGINES = Codec(  # {database: {table: engine}}
+    plain,
+    lambda raw: {
+        str(d): {str(t): str(e) for t, e in dict(tables).items()} for d, tables in dict(raw or {}).items()
+    },
+)
 
 
 @dataclass(frozen=True)
@@ -61,9 +69,9 @@ class TableStat:
     """Row count and content checksum of one table at the backup's consistent point."""
 
     table: str
-    rows: int
+    rows: int = field(metadata=json_as(INT))
     checksum: str | None = None
-    lossy_columns: tuple[str, ...] = ()
+    lossy_columns: tuple[str, ...] = field(default=(), metadata=json_as(STRINGS))
 
 
 @dataclass(frozen=True)
@@ -71,17 +79,22 @@ class BackupFile:
     """One stored file of a backup (one database for a logical backup)."""
 
     path: str  # relative to the backup directory
-    database: str | None
-    raw_bytes: int
+    database: str | None = field(metadata=json_as(missing=None))
+    raw_bytes: int = field(metadata=json_as(INT))
     raw_sha256: str
-    stored_bytes: int
+    stored_bytes: int = field(metadata=json_as(INT))
     stored_sha256: str
-    counts: ObjectCounts | None = None
-    tables: tuple[TableStat, ...] = ()
-    durations: dict[str, float] = field(default_factory=dict)
+    counts: ObjectCounts | None = field(
+        default=None, metadata=json_as(optional(nested(ObjectCounts, strict=True)))
+    )
+    tables: tuple[TableStat, ...] = field(default=(), metadata=json_as(tuple_of(nested(TableStat))))
+    durations: dict[str, float] = field(default_factory=dict, metadata=json_as(MAP))
     content_sha256: str | None = None  # statements without comments: comparable with a re-dump
-    coordinates: BinlogCoordinates | None = None  # when databases were dumped at different points
-    lossy_columns: tuple[str, ...] = ()  # FLOAT columns a logical dump rounds
+    # when databases were dumped at different points
+    coordinates: BinlogCoordinates | None = field(default=None, metadata=json_as(COORDINATES))
+    lossy_columns: tuple[str, ...] = field(
+        default=(), metadata=json_as(STRINGS)
+    )  # FLOAT columns a logical dump rounds
 
 
 @dataclass(frozen=True)
@@ -89,31 +102,36 @@ class BackupManifest:
     backup_id: str
     server: str
     location: str
-    kind: BackupKind
-    method: BackupMethod
+    kind: BackupKind = field(metadata=json_as(enum(BackupKind)))
+    method: BackupMethod = field(metadata=json_as(enum(BackupMethod)))
     flavor: str
     server_version: str
-    databases: tuple[str, ...]
-    files: tuple[BackupFile, ...]
-    started_at: datetime
-    finished_at: datetime
+    databases: tuple[str, ...] = field(metadata=json_as(STRINGS))
+    files: tuple[BackupFile, ...] = field(metadata=json_as(tuple_of(nested(BackupFile))))
+    started_at: datetime = field(metadata=json_as(TIME))
+    finished_at: datetime = field(metadata=json_as(TIME))
     compression: str
-    status: BackupStatus = BackupStatus.COMPLETE
-    coordinates: BinlogCoordinates | None = None
-    source_coordinates: BinlogCoordinates | None = None  # primary's, when dumped from a replica
-    durations: dict[str, float] = field(default_factory=dict)
-    tools: dict[str, str] = field(default_factory=dict)
-    tags: tuple[str, ...] = ()
-    warnings: tuple[str, ...] = ()
+    status: BackupStatus = field(
+        default=BackupStatus.COMPLETE, metadata=json_as(enum(BackupStatus), null_is_missing=False)
+    )
+    coordinates: BinlogCoordinates | None = field(default=None, metadata=json_as(COORDINATES))
+    # primary's, when dumped from a replica
+    source_coordinates: BinlogCoordinates | None = field(default=None, metadata=json_as(COORDINATES))
+    durations: dict[str, float] = field(default_factory=dict, metadata=json_as(MAP))
+    tools: dict[str, str] = field(default_factory=dict, metadata=json_as(MAP))
+    tags: tuple[str, ...] = field(default=(), metadata=json_as(STRINGS))
+    warnings: tuple[str, ...] = field(default=(), metadata=json_as(STRINGS))
     encryption_key_id: str | None = None
     parent_id: str | None = None
     lsn_from: int | None = None
     lsn_to: int | None = None
-    keep_forever: bool = False
+    keep_forever: bool = field(default=False, metadata=json_as(BOOL))
     # {database: {table: engine}}: tables a --single-transaction dump could not read in its
     # snapshot (MyISAM, Aria, MEMORY...); absent in manifests written before it was recorded
-    non_transactional_tables: dict[str, dict[str, str]] = field(default_factory=dict)
-    extra: dict[str, Any] = field(default_factory=dict)
+    non_transactional_tables: dict[str, dict[str, str]] = field(
+        default_factory=dict, metadata=json_as(ENGINES)
+    )
+    extra: dict[str, Any] = field(default_factory=dict, metadata=json_as(MAP))
 
     @property
     def raw_bytes(self) -> int:
@@ -168,54 +186,25 @@ class BackupManifest:
         )
 
     def to_json(self) -> str:
-        doc = _plain(asdict(self))
-        doc["schema"] = BACKUP_SCHEMA
-        doc["started_at"] = utc_iso(self.started_at)
-        doc["finished_at"] = utc_iso(self.finished_at)
-        doc["raw_bytes"] = self.raw_bytes
-        doc["stored_bytes"] = self.stored_bytes
-        doc["object_counts"] = self.counts.as_dict()
-        return json.dumps(doc, indent=2, sort_keys=True)
+        return _BACKUP_DOC.dumps(self)
 
     @classmethod
     def from_json(cls, text: str | bytes) -> BackupManifest:
         """Parse and validate (:func:`validate_backup_manifest`) a backup manifest."""
-        doc = _load(text, BACKUP_SCHEMA)
-        try:
-            manifest = cls(
-                backup_id=doc["backup_id"],
-                server=doc["server"],
-                location=doc["location"],
-                kind=BackupKind(doc["kind"]),
-                method=BackupMethod(doc["method"]),
-                flavor=doc["flavor"],
-                server_version=doc["server_version"],
-                databases=tuple(doc["databases"]),
-                files=tuple(_file(f) for f in doc["files"]),
-                started_at=parse_utc(doc["started_at"]),
-                finished_at=parse_utc(doc["finished_at"]),
-                compression=doc["compression"],
-                status=BackupStatus(doc.get("status", "complete")),
-                coordinates=_coords(doc.get("coordinates")),
-                source_coordinates=_coords(doc.get("source_coordinates")),
-                durations=dict(doc.get("durations") or {}),
-                tools=dict(doc.get("tools") or {}),
-                tags=tuple(doc.get("tags") or ()),
-                warnings=tuple(doc.get("warnings") or ()),
-                encryption_key_id=doc.get("encryption_key_id"),
-                parent_id=doc.get("parent_id"),
-                lsn_from=doc.get("lsn_from"),
-                lsn_to=doc.get("lsn_to"),
-                keep_forever=bool(doc.get("keep_forever", False)),
-                non_transactional_tables={
-                    str(d): {str(t): str(e) for t, e in dict(tables).items()}
-                    for d, tables in dict(doc.get("non_transactional_tables") or {}).items()
-                },
-                extra=dict(doc.get("extra") or {}),
-            )
-        except (KeyError, TypeError, ValueError, AttributeError) as exc:
-            raise ManifestError(f"backup manifest is malformed: {exc!r}") from exc
+        manifest: BackupManifest = _BACKUP_DOC.loads(text)
         return validate_backup_manifest(manifest)
+
+
+_BACKUP_DOC = Document(
+    BackupManifest,
+    BACKUP_SCHEMA,
+    "backup manifest",
+    derived={
+        "raw_bytes": lambda m: m.raw_bytes,
+        "stored_bytes": lambda m: m.stored_bytes,
+        "object_counts": lambda m: m.counts.as_dict(),
+    },
+)
 
 
 @dataclass(frozen=True)
@@ -225,17 +214,17 @@ class BinlogManifest:
     server: str
     location: str
     file: str
-    server_id: int
-    server_uuid: str | None
-    raw_bytes: int
+    server_id: int = field(metadata=json_as(INT))
+    server_uuid: str | None = field(metadata=json_as(missing=None))
+    raw_bytes: int = field(metadata=json_as(INT))
     raw_sha256: str
     stored_path: str
-    stored_bytes: int
+    stored_bytes: int = field(metadata=json_as(INT))
     stored_sha256: str
     compression: str
-    archived_at: datetime
-    first_event_at: datetime | None = None
-    last_event_at: datetime | None = None
+    archived_at: datetime = field(metadata=json_as(TIME))
+    first_event_at: datetime | None = field(default=None, metadata=json_as(optional(TIME)))
+    last_event_at: datetime | None = field(default=None, metadata=json_as(optional(TIME)))
     gtid_start: str | None = None
     gtid_end: str | None = None
     encryption_key_id: str | None = None
@@ -258,41 +247,18 @@ class BinlogManifest:
         )
 
     def to_json(self) -> str:
-        doc = _plain(asdict(self))
-        doc["schema"] = BINLOG_SCHEMA
-        doc["sequence"] = self.sequence
-        for key in ("archived_at", "first_event_at", "last_event_at"):
-            value = getattr(self, key)
-            doc[key] = utc_iso(value) if value else None
-        return json.dumps(doc, indent=2, sort_keys=True)
+        return _BINLOG_DOC.dumps(self)
 
     @classmethod
     def from_json(cls, text: str | bytes) -> BinlogManifest:
         """Parse and validate (:func:`validate_binlog_manifest`) a binlog manifest."""
-        doc = _load(text, BINLOG_SCHEMA)
-        try:
-            manifest = cls(
-                server=doc["server"],
-                location=doc["location"],
-                file=doc["file"],
-                server_id=int(doc["server_id"]),
-                server_uuid=doc.get("server_uuid"),
-                raw_bytes=int(doc["raw_bytes"]),
-                raw_sha256=doc["raw_sha256"],
-                stored_path=doc["stored_path"],
-                stored_bytes=int(doc["stored_bytes"]),
-                stored_sha256=doc["stored_sha256"],
-                compression=doc["compression"],
-                archived_at=parse_utc(doc["archived_at"]),
-                first_event_at=parse_utc(doc["first_event_at"]) if doc.get("first_event_at") else None,
-                last_event_at=parse_utc(doc["last_event_at"]) if doc.get("last_event_at") else None,
-                gtid_start=doc.get("gtid_start"),
-                gtid_end=doc.get("gtid_end"),
-                encryption_key_id=doc.get("encryption_key_id"),
-            )
-        except (KeyError, TypeError, ValueError, AttributeError) as exc:
-            raise ManifestError(f"binlog manifest is malformed: {exc!r}") from exc
+        manifest: BinlogManifest = _BINLOG_DOC.loads(text)
         return validate_binlog_manifest(manifest)
+
+
+_BINLOG_DOC = Document(
+    BinlogManifest, BINLOG_SCHEMA, "binlog manifest", derived={"sequence": lambda m: m.sequence}
+)
 
 
 @dataclass(frozen=True)
@@ -309,47 +275,30 @@ class RestoreCertificate:
     backup_id: str
     server: str
     location: str
-    tested_at: datetime
-    passed: bool
-    checks: tuple[Check, ...]
-    durations: dict[str, float]
+    tested_at: datetime = field(metadata=json_as(TIME))
+    passed: bool = field(metadata=json_as(BOOL))
+    checks: tuple[Check, ...] = field(metadata=json_as(tuple_of(nested(Check, strict=True))))
+    durations: dict[str, float] = field(metadata=json_as(MAP))
     source_version: str
     target_version: str
-    recovery_point_seconds: float
-    lossy: tuple[str, ...] = ()
+    recovery_point_seconds: float = field(metadata=json_as(FLOAT))
+    lossy: tuple[str, ...] = field(default=(), metadata=json_as(STRINGS))
     fingerprint: str | None = None  # BackupManifest.fingerprint of the copy tested (None: older certificates)
 
     def to_json(self) -> str:
-        doc = _plain(asdict(self))
-        doc["schema"] = CERTIFICATE_SCHEMA
-        doc["tested_at"] = utc_iso(self.tested_at)
-        return json.dumps(doc, indent=2, sort_keys=True)
+        return _CERTIFICATE_DOC.dumps(self)
 
     @classmethod
     def from_json(cls, text: str | bytes) -> RestoreCertificate:
-        doc = _load(text, CERTIFICATE_SCHEMA)
-        try:
-            cert = cls(
-                backup_id=doc["backup_id"],
-                server=doc["server"],
-                location=doc["location"],
-                tested_at=parse_utc(doc["tested_at"]),
-                passed=bool(doc["passed"]),
-                checks=tuple(Check(**c) for c in doc["checks"]),
-                durations=dict(doc["durations"]),
-                source_version=doc["source_version"],
-                target_version=doc["target_version"],
-                recovery_point_seconds=float(doc["recovery_point_seconds"]),
-                lossy=tuple(doc.get("lossy") or ()),
-                fingerprint=doc.get("fingerprint"),
-            )
-        except (KeyError, TypeError, ValueError, AttributeError) as exc:
-            raise ManifestError(f"restore certificate is malformed: {exc!r}") from exc
+        cert: RestoreCertificate = _CERTIFICATE_DOC.loads(text)
         layout.check_server_name(cert.server)
         layout.check_backup_id(cert.backup_id, "certificate backup id")
         if not isinstance(cert.fingerprint, str | None):
             raise ManifestError("restore certificate is malformed: fingerprint is not a string")
         return cert
+
+
+_CERTIFICATE_DOC = Document(RestoreCertificate, CERTIFICATE_SCHEMA, "restore certificate")
 
 
 # --------------------------------------------------------------------------- validation
@@ -476,56 +425,3 @@ def copy_verdicts(
             identical = (m.server, m.backup_id, m.fingerprint) in passed
             verdicts[key] = Verdict.PROVEN_BY_COPY if identical else Verdict.UNTESTED
     return verdicts
-
-
-def _load(text: str | bytes, schema: str) -> dict[str, Any]:
-    try:
-        doc = json.loads(text)
-    except (ValueError, UnicodeDecodeError) as exc:
-        raise ManifestError(f"not a JSON manifest: {exc}") from exc
-    if not isinstance(doc, dict):
-        raise ManifestError("manifest is not a JSON object")
-    found = doc.get("schema")
-    if found != schema:
-        raise ManifestError(f"unsupported manifest schema {found!r}; this mysqlops reads {schema!r}")
-    return doc
-
-
-def _coords(doc: dict[str, Any] | None) -> BinlogCoordinates | None:
-    if not doc:
-        return None
-    return BinlogCoordinates(file=doc["file"], position=int(doc["position"]), gtid=doc.get("gtid"))
-
-
-def _file(doc: dict[str, Any]) -> BackupFile:
-    counts = doc.get("counts")
-    return BackupFile(
-        path=doc["path"],
-        database=doc.get("database"),
-        raw_bytes=int(doc["raw_bytes"]),
-        raw_sha256=doc["raw_sha256"],
-        stored_bytes=int(doc["stored_bytes"]),
-        stored_sha256=doc["stored_sha256"],
-        counts=ObjectCounts(**counts) if counts else None,
-        tables=tuple(
-            TableStat(t["table"], int(t["rows"]), t.get("checksum"), tuple(t.get("lossy_columns") or ()))
-            for t in doc.get("tables") or ()
-        ),
-        durations=dict(doc.get("durations") or {}),
-        content_sha256=doc.get("content_sha256"),
-        coordinates=_coords(doc.get("coordinates")),
-        lossy_columns=tuple(doc.get("lossy_columns") or ()),
-    )
-
-
-def _plain(value: Any) -> Any:
-    """asdict() output made JSON-friendly: enums to values, datetimes to ISO, tuples to lists."""
-    if isinstance(value, dict):
-        return {k: _plain(v) for k, v in value.items()}
-    if isinstance(value, list | tuple):
-        return [_plain(v) for v in value]
-    if isinstance(value, datetime):
-        return utc_iso(value)
-    if hasattr(value, "value") and isinstance(value.value, str):
-        return value.value
-    return value

@@ -9,11 +9,12 @@ from __future__ import annotations
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field, fields, replace
-from datetime import datetime
+from datetime import UTC, datetime
 from enum import StrEnum
 from typing import Any
 
 from mysqlops.errors import ConfigError
+from mysqlops.jsondoc import INT, json_as
 
 
 class Flavor(StrEnum):
@@ -188,7 +189,7 @@ class BinlogCoordinates:
     """A consistent point: binlog file + position, and the GTID set executed there."""
 
     file: str
-    position: int
+    position: int = field(metadata=json_as(INT))
     gtid: str | None = None
 
     @property
@@ -256,3 +257,85 @@ class BackupRecord:
     def __post_init__(self) -> None:
         if self.created_at.tzinfo is None:
             raise ConfigError(f"backup {self.backup_id}: created_at must be timezone-aware UTC")
+
+
+@dataclass(frozen=True)
+class RecoveryTarget:
+    """Where a point-in-time recovery stops: exactly one of a time, a binlog position or a
+    GTID set. Parsed once at the edge (:meth:`parse`, from the flow's ``until`` parameters)
+    and passed unchanged to the base-backup choice, the binlog selection and the replay argv.
+
+    - ``time``: timezone-aware; events stamped in the target's second are not applied
+      (``mysqlbinlog --stop-datetime`` has one-second resolution).
+    - ``position``: ``BinlogCoordinates`` of the first event NOT applied (file + position).
+    - ``gtid``: a MariaDB GTID list (``0-1-42``): replay stops after it.
+    """
+
+    time: datetime | None = None
+    position: BinlogCoordinates | None = None
+    gtid: str | None = None
+
+    def __post_init__(self) -> None:
+        given = [n for n in ("time", "position", "gtid") if getattr(self, n) not in (None, "")]
+        if len(given) != 1:
+            raise ConfigError(
+                "a recovery target is exactly one of until (a time), until_position or until_gtid; "
+                f"got {', '.join(given) or 'none'}"
+            )
+        if self.time is not None and self.time.tzinfo is None:
+            raise ConfigError(
+                f"until {self.time.isoformat()} has no time zone: add Z (UTC) or an offset, "
+                "e.g. 2026-11-23T10:15:00Z"
+            )
+        if self.position is not None:
+            binlog_sequence(self.position.file)  # a file name without a numeric suffix is refused
+
+    @classmethod
+    def parse(
+        cls,
+        until: str | datetime | None = None,
+        until_position: str | None = None,
+        until_gtid: str | None = None,
+    ) -> RecoveryTarget | None:
+        """The target named by a flow's parameters, or None when none is given (a plain restore).
+
+        ``until``: an ISO 8601 date-time with a zone (``2026-11-23T10:15:00Z``);
+        ``until_position``: ``mysql-bin.000004:1234``; ``until_gtid``: ``0-1-42``."""
+        if not until and not until_position and not until_gtid:
+            return None
+        when: datetime | None = None
+        if isinstance(until, datetime):
+            when = until
+        elif until:
+            try:
+                when = datetime.fromisoformat(until.strip().replace("Z", "+00:00"))
+            except ValueError as exc:
+                raise ConfigError(
+                    f"until {until!r} is not an ISO date-time such as 2026-11-23T10:15:00Z"
+                ) from exc
+            if when.tzinfo is None:
+                raise ConfigError(f"until {until!r} has no time zone: add Z (UTC) or an offset")
+        position: BinlogCoordinates | None = None
+        if until_position:
+            file, sep, pos = until_position.strip().rpartition(":")
+            if not sep or not file or not pos.isdigit():
+                raise ConfigError(f"until_position {until_position!r} must look like mysql-bin.000004:1234")
+            position = BinlogCoordinates(file, int(pos))
+        if until_gtid:
+            from mysqlops.sql.gtid import parse_mariadb_gtids  # pure; imported late: sql imports model
+
+            parse_mariadb_gtids(until_gtid)
+        return cls(time=when, position=position, gtid=until_gtid or None)
+
+    @property
+    def stop_position(self) -> tuple[str, int] | None:
+        """``(file, position)`` of a position target, else None."""
+        return (self.position.file, self.position.position) if self.position else None
+
+    def describe(self) -> str:
+        """``datetime 2026-...``, ``position mysql-bin.000004:1234`` or ``gtid 0-1-42``."""
+        if self.position is not None:
+            return f"position {self.position.file}:{self.position.position}"
+        if self.time is not None:
+            return f"datetime {self.time.astimezone(UTC).isoformat()}"
+        return f"gtid {self.gtid}"

@@ -1,7 +1,7 @@
 """Pinned backups: kept forever, exempt from retention (``barman keep``, ``wal-g backup-mark``).
 
-A pin is a small JSON marker next to the backup's manifest,
-``<server>/full/<backup_id>/pin-<UTC time>-<random>.json`` (``layout.pin_marker_key``).
+A pin is a small JSON marker next to the backup's manifest, in the backup's directory, named
+by its UTC time and a random suffix (the key comes from ``layout.pin_marker_key``).
 Markers are write-once like everything else mysqlops stores: pinning writes a marker with
 ``pinned: true``, unpinning writes a LATER marker with ``pinned: false``; nothing is
 overwritten or deleted, so the history of who pinned and unpinned a backup, when and why,
@@ -29,7 +29,7 @@ from typing import TYPE_CHECKING, Any
 from mysqlops import layout
 from mysqlops.adapters.storage import Store
 from mysqlops.errors import ConfigError, ManifestError, MysqlopsError
-from mysqlops.manifest import parse_utc, utc_iso
+from mysqlops.jsondoc import parse_utc, utc_iso
 
 if TYPE_CHECKING:
     from mysqlops.catalog import LocationScan

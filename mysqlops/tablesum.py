@@ -9,10 +9,11 @@ point, in restore tests and to compare a replica with its primary (optionally in
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from typing import Any
 
 from mysqlops.adapters import mysql as db
 from mysqlops.manifest import TableStat
-from mysqlops.sql.quoting import quote_identifier as q
+from mysqlops.sql import catalog as sqlcat
 
 
 def content_checksum(
@@ -24,22 +25,19 @@ def content_checksum(
         str(r["c"])
         for r in db.query(
             conn,
-            "SELECT COLUMN_NAME AS c FROM information_schema.COLUMNS WHERE TABLE_SCHEMA=%s AND TABLE_NAME=%s "
-            "ORDER BY ORDINAL_POSITION",
+            sqlcat.TABLE_COLUMNS,
             [database, table],
         )
         if str(r["c"]) not in exclude
     ]
     if not cols:
-        count = int(db.scalar(conn, f"SELECT COUNT(*) FROM {q(database)}.{q(table)}") or 0)
+        count = int(db.scalar(conn, sqlcat.count_rows(database, table)) or 0)
         return count, "0"
-    parts = ", ".join(f"HEX({q(c)}), ISNULL({q(c)})" for c in cols)
-    row = db.query(
-        conn,
-        f"SELECT COUNT(*) AS n, COALESCE(BIT_XOR(CAST(CRC32(CONCAT_WS('#', {parts})) AS UNSIGNED)), 0) AS x, "
-        f"COALESCE(SUM(CAST(CRC32(CONCAT_WS('|', {parts})) AS UNSIGNED)), 0) AS s "
-        f"FROM {q(database)}.{q(table)}",
-    )[0]
+    return checksum_of(db.query(conn, sqlcat.content_checksum(database, table, cols))[0])
+
+
+def checksum_of(row: Mapping[str, Any]) -> tuple[int, str]:
+    """``(rows, checksum)`` of a :func:`mysqlops.sql.catalog.content_checksum` row."""
     return int(row["n"]), f"{int(row['x']):08x}-{int(row['s']):x}"
 
 
@@ -48,8 +46,7 @@ def table_checksums(
 ) -> dict[str, TableStat]:
     rows = db.query(
         conn,
-        "SELECT TABLE_NAME AS t FROM information_schema.TABLES WHERE TABLE_SCHEMA=%s "
-        "AND TABLE_TYPE IN ('BASE TABLE','SYSTEM VERSIONED') ORDER BY TABLE_NAME",
+        sqlcat.BASE_TABLES,
         [database],
     )
     out = {}

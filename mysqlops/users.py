@@ -26,8 +26,8 @@ from mysqlops.adapters import mysql as db
 from mysqlops.errors import ConfigError
 from mysqlops.model import ServerSpec, ServerVersion
 from mysqlops.sql.dialect import dialect_for
-from mysqlops.sql.quoting import account as quoted_account
 from mysqlops.sql.quoting import quote_string
+from mysqlops.sql.replica import NO_BINLOG
 
 ROLES = ("backup", "replication", "restore", "monitor")
 
@@ -44,20 +44,16 @@ class Account:
 def user_statements(version: ServerVersion, account: Account, password: str) -> list[str]:
     d = dialect_for(version)
     if account.role == "backup":
-        statements = d.backup_user_grants(
+        statements = d.accounts.backup_user_grants(
             account.user, account.host, password, account.databases, account.tls
         )
-        if d.is_mariadb and version.at_least(10, 5, 9):
-            # SHOW SLAVE STATUS: the check flow tells a replica from a primary (MySQL's backup
-            # account already holds REPLICATION CLIENT, older MariaDB its alias BINLOG MONITOR)
-            statements.append(f"GRANT SLAVE MONITOR ON *.* TO {quoted_account(account.user, account.host)}")
-        return statements
+        return statements + d.accounts.replica_status_grants(account.user, account.host)
     if account.role == "replication":
-        return d.replication_user_grants(account.user, account.host, password, account.tls)
+        return d.accounts.replication_user_grants(account.user, account.host, password, account.tls)
     if account.role == "restore":
-        return d.restore_user_grants(account.user, account.host, password, tls=account.tls)
+        return d.accounts.restore_user_grants(account.user, account.host, password, tls=account.tls)
     if account.role == "monitor":
-        return d.monitor_user_grants(
+        return d.accounts.monitor_user_grants(
             account.user, account.host, password, databases=account.databases, tls=account.tls
         )
     raise ConfigError(f"unknown account role {account.role!r}: use one of {', '.join(ROLES)}")
@@ -85,7 +81,7 @@ def create_users(
             shown += masked(statements, password)
             if not dry_run:
                 with conn.cursor() as cur:
-                    cur.execute("SET SESSION sql_log_bin=0")  # accounts are per server, never replicated
+                    cur.execute(NO_BINLOG)  # accounts are per server, never replicated
                     for statement in statements:
                         cur.execute(statement)
     return shown

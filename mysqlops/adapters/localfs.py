@@ -102,6 +102,16 @@ def private_dir(parent: str | None, prefix: str) -> Iterator[str]:
         shutil.rmtree(path, ignore_errors=True)
 
 
+def tree_bytes(path: str) -> int:
+    """Bytes of the files under ``path`` (not following links; files that vanish count 0)."""
+    total = 0
+    for root, _dirs, files in os.walk(path):
+        for name in files:
+            with contextlib.suppress(OSError):
+                total += os.lstat(os.path.join(root, name)).st_size
+    return total
+
+
 def write_private(path: str, data: bytes) -> None:
     """Write ``data`` to ``path`` as a 0600 file (replacing it atomically if it exists)."""
     directory = os.path.dirname(os.path.abspath(path))

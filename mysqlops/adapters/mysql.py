@@ -17,6 +17,7 @@ import pymysql.cursors
 
 from mysqlops.errors import ConnectionProblem
 from mysqlops.model import ObjectCounts, ServerSpec, ServerVersion
+from mysqlops.sql import catalog as sqlcat
 
 SYSTEM_SCHEMAS = frozenset({"mysql", "information_schema", "performance_schema", "sys"})
 Connection = pymysql.connections.Connection
@@ -116,20 +117,20 @@ def scalar(conn: Connection, sql: str, args: Sequence[Any] | None = None) -> Any
 
 
 def server_version(conn: Connection) -> ServerVersion:
-    row = query(conn, "SELECT VERSION() AS v, @@version_comment AS c")[0]
+    row = query(conn, sqlcat.VERSION)[0]
     return ServerVersion.parse(str(row["v"]), str(row["c"] or ""))
 
 
 def global_variables(conn: Connection, names: Sequence[str] | None = None) -> dict[str, str]:
     """``SHOW GLOBAL VARIABLES`` as a dict with lowercase names."""
-    rows = query(conn, "SHOW GLOBAL VARIABLES")
+    rows = query(conn, sqlcat.GLOBAL_VARIABLES)
     wanted = {n.lower() for n in names} if names else None
     out = {str(r["Variable_name"]).lower(): str(r["Value"]) for r in rows}
     return {k: v for k, v in out.items() if wanted is None or k in wanted}
 
 
 def user_databases(conn: Connection, system: frozenset[str] = SYSTEM_SCHEMAS) -> list[str]:
-    rows = query(conn, "SELECT SCHEMA_NAME AS s FROM information_schema.SCHEMATA ORDER BY SCHEMA_NAME")
+    rows = query(conn, sqlcat.SCHEMAS)
     return [str(r["s"]) for r in rows if str(r["s"]).lower() not in system]
 
 
@@ -137,14 +138,7 @@ def object_counts(conn: Connection, database: str) -> ObjectCounts:
     """Tables, views, routines, triggers and events of one database, from information_schema."""
     row = query(
         conn,
-        """
-        SELECT
-          (SELECT COUNT(*) FROM information_schema.TABLES WHERE TABLE_SCHEMA=%s AND TABLE_TYPE IN ('BASE TABLE','SYSTEM VERSIONED','SEQUENCE')) AS tables_,
-          (SELECT COUNT(*) FROM information_schema.TABLES WHERE TABLE_SCHEMA=%s AND TABLE_TYPE='VIEW') AS views_,
-          (SELECT COUNT(*) FROM information_schema.ROUTINES WHERE ROUTINE_SCHEMA=%s) AS routines_,
-          (SELECT COUNT(*) FROM information_schema.TRIGGERS WHERE TRIGGER_SCHEMA=%s) AS triggers_,
-          (SELECT COUNT(*) FROM information_schema.EVENTS WHERE EVENT_SCHEMA=%s) AS events_
-        """,
+        sqlcat.OBJECT_COUNTS,
         [database] * 5,
     )[0]
     return ObjectCounts(
@@ -160,26 +154,16 @@ def database_sizes(conn: Connection, databases: Sequence[str]) -> dict[str, int]
     """Estimated bytes (data + index) per database, for progress estimates and disk checks."""
     if not databases:
         return {}
-    marks = ",".join(["%s"] * len(databases))
-    rows = query(
-        conn,
-        f"SELECT TABLE_SCHEMA AS s, COALESCE(SUM(DATA_LENGTH + INDEX_LENGTH), 0) AS b "
-        f"FROM information_schema.TABLES WHERE TABLE_SCHEMA IN ({marks}) GROUP BY TABLE_SCHEMA",
-        list(databases),
-    )
+    rows = query(conn, sqlcat.database_sizes(len(databases)), list(databases))
     sizes = {d: 0 for d in databases}
     sizes.update({str(r["s"]): int(r["b"]) for r in rows})
     return sizes
 
 
 def float_columns(conn: Connection, database: str) -> list[str]:
-    """``table.column`` of FLOAT columns: a logical dump rounds them (DESIGN.md §4)."""
-    rows = query(
-        conn,
-        "SELECT TABLE_NAME AS t, COLUMN_NAME AS c FROM information_schema.COLUMNS "
-        "WHERE TABLE_SCHEMA=%s AND DATA_TYPE='float' ORDER BY TABLE_NAME, ORDINAL_POSITION",
-        [database],
-    )
+    """``table.column`` of FLOAT columns: a logical dump rounds them (mariadb-dump on MariaDB
+    10.11 writes 6 significant digits: 123456789 becomes 123457000)."""
+    rows = query(conn, sqlcat.FLOAT_COLUMNS, [database])
     return [f"{r['t']}.{r['c']}" for r in rows]
 
 
@@ -196,25 +180,30 @@ class ServerInfo:
 def server_info(spec: ServerSpec) -> ServerInfo:
     with session(spec) as conn:
         version = server_version(conn)
-        row = query(conn, "SELECT @@server_id AS sid, @@read_only AS ro, @@log_bin AS lb")[0]
+        row = query(conn, sqlcat.SERVER_FACTS)[0]
     return ServerInfo(spec.name, spec.endpoint, version, int(row["sid"]), bool(row["ro"]), bool(row["lb"]))
 
 
 def replica_status(conn: Connection, dialect: Any) -> Any:
     """``SHOW REPLICA/SLAVE STATUS`` normalised by the dialect (None on a non-replica), with
     the applied GTID position merged in (MariaDB's status has no executed-GTID column)."""
-    rows = query(conn, dialect.show_replica_status())
+    rows = query(conn, dialect.replica.show_replica_status())
     if not rows:
         return None
     row = dict(rows[0])
-    gtid = scalar(conn, dialect.replica_gtid_query())
+    gtid = scalar(conn, dialect.replica.replica_gtid_query())
     if gtid is not None and not row.get("Executed_Gtid_Set"):
         row["Gtid_Slave_Pos"] = gtid
         row["Executed_Gtid_Set"] = gtid
-    return dialect.parse_replica_status(row)
+    return dialect.replica.parse_replica_status(row)
+
+
+def current_grants(conn: Connection) -> list[str]:
+    """The SHOW GRANTS lines of the session's own account."""
+    return [str(next(iter(r.values()))) for r in query(conn, sqlcat.CURRENT_GRANTS)]
 
 
 def server_identity(conn: Connection) -> dict[str, Any]:
     """Where a server really is (a restore refuses to overwrite a backup's own source)."""
-    row = query(conn, "SELECT @@hostname AS h, @@port AS p, @@server_id AS s")[0]
+    row = query(conn, sqlcat.IDENTITY)[0]
     return {"hostname": str(row["h"]), "port": int(row["p"]), "server_id": int(row["s"])}

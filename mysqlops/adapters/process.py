@@ -1,6 +1,6 @@
 """The only place in mysqlops that starts child processes.
 
-Rules (DESIGN.md §2):
+Rules (docs/ARCHITECTURE.md, "Child processes"):
 - argv tuples only, never a shell;
 - every child in its own session/process group, killed as a group on timeout, cancel or error;
 - a pipeline fails if any member fails; every exit code is checked;
@@ -12,6 +12,9 @@ Rules (DESIGN.md §2):
   process holding it, so not even ``kill -9`` leaves the password on disk; never ``-pSECRET``,
   never ``MYSQL_PWD``;
 - children get a minimal environment (no inherited secrets such as AWS keys or MYSQL_PWD).
+
+One concept over ~500 lines: the runner (one child, a pipeline, a background server) and the
+bookkeeping that lets every child be killed; split, the rules above would be kept in two places.
 """
 
 from __future__ import annotations
@@ -33,6 +36,10 @@ from mysqlops.errors import EnvironmentProblem, ProcessError, ProcessTimeout
 
 PIPE = subprocess.PIPE
 DEVNULL = subprocess.DEVNULL
+#: a child started by :func:`start_background`, and the error of a wait that timed out: other
+#: modules name them through here (no module but this one imports subprocess)
+Child = subprocess.Popen
+TimeoutExpired = subprocess.TimeoutExpired
 _STDERR_TAIL_BYTES = 16 * 1024
 _SAFE_ENV_KEYS = ("PATH", "LANG", "LC_ALL", "HOME", "TMPDIR", "USER", "LOGNAME")
 _live_groups: dict[int, tuple[str, ...]] = {}  # process group id -> argv of its leader

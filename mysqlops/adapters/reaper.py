@@ -30,6 +30,9 @@ directories of mysqlops versions that still wrote option files (``mysqlops-cred-
 hold a password and nothing else and are removed once older than an hour.
 
 No Prefect import here (the core stays Prefect-free); the flows add the flow-run sweep.
+
+One concept over ~500 lines: marking what a run owns and judging whether its owner is gone are
+the two halves of one safety rule (never remove what a live process owns), kept in one place.
 """
 
 from __future__ import annotations

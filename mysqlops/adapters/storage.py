@@ -11,7 +11,7 @@ Local files: temp file in the destination directory, fsync, ``os.link`` (fails i
 exists: atomic and write-once), fsync the directory. S3: the object only becomes visible when
 its upload completes; on error the multipart upload is aborted (``discard``).
 
-Keys are never trusted: every key goes through ``ids.check_key`` (relative, no ``..``/``.``/
+Keys are never trusted: every key goes through ``layout.check_key`` (relative, no ``..``/``.``/
 empty segment, no control character or backslash, bounded length). At a local location every
 file is reached one directory at a time relative to its parent's descriptor with
 ``O_NOFOLLOW`` (``localfs.open_dir_beneath``): a symbolic link planted there is refused, never
@@ -24,7 +24,6 @@ import contextlib
 import errno
 import io
 import os
-import secrets
 import shutil
 import time
 from collections.abc import Callable, Iterator
@@ -37,8 +36,8 @@ import fsspec
 from mysqlops import layout
 from mysqlops.adapters import localfs
 from mysqlops.adapters.localfs import makedirs_private
+from mysqlops.adapters.writers import S3_MIN_PART, _GenericWriter, _LocalWriter, _S3Writer, _Writer
 from mysqlops.errors import IntegrityError, MysqlopsError, ObjectExists, StorageError, UnsafePath
-from mysqlops.layout import TMP_PREFIX
 from mysqlops.model import Location
 from mysqlops.streams.checksum import CHUNK, CountingHash, iter_chunks
 
@@ -70,142 +69,7 @@ def _is_transient(exc: BaseException) -> bool:
     return any(t in name for t in _TRANSIENT_NAMES)
 
 
-class _Writer:
-    """One object being written: ``write`` any number of times, then ``commit`` (the object
-    becomes visible under its final name, write-once) or ``abort`` (nothing is left)."""
-
-    def write(self, chunk: bytes) -> None:
-        raise NotImplementedError
-
-    def commit(self) -> None:
-        raise NotImplementedError
-
-    def abort(self) -> None:
-        raise NotImplementedError
-
-
-class _LocalWriter(_Writer):
-    """Temp file in the destination directory, fsync, ``os.link`` (atomic, fails if the name
-    exists), fsync the directory. The directory is reached and used through its descriptor
-    (``localfs.open_dir_beneath``): a symbolic link below the location root is never followed."""
-
-    def __init__(self, location: str, root: str, key: str) -> None:
-        self.location = location
-        directory, _, self.name = key.rpartition("/")
-        self.dfd = localfs.open_dir_beneath(root, directory, create=True)
-        self.tmp = f"{TMP_PREFIX}{secrets.token_hex(6)}-{self.name}"
-        try:
-            fd = os.open(
-                self.tmp,
-                os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC,
-                0o600,
-                dir_fd=self.dfd,
-            )
-        except BaseException:
-            os.close(self.dfd)
-            raise
-        self.out = os.fdopen(fd, "wb")
-
-    def write(self, chunk: bytes) -> None:
-        self.out.write(chunk)
-
-    def commit(self) -> None:
-        try:
-            self.out.flush()
-            os.fsync(self.out.fileno())
-            self.out.close()
-            try:
-                os.link(self.tmp, self.name, src_dir_fd=self.dfd, dst_dir_fd=self.dfd, follow_symlinks=False)
-            except FileExistsError:
-                raise ObjectExists(
-                    f"location {self.location!r}: {self.name} already exists; never overwritten"
-                ) from None
-            finally:
-                with contextlib.suppress(FileNotFoundError):
-                    os.unlink(self.tmp, dir_fd=self.dfd)
-            os.fsync(self.dfd)
-        finally:
-            os.close(self.dfd)
-            self.dfd = -1
-
-    def abort(self) -> None:
-        with contextlib.suppress(OSError, ValueError):
-            self.out.close()
-        if self.dfd >= 0:
-            with contextlib.suppress(FileNotFoundError):
-                os.unlink(self.tmp, dir_fd=self.dfd)
-            os.close(self.dfd)
-            self.dfd = -1
-
-
-S3_MIN_PART = 8 * 1024 * 1024  # s3fs buffers a part and copies it to send it: memory ~3 parts
 S3_MAX_PARTS = 10_000
-
-
-def s3_part_size(parts_done: int, initial: int = S3_MIN_PART) -> int:
-    """Size of the next part of a multipart upload whose total size may be unknown: ``initial``
-    for the first 1,000 parts, then doubling every 1,000 parts, so 10,000 parts hold more than
-    S3's 5 TiB object limit while small and medium files keep small parts (flat memory)."""
-    return max(initial, S3_MIN_PART << (parts_done // 1000))
-
-
-class _S3Writer(_Writer):
-    """A multipart upload opened with "xb": the final PUT is conditional (If-None-Match: *),
-    write-once even against a concurrent writer; nothing is visible until it completes."""
-
-    def __init__(self, location: str, fs: Any, final: str, part: int) -> None:
-        self.location = location
-        self.final = final
-        self.part = part
-        self.handle = fs.open(final, "xb", block_size=part)
-
-    def write(self, chunk: bytes) -> None:
-        self.handle.write(chunk)
-        # the size of a followed file is not known in advance: parts grow as they accumulate
-        self.handle.blocksize = s3_part_size(len(getattr(self.handle, "parts", None) or ()), self.part)
-
-    def commit(self) -> None:
-        try:
-            self.handle.close()
-        except FileExistsError:
-            raise ObjectExists(
-                f"location {self.location!r}: {self.final.rsplit('/', 1)[-1]} was written concurrently; never overwritten"
-            ) from None
-
-    def abort(self) -> None:
-        with contextlib.suppress(Exception):
-            self.handle.discard()  # abort the multipart upload: nothing becomes visible
-        self.handle.closed = True  # and never flush it from __del__
-
-
-class _GenericWriter(_Writer):
-    """Other fsspec backends: a temp name, renamed when complete."""
-
-    def __init__(self, fs: Any, final: str) -> None:
-        self.fs = fs
-        self.final = final
-        parent, _, name = final.rpartition("/")
-        self.tmp = f"{parent}/{TMP_PREFIX}{secrets.token_hex(6)}-{name}"
-        self.out = fs.open(self.tmp, "wb")
-
-    def write(self, chunk: bytes) -> None:
-        self.out.write(chunk)
-
-    def commit(self) -> None:
-        self.out.close()
-        try:
-            self.fs.mv(self.tmp, self.final)
-        finally:
-            with contextlib.suppress(Exception):
-                if self.fs.exists(self.tmp):
-                    self.fs.rm(self.tmp)
-
-    def abort(self) -> None:
-        with contextlib.suppress(Exception):
-            self.out.close()
-        with contextlib.suppress(Exception):
-            if self.fs.exists(self.tmp):
-                self.fs.rm(self.tmp)
 
 
 class Store:
@@ -236,7 +100,7 @@ class Store:
 
     # -- naming -----------------------------------------------------------------------------
     def key(self, key: str) -> str:
-        """``key`` checked by ``ids.check_key`` (the location's name in the message)."""
+        """``key`` checked by ``layout.check_key`` (the location's name in the message)."""
         try:
             return layout.check_key(key)
         except UnsafePath as exc:
@@ -312,7 +176,7 @@ class Store:
         """Write, read back and delete a probe object; a clear error when writing or reading
         fails. A key that may write but not delete (a writer key kept apart from the pruning
         key) is fine for backups: that is returned as a warning, not an error."""
-        key = f"{TMP_PREFIX}probe-{secrets.token_hex(6)}"
+        key = layout.temporary_name("probe")
         data = b"mysqlops write probe\n"
 
         def probe() -> None:
@@ -516,7 +380,7 @@ class Store:
     def list_keys(self, prefix: str = "", refused: list[str] | None = None) -> list[str]:
         """Keys under ``prefix`` (recursive, files only), relative to the location.
 
-        Entries that are not safe keys (``ids.check_key``: ``a//b``, control characters, ...) and,
+        Entries that are not safe keys (``layout.check_key``: ``a//b``, control characters, ...) and,
         at a local location, symbolic links, FIFOs, sockets and devices are never returned:
         they are appended to ``refused`` when it is given, else :class:`UnsafePath` is raised."""
         if prefix:

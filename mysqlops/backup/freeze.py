@@ -30,7 +30,7 @@ def frozen_replica(spec: ServerSpec, plan: Plan, checksum_tables: bool = True) -
     dialect = plan.dialect
     conn = db.connect(spec, read_timeout=3600)
     try:
-        db.execute(conn, dialect.stop_replica_sql_thread())
+        db.execute(conn, dialect.replica.stop_replica_sql_thread())
         try:
             status = db.replica_status(conn, dialect)
             source = None
@@ -45,7 +45,7 @@ def frozen_replica(spec: ServerSpec, plan: Plan, checksum_tables: bool = True) -
         finally:
             with contextlib.suppress(Exception):
                 conn.ping(reconnect=True)
-            db.execute(conn, dialect.start_replica_sql_thread())
+            db.execute(conn, dialect.replica.start_replica_sql_thread())
     finally:
         with contextlib.suppress(Exception):
             conn.close()

@@ -41,7 +41,6 @@ from mysqlops.adapters import process, reaper
 from mysqlops.adapters.localfs import private_tempdir
 from mysqlops.backup.freeze import FrozenPoint, frozen_replica
 from mysqlops.backup.preflight import Plan, check_backup_parameters, preflight
-from mysqlops.backup.progress import Progress, ProgressFn, _Ticker
 from mysqlops.backup.staging import READ_CHUNK, StagedFile, _Sink
 from mysqlops.backup.uploads import LocationResult, _Uploads
 from mysqlops.errors import (
@@ -55,11 +54,12 @@ from mysqlops.model import (
     Location,
     ServerSpec,
 )
+from mysqlops.progress import Progress, ProgressFn, Ticker
 from mysqlops.sql.dialect import Dialect
 from mysqlops.streams.compression import Codec
-from mysqlops.streams.crypto import key_id
 from mysqlops.streams.dumpscan import FOOTER, DumpScanner
 from mysqlops.streams.follow import Growth
+from mysqlops.streams.keys import key_id
 from mysqlops.tools import redact
 from mysqlops.tools.client import DumpOptions, client_option_file, dump_argv
 
@@ -69,7 +69,7 @@ def _dump_stream(
     databases: Sequence[str],
     codec: Codec,
     staging: str,
-    ticker: _Ticker,
+    ticker: Ticker,
     timeout: float | None,
     cancel_event: threading.Event | None,
     key: bytes | None = None,
@@ -263,7 +263,7 @@ def run_backup(
     try:
         t0 = time.monotonic()
         prog = Progress(time.monotonic(), sum(plan.estimated_bytes.values()))
-        ticker = _Ticker(prog, progress, progress_interval)
+        ticker = Ticker(prog, progress, progress_interval)
         frozen: FrozenPoint | None = None
         with contextlib.ExitStack() as stack:
             if from_replica:
@@ -350,7 +350,7 @@ def _dump_all(
     plan: Plan,
     codec: Codec,
     staging: str,
-    ticker: _Ticker,
+    ticker: Ticker,
     parallel: int,
     from_replica: bool,
     timeout: float | None,
@@ -395,7 +395,7 @@ def _dump_all(
 def _coords_from_header(dialect: Dialect, header: str) -> BinlogCoordinates | None:
     if not header:
         return None
-    file, position, gtid = dialect.parse_dump_coordinates(header)
+    file, position, gtid = dialect.dump.parse_dump_coordinates(header)
     if not file or position is None:
         return None
     return BinlogCoordinates(file=file, position=int(position), gtid=gtid)

@@ -27,7 +27,6 @@ stream. A physical backup always covers the whole instance (every database, the 
 
 from __future__ import annotations
 
-import contextlib
 import os
 import re
 import shutil
@@ -41,7 +40,7 @@ from typing import Any
 from mysqlops import catalog, layout
 from mysqlops.adapters import mysql as db
 from mysqlops.adapters import process, reaper
-from mysqlops.adapters.localfs import private_tempdir
+from mysqlops.adapters.localfs import private_tempdir, tree_bytes
 from mysqlops.adapters.storage import Store
 from mysqlops.backup.logical import BackupResult, _own_version
 from mysqlops.backup.preflight import _free_bytes, _tool_version
@@ -68,9 +67,10 @@ from mysqlops.model import (
     ServerSpec,
     ServerVersion,
 )
+from mysqlops.sql import catalog as sqlcat
 from mysqlops.sql.dialect import dialect_for
 from mysqlops.streams.compression import Codec
-from mysqlops.streams.crypto import key_id
+from mysqlops.streams.keys import key_id
 from mysqlops.tools.client import ClientTools, client_option_file
 from mysqlops.tools.physical import backup_argv, option_groups, stream_format
 
@@ -145,15 +145,6 @@ def _read_text(path: str) -> str:
         return ""
 
 
-def _tree_bytes(path: str) -> int:
-    total = 0
-    for root, _dirs, files in os.walk(path):
-        for name in files:
-            with contextlib.suppress(OSError):
-                total += os.lstat(os.path.join(root, name)).st_size
-    return total
-
-
 def newest_physical(scan: catalog.LocationScan, server: str) -> BackupManifest | None:
     """The newest complete physical backup (full or incremental) of ``server`` at a location."""
     found = [
@@ -179,10 +170,8 @@ class _Source:
 def _inspect_source(spec: ServerSpec, datadir_hint: str | None) -> _Source:
     with db.session(spec) as conn:
         version = db.server_version(conn)
-        row = db.query(
-            conn, "SELECT @@datadir AS d, @@hostname AS h, @@port AS p, @@server_id AS s, @@log_bin AS lb"
-        )[0]
-        databases = tuple(db.user_databases(conn, dialect_for(version).system_schemas()))
+        row = db.query(conn, sqlcat.PHYSICAL_FACTS)[0]
+        databases = tuple(db.user_databases(conn, dialect_for(version).dump.system_schemas()))
     identity = {"hostname": str(row["h"]), "port": int(row["p"]), "server_id": int(row["s"])}
     reported = str(row["d"]).rstrip("/") or "/"
     identity["datadir"] = reported
@@ -277,7 +266,7 @@ def run_physical_backup(
             problems.append(str(exc))
     staging = staging_dir or tempfile.gettempdir()
     free = _free_bytes(staging)
-    needed = (0 if problems else _tree_bytes(source.datadir)) // 2 + 64 * 2**20
+    needed = (0 if problems else tree_bytes(source.datadir)) // 2 + 64 * 2**20
     if free is not None and not problems and free < needed:
         problems.append(
             f"staging directory {staging} has {free / 2**20:.0f} MiB free, the compressed stream may need "

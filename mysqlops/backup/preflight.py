@@ -27,6 +27,7 @@ from mysqlops.model import (
     ServerSpec,
     ServerVersion,
 )
+from mysqlops.sql import catalog as sqlcat
 from mysqlops.sql.dialect import Dialect, dialect_for
 from mysqlops.tools.client import ClientTools
 
@@ -180,13 +181,13 @@ def preflight(
         version = db.server_version(conn)
         identity = db.server_identity(conn)
         dialect = dialect_for(version)
-        available = db.user_databases(conn, dialect.system_schemas())
+        available = db.user_databases(conn, dialect.dump.system_schemas())
         chosen, selection_problems = select_databases(available, databases, include, exclude)
         problems += selection_problems
-        grants = [str(next(iter(r.values()))) for r in db.query(conn, "SHOW GRANTS FOR CURRENT_USER()")]
-        problems += dialect.missing_backup_privileges(grants, chosen, binlogs=False)
+        grants = db.current_grants(conn)
+        problems += dialect.accounts.missing_backup_privileges(grants, chosen, binlogs=False)
         variables = db.global_variables(conn, ["log_bin", "server_id", "gtid_mode"])
-        position_options = dialect.dump_position_options()
+        position_options = dialect.dump.dump_position_options()
         if variables.get("log_bin", "OFF").upper() not in ("ON", "1"):
             position_options = ()
             warnings.append(
@@ -275,10 +276,7 @@ def non_transactional_tables(conn: db.Connection, databases: Sequence[str]) -> d
         return {}
     rows = db.query(
         conn,
-        "SELECT TABLE_SCHEMA AS d, TABLE_NAME AS t, ENGINE AS e FROM information_schema.TABLES"
-        f" WHERE TABLE_SCHEMA IN ({', '.join(['%s'] * len(databases))}) AND TABLE_TYPE = 'BASE TABLE'"
-        f" AND ENGINE IS NOT NULL AND ENGINE NOT IN ({', '.join(['%s'] * len(TRANSACTIONAL_ENGINES))})"
-        " ORDER BY TABLE_SCHEMA, TABLE_NAME",
+        sqlcat.tables_not_in_engines(len(databases), len(TRANSACTIONAL_ENGINES)),
         [*databases, *TRANSACTIONAL_ENGINES],
     )
     out: dict[str, dict[str, str]] = {}

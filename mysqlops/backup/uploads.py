@@ -96,7 +96,7 @@ class _Lane:
     def _one(self, sf: StagedFile, growth: Growth, size_hint: int) -> None:
         if self.error:
             return  # this location already failed: do not keep uploading to it
-        key = f"{self.directory}/{os.path.basename(sf.path)}"
+        key = layout.member_key(self.directory, os.path.basename(sf.path))
 
         def ready(written: CountingHash) -> None:
             self.gate.wait()  # the whole dump is proven good, and this file is complete
@@ -161,7 +161,7 @@ class _Lane:
                 location=self.location.name,
                 durations={**base.durations, **result.durations()},
             )
-            key = f"{self.directory}/{layout.MANIFEST_NAME}"
+            key = layout.member_key(self.directory, layout.MANIFEST_NAME)
             self.store.put_bytes(manifest.to_json().encode(), key)  # the commit marker, last
             result.manifest_key = key
             result.ok = True

@@ -54,18 +54,13 @@ import os
 import shutil
 import time
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass
 from datetime import UTC, datetime
 
-import pymysql
-
 from mysqlops import layout
-from mysqlops.adapters import mysql as db
 from mysqlops.adapters import process
 from mysqlops.adapters.localfs import private_tempdir
 from mysqlops.adapters.storage import Store, StoredObject
 from mysqlops.binlog.format import BinlogSummary, summarize_file
-from mysqlops.binlog.layout import archived_files, data_key, manifest_key
 from mysqlops.binlog.plan import (
     ArchivedBinlog,
     ArchiveResult,
@@ -76,6 +71,7 @@ from mysqlops.binlog.plan import (
     affected_backups,
     plan_location,
 )
+from mysqlops.binlog.server import ServerBinlogs, rotate_and_list
 from mysqlops.errors import (
     ConfigError,
     EncryptionError,
@@ -86,87 +82,13 @@ from mysqlops.errors import (
     StorageError,
 )
 from mysqlops.manifest import BackupManifest, BinlogManifest
-from mysqlops.model import Flavor, Location, ServerSpec, ServerVersion, binlog_sequence
-from mysqlops.sql.dialect import BINLOG_HEADER_EVENTS, Dialect, dialect_for
+from mysqlops.model import Location, ServerSpec, binlog_sequence
 from mysqlops.streams.checksum import CHUNK, CountingHash, iter_chunks
 from mysqlops.streams.compression import Codec
 from mysqlops.streams.crypto import HEADER_MAX_SIZE, Decryptor, Encryptor, Keyring, peek_key_id
 from mysqlops.streams.crypto import MAGIC as ENC_MAGIC
 from mysqlops.tools.binlog import fetch_argv
 from mysqlops.tools.client import ClientTools, client_option_file
-
-
-# =========================================================================== server side
-@dataclass(frozen=True)
-class ServerBinlogs:
-    """The server's binlogs right after the rotation."""
-
-    version: ServerVersion
-    server_id: int
-    server_uuid: str | None
-    logs: tuple[tuple[str, int], ...]  # (file, size) as SHOW BINARY LOGS lists them
-    active: str
-    rotated: bool = False  # False when asked not to, or when the active binlog held no transaction
-
-    @property
-    def sizes(self) -> dict[str, int]:
-        return dict(self.logs)
-
-
-def _privilege_hint(version: ServerVersion) -> str:
-    if version.flavor is Flavor.MARIADB:
-        return "GRANT RELOAD, BINLOG MONITOR, REPLICATION SLAVE ON *.* TO <backup user>"
-    return "GRANT RELOAD, REPLICATION CLIENT, REPLICATION SLAVE ON *.* TO <backup user>"
-
-
-def rotate_and_list(spec: ServerSpec, *, rotate: bool = True) -> ServerBinlogs:
-    """``FLUSH BINARY LOGS`` (closing the current file), then list the binlogs.
-
-    An idle server is not rotated: when the active binlog holds nothing but the events every
-    binlog starts with, closing it would only add an empty file (one per run, hundreds a day
-    on a schedule) and archive it. Its transactions, once there are some, close it next time."""
-    with db.session(spec) as conn:
-        version = db.server_version(conn)
-        dialect = dialect_for(version)
-        try:
-            row = db.query(conn, "SELECT @@log_bin AS lb, @@server_id AS sid")[0]
-            if not int(row["lb"] or 0):
-                raise ConfigError(
-                    f"server {spec.name!r} has binary logging off: nothing to archive and no "
-                    "point-in-time recovery; add log_bin (and server_id) to [mysqld] and restart"
-                )
-            uuid = None
-            if version.flavor is Flavor.MYSQL:
-                uuid = str(db.scalar(conn, "SELECT @@server_uuid"))
-            rotated = False
-            if rotate:
-                before = db.query(conn, dialect.binlog_status_query())
-                if before and _holds_transactions(conn, dialect, str(before[0]["File"])):
-                    db.execute(conn, dialect.flush_binary_logs())
-                    rotated = True
-            status = db.query(conn, dialect.binlog_status_query())
-            logs = db.query(conn, dialect.show_binary_logs())
-        except pymysql.err.MySQLError as exc:
-            code = exc.args[0] if exc.args else None
-            detail = exc.args[1] if len(exc.args) > 1 else str(exc)
-            hint = f"; {_privilege_hint(version)}" if code in (1227, 1045, 1142, 1044) else ""
-            raise BinlogError(f"server {spec.name!r}: cannot rotate/list binlogs: {detail}{hint}") from None
-    if not status:
-        raise BinlogError(f"server {spec.name!r}: {dialect.binlog_status_query()} returned nothing")
-    return ServerBinlogs(
-        version=version,
-        server_id=int(row["sid"]),
-        server_uuid=uuid,
-        logs=tuple((str(r["Log_name"]), int(r["File_size"])) for r in logs),
-        active=str(status[0]["File"]),
-        rotated=rotated,
-    )
-
-
-def _holds_transactions(conn: db.Connection, dialect: Dialect, file: str) -> bool:
-    """Whether binlog ``file`` has any event besides the ones every binlog starts with."""
-    events = db.query(conn, dialect.show_binlog_events(file, len(BINLOG_HEADER_EVENTS) + 1))
-    return any(str(e.get("Event_type")) not in BINLOG_HEADER_EVENTS for e in events)
 
 
 # =========================================================================== archive
@@ -333,7 +255,10 @@ def archive_binlogs(
     plans: dict[str, LocationPlan] = {}
     for name, store in stores.items():
         plan = plan_location(
-            name, [f for f, _ in server.logs], server.active, archived_files(listing[name], spec.name)
+            name,
+            [f for f, _ in server.logs],
+            server.active,
+            layout.archived_binlogs(listing[name], spec.name),
         )
         _check_identity(store, spec.name, plan, server)
         plans[name] = plan
@@ -397,7 +322,7 @@ def _check_identity(store: Store, server_name: str, plan: LocationPlan, server: 
     last = plan.last_archived
     if last is None:
         return
-    manifest = BinlogManifest.from_json(store.read_bytes(manifest_key(server_name, last)))
+    manifest = BinlogManifest.from_json(store.read_bytes(layout.binlog_manifest_key(server_name, last)))
     where = f"location {store.location.name!r}"
     if manifest.server_id != server.server_id:
         raise BinlogHistoryChanged(
@@ -433,7 +358,7 @@ def _publish(
     keyring: Keyring | None = None,
 ) -> tuple[ArchivedBinlog, BinlogManifest]:
     started = time.monotonic()
-    key = data_key(spec.name, file, codec.extension)
+    key = layout.binlog_data_key(spec.name, file, codec.extension)
     adopted = False
     kid = keyring.current_id if keyring is not None else None
     try:
@@ -460,7 +385,7 @@ def _publish(
         gtid_end=summary.gtid_end,
         encryption_key_id=kid,
     )
-    mkey = manifest_key(spec.name, file)
+    mkey = layout.binlog_manifest_key(spec.name, file)
     try:
         store.put_bytes(manifest.to_json().encode(), mkey)
     except ObjectExists:
@@ -521,15 +446,11 @@ def full_backups(store: Store, server: str) -> list[BackupManifest]:
     """Readable full-backup manifests of ``server`` at one location (a manifest that fails
     validation or names another directory than its own is not one of them)."""
     out = []
-    prefix = f"{layout.check_server_name(server)}/{layout.BACKUPS_DIR}"
-    for key in store.list_keys(prefix, refused=[]):
-        if key.endswith("/" + layout.MANIFEST_NAME) and key.count("/") == 3:
+    for key in store.list_keys(layout.backups_prefix(server), refused=[]):
+        if layout.is_backup_manifest_key(key, server):
             with contextlib.suppress(ManifestError, StorageError):
                 m = BackupManifest.from_json(store.read_bytes(key))
-                if (
-                    key == f"{layout.backup_dir(m.server, m.backup_id)}/{layout.MANIFEST_NAME}"
-                    and m.server == server
-                ):
+                if key == layout.manifest_key(m.server, m.backup_id) and m.server == server:
                     out.append(m)
     return out
 
@@ -538,8 +459,8 @@ def list_archived(store: Store, server: str) -> list[BinlogManifest]:
     """Every archived binlog of ``server`` at one location (by manifest), oldest first.
     An unreadable manifest raises :class:`ManifestError` (never silently skipped)."""
     out = []
-    for file in archived_files(store.list_keys(layout.binlog_dir(server)), server):
-        key = manifest_key(server, file)
+    for file in layout.archived_binlogs(store.list_keys(layout.binlog_dir(server)), server):
+        key = layout.binlog_manifest_key(server, file)
         try:
             m = BinlogManifest.from_json(store.read_bytes(key))
         except ManifestError as exc:

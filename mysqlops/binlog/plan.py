@@ -6,7 +6,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from mysqlops.binlog.layout import basename_of, sibling
+from mysqlops import layout
 from mysqlops.errors import (
     MysqlopsError,
 )
@@ -72,9 +72,9 @@ def plan_location(
     (never archived); ``archived``: files with a manifest at the location. Raises
     :class:`BinlogHistoryChanged` when the server's binlogs cannot continue the archive.
     """
-    base = basename_of(active)
+    base = layout.binlog_basename(active)
     active_seq = binlog_sequence(active)
-    foreign = sorted({basename_of(f) for f in archived} - {base})
+    foreign = sorted({layout.binlog_basename(f) for f in archived} - {base})
     if foreign:
         raise BinlogHistoryChanged(
             f"location {location!r}: the archive holds binlogs named {foreign[0]}.*, the server now "
@@ -89,7 +89,7 @@ def plan_location(
             "server was re-initialised). Its new binlogs cannot continue this archive: archive them "
             "under a new server name and take a new full backup"
         )
-    on_server = {binlog_sequence(f): f for f in server_logs if basename_of(f) == base}
+    on_server = {binlog_sequence(f): f for f in server_logs if layout.binlog_basename(f) == base}
     closed = {s: f for s, f in on_server.items() if s < active_seq}
     to_archive = tuple(closed[s] for s in sorted(closed) if s not in done)
     new_gap: list[str] = []
@@ -100,7 +100,7 @@ def plan_location(
         for seq in range(oldest_needed, active_seq):
             if seq in done or seq in closed:
                 continue
-            (new_gap if seq > last else known).append(sibling(active, seq))
+            (new_gap if seq > last else known).append(layout.binlog_sibling(active, seq))
     return LocationPlan(
         location=location,
         to_archive=to_archive,
@@ -116,18 +116,18 @@ def find_gaps(files: Sequence[str]) -> list[str]:
         return []
     seqs = sorted({binlog_sequence(f) for f in files})
     present = set(seqs)
-    return [sibling(files[0], s) for s in range(seqs[0], seqs[-1] + 1) if s not in present]
+    return [layout.binlog_sibling(files[0], s) for s in range(seqs[0], seqs[-1] + 1) if s not in present]
 
 
 def affected_backups(backups: Sequence[BackupManifest], last_missing: str) -> list[str]:
     """Full backups whose coordinates are before the end of a gap: they cannot be rolled
     forward across it (PITR stops at the gap, or cannot start at all)."""
     limit = binlog_sequence(last_missing)
-    base = basename_of(last_missing)
+    base = layout.binlog_basename(last_missing)
     out = []
     for m in backups:
         coords = m.coordinates
-        if coords and basename_of(coords.file) == base and coords.sequence <= limit:
+        if coords and layout.binlog_basename(coords.file) == base and coords.sequence <= limit:
             out.append(m.backup_id)
     return sorted(out)
 

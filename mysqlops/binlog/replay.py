@@ -7,14 +7,12 @@ import os
 import time
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime
 
 from mysqlops import layout
 from mysqlops.adapters import mysql as db
 from mysqlops.adapters import process
 from mysqlops.adapters.storage import Store
 from mysqlops.binlog.archive import _read_verified, list_archived, private_dir
-from mysqlops.binlog.layout import basename_of, sibling
 from mysqlops.binlog.plan import BinlogGap
 from mysqlops.errors import (
     ConfigError,
@@ -24,10 +22,18 @@ from mysqlops.errors import (
     StorageError,
 )
 from mysqlops.manifest import BinlogManifest
-from mysqlops.model import BinlogCoordinates, Flavor, ServerSpec, ServerVersion, binlog_sequence
+from mysqlops.model import (
+    BinlogCoordinates,
+    Flavor,
+    RecoveryTarget,
+    ServerSpec,
+    ServerVersion,
+    binlog_sequence,
+)
+from mysqlops.sql.binlog import BinlogSql
 from mysqlops.sql.gtid import parse_mariadb_gtids
 from mysqlops.streams.compression import codec_from_label
-from mysqlops.streams.crypto import Keyring
+from mysqlops.streams.keys import Keyring
 from mysqlops.tools import redact
 from mysqlops.tools.binlog import replay_argv
 from mysqlops.tools.client import ClientTools, client_option_file, mysql_argv
@@ -59,14 +65,19 @@ def select_replay_files(
     manifests: Sequence[BinlogManifest],
     start: BinlogCoordinates,
     *,
-    until_datetime: datetime | None = None,
-    until_gtid: str | None = None,
-    until_position: tuple[str, int] | None = None,
+    until: RecoveryTarget | None = None,
 ) -> list[BinlogManifest]:
     """The contiguous run of archived files from ``start.file`` to the one holding the target
     (pure). Raises :class:`BinlogGap` for a hole, :class:`RestoreError` when the archive does
-    not reach the target."""
-    by_seq = {m.sequence: m for m in manifests if basename_of(m.file) == basename_of(start.file)}
+    not reach the target (``until`` None: to the end of the archive)."""
+    until_position = until.stop_position if until else None
+    until_datetime = until.time if until else None
+    until_gtid = until.gtid if until else None
+    by_seq = {
+        m.sequence: m
+        for m in manifests
+        if layout.binlog_basename(m.file) == layout.binlog_basename(start.file)
+    }
     if start.sequence not in by_seq:
         raise RestoreError(
             f"binlog {start.file} (the start of the replay) is not archived: nothing can be "
@@ -81,7 +92,7 @@ def select_replay_files(
     first = by_seq[start.sequence]
     if until_datetime is not None and first.first_event_at and until_datetime < first.first_event_at:
         raise ConfigError(
-            f"until_datetime {until_datetime.isoformat()} is before {start.file} was even started "
+            f"until {until_datetime.isoformat()} is before {start.file} was even started "
             f"({first.first_event_at.isoformat()}): pick an older backup to start from"
         )
     targets = parse_mariadb_gtids(until_gtid) if until_gtid else {}
@@ -93,7 +104,7 @@ def select_replay_files(
         if m is None:
             if seq <= last_seq:
                 following = min(s for s in by_seq if s > seq)
-                missing = [sibling(start.file, s) for s in range(seq, following)]
+                missing = [layout.binlog_sibling(start.file, s) for s in range(seq, following)]
                 raise BinlogGap(
                     f"binlog(s) {', '.join(missing)} are not archived: point-in-time recovery cannot "
                     f"cross them (it can reach the end of {chosen[-1].file} at most)",
@@ -148,9 +159,7 @@ class FetchedBinlogs:
     stored_bytes: int
     fetch_seconds: float
     skipped: tuple[str, ...]
-    until_datetime: datetime | None = None
-    until_gtid: str | None = None
-    until_position: tuple[str, int] | None = None
+    until: RecoveryTarget | None = None
     key_ids: tuple[str, ...] = ()  # encryption key ids of the copies used (empty: all plaintext)
 
 
@@ -188,15 +197,13 @@ def fetch_binlogs(
     stores: Sequence[Store],
     server_name: str,
     start: BinlogCoordinates,
-    until_datetime: datetime | None = None,
-    until_gtid: str | None = None,
-    until_position: tuple[str, int] | None = None,
+    until: RecoveryTarget | None = None,
     staging_dir: str | None = None,
     *,
     keyring: Keyring | None = None,
 ) -> Iterator[FetchedBinlogs]:
     """Select the archived files of ``server_name`` from ``start`` up to at most one stop
-    condition, and fetch every one of them verified into a 0700 staging directory (removed on
+    condition (``until``), and fetch every one of them verified into a 0700 staging directory (removed on
     exit). Touches no server: every problem (a gap, an archive that ends too early, a missing
     encryption key, no intact copy) is raised here, before anything is applied.
 
@@ -204,12 +211,8 @@ def fetch_binlogs(
     from its manifest, or that fails decryption, is skipped for the next location. Encrypted
     copies are decrypted with ``keyring`` (the manifest names the key id); plaintext and
     encrypted files may be mixed in one chain."""
-    if sum(x is not None for x in (until_datetime, until_gtid, until_position)) > 1:
-        raise ConfigError("give at most one of until_datetime, until_gtid, until_position")
     if not stores:
         raise ConfigError("replay_binlogs needs at least one location to read binlogs from")
-    if until_datetime is not None and until_datetime.tzinfo is None:
-        raise ConfigError("until_datetime must be timezone-aware (UTC)")
     catalog: dict[str, list[tuple[Store, BinlogManifest]]] = {}
     unreadable: list[str] = []
     for store in stores:
@@ -226,9 +229,7 @@ def fetch_binlogs(
     chosen = select_replay_files(
         [copies[0][1] for copies in catalog.values()],
         start,
-        until_datetime=until_datetime,
-        until_gtid=until_gtid,
-        until_position=until_position,
+        until=until,
     )
     check_replay_keys(catalog, [m.file for m in chosen], keyring)
     skipped: list[str] = list(unreadable)
@@ -257,9 +258,7 @@ def fetch_binlogs(
             stored_bytes=stored_total,
             fetch_seconds=time.monotonic() - fetch_started,
             skipped=tuple(skipped),
-            until_datetime=until_datetime,
-            until_gtid=until_gtid,
-            until_position=until_position,
+            until=until,
             key_ids=tuple(kids),
         )
 
@@ -275,9 +274,9 @@ def apply_binlogs(
     fetched and verified by :func:`fetch_binlogs` (call it inside that context)."""
     with db.session(target_spec) as conn:
         version = db.server_version(conn)
-    if fetched.until_gtid and version.flavor is not Flavor.MARIADB:
+    if fetched.until is not None and fetched.until.gtid and version.flavor is not Flavor.MARIADB:
         raise ConfigError(
-            "until_gtid is supported for MariaDB; on MySQL use until_position or until_datetime"
+            "until_gtid is supported for MariaDB; on MySQL use until_position or until (a time)"
         )
     tools = ClientTools.for_flavor(version.flavor)
     apply_started = time.monotonic()
@@ -285,9 +284,7 @@ def apply_binlogs(
         tools.binlog,
         fetched.paths,
         fetched.start,
-        until_datetime=fetched.until_datetime,
-        until_gtid=fetched.until_gtid,
-        until_position=fetched.until_position,
+        until=fetched.until,
         log_on_target=log_on_target,
     )
     client_cmd = mysql_argv(tools.mysql, extra=["--binary-mode", "--skip-reconnect"])
@@ -304,12 +301,8 @@ def apply_binlogs(
     ):
         pipe.wait()
     apply_seconds = time.monotonic() - apply_started
-    if fetched.until_position is not None:
-        stop = f"position {fetched.until_position[0]}:{fetched.until_position[1]}"
-    elif fetched.until_datetime is not None:
-        stop = f"datetime {fetched.until_datetime.astimezone(UTC).isoformat()}"
-    elif fetched.until_gtid:
-        stop = f"gtid {fetched.until_gtid}"
+    if fetched.until is not None:
+        stop = fetched.until.describe()
     else:
         stop = f"end of archive ({fetched.manifests[-1].file})"
     return ReplayResult(
@@ -334,9 +327,7 @@ def replay_binlogs(
     stores: Sequence[Store],
     server_name: str,
     start: BinlogCoordinates,
-    until_datetime: datetime | None = None,
-    until_gtid: str | None = None,
-    until_position: tuple[str, int] | None = None,
+    until: RecoveryTarget | None = None,
     staging_dir: str | None = None,
     *,
     log_on_target: bool = False,
@@ -344,21 +335,19 @@ def replay_binlogs(
     keyring: Keyring | None = None,
 ) -> ReplayResult:
     """Apply archived binlogs of ``server_name`` to ``target_spec`` from ``start`` (a backup's
-    coordinates) up to at most one stop condition (none: the end of the archive).
+    coordinates) up to ``until`` (None: the end of the archive).
 
     Every file is fetched and verified first (:func:`fetch_binlogs`: sha256 checks, fallback
     to the next location, decryption with ``keyring``), so nothing is applied unless all of
-    them are intact and readable. ``until_position`` stops before the event at that offset
-    (``--stop-position``); ``until_datetime`` before the first event of that UTC second;
-    ``until_gtid`` (MariaDB) after that GTID, inclusive.
+    them are intact and readable. A position target stops before the event at that offset
+    (``--stop-position``); a time target before the first event of that UTC second; a GTID
+    target (MariaDB) after that GTID, inclusive.
     """
     with fetch_binlogs(
         stores,
         server_name,
         start,
-        until_datetime,
-        until_gtid,
-        until_position,
+        until,
         staging_dir,
         keyring=keyring,
     ) as fetched:
@@ -375,15 +364,15 @@ def _gtid_strict_mode_off(spec: ServerSpec, version: ServerVersion, log_on_targe
         yield False
         return
     with db.session(spec) as conn:
-        strict = bool(int(db.scalar(conn, "SELECT @@GLOBAL.gtid_strict_mode") or 0))
+        strict = bool(int(db.scalar(conn, BinlogSql.GTID_STRICT_MODE) or 0))
         if strict:
-            db.execute(conn, "SET GLOBAL gtid_strict_mode=0")
+            db.execute(conn, BinlogSql.set_gtid_strict_mode(False))
     try:
         yield strict
     finally:
         if strict:
             with db.session(spec) as conn:
-                db.execute(conn, "SET GLOBAL gtid_strict_mode=1")
+                db.execute(conn, BinlogSql.set_gtid_strict_mode(True))
 
 
 def _fetch_verified(
@@ -395,7 +384,7 @@ def _fetch_verified(
     """Decompress (decrypting encrypted copies) the first copy whose stored and raw sha256
     match its manifest to ``path``. Returns the store used and that copy's manifest."""
     for store, m in copies:
-        key = f"{layout.binlog_dir(m.server)}/{layout.check_file_name(m.stored_path, 'stored binlog name')}"
+        key = layout.binlog_stored_key(m.server, m.stored_path)
         try:
             if m.encryption_key_id and (keyring is None or m.encryption_key_id not in keyring):
                 raise IntegrityError(f"encrypted with key id {m.encryption_key_id}, which was not given")

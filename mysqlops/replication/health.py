@@ -14,6 +14,7 @@ from mysqlops.errors import (
     MysqlopsError,
 )
 from mysqlops.model import ServerSpec
+from mysqlops.sql import catalog as sqlcat
 from mysqlops.sql.dialect import dialect_for
 from mysqlops.sql.gtid import normalize_gtid
 
@@ -76,7 +77,7 @@ def _one_health(spec: ServerSpec, max_lag_seconds: int, primary_gtid: str | None
         with db.session(spec) as conn:
             dialect = dialect_for(db.server_version(conn))
             status = db.replica_status(conn, dialect)
-            health.read_only = str(db.scalar(conn, "SELECT @@GLOBAL.read_only")) in ("1", "ON")
+            health.read_only = str(db.scalar(conn, sqlcat.READ_ONLY)) in ("1", "ON")
     except MysqlopsError as exc:
         health.problems.append(str(exc))
         return health
@@ -127,7 +128,7 @@ def check_health(
     if primary is not None:
         with db.session(primary) as conn:
             primary_gtid = normalize_gtid(
-                db.scalar(conn, dialect_for(db.server_version(conn)).gtid_executed_query())
+                db.scalar(conn, dialect_for(db.server_version(conn)).replica.gtid_executed_query())
             )
     results = [_one_health(spec, max_lag_seconds, primary_gtid) for spec in replicas]
     if sample_checksum and primary is not None:

@@ -220,29 +220,29 @@ def _execute_secret(conn: db.Connection, sql: str, secret: str, what: str) -> No
 
 def _snapshot_gtid(conn: db.Connection, dialect: Dialect) -> str | None:
     """Open a consistent snapshot on ``conn`` and return the GTID position it reflects."""
-    db.execute(conn, "SET SESSION TRANSACTION ISOLATION LEVEL REPEATABLE READ")
+    db.execute(conn, dialect.replica.SNAPSHOT_ISOLATION)
     if dialect.is_mariadb:
-        db.execute(conn, "START TRANSACTION WITH CONSISTENT SNAPSHOT")
+        db.execute(conn, dialect.replica.START_SNAPSHOT)
         status = {
             str(r["Variable_name"]).lower(): r["Value"]
-            for r in db.query(conn, "SHOW SESSION STATUS LIKE 'binlog_snapshot_%'")
+            for r in db.query(conn, dialect.replica.SNAPSHOT_BINLOG_STATUS)
         }
         file = status.get("binlog_snapshot_file")
         position = status.get("binlog_snapshot_position")
         if not file:
             raise ReplicationError("the primary has no binary log: cannot find a synchronized point")
-        return normalize_gtid(db.scalar(conn, "SELECT BINLOG_GTID_POS(%s, %s)", [file, int(position or 0)]))
-    db.execute(conn, "FLUSH TABLES WITH READ LOCK")
+        return normalize_gtid(db.scalar(conn, dialect.replica.GTID_AT_POSITION, [file, int(position or 0)]))
+    db.execute(conn, dialect.replica.GLOBAL_READ_LOCK)
     try:
-        db.execute(conn, "START TRANSACTION WITH CONSISTENT SNAPSHOT")
-        gtid = normalize_gtid(db.scalar(conn, dialect.gtid_executed_query()))
+        db.execute(conn, dialect.replica.START_SNAPSHOT)
+        gtid = normalize_gtid(db.scalar(conn, dialect.replica.gtid_executed_query()))
     finally:
-        db.execute(conn, "UNLOCK TABLES")
+        db.execute(conn, dialect.replica.UNLOCK)
     return gtid
 
 
 def _source_user(conn: db.Connection, dialect: Dialect) -> str:
-    rows = db.query(conn, dialect.show_replica_status())
+    rows = db.query(conn, dialect.replica.show_replica_status())
     if not rows:
         return ""
     row = rows[0]
@@ -258,7 +258,7 @@ def _facts(spec: ServerSpec, *, replica: bool) -> ServerFacts:
         version = db.server_version(conn)
         dialect = dialect_for(version)
         variables = db.global_variables(conn)
-        databases = tuple(db.user_databases(conn, dialect.system_schemas()))
+        databases = tuple(db.user_databases(conn, dialect.dump.system_schemas()))
         status = db.replica_status(conn, dialect) if replica else None
         source_user = _source_user(conn, dialect) if status is not None else ""
     return ServerFacts(spec, version, variables, databases, status, source_user)
@@ -308,13 +308,19 @@ def preflight(
     except MysqlopsError as exc:
         raise PreflightFailed([f"primary: {exc}", *problems]) from None
     pd = pf.dialect
-    problems += [f"primary {primary.name}: {p}" for p in pd.replication_requirements(pf.variables, "primary")]
+    problems += [
+        f"primary {primary.name}: {p}"
+        for p in pd.requirements.replication_requirements(pf.variables, "primary")
+    ]
     warnings += [
-        f"primary {primary.name}: {w}" for w in pd.replication_recommendations(pf.variables, "primary")
+        f"primary {primary.name}: {w}"
+        for w in pd.requirements.replication_recommendations(pf.variables, "primary")
     ]
     if settings.password and settings.user:
         try:
-            pd.replication_user_grants(settings.user, settings.account_host, settings.password, settings.tls)
+            pd.accounts.replication_user_grants(
+                settings.user, settings.account_host, settings.password, settings.tls
+            )
         except ConfigError as exc:
             problems.append(str(exc))
     if settings.tls:
@@ -342,13 +348,17 @@ def preflight(
             continue
         rd = rf.dialect
         label = f"replica {spec.name}"
-        problems += [f"{label}: {p}" for p in rd.replication_requirements(rf.variables, "replica")]
+        problems += [
+            f"{label}: {p}" for p in rd.requirements.replication_requirements(rf.variables, "replica")
+        ]
         warnings += [
             f"{label}: {w}"
-            for w in rd.replication_recommendations(rf.variables, "replica")
+            for w in rd.requirements.replication_recommendations(rf.variables, "replica")
             if "accepts client writes" not in w  # provisioning turns read_only on itself
         ]
-        problems += [f"{label}: {p}" for p in pd.replication_pair_problems(pf.variables, rf.variables)]
+        problems += [
+            f"{label}: {p}" for p in pd.requirements.replication_pair_problems(pf.variables, rf.variables)
+        ]
         other = ids.get(rf.server_id)
         if other and other != primary.name and rf.server_id:
             problems.append(

@@ -16,9 +16,10 @@ from mysqlops.errors import (
     VerificationFailed,
 )
 from mysqlops.model import ObjectCounts, ServerSpec
+from mysqlops.sql import catalog as sqlcat
 from mysqlops.sql.dialect import Dialect, dialect_for
 from mysqlops.sql.gtid import normalize_gtid
-from mysqlops.sql.quoting import quote_identifier as q
+from mysqlops.sql.replica import ReplicaSql
 from mysqlops.sql.status import ReplicaStatus
 from mysqlops.streams.dumpscan import DumpScanner
 from mysqlops.tools.client import ClientTools, DumpOptions, client_option_file, dump_argv, mysql_argv
@@ -36,7 +37,6 @@ from mysqlops.replication.plan import (
     _execute_secret,
     _quiet,
 )
-from mysqlops.sql.replica import _empty_position
 
 _READ_CHUNK = 1 << 20
 
@@ -90,8 +90,8 @@ def seed_stream(
     pd = primary.dialect
     started = time.monotonic()
     with db.session(primary.spec) as conn:
-        before = normalize_gtid(db.scalar(conn, pd.gtid_executed_query()))
-        databases = tuple(db.user_databases(conn, pd.system_schemas()))
+        before = normalize_gtid(db.scalar(conn, pd.replica.gtid_executed_query()))
+        databases = tuple(db.user_databases(conn, pd.dump.system_schemas()))
         expected = {d: db.object_counts(conn, d) for d in databases}
     if not databases:
         log(
@@ -101,7 +101,7 @@ def seed_stream(
     dump = dump_argv(
         ClientTools.for_flavor(primary.version.flavor).dump,
         databases[0],
-        DumpOptions(position_options=pd.dump_position_options()),
+        DumpOptions(position_options=pd.dump.dump_position_options()),
     )
     if len(databases) > 1:
         dump = (*dump[:-1], *databases)  # --databases -- db1 db2 ...
@@ -167,13 +167,13 @@ def seed_stream(
             "the dump is missing objects the primary has (the dump tool exits 0 when it silently skips "
             "objects it may not read): " + " | ".join(missing) + hint
         )
-    file, position, gtid = pd.parse_dump_coordinates(scanner.coordinates_text)
+    file, position, gtid = pd.dump.parse_dump_coordinates(scanner.coordinates_text)
     if gtid is None and file and position is not None and pd.is_mariadb:
         with db.session(primary.spec) as conn:  # the dump wrote an empty or no gtid line
-            gtid = normalize_gtid(db.scalar(conn, "SELECT BINLOG_GTID_POS(%s, %s)", [file, int(position)]))
+            gtid = normalize_gtid(db.scalar(conn, ReplicaSql.GTID_AT_POSITION, [file, int(position)]))
     if gtid is None and before:
         raise ReplicationError(
-            f"the dump of {primary.spec.name} recorded no GTID position (options {' '.join(pd.dump_position_options())}); "
+            f"the dump of {primary.spec.name} recorded no GTID position (options {' '.join(pd.dump.dump_position_options())}); "
             "is the binary log on and GTID mode enabled?"
         )
     with db.session(replica.spec) as conn:
@@ -196,7 +196,7 @@ def seed_stream(
 
 
 def _change_source_sql(dialect: Dialect, host: str, port: int, settings: ReplicationSettings) -> str:
-    return dialect.change_source(
+    return dialect.replica.change_source(
         host,
         port,
         settings.user,
@@ -213,14 +213,14 @@ def _change_source_sql(dialect: Dialect, host: str, port: int, settings: Replica
 def _point_at_source(
     conn: db.Connection, dialect: Dialect, plan: ProvisionPlan, settings: ReplicationSettings
 ) -> None:
-    db.execute(conn, dialect.stop_replica())
+    db.execute(conn, dialect.replica.stop_replica())
     _execute_secret(
         conn,
         _change_source_sql(dialect, plan.source_host, plan.source_port, settings),
         settings.password,
         "pointing the replica at the primary",
     )
-    db.execute(conn, dialect.start_replica())
+    db.execute(conn, dialect.replica.start_replica())
 
 
 def attach_replica(
@@ -257,17 +257,17 @@ def attach_replica(
         return Attached(name, "reconnected")
     dropped: list[str] = []
     with db.session(facts.spec) as conn:
-        db.execute(conn, dialect.stop_replica())
-        db.execute(conn, dialect.reset_replica_all())
-        for sql in dialect.read_only_statements(False):
+        db.execute(conn, dialect.replica.stop_replica())
+        db.execute(conn, dialect.replica.reset_replica_all())
+        for sql in dialect.replica.read_only_statements(False):
             db.execute(conn, sql)
         if target.action is ReplicaAction.REBUILD:
-            for database in db.user_databases(conn, dialect.system_schemas()):
-                db.execute(conn, f"DROP DATABASE {q(database)}")
+            for database in db.user_databases(conn, dialect.dump.system_schemas()):
+                db.execute(conn, sqlcat.drop_database(database))
                 dropped.append(database)
             if dropped:
                 log(f"{name}: dropped {len(dropped)} database(s) to rebuild: {', '.join(dropped)}")
-        left = db.user_databases(conn, dialect.system_schemas())
+        left = db.user_databases(conn, dialect.dump.system_schemas())
         if left:
             raise ReplicationError(
                 f"{name} is no longer empty (databases {', '.join(left)} appeared after pre-flight): "
@@ -276,9 +276,9 @@ def attach_replica(
     seeded = seed_stream(plan.primary, facts, timeout=timeout, log=log)
     with db.session(facts.spec) as conn:
         if seeded.gtid:
-            position = dialect.set_gtid_position(seeded.gtid, reset_binlog=facts.log_bin)
+            position = dialect.replica.set_gtid_position(seeded.gtid, reset_binlog=facts.log_bin)
         else:
-            position = _empty_position(dialect, reset_binlog=facts.log_bin)
+            position = dialect.replica.empty_position(reset_binlog=facts.log_bin)
         for sql in position:
             db.execute(conn, sql)
         _execute_secret(
@@ -287,7 +287,7 @@ def attach_replica(
             settings.password,
             f"pointing {name} at the primary",
         )
-        db.execute(conn, dialect.start_replica())
+        db.execute(conn, dialect.replica.start_replica())
     action = "rebuilt" if target.action is ReplicaAction.REBUILD else "seeded"
     log(
         f"{name}: {action} and replicating from {plan.source_host}:{plan.source_port} after GTID {seeded.gtid}"
@@ -314,7 +314,9 @@ def catch_up(
 ) -> str | None:
     """Wait until ``replica`` executed the primary's current GTID position; return that position."""
     with db.session(primary) as conn:
-        target = normalize_gtid(db.scalar(conn, dialect_for(db.server_version(conn)).gtid_executed_query()))
+        target = normalize_gtid(
+            db.scalar(conn, dialect_for(db.server_version(conn)).replica.gtid_executed_query())
+        )
     if not target:
         return None
     started = time.monotonic()
@@ -323,7 +325,7 @@ def catch_up(
         dialect = dialect_for(db.server_version(conn))
         while True:
             step = int(max(1, min(poll, math.ceil(deadline - time.monotonic()))))
-            if dialect.wait_succeeded(db.scalar(conn, dialect.wait_for_gtid(target, step))):
+            if dialect.replica.wait_succeeded(db.scalar(conn, dialect.replica.wait_for_gtid(target, step))):
                 log(
                     f"{replica.name}: caught up with the primary at {target} in {time.monotonic() - started:.1f}s"
                 )
@@ -359,6 +361,6 @@ def protect(replica: ServerSpec) -> bool:
         values = db.global_variables(conn, names)
         if all(values.get(n, "").upper() in ("ON", "1") for n in names):
             return False
-        for sql in dialect.read_only_statements(True):
+        for sql in dialect.replica.read_only_statements(True):
             db.execute(conn, sql)
     return True

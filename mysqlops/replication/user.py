@@ -12,12 +12,11 @@ from mysqlops.errors import (
 )
 from mysqlops.model import ServerSpec, TLSOptions
 from mysqlops.sql.dialect import dialect_for
-from mysqlops.sql.quoting import quote_string
 
 if TYPE_CHECKING:
     pass
 from mysqlops.replication.plan import ReplicationSettings, _execute_secret
-from mysqlops.sql.replica import _BINLOG, _NO_BINLOG
+from mysqlops.sql.replica import BINLOG, NO_BINLOG
 
 # --------------------------------------------------------------------------------------------
 # 2. the replication account
@@ -61,33 +60,32 @@ def ensure_replication_user(primary: ServerSpec, settings: ReplicationSettings) 
     """
     with db.session(primary) as conn:
         dialect = dialect_for(db.server_version(conn))
-        statements = dialect.replication_user_grants(
+        statements = dialect.accounts.replication_user_grants(
             settings.user, settings.account_host, settings.password, settings.tls
         )
         rows = db.query(
             conn,
-            "SELECT ssl_type AS t FROM mysql.user WHERE User = %s AND Host = %s",
+            dialect.accounts.SSL_TYPE,
             [settings.user, settings.account_host],
         )
         exists = bool(rows)
         if exists:
             ssl_type = str(rows[0]["t"] or "").upper()
             grants = [
-                str(next(iter(r.values()))) for r in db.query(conn, "SHOW GRANTS FOR " + _account(settings))
+                str(next(iter(r.values())))
+                for r in db.query(
+                    conn, dialect.accounts.show_grants_for(settings.user, settings.account_host)
+                )
             ]
             wanted = "ANY" if settings.tls else ""
             if ssl_type == wanted and grants_replication(grants) and _login_works(primary, settings):
                 return "unchanged"
-        db.execute(conn, _NO_BINLOG)
+        db.execute(conn, NO_BINLOG)
         try:
             for sql in statements:
                 _execute_secret(
                     conn, sql, settings.password, f"setting up replication user {settings.user!r}"
                 )
         finally:
-            db.execute(conn, _BINLOG)
+            db.execute(conn, BINLOG)
     return "updated" if exists else "created"
-
-
-def _account(settings: ReplicationSettings) -> str:
-    return f"{quote_string(settings.user)}@{quote_string(settings.account_host)}"

@@ -19,14 +19,14 @@ from mysqlops.errors import (
     VerificationFailed,
 )
 from mysqlops.model import ServerSpec
+from mysqlops.sql import catalog as sqlcat
 from mysqlops.sql.dialect import Dialect, dialect_for
 from mysqlops.sql.quoting import quote_identifier as q
-from mysqlops.tablesum import content_checksum
+from mysqlops.tablesum import checksum_of, content_checksum
 
 if TYPE_CHECKING:
     pass
 from mysqlops.replication.plan import Log, _quiet, _snapshot_gtid
-from mysqlops.sql.replica import _freeze, _start_until
 
 DEFAULT_CHUNK_ROWS = 50_000
 MAX_CHUNKS = 1000  # per table: bigger tables get bigger chunks
@@ -105,14 +105,12 @@ class _Chunk:
 def _tables(conn: db.Connection, database: str) -> list[_Table]:
     rows = db.query(
         conn,
-        "SELECT TABLE_NAME AS t, ENGINE AS e, TABLE_ROWS AS n FROM information_schema.TABLES "
-        "WHERE TABLE_SCHEMA=%s AND TABLE_TYPE IN ('BASE TABLE','SYSTEM VERSIONED') ORDER BY TABLE_NAME",
+        sqlcat.BASE_TABLES_WITH_ENGINE,
         [database],
     )
     cols = db.query(
         conn,
-        "SELECT TABLE_NAME AS t, COLUMN_NAME AS c, DATA_TYPE AS d, COLUMN_KEY AS k FROM information_schema.COLUMNS "
-        "WHERE TABLE_SCHEMA=%s ORDER BY TABLE_NAME, ORDINAL_POSITION",
+        sqlcat.DATABASE_COLUMNS,
         [database],
     )
     by_table: dict[str, list[dict[str, Any]]] = {}
@@ -151,15 +149,9 @@ def _range_checksum(conn: db.Connection, chunk: _Chunk) -> tuple[int, str]:
     if chunk.high is not None:
         where.append(f"{q(t.pk)} < %s")
         args.append(chunk.high)
-    parts = ", ".join(f"HEX({q(c)}), ISNULL({q(c)})" for c in t.columns) or "''"
-    row = db.query(
-        conn,
-        f"SELECT COUNT(*) AS n, COALESCE(BIT_XOR(CAST(CRC32(CONCAT_WS('#', {parts})) AS UNSIGNED)), 0) AS x, "
-        f"COALESCE(SUM(CAST(CRC32(CONCAT_WS('|', {parts})) AS UNSIGNED)), 0) AS s "
-        f"FROM {q(t.database)}.{q(t.table)} WHERE {' AND '.join(where)}",
-        args,
-    )[0]
-    return int(row["n"]), f"{int(row['x']):08x}-{int(row['s']):x}"
+    return checksum_of(
+        db.query(conn, sqlcat.content_checksum(t.database, t.table, t.columns, where), args)[0]
+    )
 
 
 def _plan_chunks(
@@ -174,9 +166,7 @@ def _plan_chunks(
         if t.pk is None or t.rows <= chunk_rows:
             out.append(_Chunk(t))
             continue
-        row = db.query(
-            conn, f"SELECT MIN({q(t.pk)}) AS lo, MAX({q(t.pk)}) AS hi FROM {q(t.database)}.{q(t.table)}"
-        )[0]
+        row = db.query(conn, sqlcat.key_range(t.database, t.table, t.pk))[0]
         if row["lo"] is None:
             out.append(_Chunk(t))
             continue
@@ -195,7 +185,7 @@ def _wait_reached(
     deadline = time.monotonic() + max(1.0, float(timeout))
     while True:
         step = int(max(1, min(poll, math.ceil(deadline - time.monotonic()))))
-        if dialect.wait_succeeded(db.scalar(conn, dialect.wait_for_gtid(gtid, step))):
+        if dialect.replica.wait_succeeded(db.scalar(conn, dialect.replica.wait_for_gtid(gtid, step))):
             return None
         status = db.replica_status(conn, dialect)
         if status is None:
@@ -314,15 +304,15 @@ def verify_replicas(
                 why = "; ".join(status.problems()) if status else "not a replica"
                 raise ReplicationError(f"cannot compare {spec.name} with the primary: {why}")
         for entry in conns:
-            db.execute(entry[1], _freeze(entry[2]))
+            db.execute(entry[1], entry[2].replica.freeze())
             frozen.append(entry)
         pconn = db.connect(primary, read_timeout=None, autocommit=True)
         pd = dialect_for(db.server_version(pconn))
         gtid = _snapshot_gtid(pconn, pd)
         for _spec, conn, dialect in frozen:
             if gtid:
-                db.execute(conn, _start_until(dialect, gtid))
-        system = pd.system_schemas()
+                db.execute(conn, dialect.replica.start_until(gtid))
+        system = pd.dump.system_schemas()
         databases = db.user_databases(pconn, system)
         tables = [t for d in databases for t in _tables(pconn, d)]
         chunks = _plan_chunks(pconn, tables, chunk_rows, sample_chunks, rng)
@@ -355,8 +345,8 @@ def verify_replicas(
         for spec, conn, dialect in frozen:
             try:
                 conn.ping(reconnect=True)
-                db.execute(conn, _freeze(dialect))
-                db.execute(conn, dialect.start_replica())
+                db.execute(conn, dialect.replica.freeze())
+                db.execute(conn, dialect.replica.start_replica())
             except (pymysql.MySQLError, OSError) as exc:
                 restart_errors.append(f"{spec.name}: {exc}")
         for _spec, conn, _dialect in conns:

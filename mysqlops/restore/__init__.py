@@ -1,4 +1,9 @@
-"""Restores: fetch, logical and physical load, verification, point in time."""
+"""Restores: fetch, logical and physical load, verification, point in time.
+
+Entry points: :func:`run` (a :class:`RestoreRequest`, plain or to a
+:class:`~mysqlops.model.RecoveryTarget`) and :func:`restore_test` (restore tests and their
+certificates), each with a :class:`~mysqlops.runs.RunContext`.
+"""
 
 from mysqlops.restore.logical import RestoreResult, restore_backup
 from mysqlops.restore.physical import (
@@ -9,19 +14,43 @@ from mysqlops.restore.physical import (
     restore_test_physical,
 )
 from mysqlops.restore.pitr import PitrResult, point_in_time_restore, prove_binlog_chain
+from mysqlops.restore.proof import (
+    RestoreTestPlan,
+    certificate_markdown,
+    certificate_row,
+    chain_row,
+    plan_restore_tests,
+    prove_copy,
+    prove_pitr,
+    restore_test,
+)
+from mysqlops.restore.proof import failure as restore_test_failure
+from mysqlops.restore.request import RestoreOutcome, RestoreRequest, run
 from mysqlops.restore.verify import certificate_key, restore_test_copy
 
 __all__ = [
     "ChainReport",
     "PhysicalRestoreTest",
     "PitrResult",
+    "RestoreOutcome",
+    "RestoreRequest",
     "RestoreResult",
+    "RestoreTestPlan",
     "certificate_key",
+    "certificate_markdown",
+    "certificate_row",
+    "chain_row",
     "physical_chain",
+    "plan_restore_tests",
     "point_in_time_restore",
     "prove_binlog_chain",
+    "prove_copy",
+    "prove_pitr",
     "restore_backup",
     "restore_physical",
+    "restore_test",
     "restore_test_copy",
+    "restore_test_failure",
     "restore_test_physical",
+    "run",
 ]

@@ -18,7 +18,7 @@ from mysqlops.errors import (
 from mysqlops.manifest import BackupFile, BackupManifest, validate_backup_manifest
 from mysqlops.model import Location
 from mysqlops.streams.checksum import CHUNK, CountingHash, iter_chunks
-from mysqlops.streams.crypto import Keyring
+from mysqlops.streams.keys import Keyring
 
 
 def check_key(manifest: BackupManifest, keyring: Keyring | None) -> None:
@@ -92,7 +92,7 @@ def fetch_backup_files(
     fetched: list[FetchedFile] = []
     for f in files:
         for location, manifest in copies:
-            key = f"{layout.backup_dir(manifest.server, manifest.backup_id)}/{f.path}"
+            key = layout.data_key(manifest.server, manifest.backup_id, f.path)
             dest = os.path.join(staging, f.path)
             try:
                 seconds = fetch_verified(Store(location), key, f, dest)

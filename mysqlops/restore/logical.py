@@ -29,17 +29,16 @@ from mysqlops.errors import (
 )
 from mysqlops.manifest import BackupManifest, validate_backup_manifest
 from mysqlops.model import Location, ServerSpec
+from mysqlops.progress import Progress, ProgressFn, Ticker
 from mysqlops.restore.fetch import check_key, fetch_backup_files
 from mysqlops.restore.rename import RenameRefused, RenameRewriter, rename_refusals
+from mysqlops.sql import catalog as sqlcat
 from mysqlops.sql.quoting import quote_identifier as q
 from mysqlops.streams.checksum import CHUNK, iter_chunks
 from mysqlops.streams.compression import codec_from_label
 from mysqlops.streams.crypto import Decryptor, Keyring
 from mysqlops.tools import redact
 from mysqlops.tools.client import ClientTools, client_option_file, mysql_argv
-
-ProgressFn = Callable[[int, int, float], None]  # loaded raw bytes, total raw bytes, elapsed seconds
-
 
 # --------------------------------------------------------------------------- loading
 _MARK_RE = re.compile(
@@ -171,18 +170,10 @@ def load_file(
 
 def _database_state(conn: db.Connection, database: str) -> str:
     """'absent', 'empty' or 'nonempty'."""
-    exists = db.scalar(
-        conn, "SELECT COUNT(*) FROM information_schema.SCHEMATA WHERE SCHEMA_NAME=%s", [database]
-    )
+    exists = db.scalar(conn, sqlcat.SCHEMA_EXISTS, [database])
     if not exists:
         return "absent"
-    objects = db.scalar(
-        conn,
-        "SELECT (SELECT COUNT(*) FROM information_schema.TABLES WHERE TABLE_SCHEMA=%s)"
-        " + (SELECT COUNT(*) FROM information_schema.ROUTINES WHERE ROUTINE_SCHEMA=%s)"
-        " + (SELECT COUNT(*) FROM information_schema.EVENTS WHERE EVENT_SCHEMA=%s)",
-        [database] * 3,
-    )
+    objects = db.scalar(conn, sqlcat.DATABASE_OBJECTS, [database] * 3)
     return "nonempty" if objects else "empty"
 
 
@@ -199,16 +190,6 @@ class RestoreResult:
     warnings: list[str] = field(default_factory=list)
 
 
-def server_identity(conn: db.Connection) -> dict[str, Any]:
-    row = db.query(conn, "SELECT @@hostname AS h, @@port AS p, @@server_id AS s, @@datadir AS d")[0]
-    return {
-        "hostname": str(row["h"]),
-        "port": int(row["p"]),
-        "server_id": int(row["s"]),
-        "datadir": str(row["d"]),
-    }
-
-
 def restore_backup(
     copies: Sequence[tuple[Location, BackupManifest]],
     target: ServerSpec,
@@ -219,6 +200,7 @@ def restore_backup(
     allow_source_target: bool = False,
     staging_dir: str | None = None,
     progress: ProgressFn | None = None,
+    progress_interval: float = 5.0,
     log: Callable[[str], None] | None = None,
     load_timeout: float | None = 24 * 3600,
     keyring: Keyring | None = None,
@@ -301,23 +283,23 @@ def restore_backup(
                 "(on another server), or remove the qualifier from these definitions and back up again"
             )
         total = sum(f.raw_bytes for f in files)
-        loaded = [0]
+        ticker = Ticker(Progress(time.monotonic(), total, stage="load"), progress, progress_interval)
         t1 = time.monotonic()
-
-        def on_bytes(n: int) -> None:
-            loaded[0] += n
-            if progress:
-                progress(loaded[0], total, time.monotonic() - t1)
 
         with db.session(target) as conn:
             for source_db, state in states.items():
                 if state == "nonempty":  # overwrite=True, and every copy passed its sha256 check
                     say(f"dropping existing {targets[source_db]!r} on {target.name} (overwrite=True)")
-                    db.execute(conn, f"DROP DATABASE {q(targets[source_db])}")
+                    db.execute(conn, sqlcat.drop_database(targets[source_db]))
                 if state in ("nonempty", "absent"):
                     created.append(targets[source_db])
         for ff in fetched:
             assert ff.database is not None
+            database = ff.database
+
+            def on_bytes(n: int, database: str = database) -> None:
+                ticker.add(database, n)
+
             load_file(
                 ff.path,
                 manifest.compression,
@@ -329,6 +311,7 @@ def restore_backup(
                 keyring if manifest.encryption_key_id else None,
             )
             say(f"loaded {ff.database!r} as {targets[ff.database]!r} from {ff.location}")
+        ticker.done()
         durations["load"] = round(time.monotonic() - t1, 3)
         created.clear()  # success: keep them
         warnings: list[str] = []
@@ -347,7 +330,7 @@ def restore_backup(
         if created:
             with contextlib.suppress(Exception), db.session(target) as conn:
                 for name in created:
-                    db.execute(conn, f"DROP DATABASE IF EXISTS {q(name)}")
+                    db.execute(conn, sqlcat.drop_database(name, if_exists=True))
         raise
     finally:
         shutil.rmtree(staging, ignore_errors=True)

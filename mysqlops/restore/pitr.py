@@ -6,9 +6,8 @@ from __future__ import annotations
 import contextlib
 import itertools
 import random
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import datetime
 
 from mysqlops import catalog
 from mysqlops.adapters import reaper
@@ -17,11 +16,11 @@ from mysqlops.adapters.storage import Store
 from mysqlops.binlog.replay import ReplayResult, apply_binlogs, fetch_binlogs
 from mysqlops.errors import ConfigError, MysqlopsError, RestoreError
 from mysqlops.manifest import BackupManifest, Check
-from mysqlops.model import BackupMethod, BinlogCoordinates, Location, ServerSpec
+from mysqlops.model import BackupMethod, BinlogCoordinates, Location, RecoveryTarget, ServerSpec
 from mysqlops.restore.fetch import check_key
 from mysqlops.restore.logical import RestoreResult, restore_backup
 from mysqlops.restore.verify import SCRATCH_PARENT
-from mysqlops.streams.crypto import Keyring
+from mysqlops.runs import RunContext
 
 
 @dataclass
@@ -31,19 +30,10 @@ class PitrResult:
     base: BackupManifest
 
 
-def parse_position(text: str) -> tuple[str, int]:
-    """``mysql-bin.000004:1234`` -> (file, position)."""
-    file, sep, pos = text.rpartition(":")
-    if not sep or not file or not pos.isdigit():
-        raise ConfigError(f"until_position {text!r} must look like mysql-bin.000004:1234")
-    return file, int(pos)
-
-
 def choose_base(
     scans: Sequence[catalog.LocationScan],
     server: str,
-    until: datetime | None,
-    until_position: tuple[str, int] | None,
+    until: RecoveryTarget,
     backup_id: str = "latest",
 ) -> list[tuple[Location, BackupManifest]]:
     """Copies of the newest complete logical backup with coordinates taken before the target."""
@@ -58,12 +48,12 @@ def choose_base(
         and m.status.value == "complete"
         and m.coordinates
     ]
-    if until is not None:
+    if until.time is not None:
         # the dump's snapshot is taken when it starts: the backup must have started before the target
-        candidates = [m for m in candidates if m.started_at < until]
-    if until_position is not None:
-        file, pos = until_position
-        target = BinlogCoordinates(file, pos)
+        when = until.time
+        candidates = [m for m in candidates if m.started_at < when]
+    if until.position is not None:
+        target = until.position
         candidates = [
             m
             for m in candidates
@@ -83,31 +73,28 @@ def point_in_time_restore(
     locations: Sequence[Location],
     server: str,
     target: ServerSpec,
+    until: RecoveryTarget,
     *,
-    until: datetime | None = None,
-    until_gtid: str | None = None,
-    until_position: str | None = None,
     backup_id: str = "latest",
     databases: Sequence[str] | None = None,
     overwrite: bool = False,
     allow_source_target: bool = False,
-    staging_dir: str | None = None,
-    keyring: Keyring | None = None,
-    log: Callable[[str], None] | None = None,
+    ctx: RunContext | None = None,
 ) -> PitrResult:
-    say = log or (lambda _m: None)
-    if sum(x is not None for x in (until, until_gtid, until_position)) != 1:
-        raise ConfigError("point-in-time recovery needs exactly one of until, until_gtid, until_position")
-    if until is not None and until.tzinfo is None:
-        raise ConfigError("until must be timezone-aware (e.g. 2026-11-23T10:15:00Z)")
+    """Restore the newest full backup of ``server`` taken before ``until``, then replay the
+    archived binlogs from its coordinates up to ``until`` (see the module docstring).
+    ``ctx``: staging directory, keyring (the base backup's and the binlogs' keys), reporter."""
+    ctx = ctx or RunContext()
+    say, staging_dir, keyring = ctx.reporter.info, ctx.staging_dir, ctx.keyring
+    if not isinstance(until, RecoveryTarget):
+        raise ConfigError("point-in-time recovery needs a RecoveryTarget (RecoveryTarget.parse(until=...))")
     if databases:
         raise ConfigError(
             "point-in-time recovery restores whole backups: binlog events of the other databases would "
             "have nowhere to go; restore into a scratch server and copy the databases you need"
         )
-    position = parse_position(until_position) if until_position else None
     scans = catalog.scan(locations)
-    copies = choose_base(scans, server, until, position, backup_id)
+    copies = choose_base(scans, server, until, backup_id)
     base = copies[0][1]
     if base.coordinates is None:
         raise RestoreError(
@@ -121,9 +108,7 @@ def point_in_time_restore(
         [Store(loc) for loc in locations],
         server,
         base.coordinates,
-        until_datetime=until,
-        until_gtid=until_gtid,
-        until_position=position,
+        until,
         staging_dir=staging_dir,
         keyring=keyring,
     ) as fetched:
@@ -148,10 +133,8 @@ def prove_binlog_chain(
     server: str,
     *,
     sandbox_dir: str | None = None,
-    staging_dir: str | None = None,
-    keyring: Keyring | None = None,
     rng: random.Random | None = None,
-    log: Callable[[str], None] | None = None,
+    ctx: RunContext | None = None,
 ) -> list[Check]:
     """Prove point-in-time recovery over the archived window with a real reference point.
 
@@ -167,7 +150,8 @@ def prove_binlog_chain(
     from mysqlops.restore.verify import redump_content_hash
     from mysqlops.tools.client import ClientTools
 
-    say = log or (lambda _m: None)
+    ctx = ctx or RunContext()
+    say, staging_dir, keyring = ctx.reporter.info, ctx.staging_dir, ctx.keyring
     scans = catalog.scan(locations)
     fulls = sorted(
         {
@@ -218,7 +202,7 @@ def prove_binlog_chain(
             [Store(loc) for loc in locations],
             server,
             first.coordinates,
-            until_position=(second.coordinates.file, second.coordinates.position),
+            RecoveryTarget(position=BinlogCoordinates(second.coordinates.file, second.coordinates.position)),
             staging_dir=staging_dir,
             keyring=keyring,
         ) as fetched:

@@ -21,11 +21,12 @@ from mysqlops.errors import (
 )
 from mysqlops.manifest import BackupManifest, Check, RestoreCertificate, validate_backup_manifest
 from mysqlops.model import Location, ServerSpec
+from mysqlops.progress import ProgressFn
 from mysqlops.restore.fetch import check_key
-from mysqlops.restore.logical import ProgressFn, restore_backup
+from mysqlops.restore.logical import restore_backup
 from mysqlops.streams.checksum import CHUNK
-from mysqlops.streams.crypto import Keyring
 from mysqlops.streams.dumpscan import DumpScanner
+from mysqlops.streams.keys import Keyring
 from mysqlops.tablesum import table_checksums
 from mysqlops.tools import redact
 from mysqlops.tools.client import ClientTools, DumpOptions, client_option_file, dump_argv
@@ -116,10 +117,7 @@ def verify_restored(
 
 
 def certificate_key(manifest: BackupManifest, location: str, tested_at: datetime) -> str:
-    return (
-        f"{layout.backup_dir(manifest.server, manifest.backup_id)}/{layout.CERTIFICATE_PREFIX}"
-        f"{tested_at:%Y%m%dT%H%M%SZ}-{location}.json"
-    )
+    return layout.certificate_key(manifest.server, manifest.backup_id, tested_at, location)
 
 
 def make_certificate(

@@ -46,7 +46,7 @@ from operator import attrgetter
 from typing import Any
 
 from mysqlops.errors import ConfigError, RetentionError
-from mysqlops.manifest import utc_iso
+from mysqlops.jsondoc import utc_iso
 from mysqlops.model import BackupKind, BackupRecord, BackupStatus, binlog_sequence
 from mysqlops.retention.policy import RetentionPolicy, format_duration
 

@@ -4,14 +4,11 @@ from __future__ import annotations
 
 import re
 from collections.abc import Mapping
-from dataclasses import dataclass, fields
+from dataclasses import dataclass, field, fields
 from datetime import timedelta
 from typing import Any
 
 from mysqlops.errors import RetentionError
-
-_COUNT_RULES = ("keep_last", "keep_hourly", "keep_daily", "keep_weekly", "keep_monthly", "keep_yearly")
-
 
 # --------------------------------------------------------------------------- durations
 
@@ -129,6 +126,16 @@ def _to_float(name: str, value: Any) -> float:
 # --------------------------------------------------------------------------- policy
 
 
+def option(default: Any, help: str, *, minimum: int | None = None, count: bool = False) -> Any:
+    """A policy field with its one description: the block and the docs read it from here."""
+    return field(default=default, metadata={"help": help, "minimum": minimum, "count": count})
+
+
+def rule(help: str) -> Any:
+    """A ``keep_*`` count rule: how many buckets to keep (0 disables it)."""
+    return option(0, help, minimum=0, count=True)
+
+
 @dataclass(frozen=True)
 class RetentionPolicy:
     """What to keep. All ``keep_*`` rules combine; see the module docstring for the safety rules.
@@ -140,16 +147,18 @@ class RetentionPolicy:
     ``suspicious_window`` proven fulls of its server is flagged ``suspicious-size``.
     """
 
-    keep_last: int = 0
-    keep_hourly: int = 0
-    keep_daily: int = 0
-    keep_weekly: int = 0
-    keep_monthly: int = 0
-    keep_yearly: int = 0
-    keep_within: timedelta | None = None
-    min_redundancy: int = 1
-    suspicious_ratio: float = 0.5
-    suspicious_window: int = 5
+    keep_last: int = rule("Keep the N newest proven backups (a restore test passed).")
+    keep_hourly: int = rule("Keep the newest backup of each of the last N hours.")
+    keep_daily: int = rule("Keep the newest backup of each of the last N days.")
+    keep_weekly: int = rule("Keep the newest backup of each of the last N ISO weeks.")
+    keep_monthly: int = rule("Keep the newest backup of each of the last N months.")
+    keep_yearly: int = rule("Keep the newest backup of each of the last N years.")
+    keep_within: timedelta | None = option(None, "Keep everything newer than this, e.g. '7d', '36h'.")
+    min_redundancy: int = option(1, "Proven backups (a restore test passed) that always stay.", minimum=1)
+    suspicious_ratio: float = option(
+        0.5, "A full below this share of the median of recent ones is suspicious."
+    )
+    suspicious_window: int = option(5, "How many previous proven fulls the median is taken over.", minimum=1)
 
     def __post_init__(self) -> None:
         for name in _COUNT_RULES:
@@ -232,3 +241,15 @@ class RetentionPolicy:
             f"{self.suspicious_ratio:.0%} of the median of the previous {self.suspicious_window} "
             "proven fulls is suspicious"
         )
+
+
+_COUNT_RULES = tuple(f.name for f in fields(RetentionPolicy) if f.metadata["count"])
+
+
+def policy_options() -> dict[str, dict[str, Any]]:
+    """Every field of a policy: ``{name: {"default", "description", "minimum"}}``, the one
+    listing configuration surfaces (the Prefect block) build their fields from."""
+    return {
+        f.name: {"default": f.default, "description": f.metadata["help"], "minimum": f.metadata["minimum"]}
+        for f in fields(RetentionPolicy)
+    }

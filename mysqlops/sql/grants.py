@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from collections.abc import Iterator
 from dataclasses import dataclass
 
 from mysqlops.errors import ConfigError
@@ -46,47 +47,41 @@ def _read_identifier(text: str, i: int) -> tuple[str, int]:
     return m.group(0), m.end()
 
 
-def _split_top(text: str, sep: str = ",") -> list[str]:
-    parts, depth, quote, cur = [], 0, "", []
-    for c in text:
+def _top_level(text: str) -> Iterator[int]:
+    """Indexes of the characters of ``text`` outside quotes and parentheses (a quote or
+    parenthesis itself is not yielded): the one scanner of a GRANT line's structure."""
+    depth, quote = 0, ""
+    for i, c in enumerate(text):
         if quote:
-            cur.append(c)
             if c == quote:
                 quote = ""
-            continue
-        if c in "`'\"":
+        elif c in "`'\"":
             quote = c
         elif c == "(":
             depth += 1
         elif c == ")":
             depth -= 1
-        elif c == sep and depth == 0:
-            parts.append("".join(cur))
-            cur = []
-            continue
-        cur.append(c)
-    parts.append("".join(cur))
+        elif depth == 0:
+            yield i
+
+
+def _split_top(text: str, sep: str = ",") -> list[str]:
+    """``text`` split at each ``sep`` outside quotes and parentheses."""
+    parts, start = [], 0
+    for i in _top_level(text):
+        if text[i] == sep:
+            parts.append(text[start:i])
+            start = i + 1
+    parts.append(text[start:])
     return parts
 
 
 def _find_keyword(text: str, keyword: str) -> int:
     """Index of `` KEYWORD `` outside quotes and parentheses, or -1."""
-    depth, quote = 0, ""
     n = len(keyword)
-    for i, c in enumerate(text):
-        if quote:
-            if c == quote:
-                quote = ""
-            continue
-        if c in "`'\"":
-            quote = c
-        elif c == "(":
-            depth += 1
-        elif c == ")":
-            depth -= 1
-        elif (
-            depth == 0
-            and c.isspace()
+    for i in _top_level(text):
+        if (
+            text[i].isspace()
             and text[i + 1 : i + 1 + n].upper() == keyword
             and i + 1 + n < len(text)
             and text[i + 1 + n].isspace()

@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from datetime import UTC, datetime
+from datetime import UTC
 
 from mysqlops.errors import (
     ConfigError,
 )
-from mysqlops.model import BinlogCoordinates
+from mysqlops.model import BinlogCoordinates, RecoveryTarget
 from mysqlops.sql.gtid import parse_mariadb_gtids
 
 
@@ -22,25 +22,25 @@ def replay_argv(
     files: Sequence[str],
     start: BinlogCoordinates,
     *,
-    until_datetime: datetime | None = None,
-    until_gtid: str | None = None,
-    until_position: tuple[str, int] | None = None,
+    until: RecoveryTarget | None = None,
     log_on_target: bool = False,
 ) -> tuple[str, ...]:
-    """``mariadb-binlog`` decoding local files from ``start`` to the stop condition (data)."""
+    """``mariadb-binlog`` decoding local files from ``start`` to ``until`` (data; None: to the end)."""
     argv = [tool, "--no-defaults"]
     if not log_on_target:
         argv.append("--disable-log-bin")  # the target's own binlog/GTIDs do not clash
     if start.position > 4:
         argv.append(f"--start-position={int(start.position)}")
-    if until_position is not None:
-        argv.append(f"--stop-position={int(until_position[1])}")
-    if until_datetime is not None:
-        if until_datetime.tzinfo is None:
-            raise ConfigError("until_datetime must be timezone-aware (UTC)")
+    if until is None:
+        return (*argv, *files)
+    if until.position is not None:
+        argv.append(f"--stop-position={int(until.position.position)}")
+    if until.time is not None:
+        if until.time.tzinfo is None:
+            raise ConfigError("until must be timezone-aware (UTC)")
         # one-second resolution: events stamped in the target's second are not applied
-        argv.append(f"--stop-datetime={until_datetime.astimezone(UTC):%Y-%m-%d %H:%M:%S}")
-    if until_gtid:
-        parse_mariadb_gtids(until_gtid)
-        argv.append(f"--stop-position={until_gtid}")
+        argv.append(f"--stop-datetime={until.time.astimezone(UTC):%Y-%m-%d %H:%M:%S}")
+    if until.gtid:
+        parse_mariadb_gtids(until.gtid)
+        argv.append(f"--stop-position={until.gtid}")
     return (*argv, *files)

@@ -61,10 +61,7 @@ def _locations() -> list[Any]:
 
 
 def _present(server: str, backup_id: str) -> dict[str, bool]:
-    return {
-        loc.name: Store(loc).exists(f"{layout.backup_dir(server, backup_id)}/{layout.MANIFEST_NAME}")
-        for loc in _locations()
-    }
+    return {loc.name: Store(loc).exists(layout.manifest_key(server, backup_id)) for loc in _locations()}
 
 
 def test_pinned_backup_survives_retention(env: Any) -> None:

@@ -13,16 +13,16 @@ from datetime import UTC, datetime
 
 import pytest
 
+from mysqlops import layout
 from mysqlops.adapters import process, sandbox
 from mysqlops.adapters.mysql import query, scalar, session
 from mysqlops.adapters.storage import Store
 from mysqlops.binlog import BinlogGap, BinlogHistoryChanged, archive_binlogs, replay_binlogs
-from mysqlops.binlog import layout as binlog_layout
 from mysqlops.binlog import plan as binlog_plan
 from mysqlops.binlog import replay as binlog_replay
 from mysqlops.binlog.archive import list_archived
 from mysqlops.manifest import BackupManifest, BinlogManifest
-from mysqlops.model import BackupKind, BackupMethod, BinlogCoordinates, Location, ServerSpec
+from mysqlops.model import BackupKind, BackupMethod, BinlogCoordinates, Location, RecoveryTarget, ServerSpec
 from mysqlops.streams.compression import codec
 from mysqlops.tools.client import DumpOptions, client_option_file, dump_argv, mysql_argv
 
@@ -138,7 +138,7 @@ def test_overlapping_runs_adopt_identical_objects(
     store = Store(local_location)
     last = first.files[-1]
     # a run that died after uploading the data but before its manifest
-    store.delete(binlog_layout.manifest_key(spec.name, last))
+    store.delete(layout.binlog_manifest_key(spec.name, last))
     # ... and the next run compresses differently (another level): same binlog, other bytes
     again = archive_binlogs(
         spec, [local_location], codec("zstd", level=19, threads=1), staging(tmp_path), now(), rotate=False
@@ -221,7 +221,7 @@ def test_purged_before_archiving_is_a_loud_gap(
         binlog_replay.select_replay_files(
             list_archived(store, spec.name),
             BinlogCoordinates("mysql-bin.000001", 4),
-            until_position=("mysql-bin.000005", 4),
+            until=RecoveryTarget(position=BinlogCoordinates("mysql-bin.000005", 4)),
         )
     # RESET MASTER (or a re-initialised server): its binlogs no longer continue the archive
     sql(spec, "RESET MASTER")
@@ -303,9 +303,9 @@ def test_point_in_time_recovery(
         fh.write(b"\0garbage\0")
 
     cases = [
-        {"until_position": drop_at},
-        {"until_datetime": cut},
-        {"until_gtid": gtid_after_t2},
+        {"until": RecoveryTarget(position=BinlogCoordinates(*drop_at))},
+        {"until": RecoveryTarget(time=cut)},
+        {"until": RecoveryTarget(gtid=gtid_after_t2)},
     ]
     for target, stop in zip(targets, cases, strict=True):
         spec = target.spec()
@@ -324,7 +324,7 @@ def test_point_in_time_recovery(
         assert result.gtid_strict_mode_relaxed
         with session(spec) as conn:
             assert scalar(conn, "SELECT @@GLOBAL.gtid_strict_mode") == 1  # restored
-        if "until_position" in stop:
+        if stop["until"].position is not None:
             assert result.files[-1] == drop_file
             assert result.sources[drop_file] == "s3"
             assert [c.split(":")[:2] for c in result.skipped_copies] == [["local", f" {drop_file}"]]

@@ -15,6 +15,7 @@ from pathlib import Path
 import pytest
 
 from mysqlops.adapters import builds
+from mysqlops.adapters.builds import debian
 from mysqlops.errors import BuildUnavailable
 
 pytestmark = pytest.mark.integration
@@ -42,7 +43,7 @@ def test_unfetchable_build_is_one_clear_error(tmp_path: Path) -> None:
     (dead / "tree" / "root" / "usr" / "half.so").write_bytes(b"\0" * 100)
     started = time.monotonic()
     with pytest.raises(BuildUnavailable) as info:
-        builds.fetch("mysql-9.7", cache_dir=cache, mirror=mirror)
+        debian.fetch("mysql-9.7", cache_dir=cache, mirror=mirror)
     text = str(info.value)
     assert time.monotonic() - started < 120
     assert text.count("server build mysql-9.7") == 1 and mirror in text
@@ -54,7 +55,7 @@ def test_an_unwritable_cache_is_one_clear_error(tmp_path: Path) -> None:
     blocker = tmp_path / "a-file"
     blocker.write_text("not a directory")
     with pytest.raises(BuildUnavailable) as info:
-        builds.fetch("mysql-9.7", cache_dir=blocker / "cache", mirror=_refusing_mirror())
+        debian.fetch("mysql-9.7", cache_dir=blocker / "cache", mirror=_refusing_mirror())
     assert "server build mysql-9.7 cannot be fetched into" in str(info.value)
     assert "MYSQLOPS_SERVER_CACHE" in str(info.value)
 

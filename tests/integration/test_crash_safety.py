@@ -29,7 +29,7 @@ from mysqlops.adapters import mysql as db
 from mysqlops.adapters import process, reaper, sandbox
 from mysqlops.adapters.storage import Store
 from mysqlops.model import Location
-from mysqlops.retention import apply
+from mysqlops.retention import deletes
 from mysqlops.sampledata import create_bulk_table
 from mysqlops.streams.compression import codec
 from mysqlops.tools.client import client_option_file
@@ -258,7 +258,7 @@ def test_kill9_backup_leaves_no_secret_or_staging(
     if phase == "publish":
         local_scan = scans[0]
         assert local_scan.orphans  # the published data: garbage without its manifest
-        cleaned = apply.cleanup(Store(local_location), local_scan, grace=timedelta(0))
+        cleaned = deletes.cleanup(Store(local_location), local_scan, grace=timedelta(0))
         assert sorted(cleaned.cleaned) == sorted(local_scan.orphans)
         assert catalog.scan([local_location])[0].orphans == []
     # the killed run's staging (the dump, unencrypted) is still there, owner-marked ...

@@ -22,12 +22,12 @@ from mysqlops.adapters import mysql as db
 from mysqlops.adapters import process, sandbox
 from mysqlops.adapters.storage import Store
 from mysqlops.binlog import archive_binlogs, replay_binlogs
-from mysqlops.binlog import layout as binlog_layout
 from mysqlops.binlog.archive import list_archived
 from mysqlops.errors import EncryptionError, IntegrityError, RestoreError
 from mysqlops.manifest import BackupManifest, BinlogManifest
-from mysqlops.model import BinlogCoordinates, Location, ServerSpec
+from mysqlops.model import BinlogCoordinates, Location, RecoveryTarget, ServerSpec
 from mysqlops.restore import pitr
+from mysqlops.runs import RunContext
 from mysqlops.streams import crypto
 from mysqlops.streams.compression import codec
 from mysqlops.tablesum import table_checksums
@@ -64,10 +64,10 @@ def forge_truncated_binlog(location: Location, server: str, m: BinlogManifest, c
     key = f"{layout.binlog_dir(server)}/{m.stored_path}"
     data = store.read_bytes(key)[:-cut]
     store.delete(key)
-    store.delete(binlog_layout.manifest_key(server, m.file))
+    store.delete(layout.binlog_manifest_key(server, m.file))
     obj = store.put_bytes(data, key)
     forged = dataclasses.replace(m, stored_bytes=obj.size, stored_sha256=obj.sha256)
-    store.put_bytes(forged.to_json().encode(), binlog_layout.manifest_key(server, m.file))
+    store.put_bytes(forged.to_json().encode(), layout.binlog_manifest_key(server, m.file))
 
 
 def test_encrypted_binlogs_key_rotation_mixed_chain_and_failures(
@@ -115,7 +115,7 @@ def test_encrypted_binlogs_key_rotation_mixed_chain_and_failures(
         listed = {m.file: m for m in list_archived(store, source.name)}
         assert [listed[f].encryption_key_id for f in sorted(listed)].count(None) == len(plain.files)
         for m in listed.values():
-            manifest_text = store.read_bytes(binlog_layout.manifest_key(source.name, m.file))
+            manifest_text = store.read_bytes(layout.binlog_manifest_key(source.name, m.file))
             for key in (old, new):
                 assert key.hex().encode() not in manifest_text
                 assert crypto.format_key(key).encode() not in manifest_text
@@ -197,16 +197,19 @@ def test_encrypted_pitr_checks_every_key_before_touching_the_target(sandbox_root
             spec, [location], ZSTD, str(tmp_path / "st"), datetime.now(UTC), encryption_key=binlog_key
         )
         assert second.coordinates is not None and first.encryption_key_id == crypto.key_id(backup_key)
-        until = f"{second.coordinates.file}:{second.coordinates.position}"
+        until = RecoveryTarget.parse(
+            until_position=f"{second.coordinates.file}:{second.coordinates.position}"
+        )
+        assert until is not None
         # the base backup's key is there, the binlogs' key is not: refused before the restore
         with pytest.raises(RestoreError, match=crypto.key_id(binlog_key)):
             pitr.point_in_time_restore(
                 [location],
                 spec.name,
                 target.spec(),
-                until_position=until,
+                until,
                 backup_id=first.backup_id,
-                keyring=crypto.Keyring(backup_key),
+                ctx=RunContext(keyring=crypto.Keyring(backup_key)),
             )
         assert rows(target.spec()) is None  # the base backup was not loaded either
         both = crypto.Keyring(binlog_key, old=[backup_key])
@@ -214,9 +217,9 @@ def test_encrypted_pitr_checks_every_key_before_touching_the_target(sandbox_root
             [location],
             spec.name,
             target.spec(),
-            until_position=until,
+            until,
             backup_id=first.backup_id,
-            keyring=both,
+            ctx=RunContext(keyring=both),
         )
         assert result.replay.key_ids == (crypto.key_id(binlog_key),)
         with db.session(target.spec()) as conn:
@@ -224,12 +227,15 @@ def test_encrypted_pitr_checks_every_key_before_touching_the_target(sandbox_root
         assert got == [(1, "a"), (2, "B"), (3, "c")]
         # the restore test's PITR proof decrypts too, and fails clearly without the binlog key
         checks = pitr.prove_binlog_chain(
-            [location], spec.name, sandbox_dir=str(tmp_path / "sb"), keyring=both
+            [location], spec.name, sandbox_dir=str(tmp_path / "sb"), ctx=RunContext(keyring=both)
         )
         assert checks and all(c.passed for c in checks), checks
         assert "encrypted binlogs decrypted" in [c.name for c in checks]
         failed = pitr.prove_binlog_chain(
-            [location], spec.name, sandbox_dir=str(tmp_path / "sb2"), keyring=crypto.Keyring(backup_key)
+            [location],
+            spec.name,
+            sandbox_dir=str(tmp_path / "sb2"),
+            ctx=RunContext(keyring=crypto.Keyring(backup_key)),
         )
         assert not all(c.passed for c in failed)
         assert any(crypto.key_id(binlog_key) in c.detail for c in failed if not c.passed)
@@ -317,7 +323,7 @@ def test_adopting_an_existing_encrypted_object_needs_its_key(
     last = max(first.manifests, key=lambda m: m.sequence)
     data_key = f"{layout.binlog_dir(spec.name)}/{last.stored_path}"
     before = store.read_bytes(data_key)
-    store.delete(binlog_layout.manifest_key(spec.name, last.file))  # a run that died before its manifest
+    store.delete(layout.binlog_manifest_key(spec.name, last.file))  # a run that died before its manifest
     # another key (or none) cannot prove the object is the same binlog: refused, never overwritten
     for wrong in (other, None):
         with pytest.raises(IntegrityError, match=f"key id {crypto.key_id(key)}"):

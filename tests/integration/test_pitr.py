@@ -14,7 +14,7 @@ from mysqlops.adapters import mysql as db
 from mysqlops.adapters import sandbox
 from mysqlops.adapters.storage import Store
 from mysqlops.errors import ConfigError, RestoreError
-from mysqlops.model import Location
+from mysqlops.model import Location, RecoveryTarget
 from mysqlops.restore import pitr
 from mysqlops.streams.compression import codec
 
@@ -43,13 +43,15 @@ def test_pitr_to_just_before_a_drop_table(sandbox_root: str, tmp_path: Any) -> N
         binlog.archive_binlogs(spec, [location], codec("zstd"), str(tmp_path), datetime.now(UTC))
         with pytest.raises(ConfigError):
             pitr.point_in_time_restore(
-                [location], spec.name, target.spec(), until=before_accident, databases=["app"]
+                [location], spec.name, target.spec(), RecoveryTarget(time=before_accident), databases=["app"]
             )
         with pytest.raises(RestoreError, match="before the recovery target"):
             pitr.point_in_time_restore(
-                [location], spec.name, target.spec(), until=datetime(2000, 1, 1, tzinfo=UTC)
+                [location], spec.name, target.spec(), RecoveryTarget(time=datetime(2000, 1, 1, tzinfo=UTC))
             )
-        result = pitr.point_in_time_restore([location], spec.name, target.spec(), until=before_accident)
+        result = pitr.point_in_time_restore(
+            [location], spec.name, target.spec(), RecoveryTarget(time=before_accident)
+        )
         assert result.base.backup_id == base.backup_id and result.replay.files
         with db.session(target.spec()) as conn:
             rows = db.query(conn, "SELECT id, note FROM app.orders ORDER BY id")

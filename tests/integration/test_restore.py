@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from typing import Any
 
 import pytest
@@ -15,6 +16,7 @@ from mysqlops.adapters.storage import Store
 from mysqlops.errors import RestoreError
 from mysqlops.manifest import RestoreCertificate
 from mysqlops.model import Location
+from mysqlops.progress import Progress
 from mysqlops.restore import rename as restore_rename
 from mysqlops.sampledata import create_awkward_database
 from mysqlops.streams.compression import codec
@@ -141,10 +143,19 @@ def test_refusals_and_rename(made: Any, sandbox_root: str) -> None:
         for name in ("trigger `customers_audit`", "procedure `add_customer`", "event `nightly`"):
             assert f"{name} names `shop` explicitly" in str(refused.value)
         assert "Nothing was loaded" in str(refused.value)
+        seen: list[Progress] = []
         result = core.restore_backup(
-            copies, target.spec(), databases=["simple"], rename={"simple": "simple2"}
+            copies,
+            target.spec(),
+            databases=["simple"],
+            rename={"simple": "simple2"},
+            progress=lambda p: seen.append(dataclasses.replace(p, per_database=dict(p.per_database))),
         )
         assert result.databases == {"simple": "simple2"}
+        # the one progress type: a restore reports a Progress of its load, the last one complete
+        assert seen and all(p.stage == "load" for p in seen)
+        assert seen[-1].dumped_bytes == seen[-1].estimated_bytes == result.raw_bytes > 0
+        assert seen[-1].per_database == {"simple": result.raw_bytes}
         with db.session(target.spec()) as conn:
             assert "shop_restored" not in db.user_databases(conn)
             assert db.object_counts(conn, "simple2").as_dict() == {

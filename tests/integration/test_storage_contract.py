@@ -11,7 +11,7 @@ from typing import Any
 
 import pytest
 
-from mysqlops.adapters import storage
+from mysqlops.adapters import writers
 from mysqlops.adapters.storage import Store
 from mysqlops.errors import IntegrityError, ObjectExists, StorageError
 from mysqlops.model import Location
@@ -164,7 +164,7 @@ def test_s3_write_once_is_a_conditional_put(s3_location: Location) -> None:
     a, b = Store(s3_location), Store(s3_location)
     a.put_bytes(b"first", "race/k")
     with pytest.raises(ObjectExists):
-        writer = storage._S3Writer(s3_location.name, b.fs, b.path("race/k"), 8 * 1024 * 1024)
+        writer = writers._S3Writer(s3_location.name, b.fs, b.path("race/k"), 8 * 1024 * 1024)
         writer.write(b"second")
         writer.commit()
     assert b.read_bytes("race/k") == b"first"

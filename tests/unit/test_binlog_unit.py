@@ -12,16 +12,15 @@ from typing import Any
 
 import pytest
 
+from mysqlops import layout
 from mysqlops.binlog import BinlogGap, BinlogHistoryChanged
-from mysqlops.binlog import layout as binlog_layout
 from mysqlops.binlog import plan as binlog_plan
 from mysqlops.binlog.format import scan_binlog
-from mysqlops.binlog.layout import archived_files, data_key, manifest_key
 from mysqlops.binlog.plan import find_gaps, plan_location
 from mysqlops.binlog.replay import select_replay_files
 from mysqlops.errors import ConfigError, IntegrityError, RestoreError
 from mysqlops.manifest import BackupManifest, BinlogManifest
-from mysqlops.model import BackupKind, BackupMethod, BinlogCoordinates
+from mysqlops.model import BackupKind, BackupMethod, BinlogCoordinates, RecoveryTarget
 from mysqlops.sql.gtid import parse_mariadb_gtids
 from mysqlops.tools import binlog as tools_binlog
 from mysqlops.tools.binlog import replay_argv
@@ -35,14 +34,14 @@ def names(*seqs: int) -> list[str]:
 
 # --------------------------------------------------------------------------- keys
 def test_keys() -> None:
-    assert data_key("db1", "mysql-bin.000042", ".zst") == "db1/binlogs/mysql-bin.000042.zst"
-    assert data_key("db1", "mysql-bin.000042", "") == "db1/binlogs/mysql-bin.000042"
-    assert manifest_key("db1", "mysql-bin.000042") == "db1/binlogs/mysql-bin.000042.json"
+    assert layout.binlog_data_key("db1", "mysql-bin.000042", ".zst") == "db1/binlogs/mysql-bin.000042.zst"
+    assert layout.binlog_data_key("db1", "mysql-bin.000042", "") == "db1/binlogs/mysql-bin.000042"
+    assert layout.binlog_manifest_key("db1", "mysql-bin.000042") == "db1/binlogs/mysql-bin.000042.json"
     for bad in ("../x.000001", "a/b.000001", ".hidden.000001", "nosuffix"):
         with pytest.raises(ConfigError):
-            manifest_key("db1", bad)
+            layout.binlog_manifest_key("db1", bad)
     with pytest.raises(ConfigError):
-        data_key("../db", "mysql-bin.000001", ".zst")
+        layout.binlog_data_key("../db", "mysql-bin.000001", ".zst")
 
 
 def test_archived_files_only_counts_manifests() -> None:
@@ -56,7 +55,7 @@ def test_archived_files_only_counts_manifests() -> None:
         "db1/full/20260101T000000Z-abcdef/manifest.json",
         "db10/binlogs/mysql-bin.000001.json",
     ]
-    assert archived_files(keys, "db1") == names(9, 10)
+    assert layout.archived_binlogs(keys, "db1") == names(9, 10)
 
 
 # --------------------------------------------------------------------------- planning
@@ -105,7 +104,7 @@ def test_renamed_basename_is_a_history_change() -> None:
 def test_find_gaps_and_sibling() -> None:
     assert find_gaps(names(3, 4, 7, 9)) == names(5, 6, 8)
     assert find_gaps([]) == []
-    assert binlog_layout.sibling("mysql-bin.000042", 7) == "mysql-bin.000007"
+    assert layout.binlog_sibling("mysql-bin.000042", 7) == "mysql-bin.000007"
 
 
 def _backup(backup_id: str, file: str | None) -> BackupManifest:
@@ -247,36 +246,52 @@ def _files(ms: list[BinlogManifest]) -> list[int]:
 
 
 def test_select_until_datetime_position_gtid_and_end() -> None:
-    assert _files(select_replay_files(ARCHIVE, START, until_datetime=T0 + timedelta(minutes=25))) == [4, 5]
-    assert _files(select_replay_files(ARCHIVE, START, until_datetime=T0 + timedelta(minutes=15))) == [4]
-    assert _files(select_replay_files(ARCHIVE, START, until_position=("mysql-bin.000006", 99))) == [4, 5, 6]
-    assert _files(select_replay_files(ARCHIVE, START, until_gtid="0-1-45")) == [4, 5]
+    assert _files(
+        select_replay_files(ARCHIVE, START, until=RecoveryTarget(time=T0 + timedelta(minutes=25)))
+    ) == [4, 5]
+    assert _files(
+        select_replay_files(ARCHIVE, START, until=RecoveryTarget(time=T0 + timedelta(minutes=15)))
+    ) == [4]
+    assert _files(
+        select_replay_files(
+            ARCHIVE, START, until=RecoveryTarget(position=BinlogCoordinates("mysql-bin.000006", 99))
+        )
+    ) == [4, 5, 6]
+    assert _files(select_replay_files(ARCHIVE, START, until=RecoveryTarget(gtid="0-1-45"))) == [4, 5]
     assert _files(select_replay_files(ARCHIVE, START)) == [4, 5, 6]
 
 
 def test_select_refuses_unreachable_targets() -> None:
     with pytest.raises(RestoreError, match="run archive_binlogs first"):
-        select_replay_files(ARCHIVE, START, until_datetime=T0 + timedelta(hours=2))
+        select_replay_files(ARCHIVE, START, until=RecoveryTarget(time=T0 + timedelta(hours=2)))
     with pytest.raises(RestoreError, match="not archived"):
-        select_replay_files(ARCHIVE, START, until_position=("mysql-bin.000009", 4))
+        select_replay_files(
+            ARCHIVE, START, until=RecoveryTarget(position=BinlogCoordinates("mysql-bin.000009", 4))
+        )
     with pytest.raises(RestoreError, match="not in the archived"):
-        select_replay_files(ARCHIVE, START, until_gtid="0-1-99")
+        select_replay_files(ARCHIVE, START, until=RecoveryTarget(gtid="0-1-99"))
     with pytest.raises(RestoreError, match="start of the replay"):
         select_replay_files(ARCHIVE, BinlogCoordinates("mysql-bin.000002", 4))
     with pytest.raises(ConfigError, match="older backup"):
-        select_replay_files(ARCHIVE, START, until_datetime=T0 + timedelta(minutes=5))
+        select_replay_files(ARCHIVE, START, until=RecoveryTarget(time=T0 + timedelta(minutes=5)))
     with pytest.raises(ConfigError, match="before the start"):
-        select_replay_files(ARCHIVE, START, until_position=("mysql-bin.000004", 100))
+        select_replay_files(
+            ARCHIVE, START, until=RecoveryTarget(position=BinlogCoordinates("mysql-bin.000004", 100))
+        )
 
 
 def test_select_refuses_to_cross_a_gap() -> None:
     holey = [m for m in ARCHIVE if m.sequence != 5]
     with pytest.raises(BinlogGap) as info:
-        select_replay_files(holey, START, until_position=("mysql-bin.000006", 99))
+        select_replay_files(
+            holey, START, until=RecoveryTarget(position=BinlogCoordinates("mysql-bin.000006", 99))
+        )
     assert info.value.missing == ("mysql-bin.000005",)
     assert "cannot cross" in str(info.value)
     # up to the gap is fine
-    assert _files(select_replay_files(holey, START, until_datetime=T0 + timedelta(minutes=15))) == [4]
+    assert _files(
+        select_replay_files(holey, START, until=RecoveryTarget(time=T0 + timedelta(minutes=15)))
+    ) == [4]
 
 
 def test_gtid_parsing() -> None:
@@ -292,7 +307,7 @@ def test_replay_argv_is_data_and_utc() -> None:
         "mariadb-binlog",
         ["/s/mysql-bin.000004", "/s/mysql-bin.000005"],
         START,
-        until_datetime=datetime(2026, 3, 1, 14, 30, 5, 900000, tzinfo=cest),
+        until=RecoveryTarget(time=datetime(2026, 3, 1, 14, 30, 5, 900000, tzinfo=cest)),
     )
     assert argv == (
         "mariadb-binlog",
@@ -304,15 +319,24 @@ def test_replay_argv_is_data_and_utc() -> None:
         "/s/mysql-bin.000005",
     )
     argv = replay_argv(
-        "mariadb-binlog", ["f"], BinlogCoordinates("f.000001", 4), until_gtid="0-1-45", log_on_target=True
+        "mariadb-binlog",
+        ["f"],
+        BinlogCoordinates("f.000001", 4),
+        until=RecoveryTarget(gtid="0-1-45"),
+        log_on_target=True,
     )
     assert argv == ("mariadb-binlog", "--no-defaults", "--stop-position=0-1-45", "f")
-    argv = replay_argv("mariadb-binlog", ["f"], START, until_position=("mysql-bin.000004", 5000))
+    argv = replay_argv(
+        "mariadb-binlog",
+        ["f"],
+        START,
+        until=RecoveryTarget(position=BinlogCoordinates("mysql-bin.000004", 5000)),
+    )
     assert "--stop-position=5000" in argv
     with pytest.raises(ConfigError):
-        replay_argv("mariadb-binlog", ["f"], START, until_datetime=datetime(2026, 1, 1))  # noqa: DTZ001
+        replay_argv("mariadb-binlog", ["f"], START, until=RecoveryTarget(time=datetime(2026, 1, 1)))  # noqa: DTZ001
     with pytest.raises(ConfigError):
-        replay_argv("mariadb-binlog", ["f"], START, until_gtid="bogus")
+        replay_argv("mariadb-binlog", ["f"], START, until=RecoveryTarget(gtid="bogus"))
 
 
 def test_fetch_argv_has_no_secret() -> None:
@@ -359,3 +383,51 @@ def test_replay_key_check_names_the_missing_key_ids() -> None:
     # one location's copy encrypted with a missing key, another plaintext: the plaintext one will do
     copies[enc1.file].append((store, dataclasses.replace(enc1, encryption_key_id=None)))
     check_replay_keys(copies, [enc1.file], None)
+
+
+def test_recovery_target_is_parsed_once_at_the_edge() -> None:
+    at = RecoveryTarget.parse(until="2026-11-23T10:15:00Z")
+    assert at is not None and at.time == datetime(2026, 11, 23, 10, 15, tzinfo=UTC)
+    assert at.describe() == "datetime 2026-11-23T10:15:00+00:00"
+    pos = RecoveryTarget.parse(until_position="mysql-bin.000004:1234")
+    assert pos is not None and pos.position == BinlogCoordinates("mysql-bin.000004", 1234)
+    assert (
+        pos.stop_position == ("mysql-bin.000004", 1234) and pos.describe() == "position mysql-bin.000004:1234"
+    )
+    gtid = RecoveryTarget.parse(until_gtid="0-1-45")
+    assert gtid is not None and gtid.gtid == "0-1-45" and gtid.describe() == "gtid 0-1-45"
+    assert RecoveryTarget.parse() is None  # a plain restore
+    # the same object reaches the binlog selection and the replay argv unchanged
+    assert _files(select_replay_files(ARCHIVE, START, until=pos)) == [4]
+    assert "--stop-position=1234" in replay_argv("mariadb-binlog", ["f"], START, until=pos)
+
+
+@pytest.mark.parametrize(
+    ("given", "expected"),
+    [
+        ({"until": "yesterday"}, "not an ISO date-time"),
+        ({"until": "2026-11-23T10:15:00"}, "no time zone"),
+        ({"until_position": "mysql-bin.000004"}, "must look like mysql-bin.000004:1234"),
+        ({"until_position": "mysql-bin:12"}, "no numeric suffix"),
+        ({"until_gtid": "3e11fa47-71ca-11e1-9e33-c80aa9429562:5"}, "is not a MariaDB GTID"),
+        ({"until": "2026-11-23T10:15:00Z", "until_gtid": "0-1-45"}, "exactly one of"),
+    ],
+)
+def test_recovery_target_refuses_bad_input_by_name(given: dict[str, str], expected: str) -> None:
+    with pytest.raises(ConfigError, match=expected):
+        RecoveryTarget.parse(**given)
+
+
+def test_restore_request_refuses_what_a_point_in_time_recovery_cannot_do() -> None:
+    from mysqlops.model import Location, ServerSpec
+    from mysqlops.restore import RestoreRequest
+
+    until = RecoveryTarget.parse(until_gtid="0-1-45")
+    base = {"target": ServerSpec("t1"), "locations": (Location("local", "file:///var/b"),)}
+    with pytest.raises(ConfigError, match="needs server="):
+        RestoreRequest(**base, until=until, backup_id="20260101T000000Z-abcd").check()  # type: ignore[arg-type]
+    with pytest.raises(ConfigError, match="drop rename"):
+        RestoreRequest(**base, server="db1", until=until, rename={"a": "b"}).check()  # type: ignore[arg-type]
+    with pytest.raises(ConfigError, match="restore of 'latest' needs server"):
+        RestoreRequest(**base).check()  # type: ignore[arg-type]
+    RestoreRequest(**base, server="db1", until=until).check()  # type: ignore[arg-type]

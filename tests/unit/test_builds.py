@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from mysqlops.adapters import builds, process, sandbox
-from mysqlops.adapters.builds import BuildName, ServerBuild
+from mysqlops.adapters.builds import BuildName, ServerBuild, debian
 from mysqlops.errors import BuildUnavailable, ConfigError
 from mysqlops.model import Flavor, ServerVersion
 
@@ -72,15 +72,15 @@ def test_bad_build_names_are_refused_with_examples(bad: str) -> None:
 
 
 def test_version_resolution_from_a_packages_index() -> None:
-    stanzas = builds.parse_stanzas(PACKAGES_SNIPPET)
+    stanzas = debian.parse_stanzas(PACKAGES_SNIPPET)
     assert len(stanzas) == 4
     assert stanzas[1]["Description"].endswith("So does this one.")
     assert stanzas[1]["SHA256"].startswith("628d2d7d")  # the field after a folded one is intact
-    picked = builds.pick_version(stanzas, "mysql-server-core", builds.parse_build_name("mysql-9.7"))
+    picked = debian.pick_version(stanzas, "mysql-server-core", builds.parse_build_name("mysql-9.7"))
     assert picked["Version"] == "9.7.4-2"  # the newest of the series, not the first listed
-    older = builds.pick_version(stanzas, "mysql-server-core", builds.parse_build_name("mysql-8.4"))
+    older = debian.pick_version(stanzas, "mysql-server-core", builds.parse_build_name("mysql-8.4"))
     assert older["Version"] == "8.4.5-1"
-    maria = builds.pick_version(stanzas, "mariadb-server-core", builds.parse_build_name("mariadb-11.8"))
+    maria = debian.pick_version(stanzas, "mariadb-server-core", builds.parse_build_name("mariadb-11.8"))
     assert maria["Version"] == "1:11.8.9+ds-4"
     assert builds.upstream_version("1:11.8.9+ds-4") == (11, 8, 9)
     assert builds.upstream_version("9.7.4-2") == (9, 7, 4)
@@ -88,13 +88,13 @@ def test_version_resolution_from_a_packages_index() -> None:
 
 
 def test_a_series_the_index_lacks_names_what_it_holds() -> None:
-    stanzas = builds.parse_stanzas(PACKAGES_SNIPPET)
+    stanzas = debian.parse_stanzas(PACKAGES_SNIPPET)
     with pytest.raises(BuildUnavailable) as info:
-        builds.pick_version(stanzas, "mysql-server-core", builds.parse_build_name("mysql-5.1"))
+        debian.pick_version(stanzas, "mysql-server-core", builds.parse_build_name("mysql-5.1"))
     text = str(info.value)
     assert "mysql-5.1" in text and "8.4.5-1" in text and "9.7.4-2" in text and "series 5.1" in text
     with pytest.raises(BuildUnavailable, match="no version at all"):
-        builds.pick_version(stanzas, "no-such-package", builds.parse_build_name("mysql-9.7"))
+        debian.pick_version(stanzas, "no-such-package", builds.parse_build_name("mysql-9.7"))
 
 
 def test_dependency_closure_from_apt_resolver_output() -> None:
@@ -107,7 +107,7 @@ Inst libfoo:amd64 [1.0-1] (1.1-1 Debian:unstable [amd64])
 Conf libc6 (2.43-7 Debian:unstable [amd64])
 Inst mysql-server-core (9.7.4-2 Debian:unstable [amd64])
 """
-    assert builds.parse_simulated_install(text) == [
+    assert debian.parse_simulated_install(text) == [
         ("gcc-16-base", "16.2.0-4"),
         ("libc6", "2.43-7"),
         ("libcrypt1", "1:4.5.2+20251210-1"),
@@ -264,8 +264,8 @@ Signed-By: /usr/share/keyrings/debian-archive-keyring.gpg
 
 def test_the_system_mirror_is_read_from_apt_sources(tmp_path: Path) -> None:
     security_first = "\n\n".join(reversed(DEB822.split("\n\n")))
-    entries = builds.parse_sources(security_first, deb822=True)
-    assert builds.pick_debian_mirror(entries) == (
+    entries = debian.parse_sources(security_first, deb822=True)
+    assert debian.pick_debian_mirror(entries) == (
         "http://deb.debian.org/debian",
         "/usr/share/keyrings/debian-archive-keyring.gpg",
     )
@@ -273,21 +273,21 @@ def test_the_system_mirror_is_read_from_apt_sources(tmp_path: Path) -> None:
         "# comment\ndeb-src http://ftp.de.debian.org/debian bookworm main\n"
         "deb [arch=amd64 signed-by=/etc/k.gpg] http://ftp.de.debian.org/debian/ bookworm main\n"
     )
-    assert builds.pick_debian_mirror(builds.parse_sources(one_line, deb822=False)) == (
+    assert debian.pick_debian_mirror(debian.parse_sources(one_line, deb822=False)) == (
         "http://ftp.de.debian.org/debian",
         "/etc/k.gpg",
     )
     ubuntu = "deb http://archive.ubuntu.com/ubuntu noble main\n"
-    assert builds.pick_debian_mirror(builds.parse_sources(ubuntu, deb822=False)) is None
+    assert debian.pick_debian_mirror(debian.parse_sources(ubuntu, deb822=False)) is None
     d = tmp_path / "sources.list.d"
     d.mkdir()
     (d / "ubuntu.sources").write_text("Types: deb\nURIs: http://archive.ubuntu.com/ubuntu\nSuites: noble\n")
-    assert builds.system_mirror(str(d), str(tmp_path / "none")) == (
-        builds.DEFAULT_MIRROR,
-        builds.DEFAULT_KEYRING,
+    assert debian.system_mirror(str(d), str(tmp_path / "none")) == (
+        debian.DEFAULT_MIRROR,
+        debian.DEFAULT_KEYRING,
     )
     (d / "debian.sources").write_text(DEB822.replace("deb.debian.org", "mirror.example.org"))
-    assert builds.system_mirror(str(d), str(tmp_path / "none"))[0] == "http://mirror.example.org/debian"
+    assert debian.system_mirror(str(d), str(tmp_path / "none"))[0] == "http://mirror.example.org/debian"
 
 
 def test_cache_location_follows_the_environment(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
@@ -306,9 +306,9 @@ def test_build_name_of_a_server_version() -> None:
 
 
 def test_private_sources_add_updates_and_security_to_a_stable_suite() -> None:
-    sid = builds.apt_sources("http://deb.debian.org/debian", "sid", "/k.gpg", "amd64")
+    sid = debian.apt_sources("http://deb.debian.org/debian", "sid", "/k.gpg", "amd64")
     assert sid == "deb [arch=amd64 signed-by=/k.gpg] http://deb.debian.org/debian sid main\n"
-    bookworm = builds.apt_sources("http://deb.debian.org/debian/", "bookworm", "/k.gpg", "amd64").splitlines()
+    bookworm = debian.apt_sources("http://deb.debian.org/debian/", "bookworm", "/k.gpg", "amd64").splitlines()
     assert bookworm == [
         "deb [arch=amd64 signed-by=/k.gpg] http://deb.debian.org/debian/ bookworm main",
         "deb [arch=amd64 signed-by=/k.gpg] http://deb.debian.org/debian/ bookworm-updates main",

@@ -33,7 +33,7 @@ def test_core_never_imports_prefect() -> None:
 
 
 def test_only_process_adapter_imports_subprocess() -> None:
-    allowed = {"process.py", "sandbox.py"}  # sandbox only runs `--version` probes
+    allowed = {"process.py"}  # the one runner (see also test_import_contracts)
     offenders = []
     for path in CORE.rglob("*.py"):
         text = path.read_text()

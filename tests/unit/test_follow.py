@@ -83,7 +83,8 @@ def test_a_file_shorter_than_its_final_size_is_an_error(tmp_path: Any) -> None:
 
 
 def test_s3_parts_of_a_file_of_unknown_size_reach_the_object_limit_with_flat_memory() -> None:
-    from mysqlops.adapters.storage import S3_MAX_PARTS, S3_MIN_PART, s3_part_size
+    from mysqlops.adapters.storage import S3_MAX_PARTS
+    from mysqlops.adapters.writers import S3_MIN_PART, s3_part_size
 
     sizes = [s3_part_size(n) for n in range(S3_MAX_PARTS)]
     assert sizes[0] == sizes[999] == S3_MIN_PART  # files up to ~8 GB keep 8 MiB parts

@@ -69,7 +69,7 @@ def test_demo_prefect_home_is_private(tmp_path: pathlib.Path) -> None:
     sqlite3.connect(db).close()
     db.chmod(0o644)
     done = subprocess.run(
-        [sys.executable, "-c", "import flows.demo"],
+        [sys.executable, "-c", "import flows.demo; flows.demo.prepare_environment()"],
         env=_env(home),
         cwd=ROOT,
         capture_output=True,
@@ -78,3 +78,43 @@ def test_demo_prefect_home_is_private(tmp_path: pathlib.Path) -> None:
     )
     assert done.returncode == 0, done.stderr[-2000:]
     assert _mode(home) == 0o700 and _mode(db) == 0o600
+
+
+_IMPORT_DEMO = """
+import json, os, sys
+before = dict(os.environ)
+import flows.demo
+after = dict(os.environ)
+print(json.dumps({
+    "changed": sorted(k for k in set(before) | set(after) if before.get(k) != after.get(k)),
+    "prefect_imported": "prefect" in sys.modules,
+}))
+"""
+
+
+def test_demo_import_has_no_side_effects(tmp_path: pathlib.Path) -> None:
+    """``import flows.demo`` sets no setting, touches no Prefect home and imports no Prefect:
+    only ``main()`` does (the one variable that changes is the flows package's own process
+    label, :data:`mysqlops.runs.OWNER_ENV`, which names this process and is no setting)."""
+    import json
+
+    from mysqlops.runs import OWNER_ENV
+
+    home = tmp_path / "demo-prefect"
+    home.mkdir(mode=0o755)
+    home.chmod(0o755)
+    env = _env(home)
+    env.pop(OWNER_ENV, None)
+    for name in ("AWS_DEFAULT_REGION", "MPLBACKEND", "PREFECT_LOGGING_LEVEL"):
+        env.pop(name, None)
+    demo_home = ROOT / ".demo"
+    existed = demo_home.exists()
+    done = subprocess.run(
+        [sys.executable, "-c", _IMPORT_DEMO], env=env, cwd=ROOT, capture_output=True, text=True, timeout=120
+    )
+    assert done.returncode == 0, done.stderr[-2000:]
+    seen = json.loads(done.stdout.strip().splitlines()[-1])
+    assert seen["changed"] == [OWNER_ENV]
+    assert not seen["prefect_imported"]
+    assert _mode(home) == 0o755 and list(home.iterdir()) == []
+    assert demo_home.exists() == existed

@@ -17,7 +17,6 @@ from mysqlops.replication import seed as replication_seed
 from mysqlops.replication import user as replication_user
 from mysqlops.replication import verify as replication_verify
 from mysqlops.sql import ReplicaStatus, dialect_for
-from mysqlops.sql import replica as sql_replica
 
 MARIADB = ServerVersion(Flavor.MARIADB, 10, 11, 19)
 MYSQL = ServerVersion(Flavor.MYSQL, 8, 4, 3)
@@ -205,29 +204,26 @@ def test_source_address_override() -> None:
 
 def test_start_until_per_flavor() -> None:
     assert (
-        sql_replica._start_until(dialect_for(MARIADB), "0-1-42")
-        == "START SLAVE UNTIL master_gtid_pos = '0-1-42'"
+        dialect_for(MARIADB).replica.start_until("0-1-42") == "START SLAVE UNTIL master_gtid_pos = '0-1-42'"
     )
     uuid = "3E11FA47-71CA-11E1-9E33-C80AA9429562:1-42"
     assert (
-        sql_replica._start_until(dialect_for(MYSQL), uuid)
+        dialect_for(MYSQL).replica.start_until(uuid)
         == f"START REPLICA SQL_THREAD UNTIL SQL_AFTER_GTIDS = '{uuid}'"
     )
     with pytest.raises(ConfigError):
-        sql_replica._start_until(dialect_for(MARIADB), "0-1-42'; DROP TABLE x; --")
+        dialect_for(MARIADB).replica.start_until("0-1-42'; DROP TABLE x; --")
 
 
 def test_freeze_and_empty_position() -> None:
-    assert sql_replica._freeze(dialect_for(MARIADB)) == "STOP SLAVE"
-    assert sql_replica._freeze(dialect_for(MYSQL)) == "STOP REPLICA SQL_THREAD"
-    assert sql_replica._empty_position(dialect_for(MARIADB), reset_binlog=True) == [
+    assert dialect_for(MARIADB).replica.freeze() == "STOP SLAVE"
+    assert dialect_for(MYSQL).replica.freeze() == "STOP REPLICA SQL_THREAD"
+    assert dialect_for(MARIADB).replica.empty_position(reset_binlog=True) == [
         "RESET MASTER",
         "SET GLOBAL gtid_slave_pos = ''",
     ]
-    assert sql_replica._empty_position(dialect_for(MYSQL), reset_binlog=True) == [
-        "RESET BINARY LOGS AND GTIDS"
-    ]
-    assert sql_replica._empty_position(dialect_for(MYSQL), reset_binlog=False) == []
+    assert dialect_for(MYSQL).replica.empty_position(reset_binlog=True) == ["RESET BINARY LOGS AND GTIDS"]
+    assert dialect_for(MYSQL).replica.empty_position(reset_binlog=False) == []
 
 
 def test_grants_replication() -> None:

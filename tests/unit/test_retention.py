@@ -12,7 +12,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from mysqlops.errors import RetentionError
+from mysqlops.errors import ConfigError, RetentionError
 from mysqlops.manifest import Check, RestoreCertificate, verdict_of
 from mysqlops.model import BackupKind, BackupMethod, BackupRecord, BackupStatus
 from mysqlops.retention import Decision, RetentionPlan, RetentionPolicy
@@ -872,6 +872,45 @@ def test_property_junk_changes_nothing_and_order_is_deterministic(
     assert not changed, changed[:5]
     same = plan(list(reversed(mixed)), policy, NOW) == after
     assert same, "order of the input changed the plan"
+
+
+def test_policy_parameter_has_one_meaning_for_every_location_or_per_location() -> None:
+    from mysqlops.retention import policies_by_location, to_policy
+
+    names = ["local", "s3"]
+    same = policies_by_location(names, {"keep_last": 2})
+    assert same == {"local": {"keep_last": 2}, "s3": {"keep_last": 2}}
+    per = policies_by_location(names, {"local": {"keep_last": 1}, "s3": "offsite-policy"})
+    assert per == {"local": {"keep_last": 1}, "s3": "offsite-policy"}  # a block name is resolved by the flow
+    assert policies_by_location(names, "nightly") == {"local": "nightly", "s3": "nightly"}
+    assert to_policy(same["local"]).keep_last == 2
+    with pytest.raises(ConfigError, match="no retention policy for location"):
+        policies_by_location(names, {"local": {"keep_last": 1}})
+    with pytest.raises(ConfigError, match="no retention policy given"):
+        policies_by_location(names, None)
+    with pytest.raises(RetentionError, match="unknown retention option"):
+        to_policy(policies_by_location(names, {"keep_lats": 1})["local"])  # a typo is named
+
+
+def test_retention_fields_are_listed_once() -> None:
+    """The block's defaults, bounds and descriptions are the policy's own (one listing)."""
+    from blocks.policy import RetentionPolicyBlock
+    from mysqlops.retention.policy import policy_options
+
+    options = policy_options()
+    block_fields = RetentionPolicyBlock.model_fields
+    exposed = [name for name in block_fields if name in options]
+    assert exposed == [n for n in options if not n.startswith("suspicious_")]
+    for name in exposed:
+        assert block_fields[name].description == options[name]["description"]
+        assert block_fields[name].default == options[name]["default"]
+    block = RetentionPolicyBlock(keep_daily=30, keep_within="7d", min_redundancy=2)
+    policy = block.to_policy()
+    assert (policy.keep_daily, policy.keep_within, policy.min_redundancy) == (30, timedelta(days=7), 2)
+    with pytest.raises(ValueError):
+        RetentionPolicyBlock(keep_daily=-1)
+    with pytest.raises(ValueError):
+        RetentionPolicyBlock(min_redundancy=0)
 
 
 def test_pinned_backup_is_kept_standalone() -> None:

@@ -66,7 +66,7 @@ replica_of = "db1"
         "parallel": 2,
         "compression": "gzip",
     }
-    assert got[("apply-retention", "db1")]["parameters"]["policies"] == {"local": "gold", "s3": "gold"}
+    assert got[("apply-retention", "db1")]["parameters"]["policy"] == "gold"  # a RetentionPolicyBlock name
 
 
 @pytest.mark.parametrize(

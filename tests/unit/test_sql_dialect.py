@@ -24,6 +24,7 @@ from mysqlops.sql import (
     quote_identifier,
     quote_string,
 )
+from mysqlops.sql.replica import ReplicaSql
 
 
 def mariadb(major: int = 10, minor: int = 11, patch: int = 19) -> Dialect:
@@ -172,8 +173,8 @@ def test_dialect_identity() -> None:
     assert repr(d) == "Dialect(MariaDB 10.11.19)"
     assert MYSQL_84.flavor is Flavor.MYSQL and not MYSQL_84.is_mariadb
     assert (
-        MYSQL_84.system_schemas()
-        == MARIADB.system_schemas()
+        MYSQL_84.dump.system_schemas()
+        == MARIADB.dump.system_schemas()
         == frozenset({"mysql", "information_schema", "performance_schema", "sys"})
     )
 
@@ -193,23 +194,23 @@ def test_dialect_identity() -> None:
     ],
 )
 def test_replica_thread_statements(dialect: Dialect, word: str) -> None:
-    assert dialect.show_replica_status() == f"SHOW {word} STATUS"
-    assert dialect.start_replica() == f"START {word}"
-    assert dialect.stop_replica() == f"STOP {word}"
-    assert dialect.stop_replica_sql_thread() == f"STOP {word} SQL_THREAD"
-    assert dialect.start_replica_sql_thread() == f"START {word} SQL_THREAD"
-    assert dialect.reset_replica_all() == f"RESET {word} ALL"
+    assert dialect.replica.show_replica_status() == f"SHOW {word} STATUS"
+    assert dialect.replica.start_replica() == f"START {word}"
+    assert dialect.replica.stop_replica() == f"STOP {word}"
+    assert dialect.replica.stop_replica_sql_thread() == f"STOP {word} SQL_THREAD"
+    assert dialect.replica.start_replica_sql_thread() == f"START {word} SQL_THREAD"
+    assert dialect.replica.reset_replica_all() == f"RESET {word} ALL"
 
 
 def test_change_source_mariadb_plain() -> None:
-    assert MARIADB.change_source("db1.example", 3306, "repl", "s3cret", tls=False) == (
+    assert MARIADB.replica.change_source("db1.example", 3306, "repl", "s3cret", tls=False) == (
         "CHANGE MASTER TO MASTER_HOST='db1.example', MASTER_PORT=3306, MASTER_USER='repl', "
         "MASTER_PASSWORD='s3cret', MASTER_CONNECT_RETRY=10, MASTER_USE_GTID=slave_pos, MASTER_SSL=0"
     )
 
 
 def test_change_source_mariadb_tls_verified() -> None:
-    sql = MARIADB.change_source(
+    sql = MARIADB.replica.change_source(
         "10.0.0.5",
         3307,
         "repl",
@@ -229,7 +230,7 @@ def test_change_source_mariadb_tls_verified() -> None:
 
 
 def test_change_source_mysql_before_8023_uses_change_master() -> None:
-    assert MYSQL_8022.change_source("db1", 3306, "repl", "pw", tls=False) == (
+    assert MYSQL_8022.replica.change_source("db1", 3306, "repl", "pw", tls=False) == (
         "CHANGE MASTER TO MASTER_HOST='db1', MASTER_PORT=3306, MASTER_USER='repl', MASTER_PASSWORD='pw', "
         "MASTER_CONNECT_RETRY=10, MASTER_AUTO_POSITION=1, MASTER_SSL=0, GET_MASTER_PUBLIC_KEY=1"
     )
@@ -237,12 +238,12 @@ def test_change_source_mysql_before_8023_uses_change_master() -> None:
 
 @pytest.mark.parametrize("dialect", [MYSQL_8030, MYSQL_84])
 def test_change_source_mysql_8023_plus(dialect: Dialect) -> None:
-    assert dialect.change_source("db1", 3306, "repl", "pw", tls=False) == (
+    assert dialect.replica.change_source("db1", 3306, "repl", "pw", tls=False) == (
         "CHANGE REPLICATION SOURCE TO SOURCE_HOST='db1', SOURCE_PORT=3306, SOURCE_USER='repl', "
         "SOURCE_PASSWORD='pw', SOURCE_CONNECT_RETRY=10, SOURCE_AUTO_POSITION=1, SOURCE_SSL=0, GET_SOURCE_PUBLIC_KEY=1"
     )
     # TLS carries the password safely: no public key request, verification off unless asked
-    assert dialect.change_source("db1", 3306, "repl", "pw", tls=True, ca="/ca.pem") == (
+    assert dialect.replica.change_source("db1", 3306, "repl", "pw", tls=True, ca="/ca.pem") == (
         "CHANGE REPLICATION SOURCE TO SOURCE_HOST='db1', SOURCE_PORT=3306, SOURCE_USER='repl', "
         "SOURCE_PASSWORD='pw', SOURCE_CONNECT_RETRY=10, SOURCE_AUTO_POSITION=1, SOURCE_SSL=1, "
         "SOURCE_SSL_CA='/ca.pem', SOURCE_SSL_VERIFY_SERVER_CERT=0"
@@ -250,7 +251,7 @@ def test_change_source_mysql_8023_plus(dialect: Dialect) -> None:
 
 
 def test_change_source_quotes_nasty_values() -> None:
-    sql = MARIADB.change_source("h", 1, "re'pl", "p'w\\;--", tls=False)
+    sql = MARIADB.replica.change_source("h", 1, "re'pl", "p'w\\;--", tls=False)
     assert "MASTER_USER='re''pl'" in sql
     assert "MASTER_PASSWORD='p''w\\\\;--'" in sql
 
@@ -272,34 +273,37 @@ def test_change_source_refuses(dialect: Dialect, kwargs: dict[str, Any], message
     args: dict[str, Any] = {"host": "h", "port": 3306, "user": "repl", "password": "pw", "tls": False}
     args.update(kwargs)
     with pytest.raises(ConfigError, match=message):
-        dialect.change_source(**args)
+        dialect.replica.change_source(**args)
 
 
 def test_change_source_mariadb_accepts_long_password() -> None:
-    assert "x" * 96 in MARIADB.change_source("h", 3306, "repl", "x" * 96, tls=False)
+    assert "x" * 96 in MARIADB.replica.change_source("h", 3306, "repl", "x" * 96, tls=False)
 
 
 def test_set_gtid_position() -> None:
-    assert MARIADB.set_gtid_position("0-1-5") == ["RESET MASTER", "SET GLOBAL gtid_slave_pos = '0-1-5'"]
-    assert MARIADB.set_gtid_position("0-1-5,1-2-7", reset_binlog=False) == [
+    assert MARIADB.replica.set_gtid_position("0-1-5") == [
+        "RESET MASTER",
+        "SET GLOBAL gtid_slave_pos = '0-1-5'",
+    ]
+    assert MARIADB.replica.set_gtid_position("0-1-5,1-2-7", reset_binlog=False) == [
         "SET GLOBAL gtid_slave_pos = '0-1-5,1-2-7'"
     ]
     multi = f"{UUID}:1-5,\n{UUID2}:1-184"
-    assert MYSQL_8030.set_gtid_position(multi) == [
+    assert MYSQL_8030.replica.set_gtid_position(multi) == [
         "RESET MASTER",
         f"SET GLOBAL gtid_purged = '{UUID}:1-5,{UUID2}:1-184'",
     ]
-    assert MYSQL_84.set_gtid_position(f"{UUID}:1-5") == [
+    assert MYSQL_84.replica.set_gtid_position(f"{UUID}:1-5") == [
         "RESET BINARY LOGS AND GTIDS",
         f"SET GLOBAL gtid_purged = '{UUID}:1-5'",
     ]
-    assert MYSQL_84.set_gtid_position(f"{UUID}:1-5", reset_binlog=False) == [
+    assert MYSQL_84.replica.set_gtid_position(f"{UUID}:1-5", reset_binlog=False) == [
         f"SET GLOBAL gtid_purged = '+{UUID}:1-5'"
     ]
 
 
 def test_mysql_tagged_gtid_accepted() -> None:
-    assert MYSQL_84.check_gtid(f"{UUID}:1-5:7,{UUID2}:mytag:1-3") == f"{UUID}:1-5:7,{UUID2}:mytag:1-3"
+    assert MYSQL_84.replica.check_gtid(f"{UUID}:1-5:7,{UUID2}:mytag:1-3") == f"{UUID}:1-5:7,{UUID2}:mytag:1-3"
 
 
 @pytest.mark.parametrize(
@@ -314,66 +318,69 @@ def test_mysql_tagged_gtid_accepted() -> None:
 )
 def test_gtid_validation(dialect: Dialect, bad: str) -> None:
     with pytest.raises(ConfigError, match="GTID"):
-        dialect.set_gtid_position(bad)
+        dialect.replica.set_gtid_position(bad)
     with pytest.raises(ConfigError, match="GTID"):
-        dialect.wait_for_gtid(bad, 10)
+        dialect.replica.wait_for_gtid(bad, 10)
 
 
 def test_read_only_statements() -> None:
-    assert MARIADB.read_only_statements(True) == ["SET GLOBAL read_only = ON"]
-    assert MARIADB.read_only_statements(False) == ["SET GLOBAL read_only = OFF"]
-    assert MYSQL_8030.read_only_statements(True) == [
+    assert MARIADB.replica.read_only_statements(True) == ["SET GLOBAL read_only = ON"]
+    assert MARIADB.replica.read_only_statements(False) == ["SET GLOBAL read_only = OFF"]
+    assert MYSQL_8030.replica.read_only_statements(True) == [
         "SET GLOBAL read_only = ON",
         "SET GLOBAL super_read_only = ON",
     ]
-    assert MYSQL_8030.read_only_statements(False) == [
+    assert MYSQL_8030.replica.read_only_statements(False) == [
         "SET GLOBAL super_read_only = OFF",
         "SET GLOBAL read_only = OFF",
     ]
 
 
 def test_gtid_queries_and_wait() -> None:
-    assert MARIADB.gtid_executed_query() == "SELECT @@GLOBAL.gtid_binlog_pos AS gtid"
-    assert MYSQL_84.gtid_executed_query() == "SELECT @@GLOBAL.gtid_executed AS gtid"
-    assert MARIADB.replica_gtid_query() == "SELECT @@GLOBAL.gtid_slave_pos AS gtid"
-    assert MYSQL_84.replica_gtid_query() == "SELECT @@GLOBAL.gtid_executed AS gtid"
-    assert MARIADB.wait_for_gtid("0-7-74", 30) == "SELECT MASTER_GTID_WAIT('0-7-74', 30) AS result"
+    assert MARIADB.replica.gtid_executed_query() == "SELECT @@GLOBAL.gtid_binlog_pos AS gtid"
+    assert MYSQL_84.replica.gtid_executed_query() == "SELECT @@GLOBAL.gtid_executed AS gtid"
+    assert MARIADB.replica.replica_gtid_query() == "SELECT @@GLOBAL.gtid_slave_pos AS gtid"
+    assert MYSQL_84.replica.replica_gtid_query() == "SELECT @@GLOBAL.gtid_executed AS gtid"
+    assert MARIADB.replica.wait_for_gtid("0-7-74", 30) == "SELECT MASTER_GTID_WAIT('0-7-74', 30) AS result"
     assert (
-        MYSQL_8030.wait_for_gtid(f"{UUID}:1-5", 30)
+        MYSQL_8030.replica.wait_for_gtid(f"{UUID}:1-5", 30)
         == f"SELECT WAIT_FOR_EXECUTED_GTID_SET('{UUID}:1-5', 30) AS result"
     )
     with pytest.raises(ConfigError):
-        MARIADB.wait_for_gtid("0-7-74", -1)
+        MARIADB.replica.wait_for_gtid("0-7-74", -1)
 
 
 @pytest.mark.parametrize(("result", "ok"), [(0, True), ("0", True), (-1, False), (1, False), (None, False)])
 def test_wait_succeeded(result: Any, ok: bool) -> None:
-    assert Dialect.wait_succeeded(result) is ok
+    assert ReplicaSql.wait_succeeded(result) is ok
 
 
 def test_binlog_statements() -> None:
-    assert MARIADB.binlog_status_query() == "SHOW MASTER STATUS"
-    assert MYSQL_8030.binlog_status_query() == "SHOW MASTER STATUS"
-    assert mysql(8, 2, 0).binlog_status_query() == "SHOW BINARY LOG STATUS"
-    assert MYSQL_84.binlog_status_query() == "SHOW BINARY LOG STATUS"
+    assert MARIADB.binlog.binlog_status_query() == "SHOW MASTER STATUS"
+    assert MYSQL_8030.binlog.binlog_status_query() == "SHOW MASTER STATUS"
+    assert mysql(8, 2, 0).binlog.binlog_status_query() == "SHOW BINARY LOG STATUS"
+    assert MYSQL_84.binlog.binlog_status_query() == "SHOW BINARY LOG STATUS"
     for d in (MARIADB, MYSQL_84):
-        assert d.flush_binary_logs() == "FLUSH BINARY LOGS"
-        assert d.show_binary_logs() == "SHOW BINARY LOGS"
-        assert d.purge_binary_logs_to("mysql-bin.000042") == "PURGE BINARY LOGS TO 'mysql-bin.000042'"
+        assert d.binlog.flush_binary_logs() == "FLUSH BINARY LOGS"
+        assert d.binlog.show_binary_logs() == "SHOW BINARY LOGS"
+        assert d.binlog.purge_binary_logs_to("mysql-bin.000042") == "PURGE BINARY LOGS TO 'mysql-bin.000042'"
         assert (
-            d.show_binlog_events("mysql-bin.000042", 6) == "SHOW BINLOG EVENTS IN 'mysql-bin.000042' LIMIT 6"
+            d.binlog.show_binlog_events("mysql-bin.000042", 6)
+            == "SHOW BINLOG EVENTS IN 'mysql-bin.000042' LIMIT 6"
         )
     for bad in ("../etc/passwd", "a'b", "", "..", "x y"):
         with pytest.raises(ConfigError):
-            MARIADB.purge_binary_logs_to(bad)
+            MARIADB.binlog.purge_binary_logs_to(bad)
         with pytest.raises(ConfigError):
-            MYSQL_84.show_binlog_events(bad, 6)
+            MYSQL_84.binlog.show_binlog_events(bad, 6)
 
 
 def test_parse_binlog_status() -> None:
     # MariaDB 10.11 SHOW MASTER STATUS row (measured); the GTID comes from gtid_executed_query
     row = {"File": "mysql-bin.000002", "Position": 6438, "Binlog_Do_DB": "", "Binlog_Ignore_DB": ""}
-    assert MARIADB.parse_binlog_status(row, "0-7-64") == BinlogCoordinates("mysql-bin.000002", 6438, "0-7-64")
+    assert MARIADB.binlog.parse_binlog_status(row, "0-7-64") == BinlogCoordinates(
+        "mysql-bin.000002", 6438, "0-7-64"
+    )
     # MySQL 8.4 SHOW BINARY LOG STATUS (manual), GTID set printed over two lines
     row84 = {
         "File": "source-bin.000002",
@@ -382,11 +389,11 @@ def test_parse_binlog_status() -> None:
         "Binlog_Ignore_DB": "manual, mysql",
         "Executed_Gtid_Set": f"{UUID}:1-5,\n{UUID2}:1-2",
     }
-    assert MYSQL_84.parse_binlog_status(row84) == BinlogCoordinates(
+    assert MYSQL_84.binlog.parse_binlog_status(row84) == BinlogCoordinates(
         "source-bin.000002", 1307, f"{UUID}:1-5,{UUID2}:1-2"
     )
-    assert MYSQL_84.parse_binlog_status(None) is None
-    assert MYSQL_84.parse_binlog_status({"File": "", "Position": None}) is None
+    assert MYSQL_84.binlog.parse_binlog_status(None) is None
+    assert MYSQL_84.binlog.parse_binlog_status({"File": "", "Position": None}) is None
 
 
 # ------------------------------------------------------------------------------------------
@@ -481,7 +488,7 @@ MYSQL_HEALTHY = _row(
 
 
 def test_parse_mariadb_healthy_row() -> None:
-    status = MARIADB.parse_replica_status(MARIADB_HEALTHY)
+    status = MARIADB.replica.parse_replica_status(MARIADB_HEALTHY)
     assert status == ReplicaStatus(
         source_host="127.0.0.1",
         source_port=32881,
@@ -503,16 +510,16 @@ def test_parse_mariadb_healthy_row() -> None:
 
 
 def test_parse_mariadb_executed_gtid_from_merge_or_show_all_slaves() -> None:
-    merged = MARIADB.parse_replica_status({**MARIADB_HEALTHY, "gtid_slave_pos": "0-7-6"})
+    merged = MARIADB.replica.parse_replica_status({**MARIADB_HEALTHY, "gtid_slave_pos": "0-7-6"})
     assert merged is not None and merged.executed_gtid == "0-7-6"
-    all_slaves = MARIADB.parse_replica_status(
+    all_slaves = MARIADB.replica.parse_replica_status(
         {"Connection_name": "", **MARIADB_HEALTHY, "Gtid_Slave_Pos": "0-7-6,1-7-3"}
     )
     assert all_slaves is not None and all_slaves.executed_gtid == "0-7-6,1-7-3"
 
 
 def test_mariadb_broken_replica_problems() -> None:
-    status = MARIADB.parse_replica_status(MARIADB_BROKEN)
+    status = MARIADB.replica.parse_replica_status(MARIADB_BROKEN)
     assert status is not None and not status.healthy
     assert status.sql_running == "No" and status.last_sql_errno == 1062 and status.seconds_behind is None
     # the row value the server quotes (here the key 1) never reaches a problem, log or artifact
@@ -520,7 +527,7 @@ def test_mariadb_broken_replica_problems() -> None:
 
 
 def test_mariadb_connecting_replica_problems() -> None:
-    status = MARIADB.parse_replica_status(MARIADB_CONNECTING)
+    status = MARIADB.replica.parse_replica_status(MARIADB_CONNECTING)
     assert status is not None and not status.healthy
     assert status.problems() == [
         f"IO thread cannot connect to the source 127.0.0.1:1: {CONNECT_ERROR} (errno 2003)"
@@ -528,24 +535,24 @@ def test_mariadb_connecting_replica_problems() -> None:
 
 
 def test_stopped_without_error_and_unknown_lag() -> None:
-    stopped = MARIADB.parse_replica_status(
+    stopped = MARIADB.replica.parse_replica_status(
         {**MARIADB_HEALTHY, "Slave_IO_Running": "No", "Slave_SQL_Running": "No"}
     )
     assert stopped is not None
     assert [p.split(" (")[0] for p in stopped.problems()] == ["IO thread stopped", "SQL thread stopped"]
-    no_lag = MARIADB.parse_replica_status({**MARIADB_HEALTHY, "Seconds_Behind_Master": None})
+    no_lag = MARIADB.replica.parse_replica_status({**MARIADB_HEALTHY, "Seconds_Behind_Master": None})
     assert no_lag is not None and "lag is unknown" in no_lag.problems()[0]
 
 
 def test_lag_limit() -> None:
-    status = MYSQL_84.parse_replica_status({**MYSQL_HEALTHY, "Seconds_Behind_Source": 120})
+    status = MYSQL_84.replica.parse_replica_status({**MYSQL_HEALTHY, "Seconds_Behind_Source": 120})
     assert status is not None
     assert status.problems() == []
     assert status.problems(max_lag_seconds=60) == ["replica is 120 s behind the source (limit 60 s)"]
 
 
 def test_parse_mysql_replica_status() -> None:
-    status = MYSQL_84.parse_replica_status(MYSQL_HEALTHY)
+    status = MYSQL_84.replica.parse_replica_status(MYSQL_HEALTHY)
     assert status is not None and status.healthy
     assert (status.source_host, status.source_port, status.io_running, status.sql_running) == (
         "127.0.0.1",
@@ -561,7 +568,7 @@ def test_parse_mysql_replica_status() -> None:
         927,
         927,
     )
-    broken = MYSQL_84.parse_replica_status(
+    broken = MYSQL_84.replica.parse_replica_status(
         {
             **MYSQL_HEALTHY,
             "Replica_IO_Running": "No",
@@ -582,7 +589,7 @@ def test_parse_mysql_replica_status() -> None:
 def test_parse_mysql_before_8022_slave_names() -> None:
     old = {k.replace("Source", "Master").replace("Replica", "Slave"): v for k, v in MYSQL_HEALTHY.items()}
     old["Seconds_Behind_Master"] = 3
-    status = mysql(8, 0, 21).parse_replica_status(old)
+    status = mysql(8, 0, 21).replica.parse_replica_status(old)
     assert (
         status is not None
         and status.seconds_behind == 3
@@ -591,8 +598,8 @@ def test_parse_mysql_before_8022_slave_names() -> None:
 
 
 def test_parse_not_a_replica() -> None:
-    assert MARIADB.parse_replica_status(None) is None
-    assert MYSQL_84.parse_replica_status({}) is None
+    assert MARIADB.replica.parse_replica_status(None) is None
+    assert MYSQL_84.replica.parse_replica_status({}) is None
 
 
 # ------------------------------------------------------------------------------------------
@@ -615,20 +622,20 @@ MYSQL_GOOD = {
 
 
 def test_mariadb_primary_requirements() -> None:
-    assert MARIADB.replication_requirements(MARIADB_NO_BINLOG, "primary") == [
+    assert MARIADB.requirements.replication_requirements(MARIADB_NO_BINLOG, "primary") == [
         "binary log is off: add to [mysqld]: log_bin = mysql-bin",
         "binlog_format is MIXED; replicas and point-in-time recovery need every row change: "
         "add to [mysqld]: binlog_format = ROW",
     ]
-    assert MARIADB.replication_requirements(MARIADB_GOOD, "primary") == []
+    assert MARIADB.requirements.replication_requirements(MARIADB_GOOD, "primary") == []
     # a replica needs neither its own binlog nor GTID settings on MariaDB
-    assert MARIADB.replication_requirements(MARIADB_NO_BINLOG, "replica") == []
+    assert MARIADB.requirements.replication_requirements(MARIADB_NO_BINLOG, "replica") == []
 
 
 def test_server_id_zero() -> None:
     vars0 = {**MARIADB_GOOD, "server_id": "0"}
-    primary = MARIADB.replication_requirements(vars0, "primary")
-    replica = MARIADB.replication_requirements(vars0, "replica")
+    primary = MARIADB.requirements.replication_requirements(vars0, "primary")
+    replica = MARIADB.requirements.replication_requirements(vars0, "replica")
     assert primary == [
         "server_id is 0, so the server refuses to replicate (every server needs its own id): "
         "add to [mysqld]: server_id = 1"
@@ -637,48 +644,51 @@ def test_server_id_zero() -> None:
 
 
 def test_mysql_requirements() -> None:
-    assert MYSQL_84.replication_requirements(MYSQL_GOOD, "primary") == []
-    assert MYSQL_84.replication_requirements(MYSQL_GOOD, "replica") == []
+    assert MYSQL_84.requirements.replication_requirements(MYSQL_GOOD, "primary") == []
+    assert MYSQL_84.requirements.replication_requirements(MYSQL_GOOD, "replica") == []
     bad = {**MYSQL_GOOD, "gtid_mode": "OFF_PERMISSIVE", "enforce_gtid_consistency": "WARN", "log_bin": "OFF"}
-    problems = MYSQL_8030.replication_requirements(bad, "primary")
+    problems = MYSQL_8030.requirements.replication_requirements(bad, "primary")
     assert problems == [
         "binary log is off (remove skip-log-bin / disable-log-bin): add to [mysqld]: log_bin = mysql-bin",
         "gtid_mode is OFF_PERMISSIVE; GTID auto-positioning needs ON (on a running server step OFF -> "
         "OFF_PERMISSIVE -> ON_PERMISSIVE -> ON): add to [mysqld]: gtid_mode = ON",
         "enforce_gtid_consistency is WARN; gtid_mode=ON needs it: add to [mysqld]: enforce_gtid_consistency = ON",
     ]
-    replica = MYSQL_8030.replication_requirements(bad, "replica")
+    replica = MYSQL_8030.requirements.replication_requirements(bad, "replica")
     assert [p.rsplit(": ", 1)[1] for p in replica] == ["gtid_mode = ON", "enforce_gtid_consistency = ON"]
 
 
 def test_requirements_names_are_case_insensitive_and_missing_fails_closed() -> None:
     upper = {k.upper(): v for k, v in MYSQL_GOOD.items()}
-    assert MYSQL_84.replication_requirements(upper, "primary") == []
-    problems = MYSQL_84.replication_requirements({"log_bin": "ON"}, "primary")
+    assert MYSQL_84.requirements.replication_requirements(upper, "primary") == []
+    problems = MYSQL_84.requirements.replication_requirements({"log_bin": "ON"}, "primary")
     assert [p.split(":")[0] for p in problems] == [
         "cannot check server_id",
         "cannot check gtid_mode",
         "cannot check enforce_gtid_consistency",
     ]
     with pytest.raises(ConfigError, match="role"):
-        MARIADB.replication_requirements(MARIADB_GOOD, "leader")
+        MARIADB.requirements.replication_requirements(MARIADB_GOOD, "leader")
 
 
 def test_recommendations() -> None:
-    assert MARIADB.replication_recommendations(MARIADB_GOOD, "replica") == []
-    assert MARIADB.replication_recommendations(MARIADB_GOOD, "primary") == []
+    assert MARIADB.requirements.replication_recommendations(MARIADB_GOOD, "replica") == []
+    assert MARIADB.requirements.replication_recommendations(MARIADB_GOOD, "primary") == []
     lines = [
         p.rsplit("add to [mysqld]: ", 1)[1]
-        for p in MARIADB.replication_recommendations(MARIADB_NO_BINLOG, "replica")
+        for p in MARIADB.requirements.replication_recommendations(MARIADB_NO_BINLOG, "replica")
     ]
     assert lines == ["gtid_strict_mode = ON", "log_slave_updates = ON", "read_only = ON"]
     primary = [
-        p.rsplit(": ", 1)[1] for p in MARIADB.replication_recommendations(MARIADB_NO_BINLOG, "primary")
+        p.rsplit(": ", 1)[1]
+        for p in MARIADB.requirements.replication_recommendations(MARIADB_NO_BINLOG, "primary")
     ]
     assert primary == ["sync_binlog = 1", "innodb_flush_log_at_trx_commit = 1", "gtid_strict_mode = ON"]
-    assert MYSQL_84.replication_recommendations(MYSQL_GOOD, "replica") == []
+    assert MYSQL_84.requirements.replication_recommendations(MYSQL_GOOD, "replica") == []
     weak = {**MYSQL_GOOD, "log_replica_updates": "OFF", "relay_log_recovery": "OFF", "read_only": "OFF"}
-    assert [p.rsplit(": ", 1)[1] for p in MYSQL_84.replication_recommendations(weak, "replica")] == [
+    assert [
+        p.rsplit(": ", 1)[1] for p in MYSQL_84.requirements.replication_recommendations(weak, "replica")
+    ] == [
         "log_replica_updates = ON",
         "relay_log_recovery = ON",
         "super_read_only = ON",
@@ -687,12 +697,16 @@ def test_recommendations() -> None:
 
 def test_pair_problems() -> None:
     assert (
-        MYSQL_84.replication_pair_problems(MYSQL_GOOD, {**MYSQL_GOOD, "server_id": "2", "server_uuid": UUID2})
+        MYSQL_84.requirements.replication_pair_problems(
+            MYSQL_GOOD, {**MYSQL_GOOD, "server_id": "2", "server_uuid": UUID2}
+        )
         == []
     )
-    both = MYSQL_84.replication_pair_problems(MYSQL_GOOD, MYSQL_GOOD)
+    both = MYSQL_84.requirements.replication_pair_problems(MYSQL_GOOD, MYSQL_GOOD)
     assert both[0].endswith("server_id = 2") and "auto.cnf" in both[1]
-    assert MARIADB.replication_pair_problems(MARIADB_GOOD, {**MARIADB_GOOD, "server_id": "8"}) == []
+    assert (
+        MARIADB.requirements.replication_pair_problems(MARIADB_GOOD, {**MARIADB_GOOD, "server_id": "8"}) == []
+    )
 
 
 # ------------------------------------------------------------------------------------------
@@ -727,8 +741,8 @@ def test_pair_problems() -> None:
     ],
 )
 def test_dump_options(dialect: Dialect, position: tuple[str, ...], replica: tuple[str, ...]) -> None:
-    assert dialect.dump_position_options() == position
-    assert dialect.dump_replica_options() == replica
+    assert dialect.dump.dump_position_options() == position
+    assert dialect.dump.dump_replica_options() == replica
 
 
 # head and tail of `mariadb-dump --single-transaction --master-data=2 --gtid` (10.11.19, measured):
@@ -813,21 +827,25 @@ SET @@GLOBAL.GTID_PURGED=/*!80000 '+'*/ '{UUID}:1-766741,
 
 def test_parse_mariadb_dump_head_and_tail() -> None:
     text = MARIADB_DUMP_HEAD + MARIADB_DUMP_TAIL
-    assert MARIADB.parse_dump_coordinates(text) == ("mysql-bin.000001", 1710, "0-7-8")
+    assert MARIADB.dump.parse_dump_coordinates(text) == ("mysql-bin.000001", 1710, "0-7-8")
     # the head alone has the position but not the GTID: callers must pass the tail too
-    assert MARIADB.parse_dump_coordinates(MARIADB_DUMP_HEAD) == ("mysql-bin.000001", 1710, None)
+    assert MARIADB.dump.parse_dump_coordinates(MARIADB_DUMP_HEAD) == ("mysql-bin.000001", 1710, None)
 
 
 def test_parse_mariadb_active_and_dump_slave_forms() -> None:
     active = "CHANGE MASTER TO MASTER_LOG_FILE='mariadb-bin.000016', MASTER_LOG_POS=475;\nSET GLOBAL gtid_slave_pos='0-1-2,1-1-9';\n"
-    assert MARIADB.parse_dump_coordinates(active) == ("mariadb-bin.000016", 475, "0-1-2,1-1-9")
+    assert MARIADB.dump.parse_dump_coordinates(active) == ("mariadb-bin.000016", 475, "0-1-2,1-1-9")
     dump_slave = "CHANGE MASTER '' TO MASTER_LOG_FILE='master-bin.000001', MASTER_LOG_POS=329;\n\n-- SET GLOBAL gtid_slave_pos='';\n"
-    assert MARIADB.parse_dump_coordinates(dump_slave) == ("master-bin.000001", 329, None)
+    assert MARIADB.dump.parse_dump_coordinates(dump_slave) == ("master-bin.000001", 329, None)
 
 
 def test_parse_mysql_dumps() -> None:
-    assert MYSQL_84.parse_dump_coordinates(MYSQL_DUMP_COMMENTED) == ("binlog.000008", 2603, f"{UUID2}:1-184")
-    assert MYSQL_8022.parse_dump_coordinates(MYSQL_DUMP_AUTO) == (
+    assert MYSQL_84.dump.parse_dump_coordinates(MYSQL_DUMP_COMMENTED) == (
+        "binlog.000008",
+        2603,
+        f"{UUID2}:1-184",
+    )
+    assert MYSQL_8022.dump.parse_dump_coordinates(MYSQL_DUMP_AUTO) == (
         "mysql-bin.000233",
         314582450,
         f"{UUID}:1-766741,{UUID2}:1-20227",
@@ -835,13 +853,13 @@ def test_parse_mysql_dumps() -> None:
 
 
 def test_parse_dump_ignores_data_and_missing_parts() -> None:
-    assert MARIADB.parse_dump_coordinates("-- MariaDB dump\n") == (None, None, None)
+    assert MARIADB.dump.parse_dump_coordinates("-- MariaDB dump\n") == (None, None, None)
     fake = (
         "INSERT INTO `t` VALUES ('x -- CHANGE MASTER TO MASTER_LOG_FILE=''evil.000001'', MASTER_LOG_POS=4;'),"
         "('SET GLOBAL gtid_slave_pos=''9-9-9''');\n"
     )
-    assert MARIADB.parse_dump_coordinates(fake) == (None, None, None)
-    assert MYSQL_84.parse_dump_coordinates(fake.replace("gtid_slave_pos", "@@GLOBAL.GTID_PURGED")) == (
+    assert MARIADB.dump.parse_dump_coordinates(fake) == (None, None, None)
+    assert MYSQL_84.dump.parse_dump_coordinates(fake.replace("gtid_slave_pos", "@@GLOBAL.GTID_PURGED")) == (
         None,
         None,
         None,
@@ -853,7 +871,7 @@ def test_parse_dump_ignores_data_and_missing_parts() -> None:
 
 
 def test_mariadb_backup_user_grants_per_database() -> None:
-    assert MARIADB.backup_user_grants(
+    assert MARIADB.accounts.backup_user_grants(
         "backup", "10.0.0.%", "pw'1", ["shop_1", "we`ird;db", "back\\slash"], tls=True
     ) == [
         "CREATE USER IF NOT EXISTS 'backup'@'10.0.0.%' IDENTIFIED BY 'pw''1' REQUIRE SSL",
@@ -867,7 +885,7 @@ def test_mariadb_backup_user_grants_per_database() -> None:
 
 
 def test_mariadb_backup_user_grants_all_databases_without_binlogs() -> None:
-    assert MARIADB.backup_user_grants("backup", "%", "pw", binlogs=False) == [
+    assert MARIADB.accounts.backup_user_grants("backup", "%", "pw", binlogs=False) == [
         "CREATE USER IF NOT EXISTS 'backup'@'%' IDENTIFIED BY 'pw' REQUIRE NONE",
         "ALTER USER 'backup'@'%' IDENTIFIED BY 'pw' REQUIRE NONE",
         "GRANT SELECT, SHOW VIEW, TRIGGER, EVENT ON *.* TO 'backup'@'%'",
@@ -875,49 +893,49 @@ def test_mariadb_backup_user_grants_all_databases_without_binlogs() -> None:
 
 
 def test_mariadb_113_uses_show_create_routine() -> None:
-    grants = mariadb(11, 4, 5).backup_user_grants("bk", "%", "pw", ["shop"], binlogs=False)
+    grants = mariadb(11, 4, 5).accounts.backup_user_grants("bk", "%", "pw", ["shop"], binlogs=False)
     assert grants[2:] == [
         "GRANT SELECT, SHOW VIEW, TRIGGER, EVENT, SHOW CREATE ROUTINE ON `shop`.* TO 'bk'@'%'"
     ]
-    assert "SHOW CREATE ROUTINE" in mariadb(11, 3, 0).required_backup_privileges()
-    assert "SELECT ON mysql.proc" in mariadb(11, 2, 6).required_backup_privileges()
+    assert "SHOW CREATE ROUTINE" in mariadb(11, 3, 0).accounts.required_backup_privileges()
+    assert "SELECT ON mysql.proc" in mariadb(11, 2, 6).accounts.required_backup_privileges()
 
 
 def test_mysql_backup_user_grants() -> None:
-    assert MYSQL_8030.backup_user_grants("backup", "%", "pw", ["shop_1"]) == [
+    assert MYSQL_8030.accounts.backup_user_grants("backup", "%", "pw", ["shop_1"]) == [
         "CREATE USER IF NOT EXISTS 'backup'@'%' IDENTIFIED BY 'pw' REQUIRE NONE",
         "ALTER USER 'backup'@'%' IDENTIFIED BY 'pw' REQUIRE NONE",
         "GRANT RELOAD, REPLICATION CLIENT, PROCESS, SHOW_ROUTINE, REPLICATION SLAVE ON *.* TO 'backup'@'%'",
         "GRANT SELECT, SHOW VIEW, TRIGGER, EVENT ON `shop\\_1`.* TO 'backup'@'%'",
     ]
     # before 8.0.20 there is no SHOW_ROUTINE: routines of other definers need global SELECT
-    assert mysql(8, 0, 19).backup_user_grants("backup", "%", "pw", ["shop"], binlogs=False)[2] == (
+    assert mysql(8, 0, 19).accounts.backup_user_grants("backup", "%", "pw", ["shop"], binlogs=False)[2] == (
         "GRANT RELOAD, REPLICATION CLIENT, PROCESS, SELECT ON *.* TO 'backup'@'%'"
     )
 
 
 def test_required_backup_privileges() -> None:
-    assert list(MARIADB.required_backup_privileges()) == [
+    assert list(MARIADB.accounts.required_backup_privileges()) == [
         "SELECT", "SHOW VIEW", "TRIGGER", "EVENT", "SELECT ON mysql.proc", "BINLOG MONITOR", "REPLICATION SLAVE", "RELOAD",
     ]  # fmt: skip
-    assert list(MYSQL_84.required_backup_privileges(binlogs=False)) == [
+    assert list(MYSQL_84.accounts.required_backup_privileges(binlogs=False)) == [
         "SELECT", "SHOW VIEW", "TRIGGER", "EVENT", "RELOAD", "REPLICATION CLIENT", "PROCESS", "SHOW_ROUTINE",
     ]  # fmt: skip
-    assert "silently" in MARIADB.required_backup_privileges()["TRIGGER"]
+    assert "silently" in MARIADB.accounts.required_backup_privileges()["TRIGGER"]
 
 
 def test_replication_user_grants() -> None:
-    assert MARIADB.replication_user_grants("repl", "%", "r3pl", tls=True) == [
+    assert MARIADB.accounts.replication_user_grants("repl", "%", "r3pl", tls=True) == [
         "CREATE USER IF NOT EXISTS 'repl'@'%' IDENTIFIED BY 'r3pl' REQUIRE SSL",
         "ALTER USER 'repl'@'%' IDENTIFIED BY 'r3pl' REQUIRE SSL",
         "GRANT REPLICATION SLAVE ON *.* TO 'repl'@'%'",
     ]
     assert (
-        MYSQL_84.replication_user_grants("repl", "%", "r3pl", tls=False)[-1]
+        MYSQL_84.accounts.replication_user_grants("repl", "%", "r3pl", tls=False)[-1]
         == "GRANT REPLICATION SLAVE ON *.* TO 'repl'@'%'"
     )
     with pytest.raises(ConfigError, match="32"):
-        MYSQL_84.replication_user_grants("repl", "%", "x" * 33, tls=False)
+        MYSQL_84.accounts.replication_user_grants("repl", "%", "x" * 33, tls=False)
 
 
 def test_restore_user_grants() -> None:
@@ -925,11 +943,14 @@ def test_restore_user_grants() -> None:
         "SELECT, INSERT, UPDATE, DELETE, CREATE, DROP, ALTER, INDEX, REFERENCES, CREATE TEMPORARY TABLES, "
         "LOCK TABLES, CREATE VIEW, SHOW VIEW, TRIGGER, EVENT, CREATE ROUTINE, ALTER ROUTINE, EXECUTE"
     )
-    assert MARIADB.restore_user_grants("rst", "%", "pw")[-1] == f"GRANT {base}, SET USER ON *.* TO 'rst'@'%'"
-    assert MYSQL_8030.restore_user_grants("rst", "%", "pw")[-1] == (
+    assert (
+        MARIADB.accounts.restore_user_grants("rst", "%", "pw")[-1]
+        == f"GRANT {base}, SET USER ON *.* TO 'rst'@'%'"
+    )
+    assert MYSQL_8030.accounts.restore_user_grants("rst", "%", "pw")[-1] == (
         f"GRANT {base}, SET_USER_ID, SESSION_VARIABLES_ADMIN ON *.* TO 'rst'@'%'"
     )
-    assert MYSQL_84.restore_user_grants("rst", "%", "pw", tls=True) == [
+    assert MYSQL_84.accounts.restore_user_grants("rst", "%", "pw", tls=True) == [
         "CREATE USER IF NOT EXISTS 'rst'@'%' IDENTIFIED BY 'pw' REQUIRE SSL",
         "ALTER USER 'rst'@'%' IDENTIFIED BY 'pw' REQUIRE SSL",
         f"GRANT {base}, SET_ANY_DEFINER, ALLOW_NONEXISTENT_DEFINER, SESSION_VARIABLES_ADMIN ON *.* TO 'rst'@'%'",
@@ -938,33 +959,33 @@ def test_restore_user_grants() -> None:
 
 def test_monitor_and_replica_backup_grants() -> None:
     assert (
-        MARIADB.monitor_user_grants("mon", "%", "pw")[-1]
+        MARIADB.accounts.monitor_user_grants("mon", "%", "pw")[-1]
         == "GRANT SELECT, SLAVE MONITOR, BINLOG MONITOR ON *.* TO 'mon'@'%'"
     )
     # SLAVE MONITOR exists from 10.5.9; before, SHOW SLAVE STATUS needed REPLICATION SLAVE ADMIN
-    assert mariadb(10, 5, 8).monitor_user_grants("mon", "%", "pw", databases=["a_b"])[-2:] == [
+    assert mariadb(10, 5, 8).accounts.monitor_user_grants("mon", "%", "pw", databases=["a_b"])[-2:] == [
         "GRANT REPLICATION SLAVE ADMIN, BINLOG MONITOR ON *.* TO 'mon'@'%'",
         "GRANT SELECT ON `a\\_b`.* TO 'mon'@'%'",
     ]
     assert (
-        MYSQL_84.monitor_user_grants("mon", "%", "pw")[-1]
+        MYSQL_84.accounts.monitor_user_grants("mon", "%", "pw")[-1]
         == "GRANT SELECT, REPLICATION CLIENT ON *.* TO 'mon'@'%'"
     )
-    assert MARIADB.replica_backup_grants("bk", "%") == [
+    assert MARIADB.accounts.replica_backup_grants("bk", "%") == [
         "GRANT SLAVE MONITOR, REPLICATION SLAVE ADMIN ON *.* TO 'bk'@'%'"
     ]
-    assert MYSQL_8030.replica_backup_grants("bk", "%") == [
+    assert MYSQL_8030.accounts.replica_backup_grants("bk", "%") == [
         "GRANT REPLICATION CLIENT, REPLICATION_SLAVE_ADMIN ON *.* TO 'bk'@'%'"
     ]
 
 
 def test_grants_refuse_bad_names() -> None:
     with pytest.raises(ConfigError):
-        MARIADB.backup_user_grants("", "%", "pw")
+        MARIADB.accounts.backup_user_grants("", "%", "pw")
     with pytest.raises(ConfigError):
-        MARIADB.backup_user_grants("bk", "%", "pw", [""])
+        MARIADB.accounts.backup_user_grants("bk", "%", "pw", [""])
     with pytest.raises(ConfigError):
-        MARIADB.backup_user_grants("bk", "%", "pw\x00")
+        MARIADB.accounts.backup_user_grants("bk", "%", "pw\x00")
 
 
 # SHOW GRANTS of the account created by backup_user_grants on MariaDB 10.11.19 (measured)
@@ -979,11 +1000,14 @@ MARIADB_GRANTS = [
 
 
 def test_missing_privileges_none_for_granted_account() -> None:
-    assert MARIADB.missing_backup_privileges(MARIADB_GRANTS, ["shop_1", "we`ird;db", "back\\slash"]) == []
+    assert (
+        MARIADB.accounts.missing_backup_privileges(MARIADB_GRANTS, ["shop_1", "we`ird;db", "back\\slash"])
+        == []
+    )
 
 
 def test_escaped_database_grant_does_not_cover_lookalikes() -> None:
-    missing = MARIADB.missing_backup_privileges(MARIADB_GRANTS, ["shopX1"])
+    missing = MARIADB.accounts.missing_backup_privileges(MARIADB_GRANTS, ["shopX1"])
     assert missing[0] == (
         "missing SELECT on database `shopX1` (read table data): GRANT SELECT ON `shopX1`.* TO 'bk`''x'@'127.0.0.1';"
     )
@@ -998,8 +1022,8 @@ def test_wildcard_database_grants() -> None:
         "GRANT ALL PRIVILEGES ON `app%`.* TO `bk`@`%`",
         "GRANT SELECT ON `mysql`.* TO `bk`@`%`",  # covers mysql.proc
     ]
-    assert MARIADB.missing_backup_privileges(lines, ["shop_1", "shopX1", "app", "app_prod"]) == []
-    assert MARIADB.missing_backup_privileges(lines, ["shop__1"])[0].startswith(
+    assert MARIADB.accounts.missing_backup_privileges(lines, ["shop_1", "shopX1", "app", "app_prod"]) == []
+    assert MARIADB.accounts.missing_backup_privileges(lines, ["shop__1"])[0].startswith(
         "missing SELECT on database `shop__1`"
     )
 
@@ -1010,14 +1034,14 @@ def test_missing_trigger_names_exact_grant() -> None:
         "GRANT SELECT, SHOW VIEW, EVENT ON `shop\\_1`.* TO `backup`@`%`",
         "GRANT SELECT ON `mysql`.`proc` TO `backup`@`%`",
     ]
-    assert MARIADB.missing_backup_privileges(lines, ["shop_1"]) == [
+    assert MARIADB.accounts.missing_backup_privileges(lines, ["shop_1"]) == [
         "missing TRIGGER on database `shop_1` (dump triggers (without it the dump silently leaves them out)): "
         "GRANT TRIGGER ON `shop\\_1`.* TO 'backup'@'%';"
     ]
 
 
 def test_usage_only_account_misses_everything() -> None:
-    missing = MARIADB.missing_backup_privileges(["GRANT USAGE ON *.* TO `bk`@`localhost`"], ["db"])
+    missing = MARIADB.accounts.missing_backup_privileges(["GRANT USAGE ON *.* TO `bk`@`localhost`"], ["db"])
     assert [m.split(" (")[0] for m in missing] == [
         "missing SELECT on database `db`",
         "missing SHOW VIEW on database `db`",
@@ -1037,14 +1061,16 @@ def test_all_privileges_and_aliases_count() -> None:
         "GRANT ALL PRIVILEGES ON *.* TO `root`@`localhost` IDENTIFIED BY PASSWORD '*1DF7' WITH GRANT OPTION",
         "GRANT PROXY ON ``@`%` TO `root`@`localhost` WITH GRANT OPTION",
     ]
-    assert MARIADB.missing_backup_privileges(root, ["anything"]) == []
-    assert MYSQL_84.missing_backup_privileges(["GRANT ALL ON *.* TO `root`@`%`"], ["x"]) == []
+    assert MARIADB.accounts.missing_backup_privileges(root, ["anything"]) == []
+    assert MYSQL_84.accounts.missing_backup_privileges(["GRANT ALL ON *.* TO `root`@`%`"], ["x"]) == []
     aliases = [
         "GRANT SELECT, SHOW VIEW, TRIGGER, EVENT, RELOAD, REPLICATION CLIENT, REPLICATION REPLICA ON *.* TO `bk`@`%`"
     ]
-    assert MARIADB.missing_backup_privileges(aliases, ["db"]) == []  # *.* SELECT covers mysql.proc too
     assert (
-        MARIADB.missing_backup_privileges(
+        MARIADB.accounts.missing_backup_privileges(aliases, ["db"]) == []
+    )  # *.* SELECT covers mysql.proc too
+    assert (
+        MARIADB.accounts.missing_backup_privileges(
             ["GRANT SELECT, SHOW VIEW, TRIGGER, EVENT, RELOAD, REPLICATION SLAVE, SUPER ON *.* TO `bk`@`%`"],
             ["db"],
         )
@@ -1061,7 +1087,7 @@ def test_roles_columns_and_routines_do_not_count() -> None:
         "GRANT EXECUTE ON PROCEDURE `shop_1`.`p` TO `bk2`@`%`",
         "GRANT SELECT ON `mysql`.`proc` TO `bk2`@`%`",
     ]
-    missing = MARIADB.missing_backup_privileges(lines, ["shop_1"])
+    missing = MARIADB.accounts.missing_backup_privileges(lines, ["shop_1"])
     assert [m.split(" (")[0] for m in missing] == [
         "missing SELECT on database `shop_1`",
         "missing SHOW VIEW on database `shop_1`",
@@ -1083,9 +1109,9 @@ def test_mariadb_113_routines_via_either_privilege() -> None:
         "GRANT SELECT, SHOW VIEW, TRIGGER, EVENT ON `db`.* TO `bk`@`%`",
         "GRANT SELECT ON `mysql`.`proc` TO `bk`@`%`",
     ]
-    assert d.missing_backup_privileges(with_routine, ["db"]) == []
-    assert d.missing_backup_privileges(with_proc, ["db"]) == []
-    assert d.missing_backup_privileges(with_proc[:2], ["db"]) == [
+    assert d.accounts.missing_backup_privileges(with_routine, ["db"]) == []
+    assert d.accounts.missing_backup_privileges(with_proc, ["db"]) == []
+    assert d.accounts.missing_backup_privileges(with_proc[:2], ["db"]) == [
         "missing SHOW CREATE ROUTINE on database `db` (dump stored procedures and functions (without it they "
         "are silently left out)): GRANT SHOW CREATE ROUTINE ON `db`.* TO 'bk'@'%';"
     ]
@@ -1100,19 +1126,21 @@ MYSQL_GRANTS = [
 
 
 def test_mysql_missing_privileges() -> None:
-    assert MYSQL_84.missing_backup_privileges(MYSQL_GRANTS, ["shop_1"]) == []
+    assert MYSQL_84.accounts.missing_backup_privileges(MYSQL_GRANTS, ["shop_1"]) == []
     no_dynamic = [MYSQL_GRANTS[0], MYSQL_GRANTS[2]]
-    assert MYSQL_84.missing_backup_privileges(no_dynamic, ["shop_1"]) == [
+    assert MYSQL_84.accounts.missing_backup_privileges(no_dynamic, ["shop_1"]) == [
         "missing SHOW_ROUTINE (dump stored procedures and functions of other definers): "
         "GRANT SHOW_ROUTINE ON *.* TO 'backup'@'%';"
     ]
     dynamic_list = ["GRANT BACKUP_ADMIN,SHOW_ROUTINE,SYSTEM_VARIABLES_ADMIN ON *.* TO `backup`@`%`"]
     assert (
-        MYSQL_84.missing_backup_privileges([MYSQL_GRANTS[0], MYSQL_GRANTS[2], *dynamic_list], ["shop_1"])
+        MYSQL_84.accounts.missing_backup_privileges(
+            [MYSQL_GRANTS[0], MYSQL_GRANTS[2], *dynamic_list], ["shop_1"]
+        )
         == []
     )
     assert (
-        MYSQL_84.missing_backup_privileges(
+        MYSQL_84.accounts.missing_backup_privileges(
             [MYSQL_GRANTS[0], "GRANT SELECT, SHOW VIEW, TRIGGER, EVENT ON *.* TO `backup`@`%`"], ["shop_1"]
         )
         == []
@@ -1124,7 +1152,78 @@ def test_mysql_partial_revoke() -> None:
         "GRANT SELECT, RELOAD, PROCESS, REPLICATION SLAVE, REPLICATION CLIENT, SHOW VIEW, EVENT, TRIGGER ON *.* TO `bk`@`%`",
         "REVOKE SELECT ON `payroll`.* FROM `bk`@`%`",
     ]
-    assert MYSQL_84.missing_backup_privileges(lines, ["shop"]) == []
-    assert MYSQL_84.missing_backup_privileges(lines, ["payroll"]) == [
+    assert MYSQL_84.accounts.missing_backup_privileges(lines, ["shop"]) == []
+    assert MYSQL_84.accounts.missing_backup_privileges(lines, ["payroll"]) == [
         "missing SELECT on database `payroll` (read table data): GRANT SELECT ON `payroll`.* TO 'bk'@'%';"
     ]
+
+
+def test_dialect_is_small_classes_per_concern() -> None:
+    """dialect_for() is a facade: one small class per concern, all of the same version; the
+    version is checked once, with the reason, for every concern."""
+    from mysqlops.sql.series import Series
+
+    d = mariadb()
+    concerns = {"replica": d.replica, "binlog": d.binlog, "dump": d.dump, "accounts": d.accounts}
+    concerns |= {"requirements": d.requirements}
+    for name, part in concerns.items():
+        assert isinstance(part, Series) and part.version == d.version, name
+    assert len({type(p) for p in concerns.values()}) == len(concerns)
+    with pytest.raises(ConfigError, match=r"10\.5\.2 or newer"):
+        dialect_for(ServerVersion(Flavor.MARIADB, 10, 4, 0))
+    with pytest.raises(ConfigError, match=r"MySQL 8\.0 or newer"):
+        ReplicaSql(ServerVersion(Flavor.MYSQL, 5, 7, 40))
+
+
+def test_no_sql_text_outside_the_sql_package() -> None:
+    """Statements sent to a server are written in mysqlops/sql/ only (sample data, which a
+    test loads, and advice shown to people are not statements mysqlops sends)."""
+    import ast
+    import pathlib
+    import re
+
+    core = pathlib.Path(__file__).resolve().parents[2] / "mysqlops"
+    verbs = re.compile(
+        r"^\s*(SELECT|SHOW|SET|GRANT|REVOKE|FLUSH|START|STOP|RESET|CHANGE|PURGE|CREATE|DROP|ALTER|KILL|"
+        r"INSERT|UPDATE|DELETE|LOCK|UNLOCK)\s"
+    )
+    allowed = {"sampledata.py"}
+    offenders = []
+    for path in sorted(core.rglob("*.py")):
+        if path.parent.name == "sql" or path.name in allowed:
+            continue
+        for node in ast.walk(ast.parse(path.read_text())):
+            text = None
+            if isinstance(node, ast.Constant) and isinstance(node.value, str):
+                text = node.value
+            elif isinstance(node, ast.JoinedStr) and node.values and isinstance(node.values[0], ast.Constant):
+                text = str(node.values[0].value)
+            label = re.match(r"^\s*\w+\s+\w+:", text or "")  # "INSERT INTO: data of table", a label
+            if text and verbs.match(text) and not label and "PERSIST" not in text:  # SET PERSIST: advice
+                offenders.append(f"{path.relative_to(core)}:{node.lineno}: {text[:60]!r}")
+    assert not offenders, "SQL outside mysqlops/sql/:\n" + "\n".join(offenders)
+
+
+def test_catalog_and_concern_sql() -> None:
+    from mysqlops.sql import catalog
+    from mysqlops.sql.accounts import root_init_file
+    from mysqlops.sql.binlog import BinlogSql
+
+    both = catalog.content_checksum("d", "t", ["a", "b"])
+    assert both.startswith("SELECT COUNT(*) AS n, COALESCE(BIT_XOR(CAST(CRC32(CONCAT_WS('#', HEX(`a`)")
+    assert both.endswith("FROM `d`.`t`")
+    ranged = catalog.content_checksum("d", "t", [], ["`id` >= %s", "`id` < %s"])
+    assert "CONCAT_WS('#', '')" in ranged and ranged.endswith("FROM `d`.`t` WHERE `id` >= %s AND `id` < %s")
+    assert catalog.drop_database("a`b", if_exists=True) == "DROP DATABASE IF EXISTS `a``b`"
+    assert catalog.kill("42") == "KILL 42"
+    init = root_init_file("p'w", create_localhost=True)
+    assert init.splitlines()[0] == "SET SESSION sql_log_bin=0;" and "IDENTIFIED BY 'p''w'" in init
+    assert init.count("GRANT ALL PRIVILEGES") == 2 and root_init_file("x").count("GRANT ALL") == 1
+    assert "BINLOG MONITOR" in mariadb().binlog.archive_grant_hint()
+    assert "REPLICATION CLIENT" in mysql().binlog.archive_grant_hint()
+    assert BinlogSql.set_gtid_strict_mode(False) == "SET GLOBAL gtid_strict_mode=0"
+    assert mariadb(10, 11).accounts.replica_status_grants("b", "%") == [
+        "GRANT SLAVE MONITOR ON *.* TO 'b'@'%'"
+    ]
+    assert mariadb(10, 5, 8).accounts.replica_status_grants("b", "%") == []
+    assert mysql().accounts.replica_status_grants("b", "%") == []

@@ -10,7 +10,7 @@ deletes nothing. An object the storage refuses to delete is reported as "kept: l
 Only proven backups count (``catalog.verdicts``: a restore certificate that passed, found at
 any of the locations scanned for a copy with the same files); a location where a server has
 backups but none proven keeps everything of that server (``RetentionPlan.refused``), and
-cleanup does not run there either. Every key deleted passes ``ids.check_key`` again.
+cleanup does not run there either. Every key deleted passes ``layout.check_key`` again.
 """
 
 from __future__ import annotations
@@ -120,9 +120,8 @@ def apply_plan(
             keys = scan.binlog_keys.get(f"{rec.server}/{rec.backup_id}", [])
             manifest = [k for k in keys if k.endswith(".json")]
         else:
-            directory = layout.backup_dir(rec.server, rec.backup_id)
-            keys = scan.data_keys.get(directory, [])
-            manifest = [f"{directory}/{layout.MANIFEST_NAME}"]
+            keys = scan.data_keys.get(layout.backup_dir(rec.server, rec.backup_id), [])
+            manifest = [layout.manifest_key(rec.server, rec.backup_id)]
         data = [k for k in keys if k not in manifest]
         try:
             _delete_keys(store, manifest)  # the commit marker first: from here on it is garbage

@@ -1,4 +1,8 @@
-"""Progress of a backup: bytes, throughput, ETA."""
+"""Progress of a long byte stream (a backup's dump, a restore's load): bytes, throughput, ETA.
+
+The one progress type of the core: every entry point that streams bytes calls a
+:data:`ProgressFn` with a :class:`Progress`, at most every ``interval`` seconds and once at
+the end (:class:`Ticker`). How a line is logged is the caller's (the flows' reporter)."""
 
 from __future__ import annotations
 
@@ -13,7 +17,10 @@ ProgressFn = Callable[["Progress"], None]
 # --------------------------------------------------------------------------- progress
 @dataclass
 class Progress:
-    """Bytes dumped so far against the information_schema estimate."""
+    """Bytes done so far (``dumped_bytes``) against what is expected (``estimated_bytes``):
+    for a backup (``stage`` "dump"), bytes dumped against the server's estimate; for a restore
+    (``stage`` "load"), raw bytes loaded against the manifest's raw size. The field names are
+    the backup's, kept so that every reader of a backup's progress keeps working."""
 
     started: float
     estimated_bytes: int
@@ -31,6 +38,7 @@ class Progress:
 
     @property
     def fraction(self) -> float:
+        """Done against the total, at most 0.99 (an estimate can be short: 100% is the end of the run)."""
         if self.estimated_bytes <= 0:
             return 0.0
         return min(self.dumped_bytes / self.estimated_bytes, 0.99)
@@ -42,7 +50,7 @@ class Progress:
         return (self.estimated_bytes - self.dumped_bytes) / self.throughput
 
 
-class _Ticker:
+class Ticker:
     """Calls ``progress`` at most every ``interval`` seconds (and once at the end)."""
 
     def __init__(self, progress: Progress, callback: ProgressFn | None, interval: float) -> None:
@@ -65,5 +73,6 @@ class _Ticker:
             self.callback(self.progress)
 
     def done(self) -> None:
+        """The last call, whatever the interval."""
         if self.callback:
             self.callback(self.progress)

@@ -83,12 +83,12 @@ def test_pinned_backup_survives_retention(env: Any) -> None:
     assert _present("fpin", first) == {"pi-local": True, "pi-s3": True}
     # the plan rows say why: "kept: pinned"
     from mysqlops.pins import pinned_backups
-    from mysqlops.retention import apply as retention_apply
+    from mysqlops.retention import RetentionPolicy, plan_for_scan
 
     scans = catalog.scan(_locations())
     assert set(pinned_backups(scans)) == {("fpin", first)}
-    rows = retention_apply.plan_for_scan(
-        scans[0], retention_apply.RetentionPolicy.from_mapping({"keep_last": 1}), datetime.now(UTC)
+    rows = plan_for_scan(
+        scans[0], RetentionPolicy.from_mapping({"keep_last": 1}), datetime.now(UTC)
     ).to_rows()
     by_id = {r["backup_id"]: r for r in rows if r["server"] == "fpin"}
     assert by_id[first]["decision"] == "keep" and by_id[first]["reasons"] == KEPT_PINNED

@@ -12,6 +12,7 @@ BENCHES = [
     ["bench.bench_backup", "--gb", "1"],
     ["bench.bench_binlogs"],
     ["bench.bench_physical"],
+    ["bench.single_table", "--mb", "300"],
 ]
 
 

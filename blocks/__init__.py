@@ -5,7 +5,8 @@ Registered through the ``prefect.collections`` entry point and with
 """
 
 from blocks.location import BackupLocation
+from blocks.metrics import MetricsBlock
 from blocks.policy import RetentionPolicyBlock
 from blocks.server import MySQLServer
 
-__all__ = ["BackupLocation", "MySQLServer", "RetentionPolicyBlock"]
+__all__ = ["BackupLocation", "MetricsBlock", "MySQLServer", "RetentionPolicyBlock"]

@@ -41,6 +41,7 @@ from typing import Any
 from pydantic import SecretStr
 
 from blocks import BackupLocation, MySQLServer
+from blocks.metrics import METRICS_BLOCK, MetricsBlock
 from deployments import automations
 from deployments import servers as server_deployments
 from mysqlops.adapters.localfs import make_private
@@ -120,6 +121,7 @@ class Environment:
     deployments: server_deployments.DeploymentSettings = field(
         default_factory=server_deployments.DeploymentSettings
     )
+    metrics: dict[str, Any] | None = None  # fields of the MetricsBlock "mysqlops-metrics"
 
 
 def _secret_sources(
@@ -164,6 +166,7 @@ def parse(doc: Mapping[str, Any]) -> Environment:
             "notifications",
             "automations",
             "deployments",
+            "metrics",
         },
     )
     plaintext_ok = bool(doc.get("allow_plaintext_secrets", False))
@@ -274,8 +277,10 @@ def parse(doc: Mapping[str, Any]) -> Environment:
         ],
         [loc.name for loc in locations],
     )
+    metrics = _parse_metrics(doc.get("metrics"))
     return Environment(
         deployments=deployments,
+        metrics=metrics,
         servers=servers,
         locations=locations,
         work_pool=str(pool.get("name", "mysqlops")),
@@ -288,6 +293,29 @@ def parse(doc: Mapping[str, Any]) -> Environment:
         alerts=alerts,
         allow_plaintext_secrets=plaintext_ok,
     )
+
+
+METRICS_KEYS = {"pushgateway_url", "textfile_dir", "job", "timeout_seconds"}
+
+
+def _parse_metrics(table: Any) -> dict[str, Any] | None:
+    """``[metrics]``: where the flows send Prometheus metrics (a Pushgateway, a textfile dir)."""
+    if table is None:
+        return None
+    if not isinstance(table, Mapping):
+        raise ConfigError(
+            '[metrics] must be a table, e.g. [metrics] pushgateway_url = "http://pushgateway:9091"'
+        )
+    _check_keys("metrics", table, METRICS_KEYS)
+    fields = {k: table[k] for k in METRICS_KEYS if k in table}
+    from mysqlops.metrics import MetricsTarget
+
+    MetricsTarget(  # the same checks the flows apply, at setup time
+        pushgateway_url=str(fields.get("pushgateway_url", "")),
+        textfile_dir=str(fields.get("textfile_dir", "")),
+        job=str(fields.get("job", "mysqlops")),
+    )
+    return fields
 
 
 def load_config(path: str | os.PathLike[str]) -> Environment:
@@ -403,6 +431,13 @@ async def apply_locations(env: Environment, report: SetupLog, interactive: bool,
             values[secret] = SecretStr(value) if value is not None else None
         new = BackupLocation(**values)
         await _save_block(report, "block backup-location", location.name, new, old)
+
+
+async def apply_metrics(env: Environment, report: SetupLog) -> None:
+    if env.metrics is None:
+        return
+    old = await _load_block(MetricsBlock, METRICS_BLOCK)
+    await _save_block(report, "block metrics", METRICS_BLOCK, MetricsBlock(**env.metrics), old)
 
 
 async def apply_work_pool(client: Any, env: Environment, report: SetupLog) -> None:
@@ -536,6 +571,7 @@ async def run(
     out(f"Prefect API: {PREFECT_API_URL.value() or '(ephemeral: set PREFECT_API_URL to your server)'}")
     await apply_servers(env, report, interactive, prompt)
     await apply_locations(env, report, interactive, prompt)
+    await apply_metrics(env, report)
     async with get_client() as client:
         await apply_work_pool(client, env, report)
         await apply_queues_and_limits(client, env, report)

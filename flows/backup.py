@@ -18,12 +18,13 @@ from flows.common import (
     load_location,
     load_server,
     markdown_artifact,
+    publish_metrics,
     reap_leftovers,
     run_context,
     server_name,
     table_artifact,
 )
-from mysqlops import catalog
+from mysqlops import catalog, metrics
 from mysqlops.backup import BackupRequest, BackupResult
 from mysqlops.runs import RunContext
 
@@ -97,6 +98,7 @@ def backup(
         f"backup-{name}", result.rows(), f"Files of backup {result.manifest.backup_id} per location"
     )
     markdown_artifact(f"backup-{name}-summary", mysqlops.backup.summary_markdown(result), "Backup summary")
+    publish_metrics(metrics.backup_samples(result))
     error = mysqlops.backup.failure(result)
     if error is not None:
         raise error

@@ -15,9 +15,17 @@ from typing import Any
 from prefect import flow, get_run_logger, task
 from prefect.cache_policies import NO_CACHE
 
-from flows.common import load_keyring, load_location, load_server, markdown_artifact, table_artifact
-from mysqlops import binlog
+from flows.common import (
+    load_keyring,
+    load_location,
+    load_server,
+    markdown_artifact,
+    publish_metrics,
+    table_artifact,
+)
+from mysqlops import binlog, metrics
 from mysqlops.streams.compression import codec as make_codec
+from mysqlops.units import human_bytes
 
 
 def _summary(result: binlog.ArchiveResult) -> dict[str, Any]:
@@ -79,12 +87,13 @@ def archive_task(
     if result.archived:
         table_artifact(f"binlogs-{server}", result.rows(), f"Binlogs of {server} archived by this run")
     summary = _summary(result)
+    publish_metrics(metrics.binlog_samples(result, [loc.name for loc in locs], datetime.now(UTC)))
     logger.info(
-        "%s: archived %d binlog(s) (%d copies, %d bytes raw), %d already archived; now writing %s",
+        "%s: archived %d binlog(s) (%d copies, %s raw), %d already archived; now writing %s",
         server,
         len(result.files),
         summary["copies"],
-        summary["raw_bytes"],
+        human_bytes(summary["raw_bytes"]),
         summary["already_archived"],
         result.active,
     )

@@ -8,12 +8,15 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, TypeVar, cast
 
+from prefect import get_run_logger
 from prefect.artifacts import create_markdown_artifact, create_table_artifact
 from prefect.blocks.core import Block
 
 from blocks import BackupLocation, MySQLServer, RetentionPolicyBlock
-from mysqlops import retention, runs
+from blocks.metrics import METRICS_BLOCK, MetricsBlock
+from mysqlops import metrics, retention, runs
 from mysqlops.errors import ConfigError
+from mysqlops.metrics import Sample
 from mysqlops.model import Location, ServerSpec
 from mysqlops.retention import RetentionPolicy
 from mysqlops.runs import Reporter, RunContext
@@ -42,6 +45,23 @@ def load_server(block_name: str) -> ServerSpec:
 def load_location(block_name: str) -> Location:
     block = load_block(BackupLocation, block_name, "Backup Location", "BackupLocation(url=...)")
     return block.to_location(block.location_name or block_name)
+
+
+def publish_metrics(samples: Sequence[Sample]) -> None:
+    """Send ``samples`` where the ``mysqlops-metrics`` block says; no block: metrics are off.
+    A metrics failure is logged as a warning and never fails the flow."""
+    logger = get_run_logger()
+    try:
+        block = cast(MetricsBlock, MetricsBlock.load(METRICS_BLOCK))
+    except ValueError:
+        logger.debug("no %s block: metrics are off", METRICS_BLOCK)
+        return
+    try:
+        problems = metrics.send(samples, block.to_target())
+    except Exception as exc:  # noqa: BLE001 - metrics never fail a backup
+        problems = [f"metrics not sent: {exc}"]
+    for problem in problems:
+        logger.warning("%s", problem)
 
 
 def server_name(name: str) -> str:

@@ -85,7 +85,9 @@ def main(argv: list[str] | None = None) -> int:
     from mysqlops.adapters import builds, sandbox
     from mysqlops.adapters import mysql as db
     from mysqlops.adapters.localfs import make_private
+    from mysqlops.report import display_frame
     from mysqlops.sampledata import create_awkward_database, create_bulk_table
+    from mysqlops.units import human_bytes, human_duration
 
     parser = argparse.ArgumentParser(prog="python -m flows.demo", description=__doc__)
     parser.add_argument(
@@ -155,29 +157,40 @@ def main(argv: list[str] | None = None) -> int:
         say("backup flow: primary → zstd → sha256 → local disk + S3, verified, manifest last")
         summary = backup(server="demo-primary", locations=["demo-local", "demo-s3"], tags=["demo"])
         print(
-            f"    backup {summary['backup_id']}: {summary['raw_bytes']:,} bytes raw → "
-            f"{summary['stored_bytes']:,} stored; {summary['locations']}"
+            f"    backup {summary['backup_id']}: {human_bytes(summary['raw_bytes'])} raw → "
+            f"{human_bytes(summary['stored_bytes'])} stored; {summary['locations']}"
         )
 
         say("restore test: each stored copy into a scratch server, verified, certificate written")
         for row in restore_test(locations=["demo-local", "demo-s3"]):
             print(
-                f"    {row['location']:<6} passed={row['passed']}  restore {row['restore_seconds']:.1f}s "
-                f"(load {row['load_seconds']:.1f}s, verify {row['verify_seconds']:.1f}s)"
+                f"    {row['location']:<6} passed={row['passed']}  restore {human_duration(row['restore_seconds'])} "
+                f"(load {human_duration(row['load_seconds'])}, verify {human_duration(row['verify_seconds'])})"
             )
 
         say("retention plan (dry run): what a 7-day policy would keep and delete (proven backups count)")
         from flows.retention import apply_retention
 
-        apply_retention(locations=["demo-local", "demo-s3"], policy={"keep_within": "7d", "keep_last": 3})
+        policy = {"keep_within": "7d", "keep_last": 3}
+        apply_retention(locations=["demo-local", "demo-s3"], policy=policy)
 
         say("report: sizes, durations, 3-2-1, restore tests (DataFrames + artifacts + HTML)")
-        frames = backup_report(locations=["demo-local", "demo-s3"], output_location="demo-local")
-        print(
-            frames["backups"][
-                ["backup_id", "location", "verdict", "raw_bytes", "stored_bytes", "ratio", "duration_s"]
-            ].to_string(index=False)
+        frames = backup_report(
+            locations=["demo-local", "demo-s3"], output_location="demo-local", policy=policy
         )
+        shown = frames["backups"][
+            [
+                "backup_id",
+                "location",
+                "verdict",
+                "raw_bytes",
+                "stored_bytes",
+                "ratio",
+                "duration_s",
+                "finished_at",
+            ]
+        ]
+        print(display_frame(shown).to_string(index=False))
     finally:
         say("stopping the sandbox servers and the S3 endpoint")
         sandbox.stop_servers(servers)

@@ -19,7 +19,8 @@ from prefect.blocks.system import Secret
 from prefect.cache_policies import NO_CACHE
 
 import mysqlops.replication as replication
-from flows.common import load_block, load_server, table_artifact
+from flows.common import load_block, load_server, publish_metrics, table_artifact
+from mysqlops import metrics
 from mysqlops.errors import ConfigError, ReplicationError
 from mysqlops.model import ServerSpec
 
@@ -183,6 +184,7 @@ def replica_health(
     primary_spec = load_server(primary) if primary else None
     results = health_task(specs, max_lag_seconds, primary_spec, sample_checksum)
     rows = [h.row() for h in results]
+    publish_metrics(metrics.replication_samples(results))
     table_artifact("replica-health", rows, "Replica health: threads, lag, errors, GTID, read_only, drift")
     for h in results:
         if h.ok:

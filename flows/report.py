@@ -15,7 +15,8 @@ from prefect import flow, get_run_logger, task
 from prefect.cache_policies import NO_CACHE
 
 import mysqlops.report
-from flows.common import load_location, markdown_artifact, resolve_policies, table_artifact
+from flows.common import load_location, markdown_artifact, publish_metrics, resolve_policies, table_artifact
+from mysqlops import metrics
 from mysqlops.model import Location
 from mysqlops.report import Publication, Report
 from mysqlops.retention import RetentionPolicy
@@ -55,6 +56,7 @@ def backup_report(
     report, problems = build_task(locs, freshness_hours, by_location)
     for problem in problems:
         logger.error("unreadable catalog entry: %s", problem)
+    publish_metrics(metrics.recovery_window_samples(report))
     shown = publish_task(report, load_location(output_location) if output_location else None)
     markdown_artifact(
         "backup-report",

@@ -18,12 +18,13 @@ from flows.common import (
     load_location,
     load_server,
     markdown_artifact,
+    publish_metrics,
     reap_leftovers,
     run_context,
     server_name,
     table_artifact,
 )
-from mysqlops import catalog
+from mysqlops import catalog, metrics
 from mysqlops.manifest import BackupManifest, Check, RestoreCertificate
 from mysqlops.model import Location, RecoveryTarget, ServerSpec
 from mysqlops.restore import RestoreOutcome, RestoreRequest
@@ -55,8 +56,13 @@ def restore(
     until: str | None = None,
     until_gtid: str | None = None,
     until_position: str | None = None,
+    tables: list[str] | None = None,
 ) -> dict[str, Any]:
     """Restore ``backup_id`` (or the latest of ``server``) into the ``target`` MySQLServer block.
+
+    tables: only these tables, e.g. ["shop.orders", "shop.order_*"], read by ranged reads from
+    the backup's table index; rename then maps "db.table" or "db" names
+    ({"shop.orders": "shop.orders_restored"}); an existing target table needs overwrite=True.
 
     server: the backed-up server's MySQLServer block name (its backups are those recorded under
     the block's server_name; with no such block, the recorded name itself). locations:
@@ -93,6 +99,7 @@ def restore(
         overwrite=overwrite,
         allow_source_target=allow_source_target,
         until=RecoveryTarget.parse(until, until_position, until_gtid),  # parsed once, here
+        tables=tuple(tables) if tables else None,
     )
     request.check()
     reap_leftovers(staging_dir)
@@ -166,6 +173,7 @@ def restore_test(
         restore_test_task(loc, m, staging_dir, scans, reference, encryption_keys) for loc, m in plan.copies
     ]
     rows = plan.refused + [mysqlops.restore.certificate_row(cert) for cert in certs]
+    publish_metrics(metrics.restore_test_samples(certs))
     for cert in certs:
         markdown_artifact(
             f"restore-test-{cert.server}-{cert.location}",

@@ -6,7 +6,7 @@ deleted and the flow fails saying so (run the restore-test flow first)."""
 
 from __future__ import annotations
 
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from prefect import flow, get_run_logger, task
@@ -16,12 +16,13 @@ import mysqlops.retention
 from flows.common import (
     load_location,
     markdown_artifact,
+    publish_metrics,
     resolve_policies,
     run_context,
     server_name,
     table_artifact,
 )
-from mysqlops import catalog
+from mysqlops import catalog, metrics
 from mysqlops.errors import RetentionError
 from mysqlops.manifest import Verdict
 from mysqlops.model import Location
@@ -98,6 +99,7 @@ def apply_retention(
             continue
         errors += outcome.refused
         outcomes[name] = outcome
+    publish_metrics([s for o in outcomes.values() for s in metrics.retention_samples(o, datetime.now(UTC))])
     rows = [row for o in outcomes.values() for row in o.rows]
     dry = "" if apply else " (dry run)"
     table_artifact(

@@ -21,6 +21,7 @@ from collections.abc import Sequence
 from mysqlops.adapters import builds, sandbox
 from mysqlops.adapters.builds import debian
 from mysqlops.errors import MysqlopsError
+from mysqlops.units import human_bytes
 
 DEFAULT_DIR = os.environ.get("MYSQLOPS_SANDBOX_DIR", os.path.join(os.getcwd(), ".sandboxes"))
 
@@ -84,14 +85,6 @@ def _say(message: str) -> None:
     print(message, flush=True)
 
 
-def _human(n: float) -> str:
-    for unit in ("B", "KiB", "MiB", "GiB"):
-        if n < 1024 or unit == "GiB":
-            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
-        n /= 1024
-    return f"{n:.1f} GiB"
-
-
 def cmd_builds_fetch(args: argparse.Namespace) -> int:
     for name in args.build:
         if args.refresh or args.mirror or args.suite:
@@ -117,7 +110,7 @@ def cmd_builds_list(args: argparse.Namespace) -> int:
     for row in rows:
         print(
             f"  {row['build']:<14} {row['version']:<9} Debian {row['package_version']:<16} "
-            f"{_human(row.get('unpacked_bytes', 0)):>10} unpacked, {_human(row.get('download_bytes', 0)):>9} "
+            f"{human_bytes(row.get('unpacked_bytes', 0)):>10} unpacked, {human_bytes(row.get('download_bytes', 0)):>9} "
             f"downloaded from {row.get('suite')} on {row.get('fetched_at')}  {row['path']}"
         )
     print("resolved here:")

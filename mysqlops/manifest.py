@@ -75,6 +75,41 @@ class TableStat:
 
 
 @dataclass(frozen=True)
+class Section:
+    """One section of a stored file, compressed on its own (one zstd frame / gzip member).
+
+    ``offset``/``length``: where its compressed bytes are in the file's compressed stream; for
+    an unencrypted file these are the stored bytes, for an encrypted one the plaintext of the
+    encryption chunks ``offset // C .. (offset + length - 1) // C`` (chunk size C from the
+    file's header). ``sha256`` is over those compressed bytes. ``raw_offset``/``raw_bytes``:
+    where its dump text is in the file's uncompressed stream."""
+
+    offset: int = field(metadata=json_as(INT))
+    length: int = field(metadata=json_as(INT))
+    raw_offset: int = field(metadata=json_as(INT))
+    raw_bytes: int = field(metadata=json_as(INT))
+    sha256: str
+
+    def __post_init__(self) -> None:
+        if min(self.offset, self.length, self.raw_offset, self.raw_bytes) < 0:
+            raise ValueError(f"negative offset or length in a table section: {self}")
+
+
+@dataclass(frozen=True)
+class TableSections:
+    """Where one table's parts are in a logical backup file (see :class:`Section`)."""
+
+    table: str
+    structure: Section | None = field(default=None, metadata=json_as(optional(nested(Section))))
+    data: Section | None = field(default=None, metadata=json_as(optional(nested(Section))))
+    triggers: Section | None = field(default=None, metadata=json_as(optional(nested(Section))))
+
+    @property
+    def raw_bytes(self) -> int:
+        return sum(s.raw_bytes for s in (self.structure, self.data, self.triggers) if s)
+
+
+@dataclass(frozen=True)
 class BackupFile:
     """One stored file of a backup (one database for a logical backup)."""
 
@@ -95,6 +130,10 @@ class BackupFile:
     lossy_columns: tuple[str, ...] = field(
         default=(), metadata=json_as(STRINGS)
     )  # FLOAT columns a logical dump rounds
+    # per table: its sections, each compressed on its own (absent in backups made before)
+    table_index: tuple[TableSections, ...] = field(
+        default=(), metadata=json_as(tuple_of(nested(TableSections)))
+    )
 
 
 @dataclass(frozen=True)
@@ -341,6 +380,16 @@ def validate_backup_manifest(m: BackupManifest) -> BackupManifest:
             )
         if f.stored_bytes < 0 or f.raw_bytes < 0:
             raise ManifestError(f"file {f.path!r} of manifest {m.backup_id} has a negative size")
+        for t in f.table_index:
+            for section in (t.structure, t.data, t.triggers):
+                if section is not None and (
+                    section.offset + section.length > f.stored_bytes
+                    or section.raw_offset + section.raw_bytes > f.raw_bytes
+                ):
+                    raise ManifestError(
+                        f"file {f.path!r} of manifest {m.backup_id}: a section of table {t.table!r:.80} lies "
+                        "outside the file (corrupt or forged table index)"
+                    )
         _check_coordinates(f.coordinates, f"file {f.path!r}")
     return m
 

@@ -1,12 +1,10 @@
-"""Human units: one formatter for bytes and durations."""
+"""Human units: the one formatter for bytes, rates, durations and times, used by reports, logs,
+checks and artifacts alike (binary units: KiB, MiB, GiB; rates in MiB/s; times with their zone)."""
 
 from __future__ import annotations
 
 import math
-from typing import TYPE_CHECKING
-
-if TYPE_CHECKING:
-    pass
+from datetime import UTC, datetime, timedelta
 
 # --------------------------------------------------------------------------- formatting
 
@@ -52,3 +50,55 @@ def human_duration(seconds: float) -> str:
         return f"{sign}{minutes // 60}h {minutes % 60:02d}m"
     hours = round(value / 3600)
     return f"{sign}{hours // 24}d {hours % 24:02d}h"
+
+
+def human_rate(bytes_per_second: float) -> str:
+    """``1572864`` -> ``"1.5 MiB/s"``: the same binary units as :func:`human_bytes`."""
+    if bytes_per_second is None or (isinstance(bytes_per_second, float) and math.isnan(bytes_per_second)):
+        return "n/a"
+    return f"{human_bytes(bytes_per_second)}/s"
+
+
+def human_age(delta: timedelta | float) -> str:
+    """An age (``now - then``): :func:`human_duration`, or a clock-skew note when negative."""
+    seconds = delta.total_seconds() if isinstance(delta, timedelta) else float(delta)
+    if seconds < 0:
+        return "in the future (clock skew?)"
+    return human_duration(seconds)
+
+
+def human_time(value: datetime | None, tz: str = "UTC") -> str:
+    """``2026-03-01 02:00 UTC``: minutes, always with the zone named (UTC unless ``tz`` says)."""
+    if value is None:
+        return "n/a"
+    if value.tzinfo is None:
+        raise ValueError(f"human_time needs a timezone-aware datetime, got {value!r}")
+    if tz == "UTC":
+        return value.astimezone(UTC).strftime("%Y-%m-%d %H:%M UTC")
+    from zoneinfo import ZoneInfo
+
+    return value.astimezone(ZoneInfo(tz)).strftime("%Y-%m-%d %H:%M %Z")
+
+
+def byte_unit(largest: float) -> tuple[float, str]:
+    """``(divisor, name)`` of the binary unit :func:`human_bytes` would show ``largest`` in, for
+    a chart axis or a column of numbers in one unit."""
+    value = abs(float(largest)) if largest is not None and not math.isnan(largest) else 0.0
+    unit = 0
+    while value >= 1024 and unit < len(_UNITS) - 1:
+        value /= 1024
+        unit += 1
+    return float(1024**unit), _UNITS[unit]
+
+
+def duration_unit(largest: float) -> tuple[float, str]:
+    """``(divisor, name)``: seconds below 2 minutes, minutes below 2 hours, hours below 3 days, days."""
+    value = abs(float(largest)) if largest is not None and not math.isnan(largest) else 0.0
+    for limit, divisor, name in (
+        (120, 1.0, "seconds"),
+        (7200, 60.0, "minutes"),
+        (3 * 86400, 3600.0, "hours"),
+    ):
+        if value < limit:
+            return divisor, name
+    return 86400.0, "days"

@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# Make sure the MariaDB server, clients, mariabackup and zstd are installed.
+# Make sure the MariaDB server, clients, mariabackup, zstd and (for the metrics tests) Debian's
+# prometheus-pushgateway are installed.
 # Installs them with apt when missing and we are root; otherwise names the packages and fails.
 set -euo pipefail
 need=()
@@ -10,6 +11,7 @@ have mariadb-dump || have mysqldump || need+=(mariadb-client)
 have mariadb-binlog || have mysqlbinlog || need+=(mariadb-client)
 have mariabackup || have xtrabackup || need+=(mariadb-backup)
 have zstd || need+=(zstd)
+have prometheus-pushgateway || need+=(prometheus-pushgateway)
 # server builds other than the system's are fetched from Debian's archive with apt (make builds)
 [ -f /usr/share/keyrings/debian-archive-keyring.gpg ] || need+=(debian-archive-keyring)
 command -v dpkg-deb >/dev/null 2>&1 || need+=(dpkg)

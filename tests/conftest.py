@@ -28,7 +28,9 @@ from mysqlops.adapters.localfs import private_tempdir
 from mysqlops.errors import ConfigError
 from mysqlops.model import Location
 
-_SESSION_STARTED = time.time()
+# this session's label, inherited by every child: the markers of the scratch directories it
+# (or a child) creates carry it, so another test session on the host is never counted as ours
+_SESSION_LABEL = os.environ[reaper.SESSION_ENV] = f"pytest-{os.getpid()}-{time.time_ns()}"
 _SESSION_DIRS: list[str] = []
 _LEAKS: list[str] = []
 
@@ -188,13 +190,14 @@ def local_location(tmp_path: os.PathLike[str]) -> Location:
 
 def _orphaned_servers() -> list[str]:
     """Servers (reparented: no longer our children) on a datadir under this session's
-    directories, or under scratch directories made since the session started."""
+    directories, or under scratch directories this session or its children made (their owner
+    marker carries the session's label; another session's never counts)."""
     roots = list(_SESSION_DIRS)
     for name in os.listdir("/tmp"):
         path = os.path.join("/tmp", name)
         if name.startswith(("mysqlops-rt-", "mysqlops-pitr-", "myops-")) and os.path.isdir(path):
             marked = reaper.read_marker(path)
-            if marked is not None and os.lstat(path).st_mtime >= _SESSION_STARTED - 1:
+            if marked is not None and marked.session == _SESSION_LABEL:
                 roots.append(path)
     found = {p.pid: p for root in roots for p in reaper.servers_on(root)}
     return [f"server pid {p.pid} ({' '.join(p.argv[:3])} ...) still running" for p in found.values()]

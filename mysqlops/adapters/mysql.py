@@ -7,6 +7,7 @@ the password.
 from __future__ import annotations
 
 import contextlib
+import logging
 import ssl
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
@@ -18,6 +19,9 @@ import pymysql.cursors
 from mysqlops.errors import ConnectionProblem
 from mysqlops.model import ObjectCounts, ServerSpec, ServerVersion
 from mysqlops.sql import catalog as sqlcat
+from mysqlops.sql import sizes as sizes_sql
+
+log = logging.getLogger(__name__)
 
 SYSTEM_SCHEMAS = frozenset({"mysql", "information_schema", "performance_schema", "sys"})
 Connection = pymysql.connections.Connection
@@ -150,13 +154,31 @@ def object_counts(conn: Connection, database: str) -> ObjectCounts:
     )
 
 
-def database_sizes(conn: Connection, databases: Sequence[str]) -> dict[str, int]:
-    """Estimated bytes (data + index) per database, for progress estimates and disk checks."""
+def database_sizes(
+    conn: Connection, databases: Sequence[str], is_mariadb: bool | None = None
+) -> dict[str, int]:
+    """Estimated bytes per database, for progress estimates and disk checks: the larger of the
+    table statistics (data + index) and the InnoDB tablespace files (``sql.sizes``), since the
+    statistics are stale after a bulk load. ``is_mariadb`` None: statistics only."""
     if not databases:
         return {}
     rows = query(conn, sqlcat.database_sizes(len(databases)), list(databases))
     sizes = {d: 0 for d in databases}
     sizes.update({str(r["s"]): int(r["b"]) for r in rows})
+    if is_mariadb is None:
+        return sizes
+    prefixes = {p: d for d in databases if (p := sizes_sql.tablespace_prefix(d)) is not None}
+    if not prefixes:
+        return sizes
+    try:
+        files = query(conn, sizes_sql.tablespace_sql(is_mariadb, len(prefixes)), list(prefixes))
+    except pymysql.MySQLError as exc:  # no PROCESS privilege: statistics are all there is
+        log.debug("tablespace sizes not readable (%s): table statistics used", exc)
+        return sizes
+    for r in files:
+        database = prefixes.get(str(r["s"]))
+        if database is not None:
+            sizes[database] = max(sizes[database], int(r["b"]))
     return sizes
 
 

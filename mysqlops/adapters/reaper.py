@@ -52,8 +52,13 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Literal
 
+from mysqlops.units import human_bytes
+
 MARKER = ".mysqlops-owner"
 OWNER_ENV = "MYSQLOPS_OWNER"
+# a label a harness (the test session) sets for itself and its children: recorded in every
+# owner marker, so that it can tell what it created from what another session on the host made
+SESSION_ENV = "MYSQLOPS_SESSION"
 CLAIM_PREFIX = ".mysqlops-reaping-"
 LEGACY_CREDENTIALS_PREFIX = "mysqlops-cred-"
 OURS_PREFIXES = ("mysqlops-", "myops-phys-")
@@ -175,6 +180,7 @@ def mark(path: str, purpose: str) -> None:
         "host": owner.host,
         "pidns": owner.pidns,
         "purpose": purpose,
+        "session": os.environ.get(SESSION_ENV, ""),
         "created": datetime.now(UTC).isoformat(timespec="seconds"),
     }
     tmp = os.path.join(path, f"{MARKER}.{secrets.token_hex(4)}.tmp")
@@ -194,6 +200,7 @@ class Marked:
     path: str
     owner: Owner
     purpose: str
+    session: str = ""
 
 
 def read_marker(path: str) -> Marked | None:
@@ -220,7 +227,7 @@ def read_marker(path: str) -> Marked | None:
         )
     except (OSError, ValueError, KeyError, TypeError):
         return None
-    return Marked(path, owner, str(doc.get("purpose", "")))
+    return Marked(path, owner, str(doc.get("purpose", "")), str(doc.get("session", "")))
 
 
 # --------------------------------------------------------------------------- processes
@@ -329,7 +336,7 @@ class Removed:
             else ""
         )
         return (
-            f"removed {self.path} ({self.purpose}, {self.bytes / 1e6:.1f} MB) left by "
+            f"removed {self.path} ({self.purpose}, {human_bytes(self.bytes)}) left by "
             f"process {self.owner_pid}, which is gone{servers}"
         )
 

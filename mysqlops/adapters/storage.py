@@ -332,6 +332,31 @@ class Store:
             return self._retry(f"read {key}", read)
         return bytes(self._retry(f"read {key}", lambda: self.fs.cat_file(self.path(key))))
 
+    def read_range(self, key: str, start: int, end: int) -> bytes:
+        """Bytes ``[start, end)`` of ``key`` (a ranged GET on S3): exactly ``end - start`` bytes
+        or a :class:`StorageError` saying the object is shorter."""
+        if self.is_local:
+
+            def read() -> bytes:
+                with self._open(key) as fh:
+                    fh.seek(start)
+                    return fh.read(end - start)
+
+            data = self._retry(f"read {key} [{start}:{end}]", read)
+        else:
+            data = bytes(
+                self._retry(
+                    f"read {key} [{start}:{end}]",
+                    lambda: self.fs.cat_file(self.path(key), start=start, end=end),
+                )
+            )
+        if len(data) != end - start:
+            raise StorageError(
+                f"location {self.location.name!r}: {key} is shorter than the manifest says "
+                f"(bytes {start}..{end} asked, {len(data)} read): truncated copy"
+            )
+        return data
+
     def verify(self, key: str, sha256: str, size: int | None = None) -> None:
         """Read the stored copy back and compare sha256 (and size)."""
 

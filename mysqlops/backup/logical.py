@@ -104,7 +104,11 @@ def _dump_stream(
             active[0] = database
         sink_for(database).write(data)
 
-    scanner = DumpScanner(on_data)
+    def on_section(kind: str, table: str | None) -> None:
+        if scanner.current is not None:  # table index: each section its own frame
+            sink_for(scanner.current).begin_section(kind, table)
+
+    scanner = DumpScanner(on_data, on_section)
     argv = dump_argv(plan.tool, databases[0], DumpOptions(position_options=plan.position_options))
     if len(databases) > 1:
         argv = (*argv[:-1], *databases)  # --databases -- db1 db2 ...
@@ -133,6 +137,7 @@ def _dump_stream(
             with contextlib.suppress(OSError, ValueError):
                 # the stream's own footer went to the last database; the others get the same one
                 if database != active[0]:
+                    sink.begin_section("other", None)
                     sink.write(FOOTER)
                 sink.close()
     if not scanner.completed:

@@ -73,6 +73,7 @@ from mysqlops.streams.compression import Codec
 from mysqlops.streams.keys import key_id
 from mysqlops.tools.client import ClientTools, client_option_file
 from mysqlops.tools.physical import backup_argv, option_groups, stream_format
+from mysqlops.units import human_bytes
 
 LogFn = Callable[[str], None]
 Copies = list[tuple[Location, BackupManifest]]
@@ -269,8 +270,8 @@ def run_physical_backup(
     needed = (0 if problems else tree_bytes(source.datadir)) // 2 + 64 * 2**20
     if free is not None and not problems and free < needed:
         problems.append(
-            f"staging directory {staging} has {free / 2**20:.0f} MiB free, the compressed stream may need "
-            f"about {needed / 2**20:.0f} MiB: free space or set staging_dir on a larger disk"
+            f"staging directory {staging} has {human_bytes(free)} free, the compressed stream may need "
+            f"about {human_bytes(needed)}: free space or set staging_dir on a larger disk"
         )
     if problems:
         raise PreflightFailed(problems)
@@ -383,7 +384,7 @@ def run_physical_backup(
             },
         )
         say(
-            f"streamed {staged.raw.size / 2**20:.1f} MiB ({staged.stored.size / 2**20:.1f} MiB stored), "
+            f"streamed {human_bytes(staged.raw.size)} ({human_bytes(staged.stored.size)} stored), "
             f"LSN {cp.from_lsn}..{cp.to_lsn}; uploading to {', '.join(names)}"
         )
         results = _upload_everywhere(manifest, [staged], locations, durations)

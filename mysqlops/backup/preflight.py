@@ -30,6 +30,7 @@ from mysqlops.model import (
 from mysqlops.sql import catalog as sqlcat
 from mysqlops.sql.dialect import Dialect, dialect_for
 from mysqlops.tools.client import ClientTools
+from mysqlops.units import human_bytes
 
 
 # --------------------------------------------------------------------------- pre-flight
@@ -201,7 +202,7 @@ def preflight(
                     f"from_replica=True but {spec.name} is not a replica (SHOW REPLICA STATUS is empty); "
                     "point the backup at a replica or set from_replica=False"
                 )
-        sizes = db.database_sizes(conn, chosen)
+        sizes = db.database_sizes(conn, chosen, dialect.is_mariadb)
         counts = {d: db.object_counts(conn, d) for d in chosen}
         lossy = {d: tuple(db.float_columns(conn, d)) for d in chosen}
         outside = non_transactional_tables(conn, chosen)
@@ -233,8 +234,8 @@ def preflight(
     needed = int(sum(sizes.values()) * 0.6) + 64 * 1024 * 1024
     if free is not None and free < needed:
         problems.append(
-            f"staging directory {staging} has {free / 2**20:.0f} MiB free, the backup needs about "
-            f"{needed / 2**20:.0f} MiB: free space or set a staging_dir on a larger disk"
+            f"staging directory {staging} has {human_bytes(free)} free, the backup needs about "
+            f"{human_bytes(needed)}: free space or set a staging_dir on a larger disk"
         )
     tools = ClientTools.for_flavor(version.flavor)
     try:

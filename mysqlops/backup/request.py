@@ -21,7 +21,7 @@ from mysqlops.progress import Progress
 from mysqlops.runs import RunContext
 from mysqlops.streams.compression import Codec
 from mysqlops.streams.compression import codec as make_codec
-from mysqlops.units import human_bytes
+from mysqlops.units import human_bytes, human_duration
 
 
 @dataclass(frozen=True)
@@ -73,11 +73,7 @@ class BackupRequest:
 
 def _progress_reporter(ctx: RunContext) -> Any:
     def on_progress(p: Progress) -> None:
-        eta = f", ETA {p.eta_seconds:.0f}s" if p.eta_seconds is not None else ""
-        ctx.reporter.info(
-            f"dumped {human_bytes(p.dumped_bytes)} of ~{human_bytes(p.estimated_bytes)} "
-            f"({100 * p.fraction:.0f}%) at {p.throughput / 1e6:.1f} MB/s{eta}"
-        )
+        ctx.reporter.info(p.describe())  # no percentage or ETA once the estimate is exceeded
         ctx.reporter.progress(round(100 * p.fraction, 1))
 
     return on_progress
@@ -172,7 +168,7 @@ def summary_markdown(result: BackupResult) -> str:
         f"- binlog coordinates: {m.coordinates.file}:{m.coordinates.position} gtid {m.coordinates.gtid}"
         if m.coordinates
         else "- binlog coordinates: none (PITR not possible from this backup)",
-        "- durations: " + ", ".join(f"{k} {v:.1f}s" for k, v in m.durations.items()),
+        "- durations: " + ", ".join(f"{k} {human_duration(v)}" for k, v in m.durations.items()),
         "",
         "| location | status |",
         "|---|---|",

@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import hashlib
 import os
 from dataclasses import dataclass, field
 from typing import IO
 
-from mysqlops.manifest import BackupFile, TableStat
+from mysqlops.manifest import BackupFile, Section, TableSections, TableStat
 from mysqlops.model import (
     BinlogCoordinates,
     ObjectCounts,
@@ -30,6 +31,19 @@ class StagedFile:
     counts: ObjectCounts = field(default_factory=ObjectCounts)
     coordinates: BinlogCoordinates | None = None
     seconds: float = 0.0
+    sections: list[tuple[str, str | None, Section]] = field(default_factory=list)  # (kind, table, where)
+
+    def table_index(self) -> tuple[TableSections, ...]:
+        """The recorded table sections grouped per table, in dump order."""
+        tables: dict[str, dict[str, Section]] = {}
+        for kind, table, section in self.sections:
+            if table is not None and kind in ("structure", "data", "triggers"):
+                tables.setdefault(table, {})[kind] = section
+        return tuple(
+            TableSections(t, parts.get("structure"), parts.get("data"), parts.get("triggers"))
+            for t, parts in tables.items()
+            if "structure" in parts  # a table restores from its structure: never data alone
+        )
 
     def to_backup_file(self, name: str, tables: tuple[TableStat, ...], lossy: tuple[str, ...]) -> BackupFile:
         return BackupFile(
@@ -45,6 +59,7 @@ class StagedFile:
             content_sha256=self.content_sha256,
             coordinates=self.coordinates,
             lossy_columns=lossy,
+            table_index=self.table_index(),
         )
 
 
@@ -53,6 +68,8 @@ class _Sink:
 
     A section of the stream is one compression frame: :meth:`end_frame` closes it, the next
     :meth:`write` opens a new one (concatenated frames decode as one stream).
+    :meth:`begin_section` also records where the section's compressed bytes start and hashes
+    them, for the manifest's table index (:class:`mysqlops.manifest.TableSections`).
     """
 
     def __init__(self, staged: StagedFile, codec: Codec, key: bytes | None = None) -> None:
@@ -62,22 +79,51 @@ class _Sink:
         fd = os.open(staged.path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
         self.handle: IO[bytes] = os.fdopen(fd, "wb", buffering=READ_CHUNK)
         self.compressor: Compressor | None = None
+        self._in_frame = False
         self.encryptor = Encryptor(key) if key is not None else None
+        self.codec_bytes = 0  # compressed bytes so far (before encryption)
+        self._open: tuple[str, str | None, int, int, hashlib._Hash] | None = None
+
+    def begin_section(self, kind: str, table: str | None) -> None:
+        """End the frame in progress and start a new section (its own frame)."""
+        self.end_frame()
+        self._close_section()
+        self._open = (kind, table, self.codec_bytes, self.staged.raw.size, hashlib.sha256())
+
+    def _close_section(self) -> None:
+        if self._open is None:
+            return
+        kind, table, offset, raw_offset, digest = self._open
+        self._open = None
+        section = Section(
+            offset=offset,
+            length=self.codec_bytes - offset,
+            raw_offset=raw_offset,
+            raw_bytes=self.staged.raw.size - raw_offset,
+            sha256=digest.hexdigest(),
+        )
+        self.staged.sections.append((kind, table, section))
 
     def write(self, data: bytes | memoryview) -> None:
         if not data:
             return
         if self.compressor is None:
             self.compressor = self.codec.compressor()
+        self._in_frame = True
         self.staged.raw.update(data)
         self._out(self.compressor.compress(data))
 
     def end_frame(self) -> None:
-        if self.compressor is not None:
+        """End the frame in progress (the compressor is kept: its flush starts a new frame)."""
+        if self.compressor is not None and self._in_frame:
             self._out(self.compressor.flush())
-            self.compressor = None
+            self._in_frame = False
 
     def _out(self, data: bytes | memoryview) -> None:
+        if data:
+            self.codec_bytes += len(data)
+            if self._open is not None:
+                self._open[4].update(data)
         if data and self.encryptor is not None:
             data = self.encryptor.update(data)
         if data:
@@ -86,6 +132,7 @@ class _Sink:
 
     def close(self) -> None:
         self.end_frame()
+        self._close_section()
         if self.encryptor is not None:
             tail = self.encryptor.finalize()
             self.encryptor = None

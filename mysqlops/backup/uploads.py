@@ -27,6 +27,7 @@ from mysqlops.model import (
 )
 from mysqlops.streams.checksum import CountingHash
 from mysqlops.streams.follow import FollowReader, Growth
+from mysqlops.units import human_bytes
 
 
 # --------------------------------------------------------------------------- the backup
@@ -235,7 +236,7 @@ class _Uploads:
         if self.log is None:
             return
         parts = [
-            f"{lane.location.name} {lane.sent_bytes / 1e6:.1f} of {total / 1e6:.1f} MB"
+            f"{lane.location.name} {human_bytes(lane.sent_bytes)} of {human_bytes(total)}"
             f" ({100 * lane.sent_bytes / total if total else 100:.0f}%)"
             for lane in self.lanes
         ]

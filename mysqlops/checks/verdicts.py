@@ -12,6 +12,7 @@ from typing import Any
 from mysqlops import catalog
 from mysqlops.errors import ConfigError
 from mysqlops.sql.status import ReplicaStatus
+from mysqlops.units import human_age, human_bytes
 
 GIB = 1024**3
 
@@ -68,27 +69,6 @@ class CheckPolicy:
 
 def _age(now: datetime, then: datetime) -> timedelta:
     return now - then.astimezone(UTC)
-
-
-def human_age(delta: timedelta) -> str:
-    seconds = int(delta.total_seconds())
-    if seconds < 0:
-        return "in the future (clock skew?)"
-    if seconds < 120:
-        return f"{seconds}s"
-    if seconds < 7200:
-        return f"{seconds // 60}m"
-    if seconds < 3 * 86400:
-        return f"{seconds / 3600:.1f}h"
-    return f"{seconds / 86400:.1f}d"
-
-
-def human_bytes(n: float) -> str:
-    for unit in ("B", "KiB", "MiB", "GiB", "TiB"):
-        if abs(n) < 1024 or unit == "TiB":
-            return f"{int(n)} B" if unit == "B" else f"{n:.1f} {unit}"
-        n /= 1024
-    return f"{n:.1f} TiB"
 
 
 # ------------------------------------------------------------------------ pure evaluators

@@ -24,6 +24,7 @@ from mysqlops.sql.status import ReplicaStatus
 from mysqlops.streams.dumpscan import DumpScanner
 from mysqlops.tools.client import ClientTools, DumpOptions, client_option_file, dump_argv, mysql_argv
 from mysqlops.tools.redact import client_stderr
+from mysqlops.units import human_bytes, human_rate
 
 if TYPE_CHECKING:
     pass
@@ -64,14 +65,6 @@ class Attached:
     bytes: int = 0
     seconds: float = 0.0
     dropped: tuple[str, ...] = ()
-
-
-def _human(n: float) -> str:
-    for unit in ("B", "KiB", "MiB", "GiB"):
-        if n < 1024 or unit == "GiB":
-            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
-        n /= 1024
-    return f"{n:.1f} GiB"
 
 
 def seed_stream(
@@ -142,7 +135,7 @@ def seed_stream(
             if now - last >= progress_interval:
                 last = now
                 rate = scanner.total_bytes / max(now - started, 1e-6)
-                log(f"{replica.spec.name}: {_human(scanner.total_bytes)} streamed ({_human(rate)}/s)")
+                log(f"{replica.spec.name}: {human_bytes(scanner.total_bytes)} streamed ({human_rate(rate)})")
         scanner.finish()
         try:
             loader.wait()
@@ -189,7 +182,7 @@ def seed_stream(
         )
     seconds = time.monotonic() - started
     log(
-        f"{replica.spec.name}: seeded {len(databases)} database(s), {_human(scanner.total_bytes)} in "
+        f"{replica.spec.name}: seeded {len(databases)} database(s), {human_bytes(scanner.total_bytes)} in "
         f"{seconds:.1f}s, at GTID {gtid or '(empty)'}"
     )
     return SeedResult(gtid, databases, scanner.total_bytes, seconds)

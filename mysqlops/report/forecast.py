@@ -3,32 +3,33 @@
 from __future__ import annotations
 
 import math
-import re
-from collections.abc import Mapping
-from dataclasses import asdict, is_dataclass
-from datetime import timedelta
-from typing import TYPE_CHECKING, Any
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
 
 import pandas as pd
 
-from mysqlops.errors import ConfigError
-from mysqlops.model import BackupKind, BackupStatus
-
-if TYPE_CHECKING:
-    pass
+from mysqlops.errors import ConfigError, RetentionError
+from mysqlops.manifest import BackupManifest, BinlogManifest, Verdict
+from mysqlops.model import BackupKind, BackupMethod, BackupRecord, BackupStatus
 from mysqlops.report.schemas import (
     _DAY,
     _EPOCH,
     _SEP,
     GROWTH_SCHEMA,
-    POLICY_KEYS,
     STORAGE_SCHEMA,
     LocationInfo,
     _conform,
     _empty,
 )
+from mysqlops.retention.plan import plan as retention_plan
+from mysqlops.retention.policy import RetentionPolicy
 
 # --------------------------------------------------------------------------- growth
+
+MIN_HISTORY = pd.Timedelta(days=7)
+NOT_ENOUGH_HISTORY = "not enough history"
 
 
 def _one_copy(backups: pd.DataFrame) -> pd.DataFrame:
@@ -67,17 +68,17 @@ def _trend(df: pd.DataFrame, keys: list[str], now: pd.Timestamp) -> pd.DataFrame
     dt = d["_t"] - g["_t"].transform("mean")
     sxx = (dt * dt).groupby(by, sort=True).sum()
     t_now = (now - _EPOCH) / _DAY
-    for value, last, prefix in (
-        ("raw_bytes", "last_bytes", ""),
-        ("stored_bytes", "last_stored_bytes", "stored_"),
-    ):
+    out["history_days"] = (out["last_at"] - out["first_at"]).dt.total_seconds() / 86400
+    enough = out["history_days"] >= MIN_HISTORY.total_seconds() / 86400
+    for value, prefix in (("raw_bytes", ""), ("stored_bytes", "stored_")):
         dy = d[value] - g[value].transform("mean")
         slope = (dt * dy).groupby(by, sort=True).sum() / sxx.where(sxx > 1e-12)
         mean = g[value].mean()
-        out[f"{prefix}growth_bytes_per_day"] = slope
+        # a trend from backups minutes or days apart is noise, not growth: no figure at all
+        out[f"{prefix}growth_bytes_per_day"] = slope.where(enough)
         for days in (30, 90):
             fc = mean + slope * (t_now + days - out["_tm"])
-            out[f"{prefix}forecast_{days}d"] = fc.fillna(out[last].astype("float64")).clip(lower=0.0)
+            out[f"{prefix}forecast_{days}d"] = fc.where(enough).clip(lower=0.0)
     return out.drop(columns="_tm").reset_index()
 
 
@@ -108,87 +109,92 @@ def _growth_frame(backups: pd.DataFrame, databases: pd.DataFrame, now: pd.Timest
 
 # --------------------------------------------------------------------------- retention estimate
 
-
-_WITHIN_RE = re.compile(r"(\d+(?:\.\d+)?)\s*([ywdh])")
-_WITHIN_UNITS = {"y": 365.0, "w": 7.0, "d": 1.0, "h": 1.0 / 24}
+NO_POLICY = "none (all present counted)"
 
 
-def parse_keep_within(value: Any) -> timedelta | None:
-    """``keep_within`` as a timedelta: a timedelta, a number of days, or text like ``"1y2w3d4h"``."""
-    if value is None or value == "" or value == 0:
+@dataclass(frozen=True)
+class Retained:
+    """What ``retention.plan`` keeps at one location: ``(server, backup id or binlog file)``."""
+
+    policy: str
+    keep: frozenset[tuple[str, str]]
+
+
+def as_policy(location: str, value: Any) -> RetentionPolicy | None:
+    """A location's policy as apply-retention reads it: a ``RetentionPolicy``, an object with
+    ``to_policy()`` (the RetentionPolicyBlock) or a mapping for ``RetentionPolicy.from_mapping``."""
+    if value is None:
         return None
-    if isinstance(value, timedelta):
-        return value
-    if isinstance(value, int | float):
-        return timedelta(days=float(value))
-    text = str(value).strip().lower()
-    parts = _WITHIN_RE.findall(text)
-    if not parts or _WITHIN_RE.sub("", text).strip():
-        raise ConfigError(f"keep_within {value!r} is not understood; use e.g. '14d', '36h', '2w', '1y'")
-    return timedelta(days=sum(float(n) * _WITHIN_UNITS[u] for n, u in parts))
+    try:
+        if isinstance(value, RetentionPolicy):
+            return value
+        to_policy = getattr(value, "to_policy", None)
+        if callable(to_policy):
+            policy = to_policy()
+            if isinstance(policy, RetentionPolicy):
+                return policy
+        if isinstance(value, Mapping):
+            return RetentionPolicy.from_mapping(value)
+    except RetentionError as exc:
+        raise ConfigError(f"retention policy of location {location!r}: {exc}") from exc
+    raise ConfigError(
+        f"retention policy of location {location!r}: {type(value).__name__} is not a policy; "
+        "give a mapping such as {'keep_daily': 7, 'keep_within': '7d'} or a RetentionPolicyBlock"
+    )
 
 
-def _policy_rules(policy: Any) -> dict[str, Any]:
-    if policy is None:
-        return {}
-    if isinstance(policy, Mapping):
-        raw = dict(policy)
-    elif is_dataclass(policy) and not isinstance(policy, type):
-        raw = asdict(policy)
-    else:
-        raw = {k: getattr(policy, k) for k in POLICY_KEYS if hasattr(policy, k)}
-    rules: dict[str, Any] = {}
-    for key in POLICY_KEYS:
-        value = raw.get(key)
-        if key == "keep_within":
-            within = parse_keep_within(value)
-            if within:
-                rules[key] = within
-        elif value:
-            rules[key] = int(value)
-    if set(rules) <= {"min_redundancy"}:
-        return {}  # no keep rule: nothing to estimate, everything present is counted
-    return rules
+def describe_policy(policy: RetentionPolicy) -> str:
+    """The keep rules and min_redundancy of ``policy.describe()``, without the size heuristic."""
+    return "; ".join(policy.describe().split("; ")[:2])
 
 
-def _describe_rules(rules: Mapping[str, Any]) -> str:
-    if not rules:
-        return "none (all present counted)"
-    parts = []
-    for key, value in rules.items():
-        shown = f"{value.total_seconds() / 86400:g}d" if isinstance(value, timedelta) else str(value)
-        parts.append(f"{key}={shown}")
-    return ", ".join(parts)
-
-
-def _retained_fulls(fulls: pd.DataFrame, rules: Mapping[str, Any], now: pd.Timestamp) -> pd.Series:
-    """Which of the full backups (one location, newest first) the rules keep."""
-    keep = fulls["keep_forever"].copy()
-    rank = fulls.groupby("server", sort=False).cumcount()
-    if "keep_last" in rules:
-        keep |= rank < rules["keep_last"]
-    if "keep_within" in rules:
-        keep |= fulls["finished_at"] >= now - pd.Timedelta(rules["keep_within"])
-    if "min_redundancy" in rules:
-        good = fulls["verified"]
-        keep |= good & (
-            good.astype(int).groupby(fulls["server"], sort=False).cumsum() <= rules["min_redundancy"]
+def _binlog_record(b: BinlogManifest) -> BackupRecord:
+    try:
+        return b.to_record()
+    except ConfigError:  # a file name without a sequence: retention keeps it to be safe
+        return BackupRecord(
+            backup_id=b.file,
+            server=b.server,
+            location=b.location,
+            kind=BackupKind.BINLOG,
+            method=BackupMethod.BINLOG,
+            created_at=b.last_event_at or b.archived_at,
+            stored_bytes=b.stored_bytes,
+            raw_bytes=b.raw_bytes,
         )
-    fin = fulls["finished_at"]
-    buckets = {
-        "keep_hourly": fin.dt.floor("h"),
-        "keep_daily": fin.dt.floor("D"),
-        "keep_weekly": (fin - pd.to_timedelta(fin.dt.weekday, unit="D")).dt.floor("D"),
-        "keep_monthly": fin.dt.year * 12 + fin.dt.month,
-        "keep_yearly": fin.dt.year,
-    }
-    for key, bucket in buckets.items():
-        if key not in rules:
+
+
+def retained_by_policy(
+    backups: Sequence[BackupManifest],
+    binlogs: Sequence[BinlogManifest],
+    verdicts: Mapping[tuple[str, str, str], Verdict],
+    policies: Mapping[str, Any],
+    now: datetime,
+) -> dict[str, Retained]:
+    """Per location with a policy, what ``retention.plan`` keeps today: the same engine and the
+    same records (each copy proven by the same verdicts) as apply-retention, so the storage
+    forecast never contradicts what retention deletes."""
+    out: dict[str, Retained] = {}
+    for location, value in policies.items():
+        policy = as_policy(str(location), value)
+        if policy is None:
             continue
-        newest = ~pd.DataFrame({"s": fulls["server"], "b": bucket}).duplicated()
-        order = newest[newest].groupby(fulls.loc[newest, "server"], sort=False).cumcount()
-        keep.loc[order.index[order < rules[key]]] = True
-    return keep
+        records = [
+            m.to_record(
+                proven=verdicts.get((m.location, m.server, m.backup_id), Verdict.UNTESTED).proven,
+                verdict=verdicts.get((m.location, m.server, m.backup_id), Verdict.UNTESTED).value,
+            )
+            for m in backups
+            if m.location == location
+        ]
+        records += [_binlog_record(b) for b in binlogs if b.location == location]
+        try:
+            decided = retention_plan(records, policy, now)
+        except RetentionError as exc:
+            raise ConfigError(f"retention policy of location {location!r}: {exc}") from exc
+        keep = frozenset((d.record.server, d.record.backup_id) for d in decided.keep)
+        out[str(location)] = Retained(describe_policy(policy), keep)
+    return out
 
 
 def _storage_frame(
@@ -196,41 +202,27 @@ def _storage_frame(
     binlogs: pd.DataFrame,
     growth: pd.DataFrame,
     locinfo: Mapping[str, LocationInfo],
-    policies: Mapping[str, Any],
-    now: pd.Timestamp,
+    retained: Mapping[str, Retained],
 ) -> pd.DataFrame:
     present = backups[backups["status"] == BackupStatus.COMPLETE.value]
     if present.empty and binlogs.empty:
         return _empty(STORAGE_SCHEMA)
-    present = present.sort_values("finished_at", ascending=False, kind="stable")
     retained_parts = []
     policy_text: dict[str, str] = {}
     for location, at_loc in present.groupby("location", sort=True):
         loc = str(location)
-        rules = _policy_rules(policies.get(loc))
-        policy_text[loc] = _describe_rules(rules)
-        if not rules:
+        rule = retained.get(loc)
+        policy_text[loc] = rule.policy if rule else NO_POLICY
+        if rule is None:
             retained_parts.append(at_loc)
             continue
-        fulls = at_loc[at_loc["kind"] == BackupKind.FULL.value]
-        kept = fulls[_retained_fulls(fulls, rules, now)]
-        kept_ids = set(kept["server"] + _SEP + kept["backup_id"])
-        incs = at_loc[at_loc["kind"] != BackupKind.FULL.value]
-        inc_key = incs["server"] + _SEP + incs["backup_id"]
-        parent_key = incs["server"] + _SEP + incs["parent_id"].fillna("")
-        taken = pd.Series(False, index=incs.index)
-        for _ in range(10_000):  # incremental chains: follow parents until nothing changes
-            new = ~taken & parent_key.isin(kept_ids)
-            if not new.any():
-                break
-            taken |= new
-            kept_ids |= set(inc_key[new])
-        retained_parts.append(pd.concat([kept, incs[taken]]))
-    retained = pd.concat(retained_parts) if retained_parts else present.iloc[0:0]
+        kept = {server + _SEP + bid for server, bid in rule.keep}
+        retained_parts.append(at_loc[(at_loc["server"] + _SEP + at_loc["backup_id"]).isin(kept)])
+    retained_rows = pd.concat(retained_parts) if retained_parts else present.iloc[0:0]
 
     keys = ["server", "location"]
     counts = present.groupby(keys).size().rename("backups")
-    kept_agg = retained.groupby(keys).agg(
+    kept_agg = retained_rows.groupby(keys).agg(
         retained_backups=("backup_id", "size"),
         retained_bytes=("stored_bytes", "sum"),
         oldest=("started_at", "min"),
@@ -238,7 +230,15 @@ def _storage_frame(
     out = pd.concat([counts, kept_agg], axis=1)
     if not binlogs.empty:
         bl = binlogs.join(out["oldest"], on=keys)
-        bl = bl[bl["oldest"].isna() | (bl["archived_at"] >= bl["oldest"])]
+        by_rule = bl["location"].isin(list(retained))
+        kept_binlogs = {
+            loc + _SEP + server + _SEP + name for loc, rule in retained.items() for server, name in rule.keep
+        }
+        planned = (bl["location"] + _SEP + bl["server"] + _SEP + bl["file"]).isin(kept_binlogs)
+        # no policy: binlogs from the oldest backup present on (what point-in-time recovery uses)
+        bl = bl[
+            (by_rule & planned) | (~by_rule & (bl["oldest"].isna() | (bl["archived_at"] >= bl["oldest"])))
+        ]
         out = out.join(bl.groupby(keys)["stored_bytes"].sum().rename("binlog_bytes"), how="outer")
     else:
         out["binlog_bytes"] = 0
@@ -250,14 +250,15 @@ def _storage_frame(
     last = server_rows["last_stored_bytes"].sum()
     for days in (30, 90):
         # capacity planning never plans below today's footprint, even for a shrinking server
-        factor = (
-            (server_rows[f"stored_forecast_{days}d"].sum() / last.where(last > 0)).fillna(1.0).clip(lower=1.0)
+        # NaN (not enough history) stays NaN: no forecast is better than a made-up one
+        factor = (server_rows[f"stored_forecast_{days}d"].sum(min_count=1) / last.where(last > 0)).clip(
+            lower=1.0
         )
-        out[f"storage_needed_{days}d"] = out["storage_now_bytes"] * out["server"].map(factor).fillna(1.0)
+        out[f"storage_needed_{days}d"] = out["storage_now_bytes"] * out["server"].map(factor)
     out["location_kind"] = out["location"].map({n: i.kind for n, i in locinfo.items()}).fillna("unknown")
     out["offsite"] = out["location"].isin({n for n, i in locinfo.items() if i.offsite})
     out["policy"] = [
-        policy_text.get(n) or _describe_rules(_policy_rules(policies.get(n))) for n in out["location"]
+        policy_text.get(n) or (retained[n].policy if n in retained else NO_POLICY) for n in out["location"]
     ]
     out = out.sort_values(keys, kind="stable")
     return _conform(out, STORAGE_SCHEMA)

@@ -5,8 +5,9 @@ does no I/O. ``write_outputs`` is the one function that writes, and only through
 filesystem it is given. Every frame has a fixed set of columns and dtypes, also when empty,
 so flows, notebooks and artifacts can rely on them.
 
-Units: bytes are bytes, durations are seconds (``*_s``), throughput is decimal MB/s
-(10**6 bytes per second) of raw (uncompressed) data, ``ratio`` is raw/stored (2.0 = 2:1).
+Units: bytes are bytes, durations are seconds (``*_s``), throughput is MiB/s
+(``throughput_mib_s``: 2**20 bytes per second) of raw (uncompressed) data, ``ratio`` is
+raw/stored (2.0 = 2:1). Text for people goes through ``mysqlops.units`` (one formatter).
 
 Decisions the callers should know:
 
@@ -24,17 +25,18 @@ Decisions the callers should know:
 * Growth uses verified *full* backups, per server and backup method (a physical and a logical
   backup of the same server differ in size by design), by least squares over time.
 * Anomalies compare a backup with the median of up to ``window`` previous complete backups of
-  the same server, kind and method (at least one previous backup is needed).
-* Retention policies (``Catalog.policies``, per location) are estimated by applying the
-  keep rules to the backups present now: ``keep_last``, ``keep_within`` (timedelta, days as a
-  number, or a text such as ``"14d"``, ``"36h"``, ``"2w"``, ``"1y"``), ``keep_hourly``,
-  ``keep_daily``, ``keep_weekly``, ``keep_monthly``, ``keep_yearly`` (newest full per UTC
-  period, for the newest N periods that have one; weeks start on Monday) and
-  ``min_redundancy`` (the newest N verified fulls), the names of ``retention.RetentionPolicy``,
-  which is accepted as is. The rules select full backups; an incremental is retained when its
-  parent is; ``keep_forever`` backups always are. A policy without any keep rule counts
-  everything present. Other keys are ignored. Binlogs count from the oldest retained backup on.
-  This is an estimate for capacity planning, not the deletion plan (``retention.plan``).
+  the same server, kind and method (at least one previous backup is needed): a stored size
+  below ``size_drop_ratio`` x the median (size-drop) or above its inverse (size-jump: 2x by
+  default, so a 4.3x jump is one), a duration above ``duration_jump_ratio`` x the median that
+  is also at least ``min_duration_jump`` longer (3 s -> 6 s is noise, not an anomaly).
+* Retention policies (``Catalog.policies``, per location: a mapping, a ``RetentionPolicy`` or
+  the RetentionPolicyBlock apply-retention loads) are applied by ``retention.plan`` itself to
+  the backups present now, with the same verdicts, so ``backups.retained`` and the storage
+  forecast are exactly what apply-retention would keep today (one meaning of every field; a
+  bare number for ``keep_within`` is refused, naming the unit to add). A location without a
+  policy counts everything present, and binlogs from its oldest backup on.
+* Growth and forecasts need at least ``MIN_HISTORY`` (7 days) between the first and the last
+  verified full of a server and method; shorter histories show "not enough history".
 """
 
 from __future__ import annotations
@@ -52,7 +54,7 @@ from mysqlops.model import BackupStatus
 
 if TYPE_CHECKING:
     pass
-from mysqlops.report.forecast import _growth_frame, _storage_frame
+from mysqlops.report.forecast import Retained, _growth_frame, _storage_frame, retained_by_policy
 from mysqlops.report.health import _anomalies_frame, _freshness_frame, _locations_frame
 from mysqlops.report.render import Report, _plural
 from mysqlops.report.schemas import (
@@ -61,7 +63,7 @@ from mysqlops.report.schemas import (
     BINLOGS_SCHEMA,
     DATABASES_SCHEMA,
     EMPTY_MESSAGE,
-    MB,
+    MIB,
     RESTORES_SCHEMA,
     Catalog,
     LocationInfo,
@@ -77,14 +79,17 @@ def build_report(
     size_drop_ratio: float = 0.5,
     duration_jump_ratio: float = 2.0,
     window: int = 5,
+    min_duration_jump: timedelta = timedelta(minutes=1),
 ) -> Report:
     """Turn a catalog into a ``Report``. ``now`` must be timezone-aware; nothing is read or written."""
     if now.tzinfo is None:
         raise ConfigError("build_report needs a timezone-aware `now` (UTC)")
     if window < 1:
         raise ConfigError(f"window must be at least 1, got {window}")
-    if size_drop_ratio <= 0 or duration_jump_ratio <= 0:
-        raise ConfigError("size_drop_ratio and duration_jump_ratio must be positive")
+    if not 0 < size_drop_ratio < 1:
+        raise ConfigError(f"size_drop_ratio must be between 0 and 1 (e.g. 0.5), got {size_drop_ratio!r}")
+    if duration_jump_ratio <= 1:
+        raise ConfigError(f"duration_jump_ratio must be above 1 (e.g. 2.0), got {duration_jump_ratio!r}")
     if freshness_target <= timedelta(0):
         raise ConfigError("freshness_target must be positive")
     ts_now = pd.Timestamp(now).tz_convert("UTC")
@@ -96,19 +101,28 @@ def build_report(
         if catalog.verdicts is not None
         else copy_verdicts(catalog.backups, catalog.certificates)
     )
-    backups = _backups_frame(catalog.backups, locinfo, verdicts)
+    retained = retained_by_policy(catalog.backups, catalog.binlogs, verdicts, catalog.policies, now)
+    backups = _backups_frame(catalog.backups, locinfo, verdicts, retained)
     databases = _databases_frame(catalog.backups)
     binlogs = _binlogs_frame(catalog.binlogs)
 
     growth = _growth_frame(backups, databases, ts_now)
-    storage = _storage_frame(backups, binlogs, growth, locinfo, catalog.policies, ts_now)
+    storage = _storage_frame(backups, binlogs, growth, locinfo, retained)
     if not storage.empty and not growth.empty:
         needed = storage.groupby("server")["storage_needed_90d"].sum()
         server_rows = growth["database"] == "*"
         growth.loc[server_rows, "storage_needed_bytes"] = growth.loc[server_rows, "server"].map(needed)
     locations = _locations_frame(backups, binlogs)
     freshness = _freshness_frame(backups, binlogs, restores, ts_now, freshness_target)
-    anomalies = _anomalies_frame(backups, binlogs, freshness, size_drop_ratio, duration_jump_ratio, window)
+    anomalies = _anomalies_frame(
+        backups,
+        binlogs,
+        freshness,
+        size_drop_ratio,
+        duration_jump_ratio,
+        window,
+        min_duration_jump.total_seconds(),
+    )
 
     empty = backups.empty
     if empty:
@@ -158,13 +172,14 @@ def _ratio(raw: pd.Series, stored: pd.Series) -> pd.Series:
 
 
 def _per_second(raw: pd.Series, seconds: pd.Series) -> pd.Series:
-    return raw / MB / seconds.where(seconds > 0)
+    return raw / MIB / seconds.where(seconds > 0)
 
 
 def _backups_frame(
     manifests: Sequence[BackupManifest],
     locinfo: Mapping[str, LocationInfo],
     verdicts: Mapping[tuple[str, str, str], Verdict],
+    retained: Mapping[str, Retained],
 ) -> pd.DataFrame:
     if not manifests:
         return _empty(BACKUPS_SCHEMA)
@@ -222,7 +237,11 @@ def _backups_frame(
     df["location_kind"] = df["location"].map(kinds).fillna("unknown")
     df["offsite"] = df["location"].isin({n for n, info in locinfo.items() if info.offsite})
     df["ratio"] = _ratio(df["raw_bytes"], df["stored_bytes"])
-    df["throughput_mbps"] = _per_second(df["raw_bytes"], df["duration_s"])
+    df["throughput_mib_s"] = _per_second(df["raw_bytes"], df["duration_s"])
+    df["retained"] = [
+        loc not in retained or (server, bid) in retained[loc].keep
+        for loc, server, bid in zip(df["location"], df["server"], df["backup_id"], strict=True)
+    ]
     damaged = df["verdict"].isin([Verdict.FAILED.value, Verdict.DAMAGED.value])
     complete = df["status"] == BackupStatus.COMPLETE.value
     df["verified"] = complete & (df["raw_bytes"] > 0) & (df["databases"] > 0) & ~damaged
@@ -275,7 +294,7 @@ def _databases_frame(manifests: Sequence[BackupManifest]) -> pd.DataFrame:
     )
     df["dump_s"] = df["dump_s"].where(df["dump_n"] > 0)
     df["ratio"] = _ratio(df["raw_bytes"], df["stored_bytes"])
-    df["throughput_mbps"] = _per_second(df["raw_bytes"], df["dump_s"])
+    df["throughput_mib_s"] = _per_second(df["raw_bytes"], df["dump_s"])
     df = df.sort_values(["server", "finished_at", "database"], kind="stable")
     return _conform(df, DATABASES_SCHEMA)
 
@@ -311,6 +330,14 @@ def _binlogs_frame(manifests: Sequence[BinlogManifest]) -> pd.DataFrame:
     return _conform(df, BINLOGS_SCHEMA)
 
 
+def _certificate_seconds(c: RestoreCertificate) -> float:
+    """The restore time the certificate states: its ``total`` when recorded (the stages are part
+    of it: adding them up counted each stage twice), else the sum of its stages."""
+    if "total" in c.durations:
+        return float(c.durations["total"])
+    return float(sum(c.durations.values())) if c.durations else math.nan
+
+
 def _restores_frame(certs: Sequence[RestoreCertificate]) -> pd.DataFrame:
     if not certs:
         return _empty(RESTORES_SCHEMA)
@@ -321,7 +348,7 @@ def _restores_frame(certs: Sequence[RestoreCertificate]) -> pd.DataFrame:
             c.location,
             c.tested_at,
             c.passed,
-            float(sum(c.durations.values())),
+            _certificate_seconds(c),
             c.recovery_point_seconds,
             len(c.checks),
             sum(1 for ch in c.checks if not ch.passed),

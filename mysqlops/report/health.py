@@ -96,7 +96,7 @@ def _locations_frame(backups: pd.DataFrame, binlogs: pd.DataFrame) -> pd.DataFra
         out[col] = out[col].astype("boolean").fillna(False).astype(bool)
     out["meets_321"] = (
         out["newest_full_id"].notna()
-        & (out["newest_copies"] >= 3)
+        & (out["newest_copies"] + 1 >= 3)  # the live server is the first of the three copies
         & (out["newest_kinds"] >= 2)
         & out["newest_offsite"]
     )
@@ -107,29 +107,38 @@ def _locations_frame(backups: pd.DataFrame, binlogs: pd.DataFrame) -> pd.DataFra
     return _conform(out.reset_index(), LOCATIONS_SCHEMA)
 
 
+RULE_321 = (
+    "3-2-1: 3 copies of the data (the live server and 2 proven backup copies), "
+    "on 2 kinds of storage, 1 of them off-site"
+)
+
+
 def _reason_321(r: Any) -> str:
+    """The rule, then every leg that is not met by name (copies, media, off-site)."""
     if not isinstance(r.newest_full_id, str):
-        return "no proven full backup of this server (no restore test passed): run restore-test"
+        return f"{RULE_321}; copies: no proven full backup of this server (no restore test passed): run restore-test"
     head = f"newest proven full {r.newest_full_id}"
     problems = []
-    if r.newest_copies < 3:
+    if r.newest_copies + 1 < 3:
         problems.append(
-            f"only {r.newest_copies} {'copy' if r.newest_copies == 1 else 'copies'} ({r.where}); need 3"
+            f"copies: the live server and {r.newest_copies} backup "
+            f"{'copy' if r.newest_copies == 1 else 'copies'} ({r.where}) make {r.newest_copies + 1}; "
+            "need 3: add a location (off-site, e.g. S3) to the backup"
         )
     if r.newest_kinds < 2:
         kinds = r.kind_list or "none known"
-        problems.append(f"only {r.newest_kinds} kind of storage ({kinds}); need 2")
+        problems.append(f"media: 1 kind of storage ({kinds}); need 2, e.g. local disk and S3")
     if not r.newest_offsite:
-        problems.append("no offsite copy; need 1")
+        problems.append("off-site: no off-site copy; need 1 (a location with offsite = true, e.g. S3)")
+    note = ""
     if isinstance(r.unknown, str) and r.unknown:
-        problems.append(f"no location metadata for {r.unknown} (kind unknown, counted onsite)")
+        note = f"; note: no location metadata for {r.unknown} (kind unknown, counted onsite)"
     if r.meets_321:
-        text = (
-            f"meets 3-2-1: {head} has {r.newest_copies} copies on {r.newest_kinds} kinds of "
-            f"storage ({r.kind_list}), offsite at {r.offsite_list}"
+        return (
+            f"meets {RULE_321}: {head} has {r.newest_copies} backup copies on {r.newest_kinds} kinds "
+            f"of storage ({r.kind_list}), off-site at {r.offsite_list}{note}"
         )
-        return "; ".join([text, *problems])  # only the metadata note can be left here
-    return f"{head}: " + "; ".join(problems)
+    return f"short of {RULE_321}: {head}: " + "; ".join(problems) + note
 
 
 def _freshness_frame(
@@ -187,6 +196,7 @@ def _anomalies_frame(
     size_drop_ratio: float,
     duration_jump_ratio: float,
     window: int,
+    min_duration_jump_s: float = 60.0,
 ) -> pd.DataFrame:
     parts: list[pd.DataFrame] = []
     once = _one_copy(backups)
@@ -195,13 +205,23 @@ def _anomalies_frame(
         d = d.sort_values(["server", "kind", "method", "finished_at", "backup_id"], kind="stable")
         d = d.reset_index(drop=True)
         keys = ["server", "kind", "method"]
-        for kind, col, ratio in (
-            ("size-drop", "stored_bytes", size_drop_ratio),
-            ("duration-jump", "duration_s", duration_jump_ratio),
+        for kind, col in (
+            ("size-drop", "stored_bytes"),
+            ("size-jump", "stored_bytes"),
+            ("duration-jump", "duration_s"),
         ):
             med = _previous(d, keys, col, window, "median")
             value = d[col].astype("float64")
-            hit = (value < ratio * med) if kind == "size-drop" else (value > ratio * med)
+            if kind == "size-drop":
+                ratio = size_drop_ratio
+                hit = value < ratio * med
+            elif kind == "size-jump":
+                ratio = 1 / size_drop_ratio
+                hit = value > ratio * med
+            else:
+                # a 3 s backup taking 6 s is noise: the jump must also be long in absolute terms
+                ratio = duration_jump_ratio
+                hit = (value > ratio * med) & (value - med >= min_duration_jump_s)
             hit = hit.fillna(False).astype(bool)
             if not hit.any():
                 continue
@@ -210,21 +230,24 @@ def _anomalies_frame(
             rows["value"] = value[hit]
             rows["expected"] = med[hit]
             count = _previous(d, keys, col, window, "count")[hit].astype(int)
+            facts = zip(rows["value"], rows["expected"], count, d.loc[hit, "kind"], strict=True)
             if kind == "size-drop":
                 rows["detail"] = [
-                    f"stored size {human_bytes(v)} is below {ratio:g}× the median {human_bytes(e)} of "
-                    f"the previous {n} {k} backups (a truncated dump?)"
-                    for v, e, n, k in zip(
-                        rows["value"], rows["expected"], count, d.loc[hit, "kind"], strict=True
-                    )
+                    f"stored size {human_bytes(v)} is {v / e:.2g}× the median {human_bytes(e)} of "
+                    f"the previous {n} {k} backups (below {ratio:g}×: a truncated dump?)"
+                    for v, e, n, k in facts
+                ]
+            elif kind == "size-jump":
+                rows["detail"] = [
+                    f"stored size {human_bytes(v)} is {v / e:.2g}× the median {human_bytes(e)} of "
+                    f"the previous {n} {k} backups (above {ratio:g}×: a bulk load, or data that should not be there?)"
+                    for v, e, n, k in facts
                 ]
             else:
                 rows["detail"] = [
-                    f"took {human_duration(v)}, more than {ratio:g}× the median {human_duration(e)} of "
+                    f"took {human_duration(v)}, {v / e:.2g}× the median {human_duration(e)} of "
                     f"the previous {n} {k} backups"
-                    for v, e, n, k in zip(
-                        rows["value"], rows["expected"], count, d.loc[hit, "kind"], strict=True
-                    )
+                    for v, e, n, k in facts
                 ]
             parts.append(rows)
     parts.extend(_binlog_gaps(binlogs))

@@ -17,7 +17,7 @@ from mysqlops.report.schemas import log
 def write_outputs(report: Report, fs: AbstractFileSystem, base_path: str) -> list[str]:
     """CSV per frame, parquet per frame (if pyarrow is installed), charts as PNG, summary.md and a
     self-contained report.html, all under ``base_path`` on ``fs``. Returns the written paths."""
-    from mysqlops.report.charts import render_charts  # matplotlib only when outputs are written
+    from mysqlops.report.charts import render_charts, small_tables  # matplotlib only when written
 
     base = base_path.rstrip("/")
     protocol = fs.protocol if isinstance(fs.protocol, tuple | list) else (fs.protocol,)
@@ -42,7 +42,7 @@ def write_outputs(report: Report, fs: AbstractFileSystem, base_path: str) -> lis
     for name, png in charts.items():
         files[f"{name}.png"] = png
     files["summary.md"] = report.summary_markdown().encode("utf-8")
-    files["report.html"] = render_html(report, charts).encode("utf-8")
+    files["report.html"] = render_html(report, charts, small_tables(report)).encode("utf-8")
     written = []
     for name, data in files.items():  # each file is complete in memory before it is written
         path = f"{base}/{name}"

@@ -2,13 +2,13 @@
 
 :func:`read` gathers the report's input from every location (each copy counted where it was
 found, with its restore-test verdict); :func:`publish` renders what the flow shows (the
-summary markdown with the charts embedded as PNG, one table per non-empty frame) and writes
+summary markdown with the charts embedded as PNG, a table where a chart has under 3 points,
+one table per non-empty frame) and writes
 CSV, Parquet and the self-contained HTML to an output location under ``reports/<time>/``.
 """
 
 from __future__ import annotations
 
-import base64
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -17,7 +17,7 @@ from typing import Any
 from mysqlops import catalog
 from mysqlops.model import Location
 from mysqlops.report.frames import build_report
-from mysqlops.report.render import Report, json_records
+from mysqlops.report.render import Report, artifact_markdown, json_records
 from mysqlops.report.schemas import Catalog, LocationInfo
 
 
@@ -65,14 +65,10 @@ class Publication:
 
 def publish(report: Report, output: Location | None = None) -> Publication:
     """Render ``report`` for display and, with ``output``, write its files there."""
-    from mysqlops.report.charts import render_charts  # matplotlib only when publishing
+    from mysqlops.report.charts import render_charts, small_tables  # matplotlib only when publishing
 
-    charts = render_charts(report)
-    images = "\n\n".join(
-        f"![{name}](data:image/png;base64,{base64.b64encode(png).decode()})" for name, png in charts.items()
-    )
     publication = Publication(
-        report.summary_markdown() + ("\n\n" + images if images else ""),
+        artifact_markdown(report, render_charts(report), small_tables(report)),
         {name: json_records(frame) for name, frame in report.frames().items() if len(frame)},
     )
     if output is not None:

@@ -16,23 +16,13 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-MB = 1_000_000
+MIB = 1024 * 1024
 TS = "datetime64[us, UTC]"
 _EPOCH = pd.Timestamp("1970-01-01", tz="UTC")
 _DAY = pd.Timedelta(days=1)
 _SEP = "\x00"
 EMPTY_MESSAGE = "no backups in the catalog"
-ANOMALY_KINDS = ("size-drop", "duration-jump", "binlog-gap", "stale")
-POLICY_KEYS = (
-    "keep_last",
-    "keep_within",
-    "keep_hourly",
-    "keep_daily",
-    "keep_weekly",
-    "keep_monthly",
-    "keep_yearly",
-    "min_redundancy",
-)
+ANOMALY_KINDS = ("size-drop", "size-jump", "duration-jump", "binlog-gap", "stale")
 
 
 # --------------------------------------------------------------------------- inputs
@@ -85,7 +75,7 @@ BACKUPS_SCHEMA: dict[str, str] = {
     "dump_s": "float64",
     "upload_s": "float64",
     "verify_s": "float64",
-    "throughput_mbps": "float64",
+    "throughput_mib_s": "float64",
     "databases": "int64",
     "verified": "bool",
     "verdict": "str",
@@ -94,6 +84,7 @@ BACKUPS_SCHEMA: dict[str, str] = {
     "parent_id": "str",
     "compression": "str",
     "keep_forever": "bool",
+    "retained": "bool",  # kept by the location's retention policy today (True without a policy)
 }
 DATABASES_SCHEMA: dict[str, str] = {
     "backup_id": "str",
@@ -107,7 +98,7 @@ DATABASES_SCHEMA: dict[str, str] = {
     "stored_bytes": "int64",
     "ratio": "float64",
     "dump_s": "float64",
-    "throughput_mbps": "float64",
+    "throughput_mib_s": "float64",
 }
 GROWTH_SCHEMA: dict[str, str] = {
     "server": "str",
@@ -116,6 +107,7 @@ GROWTH_SCHEMA: dict[str, str] = {
     "backups": "int64",
     "first_at": TS,
     "last_at": TS,
+    "history_days": "float64",  # growth and forecasts are NaN below 7 days ("not enough history")
     "first_bytes": "int64",
     "last_bytes": "int64",
     "growth_bytes_per_day": "float64",

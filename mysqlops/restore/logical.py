@@ -205,11 +205,36 @@ def restore_backup(
     load_timeout: float | None = 24 * 3600,
     keyring: Keyring | None = None,
     reap_leftovers: bool = True,
+    tables: Sequence[str] | None = None,
 ) -> RestoreResult:
     """Restore one backup (its copies in location preference order) into ``target``.
     Encrypted backups need ``keyring`` holding the key whose id the manifest records.
-    ``reap_leftovers``: first remove what killed runs left (:mod:`mysqlops.adapters.reaper`)."""
+    ``reap_leftovers``: first remove what killed runs left (:mod:`mysqlops.adapters.reaper`).
+    ``tables``: only these tables (``["shop.orders", "shop.order_*"]``), read by ranged reads
+    from the backup's table index; ``rename`` then maps ``db.table`` or ``db`` names (see
+    :mod:`mysqlops.restore.tables`)."""
     say = log or (lambda _m: None)
+    if tables:
+        if databases:
+            raise ConfigError("pass either databases=... or tables=..., not both")
+        from mysqlops.restore.tables import restore_tables
+
+        if reap_leftovers:
+            reaper.reap([staging_dir], log=say)
+        return restore_tables(
+            copies,
+            target,
+            tables,
+            rename=rename,
+            overwrite=overwrite,
+            allow_source_target=allow_source_target,
+            staging_dir=staging_dir,
+            log=say,
+            load_timeout=load_timeout,
+            keyring=keyring,
+            progress=progress,
+            progress_interval=progress_interval,
+        )
     if not copies:
         raise ConfigError("no copy of the backup to restore from")
     for _location, copy in copies:

@@ -20,6 +20,7 @@ from mysqlops.errors import ConfigError, MysqlopsError, VerificationFailed
 from mysqlops.manifest import BackupManifest, Check, RestoreCertificate
 from mysqlops.model import Location, ServerSpec
 from mysqlops.runs import RunContext
+from mysqlops.units import human_duration
 
 
 @dataclass
@@ -164,8 +165,8 @@ def certificate_markdown(cert: RestoreCertificate) -> str:
         + ("**PASSED**" if cert.passed else "**FAILED**"),
         "",
         f"- source {cert.source_version}, scratch server {cert.target_version}",
-        f"- recovery point: backup was {cert.recovery_point_seconds / 3600:.1f} h old",
-        "- durations: " + ", ".join(f"{k} {v:.1f}s" for k, v in cert.durations.items()),
+        f"- recovery point: backup was {human_duration(cert.recovery_point_seconds)} old",
+        "- durations: " + ", ".join(f"{k} {human_duration(v)}" for k, v in cert.durations.items()),
         "",
         "| check | result | detail |",
         "|---|---|---|",

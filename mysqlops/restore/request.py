@@ -35,6 +35,7 @@ class RestoreRequest:
     overwrite: bool = False
     allow_source_target: bool = False
     until: RecoveryTarget | None = None
+    tables: tuple[str, ...] | None = None  # only these tables (mysqlops.restore.tables)
 
     def check(self) -> None:
         """Judged before any location is read or the target touched."""
@@ -44,6 +45,13 @@ class RestoreRequest:
             raise ConfigError("restore of 'latest' needs server=<the backed-up server's name>")
         if self.until is not None and not self.server:
             raise ConfigError("point-in-time recovery needs server=<the backed-up server's name>")
+        if self.tables and self.until is not None:
+            raise ConfigError(
+                "a point-in-time restore of single tables is not supported: restore the tables from the full "
+                "backup (tables=...), or the whole server to the point in time on a scratch server and copy them"
+            )
+        if self.tables and self.databases:
+            raise ConfigError("pass either databases=... or tables=..., not both")
         if self.until is not None and self.rename:
             raise ConfigError(
                 "point-in-time recovery restores whole backups under their own names: drop rename, or restore "
@@ -102,11 +110,7 @@ class RestoreOutcome:
 
 def _progress(ctx: RunContext) -> ProgressFn:
     def on_progress(p: Progress) -> None:
-        eta = p.eta_seconds or 0.0
-        ctx.reporter.info(
-            f"loaded {100 * p.fraction:.0f}% ({p.dumped_bytes} of {p.estimated_bytes} bytes) "
-            f"at {p.throughput / 1e6:.1f} MB/s, ETA {eta:.0f}s"
-        )
+        ctx.reporter.info(p.describe())  # "loaded 12.0 MiB of 40.0 MiB (30%) at 4.0 MiB/s, ETA 7s"
         ctx.reporter.progress(round(100 * p.fraction, 1))
 
     return on_progress
@@ -148,6 +152,7 @@ def run(request: RestoreRequest, ctx: RunContext) -> RestoreOutcome:
         log=ctx.reporter.info,
         load_timeout=ctx.timeout,
         keyring=ctx.keyring,
+        tables=request.tables,
     )
     ctx.reporter.progress(100.0)
     for line in [*result.problems, *result.warnings]:

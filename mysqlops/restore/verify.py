@@ -30,6 +30,7 @@ from mysqlops.streams.keys import Keyring
 from mysqlops.tablesum import table_checksums
 from mysqlops.tools import redact
 from mysqlops.tools.client import ClientTools, DumpOptions, client_option_file, dump_argv
+from mysqlops.units import human_bytes
 
 SCRATCH_PARENT = "/tmp"  # noqa: S108 - scratch servers: a short path for their unix socket (107 bytes)
 
@@ -229,10 +230,12 @@ def restore_test_copy(
                     Check(
                         f"sha256 of the copy at {location.name}",
                         True,
-                        f"{len(result.locations_used)} file(s), {manifest.stored_bytes} bytes",
+                        f"{len(result.locations_used)} file(s), {human_bytes(manifest.stored_bytes)}",
                     )
                 )
-                checks.append(Check("load into the scratch server", True, f"{result.raw_bytes} bytes of SQL"))
+                checks.append(
+                    Check("load into the scratch server", True, f"{human_bytes(result.raw_bytes)} of SQL")
+                )
                 t_verify = time.monotonic()
                 dump_program = process.require_program(
                     ClientTools.for_flavor(binary.flavor).dump, "mysqldump"

@@ -30,6 +30,7 @@ from mysqlops.pins import pinned_backups
 from mysqlops.retention.deletes import ApplyResult, apply_plan, cleanup, plan_for_scan
 from mysqlops.retention.policy import RetentionPolicy
 from mysqlops.runs import Reporter
+from mysqlops.units import human_bytes
 
 PolicySpec = Mapping[str, Any] | str | RetentionPolicy  # fields, a RetentionPolicyBlock name, a policy
 
@@ -116,7 +117,7 @@ def apply_at(
         say.warning(f"{location.name}: {note}")
     plan = plan_for_scan(scan, policy, now, servers, verdicts, pinned)
     outcome = LocationOutcome(location.name, [{"location": location.name, **row} for row in plan.to_rows()])
-    say.info(f"{location.name}: {plan.summary()} ({policy.describe()})")
+    say.info(f"{location.name}: {plan.summary()}")  # the summary names the policy
     outcome.refused = [f"location {location.name!r}: {why}" for why in plan.refused]
     for why in outcome.refused:
         say.error(why)
@@ -130,7 +131,7 @@ def apply_at(
     cleanup(store, catalog.scan_location(location), grace, now, result)
     say.info(
         f"{location.name}: deleted {len(result.deleted)}, kept locked {len(result.locked)}, "
-        f"cleaned {len(result.cleaned)}, freed {result.bytes_freed} bytes"
+        f"cleaned {len(result.cleaned)}, freed {human_bytes(result.bytes_freed)}"
     )
     if result.locked:
         say.warning(f"{location.name}: storage refused to delete {result.locked} (kept: locked)")
@@ -141,12 +142,12 @@ def summary_markdown(outcomes: Sequence[LocationOutcome], errors: Sequence[str],
     lines = [
         f"# Retention {'applied' if applied else 'plan (dry run)'}",
         "",
-        "| location | keep | delete | bytes freed |",
+        "| location | keep | delete | freed |",
         "|---|---|---|---|",
     ]
     for o in outcomes:
         c = o.counts()
-        lines.append(f"| {o.location} | {c['keep']} | {c['delete']} | {c['bytes_freed']} |")
+        lines.append(f"| {o.location} | {c['keep']} | {c['delete']} | {human_bytes(c['bytes_freed'])} |")
     return "\n".join(lines + [f"\n**error:** {e}" for e in errors])
 
 

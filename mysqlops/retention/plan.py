@@ -49,6 +49,7 @@ from mysqlops.errors import ConfigError, RetentionError
 from mysqlops.jsondoc import utc_iso
 from mysqlops.model import BackupKind, BackupRecord, BackupStatus, binlog_sequence
 from mysqlops.retention.policy import RetentionPolicy, format_duration
+from mysqlops.units import human_bytes
 
 FLAG_FUTURE = "future-dated"
 FLAG_SUSPICIOUS = "suspicious-size"
@@ -98,7 +99,7 @@ class RetentionPlan:
     def summary(self) -> str:
         kept = sum(1 for d in self.decisions if d.keep)
         return (
-            f"{kept} kept, {len(self.decisions) - kept} to delete, {self.bytes_freed} bytes freed "
+            f"{kept} kept, {len(self.decisions) - kept} to delete, {human_bytes(self.bytes_freed)} freed "
             f"({self.policy.describe()})"
         )
 
@@ -332,7 +333,7 @@ def _plan_group(
             if size < policy.suspicious_ratio * med:
                 flag(i, FLAG_SUSPICIOUS)
                 why_not[i] = (
-                    f"suspicious size: {size} bytes < {policy.suspicious_ratio:g} x median {med:g} of the "
+                    f"suspicious size: {human_bytes(size)} < {policy.suspicious_ratio:g} x median {human_bytes(med)} of the "
                     f"previous {len(window)} proven fulls; not counted by any rule"
                 )
                 suspicious.append(i)

@@ -81,15 +81,22 @@ def format_duration(value: timedelta) -> str:
     return f"{secs}s"
 
 
+_BARE_NUMBER = re.compile(r"\s*\d+(?:\.\d+)?\s*")
+
+
 def _to_duration(value: Any) -> timedelta:
     if isinstance(value, timedelta):
         return value
     if isinstance(value, bool):
         raise RetentionError(f"keep_within: {value!r} is not a duration; {_DURATION_HELP}")
-    if isinstance(value, int | float):
-        if value <= 0:
-            raise RetentionError(f"keep_within must be positive, got {value!r}")
-        return timedelta(seconds=value)
+    if isinstance(value, int | float) or (isinstance(value, str) and _BARE_NUMBER.fullmatch(value)):
+        # a bare number read as seconds by one tool and as days by another is how 7 came to mean
+        # both: the unit is always written
+        n = str(value).strip()
+        raise RetentionError(
+            f"keep_within: {value!r} has no unit; write it with one, e.g. '{n}d' for {n} days, "
+            f"'{n}h' for hours or '{n}s' for seconds"
+        )
     if isinstance(value, str):
         try:
             return parse_duration(value)
@@ -186,8 +193,8 @@ class RetentionPolicy:
     def from_mapping(cls, d: Mapping[str, Any]) -> RetentionPolicy:
         """Build from configuration (a block, YAML, JSON). ``None`` values mean "default".
 
-        ``keep_within`` may be a timedelta, a number of seconds or a string like ``7d``,
-        ``36h``, ``2w`` or ``P7D``. Unknown keys and an empty policy are refused.
+        ``keep_within`` may be a timedelta or a string with a unit like ``7d``, ``36h``, ``2w``
+        or ``P7D``; a bare number (``7``, ``"7"``) is refused, naming the unit to add. Unknown keys and an empty policy are refused.
         """
         if not isinstance(d, Mapping):
             raise RetentionError(f"a retention policy must be a mapping, got {type(d).__name__}")

@@ -58,6 +58,7 @@ BASE_TABLES_WITH_ENGINE = (
     "WHERE TABLE_SCHEMA=%s AND TABLE_TYPE IN ('BASE TABLE','SYSTEM VERSIONED') ORDER BY TABLE_NAME"
 )
 SCHEMA_EXISTS = "SELECT COUNT(*) FROM information_schema.SCHEMATA WHERE SCHEMA_NAME=%s"
+TABLE_TYPE = "SELECT TABLE_TYPE FROM information_schema.TABLES WHERE TABLE_SCHEMA=%s AND TABLE_NAME=%s"
 # tables, routines and events of one database (the database 3 times): 0 is an empty database
 DATABASE_OBJECTS = (
     "SELECT (SELECT COUNT(*) FROM information_schema.TABLES WHERE TABLE_SCHEMA=%s)"
@@ -97,6 +98,19 @@ def key_range(database: str, table: str, key: str) -> str:
 
 def drop_database(database: str, *, if_exists: bool = False) -> str:
     return f"DROP DATABASE {'IF EXISTS ' if if_exists else ''}{q(database)}"
+
+
+def create_database(database: str) -> str:
+    return f"CREATE DATABASE {q(database)}"
+
+
+def drop_table(database: str, table: str) -> str:
+    return f"DROP TABLE IF EXISTS {q(database)}.{q(table)}"
+
+
+def use_database(database: str) -> str:
+    """The ``USE`` line a loaded stream starts with (a statement of its own)."""
+    return f"USE {q(database)};\n"
 
 
 def content_checksum(database: str, table: str, columns: Sequence[str], where: Sequence[str] = ()) -> str:

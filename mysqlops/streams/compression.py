@@ -77,13 +77,18 @@ class _ZstdCompressor:
         params = zstandard.ZstdCompressionParameters.from_level(
             level, threads=threads, write_checksum=1, job_size=job
         )
-        self._obj = zstandard.ZstdCompressor(compression_params=params).compressobj()
+        self._cctx = zstandard.ZstdCompressor(compression_params=params)
+        self._obj = self._cctx.compressobj()
 
     def compress(self, data: bytes | memoryview) -> bytes:
         return self._obj.compress(data)
 
     def flush(self) -> bytes:
-        return self._obj.flush()
+        """End the frame; the next ``compress`` starts a new one (same context and threads:
+        a frame per table section costs no new compressor)."""
+        out = self._obj.flush()
+        self._obj = self._cctx.compressobj()
+        return out
 
 
 class _ZstdDecompressor:
@@ -117,13 +122,17 @@ class _ZstdDecompressor:
 
 class _GzipCompressor:
     def __init__(self, level: int) -> None:
+        self._level = level
         self._obj = zlib.compressobj(level, zlib.DEFLATED, 31)
 
     def compress(self, data: bytes | memoryview) -> bytes:
         return self._obj.compress(data)
 
     def flush(self) -> bytes:
-        return self._obj.flush()
+        """End the gzip member; the next ``compress`` starts a new one."""
+        out = self._obj.flush()
+        self._obj = zlib.compressobj(self._level, zlib.DEFLATED, 31)
+        return out
 
 
 class _GzipDecompressor:

@@ -473,3 +473,78 @@ def decrypt_bytes(keyring: Keyring, data: bytes) -> bytes:
     """Decrypt and fully authenticate a whole (small) encrypted byte string."""
     dec = Decryptor(keyring)
     return dec.update(data) + dec.finalize()
+
+
+# --------------------------------------------------------------------------- random access
+
+
+@dataclass(frozen=True)
+class ChunkRange:
+    """Which stored bytes of an encrypted file hold plaintext bytes ``[start, end)``.
+
+    ``stored_start``/``stored_end``: the byte range to read; ``first``/``last``: the chunk
+    indexes it covers; ``skip``: plaintext bytes to drop before ``start`` in the first chunk."""
+
+    stored_start: int
+    stored_end: int
+    first: int
+    last: int
+    skip: int
+
+
+def parse_header(data: bytes) -> tuple[int, int]:
+    """``(header length, chunk size)`` of an encrypted file from its first bytes (read
+    ``HEADER_MAX_SIZE``). Unauthenticated: authenticating any chunk proves it."""
+    header = _parse_header(data)
+    if header is None:
+        raise EncryptionError(
+            f"encryption header incomplete: got {len(data)} bytes; pass the first {HEADER_MAX_SIZE} bytes"
+        )
+    return len(header.raw), header.chunk_size
+
+
+def chunk_range(header_size: int, chunk_size: int, stored_size: int, start: int, end: int) -> ChunkRange:
+    """The stored range of plaintext ``[start, end)`` in a file of ``stored_size`` bytes."""
+    if not 0 <= start < end:
+        raise EncryptionError(f"bad plaintext range {start}..{end}")
+    record = chunk_size + TAG_SIZE
+    first, last = start // chunk_size, (end - 1) // chunk_size
+    return ChunkRange(
+        stored_start=header_size + first * record,
+        stored_end=min(header_size + (last + 1) * record, stored_size),
+        first=first,
+        last=last,
+        skip=start - first * chunk_size,
+    )
+
+
+def final_chunk_index(header_size: int, chunk_size: int, stored_size: int) -> int:
+    """Index of the final chunk of an encrypted file of ``stored_size`` bytes."""
+    return (stored_size - header_size) // (chunk_size + TAG_SIZE)
+
+
+def decrypt_chunks(keyring: Keyring, header: bytes, first: int, data: bytes, final_index: int) -> bytes:
+    """Authenticate and decrypt whole chunks ``first, first + 1, ...`` read from an encrypted
+    file (``header``: its first bytes; ``final_index``: :func:`final_chunk_index`). Raises
+    ``EncryptionError`` naming the chunk that fails."""
+    parsed = _parse_header(header)
+    if parsed is None:
+        raise EncryptionError("encryption header incomplete")
+    aead = AESGCM(_derive_subkey(keyring.get(parsed.key_id), parsed.salt))
+    record = parsed.chunk_size + TAG_SIZE
+    out: list[bytes] = []
+    view = memoryview(data)
+    index = first
+    for pos in range(0, len(view), record):
+        piece = view[pos : pos + record]
+        final = index == final_index
+        if not final and len(piece) != record:
+            raise EncryptionError(f"chunk {index} is truncated ({len(piece)} of {record} bytes)")
+        try:
+            out.append(aead.decrypt(_nonce(index), piece, _aad(parsed.raw, index, final)))
+        except InvalidTag:
+            raise EncryptionError(
+                f"authentication failed at chunk {index} (key id {parsed.key_id}): the data is corrupted or tampered with"
+            ) from None
+        index += 1
+    return b"".join(out)

@@ -45,17 +45,34 @@ _SANDBOX_LINE = b"/*M!999999"
 _ROUTINE_RE = re.compile(rb"^(?:CREATE|/\*!50003 CREATE\*/).*?\b(?:PROCEDURE|FUNCTION)\s+`")
 # a newline starting a line that may be special, or a blank line (lookahead: "\n\n--" is both)
 _MARK_RE = re.compile(rb"\n(?=--|CREATE|/\*|USE `|\n)")
-_SPECIAL_STARTS = (b"--", b"CREATE", b"/*!50003 CREATE*/", b"/*!50106 CREATE*/", b"/*!40", b"/*M!", b"USE `")
+_TRIGGERS_START = b"/*!50003 SET @saved_cs_client"  # the session settings that open a table's triggers
+_SPECIAL_STARTS = (
+    b"--",
+    b"CREATE",
+    b"/*!50003 CREATE*/",
+    b"/*!50106 CREATE*/",
+    b"/*!40",
+    b"/*M!",
+    b"USE `",
+    _TRIGGERS_START,
+)
+_STRUCTURE = b"-- Table structure for table "
+_DATA = b"-- Dumping data for table "
+
+
+def parse_quoted(text: bytes) -> str | None:
+    """`` `a``b` `` -> ``a`b`` (a name as the dump's comment lines quote it)."""
+    rest = text.strip()
+    if len(rest) >= 2 and rest[:1] == b"`" and rest[-1:] == b"`":
+        return rest[1:-1].replace(b"``", b"`").decode("utf-8", "replace")
+    return None
 
 
 def parse_marker(line: bytes) -> str | None:
     """``-- Current Database: `a``b` `` -> ``a`b``."""
     if not line.startswith(MARKER):
         return None
-    rest = line[len(MARKER) :].strip()
-    if len(rest) >= 2 and rest[:1] == b"`" and rest[-1:] == b"`":
-        return rest[1:-1].replace(b"``", b"`").decode("utf-8", "replace")
-    return None
+    return parse_quoted(line[len(MARKER) :])
 
 
 @dataclass
@@ -80,8 +97,23 @@ class DumpScanner:
     section the bytes belong to.
     """
 
-    def __init__(self, on_data: Callable[[str | None, bytes | memoryview], None] | None = None) -> None:
+    def __init__(
+        self,
+        on_data: Callable[[str | None, bytes | memoryview], None] | None = None,
+        on_section: Callable[[str, str | None], None] | None = None,
+    ) -> None:
+        """``on_section(kind, table)`` (optional) hears where a database's sections start, before
+        their first byte reaches ``on_data``: ``structure``/``data``/``triggers`` of ``table``,
+        or ``other`` (views, routines, events, the footer; ``table`` None). A structure or data
+        section starts at the ``--`` line that opens its comment block; a triggers section at
+        the session settings mysqldump writes before a table's triggers."""
         self._on_data = on_data or (lambda _db, _data: None)
+        self._on_section = on_section
+        self._kind = "other"  # the kind of the section in progress
+        self._table: str | None = None
+        self._dashes: tuple[int, int] | None = None  # a lone "--" line just seen in this block
+        self._dashes_ended_block = False
+        self._held = b""  # a lone "--" line held back between two blocks
         self.current: str | None = None
         self.header = bytearray()
         self.sections: dict[str, SectionStats] = {}
@@ -133,6 +165,14 @@ class DumpScanner:
             carry, self._carry = self._carry, b""
             self._block(carry, 0, len(carry), starts_at_line=not self._mid_line)
             self._keep_tail(carry, 0, len(carry))
+        self._flush_held()
+
+    def _flush_held(self) -> None:
+        if self._held:
+            held, self._held = self._held, b""
+            if self.current is not None:
+                self.sections[self.current].raw_bytes += len(held)
+            self._on_data(self.current, held)
 
     @property
     def completed(self) -> bool:
@@ -186,6 +226,9 @@ class DumpScanner:
         starts, blanks = self._marks(buf, lo, hi, starts_at_line)
         emit_from = lo
         content_from = lo
+        # a lone "--" line that ended the previous block: a section may start right here
+        self._dashes = (lo, lo) if self._dashes_ended_block and starts_at_line else None
+        self._dashes_ended_block = False
         for start in starts:
             end = buf.find(b"\n", start, hi)
             end = hi if end < 0 else end + 1
@@ -194,12 +237,20 @@ class DumpScanner:
                 name = parse_marker(line)
                 if name is not None:
                     self._emit(buf, emit_from, start, content_from, start, blanks)
+                    self._flush_held()
                     emit_from, content_from = start, end  # the marker is a comment: not content
                     self.current = name
                     self._section(name)
+                    self._kind, self._table, self._dashes = "other", None, None
                     continue
             if self.current is None:
                 continue
+            if self._on_section is not None:
+                at = self._section_start(line, start, end)
+                if at is not None:
+                    self._emit(buf, emit_from, at, content_from, at, blanks)
+                    emit_from, content_from = at, max(content_from, at)
+                    self._on_section(self._kind, self._table)
             stats = self.sections[self.current]
             # comments, the footer, and USE lines (a multi-database dump revisits every database
             # at its end; a single-database dump of a database without views does not)
@@ -208,13 +259,48 @@ class DumpScanner:
                 self._content(stats, buf, content_from, start, blanks)
                 content_from = end
             self._count(stats, line)
-        self._emit(buf, emit_from, hi, content_from, hi, blanks)
+        dashes = self._dashes
+        if dashes is not None and dashes[1] == hi and dashes[0] >= emit_from:
+            # hold the lone "--" line back: if the next block opens a section, it starts here
+            self._emit(buf, emit_from, dashes[0], content_from, dashes[0], blanks)
+            self._held = bytes(buf[dashes[0] : hi])
+            self._dashes_ended_block = True
+        else:
+            self._emit(buf, emit_from, hi, content_from, hi, blanks)
+
+    def _section_start(self, line: bytes, start: int, end: int) -> int | None:
+        """Where a new section starts if ``line`` opens one (updating the kind in progress)."""
+        dashes, self._dashes = self._dashes, None
+        if line == b"--":
+            self._dashes = (start, end)
+            return None
+        if line.startswith(b"-- ") and dashes is not None and dashes[1] == start:
+            if line.startswith(_STRUCTURE):
+                kind, table = "structure", parse_quoted(line[len(_STRUCTURE) :])
+            elif line.startswith(_DATA):
+                kind, table = "data", parse_quoted(line[len(_DATA) :])
+            else:
+                kind, table = "other", None
+            if table is None:
+                kind = "other"
+            if kind == "other" and self._kind == "other":
+                return None
+            self._kind, self._table = kind, table
+            return dashes[0]
+        if line.startswith(_TRIGGERS_START) and self._kind in ("structure", "data"):
+            self._kind = "triggers"
+            return start
+        if line.startswith(_FOOTER_PREFIXES) and self._kind != "other":
+            self._kind, self._table = "other", None
+            return start
+        return None
 
     def _emit(
         self, buf: bytes, lo: int, hi: int, content_from: int, content_to: int, blanks: list[int]
     ) -> None:
         if lo >= hi:
             return
+        self._flush_held()
         data = memoryview(buf)[lo:hi]
         if self.current is None:
             if len(self.header) < _HEADER_LIMIT:

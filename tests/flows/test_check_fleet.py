@@ -116,7 +116,7 @@ def test_fresh_install_warns_until_the_first_archive_and_restore_test_are_due(
         r.check: r for r in checks.evaluate_location(with_backup(timedelta(hours=2)), ["db1"], policy, now)
     }
     assert old["binlog archive age"].status is checks.Status.FAILED
-    assert "first backup is 2.0h old" in old["binlog archive age"].detail
+    assert "first backup is 2h 00m old" in old["binlog archive age"].detail
     assert old["restore test"].status is checks.Status.WARNING  # 8 days to the first test
     ancient = {
         r.check: r for r in checks.evaluate_location(with_backup(timedelta(days=9)), ["db1"], policy, now)

@@ -104,7 +104,7 @@ def test_kill9_flow_run_is_marked_crashed_and_its_ephemeral_server_stopped(tmp_p
         assert f"process {victim.pid}" in out["victims"][0][1]
         details = [r["detail"] for r in out["rows"] if r["check"] == "leftovers of killed runs"]
         assert any("stuck RUNNING" in d for d in details)
-        assert any(f"Prefect API server pid {server.pid}" in d for d in details)
+        assert any(f"Prefect API server pid {server.pid}" in d for d in details), details
         assert reaper.process_start(server.pid) != server.start  # stopped
     finally:
         if victim.poll() is None:

@@ -24,6 +24,7 @@ from mysqlops.model import Location, ServerSpec
 from mysqlops.sampledata import create_awkward_database, create_bulk_table
 from mysqlops.streams.compression import Codec, codec, codec_from_label
 from mysqlops.tools.client import client_option_file, mysql_argv
+from mysqlops.units import human_bytes
 
 pytestmark = pytest.mark.integration
 
@@ -540,7 +541,7 @@ def test_a_slow_location_after_the_dump_is_reported_not_silent(
     reports = [line for line in lines if "uploading:" in line]
     assert reports, lines
     stored = sum(f.stored_bytes for f in result.manifest.files)
-    assert f"local {stored / 1e6:.1f} of {stored / 1e6:.1f} MB (100%)" in reports[-1]
+    assert f"local {human_bytes(stored)} of {human_bytes(stored)} (100%)" in reports[-1]
 
 
 def test_include_pattern_matching_nothing_fails_preflight(

@@ -45,6 +45,18 @@ def test_put_verify_list_read_delete(store: Store, tmp_path: os.PathLike[str]) -
     assert store.list_keys("srv") == []
 
 
+def test_read_range(store: Store) -> None:
+    """Ranged reads (a single table's sections): exact bytes, or a clear error past the end."""
+    data = os.urandom(1024 * 1024 + 5)
+    store.put_bytes(data, "srv/full/x/db.sql.zst")
+    for start, end in ((0, 1), (7, 1000), (500_000, 1024 * 1024 + 5), (1024 * 1024 + 4, 1024 * 1024 + 5)):
+        assert store.read_range("srv/full/x/db.sql.zst", start, end) == data[start:end]
+    with pytest.raises(StorageError, match="shorter than the manifest says"):
+        store.read_range("srv/full/x/db.sql.zst", 1024 * 1024, 1024 * 1024 + 10)
+    with pytest.raises(StorageError):
+        store.read_range("srv/full/x/missing.sql.zst", 0, 10)
+
+
 def test_never_overwrites(store: Store) -> None:
     store.put_bytes(b"first", "k/manifest.json")
     with pytest.raises(ObjectExists):

@@ -31,6 +31,7 @@ CAPABILITIES = (
     "catalog",
     "checks",
     "runs",
+    "metrics",
 )
 FLOW_EXCEPTIONS = {"demo.py": "the demo's driver script: starts sandbox servers and a moto S3 endpoint"}
 

@@ -331,7 +331,7 @@ def test_suspicious_deleted_outside_rules_with_explanation() -> None:
     result = plan(records, RetentionPolicy(keep_last=2), NOW)
     bad = by_id(result)["20270105T120000Z-ful"]
     assert not bad.keep and bad.flags == ("suspicious-size",)
-    assert bad.reasons[0].startswith("suspicious size: 1 bytes < 0.5 x median 1000")
+    assert bad.reasons[0].startswith("suspicious size: 1 B < 0.5 x median 1000 B")
 
 
 def test_lasting_shrink_becomes_the_new_normal() -> None:
@@ -543,7 +543,7 @@ def test_from_mapping() -> None:
     assert policy == RetentionPolicy(
         keep_daily=7, keep_weekly=4, keep_within=timedelta(days=7), suspicious_ratio=0.25
     )
-    assert RetentionPolicy.from_mapping({"keep_within": 3600}).keep_within == HOUR
+    assert RetentionPolicy.from_mapping({"keep_within": "3600s"}).keep_within == HOUR
     assert RetentionPolicy.from_mapping({"keep_within": timedelta(days=2)}).keep_within == 2 * DAY
 
 

@@ -88,6 +88,7 @@ def restore(
         until: Point in time (UTC), e.g. 2026-11-23T10:15:00Z: replay archived binlogs up to it.
         until_gtid: Point in time as a GTID set: replay up to and including it.
         until_position: Point in time as binlog file:position, e.g. mysql-bin.000004:1234.
+        tables: Only these tables, e.g. ["shop.orders", "shop.order_*"]; rename maps "db.table" names.
     """
     request = RestoreRequest(
         target=load_server(target),

@@ -67,8 +67,9 @@ def backup(
     compression: zstd (default, level 3, all cores) | gzip | none. parallel: databases dumped
     at once (1 = one consistent snapshot for all). from_replica: freeze a replica's SQL thread
     so all databases share one point and record the primary's coordinates.
-    method: "logical" (mysqldump) or "physical" (mariabackup/xtrabackup; must run on the
-    server's machine; ``incremental=True`` builds on the newest physical backup).
+    method: "logical" (mysqldump) or "physical" (must run on the server's machine; MariaDB:
+    mariabackup, ``incremental=True`` builds on the newest physical backup; MySQL: the server's
+    CLONE plugin, full backups only, binlog archiving gives the changes in between).
     encryption_key: name of a Prefect Secret block holding a base64 32-byte key: every file is
     encrypted (AES-256-GCM) before it leaves the machine; the manifest records the key id.
     Ends Failed, naming the location(s), when any location could not be written and verified.

@@ -147,7 +147,7 @@ def cmd_users(args: argparse.Namespace) -> int:
     import getpass
 
     from mysqlops.model import ServerSpec
-    from mysqlops.users import Account, create_users
+    from mysqlops.users import Account, create_users, server_notes
 
     admin_password = os.environ.get("MYSQLOPS_ADMIN_PASSWORD") or (
         getpass.getpass(f"password of {args.admin_user}@{args.host}:{args.port}: ")
@@ -182,6 +182,8 @@ def cmd_users(args: argparse.Namespace) -> int:
             return 2
     for statement in create_users(admin, accounts, passwords, dry_run=not args.apply):
         print(statement + ";")
+    for note in server_notes(admin, accounts):
+        print(note)
     if not args.apply:
         print("-- dry run: nothing was changed; add --apply to run these statements")
     return 0

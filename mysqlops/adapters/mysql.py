@@ -25,6 +25,7 @@ log = logging.getLogger(__name__)
 
 SYSTEM_SCHEMAS = frozenset({"mysql", "information_schema", "performance_schema", "sys"})
 Connection = pymysql.connections.Connection
+Error = pymysql.err.MySQLError  # what a query raises (args[0] is the server error number)
 
 
 def _ssl_context(spec: ServerSpec) -> ssl.SSLContext | None:

@@ -1,4 +1,6 @@
-"""Physical backups: ``mariabackup`` (MariaDB) / ``xtrabackup`` (MySQL), full and incremental.
+"""Physical backups: ``mariabackup`` (MariaDB) / ``xtrabackup`` (MySQL, when ``program`` names
+it), full and incremental. MySQL without ``program``: the server's CLONE plugin, full backups
+only (:mod:`mysqlops.backup.clone`).
 
 Backup: ``mariabackup --backup --stream=mbstream`` → compression → sha256 → ONE staging file
 (``backup.mbstream.zst``) → upload to every location with read-back verification → manifest
@@ -71,6 +73,7 @@ from mysqlops.sql import catalog as sqlcat
 from mysqlops.sql.dialect import dialect_for
 from mysqlops.streams.compression import Codec
 from mysqlops.streams.keys import key_id
+from mysqlops.tools import redact
 from mysqlops.tools.client import ClientTools, client_option_file
 from mysqlops.tools.physical import backup_argv, option_groups, stream_format
 from mysqlops.units import human_bytes
@@ -146,6 +149,11 @@ def _read_text(path: str) -> str:
         return ""
 
 
+def is_clone(manifest: BackupManifest) -> bool:
+    """A physical backup made with MySQL's CLONE plugin (a tar of the copy, no LSN, no prepare)."""
+    return manifest.extra.get("physical_tool") == "clone"
+
+
 def newest_physical(scan: catalog.LocationScan, server: str) -> BackupManifest | None:
     """The newest complete physical backup (full or incremental) of ``server`` at a location."""
     found = [
@@ -154,7 +162,7 @@ def newest_physical(scan: catalog.LocationScan, server: str) -> BackupManifest |
         if m.server == server
         and m.method is BackupMethod.PHYSICAL
         and m.status is BackupStatus.COMPLETE
-        and m.lsn_to is not None
+        and (m.lsn_to is not None or is_clone(m))
     ]
     return max(found, key=lambda m: m.backup_id) if found else None
 
@@ -217,6 +225,22 @@ def run_physical_backup(
         raise ConfigError("a base backup was given for a full backup: pass incremental=True or no base")
     source = _inspect_source(spec, datadir_hint)
     flavor = source.version.flavor
+    if flavor is Flavor.MYSQL and program is None:
+        from mysqlops.backup.clone import run_clone_backup  # MySQL: the server's CLONE plugin
+
+        return run_clone_backup(
+            spec,
+            locations,
+            codec,
+            source,
+            incremental=incremental or base is not None,
+            staging_dir=staging_dir,
+            now=now,
+            log=say,
+            tags=tags,
+            timeout=timeout,
+            encryption_key=encryption_key,
+        )
     problems: list[str] = []
     warnings: list[str] = []
     if not os.path.isdir(source.datadir) or not os.access(source.datadir, os.R_OK | os.X_OK):
@@ -315,6 +339,7 @@ def run_physical_backup(
                 stdout=process.PIPE,
                 timeout=timeout,
                 name=f"{os.path.basename(tool)} --backup of {spec.name}",
+                stderr_filter=redact.password_clauses,  # its privilege errors print SHOW GRANTS
             ) as pipe:
                 out = pipe.stdout_pipe
                 while True:

@@ -12,6 +12,7 @@ from mysqlops.restore.physical import (
     physical_chain,
     restore_physical,
     restore_test_physical,
+    scratch_build,
 )
 from mysqlops.restore.pitr import PitrResult, point_in_time_restore, prove_binlog_chain
 from mysqlops.restore.proof import (
@@ -53,4 +54,5 @@ __all__ = [
     "restore_test_failure",
     "restore_test_physical",
     "run",
+    "scratch_build",
 ]

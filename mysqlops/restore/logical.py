@@ -24,16 +24,18 @@ from mysqlops.adapters import process, reaper
 from mysqlops.adapters.localfs import private_tempdir
 from mysqlops.errors import (
     ConfigError,
+    PreflightFailed,
     ProcessError,
     RestoreError,
 )
 from mysqlops.manifest import BackupManifest, validate_backup_manifest
-from mysqlops.model import Location, ServerSpec
+from mysqlops.model import Location, ObjectCounts, ServerSpec
 from mysqlops.progress import Progress, ProgressFn, Ticker
 from mysqlops.restore.fetch import check_key, fetch_backup_files
 from mysqlops.restore.rename import RenameRefused, RenameRewriter, rename_refusals
 from mysqlops.sql import catalog as sqlcat
 from mysqlops.sql.quoting import quote_identifier as q
+from mysqlops.sql.restore_grants import RESTORE_FLAGS, missing_restore_privileges
 from mysqlops.streams.checksum import CHUNK, iter_chunks
 from mysqlops.streams.compression import codec_from_label
 from mysqlops.streams.crypto import Decryptor, Keyring
@@ -275,6 +277,23 @@ def restore_backup(
                 "replace them, or rename=... to restore under another name"
             )
         version = db.server_version(conn)
+        counts = sum((f.counts or ObjectCounts() for f in files), ObjectCounts())
+        grants = [str(next(iter(r.values()))) for r in db.query(conn, sqlcat.CURRENT_GRANTS)]
+        flags = db.query(conn, RESTORE_FLAGS)[0]
+        missing = missing_restore_privileges(
+            version,
+            grants,
+            counts,
+            log_bin=bool(int(flags["lb"] or 0)),
+            trust_function_creators=bool(int(flags["t"] or 0)),
+        )
+        if missing:
+            raise PreflightFailed(
+                [
+                    f"the account {target.user!r} on {target.name} cannot load this backup: {m}"
+                    for m in missing
+                ]
+            )
     program = process.require_program(
         ClientTools.for_flavor(version.flavor).mysql, "mysql", package_hint="mariadb-client"
     )

@@ -12,14 +12,15 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
 from mysqlops import catalog
+from mysqlops.adapters import builds, process, reaper, sandbox
 from mysqlops.adapters import mysql as db
-from mysqlops.adapters import process, reaper, sandbox
 from mysqlops.adapters.localfs import private_tempdir
 from mysqlops.backup.physical import (
     CHECKPOINTS_FILE,
     Copies,
     LogFn,
     _read_text,
+    is_clone,
     newest_physical,
     parse_checkpoints,
 )
@@ -53,7 +54,7 @@ from mysqlops.streams.compression import codec_from_label
 from mysqlops.streams.crypto import Decryptor, Keyring
 from mysqlops.tablesum import table_checksums
 from mysqlops.tools.client import ClientTools
-from mysqlops.tools.physical import extract_argv, prepare_argv
+from mysqlops.tools.physical import TAR_FORMAT, prepare_argv, unpack_argv
 
 
 # --------------------------------------------------------------------------- chains
@@ -72,7 +73,12 @@ def validate_chain(chain: Sequence[BackupManifest]) -> None:
             raise RestoreError(
                 f"physical backup {m.backup_id} lists {len(m.files)} files, expected one stream"
             )
-        if m.lsn_from is None or m.lsn_to is None:
+        if is_clone(m):
+            if m.kind is not BackupKind.FULL or len(chain) != 1:
+                raise RestoreError(
+                    f"backup {m.backup_id} is a CLONE copy: it is restored alone, never as part of a chain"
+                )
+        elif m.lsn_from is None or m.lsn_to is None:
             raise RestoreError(f"physical backup {m.backup_id} has no LSN range in its manifest")
     first = chain[0]
     if first.kind is not BackupKind.FULL:
@@ -159,15 +165,16 @@ def _extract(
     directory: str,
     timeout: float | None,
     keyring: Keyring | None = None,
+    stream_format: str = "",
 ) -> None:
     """Stream-decrypt (with ``keyring``) and decompress ``path`` into ``mbstream -x -C
-    directory``. A decryption failure (tampering, truncation) raises
+    directory`` (``tar -x`` for a CLONE copy). A decryption failure (tampering, truncation) raises
     :class:`~mysqlops.errors.EncryptionError`; the caller removes what was extracted."""
     dec = codec_from_label(compression).decompressor()
     decryptor = Decryptor(keyring) if keyring is not None else None
     with (
         process.Pipeline(
-            [extract_argv(flavor, directory)],
+            [unpack_argv(stream_format, flavor, directory)],
             stdin=process.PIPE,
             stdout=process.DEVNULL,
             timeout=timeout,
@@ -245,7 +252,11 @@ def restore_physical(
     for manifest in manifests:
         check_key(manifest, keyring)
     flavor = Flavor(manifests[0].flavor)
-    _check_tool_series(flavor, manifests[0].server_version)
+    clone = is_clone(manifests[0])
+    if clone:
+        process.require_program("tar", package_hint="tar")  # a CLONE copy needs no prepare tool
+    else:
+        _check_tool_series(flavor, manifests[0].server_version)
     target = os.path.abspath(target_dir)
     if os.path.exists(target) and (not os.path.isdir(target) or os.listdir(target)):
         raise RestoreError(f"restore target {target} exists and is not an empty directory")
@@ -276,8 +287,16 @@ def restore_physical(
                 directory,
                 timeout,
                 keyring if manifest.encryption_key_id else None,
+                TAR_FORMAT if clone else "",
             )
             os.unlink(path)  # the compressed copy is not needed any more
+            if clone:
+                if not os.path.isfile(os.path.join(directory, "mysql.ibd")):
+                    raise IntegrityError(
+                        f"backup {manifest.backup_id}: the unpacked CLONE copy has no mysql.ibd: not a MySQL datadir"
+                    )
+                dirs.append(directory)
+                continue
             cp = parse_checkpoints(_read_text(os.path.join(directory, CHECKPOINTS_FILE)))
             if (cp.from_lsn, cp.to_lsn) != (manifest.lsn_from, manifest.lsn_to):
                 raise IntegrityError(
@@ -288,7 +307,7 @@ def restore_physical(
         timings["extract"] = round(time.monotonic() - t1, 3)
         t2 = time.monotonic()
         last = len(dirs) - 1
-        for index, directory in enumerate(dirs):
+        for index, directory in enumerate([] if clone else dirs):  # a CLONE copy is ready as is
             argv = prepare_argv(
                 flavor,
                 target,
@@ -299,7 +318,8 @@ def restore_physical(
             process.run(argv, timeout=timeout, name=f"prepare of {manifests[index].backup_id}")
             if index > 0:
                 shutil.rmtree(directory, ignore_errors=True)
-        timings["prepare"] = round(time.monotonic() - t2, 3)
+        if not clone:
+            timings["prepare"] = round(time.monotonic() - t2, 3)
         return target
     except BaseException:
         if created:
@@ -318,6 +338,12 @@ def restore_physical(
 
 
 # --------------------------------------------------------------------------- restore test
+def scratch_build(manifest: BackupManifest) -> str:
+    """The server build a physical copy starts on: the backup's own flavor and series (InnoDB
+    files are not portable across series before an upgrade has run on them)."""
+    return builds.build_name_for(ServerVersion.parse(manifest.server_version, manifest.flavor))
+
+
 @dataclass
 class PhysicalRestoreTest:
     backup_id: str
@@ -423,6 +449,7 @@ def restore_test_physical(
             prepared,
             server_id=4_000_000_000 + secrets.randbelow(200_000_000),
             timeout=start_timeout,
+            build=scratch_build(last),
         )
         durations["start"] = round(time.monotonic() - t1, 3)
         checks.append(

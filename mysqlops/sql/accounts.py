@@ -206,6 +206,16 @@ class AccountSql(Series):
             return [f"GRANT {monitor}REPLICATION SLAVE ADMIN ON *.* TO {acct}"]
         return [f"GRANT REPLICATION CLIENT, REPLICATION_SLAVE_ADMIN ON *.* TO {acct}"]
 
+    def backup_tool_grants(self, user: str, host: str) -> list[str]:
+        """What the backup account needs beyond the dump's privileges. MariaDB: EXECUTE
+        (mariadb-dump reads the columns of a view over a stored function with SHOW FIELDS,
+        refused without it: error 1370) and PROCESS (mariabackup refuses to start without it);
+        MySQL: BACKUP_ADMIN (CLONE LOCAL and performance_schema.log_status)."""
+        acct = account(user, host)
+        if self.is_mariadb:
+            return [f"GRANT EXECUTE ON *.* TO {acct}", f"GRANT PROCESS ON *.* TO {acct}"]
+        return [f"GRANT BACKUP_ADMIN ON *.* TO {acct}"]
+
     def replication_user_grants(self, user: str, host: str, password: str, tls: bool) -> list[str]:
         """The account replicas log in with: REPLICATION SLAVE only (+ REQUIRE SSL with TLS)."""
         if not self.is_mariadb and len(password) > 32:
@@ -221,8 +231,9 @@ class AccountSql(Series):
         """The account that loads dumps: creates every object kind a dump holds, on ``*.*``.
 
         Also the right to keep a dump's ``DEFINER=`` (MariaDB SET USER; MySQL SET_USER_ID,
-        or SET_ANY_DEFINER + ALLOW_NONEXISTENT_DEFINER from 8.2.0) and, on MySQL 8.0.14+,
-        SESSION_VARIABLES_ADMIN for the ``SET @@SESSION.SQL_LOG_BIN= 0`` that GTID dumps contain.
+        or SET_ANY_DEFINER + ALLOW_NONEXISTENT_DEFINER from 8.2.0, and SYSTEM_USER from 8.0.16
+        for definers that hold it) and, on MySQL 8.0.14+, SESSION_VARIABLES_ADMIN for the
+        ``SET @@SESSION.SQL_LOG_BIN= 0`` that GTID dumps contain.
         On a target with binary logging, stored functions also need
         log_bin_trust_function_creators=ON (SUPER is deliberately not granted).
         """
@@ -240,6 +251,10 @@ class AccountSql(Series):
                 privs.append("SET_USER_ID")
             if self._mysql_at_least(8, 0, 14):
                 privs.append("SESSION_VARIABLES_ADMIN")
+            if self._mysql_at_least(8, 0, 16):
+                # a DEFINER holding SYSTEM_USER (root@localhost, the usual definer) can only be
+                # named by an account that holds it too (ERROR 1227)
+                privs.append("SYSTEM_USER")
         out = self._user_statements(user, host, password, tls)
         out.append(f"GRANT {', '.join(privs)} ON *.* TO {account(user, host)}")
         return out
@@ -253,13 +268,17 @@ class AccountSql(Series):
         databases: Sequence[str] | None = None,
         tls: bool = False,
     ) -> list[str]:
-        """The health-check account: replica and binlog status, SELECT for CHECKSUM TABLE."""
+        """The health-check account: replica and binlog status, SELECT for CHECKSUM TABLE, and
+        the right to pause a replica's SQL thread at one GTID point for the drift check
+        (replica-health with sample_checksum: STOP/START ... UNTIL, error 1227 without it)."""
         acct = account(user, host)
         if self.is_mariadb:
-            status = "SLAVE MONITOR" if self.version.at_least(10, 5, 9) else "REPLICATION SLAVE ADMIN"
-            monitor = f"{status}, BINLOG MONITOR"
+            if self.version.at_least(10, 5, 9):
+                monitor = "SLAVE MONITOR, REPLICATION SLAVE ADMIN, BINLOG MONITOR"
+            else:
+                monitor = "REPLICATION SLAVE ADMIN, BINLOG MONITOR"
         else:
-            monitor = "REPLICATION CLIENT"
+            monitor = "REPLICATION CLIENT, REPLICATION_SLAVE_ADMIN"
         out = self._user_statements(user, host, password, tls)
         if databases is None:
             out.append(f"GRANT SELECT, {monitor} ON *.* TO {acct}")

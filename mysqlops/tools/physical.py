@@ -83,3 +83,28 @@ def prepare_argv(
     if flavor is Flavor.MYSQL and not final:
         argv.append("--apply-log-only")
     return tuple(argv)
+
+
+# --------------------------------------------------------------------------- CLONE copies (tar)
+TAR_FORMAT = "tar"
+
+
+def tar_create_argv(directory: str, *, program: str = "tar") -> tuple[str, ...]:
+    """``tar -cf - -C directory .``: the whole directory as a tar stream on stdout (numeric
+    owners: the copy is restored by whatever user runs the restore)."""
+    return (program, "--create", "--file=-", "--numeric-owner", f"--directory={directory}", ".")
+
+
+def tar_extract_argv(directory: str, *, program: str = "tar") -> tuple[str, ...]:
+    """``tar -xf - -C directory``: unpack a stream read from stdin, owned by the restoring user
+    (GNU tar refuses member names that climb out of ``directory``)."""
+    return (program, "--extract", "--file=-", "--no-same-owner", f"--directory={directory}")
+
+
+def unpack_argv(
+    stream_format_name: str, flavor: Flavor, directory: str, *, program: str | None = None
+) -> tuple[str, ...]:
+    """The unpacker of a physical backup's stream: tar for CLONE copies, else mbstream/xbstream."""
+    if stream_format_name == TAR_FORMAT:
+        return tar_extract_argv(directory, program=program or "tar")
+    return extract_argv(flavor, directory, program=program)

@@ -149,3 +149,16 @@ def client_stderr(text: str) -> str:
     if echoed:
         out.append("(the statement text is not shown: it may hold row data)")
     return "\n".join(out)
+
+
+_PASSWORD_CLAUSE = re.compile(
+    r"(IDENTIFIED\s+(?:BY\s+PASSWORD|BY|WITH\s+\S+\s+(?:AS|BY)|VIA\s+\S+\s+(?:USING|AS)))\s+'(?:[^'\\]|\\.|'')*'",
+    re.I,
+)
+
+
+def password_clauses(text: str) -> str:
+    """``IDENTIFIED BY PASSWORD '*hash'`` (and the other ``IDENTIFIED ... '...'`` forms) with
+    the hash or password replaced: mariabackup prints SHOW GRANTS, hash included, when a
+    privilege is missing."""
+    return _PASSWORD_CLAUSE.sub(r"\1 '<secret>'", text)

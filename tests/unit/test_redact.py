@@ -117,3 +117,20 @@ def test_pipeline_filters_stderr_before_any_error_or_result() -> None:
     with pytest.raises(ProcessError) as unfiltered:  # positive control: the same child, no filter
         process.run(["sh", "-c", script], name="load")
     assert "CANARY-7f3e" in str(unfiltered.value) or "CANARY-7f3e" in unfiltered.value.stderr_tail
+
+
+def test_password_clauses_hide_hashes_and_passwords() -> None:
+    from mysqlops.tools.redact import password_clauses
+
+    line = (
+        "1.GRANT SELECT, RELOAD ON *.* TO `mysqlops_backup`@`%` IDENTIFIED BY PASSWORD "
+        "'*D64E198BF032A0DC4103D5DE0B933DAD845AF72E'"
+    )
+    out = password_clauses(line)
+    assert "D64E198B" not in out and out.endswith("IDENTIFIED BY PASSWORD '<secret>'")
+    assert "s3cr" not in password_clauses("CREATE USER x IDENTIFIED BY 's3cr''et'")
+    assert "abc" not in password_clauses("IDENTIFIED VIA ed25519 USING 'abc'")
+    assert "zz" not in password_clauses("IDENTIFIED WITH caching_sha2_password AS 'zz'")
+    assert password_clauses("missing required privilege PROCESS on *.*") == (
+        "missing required privilege PROCESS on *.*"
+    )

@@ -948,19 +948,19 @@ def test_restore_user_grants() -> None:
         == f"GRANT {base}, SET USER ON *.* TO 'rst'@'%'"
     )
     assert MYSQL_8030.accounts.restore_user_grants("rst", "%", "pw")[-1] == (
-        f"GRANT {base}, SET_USER_ID, SESSION_VARIABLES_ADMIN ON *.* TO 'rst'@'%'"
+        f"GRANT {base}, SET_USER_ID, SESSION_VARIABLES_ADMIN, SYSTEM_USER ON *.* TO 'rst'@'%'"
     )
     assert MYSQL_84.accounts.restore_user_grants("rst", "%", "pw", tls=True) == [
         "CREATE USER IF NOT EXISTS 'rst'@'%' IDENTIFIED BY 'pw' REQUIRE SSL",
         "ALTER USER 'rst'@'%' IDENTIFIED BY 'pw' REQUIRE SSL",
-        f"GRANT {base}, SET_ANY_DEFINER, ALLOW_NONEXISTENT_DEFINER, SESSION_VARIABLES_ADMIN ON *.* TO 'rst'@'%'",
+        f"GRANT {base}, SET_ANY_DEFINER, ALLOW_NONEXISTENT_DEFINER, SESSION_VARIABLES_ADMIN, SYSTEM_USER ON *.* TO 'rst'@'%'",
     ]
 
 
 def test_monitor_and_replica_backup_grants() -> None:
     assert (
         MARIADB.accounts.monitor_user_grants("mon", "%", "pw")[-1]
-        == "GRANT SELECT, SLAVE MONITOR, BINLOG MONITOR ON *.* TO 'mon'@'%'"
+        == "GRANT SELECT, SLAVE MONITOR, REPLICATION SLAVE ADMIN, BINLOG MONITOR ON *.* TO 'mon'@'%'"
     )
     # SLAVE MONITOR exists from 10.5.9; before, SHOW SLAVE STATUS needed REPLICATION SLAVE ADMIN
     assert mariadb(10, 5, 8).accounts.monitor_user_grants("mon", "%", "pw", databases=["a_b"])[-2:] == [
@@ -969,7 +969,7 @@ def test_monitor_and_replica_backup_grants() -> None:
     ]
     assert (
         MYSQL_84.accounts.monitor_user_grants("mon", "%", "pw")[-1]
-        == "GRANT SELECT, REPLICATION CLIENT ON *.* TO 'mon'@'%'"
+        == "GRANT SELECT, REPLICATION CLIENT, REPLICATION_SLAVE_ADMIN ON *.* TO 'mon'@'%'"
     )
     assert MARIADB.accounts.replica_backup_grants("bk", "%") == [
         "GRANT SLAVE MONITOR, REPLICATION SLAVE ADMIN ON *.* TO 'bk'@'%'"

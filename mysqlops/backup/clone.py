@@ -1,0 +1,362 @@
+"""Physical backups of MySQL through the CLONE plugin (``CLONE LOCAL DATA DIRECTORY``).
+
+Debian carries no xtrabackup for MySQL 8.4/9.x; the server's own CLONE plugin makes a
+consistent physical copy of every InnoDB table (and the data dictionary, the grant tables)
+while the server runs. The copy is made BY THE SERVER, on the server's host, into a directory
+that must not exist yet: here ``<staging>/mysqlops-clone-XXXX/data`` (the parent is private,
+0700, and carries the owner marker, so a killed run's copy is removed by the next run's
+reaper). Then it takes the same road as a mariabackup stream: ``tar`` of the copy →
+compression → optional encryption → sha256 → ONE staging file (``backup.tar.zst``) → upload to
+every location with read-back verification → manifest last (method ``physical``,
+``extra.physical_tool = "clone"``, ``extra.stream_format = "tar"``). The copy needs no
+prepare step: a MySQL server of the same build starts on it directly (InnoDB recovery runs
+at the first start).
+
+Coordinates. ``performance_schema.clone_status`` gives the binlog file, position and GTID set
+of the copy for a remote clone; for a LOCAL clone MySQL (9.7.4, measured) leaves them empty.
+Then ``performance_schema.log_status`` (one consistent read of binlog position and
+``gtid_executed``; BACKUP_ADMIN) is read just before and just after the clone: the manifest
+records the BEFORE point (a lower bound of the copy: replaying binlogs from it with GTID
+auto-skip never misses a transaction) and ``extra.clone.coordinates_exact`` says whether
+nothing was committed during the clone (before == after: the point is exact).
+
+Requirements (checked before anything is written, each with the statement that fixes it):
+the clone plugin ACTIVE (``INSTALL PLUGIN clone SONAME 'mysql_clone.so'``), BACKUP_ADMIN for
+the backup account, every table of the user databases in InnoDB (CLONE copies InnoDB data only:
+a MyISAM/CSV/MEMORY table would be restored EMPTY, so such a server is refused, naming them), the datadir visible here (the server is on this host) and owned by this
+process's user (the server writes the copy into our private directory, which we then read),
+room for the uncompressed copy plus the compressed stream. Only full backups: the
+incremental part of MySQL backups is binlog archiving (``archive-binlogs``).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import shutil
+import tempfile
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, replace
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING, Any
+
+from mysqlops import layout
+from mysqlops.adapters import mysql as db
+from mysqlops.adapters import process
+from mysqlops.adapters.localfs import private_tempdir, tree_bytes
+from mysqlops.adapters.storage import Store
+from mysqlops.backup.logical import BackupResult, _own_version
+from mysqlops.backup.preflight import _free_bytes
+from mysqlops.backup.staging import READ_CHUNK, StagedFile, _Sink
+from mysqlops.backup.uploads import _upload_everywhere
+from mysqlops.errors import IntegrityError, MysqlopsError, PreflightFailed, StorageError
+from mysqlops.manifest import BackupFile, BackupManifest
+from mysqlops.model import BackupKind, BackupMethod, BinlogCoordinates, Location, ServerSpec
+from mysqlops.sql import clone as clone_sql
+from mysqlops.sql.quoting import quote_identifier, quote_string
+from mysqlops.streams.compression import Codec
+from mysqlops.streams.keys import key_id
+from mysqlops.tools.physical import TAR_FORMAT, tar_create_argv
+
+if TYPE_CHECKING:
+    from mysqlops.backup.physical import _Source
+
+LogFn = Callable[[str], None]
+ER_SPECIFIC_ACCESS_DENIED = 1227
+ER_TABLEACCESS_DENIED = 1142
+
+
+@dataclass(frozen=True)
+class LogStatus:
+    """One read of ``performance_schema.log_status``: binlog position and gtid_executed."""
+
+    file: str
+    position: int
+    gtid_executed: str
+
+    def coordinates(self) -> BinlogCoordinates | None:
+        if not self.file:
+            return None
+        return BinlogCoordinates(self.file, self.position, self.gtid_executed or None)
+
+
+def parse_log_status(local: Any) -> LogStatus:
+    """The ``LOCAL`` column of ``performance_schema.log_status`` (JSON text or a dict)."""
+    data = json.loads(local) if isinstance(local, (str, bytes)) else dict(local or {})
+    gtid = " ".join(str(data.get("gtid_executed") or "").split())
+    return LogStatus(
+        str(data.get("binary_log_file") or ""), int(data.get("binary_log_position") or 0), gtid.strip()
+    )
+
+
+def clone_status_coordinates(row: dict[str, Any] | None) -> BinlogCoordinates | None:
+    """Coordinates from a ``performance_schema.clone_status`` row, when the server filled them."""
+    if not row or not row.get("BINLOG_FILE"):
+        return None
+    gtid = " ".join(str(row.get("GTID_EXECUTED") or "").split()) or None
+    return BinlogCoordinates(str(row["BINLOG_FILE"]), int(row.get("BINLOG_POSITION") or 0), gtid)
+
+
+def _read_log_status(conn: db.Connection) -> LogStatus:
+    rows = db.query(conn, clone_sql.LOG_STATUS)
+    return parse_log_status(rows[0]["l"] if rows else None)
+
+
+def clone_preflight(conn: db.Connection, spec: ServerSpec, source: _Source) -> list[str]:
+    """What stops a CLONE backup of ``spec`` from here, each with the statement that fixes it."""
+    problems: list[str] = []
+    who = f"{quote_string(spec.user)}@'<host>'"
+    rows = db.query(conn, clone_sql.PLUGIN_STATUS)
+    status = str(rows[0]["s"]) if rows else ""
+    if status != "ACTIVE":
+        plugin_dir = str(db.scalar(conn, clone_sql.PLUGIN_DIR) or "")
+        library = os.path.join(plugin_dir, clone_sql.CLONE_PLUGIN_LIBRARY)
+        if plugin_dir and os.path.isdir(plugin_dir) and not os.path.exists(library):
+            problems.append(
+                f"the clone plugin is not installed and the server's plugin_dir {plugin_dir} has no "
+                f"{clone_sql.CLONE_PLUGIN_LIBRARY}: install the MySQL server package that ships it, then run "
+                f"(as an administrator) {clone_sql.INSTALL_PLUGIN}"
+            )
+        else:
+            state = f"is {status}" if status else "is not installed"
+            problems.append(
+                f"the clone plugin {state} on {spec.name}: a physical backup of MySQL uses CLONE LOCAL "
+                f"DATA DIRECTORY; run (as an administrator) {clone_sql.INSTALL_PLUGIN} or add "
+                f"plugin-load-add={clone_sql.CLONE_PLUGIN_LIBRARY} to [mysqld]"
+            )
+    try:
+        _read_log_status(conn)
+    except db.Error as exc:
+        code = exc.args[0] if exc.args else None
+        if code in (ER_SPECIFIC_ACCESS_DENIED, ER_TABLEACCESS_DENIED):
+            problems.append(
+                f"the backup account {spec.user!r} lacks BACKUP_ADMIN (CLONE LOCAL and the consistent "
+                f"binlog position of performance_schema.log_status need it): "
+                f"GRANT BACKUP_ADMIN ON *.* TO {who};"
+            )
+        else:
+            raise
+    if source.databases:
+        rows = db.query(conn, clone_sql.tables_not_innodb(len(source.databases)), list(source.databases))
+        if rows:
+            names = [
+                f"{quote_identifier(str(r['d']))}.{quote_identifier(str(r['t']))} ({r['e']})" for r in rows
+            ]
+            problems.append(
+                f"CLONE copies InnoDB data only: {len(names)} table(s) would be EMPTY in the backup: "
+                + ", ".join(names[:20])
+                + (f" and {len(names) - 20} more" if len(names) > 20 else "")
+                + ". Convert them (ALTER TABLE ... ENGINE=InnoDB) or back this server up with method='logical'"
+            )
+    if not os.path.isdir(source.datadir):
+        problems.append(
+            f"the server's datadir {source.datadir} is not on this host: CLONE LOCAL writes the copy on "
+            "the server's host, so a physical backup of MySQL must run there"
+        )
+    else:
+        owner = os.stat(source.datadir).st_uid
+        if owner != os.geteuid():
+            problems.append(
+                f"the server's datadir is owned by uid {owner}, this process runs as uid {os.geteuid()}: the "
+                "server writes the clone into this process's private staging directory, which this "
+                "process then reads; run the backup as the server's OS user (e.g. sudo -u mysql)"
+            )
+    try:
+        process.require_program("tar", package_hint="tar")
+    except MysqlopsError as exc:
+        problems.append(f"the clone copy is packed with tar: {exc}")
+    return problems
+
+
+def run_clone_backup(
+    spec: ServerSpec,
+    locations: Sequence[Location],
+    codec: Codec,
+    source: _Source,
+    *,
+    incremental: bool = False,
+    staging_dir: str | None = None,
+    now: datetime | None = None,
+    log: LogFn | None = None,
+    tags: Sequence[str] = (),
+    timeout: float | None = 24 * 3600,
+    encryption_key: bytes | None = None,
+) -> BackupResult:
+    """A full physical backup of the MySQL server ``spec`` through CLONE (module docstring)."""
+    say = log or (lambda _m: None)
+    kid = key_id(encryption_key) if encryption_key is not None else None
+    names = [loc.name for loc in locations]
+    problems: list[str] = []
+    if incremental:
+        problems.append(
+            "MySQL physical backups are made with CLONE, which copies the whole instance: there is no "
+            "incremental clone; take full physical backups and archive binary logs (archive-binlogs) for "
+            "the changes in between"
+        )
+    with db.session(spec) as conn:
+        problems += clone_preflight(conn, spec, source)
+    for loc in locations:
+        try:
+            Store(loc, retries=2).check_writable()
+        except StorageError as exc:
+            problems.append(str(exc))
+    staging = staging_dir or tempfile.gettempdir()
+    free = _free_bytes(staging)
+    datadir_bytes = 0 if problems else tree_bytes(source.datadir)
+    needed = datadir_bytes + datadir_bytes // 2 + 64 * 2**20
+    if free is not None and not problems and free < needed:
+        problems.append(
+            f"staging directory {staging} has {free / 2**20:.0f} MiB free, the uncompressed clone and its "
+            f"compressed stream may need about {needed / 2**20:.0f} MiB: free space or set staging_dir on a "
+            "larger disk"
+        )
+    if problems:
+        raise PreflightFailed(problems)
+    warnings: list[str] = []
+    if not source.log_bin:
+        warnings.append(
+            "binary logging is off on this server: the backup records no binlog coordinates, so "
+            "point-in-time recovery from it is impossible (add log_bin to [mysqld])"
+        )
+    started_at = now or datetime.now(UTC)
+    backup_id = layout.new_backup_id(started_at)
+    durations: dict[str, float] = {}
+    version = source.version
+    staging_root = private_tempdir(staging_dir, "mysqlops-clone-")
+    try:
+        copy_dir = os.path.join(staging_root, "data")
+        say(f"full physical backup {backup_id} of {spec.name}: CLONE LOCAL DATA DIRECTORY into {copy_dir}")
+        t0 = time.monotonic()
+        clone_row, before, after = _clone(spec, copy_dir, timeout)
+        durations["clone"] = round(time.monotonic() - t0, 3)
+        if not os.path.isdir(copy_dir):
+            raise IntegrityError(
+                f"CLONE LOCAL reported success but {copy_dir} does not exist here: the server runs on "
+                "another host (or in another mount namespace); run the backup on the server's host"
+            )
+        exact_row = clone_status_coordinates(clone_row)
+        coordinates = exact_row or before.coordinates()
+        exact = exact_row is not None or (before == after)
+        if coordinates is not None and not exact:
+            warnings.append(
+                "transactions committed during the clone: the recorded binlog coordinates are those just "
+                "before it (a lower bound); replay binlogs from them with GTID auto-skip (the restored "
+                "server's gtid_executed holds what the copy contains)"
+            )
+        name = f"backup.{TAR_FORMAT}{codec.extension}"
+        staged = StagedFile("", os.path.join(staging_root, name))
+        t1 = time.monotonic()
+        sink = _Sink(staged, codec, encryption_key)
+        try:
+            with process.Pipeline(
+                [tar_create_argv(copy_dir)],
+                stdout=process.PIPE,
+                timeout=timeout,
+                name=f"tar of the clone of {spec.name}",
+            ) as pipe:
+                out = pipe.stdout_pipe
+                while True:
+                    chunk = out.read1(READ_CHUNK) if hasattr(out, "read1") else out.read(READ_CHUNK)
+                    if not chunk:
+                        break
+                    sink.write(chunk)
+                pipe.wait()
+        finally:
+            sink.close()
+        durations["pack"] = round(time.monotonic() - t1, 3)
+        durations["backup"] = round(time.monotonic() - t0, 3)
+        clone_bytes = tree_bytes(copy_dir)
+        shutil.rmtree(copy_dir, ignore_errors=True)  # the stream holds it now: free the space early
+        backup_file = BackupFile(
+            path=name,
+            database=None,
+            raw_bytes=staged.raw.size,
+            raw_sha256=staged.raw.hexdigest(),
+            stored_bytes=staged.stored.size,
+            stored_sha256=staged.stored.hexdigest(),
+            durations={"backup": durations["backup"]},
+        )
+        manifest = BackupManifest(
+            backup_id=backup_id,
+            server=spec.name,
+            location="",
+            kind=BackupKind.FULL,
+            method=BackupMethod.PHYSICAL,
+            flavor=version.flavor.value,
+            server_version=f"{version.major}.{version.minor}.{version.patch}",
+            databases=source.databases,
+            files=(backup_file,),
+            started_at=started_at,
+            finished_at=datetime.now(UTC),
+            compression=codec.label,
+            coordinates=coordinates,
+            durations=durations,
+            tools={"backup": f"clone plugin of MySQL {version}", "mysqlops": _own_version()},
+            tags=tuple(tags),
+            warnings=tuple(warnings),
+            encryption_key_id=kid,
+            extra={
+                "physical_tool": "clone",
+                "stream_format": TAR_FORMAT,
+                "datadir": source.datadir,
+                "server_identity": source.identity,
+                "clone_bytes": clone_bytes,
+                "clone": {
+                    "coordinates_exact": exact,
+                    "from": "clone_status" if exact_row is not None else "log_status",
+                    "gtid_executed_before": before.gtid_executed,
+                    "gtid_executed_after": after.gtid_executed,
+                    "binlog_before": f"{before.file}:{before.position}" if before.file else None,
+                    "binlog_after": f"{after.file}:{after.position}" if after.file else None,
+                },
+            },
+        )
+        say(
+            f"cloned {clone_bytes / 2**20:.1f} MiB in {durations['clone']:.1f}s, packed "
+            f"{staged.raw.size / 2**20:.1f} MiB ({staged.stored.size / 2**20:.1f} MiB stored); "
+            f"uploading to {', '.join(names)}"
+        )
+        results = _upload_everywhere(manifest, [staged], locations, durations)
+        first_ok = next((r.location for r in results if r.ok), "")
+        return BackupResult(
+            replace(manifest, location=first_ok, durations=dict(durations)), results, warnings
+        )
+    finally:
+        shutil.rmtree(staging_root, ignore_errors=True)
+
+
+def _clone(
+    spec: ServerSpec, copy_dir: str, timeout: float | None
+) -> tuple[dict[str, Any] | None, LogStatus, LogStatus]:
+    """Run the clone; returns the clone_status row and log_status just before and after.
+
+    When the statement does not finish (an exception, a signal, the timeout), the clone is
+    killed on the server (KILL QUERY from a second session), so it stops writing into the
+    staging directory that is about to be removed."""
+    read_timeout = int(timeout) if timeout else None
+    with db.session(spec, read_timeout=read_timeout) as conn:
+        conn_id = int(db.scalar(conn, clone_sql.CONNECTION_ID))
+        before = _read_log_status(conn)
+        finished = False
+        try:
+            db.execute(conn, clone_sql.clone_local(copy_dir))
+            finished = True
+        except db.Error as exc:
+            raise MysqlopsError(f"CLONE LOCAL DATA DIRECTORY on {spec.name} failed: {exc}") from exc
+        finally:
+            if not finished:
+                with contextlib.suppress(Exception), db.session(spec, connect_timeout=10) as killer:
+                    db.execute(killer, clone_sql.kill_query(conn_id))
+        after = _read_log_status(conn)
+        try:
+            rows = db.query(conn, clone_sql.CLONE_STATUS)
+        except db.Error:
+            rows = []  # no SELECT on performance_schema: log_status gives the coordinates
+    row = rows[0] if rows else None
+    if row is not None and str(row.get("STATE")) not in ("Completed", ""):
+        raise MysqlopsError(
+            f"clone on {spec.name} ended {row.get('STATE')}: {row.get('ERROR_NO')} {row.get('ERROR_MESSAGE')}"
+        )
+    return row, before, after

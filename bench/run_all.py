@@ -13,6 +13,7 @@ BENCHES = [
     ["bench.bench_binlogs"],
     ["bench.bench_physical"],
     ["bench.single_table", "--mb", "300"],
+    ["bench.restore_speed"],
 ]
 
 

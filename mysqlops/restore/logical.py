@@ -3,16 +3,19 @@
 Restore path, per database file: download the stored (compressed) copy into a private
 staging directory while computing its sha256 → compare with the manifest (a missing,
 truncated or corrupt copy is reported and the next location is tried; nothing has touched
-the target yet) → stream decompress → rewrite the database name if renamed → the real
-``mariadb``/``mysql`` client. No uncompressed copy is ever written to disk. If loading
-fails, every database this run created is dropped again: nothing half-restored is left.
+the target yet) → stream decompress → rewrite the database name if renamed → load. By
+default the load is parallel (:mod:`mysqlops.restore.parallel`): tables over one connection
+per core with secondary keys and foreign keys added after the rows, triggers, routines,
+events and views after the tables through the real ``mariadb``/``mysql`` client; each table's
+rows wait in a private spool file at most until a connection is free. ``workers=0`` pipes the
+stream through one real client as it is, with no copy on disk. If loading fails, every
+database this run created is dropped again: nothing half-restored is left.
 """
 
 from __future__ import annotations
 
 import contextlib
 import os
-import re
 import shutil
 import time
 from collections.abc import Callable, Mapping, Sequence
@@ -32,6 +35,8 @@ from mysqlops.manifest import BackupManifest, validate_backup_manifest
 from mysqlops.model import Location, ObjectCounts, ServerSpec
 from mysqlops.progress import Progress, ProgressFn, Ticker
 from mysqlops.restore.fetch import check_key, fetch_backup_files
+from mysqlops.restore.lines import AT_LINE_RE, DumpLines
+from mysqlops.restore.parallel import TableFn, default_workers, load_file_parallel
 from mysqlops.restore.rename import RenameRefused, RenameRewriter, rename_refusals
 from mysqlops.sql import catalog as sqlcat
 from mysqlops.sql.quoting import quote_identifier as q
@@ -43,61 +48,6 @@ from mysqlops.tools import redact
 from mysqlops.tools.client import ClientTools, client_option_file, mysql_argv
 
 # --------------------------------------------------------------------------- loading
-_MARK_RE = re.compile(
-    rb"^-- (Table structure for table|Dumping data for table|Temporary table structure for view|"
-    rb"Final view structure for view|Dumping events for database|Dumping routines for database|"
-    rb"Current Database:) ([^\n]{0,300})",
-    re.M,
-)
-_MARK_LABELS = {
-    b"Table structure for table": "structure of table",
-    b"Dumping data for table": "INSERT INTO: data of table",
-    b"Temporary table structure for view": "placeholder of view",
-    b"Final view structure for view": "view",
-    b"Dumping events for database": "events of database",
-    b"Dumping routines for database": "routines of database",
-    b"Current Database:": "database",
-}
-_AT_LINE_RE = re.compile(r"\bat line (\d+)")
-
-
-class DumpLines:
-    """Line numbers of a dump stream, and which object the statements at each line belong to
-    (from the dump's own ``-- Dumping data for table `t``` comments): what a client's
-    ``ERROR ... at line N`` was loading, without keeping any of the stream."""
-
-    _MAX_PARTIAL = 64 * 1024  # a longer line is data: never a comment line
-
-    def __init__(self) -> None:
-        self.lines = 0  # complete lines seen
-        self._partial = b""
-        self._marks: list[tuple[int, str]] = []  # (1-based line of the comment, label)
-
-    def feed(self, data: bytes) -> None:
-        cut = data.rfind(b"\n")
-        if cut < 0:
-            if len(self._partial) < self._MAX_PARTIAL:
-                self._partial += data[: self._MAX_PARTIAL]
-            return
-        block = self._partial + data[: cut + 1] if self._partial else data[: cut + 1]
-        tail = data[cut + 1 :]
-        self._partial = tail[: self._MAX_PARTIAL]
-        pos, line = 0, self.lines
-        for m in _MARK_RE.finditer(block):
-            line += block.count(b"\n", pos, m.start())
-            pos = m.start()
-            name = m.group(2).strip().decode("utf-8", "replace")
-            self._marks.append((line + 1, f"{_MARK_LABELS[m.group(1)]} {name}"))
-        self.lines = line + block.count(b"\n", pos)
-
-    def where(self, line: int) -> str:
-        """What the statement starting at 1-based ``line`` belongs to."""
-        label = "the dump's header"
-        for at, text in self._marks:
-            if at > line:
-                break
-            label = text
-        return label
 
 
 def load_file(
@@ -161,7 +111,7 @@ def load_file(
                 pass  # the client died: wait() reports its error
             pipe.wait()
     except ProcessError as exc:
-        found = _AT_LINE_RE.search(str(exc))
+        found = AT_LINE_RE.search(str(exc))
         where = f" at line {found.group(1)} ({lines.where(int(found.group(1)))})" if found else ""
         raise type(exc)(
             f"loading {name} into {target.name} failed{where}: {exc}",
@@ -207,11 +157,17 @@ def restore_backup(
     load_timeout: float | None = 24 * 3600,
     keyring: Keyring | None = None,
     reap_leftovers: bool = True,
+    workers: int | None = None,
+    on_table: TableFn | None = None,
     tables: Sequence[str] | None = None,
 ) -> RestoreResult:
     """Restore one backup (its copies in location preference order) into ``target``.
     Encrypted backups need ``keyring`` holding the key whose id the manifest records.
     ``reap_leftovers``: first remove what killed runs left (:mod:`mysqlops.adapters.reaper`).
+    ``workers``: tables load in parallel over this many connections with secondary indexes
+    and foreign keys added after the rows (:mod:`mysqlops.restore.parallel`; default: one per
+    core); ``0`` pipes each file through one client as it is. ``on_table(database, table)``
+    runs (in a loading thread) as soon as a table is fully loaded, parallel loads only.
     ``tables``: only these tables (``["shop.orders", "shop.order_*"]``), read by ranged reads
     from the backup's table index; ``rename`` then maps ``db.table`` or ``db`` names (see
     :mod:`mysqlops.restore.tables`)."""
@@ -337,6 +293,7 @@ def restore_backup(
                     db.execute(conn, sqlcat.drop_database(targets[source_db]))
                 if state in ("nonempty", "absent"):
                     created.append(targets[source_db])
+        n_workers = default_workers() if workers is None else workers
         for ff in fetched:
             assert ff.database is not None
             database = ff.database
@@ -344,15 +301,35 @@ def restore_backup(
             def on_bytes(n: int, database: str = database) -> None:
                 ticker.add(database, n)
 
+            renames = {ff.database: targets[ff.database]} if targets[ff.database] != ff.database else {}
+            file_key = keyring if manifest.encryption_key_id else None
+            if n_workers > 0:
+                stats = load_file_parallel(
+                    ff.path,
+                    manifest.compression,
+                    target,
+                    program,
+                    renames,
+                    staging,
+                    on_bytes=on_bytes,
+                    timeout=load_timeout,
+                    keyring=file_key,
+                    workers=n_workers,
+                    on_table=on_table,
+                    log=say,
+                )
+                say(
+                    f"loaded {ff.database!r} as {targets[ff.database]!r} from {ff.location}: {stats.tables} table(s) "
+                    f"over {n_workers} connection(s), keys deferred on {stats.deferred_tables}"
+                    + (
+                        f"; kept as dumped: {', '.join(f'{t} ({r})' for t, r in stats.kept.items())}"
+                        if stats.kept
+                        else ""
+                    )
+                )
+                continue
             load_file(
-                ff.path,
-                manifest.compression,
-                target,
-                program,
-                {ff.database: targets[ff.database]} if targets[ff.database] != ff.database else {},
-                on_bytes,
-                load_timeout,
-                keyring if manifest.encryption_key_id else None,
+                ff.path, manifest.compression, target, program, renames, on_bytes, load_timeout, file_key
             )
             say(f"loaded {ff.database!r} as {targets[ff.database]!r} from {ff.location}")
         ticker.done()

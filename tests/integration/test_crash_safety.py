@@ -349,7 +349,8 @@ def test_kill9_restore_test_leaves_no_server(
 
     def at_stage() -> pathlib.Path | None:
         scratch = scratch_dir()
-        loading = [p for p in _descendants(child.pid) if os.path.basename(p.argv[0]) == "mariadb"]
+        # the parallel load spools each table's rows next to the fetched copy while it loads them
+        loading = list(staging_root.glob("mysqlops-restore-*/unit-*.sql"))
         fetched = list(staging_root.glob("mysqlops-restore-*/*.zst"))
         pid_files = list(scratch.glob("*/mysqld.pid")) if scratch else []
         return scratch if pid_files and fetched and loading else None

@@ -17,7 +17,7 @@ from mysqlops.model import BackupKind, BackupMethod, Location, ObjectCounts
 from mysqlops.report import Catalog, LocationInfo, build_report
 from mysqlops.restore import certificate_key
 from mysqlops.restore.verify import make_certificate
-from mysqlops.retention import RetentionPolicy, apply
+from mysqlops.retention import RetentionPolicy, deletes
 
 pytestmark = pytest.mark.integration
 NOW = datetime(2026, 11, 23, 12, 0, tzinfo=UTC)
@@ -79,15 +79,15 @@ def test_dry_run_plan_then_apply(location: Location) -> None:
     made = history(store)
     policy = RetentionPolicy(keep_daily=3, min_redundancy=2)
     scan = catalog.scan_location(location)
-    plan = apply.plan_for_scan(scan, policy, NOW)
+    plan = deletes.plan_for_scan(scan, policy, NOW)
     assert len(plan.keep) == 3 and len(plan.delete) == 7
     assert ids_at(location) == sorted(made)  # planning deletes nothing
-    result = apply.apply_plan(store, scan, plan)
+    result = deletes.apply_plan(store, scan, plan)
     assert sorted(result.deleted) == sorted(d.record.backup_id for d in plan.delete)
     assert ids_at(location) == sorted(made)[-3:]
     assert catalog.scan_location(location).orphans == []  # data went with the manifests
     # applying the same policy again changes nothing
-    again = apply.plan_for_scan(catalog.scan_location(location), policy, NOW)
+    again = deletes.plan_for_scan(catalog.scan_location(location), policy, NOW)
     assert again.delete == []
 
 
@@ -95,19 +95,19 @@ def test_crash_between_manifest_and_data_leaves_garbage_not_a_backup(location: L
     store = Store(location)
     history(store, 5)
     scan = catalog.scan_location(location)
-    plan = apply.plan_for_scan(scan, RetentionPolicy(keep_last=2), NOW)
+    plan = deletes.plan_for_scan(scan, RetentionPolicy(keep_last=2), NOW)
 
     def crash(backup_id: str) -> None:
         raise RuntimeError(f"power cut after deleting the manifest of {backup_id}")
 
     with pytest.raises(RuntimeError):
-        apply.apply_plan(store, scan, plan, after_manifest_deleted=crash)
+        deletes.apply_plan(store, scan, plan, after_manifest_deleted=crash)
     after = catalog.scan_location(location)
     assert len(after.backups) == 4  # the half-deleted one is no longer a backup
     assert len({k.rsplit("/", 1)[0] for k in after.orphans}) == 1  # its data (and certificate) are garbage
     # the next run finishes: the plan deletes the rest, cleanup removes the garbage (old enough)
-    apply.apply_plan(store, after, apply.plan_for_scan(after, RetentionPolicy(keep_last=2), NOW))
-    apply.cleanup(
+    deletes.apply_plan(store, after, deletes.plan_for_scan(after, RetentionPolicy(keep_last=2), NOW))
+    deletes.cleanup(
         store, catalog.scan_location(location), timedelta(0), datetime.now(UTC) + timedelta(seconds=5)
     )
     final = catalog.scan_location(location)
@@ -121,9 +121,9 @@ def test_backup_in_flight_survives_cleanup(location: Location) -> None:
     store.put_bytes(b"being written", in_flight)  # data, no manifest yet
     scan = catalog.scan_location(location)
     assert in_flight in scan.orphans
-    result = apply.cleanup(store, scan, grace=timedelta(hours=48))
+    result = deletes.cleanup(store, scan, grace=timedelta(hours=48))
     assert result.cleaned == [] and store.exists(in_flight)
-    apply.apply_plan(store, scan, apply.plan_for_scan(scan, RetentionPolicy(keep_last=1), NOW))
+    deletes.apply_plan(store, scan, deletes.plan_for_scan(scan, RetentionPolicy(keep_last=1), NOW))
     assert store.exists(in_flight)
 
 
@@ -134,7 +134,7 @@ def test_unreadable_catalog_deletes_nothing(location: Location) -> None:
     store.put_bytes(b"{not json", f"{bad}/{layout.MANIFEST_NAME}")
     scan = catalog.scan_location(location)
     with pytest.raises(RetentionError, match="nothing is deleted"):
-        apply.plan_for_scan(scan, RetentionPolicy(keep_last=1), NOW)
+        deletes.plan_for_scan(scan, RetentionPolicy(keep_last=1), NOW)
     assert len(ids_at(location)) == 4
 
 
@@ -153,7 +153,7 @@ def test_locked_objects_are_reported_not_crashed(local_location: Location, monke
 
     monkeypatch.setattr(store, "delete", delete)
     scan = catalog.scan_location(local_location)
-    result = apply.apply_plan(store, scan, apply.plan_for_scan(scan, RetentionPolicy(keep_last=1), NOW))
+    result = deletes.apply_plan(store, scan, deletes.plan_for_scan(scan, RetentionPolicy(keep_last=1), NOW))
     assert result.locked == [locked_id]
     assert locked_id in ids_at(local_location)  # still a complete backup
 
@@ -200,10 +200,10 @@ def test_retention_without_proven_backup_deletes_nothing(location: Location) -> 
     store = Store(location)
     made = [put_backup(store, NOW - timedelta(days=d), proven=False) for d in range(5)]
     scan = catalog.scan_location(location)
-    plan = apply.plan_for_scan(scan, RetentionPolicy(keep_last=1), NOW)
+    plan = deletes.plan_for_scan(scan, RetentionPolicy(keep_last=1), NOW)
     assert plan.delete == [] and len(plan.refused) == 1
     assert "no backup of 'db1'" in plan.refused[0] and "restore-test" in plan.refused[0]
-    apply.apply_plan(store, scan, plan)
+    deletes.apply_plan(store, scan, plan)
     assert ids_at(location) == sorted(made)
 
 
@@ -215,12 +215,12 @@ def test_a_failed_newer_certificate_demotes_a_copy(location: Location) -> None:
         if m.backup_id in made[2:]:  # then the two newest FAILED a later restore test
             certify(store, m, passed=False, at=m.finished_at + timedelta(hours=5))
     scan = catalog.scan_location(location)
-    plan = apply.plan_for_scan(scan, RetentionPolicy(keep_last=1, min_redundancy=1), NOW)
+    plan = deletes.plan_for_scan(scan, RetentionPolicy(keep_last=1, min_redundancy=1), NOW)
     decisions = {d.record.backup_id: d for d in plan.decisions}
     assert "newest proven backup" in decisions[made[1]].reasons
     assert [d.record.backup_id for d in plan.delete] == [made[0]]
     assert all("restore-test-failed" in decisions[b].flags for b in made[2:])
-    apply.apply_plan(store, scan, plan)
+    deletes.apply_plan(store, scan, plan)
     assert ids_at(location) == sorted(made[1:])
 
 
@@ -233,9 +233,9 @@ def test_a_certificate_proves_the_identical_copy_at_another_location(
     verdicts = catalog.verdicts(scans)
     assert {v for (loc, _, _), v in verdicts.items() if loc == "s3"} == {Verdict.PROVEN_BY_COPY}
     s3_scan = scans[1]
-    alone = apply.plan_for_scan(s3_scan, RetentionPolicy(keep_last=1), NOW)  # only its own certificates
+    alone = deletes.plan_for_scan(s3_scan, RetentionPolicy(keep_last=1), NOW)  # only its own certificates
     assert alone.delete == [] and alone.refused
-    together = apply.plan_for_scan(s3_scan, RetentionPolicy(keep_last=1), NOW, verdicts=verdicts)
+    together = deletes.plan_for_scan(s3_scan, RetentionPolicy(keep_last=1), NOW, verdicts=verdicts)
     assert together.refused == () and [d.record.backup_id for d in together.keep] == [made[-1].backup_id]
 
 
@@ -261,7 +261,7 @@ def test_catalog_counts_copies_where_they_were_found(local_location: Location, s
     report = build_report(cat, NOW)
     row = report.locations.iloc[0]
     assert row["newest_copies"] == 2 and row["newest_offsite"]
-    plan = apply.plan_for_scan(scans[1], RetentionPolicy(keep_last=1), NOW)
+    plan = deletes.plan_for_scan(scans[1], RetentionPolicy(keep_last=1), NOW)
     assert {d.record.location for d in plan.decisions} == {"s3"}
     # damaged: the data file is gone at s3
     s3.delete(f"{directory}/shop.sql.zst")

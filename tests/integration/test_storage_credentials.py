@@ -22,7 +22,7 @@ from mysqlops.adapters import mysql as db
 from mysqlops.adapters import sandbox
 from mysqlops.adapters.storage import Store
 from mysqlops.model import Location
-from mysqlops.retention import RetentionPolicy, apply
+from mysqlops.retention import RetentionPolicy, deletes
 from mysqlops.streams.compression import codec
 from tests.conftest import _free_port
 
@@ -111,13 +111,13 @@ def test_writer_backs_up_retention_with_it_is_graceful_pruner_deletes(
         policy = RetentionPolicy(keep_last=1)
         now = datetime.now(UTC)
         scan = catalog.scan_location(writer)
-        plan = apply.plan_for_scan(scan, policy, now)
+        plan = deletes.plan_for_scan(scan, policy, now)
         assert [d.record.backup_id for d in plan.delete] == [first.manifest.backup_id]
-        result = apply.apply_plan(Store(writer), scan, plan)
+        result = deletes.apply_plan(Store(writer), scan, plan)
         assert result.locked == [first.manifest.backup_id] and result.deleted == []
         assert len(catalog.scan_location(writer).backups) == 2  # nothing half-deleted
         scan = catalog.scan_location(pruner)
-        result = apply.apply_plan(Store(pruner), scan, apply.plan_for_scan(scan, policy, now))
+        result = deletes.apply_plan(Store(pruner), scan, deletes.plan_for_scan(scan, policy, now))
         assert result.deleted == [first.manifest.backup_id]
         assert [b.backup_id for b in catalog.scan_location(pruner).backups] == [second.manifest.backup_id]
     finally:

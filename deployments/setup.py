@@ -13,6 +13,10 @@ Creates/updates, idempotently (a second run reports everything ``unchanged``):
 * a tag concurrency limit ``server:<name>`` per server (a global concurrency limit
   ``tag:server:<name>``): task runs tagged with it (``backup-fleet`` subflows, flows that
   use ``tags("server:<name>")``) never run concurrently on that server;
+* the per-server deployments (deployments/servers.py): each ``[servers.<name>]`` table lists
+  its flows and schedules (defaults in ``[deployments]``); a deployment named ``<server>``
+  under each flow; those setup made and the file no longer lists are deleted (only those:
+  they carry the tag ``mysqlops-setup``). A new server is one TOML table and one setup run;
 * the notification block and the automations (deployments/automations.py).
 
 First it makes the local Prefect home private (0700, its files 0600): ``prefect.db`` holds the
@@ -39,6 +43,7 @@ from pydantic import SecretStr
 from blocks import BackupLocation, MySQLServer
 from blocks.metrics import METRICS_BLOCK, MetricsBlock
 from deployments import automations
+from deployments import servers as server_deployments
 from mysqlops.adapters.localfs import make_private
 from mysqlops.errors import ConfigError
 from mysqlops.model import check_safe_name
@@ -113,6 +118,9 @@ class Environment:
     webhook: WebhookConfig | None = None
     alerts: automations.AlertConfig | None = None
     allow_plaintext_secrets: bool = False
+    deployments: server_deployments.DeploymentSettings = field(
+        default_factory=server_deployments.DeploymentSettings
+    )
     metrics: dict[str, Any] | None = None  # fields of the MetricsBlock "mysqlops-metrics"
 
 
@@ -157,6 +165,7 @@ def parse(doc: Mapping[str, Any]) -> Environment:
             "locations",
             "notifications",
             "automations",
+            "deployments",
             "metrics",
         },
     )
@@ -165,7 +174,11 @@ def parse(doc: Mapping[str, Any]) -> Environment:
     for name, table in (doc.get("servers") or {}).items():
         check_safe_name("server", name)
         allowed = (
-            SERVER_FIELDS | {"expect_backups"} | set(SERVER_SECRETS) | {f"{s}_env" for s in SERVER_SECRETS}
+            SERVER_FIELDS
+            | {"expect_backups"}
+            | set(SERVER_SECRETS)
+            | {f"{s}_env" for s in SERVER_SECRETS}
+            | server_deployments.SERVER_KEYS
         )
         _check_keys(f"servers.{name}", table, allowed)
         fields = {k: v for k, v in table.items() if k in SERVER_FIELDS}
@@ -256,8 +269,17 @@ def parse(doc: Mapping[str, Any]) -> Environment:
             enabled=bool(auto.get("enabled", True)),
             realert=realert,
         )
+    deployments = server_deployments.parse(
+        doc,
+        [
+            (s.name, str(s.fields.get("server_name") or s.name), s.expect_backups, doc["servers"][s.name])
+            for s in servers
+        ],
+        [loc.name for loc in locations],
+    )
     metrics = _parse_metrics(doc.get("metrics"))
     return Environment(
+        deployments=deployments,
         metrics=metrics,
         servers=servers,
         locations=locations,
@@ -553,6 +575,8 @@ async def run(
     async with get_client() as client:
         await apply_work_pool(client, env, report)
         await apply_queues_and_limits(client, env, report)
+        per_server = server_deployments.wanted(env.deployments, env.work_pool, queue_name)
+        await server_deployments.apply(client, per_server, report)
         if env.webhook is not None:
             block_id = await apply_notification_block(env, report, interactive, prompt)
             if env.alerts is not None:

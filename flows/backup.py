@@ -112,8 +112,13 @@ def list_backups(locations: list[str], server: str | None = None) -> list[dict[s
     """The catalog: backups across locations, one row per copy under the location it was
     found at, with its restore-test ``verdict`` and ``proven``; a copy whose newest restore
     test failed shows status ``restore-test-failed``, one missing files ``damaged``, a refused
-    manifest ``unusable: <reason>``. ``server``: only that server's backups (its block name;
-    the recorded server name when the block is gone)."""
+    manifest ``unusable: <reason>``.
+
+    Args:
+        locations: BackupLocation block names to list, e.g. ["local", "s3"].
+        server: Only this server's backups (its MySQLServer block name; the recorded server name
+            when the block is gone); empty = every server.
+    """
     scans = catalog.scan([load_location(name) for name in locations])
     recorded = server_name(server) if server else None
     rows = [r for r in catalog.backups_rows(scans) if recorded is None or r["server"] in (recorded, None)]

@@ -63,6 +63,16 @@ def backup_fleet(
     At most ``max_concurrency`` backups run at once. Options other than ``servers`` are passed
     to each ``backup`` subflow (``backup_tags`` becomes its ``tags``). Ends Failed, naming the
     servers, when any backup failed; the others still ran to the end.
+
+    Args:
+        servers: MySQLServer block names to back up, e.g. ["db1", "db2"].
+        locations: BackupLocation block names every backup goes to, e.g. ["local", "s3"].
+        max_concurrency: Backups running at once (one per server at most, whatever this says).
+        databases: Only these databases on every server (default: all non-system ones).
+        compression: zstd, gzip or none.
+        parallel: Databases dumped at once per server (1 = one consistent snapshot).
+        backup_tags: Tags recorded in each backup's manifest.
+        staging_dir: Directory for temporary files.
     """
     logger = get_run_logger()
     if not servers:

@@ -118,6 +118,16 @@ def provision_replica(
     the listed replicas whatever their state (the repair for a broken or drifted replica).
     catchup_timeout: seconds a replica may take to reach the primary's position.
     Never restarts a server: pre-flight lists the my.cnf lines to set instead.
+
+    Args:
+        primary: MySQLServer block of the primary.
+        replicas: MySQLServer blocks to make replicas of the primary.
+        replication_user: Account the replicas connect as (created on the primary when missing).
+        replication_password: Name of a Secret block holding the replication password.
+        tls: Require TLS for replication (replicas verify the primary's certificate).
+        seed: How replicas are seeded: stream (a dump piped into each replica).
+        rebuild: Drop and reseed the listed replicas whatever their state (repairs a drifted replica).
+        catchup_timeout: Seconds a replica may take to reach the primary's position.
     """
     if seed != "stream":
         raise ConfigError(f"seed {seed!r} is not supported: use 'stream'")

@@ -73,6 +73,22 @@ def restore(
     Point in time: until="2026-11-23T10:15:00Z" (or until_gtid / until_position
     "mysql-bin.000004:1234") restores the newest full backup before the target, then replays
     the archived binlogs from its coordinates up to the target.
+
+    Args:
+        target: MySQLServer block to restore into (never the backup's own server unless allowed).
+        locations: BackupLocation block names, in preference order, e.g. ["local", "s3"].
+        backup_id: The backup to restore, e.g. 20261123T101500Z-3fa2c1, or latest (needs server).
+        server: The backed-up server's MySQLServer block name (needed for latest and point in time).
+        databases: Only these databases of the backup (default: all).
+        rename: Restore database A as B, e.g. {"shop": "shop_restored"}.
+        overwrite: Replace non-empty databases that exist on the target.
+        allow_source_target: Allow restoring into the server the backup was taken from.
+        staging_dir: Directory for temporary files (default: the system temp directory).
+        encryption_keys: Secret block names holding the keys (current first) for encrypted backups.
+        until: Point in time (UTC), e.g. 2026-11-23T10:15:00Z: replay archived binlogs up to it.
+        until_gtid: Point in time as a GTID set: replay up to and including it.
+        until_position: Point in time as binlog file:position, e.g. mysql-bin.000004:1234.
+        tables: Only these tables, e.g. ["shop.orders", "shop.order_*"]; rename maps "db.table" names.
     """
     request = RestoreRequest(
         target=load_server(target),
@@ -142,7 +158,19 @@ def restore_test(
     reason. ``prove_pitr``: also prove the binlog archive between two full backups.
     The scratch server is of each backup's own flavor and series (fetched when missing);
     ``scratch_series`` (``mariadb-11.8``) restores into that build instead: an upgrade
-    rehearsal, certified like any restore test (the certificate names both versions)."""
+    rehearsal, certified like any restore test (the certificate names both versions).
+
+    Args:
+        locations: BackupLocation block names whose copies are tested, e.g. ["local", "s3"].
+        servers: MySQLServer block names (default: every server found at the locations).
+        backup_id: The backup to test, or latest (the newest complete backup of each server).
+        staging_dir: Directory for temporary files and the scratch server.
+        compare_with: MySQLServer block to compare a physical backup with, table by table.
+        encryption_keys: Secret block names holding the keys (current first) for encrypted backups.
+        prove_pitr: Also prove the binlog archive between two full backups (point-in-time recovery).
+        scratch_series: Restore into this server build instead of the backup's own (an upgrade
+            rehearsal), e.g. mariadb-11.8 for a MariaDB 10.11 backup.
+    """
     mysqlops.restore.check_scratch_series(scratch_series)
     reap_leftovers(staging_dir)
     logger = get_run_logger()

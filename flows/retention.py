@@ -26,13 +26,18 @@ from mysqlops import catalog, metrics
 from mysqlops.errors import RetentionError
 from mysqlops.manifest import Verdict
 from mysqlops.model import Location
+from mysqlops.pins import pinned_backups
 from mysqlops.retention import LocationOutcome, RetentionPolicy
 
 
 @task(cache_policy=NO_CACHE)
-def verdicts_task(locations: list[Location]) -> dict[tuple[str, str, str], Verdict]:
-    """What the restore certificates at every location prove, copy by copy."""
-    return catalog.verdicts(catalog.scan(locations))
+def verdicts_task(
+    locations: list[Location],
+) -> tuple[dict[tuple[str, str, str], Verdict], set[tuple[str, str]]]:
+    """What the restore certificates at every location prove, copy by copy, and which backups
+    are pinned (the newest pin marker at any location decides)."""
+    scans = catalog.scan(locations)
+    return catalog.verdicts(scans), set(pinned_backups(scans))
 
 
 @task(cache_policy=NO_CACHE)
@@ -43,6 +48,7 @@ def retention_task(
     grace_hours: float,
     servers: list[str] | None,
     verdicts: dict[tuple[str, str, str], Verdict] | None = None,
+    pinned: set[tuple[str, str]] | None = None,
 ) -> LocationOutcome:
     return mysqlops.retention.apply_at(
         location,
@@ -52,6 +58,7 @@ def retention_task(
         servers=servers,
         verdicts=verdicts,
         reporter=run_context().reporter,
+        pinned=pinned,
     )
 
 
@@ -74,17 +81,18 @@ def apply_retention(
     ``grace_hours`` (longer than your longest backup). An unreadable catalog deletes nothing.
     Only backups proven by a passed restore test count; a server with backups but none proven
     at a location keeps everything there and the flow ends Failed naming the fix (restore-test).
+    Pinned backups (pin-backup) are always kept ("kept: pinned").
     """
     logger = get_run_logger()
     policies = resolve_policies(locations, policy)  # a missing or wrong policy fails before any read
     chosen = [server_name(s) for s in servers] if servers else None
     locs = [load_location(name) for name in locations]
-    verdicts = verdicts_task(locs)
+    verdicts, pinned = verdicts_task(locs)
     outcomes: dict[str, LocationOutcome] = {}  # by block name
     errors: list[str] = []
     for name, location in zip(locations, locs, strict=True):
         try:
-            outcome = retention_task(location, policies[name], apply, grace_hours, chosen, verdicts)
+            outcome = retention_task(location, policies[name], apply, grace_hours, chosen, verdicts, pinned)
         except RetentionError as exc:
             logger.error("%s", exc)
             errors.append(str(exc))

@@ -6,6 +6,8 @@ python -m mysqlops sandbox status
 python -m mysqlops sandbox down
 python -m mysqlops builds fetch mysql-9.7 mariadb-11.8   # server builds into the cache, once
 python -m mysqlops builds list
+python -m mysqlops pin prod-primary 20261123T101500Z-3fa2c1 --location file:///var/backups/mysql --reason TICKET-1
+python -m mysqlops unpin prod-primary 20261123T101500Z-3fa2c1 --location file:///var/backups/mysql
 """
 
 from __future__ import annotations
@@ -187,6 +189,32 @@ def cmd_users(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_pin(args: argparse.Namespace) -> int:
+    """Pin/unpin without Prefect (the pin-backup / unpin-backup flows do the same from blocks)."""
+    import getpass
+
+    from mysqlops import catalog, pins
+    from mysqlops.model import Location
+
+    options = {"client_kwargs": {"endpoint_url": args.endpoint_url}} if args.endpoint_url else {}
+    locations = [
+        Location(f"location-{i + 1}", url, storage_options=options if url.startswith("s3://") else {})
+        for i, url in enumerate(args.location)
+    ]
+    written = pins.set_pin(
+        catalog.scan(locations),
+        args.server,
+        args.backup_id,
+        pinned=args.command == "pin",
+        reason=args.reason,
+        by=f"{getpass.getuser()} (command line)",
+    )
+    urls = {loc.name: loc.url for loc in locations}
+    for location, key in written:
+        print(f"{args.command}ned {args.server}/{args.backup_id} at {urls[location]}: {key}")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="python -m mysqlops", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -264,6 +292,23 @@ def build_parser() -> argparse.ArgumentParser:
     us.add_argument("--tls", action="store_true", help="REQUIRE SSL on the accounts")
     us.add_argument("--apply", action="store_true", help="run the statements (default: print them)")
     us.set_defaults(func=cmd_users)
+    for name, helptext in (
+        ("pin", "pin a backup: retention keeps it forever (a write-once marker next to its manifest)"),
+        ("unpin", "unpin a backup (a later marker): retention decides about it again"),
+    ):
+        pp = sub.add_parser(name, help=helptext)
+        pp.add_argument("server", help="server name as stored, e.g. prod-primary")
+        pp.add_argument("backup_id", help="e.g. 20261123T101500Z-3fa2c1")
+        pp.add_argument(
+            "--location",
+            action="append",
+            required=True,
+            help="location URL (file:///... or s3://bucket/prefix; S3 credentials from the AWS_* "
+            "environment); repeat for each location holding a copy",
+        )
+        pp.add_argument("--endpoint-url", default=None, help="S3-compatible endpoint (MinIO, Ceph)")
+        pp.add_argument("--reason", default="", help="why (kept in the marker, shown by backup-inventory)")
+        pp.set_defaults(func=cmd_pin)
     return parser
 
 

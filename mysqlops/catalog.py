@@ -29,6 +29,7 @@ from mysqlops.adapters.storage import Store
 from mysqlops.errors import ConfigError, ManifestError, MysqlopsError, StorageError
 from mysqlops.manifest import BackupManifest, BinlogManifest, RestoreCertificate, Verdict, copy_verdicts
 from mysqlops.model import Location
+from mysqlops.pins import PinMarker
 
 
 @dataclass(frozen=True)
@@ -52,6 +53,7 @@ class LocationScan:
     backups: list[BackupManifest] = field(default_factory=list)
     binlogs: list[BinlogManifest] = field(default_factory=list)
     certificates: list[RestoreCertificate] = field(default_factory=list)
+    pins: list[PinMarker] = field(default_factory=list)  # pin/unpin markers (pins.py)
     data_keys: dict[str, list[str]] = field(default_factory=dict)  # backup dir -> its keys
     binlog_keys: dict[str, list[str]] = field(default_factory=dict)  # binlog file -> its keys
     orphans: list[str] = field(default_factory=list)  # data without a manifest: not a backup
@@ -182,6 +184,9 @@ def _scan_backup_dir(
     scan.backups.append(manifest)
     scan.data_keys[directory] = members
     for key in members:
+        if key.rsplit("/", 1)[-1].startswith(layout.PIN_PREFIX):
+            _scan_pin(scan, store, key, server, backup_id)
+            continue
         if not layout.is_certificate_key(key):
             continue
         try:
@@ -197,6 +202,26 @@ def _scan_backup_dir(
             )
             continue
         scan.certificates.append(_found_at(scan, cert, key))
+
+
+def _scan_pin(scan: LocationScan, store: Store, key: str, server: str, backup_id: str) -> None:
+    """A pin/unpin marker next to a manifest; unreadable or misplaced: the catalog is not
+    fully readable (an unpin must never be ignored silently, nor a pin)."""
+    if not layout.is_pin_marker(key.rsplit("/", 1)[-1]):
+        scan.errors.append(f"{key}: not a pin marker name mysqlops writes (pin-<time>-<hex>.json): remove it")
+        return
+    try:
+        marker = PinMarker.from_json(store.read_bytes(key), key, scan.location.name)
+    except (ManifestError, StorageError) as exc:
+        scan.errors.append(f"unreadable pin marker {key}: {exc}")
+        return
+    if marker.server != server or marker.backup_id != backup_id:
+        scan.errors.append(
+            f"pin marker {key} is about {marker.server}/{marker.backup_id}, not the backup it sits next to: "
+            "remove it"
+        )
+        return
+    scan.pins.append(marker)
 
 
 def scan(locations: Sequence[Location]) -> list[LocationScan]:

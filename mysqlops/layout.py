@@ -6,6 +6,7 @@ Layout (relative to the location URL)::
     <server>/full/<backup_id>/<db-file>.sql.zst   data files
     <server>/full/<backup_id>/manifest.json       commit marker, written last
     <server>/full/<backup_id>/restore-test-<UTC>-<location>.json    restore certificates
+    <server>/full/<backup_id>/pin-<UTC>-<hex>.json pin/unpin markers (write-once; the newest decides)
     <server>/binlogs/<binlog file>.zst            archived binlogs
     <server>/binlogs/<binlog file>.json           binlog manifest, written last
     .tmp-*                                        anything starting with .tmp- is in flight
@@ -37,6 +38,8 @@ BACKUPS_DIR = "full"
 BINLOGS_DIR = "binlogs"
 CERTIFICATE_PREFIX = "restore-test-"
 BINLOG_MANIFEST_SUFFIX = ".json"
+PIN_PREFIX = "pin-"
+_PIN_RE = re.compile(r"^pin-(\d{8}T\d{6}\d{6}Z)-([0-9a-f]{6})\.json$")
 _ID_RE = re.compile(r"^(\d{8}T\d{6}Z)-([0-9a-f]{6})$")
 MAX_SEGMENT_BYTES = 255  # NAME_MAX of every common file system
 MAX_KEY_BYTES = 1024  # S3's limit for a whole key
@@ -100,9 +103,10 @@ def check_data_file_name(name: str) -> str:
     """A data file of a backup: a single name that is not the manifest, a certificate or a
     temporary object (a manifest naming those would make restore read or retention delete them)."""
     check_file_name(name, "backup file name")
-    if name == MANIFEST_NAME or name.startswith((CERTIFICATE_PREFIX, TMP_PREFIX)):
+    if name == MANIFEST_NAME or name.startswith((CERTIFICATE_PREFIX, PIN_PREFIX, TMP_PREFIX)):
         raise UnsafePath(
-            f"backup file name {_shown(name)} is reserved for the manifest, certificates or temporary objects"
+            f"backup file name {_shown(name)} is reserved for the manifest, certificates, pin markers or "
+            "temporary objects"
         )
     return name
 
@@ -173,6 +177,20 @@ def backup_dir(server: str, backup_id: str) -> str:
     check_safe_name("server", server)
     parse_backup_id(backup_id)
     return f"{server}/{BACKUPS_DIR}/{backup_id}"
+
+
+def pin_marker_key(server: str, backup_id: str, at: datetime) -> str:
+    """``<server>/full/<id>/pin-<UTC time to the microsecond>-<random>.json``: a new object per
+    pin or unpin (never overwritten); names sort by time, the newest marker decides."""
+    if at.tzinfo is None:
+        raise ConfigError("pin_marker_key needs a timezone-aware datetime")
+    stamp = at.astimezone(UTC).strftime("%Y%m%dT%H%M%S%fZ")
+    return data_key(server, backup_id, f"{PIN_PREFIX}{stamp}-{secrets.token_hex(3)}.json")
+
+
+def is_pin_marker(name: str) -> bool:
+    """A pin marker's file name (its base name in a backup directory)."""
+    return bool(_PIN_RE.match(name))
 
 
 def data_file_name(database: str, extension: str) -> str:

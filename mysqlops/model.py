@@ -249,6 +249,7 @@ class BackupRecord:
     parent_id: str | None = None
     keep_forever: bool = False
     binlog_sequence: int | None = None
+    pinned: bool = False  # a pin marker (pins.py) says keep it forever
     duration_seconds: float | None = None
     tags: tuple[str, ...] = ()
     verdict: str = ""

@@ -16,7 +16,8 @@ cleanup does not run there either. Every key deleted passes ``layout.check_key``
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Callable, Mapping, Sequence
+import dataclasses
+from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -27,6 +28,7 @@ from mysqlops.catalog import LocationScan
 from mysqlops.errors import RetentionError, StorageError
 from mysqlops.manifest import Verdict
 from mysqlops.model import BackupKind
+from mysqlops.pins import pinned_backups
 from mysqlops.retention.plan import RetentionPlan, plan
 from mysqlops.retention.policy import RetentionPolicy
 
@@ -37,13 +39,16 @@ def plan_for_scan(
     now: datetime,
     servers: Sequence[str] | None = None,
     verdicts: Mapping[tuple[str, str, str], Verdict] | None = None,
+    pinned: Collection[tuple[str, str]] | None = None,
 ) -> RetentionPlan:
     """The retention plan of one location; refuses (deletes nothing) if its catalog is unreadable.
 
     ``verdicts`` (``catalog.verdicts`` over every location, so a certificate written at one
     location proves an identical copy at another) decide which backups are proven; by default
     only this location's certificates count. ``plan.refused`` lists the servers with backups
-    here but none proven: nothing of theirs is deleted."""
+    here but none proven: nothing of theirs is deleted. ``pinned``: ``(server, backup_id)`` of
+    the backups pinned (``pins.pinned_backups`` over every location; by default this location's
+    markers decide): they are kept whatever the policy says."""
     if scan.errors:
         raise RetentionError(
             f"location {scan.location.name!r}: the catalog is not fully readable, so nothing is deleted there: "
@@ -51,10 +56,14 @@ def plan_for_scan(
         )
     policy.require_rules()
     found = verdicts if verdicts is not None else catalog.verdicts([scan])
+    pins = pinned if pinned is not None else pinned_backups([scan]).keys()
     records = []
     for m in scan.backups:
         verdict = found.get((scan.location.name, m.server, m.backup_id), Verdict.UNTESTED)
-        records.append(m.to_record(proven=verdict.proven, verdict=verdict.value))
+        record = m.to_record(proven=verdict.proven, verdict=verdict.value)
+        if (m.server, m.backup_id) in pins:
+            record = dataclasses.replace(record, pinned=True)
+        records.append(record)
     records += [b.to_record() for b in scan.binlogs]
     if servers:
         records = [r for r in records if r.server in servers]

@@ -10,11 +10,13 @@ Per location (:func:`apply_at`): the catalog is read, the plan made against the 
 verdicts of every location, and with ``apply=True`` the plan is carried out (manifest first,
 then data) and what is not a backup cleaned up after ``grace``; a location where a server has
 backups but none proven deletes nothing of it and is refused, naming the restore-test flow.
+Pinned backups (``mysqlops.pins``, the newest marker at any location decides) are kept
+("kept: pinned").
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -24,6 +26,7 @@ from mysqlops.adapters.storage import Store
 from mysqlops.errors import ConfigError, RetentionError
 from mysqlops.manifest import Verdict
 from mysqlops.model import Location
+from mysqlops.pins import pinned_backups
 from mysqlops.retention.deletes import ApplyResult, apply_plan, cleanup, plan_for_scan
 from mysqlops.retention.policy import RetentionPolicy
 from mysqlops.runs import Reporter
@@ -102,14 +105,17 @@ def apply_at(
     verdicts: Mapping[tuple[str, str, str], Verdict] | None = None,
     now: datetime | None = None,
     reporter: Reporter | None = None,
+    pinned: Collection[tuple[str, str]] | None = None,
 ) -> LocationOutcome:
-    """Plan retention at ``location`` and, with ``apply``, carry it out and clean up."""
+    """Plan retention at ``location`` and, with ``apply``, carry it out and clean up.
+    ``pinned``: ``(server, backup_id)`` pinned at any location (``pins.pinned_backups``);
+    by default this location's pin markers decide."""
     say = reporter or Reporter()
     now = now or datetime.now(UTC)
     scan = catalog.scan_location(location)
     for note in scan.notes:
         say.warning(f"{location.name}: {note}")
-    plan = plan_for_scan(scan, policy, now, servers, verdicts)
+    plan = plan_for_scan(scan, policy, now, servers, verdicts, pinned)
     outcome = LocationOutcome(location.name, [{"location": location.name, **row} for row in plan.to_rows()])
     say.info(f"{location.name}: {plan.summary()}")  # the summary names the policy
     outcome.refused = [f"location {location.name!r}: {why}" for why in plan.refused]
@@ -168,7 +174,9 @@ def apply(
     """Retention at every location (dry run unless ``apply``), verdicts read across all of them.
     Returns the outcomes and the errors (:func:`failure` turns them into the run's error)."""
     specs = policies_by_location([loc.name for loc in locations], policy)
-    verdicts = catalog.verdicts(catalog.scan(locations))
+    scans = catalog.scan(locations)
+    verdicts = catalog.verdicts(scans)
+    pinned = set(pinned_backups(scans))
     outcomes: list[LocationOutcome] = []
     errors: list[str] = []
     for location in locations:
@@ -182,6 +190,7 @@ def apply(
                 verdicts=verdicts,
                 now=now,
                 reporter=reporter,
+                pinned=pinned,
             )
         except RetentionError as exc:
             (reporter or Reporter()).error(str(exc))

@@ -28,6 +28,9 @@ Safety rules that win over the policy (barman, pgBackRest, restic):
 * Chains: the parent chain of every kept incremental stays. Binlogs: every binlog from the
   position of the oldest kept full onwards stays (point-in-time recovery from that full needs
   them); if no kept full records a binlog position, every binlog stays.
+* Pinned backups (``BackupRecord.pinned``, a pin marker, see ``mysqlops.pins``) always stay,
+  reason ``kept: pinned``, flag ``pinned``. A pin is standalone: a backup kept only because it
+  is pinned does not anchor the binlogs (it restores to its own point, not to any later one).
 * Records are planned per (server, location) group; duplicate ids in a group make the catalog
   ambiguous and raise :class:`RetentionError` (nothing is deleted).
 """
@@ -55,6 +58,8 @@ FLAG_RESTORE_FAILED = "restore-test-failed"
 FLAG_FAILED = "failed"
 FLAG_BROKEN_CHAIN = "broken-chain"
 FLAG_UNKNOWN_SEQUENCE = "unknown-sequence"
+FLAG_PINNED = "pinned"
+KEPT_PINNED = "kept: pinned"
 
 
 # --------------------------------------------------------------------------- plan
@@ -285,6 +290,9 @@ def _plan_group(
             flag(i, FLAG_FUTURE)
         if r.keep_forever:
             keep_for(i, "keep_forever")
+        if r.pinned:
+            keep_for(i, KEPT_PINNED)
+            flag(i, FLAG_PINNED)
         if cutoff is not None and not future and at >= cutoff:
             keep_for(i, within_label)
         kind = r.kind
@@ -403,7 +411,9 @@ def _plan_group(
     # Binlogs: PITR from the oldest kept full (that records a position) needs all later binlogs.
     anchor_seq: int | None = None
     anchor_id = ""
-    for i in keep:
+    for i, kept_for in keep.items():
+        if kept_for == [KEPT_PINNED]:
+            continue  # pinned only: standalone, restores to its own point
         r = recs[i]
         seq = r.binlog_sequence
         if r.kind is full and seq is not None and (anchor_seq is None or seq < anchor_seq):

@@ -27,6 +27,9 @@ REALERT = 20
 
 def config_text(hook: str) -> str:
     return f"""
+[deployments]
+flows = []   # no per-server deployments: the test makes its own
+
 [servers.prod-primary]
 host = "127.0.0.1"
 port = 3306

@@ -73,6 +73,9 @@ type = "process"
 [concurrency]
 per_server = 1
 
+[deployments]
+timezone = "Europe/Berlin"
+
 [servers.prod-primary]
 host = "127.0.0.1"
 port = {primary.port}
@@ -84,6 +87,8 @@ host = "127.0.0.1"
 port = {replica.port}
 user = "root"
 password_env = "E2E_REPLICA_PASSWORD"
+flows = ["replica-health"]
+replica_of = "prod-primary"
 
 [locations.local]
 url = "file://{local_dir}"
@@ -225,6 +230,9 @@ def test_setup_is_idempotent_and_prints_no_secret(deployed: Deployed) -> None:
     )
     assert "created    tag concurrency limit        tag:server:prod-primary = 1" in first.stdout
     assert "created    work queue (limit)           mysqlops/server-prod-primary = 1" in first.stdout
+    assert "created    deployment                   backup/prod-primary" in first.stdout
+    assert "created    deployment                   replica-health/prod-replica" in first.stdout
+    assert "backup/prod-replica" not in first.stdout
     changed = [
         line for line in second.stdout.splitlines() if line.startswith(("created", "updated", "deleted"))
     ]
@@ -234,8 +242,52 @@ def test_setup_is_idempotent_and_prints_no_secret(deployed: Deployed) -> None:
         assert deployed.primary.root_password not in text and deployed.hook_path not in text
 
 
+def setup_made_deployments() -> list[dict[str, Any]]:
+    """The per-server deployments setup made from the e2e config, as prefect.yaml-like specs."""
+    from deployments import servers as server_deployments
+
+    settings = server_deployments.DeploymentSettings(timezone="Europe/Berlin")
+    out = []
+    for server, flows, replica_of in (
+        ("prod-primary", server_deployments.DEFAULT_FLOWS, None),
+        ("prod-replica", ["replica-health"], "prod-primary"),
+    ):
+        settings.servers.append(
+            server_deployments.ServerDeployments(
+                server,
+                server,
+                list(flows),
+                {},
+                {},
+                ["local", "s3"],
+                replica_of,
+                server_deployments.DEFAULT_POLICY,
+            )
+        )
+    for w in server_deployments.wanted(settings, "mysqlops", lambda name: f"server-{name}"):
+        spec = w.spec
+        out.append(
+            {
+                "name": w.name,
+                "entrypoint": spec["entrypoint"],
+                "parameters": spec["parameters"],
+                "schedules": spec["schedules"],
+                "work_pool": {"work_queue_name": spec["work_queue"]},
+                "tags": spec["tags"],
+                "concurrency_limit": {"limit": 1, "collision_strategy": spec["collision"]},
+            }
+        )
+    return out
+
+
 def test_every_deployment_is_registered_with_its_schedule(deployed: Deployed) -> None:
-    for spec in deployed.expected:
+    made = setup_made_deployments()
+    assert {(d["entrypoint"], d["name"]) for d in made} >= {
+        ("flows/backup.py:backup", "prod-primary"),
+        ("flows/restore.py:restore_test", "prod-primary"),
+        ("flows/replication.py:replica_health", "prod-replica"),
+    }
+    for spec in [*deployed.expected, *made]:
         found = deployed.registered.get((spec["entrypoint"], spec["name"]))
         assert found is not None, (
             f"{spec['entrypoint']} {spec['name']} not registered: {sorted(deployed.registered)}"
@@ -244,14 +296,19 @@ def test_every_deployment_is_registered_with_its_schedule(deployed: Deployed) ->
             (s["schedule"].get("cron"), s["schedule"].get("timezone"), s["active"])
             for s in found["schedules"]
         ]
-        assert schedules == [(s["cron"], s["timezone"], True) for s in spec["schedules"]], spec["entrypoint"]
+        wanted = [(s["cron"], s["timezone"], True) for s in spec.get("schedules", [])]
+        assert schedules == wanted, spec["entrypoint"]
         assert found["work_pool_name"] == "mysqlops"
         assert found["work_queue_name"] == spec["work_pool"]["work_queue_name"]
         assert set(found["tags"]) == set(spec["tags"])
-        assert (found["global_concurrency_limit"] or {}).get("limit") == spec["concurrency_limit"]["limit"]
+        limit = spec.get("concurrency_limit") or {}
+        assert (found["global_concurrency_limit"] or {}).get("limit") == limit.get("limit")
         strategy = (found["concurrency_options"] or {}).get("collision_strategy")
-        assert strategy == spec["concurrency_limit"]["collision_strategy"], spec["entrypoint"]
-        assert found["parameters"] == spec["parameters"]
+        assert strategy == limit.get("collision_strategy"), spec["entrypoint"]
+        assert found["parameters"] == spec.get("parameters", {})
+        if not spec.get("schedules"):  # on demand: the Run form describes every parameter
+            props = found["parameter_openapi_schema"]["properties"]
+            assert props and all(p.get("description") for p in props.values()), spec["entrypoint"]
     if deployed.missing:
         pytest.skip(
             f"checked {len(deployed.expected)} deployments; not yet deployable (flow file missing): {deployed.missing}"

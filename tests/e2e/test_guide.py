@@ -222,6 +222,7 @@ def test_operator_guide_on_a_fresh_install(
         )
         out = sh("uv run python -m deployments.setup --config environment.toml")
         assert "created    automation                   mysqlops: restore test failed" in out
+        assert "created    deployment                   backup/prod-primary" in out  # servers as data
         assert env["MYSQLOPS_PROD_PRIMARY_PASSWORD"] not in out
 
         # 3. Deploy
@@ -240,12 +241,13 @@ def test_operator_guide_on_a_fresh_install(
         finished: dict[str, dict[str, Any]] = {}
         for name in (
             "backup/prod-primary",
-            "check/daily",
+            "check/prod-primary",
             "archive-binlogs/prod-primary",
             "replica-health/prod-replica",
             "restore-test/prod-primary",
             "backup-report/weekly",
             "apply-retention/prod-primary",
+            "backup-inventory/hourly",
         ):
             deployment = deployments[name]
             wait_until_clear(server, deployment["id"])
@@ -264,17 +266,19 @@ def test_operator_guide_on_a_fresh_install(
             )
             finished[name] = run
         # run again, after archive-binlogs and restore-test: nothing left to warn about
-        wait_until_clear(server, deployments["check/daily"]["id"])
-        before = {r["id"] for r in deployment_runs(server, deployments["check/daily"]["id"], ["COMPLETED"])}
-        sh("uv run prefect deployment run 'check/daily' --watch", timeout=400)
+        wait_until_clear(server, deployments["check/prod-primary"]["id"])
+        before = {
+            r["id"] for r in deployment_runs(server, deployments["check/prod-primary"]["id"], ["COMPLETED"])
+        }
+        sh("uv run prefect deployment run 'check/prod-primary' --watch", timeout=400)
         [second_check] = [
             r["id"]
-            for r in deployment_runs(server, deployments["check/daily"]["id"], ["COMPLETED"])
+            for r in deployment_runs(server, deployments["check/prod-primary"]["id"], ["COMPLETED"])
             if r["id"] not in before
         ]
 
         # 5. Read the results: the first check warned (no binlog archive, no restore test yet)
-        first_check = finished["check/daily"]["id"]
+        first_check = finished["check/prod-primary"]["id"]
         artifacts = server.api(
             "POST",
             "/artifacts/filter",
@@ -293,7 +297,7 @@ def test_operator_guide_on_a_fresh_install(
             r
             for r in deployment_runs(server, deployments["archive-binlogs/prod-primary"]["id"], ["COMPLETED"])
             if datetime.fromisoformat(r["end_time"])
-            < datetime.fromisoformat(finished["check/daily"]["start_time"])
+            < datetime.fromisoformat(finished["check/prod-primary"]["start_time"])
         ]
         for location in ("local", "s3"):
             binlog = verdicts[(location, "binlog archive age")]
@@ -303,7 +307,23 @@ def test_operator_guide_on_a_fresh_install(
             assert restore["status"] == "warning" and "no restore test yet" in restore["detail"], restore
         assert not [r for r in check_rows if r["status"] == "failed"], check_rows
         schedules = [r for r in check_rows if r["server"] == "prefect"]
-        assert len(schedules) == 7 and {r["status"] for r in schedules} == {"ok"}, schedules
+        # setup's 6 per-server deployments + the weekly report and the hourly inventory; the
+        # on-demand deployments of prefect.yaml have no schedule to check
+        scheduled = [r for r in schedules if r["status"] != "skipped"]
+        assert len(scheduled) == 8 and {r["status"] for r in scheduled} == {"ok"}, schedules
+        on_demand = {r["location"] for r in schedules if r["status"] == "skipped"}
+        assert on_demand == {
+            f"{flow}/on-demand"
+            for flow in (
+                "restore",
+                "restore-test",
+                "list-backups",
+                "provision-replica",
+                "backup-fleet",
+                "pin-backup",
+                "unpin-backup",
+            )
+        }, schedules
         logs = server.api(
             "POST",
             "/logs/filter",

@@ -1,9 +1,9 @@
 """End to end: Prefect's scheduler service creates the runs of a mysqlops deployment and a
 worker runs them, on a SQLite- and on a PostgreSQL-backed ``prefect server start``.
 
-The deployment is ``archive-binlogs/prod-primary`` from the project's prefect.yaml (pool,
-queue, tags, concurrency limit as shipped), with its schedule replaced by a 60 s interval
-anchored ~45 s ahead, so that its first run is due while the test watches. The run must be
+The deployment is ``archive-binlogs/prod-primary`` as ``deployments.setup`` makes it from the
+environment file (pool, queue, tags, concurrency limit as shipped), with its schedule replaced
+through the API by a 60 s interval anchored ~45 s ahead, so that its first run is due while the test watches. The run must be
 created by the scheduler (``auto_scheduled``, the scheduler's idempotency key, created before
 it was due, expected at a fire time of the schedule), reach Completed, and the check flow's
 scheduler verdict must be OK. The server's log must hold no traceback.
@@ -24,7 +24,6 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-import yaml
 
 from mysqlops import catalog
 from mysqlops.adapters import mysql as db
@@ -51,26 +50,29 @@ def run(argv: list[str], env: dict[str, str], timeout: float = 180) -> subproces
     )
 
 
-def shipped_deployment(entrypoint: str) -> dict[str, Any]:
-    doc = yaml.safe_load((ROOT / "prefect.yaml").read_text())
-    found = [d for d in doc["deployments"] if d["entrypoint"] == entrypoint]
-    assert len(found) == 1, f"prefect.yaml has no single deployment of {entrypoint}"
-    return found[0]
-
-
-def scheduled_prefect_yaml(workdir: Path, anchor: datetime) -> tuple[Path, dict[str, Any]]:
-    """prefect.yaml's archive-binlogs deployment, local location only, due at ``anchor``."""
-    deployment = dict(shipped_deployment("flows/binlogs.py:archive_binlogs"))
-    deployment["parameters"] = {**deployment["parameters"], "locations": ["local"]}
-    deployment["schedules"] = [{"interval": INTERVAL, "anchor_date": anchor.isoformat(), "timezone": "UTC"}]
-    doc = {"name": "mysqlops", "prefect-version": "3.9.1", "deployments": [deployment]}
-    path = workdir / "prefect.yaml"
-    path.write_text(yaml.safe_dump(doc, sort_keys=False))
-    return path, deployment
+def schedule_ahead(server: PrefectServer, deployment: dict[str, Any], anchor: datetime) -> dict[str, Any]:
+    """The deployment's schedule replaced by a 60 s interval due at ``anchor``; the deployment again."""
+    for schedule in deployment["schedules"]:
+        server.api("DELETE", f"/deployments/{deployment['id']}/schedules/{schedule['id']}")
+    server.api(
+        "POST",
+        f"/deployments/{deployment['id']}/schedules",
+        [
+            {
+                "schedule": {"interval": INTERVAL, "anchor_date": anchor.isoformat(), "timezone": "UTC"},
+                "active": True,
+            }
+        ],
+    )
+    found: dict[str, Any] = server.api("GET", f"/deployments/{deployment['id']}")
+    return found
 
 
 def config_text(primary: sandbox.SandboxServer, local_dir: Path) -> str:
     return f"""
+[deployments]
+flows = ["archive-binlogs"]
+
 [servers.prod-primary]
 host = "127.0.0.1"
 port = {primary.port}
@@ -133,14 +135,10 @@ def test_scheduled_run_fires(
         assert setup.returncode == 0, setup.stdout + setup.stderr
 
         anchor = (datetime.now(UTC) + timedelta(seconds=45)).replace(microsecond=0)
-        prefect_file, spec = scheduled_prefect_yaml(work, anchor)
-        deploy = run(
-            prefect_cli("--no-prompt", "deploy", "--all", "--prefect-file", str(prefect_file)), server.env()
-        )
-        assert deploy.returncode == 0, deploy.stdout[-3000:] + deploy.stderr[-3000:]
-        [deployment] = server.api("POST", "/deployments/filter", {"limit": 10, "offset": 0})
-        assert deployment["name"] == spec["name"]
-        assert deployment["schedules"][0]["active"] is True
+        [made] = server.api("POST", "/deployments/filter", {"limit": 10, "offset": 0})
+        assert made["name"] == "prod-primary" and made["entrypoint"] == "flows/binlogs.py:archive_binlogs"
+        deployment = schedule_ahead(server, made, anchor)
+        assert [s["active"] for s in deployment["schedules"]] == [True]
 
         worker = start_child(
             f"worker-{uuid.uuid4().hex[:6]}",
@@ -161,8 +159,8 @@ def test_scheduled_run_fires(
         offset = (expected - anchor).total_seconds()
         assert offset >= 0 and offset % INTERVAL == 0, f"{expected} is not a fire time of the schedule"
         assert datetime.fromisoformat(finished["created"]) < expected, "the run was not created ahead"
-        assert finished["work_queue_name"] == spec["work_pool"]["work_queue_name"]
-        assert set(finished["tags"]) >= set(spec["tags"])
+        assert finished["work_queue_name"] == made["work_queue_name"] == "default"
+        assert set(finished["tags"]) >= {"mysqlops", "server:prod-primary"}
 
         # the run did its job: binlogs archived to the location
         scan = catalog.scan_location(Location("local", f"file://{local_dir}"))
@@ -178,7 +176,7 @@ def test_scheduled_run_fires(
             # without the grace after a deploy, the run due last counts: it was created ahead
             [due] = schedule_checks(client, "mysqlops", grace=timedelta(0))
         assert verdict.status.value == "ok", verdict
-        assert verdict.location == f"archive-binlogs/{spec['name']}"
+        assert verdict.location == "archive-binlogs/prod-primary"
         assert due.status.value == "ok" and "ahead" in due.detail, due
 
         worker.stop()

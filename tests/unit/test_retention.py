@@ -911,3 +911,27 @@ def test_retention_fields_are_listed_once() -> None:
         RetentionPolicyBlock(keep_daily=-1)
     with pytest.raises(ValueError):
         RetentionPolicyBlock(min_redundancy=0)
+
+
+def test_pinned_backup_is_kept_standalone() -> None:
+    """A pinned backup stays whatever the policy ("kept: pinned"), but on its own it does not
+    keep the binlogs after it (standalone: it restores to its own point)."""
+    import dataclasses
+
+    from mysqlops.retention.plan import FLAG_PINNED, KEPT_PINNED
+
+    old = dataclasses.replace(rec("2027-01-01T00:00", backup_id="old", seq=1), pinned=True)
+    records = [
+        old,
+        rec("2027-01-02T00:00", backup_id="bin.000001", kind=BINLOG, seq=1),
+        rec("2027-01-10T00:00", backup_id="bin.000002", kind=BINLOG, seq=2),
+        rec("2027-01-20T00:00", backup_id="new", seq=2),
+    ]
+    result = by_id(plan(records, RetentionPolicy(keep_last=1), NOW))
+    assert result["old"].keep and result["old"].reasons == (KEPT_PINNED,)
+    assert FLAG_PINNED in result["old"].flags
+    assert not result["bin.000001"].keep and result["bin.000002"].keep
+    unpinned = by_id(
+        plan([dataclasses.replace(old, pinned=False), *records[1:]], RetentionPolicy(keep_last=1), NOW)
+    )
+    assert not unpinned["old"].keep

@@ -179,12 +179,14 @@ def test_setup_config_refuses_plaintext_secrets_and_typos() -> None:
     from deployments import setup
     from mysqlops.errors import ConfigError
 
-    base = {"servers": {"db1": {"host": "h", "password_env": "DB1_PW"}}}
+    base = {"servers": {"db1": {"host": "h", "password_env": "DB1_PW"}}, "deployments": {"flows": []}}
     env = setup.parse(base)
     assert env.servers[0].secrets["password"].env == "DB1_PW" and env.work_pool == "mysqlops"
     with pytest.raises(ConfigError, match="plaintext secret"):
         setup.parse({"servers": {"db1": {"host": "h", "password": "hunter2"}}})
-    assert setup.parse({"allow_plaintext_secrets": True, "servers": {"db1": {"password": "x"}}}).servers
+    assert setup.parse(
+        {**base, "allow_plaintext_secrets": True, "servers": {"db1": {"password": "x"}}}
+    ).servers
     with pytest.raises(ConfigError, match="unknown key"):
         setup.parse({"servers": {"db1": {"hots": "h"}}})
     with pytest.raises(ConfigError, match="not allowed"):
@@ -241,6 +243,7 @@ def test_automations_failure_alerts_have_a_realert_window_per_deployment() -> No
     base = {
         "servers": {"db1": {"host": "h", "password_env": "P"}},
         "notifications": {"block": "b", "url": "https://x"},
+        "deployments": {"flows": []},
     }
     default = setup.parse({**base, "automations": {}}).alerts
     assert default is not None and default.realert == timedelta(hours=1)

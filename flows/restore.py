@@ -1,9 +1,11 @@
 """``restore`` and ``restore_test``: restore a backup; prove that backups restore.
 
-``restore_test`` is scheduled daily (prefect.yaml): for the latest complete backup of each
-server, and for each location's copy, it restores into a scratch sandbox server, verifies
-against the manifest, measures the time, and writes a restore certificate next to the
-manifest at that location. Any failed check fails the flow with the reason.
+``restore_test`` runs nightly at 03:15 (the default cron of the ``restore-test/<server>``
+deployments that setup creates from the environment file, ``deployments/servers.py``; between
+the nightly backup and retention; ``prefect.yaml`` keeps an unscheduled one with a parameter
+form): for the latest complete backup of each server, and for each location's copy, it
+restores into a scratch sandbox server, verifies against the manifest, measures the time,
+and writes a restore certificate next to the manifest at that location. Any failed check fails the flow with the reason.
 """
 
 from __future__ import annotations

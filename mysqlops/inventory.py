@@ -2,16 +2,9 @@
 
 From the location scans (``catalog.scan``) it lists, per server and location, every backup
 copy (size, age, encryption key id, newest restore-test verdict and its time, pinned or not)
-and every binlog range (contiguous archived binlog files), and the server's recovery window:
-
-* **oldest restorable point**: the end of the oldest complete backup copy that is not
-  damaged and whose newest restore test did not fail (a backup restores to its own point);
-* **newest restorable point**: the later of the newest such backup's end and the last event of
-  the binlogs archived without a gap from that backup's binlog position onwards (point-in-time
-  recovery reaches that far);
-* ``pitr_from``: the oldest such backup from which the archived binlogs run without a gap to
-  the newest restorable point (every point in between is restorable); ``gaps``: the binlog
-  files missing after the oldest backup's position (they break point-in-time recovery).
+and every binlog range (contiguous archived binlog files), and the server's recovery window
+(``recovery_window``: the one definition the report and the metrics use too; it starts at the
+oldest backup a restore test proved, ends at the newest point its binlogs reach without a gap).
 
 Sizes and ages are shown in human units (``units``); times are UTC.
 """
@@ -25,9 +18,10 @@ from typing import Any
 
 from mysqlops import catalog
 from mysqlops.catalog import LocationScan
-from mysqlops.manifest import BackupManifest, BinlogManifest, RestoreCertificate, Verdict
+from mysqlops.manifest import BinlogManifest, RestoreCertificate, Verdict
 from mysqlops.model import BackupStatus
 from mysqlops.pins import PinMarker, newest
+from mysqlops.recovery_window import RecoveryWindow, recovery_windows
 from mysqlops.units import human_bytes, human_duration
 
 BACKUP_COLUMNS = [
@@ -128,53 +122,24 @@ def _cert_index(scans: Sequence[LocationScan]) -> dict[tuple[str, str, str], Res
     return best
 
 
-def _window(
-    server: str, usable: list[BackupManifest], binlogs: list[BinlogManifest], now: datetime
-) -> dict[str, Any]:
-    row: dict[str, Any] = dict.fromkeys(WINDOW_COLUMNS, "-") | {"server": server}
-    if not usable:
-        row["window"] = "nothing restorable (no complete backup whose restore test did not fail)"
+def _window(w: RecoveryWindow) -> dict[str, Any]:
+    """The window row shown (``recovery_window``: the one definition, see there)."""
+    row: dict[str, Any] = dict.fromkeys(WINDOW_COLUMNS, "-") | {"server": w.server}
+    if w.oldest is None or w.newest_at is None or w.seconds is None:
+        row["window"] = "nothing restorable (no complete backup proven by a restore test)" + (
+            f"; {w.untested} untested: run restore-test" if w.untested else ""
+        )
         return row
-    usable = sorted(usable, key=lambda m: (m.finished_at, m.backup_id))
-    oldest, latest = usable[0], usable[-1]
-    by_seq: dict[int, BinlogManifest] = {}
-    for b in binlogs:
-        by_seq.setdefault(b.sequence, b)
-
-    def chain_end(m: BackupManifest) -> tuple[datetime | None, list[int]]:
-        """The last event archived without a gap from ``m``'s binlog position, and the gaps after it."""
-        coords = m.coordinates or m.source_coordinates
-        if coords is None or not by_seq:
-            return None, []
-        seq, top = coords.sequence, max(by_seq)
-        end: datetime | None = None
-        gaps: list[int] = []
-        for n in range(seq, top + 1):
-            b = by_seq.get(n)
-            if b is None:
-                gaps.append(n)
-                continue
-            if not gaps:
-                end = b.last_event_at or end
-        return end, gaps
-
-    newest_end, _ = chain_end(latest)
-    newest_point = max(latest.finished_at, newest_end) if newest_end else latest.finished_at
-    pitr_from = "-"
-    for m in usable:  # oldest first: the first whose binlogs reach the newest point without a gap
-        end, _ = chain_end(m)
-        if end is not None and end >= newest_point:
-            pitr_from = f"{m.backup_id} ({_iso(m.finished_at)})"
-            break
-    _, gaps = chain_end(oldest)
+    pitr = w.pitr_from
+    gaps = w.gaps
     row.update(
-        oldest_point=f"{_iso(oldest.finished_at)} (backup {oldest.backup_id})",
-        newest_point=_iso(newest_point) + (" (binlogs)" if newest_point > latest.finished_at else ""),
-        window=human_duration((newest_point - oldest.finished_at).total_seconds()),
-        pitr_from=pitr_from,
+        oldest_point=f"{_iso(w.oldest.finished_at)} (backup {w.oldest.backup_id})",
+        newest_point=_iso(w.newest_at) + (" (binlogs)" if w.from_binlogs else ""),
+        window=human_duration(w.seconds),
+        pitr_from=f"{pitr.backup_id} ({_iso(pitr.finished_at)})" if pitr is not None else "-",
         gaps=", ".join(f"binlog #{n}" for n in gaps[:10]) + (" ..." if len(gaps) > 10 else "") or "none",
     )
-    row["oldest_at"], row["newest_at"] = oldest.finished_at, newest_point
+    row["oldest_at"], row["newest_at"] = w.oldest.finished_at, w.newest_at
     return row
 
 
@@ -195,8 +160,6 @@ def build(
             return None
         return inv.servers.setdefault(name, ServerInventory(name))
 
-    usable: dict[str, list[BackupManifest]] = {}
-    all_binlogs: dict[str, list[BinlogManifest]] = {}
     for s in scans:
         loc = s.location.name
         for m in sorted(s.backups, key=lambda m: (m.server, m.finished_at, m.backup_id)):
@@ -223,8 +186,6 @@ def build(
                     "pinned": _pin_text(pin),
                 }
             )
-            if m.status is BackupStatus.COMPLETE and verdict not in (Verdict.FAILED, Verdict.DAMAGED):
-                usable.setdefault(m.server, []).append(m)
         per_server: dict[str, list[BinlogManifest]] = {}
         for b in s.binlogs:
             per_server.setdefault(b.server, []).append(b)
@@ -232,7 +193,6 @@ def build(
             si = server_inv(name)
             if si is None:
                 continue
-            all_binlogs.setdefault(name, []).extend(files)
             for run in binlog_ranges(files):
                 first, last = run[0], run[-1]
                 keys = sorted({b.encryption_key_id or "none" for b in run})
@@ -249,8 +209,11 @@ def build(
                         "encryption_key_id": ", ".join(keys),
                     }
                 )
+    windows = recovery_windows(
+        [m for s in scans for m in s.backups], [b for s in scans for b in s.binlogs], verdicts
+    )
     for name, si in sorted(inv.servers.items()):
-        si.window = _window(name, usable.get(name, []), all_binlogs.get(name, []), now)
+        si.window = _window(windows.get(name, RecoveryWindow(name)))
     inv.servers = dict(sorted(inv.servers.items()))
     return inv
 

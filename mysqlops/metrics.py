@@ -15,7 +15,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 import pandas as pd
 
@@ -50,7 +50,7 @@ HELP: dict[str, str] = {
     "retention_kept_backups": "Backups and binlogs kept by the newest retention plan",
     "retention_refused": "1 if retention refused to delete (nothing proven), else 0",
     "recovery_window_oldest_timestamp_seconds": "Oldest point a proven backup can restore to",
-    "recovery_window_newest_timestamp_seconds": "Newest point restorable (proven backup or archived binlog)",
+    "recovery_window_newest_timestamp_seconds": "Newest point restorable (proven backup or gapless binlogs)",
     "recovery_window_seconds": "Length of the recovery window",
     "replication_lag_seconds": "Seconds_Behind_Source of the replica (absent when unknown)",
     "replication_ok": "1 if the replica's threads run within the lag limit and without drift, else 0",
@@ -184,28 +184,17 @@ def retention_samples(outcome: LocationOutcome, now: datetime) -> list[Sample]:
 
 
 def recovery_window_samples(report: Report) -> list[Sample]:
-    """Per server: from the oldest proven full backup present to the newest point restorable
-    (the newest proven backup, or the newest binlog event archived after it)."""
-    b = report.backups
+    """Per server with a proven backup: its recovery window (``report.recovery``, built by
+    ``recovery_window.recovery_windows``: the one definition the inventory shows too)."""
     out: list[Sample] = []
-    if b.empty:
-        return out
-    proven = b[b["proven"]]
-    binlog_at = dict(zip(report.freshness["server"], report.freshness["newest_binlog_at"], strict=True))
-    for server, rows in proven.groupby("server", sort=True):
-        fulls = rows[rows["kind"] == "full"]
-        if fulls.empty:
-            continue
-        oldest = fulls["finished_at"].min()
-        newest = rows["finished_at"].max()
-        logs: Any = binlog_at.get(server)
-        if logs is not None and not pd.isna(logs) and logs > newest:
-            newest = logs
-        where = ("report", str(server), "")
+    for r in report.recovery.to_dict("records"):
+        if not isinstance(r["oldest_backup_id"], str) or pd.isna(r["newest_at"]):
+            continue  # nothing proven restorable: no window
+        where = ("report", str(r["server"]), "")
         out += [
-            _sample(where, "recovery_window_oldest_timestamp_seconds", oldest.timestamp()),
-            _sample(where, "recovery_window_newest_timestamp_seconds", newest.timestamp()),
-            _sample(where, "recovery_window_seconds", (newest - oldest).total_seconds()),
+            _sample(where, "recovery_window_oldest_timestamp_seconds", r["oldest_at"].timestamp()),
+            _sample(where, "recovery_window_newest_timestamp_seconds", r["newest_at"].timestamp()),
+            _sample(where, "recovery_window_seconds", float(r["window_s"])),
         ]
     return out
 

@@ -51,6 +51,7 @@ import pandas as pd
 from mysqlops.errors import ConfigError
 from mysqlops.manifest import BackupManifest, BinlogManifest, RestoreCertificate, Verdict, copy_verdicts
 from mysqlops.model import BackupStatus
+from mysqlops.recovery_window import recovery_windows
 
 if TYPE_CHECKING:
     pass
@@ -64,6 +65,7 @@ from mysqlops.report.schemas import (
     DATABASES_SCHEMA,
     EMPTY_MESSAGE,
     MIB,
+    RECOVERY_SCHEMA,
     RESTORES_SCHEMA,
     Catalog,
     LocationInfo,
@@ -124,6 +126,8 @@ def build_report(
         min_duration_jump.total_seconds(),
     )
 
+    recovery = _recovery_frame(catalog.backups, catalog.binlogs, verdicts)
+
     empty = backups.empty
     if empty:
         message = EMPTY_MESSAGE
@@ -148,6 +152,7 @@ def build_report(
         empty=empty,
         message=message,
         storage=storage,
+        recovery=recovery,
     )
 
 
@@ -328,6 +333,35 @@ def _binlogs_frame(manifests: Sequence[BinlogManifest]) -> pd.DataFrame:
     for col in ("archived_at", "first_event_at", "last_event_at"):
         df[col] = pd.to_datetime(df[col], utc=True)
     return _conform(df, BINLOGS_SCHEMA)
+
+
+def _recovery_frame(
+    backups: Sequence[BackupManifest],
+    binlogs: Sequence[BinlogManifest],
+    verdicts: Mapping[tuple[str, str, str], Verdict],
+) -> pd.DataFrame:
+    """One row per server: the recovery window (``recovery_window``, the one definition)."""
+    windows = recovery_windows(backups, binlogs, verdicts)
+    if not windows:
+        return _empty(RECOVERY_SCHEMA)
+    rows = [
+        (
+            w.server,
+            w.oldest.backup_id if w.oldest is not None else None,
+            w.oldest_at,
+            w.newest_at,
+            w.from_binlogs,
+            w.seconds if w.seconds is not None else math.nan,
+            w.pitr_from.backup_id if w.pitr_from is not None else None,
+            len(w.gaps),
+            w.untested,
+        )
+        for w in windows.values()
+    ]
+    df = pd.DataFrame.from_records(rows, columns=list(RECOVERY_SCHEMA))
+    for col in ("oldest_at", "newest_at"):
+        df[col] = pd.to_datetime(df[col], utc=True)
+    return _conform(df, RECOVERY_SCHEMA)
 
 
 def _certificate_seconds(c: RestoreCertificate) -> float:

@@ -22,10 +22,15 @@ if TYPE_CHECKING:
     pass
 from mysqlops.report.forecast import NOT_ENOUGH_HISTORY, _one_copy
 from mysqlops.report.health import RULE_321
-from mysqlops.report.schemas import STORAGE_SCHEMA, _empty
+from mysqlops.report.schemas import RECOVERY_SCHEMA, STORAGE_SCHEMA, _empty
 from mysqlops.units import human_bytes, human_duration, human_time
 
 # --------------------------------------------------------------------------- the report
+
+RECOVERY_RULE = (
+    "From the oldest backup a restore test proved to the newest point restorable "
+    "(that backup's end, or the binlogs archived after it without a gap)."
+)
 
 
 @dataclass
@@ -41,6 +46,7 @@ class Report:
     empty: bool
     message: str
     storage: pd.DataFrame = field(default_factory=lambda: _empty(STORAGE_SCHEMA))
+    recovery: pd.DataFrame = field(default_factory=lambda: _empty(RECOVERY_SCHEMA))
 
     def frames(self) -> dict[str, pd.DataFrame]:
         return {
@@ -52,6 +58,7 @@ class Report:
             "restores": self.restores,
             "freshness": self.freshness,
             "anomalies": self.anomalies,
+            "recovery": self.recovery,
         }
 
     def summary_markdown(self) -> str:
@@ -138,6 +145,24 @@ def _summary_markdown(report: Report) -> str:
         ],
         rows,
     )
+    if not report.recovery.empty:
+        lines += ["", "## Recovery window", "", RECOVERY_RULE, ""]
+        lines += _md_table(
+            ["server", "oldest point", "newest point", "window", "binlog gaps", "untested backups"],
+            [
+                (
+                    r["server"],
+                    f"{_fmt_time(r['oldest_at'])} ({r['oldest_backup_id']})",
+                    _fmt_time(r["newest_at"]) + (" (binlogs)" if r["from_binlogs"] else ""),
+                    human_duration(float(r["window_s"])),
+                    r["gaps"],
+                    r["untested"],
+                )
+                if isinstance(r["oldest_backup_id"], str)
+                else (r["server"], "nothing proven restorable", "n/a", "n/a", r["gaps"], r["untested"])
+                for r in report.recovery.to_dict("records")
+            ],
+        )
     bad = report.backups[report.backups["verdict"].isin([Verdict.FAILED.value, Verdict.DAMAGED.value])]
     if not bad.empty:
         lines += ["", "## Copies not usable", ""]

@@ -177,6 +177,17 @@ FRESHNESS_SCHEMA: dict[str, str] = {
     "last_restore_test_at": TS,
     "last_passed_restore_at": TS,
 }
+RECOVERY_SCHEMA: dict[str, str] = {  # one row per server: ``recovery_window.recovery_windows``
+    "server": "str",
+    "oldest_backup_id": "str",  # the oldest backup a restore test proved (NaN: nothing proven)
+    "oldest_at": TS,
+    "newest_at": TS,  # the newest restorable point (its end, or binlogs archived without a gap)
+    "from_binlogs": "bool",
+    "window_s": "float64",
+    "pitr_from_id": "str",
+    "gaps": "int64",  # binlog files missing after the oldest point's position
+    "untested": "int64",  # complete backups no restore test proved (not in the window)
+}
 ANOMALIES_SCHEMA: dict[str, str] = {
     "server": "str",
     "backup_id": "str",

@@ -5,7 +5,8 @@ deployments that setup creates from the environment file, ``deployments/servers.
 the nightly backup and retention; ``prefect.yaml`` keeps an unscheduled one with a parameter
 form): for the latest complete backup of each server, and for each location's copy, it
 restores into a scratch sandbox server, verifies against the manifest, measures the time,
-and writes a restore certificate next to the manifest at that location. Any failed check fails the flow with the reason.
+and writes a restore certificate next to the manifest at that location. Any failed check
+fails the flow with the reason.
 """
 
 from __future__ import annotations

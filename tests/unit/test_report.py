@@ -649,7 +649,7 @@ def test_write_outputs_to_local_dir(report, tmp_path) -> None:
     except ImportError:
         assert parquet == []
     else:
-        assert len(parquet) == 8
+        assert len(parquet) == 9  # one per frame (recovery included)
 
 
 def test_write_outputs_of_empty_report(tmp_path) -> None:
@@ -657,7 +657,7 @@ def test_write_outputs_of_empty_report(tmp_path) -> None:
     paths = write_outputs(r, fsspec.filesystem("file"), str(tmp_path))
     assert not any(p.endswith(".png") for p in paths)
     page = (tmp_path / "report.html").read_text()
-    assert page.count("<table") == 0 and page.count("(0 rows)</summary>") == 8
+    assert page.count("<table") == 0 and page.count("(0 rows)</summary>") == 9
 
 
 # --------------------------------------------------------------------------- formatting

@@ -140,11 +140,15 @@ def test_backup_inventory(env: Any) -> None:
     assert {r["location"] for r in binlogs} == set(LOCS) and all(r["files"] >= 1 for r in binlogs)
     assert all(r["encryption_key_id"] == kid for r in binlogs)
     window = next(w for w in result["windows"] if w["server"] == "fpin")
-    # the window starts at the oldest backup a restore test proved (new), not at the untested old
-    assert (
-        window["oldest_point"]
-        == f"{rows[(new['backup_id'], 'pi-local')]['finished_at']} (backup {new['backup_id']})"
-    )
+    # the window starts at the oldest backup a restore test proved (old is untested: not a start)
+    proven = [
+        r
+        for r in result["backups"]
+        if r["server"] == "fpin" and r["restore_test"] in ("passed", "proven-by-copy")
+    ]
+    start = min(proven, key=lambda r: r["finished_at"])
+    assert window["oldest_point"] == f"{start['finished_at']} (backup {start['backup_id']})"
+    assert start["backup_id"] != old["backup_id"]
     newest_binlog = max(r["last_event_at"] for r in binlogs)
     assert window["newest_point"] == f"{newest_binlog} (binlogs)"
     assert window["newest_point"] > rows[(new["backup_id"], "pi-local")]["finished_at"]

@@ -82,6 +82,9 @@ LogFn = Callable[[str], None]
 Copies = list[tuple[Location, BackupManifest]]
 CHECKPOINTS_FILE = "xtrabackup_checkpoints"
 INFO_FILE = "xtrabackup_info"
+# mariabackup 11.x names its files mariadb_backup_*; 10.x and xtrabackup xtrabackup_*
+CHECKPOINTS_FILES = ("mariadb_backup_checkpoints", CHECKPOINTS_FILE)
+INFO_FILES = ("mariadb_backup_info", INFO_FILE)
 BINLOG_INFO_FILES = ("mariadb_backup_binlog_info", "xtrabackup_binlog_info")
 
 
@@ -187,6 +190,11 @@ def _inspect_source(spec: ServerSpec, datadir_hint: str | None) -> _Source:
     # mariabackup cds into the server-reported datadir whatever --datadir says
     datadir = reported if version.flavor is Flavor.MARIADB or not datadir_hint else datadir_hint
     return _Source(version, datadir.rstrip("/") or "/", databases, identity, bool(int(row["lb"] or 0)))
+
+
+def read_first(directory: str, names: Sequence[str]) -> str:
+    """The text of the first of ``names`` present (and not empty) in ``directory``, else ''."""
+    return next((t for t in (_read_text(os.path.join(directory, n)) for n in names) if t), "")
 
 
 def _tool_name(tool: str | Sequence[str]) -> str:
@@ -369,10 +377,10 @@ def run_physical_backup(
         finally:
             sink.close()
         durations["backup"] = round(time.monotonic() - t0, 3)
-        checkpoints_text = _read_text(os.path.join(lsndir, CHECKPOINTS_FILE))
+        checkpoints_text = read_first(lsndir, CHECKPOINTS_FILES)
         if not checkpoints_text:
             raise IntegrityError(
-                f"{_tool_name(tool)} exited 0 but left no {CHECKPOINTS_FILE} in --extra-lsndir: "
+                f"{_tool_name(tool)} exited 0 but left no {' or '.join(CHECKPOINTS_FILES)} in --extra-lsndir: "
                 "the backup cannot be trusted"
             )
         cp = parse_checkpoints(checkpoints_text)
@@ -380,10 +388,8 @@ def run_physical_backup(
             raise IntegrityError(
                 f"incremental starts at LSN {cp.from_lsn}, its base {base.backup_id} ends at {base.lsn_to}"
             )
-        info_text = _read_text(os.path.join(lsndir, INFO_FILE))
-        binlog_text = next(
-            (t for t in (_read_text(os.path.join(lsndir, f)) for f in BINLOG_INFO_FILES) if t), ""
-        )
+        info_text = read_first(lsndir, INFO_FILES)
+        binlog_text = read_first(lsndir, BINLOG_INFO_FILES)
         coordinates = parse_binlog_info(info_text, binlog_text)
         backup_file = BackupFile(
             path=name,

@@ -16,13 +16,13 @@ from mysqlops.adapters import builds, clients, process, reaper, sandbox
 from mysqlops.adapters import mysql as db
 from mysqlops.adapters.localfs import private_tempdir
 from mysqlops.backup.physical import (
-    CHECKPOINTS_FILE,
+    CHECKPOINTS_FILES,
     Copies,
     LogFn,
-    _read_text,
     is_clone,
     newest_physical,
     parse_checkpoints,
+    read_first,
 )
 from mysqlops.errors import (
     ConfigError,
@@ -298,7 +298,7 @@ def restore_physical(
                     )
                 dirs.append(directory)
                 continue
-            cp = parse_checkpoints(_read_text(os.path.join(directory, CHECKPOINTS_FILE)))
+            cp = parse_checkpoints(read_first(directory, CHECKPOINTS_FILES))
             if (cp.from_lsn, cp.to_lsn) != (manifest.lsn_from, manifest.lsn_to):
                 raise IntegrityError(
                     f"backup {manifest.backup_id}: the stream's LSN range {cp.from_lsn}..{cp.to_lsn} differs "

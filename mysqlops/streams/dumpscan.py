@@ -55,6 +55,7 @@ _SESSION_LINES = (b"SET @@SESSION.SQL_LOG_BIN", b"SET @MYSQLDUMP_TEMP_LOG_BIN")
 _RESTORE_LINE_RE = re.compile(
     rb"^(?:/\*[!M]!?\d+ )?SET [A-Za-z_@]+ ?= ?@(?:OLD_[A-Z_]+|MYSQLDUMP_TEMP_LOG_BIN)(?: \*/)?;$"
 )
+_OLD_VAR_RE = re.compile(rb"@OLD_[A-Z_]+")
 _COLUMN_START = b"  `"  # a column definition line of CREATE TABLE (data never starts a line)
 _REDUNDANT_CHARSET_RE = re.compile(rb" CHARACTER SET ([A-Za-z0-9]+) COLLATE (\1_[A-Za-z0-9_]+)")
 _SANDBOX_LINE = b"/*M!999999"
@@ -215,7 +216,12 @@ class DumpScanner:
         databases before the last one: MariaDB 11.8 restores ``NOTE_VERBOSITY`` where older tools
         restore ``SQL_NOTES`` (which 11.8 refuses to set from the unset ``@OLD_SQL_NOTES``).
         :data:`FOOTER` when the stream ended without them."""
-        lines = [ln for ln in self._last_lines.split(b"\n") if _RESTORE_LINE_RE.match(ln)]
+        header = bytes(self.header)
+        lines = [
+            ln
+            for ln in self._last_lines.split(b"\n")
+            if _RESTORE_LINE_RE.match(ln) and all(v + b"=" in header for v in _OLD_VAR_RE.findall(ln))
+        ]  # only what the header saved: a table's data restores @OLD_AUTOCOMMIT itself (11.8)
         return b"\n".join(lines) + b"\n" if lines else FOOTER
 
     @property

@@ -1,6 +1,6 @@
 """The whole mission on each server build (mariadb-10.11, mariadb-11.8, mysql-9.7), with the
 real clients of that build: backup → restore-test → restore, replica provision + health,
-binlog archive + PITR proof + point-in-time restore. One cluster per build of its own (the
+binlog archive + PITR proof + point-in-time restore, encryption, the check's server checks. One cluster per build of its own (the
 session's ``cluster`` is shared with tests that expect no replication wired) and one restore
 target.
 
@@ -21,11 +21,13 @@ from mysqlops import binlog
 from mysqlops import replication as repl
 from mysqlops.adapters import builds, sandbox
 from mysqlops.adapters import mysql as db
+from mysqlops.checks import CheckPolicy, Status, run_checks
 from mysqlops.model import Location, RecoveryTarget
 from mysqlops.restore import pitr, restore_test_copy
 from mysqlops.runs import RunContext
 from mysqlops.sampledata import create_awkward_database, create_bulk_table
 from mysqlops.streams.compression import codec
+from mysqlops.streams.keys import Keyring, generate_key, key_id
 from mysqlops.tablesum import table_checksums
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
@@ -134,6 +136,33 @@ def test_mission_on_flavor(
     hashes = {c.name: c.passed for c in checks if "re-dump content hash" in c.name}
     assert hashes == {"bulk: re-dump content hash": False, "shop: re-dump content hash": False}, checks
     lap("point-in-time restore")
+
+    # encryption on this build: an encrypted backup restore-tests with its key, and without it
+    # the copy is refused before any scratch server starts
+    key = generate_key()
+    sealed = bk.run_backup(
+        primary, [local], codec("zstd"), staging_dir=staging, encryption_key=key, databases=["shop"]
+    ).manifest
+    assert sealed.encryption_key_id == key_id(key)
+    cert = restore_test_copy(
+        local, sealed, staging_dir=staging, keyring=Keyring(key), write_certificate=False
+    )
+    assert cert.passed, [(c.name, c.detail) for c in cert.checks if not c.passed]
+    keyless = restore_test_copy(local, sealed, staging_dir=staging, write_certificate=False)
+    assert [c.name for c in keyless.checks if not c.passed] == ["encryption key available"]
+    lap("encryption")
+
+    # the check flow's server checks on this build: reachable, privileges, binlog, replication
+    repl.catch_up(primary, replica, timeout=60)
+    rows = run_checks([primary, replica], [local], CheckPolicy(min_free_bytes=0))
+    by_server = {(r.server, r.check): r for r in rows if not r.location}
+    for name in (primary.name, replica.name):
+        for check in ("reachable", "privileges", "binlog"):
+            assert by_server[(name, check)].status is Status.OK, by_server[(name, check)]
+    assert by_server[(replica.name, "replication")].status is Status.OK, by_server[
+        (replica.name, "replication")
+    ]
+    lap("check")
 
     # the replica followed everything, the accident included
     repl.catch_up(primary, replica, timeout=60)

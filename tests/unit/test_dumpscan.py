@@ -181,7 +181,11 @@ def test_footer_is_the_dump_tools_own() -> None:
     wrote: mariadb-dump 11.8 restores NOTE_VERBOSITY, and 11.8 refuses the older tools'
     `SET SQL_NOTES=@OLD_SQL_NOTES` (ERROR 1231) when its header never set @OLD_SQL_NOTES."""
     tail = (
-        b"-- Current Database: `a`\n\nINSERT INTO `t` VALUES (1);\n"
+        b"/*!40103 SET @OLD_TIME_ZONE=@@TIME_ZONE */;\n"
+        b"/*!40101 SET @OLD_SQL_MODE=@@SQL_MODE, SQL_MODE='NO_AUTO_VALUE_ON_ZERO' */;\n"
+        b"/*M!100616 SET @OLD_NOTE_VERBOSITY=@@NOTE_VERBOSITY, NOTE_VERBOSITY=0 */;\n\n"
+        b"-- Current Database: `a`\n\nSET @OLD_AUTOCOMMIT=@@AUTOCOMMIT, @@AUTOCOMMIT=0;\n"
+        b"INSERT INTO `t` VALUES (1);\nCOMMIT;\nSET AUTOCOMMIT=@OLD_AUTOCOMMIT;\n\n"
         b"/*!40103 SET TIME_ZONE=@OLD_TIME_ZONE */;\n/*!40101 SET SQL_MODE=@OLD_SQL_MODE */;\n"
         b"/*M!100616 SET NOTE_VERBOSITY=@OLD_NOTE_VERBOSITY */;\n\n-- Dump completed on 2026-11-30\n"
     )
@@ -193,6 +197,9 @@ def test_footer_is_the_dump_tools_own() -> None:
         b"/*M!100616 SET NOTE_VERBOSITY=@OLD_NOTE_VERBOSITY */;\n"
     )
     assert b"INSERT" not in scanner.footer
+    # a table's data restores its own @OLD_AUTOCOMMIT (mariadb-dump 11.8): not the footer's, or a
+    # session that never ran that table's data (the parallel loader's) gets ERROR 1231
+    assert b"AUTOCOMMIT" not in scanner.footer
     cut = DumpScanner()
     cut.feed(b"-- Current Database: `a`\n\nINSERT INTO `t` VALUES (1);\n")
     assert cut.footer == FOOTER

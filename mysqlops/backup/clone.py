@@ -49,7 +49,7 @@ from mysqlops.adapters.localfs import private_tempdir, tree_bytes
 from mysqlops.adapters.storage import Store
 from mysqlops.backup.logical import BackupResult, _own_version
 from mysqlops.backup.preflight import _free_bytes
-from mysqlops.backup.staging import READ_CHUNK, StagedFile, _Sink
+from mysqlops.backup.staging import StagedFile, _Sink, drain_into
 from mysqlops.backup.uploads import _upload_everywhere
 from mysqlops.errors import IntegrityError, MysqlopsError, PreflightFailed, StorageError
 from mysqlops.manifest import BackupFile, BackupManifest
@@ -256,12 +256,7 @@ def run_clone_backup(
                 timeout=timeout,
                 name=f"tar of the clone of {spec.name}",
             ) as pipe:
-                out = pipe.stdout_pipe
-                while True:
-                    chunk = out.read1(READ_CHUNK) if hasattr(out, "read1") else out.read(READ_CHUNK)
-                    if not chunk:
-                        break
-                    sink.write(chunk)
+                drain_into(pipe.stdout_pipe, sink)
                 pipe.wait()
         finally:
             sink.close()

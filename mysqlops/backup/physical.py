@@ -46,7 +46,7 @@ from mysqlops.adapters.localfs import private_tempdir, tree_bytes
 from mysqlops.adapters.storage import Store
 from mysqlops.backup.logical import BackupResult, _own_version
 from mysqlops.backup.preflight import _free_bytes, _tool_version
-from mysqlops.backup.staging import READ_CHUNK, StagedFile, _Sink
+from mysqlops.backup.staging import StagedFile, _Sink, drain_into
 from mysqlops.backup.uploads import _upload_everywhere
 from mysqlops.errors import (
     ConfigError,
@@ -341,12 +341,7 @@ def run_physical_backup(
                 name=f"{os.path.basename(tool)} --backup of {spec.name}",
                 stderr_filter=redact.password_clauses,  # its privilege errors print SHOW GRANTS
             ) as pipe:
-                out = pipe.stdout_pipe
-                while True:
-                    chunk = out.read1(READ_CHUNK) if hasattr(out, "read1") else out.read(READ_CHUNK)
-                    if not chunk:
-                        break
-                    sink.write(chunk)
+                drain_into(pipe.stdout_pipe, sink)
                 pipe.wait()
         finally:
             sink.close()

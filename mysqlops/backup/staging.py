@@ -143,3 +143,13 @@ class _Sink:
         os.fsync(self.handle.fileno())
         self.handle.close()
         self.growth.finish(self.staged.stored.size)
+
+
+def drain_into(out: IO[bytes], sink: _Sink) -> None:
+    """Write everything a child's stdout gives, to its end, into ``sink``, each chunk (up to
+    READ_CHUNK bytes) as soon as it is there."""
+    while True:
+        chunk = out.read1(READ_CHUNK) if hasattr(out, "read1") else out.read(READ_CHUNK)
+        if not chunk:
+            break
+        sink.write(chunk)

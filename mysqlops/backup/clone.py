@@ -38,7 +38,7 @@ import shutil
 import tempfile
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
@@ -50,7 +50,7 @@ from mysqlops.adapters.storage import Store
 from mysqlops.backup.logical import BackupResult, _own_version
 from mysqlops.backup.preflight import _free_bytes
 from mysqlops.backup.staging import StagedFile, _Sink, drain_into
-from mysqlops.backup.uploads import _upload_everywhere
+from mysqlops.backup.uploads import _upload_everywhere, as_uploaded
 from mysqlops.errors import IntegrityError, MysqlopsError, PreflightFailed, StorageError
 from mysqlops.manifest import BackupFile, BackupManifest
 from mysqlops.model import BackupKind, BackupMethod, BinlogCoordinates, Location, ServerSpec
@@ -314,10 +314,7 @@ def run_clone_backup(
             f"uploading to {', '.join(names)}"
         )
         results = _upload_everywhere(manifest, [staged], locations, durations)
-        first_ok = next((r.location for r in results if r.ok), "")
-        return BackupResult(
-            replace(manifest, location=first_ok, durations=dict(durations)), results, warnings
-        )
+        return BackupResult(as_uploaded(manifest, results, durations), results, warnings)
     finally:
         shutil.rmtree(staging_root, ignore_errors=True)
 

@@ -52,7 +52,7 @@ from mysqlops.backup.preflight import _free_bytes
 from mysqlops.backup.staging import StagedFile, _Sink, drain_into
 from mysqlops.backup.uploads import _upload_everywhere, as_uploaded
 from mysqlops.errors import IntegrityError, MysqlopsError, PreflightFailed, StorageError
-from mysqlops.manifest import BackupFile, BackupManifest
+from mysqlops.manifest import BackupManifest
 from mysqlops.model import BackupKind, BackupMethod, BinlogCoordinates, Location, ServerSpec
 from mysqlops.sql import clone as clone_sql
 from mysqlops.sql.quoting import quote_identifier, quote_string
@@ -264,15 +264,7 @@ def run_clone_backup(
         durations["backup"] = round(time.monotonic() - t0, 3)
         clone_bytes = tree_bytes(copy_dir)
         shutil.rmtree(copy_dir, ignore_errors=True)  # the stream holds it now: free the space early
-        backup_file = BackupFile(
-            path=name,
-            database=None,
-            raw_bytes=staged.raw.size,
-            raw_sha256=staged.raw.hexdigest(),
-            stored_bytes=staged.stored.size,
-            stored_sha256=staged.stored.hexdigest(),
-            durations={"backup": durations["backup"]},
-        )
+        backup_file = staged.to_server_file(name, durations["backup"])
         manifest = BackupManifest(
             backup_id=backup_id,
             server=spec.name,

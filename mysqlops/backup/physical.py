@@ -56,7 +56,6 @@ from mysqlops.errors import (
     StorageError,
 )
 from mysqlops.manifest import (
-    BackupFile,
     BackupManifest,
 )
 from mysqlops.model import (
@@ -362,15 +361,7 @@ def run_physical_backup(
             (t for t in (_read_text(os.path.join(lsndir, f)) for f in BINLOG_INFO_FILES) if t), ""
         )
         coordinates = parse_binlog_info(info_text, binlog_text)
-        backup_file = BackupFile(
-            path=name,
-            database=None,
-            raw_bytes=staged.raw.size,
-            raw_sha256=staged.raw.hexdigest(),
-            stored_bytes=staged.stored.size,
-            stored_sha256=staged.stored.hexdigest(),
-            durations={"backup": durations["backup"]},
-        )
+        backup_file = staged.to_server_file(name, durations["backup"])
         version = source.version
         manifest = BackupManifest(
             backup_id=backup_id,

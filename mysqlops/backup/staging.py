@@ -45,6 +45,18 @@ class StagedFile:
             if "structure" in parts  # a table restores from its structure: never data alone
         )
 
+    def to_server_file(self, name: str, backup_seconds: float) -> BackupFile:
+        """The manifest entry of a whole-server stream (physical or clone): no database, no tables."""
+        return BackupFile(
+            path=name,
+            database=None,
+            raw_bytes=self.raw.size,
+            raw_sha256=self.raw.hexdigest(),
+            stored_bytes=self.stored.size,
+            stored_sha256=self.stored.hexdigest(),
+            durations={"backup": backup_seconds},
+        )
+
     def to_backup_file(self, name: str, tables: tuple[TableStat, ...], lossy: tuple[str, ...]) -> BackupFile:
         return BackupFile(
             path=name,

@@ -170,3 +170,94 @@ def check(
         if warning:
             warnings.append(warning)
     return problems, warnings
+
+
+# --------------------------------------------------------------------------------------------
+# the physical backup tool (mariabackup + mbstream) of a server's own build
+
+
+@dataclass(frozen=True)
+class PhysicalTools:
+    """``mariabackup``/``mbstream`` (``xtrabackup``/``xbstream``) for one server: argv prefixes,
+    loader included for a fetched build. A physical backup is bound to the server's series
+    (prepare applies that series' redo log), so the server build's own tools come first."""
+
+    flavor: Flavor
+    backup: tuple[str, ...]
+    stream: tuple[str, ...]
+    build: ServerBuild | None = None
+
+    def record(self, version_line: str) -> dict[str, str]:
+        """What a physical manifest's ``tools`` records: the tool's version and its build."""
+        rec: dict[str, str] = {"backup": version_line or "unknown"}
+        if self.build is None:
+            rec["backup_build"] = "PATH"
+            return rec
+        b = self.build.record()
+        rec.update(
+            backup_build=b["build"],
+            backup_build_version=b["version"],
+            backup_build_package=b["package_version"],
+            backup_build_source=b["source"],
+        )
+        return rec
+
+
+def physical_tools(version: ServerVersion) -> PhysicalTools:
+    """The backup and stream programs to use for a server of ``version``: the server build's
+    own (see :func:`for_server` for how the build is found), else the flavor's programs on PATH."""
+    name = builds.build_name_for(version)
+    try:
+        build: ServerBuild | None = builds.resolve(name, fetch_missing=False)
+    except (MysqlopsError, ConfigError):
+        if os.environ.get(builds.parse_build_name(name).env_var):
+            raise  # a directory the user named for this build is broken: say so, never fall back
+        build = None
+    names = ClientTools.for_flavor(version.flavor)
+    if build is not None and build.has("backup") and build.has("stream"):
+        return PhysicalTools(version.flavor, build.client_argv("backup"), build.client_argv("stream"), build)
+    return PhysicalTools(version.flavor, (_on_path(names.backup),), (_on_path(names.stream),))
+
+
+def physical_fix_text(version: ServerVersion) -> str:
+    """What to do when no backup tool of the server's series is there."""
+    name = builds.build_name_for(version)
+    pkg = "mariadb-backup" if version.flavor is Flavor.MARIADB else "percona-xtrabackup"
+    env = builds.parse_build_name(name).env_var
+    return (
+        f"install {pkg} of series {version.series}, point {env} at a directory of {name} binaries "
+        f"that holds it, or fetch the build: python -m mysqlops builds fetch {name}"
+    )
+
+
+def check_physical(tools: PhysicalTools, server: ServerVersion) -> tuple[list[str], str]:
+    """(problems, version line) of using ``tools`` for a server of ``server``'s series: both
+    programs exist and run, and the backup tool is of the server's flavor and series."""
+    problems: list[str] = []
+    fix = physical_fix_text(server)
+    line = ""
+    for role, argv in (("backup", tools.backup), ("stream", tools.stream)):
+        path = argv[process.program_index(argv)]
+        if not os.path.isabs(path) or not os.path.isfile(path):
+            problems.append(f"no physical {role} tool {path} is installed or on PATH: {fix}")
+            continue
+        if role == "stream":
+            continue  # mbstream prints no server version; it comes from the same build/package
+        text = version_text(argv)
+        line = next((ln for ln in text.splitlines() if ln.strip()), "")
+        if not line:
+            problems.append(f"the backup tool {path} does not run ({' '.join(argv)} --version failed): {fix}")
+            continue
+        try:
+            # "/path/to/mariabackup based on MariaDB server 11.8.3-MariaDB ...": not the path's digits
+            found = ServerVersion.parse(line.split(" based on ", 1)[-1])
+        except ConfigError:
+            problems.append(f"cannot tell the version of the backup tool {path} ({line!r}): {fix}")
+            continue
+        if found.flavor is not server.flavor or found.series != server.series:
+            problems.append(
+                f"the backup tool {path} is {found.flavor.value} {found.series}, the server is "
+                f"{server.flavor.value} {server.series}: a physical backup needs the tool of the "
+                f"server's own series; {fix}"
+            )
+    return problems, line

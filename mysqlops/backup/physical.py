@@ -40,8 +40,8 @@ from datetime import UTC, datetime
 from typing import Any
 
 from mysqlops import catalog, layout
+from mysqlops.adapters import clients, process, reaper
 from mysqlops.adapters import mysql as db
-from mysqlops.adapters import process, reaper
 from mysqlops.adapters.localfs import private_tempdir, tree_bytes
 from mysqlops.adapters.storage import Store
 from mysqlops.backup.logical import BackupResult, _own_version
@@ -73,7 +73,7 @@ from mysqlops.sql.dialect import dialect_for
 from mysqlops.streams.compression import Codec
 from mysqlops.streams.keys import key_id
 from mysqlops.tools import redact
-from mysqlops.tools.client import ClientTools, client_option_file
+from mysqlops.tools.client import client_option_file
 from mysqlops.tools.physical import backup_argv, option_groups, stream_format
 from mysqlops.units import human_bytes
 
@@ -81,6 +81,9 @@ LogFn = Callable[[str], None]
 Copies = list[tuple[Location, BackupManifest]]
 CHECKPOINTS_FILE = "xtrabackup_checkpoints"
 INFO_FILE = "xtrabackup_info"
+# mariabackup 11.x names its files mariadb_backup_*; 10.x and xtrabackup xtrabackup_*
+CHECKPOINTS_FILES = ("mariadb_backup_checkpoints", CHECKPOINTS_FILE)
+INFO_FILES = ("mariadb_backup_info", INFO_FILE)
 BINLOG_INFO_FILES = ("mariadb_backup_binlog_info", "xtrabackup_binlog_info")
 
 
@@ -188,6 +191,16 @@ def _inspect_source(spec: ServerSpec, datadir_hint: str | None) -> _Source:
     return _Source(version, datadir.rstrip("/") or "/", databases, identity, bool(int(row["lb"] or 0)))
 
 
+def read_first(directory: str, names: Sequence[str]) -> str:
+    """The text of the first of ``names`` present (and not empty) in ``directory``, else ''."""
+    return next((t for t in (_read_text(os.path.join(directory, n)) for n in names) if t), "")
+
+
+def _tool_name(tool: str | Sequence[str]) -> str:
+    """The backup tool's base name for messages (past a build's loader prefix)."""
+    return os.path.basename(tool) if isinstance(tool, str) else process.program_name(tool)
+
+
 def run_physical_backup(
     spec: ServerSpec,
     locations: Sequence[Location],
@@ -257,13 +270,26 @@ def run_physical_backup(
             f"datadir_hint {datadir_hint} is ignored: mariabackup reads the datadir the server reports "
             f"({source.datadir})"
         )
-    tool = program or ClientTools.for_flavor(flavor).backup
-    try:
-        tool = process.require_program(
-            tool, package_hint="mariadb-backup" if flavor is Flavor.MARIADB else "percona-xtrabackup-80"
-        )
-    except MysqlopsError as exc:
-        problems.append(str(exc))
+    tool_record: dict[str, str] = {}
+    tool: str | tuple[str, ...]
+    if program is not None:  # the caller's own program (xtrabackup for MySQL): as given
+        tool = program
+        try:
+            tool = process.require_program(
+                program,
+                package_hint="mariadb-backup" if flavor is Flavor.MARIADB else "percona-xtrabackup-80",
+            )
+        except MysqlopsError as exc:
+            problems.append(str(exc))
+        tool_record = {"backup": _tool_version(tool)}
+    else:  # the server build's own mariabackup, checked against the server's series
+        physical = clients.physical_tools(source.version)
+        tool = physical.backup
+        tool_problems, version_line = clients.check_physical(physical, source.version)
+        problems += tool_problems
+        tool_record = physical.record(version_line)
+        origin = physical.build.describe() if physical.build is not None else "programs on PATH"
+        say(f"backup tool: {version_line or process.program_name(tool)} ({origin})")
     if incremental and base is None:
         scan = catalog.scan_location(locations[0])
         if scan.errors:
@@ -337,7 +363,7 @@ def run_physical_backup(
                 credentials=client_option_file(spec, groups=option_groups(flavor)),
                 stdout=process.PIPE,
                 timeout=timeout,
-                name=f"{os.path.basename(tool)} --backup of {spec.name}",
+                name=f"{_tool_name(tool)} --backup of {spec.name}",
                 stderr_filter=redact.password_clauses,  # its privilege errors print SHOW GRANTS
             ) as pipe:
                 drain_into(pipe.stdout_pipe, sink)
@@ -345,10 +371,10 @@ def run_physical_backup(
         finally:
             sink.close()
         durations["backup"] = round(time.monotonic() - t0, 3)
-        checkpoints_text = _read_text(os.path.join(lsndir, CHECKPOINTS_FILE))
+        checkpoints_text = read_first(lsndir, CHECKPOINTS_FILES)
         if not checkpoints_text:
             raise IntegrityError(
-                f"{os.path.basename(tool)} exited 0 but left no {CHECKPOINTS_FILE} in --extra-lsndir: "
+                f"{_tool_name(tool)} exited 0 but left no {' or '.join(CHECKPOINTS_FILES)} in --extra-lsndir: "
                 "the backup cannot be trusted"
             )
         cp = parse_checkpoints(checkpoints_text)
@@ -356,10 +382,8 @@ def run_physical_backup(
             raise IntegrityError(
                 f"incremental starts at LSN {cp.from_lsn}, its base {base.backup_id} ends at {base.lsn_to}"
             )
-        info_text = _read_text(os.path.join(lsndir, INFO_FILE))
-        binlog_text = next(
-            (t for t in (_read_text(os.path.join(lsndir, f)) for f in BINLOG_INFO_FILES) if t), ""
-        )
+        info_text = read_first(lsndir, INFO_FILES)
+        binlog_text = read_first(lsndir, BINLOG_INFO_FILES)
         coordinates = parse_binlog_info(info_text, binlog_text)
         backup_file = staged.to_server_file(name, durations["backup"])
         version = source.version
@@ -378,7 +402,7 @@ def run_physical_backup(
             compression=codec.label,
             coordinates=coordinates,
             durations=durations,
-            tools={"backup": _tool_version(tool), "mysqlops": _own_version()},
+            tools={**tool_record, "mysqlops": _own_version()},
             tags=tuple(tags),
             warnings=tuple(warnings),
             encryption_key_id=kid,

@@ -12,19 +12,18 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
 from mysqlops import catalog
-from mysqlops.adapters import builds, process, reaper, sandbox
+from mysqlops.adapters import builds, clients, process, reaper, sandbox
 from mysqlops.adapters import mysql as db
 from mysqlops.adapters.localfs import private_tempdir
 from mysqlops.backup.physical import (
-    CHECKPOINTS_FILE,
+    CHECKPOINTS_FILES,
     Copies,
     LogFn,
-    _read_text,
     is_clone,
     newest_physical,
     parse_checkpoints,
+    read_first,
 )
-from mysqlops.backup.preflight import _tool_version
 from mysqlops.errors import (
     ConfigError,
     IntegrityError,
@@ -53,7 +52,6 @@ from mysqlops.streams.checksum import CHUNK, iter_chunks
 from mysqlops.streams.compression import codec_from_label
 from mysqlops.streams.crypto import Decryptor, Keyring
 from mysqlops.tablesum import table_checksums
-from mysqlops.tools.client import ClientTools
 from mysqlops.tools.physical import TAR_FORMAT, prepare_argv, unpack_argv
 
 
@@ -166,6 +164,7 @@ def _extract(
     timeout: float | None,
     keyring: Keyring | None = None,
     stream_format: str = "",
+    program: Sequence[str] | None = None,
 ) -> None:
     """Stream-decrypt (with ``keyring``) and decompress ``path`` into ``mbstream -x -C
     directory`` (``tar -x`` for a CLONE copy). A decryption failure (tampering, truncation) raises
@@ -174,7 +173,7 @@ def _extract(
     decryptor = Decryptor(keyring) if keyring is not None else None
     with (
         process.Pipeline(
-            [unpack_argv(stream_format, flavor, directory)],
+            [unpack_argv(stream_format, flavor, directory, program=program)],
             stdin=process.PIPE,
             stdout=process.DEVNULL,
             timeout=timeout,
@@ -200,24 +199,24 @@ def _extract(
         pipe.wait()
 
 
-def _check_tool_series(flavor: Flavor, server_version: str) -> str:
-    """The local backup tool must be of the backup's server series (prepare is version-bound)."""
-    program = process.require_program(
-        ClientTools.for_flavor(flavor).backup,
-        package_hint="mariadb-backup" if flavor is Flavor.MARIADB else "percona-xtrabackup-80",
-    )
-    line = _tool_version(program)
+def _check_tool_series(flavor: Flavor, server_version: str) -> clients.PhysicalTools:
+    """The backup tool (and mbstream) of the backup's server series: the build's own, checked
+    (prepare applies that series' redo log, so another series' tool cannot be trusted)."""
     try:
-        tool = ServerVersion.parse(line)
-        backup = ServerVersion.parse(server_version)
-    except ConfigError:
-        return line
-    if tool.series != backup.series:
+        parsed = ServerVersion.parse(server_version)
+    except ConfigError as exc:
         raise RestoreError(
-            f"the backup was made from a {backup.series} server but the local {os.path.basename(program)} is "
-            f"{tool.series}: prepare it with the {backup.series} tool (install the matching package)"
+            f"the backup's manifest names no usable server version ({server_version!r})"
+        ) from exc
+    version = ServerVersion(flavor, parsed.major, parsed.minor, parsed.patch)
+    tools = clients.physical_tools(version)
+    problems, _line = clients.check_physical(tools, version)
+    if problems:
+        raise RestoreError(
+            f"cannot prepare a backup of a {flavor.value} {version.series} server here: "
+            + "; ".join(problems)
         )
-    return line
+    return tools
 
 
 def restore_physical(
@@ -253,10 +252,11 @@ def restore_physical(
         check_key(manifest, keyring)
     flavor = Flavor(manifests[0].flavor)
     clone = is_clone(manifests[0])
+    tools: clients.PhysicalTools | None = None
     if clone:
         process.require_program("tar", package_hint="tar")  # a CLONE copy needs no prepare tool
     else:
-        _check_tool_series(flavor, manifests[0].server_version)
+        tools = _check_tool_series(flavor, manifests[0].server_version)
     target = os.path.abspath(target_dir)
     if os.path.exists(target) and (not os.path.isdir(target) or os.listdir(target)):
         raise RestoreError(f"restore target {target} exists and is not an empty directory")
@@ -288,6 +288,7 @@ def restore_physical(
                 timeout,
                 keyring if manifest.encryption_key_id else None,
                 TAR_FORMAT if clone else "",
+                tools.stream if tools is not None else None,
             )
             os.unlink(path)  # the compressed copy is not needed any more
             if clone:
@@ -297,7 +298,7 @@ def restore_physical(
                     )
                 dirs.append(directory)
                 continue
-            cp = parse_checkpoints(_read_text(os.path.join(directory, CHECKPOINTS_FILE)))
+            cp = parse_checkpoints(read_first(directory, CHECKPOINTS_FILES))
             if (cp.from_lsn, cp.to_lsn) != (manifest.lsn_from, manifest.lsn_to):
                 raise IntegrityError(
                     f"backup {manifest.backup_id}: the stream's LSN range {cp.from_lsn}..{cp.to_lsn} differs "
@@ -313,6 +314,7 @@ def restore_physical(
                 target,
                 incremental_dir=directory if index > 0 else None,
                 final=index == last,
+                program=tools.backup if tools is not None else None,
             )
             say(f"prepare {manifests[index].kind.value} {manifests[index].backup_id}")
             process.run(argv, timeout=timeout, name=f"prepare of {manifests[index].backup_id}")

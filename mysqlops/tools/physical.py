@@ -12,8 +12,18 @@ from mysqlops.model import (
 )
 from mysqlops.tools.client import ClientTools
 
-
 # --------------------------------------------------------------------------- argv builders
+Program = str | Sequence[str]
+
+
+def _prefix(program: Program | None, default: str) -> list[str]:
+    """The argv prefix of a tool: a program name/path, or a whole prefix (a build's loader
+    followed by the program's absolute path)."""
+    if program is None:
+        return [default]
+    return [program] if isinstance(program, str) else list(program)
+
+
 def stream_format(flavor: Flavor) -> str:
     return "mbstream" if flavor is Flavor.MARIADB else "xbstream"
 
@@ -32,7 +42,7 @@ def backup_argv(
     datadir: str | None = None,
     incremental_lsn: int | None = None,
     parallel: int = 1,
-    program: str | None = None,
+    program: Program | None = None,
     extra: Sequence[str] = (),
 ) -> tuple[str, ...]:
     """``mariabackup --backup --stream=mbstream`` (or ``xtrabackup ... --stream=xbstream``).
@@ -42,7 +52,7 @@ def backup_argv(
     """
     tools = ClientTools.for_flavor(flavor)
     argv = [
-        program or tools.backup,
+        *_prefix(program, tools.backup),
         "--backup",
         f"--stream={stream_format(flavor)}",
         f"--target-dir={target_dir}",
@@ -59,9 +69,9 @@ def backup_argv(
     return (*argv, *extra)
 
 
-def extract_argv(flavor: Flavor, directory: str, *, program: str | None = None) -> tuple[str, ...]:
+def extract_argv(flavor: Flavor, directory: str, *, program: Program | None = None) -> tuple[str, ...]:
     """``mbstream -x -C dir`` / ``xbstream -x -C dir``: unpack a stream read from stdin."""
-    return (program or ClientTools.for_flavor(flavor).stream, "-x", "-C", directory)
+    return (*_prefix(program, ClientTools.for_flavor(flavor).stream), "-x", "-C", directory)
 
 
 def prepare_argv(
@@ -70,14 +80,18 @@ def prepare_argv(
     *,
     incremental_dir: str | None = None,
     final: bool = True,
-    program: str | None = None,
+    program: Program | None = None,
 ) -> tuple[str, ...]:
     """``--prepare`` of a full backup, or applying one incremental onto it.
 
     xtrabackup (MySQL) needs ``--apply-log-only`` on every step but the last; mariabackup
     10.2+ does not (and deprecates the option), so it is never passed for MariaDB.
     """
-    argv = [program or ClientTools.for_flavor(flavor).backup, "--prepare", f"--target-dir={target_dir}"]
+    argv = [
+        *_prefix(program, ClientTools.for_flavor(flavor).backup),
+        "--prepare",
+        f"--target-dir={target_dir}",
+    ]
     if incremental_dir:
         argv.append(f"--incremental-dir={incremental_dir}")
     if flavor is Flavor.MYSQL and not final:
@@ -102,9 +116,9 @@ def tar_extract_argv(directory: str, *, program: str = "tar") -> tuple[str, ...]
 
 
 def unpack_argv(
-    stream_format_name: str, flavor: Flavor, directory: str, *, program: str | None = None
+    stream_format_name: str, flavor: Flavor, directory: str, *, program: Program | None = None
 ) -> tuple[str, ...]:
     """The unpacker of a physical backup's stream: tar for CLONE copies, else mbstream/xbstream."""
     if stream_format_name == TAR_FORMAT:
-        return tar_extract_argv(directory, program=program or "tar")
+        return tar_extract_argv(directory, program=program if isinstance(program, str) else "tar")
     return extract_argv(flavor, directory, program=program)

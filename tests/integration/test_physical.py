@@ -13,13 +13,13 @@ import pytest
 from mysqlops import backup as backup
 from mysqlops import catalog, layout
 from mysqlops import restore as restore
+from mysqlops.adapters import builds, clients, sandbox
 from mysqlops.adapters import mysql as db
-from mysqlops.adapters import sandbox
 from mysqlops.adapters.storage import Store
 from mysqlops.backup import BackupResult
 from mysqlops.errors import PreflightFailed, RestoreError
 from mysqlops.manifest import BackupManifest, TableStat
-from mysqlops.model import BackupKind, BackupMethod, Location
+from mysqlops.model import BackupKind, BackupMethod, Flavor, Location, ServerVersion
 from mysqlops.sampledata import create_awkward_database, create_bulk_table
 from mysqlops.streams.compression import codec
 from mysqlops.tablesum import table_checksums
@@ -235,3 +235,50 @@ def test_manifest_round_trips(env: Env) -> None:
         m.parent_id,
         BackupMethod.PHYSICAL,
     )
+
+
+@pytest.mark.flavors
+def test_physical_backup_on_each_mariadb_build(
+    sandbox_root: str, server_build: builds.ServerBuild, tmp_path: os.PathLike[str]
+) -> None:
+    """A MariaDB server of each build is backed up with that build's own mariabackup (loader
+    included for a fetched build), the manifest names the tool build, and the restore test
+    (prepare with the same build's tool, scratch server of the backup's build) passes."""
+    if server_build.flavor is not Flavor.MARIADB:
+        pytest.skip("mariabackup backs up MariaDB; MySQL's physical backups use CLONE (test_clone)")
+    server = sandbox.start_server(
+        sandbox_root,
+        f"phys-{server_build.name}",
+        server_id=611 + server_build.version.minor,
+        build=server_build,
+    )
+    try:
+        with db.session(server.spec()) as conn:
+            create_awkward_database(conn, "shop")
+            create_bulk_table(conn, "bulk", "t", 2_000)
+            version = db.server_version(conn)
+        local = Location("local", f"file://{os.fspath(tmp_path)}/backups")
+        logs: list[str] = []
+        result = backup.run_physical_backup(server.spec(), [local], codec("zstd", threads=1), log=logs.append)
+        assert result.ok, result.locations
+        tools = result.manifest.tools
+        assert tools["backup_build"] == server_build.name, tools
+        assert tools["backup_build_version"] == server_build.version_text
+        assert tools["backup_build_source"] == server_build.source
+        assert f"MariaDB server {server_build.version_text}" in tools["backup"], tools
+        assert tools["backup"].startswith(server_build.tool_path("backup")), tools
+        assert any(line.startswith("backup tool: ") and server_build.name in line for line in logs), logs
+
+        chain = restore.physical_chain(catalog.scan([local]), server.name)
+        test = restore.restore_test_physical(chain, source=server.spec())
+        assert test.passed, [c for c in test.checks if not c.passed]
+        assert server_build.version_text in test.target_version, test.target_version
+        assert any(c.name.endswith("rows and checksum") for c in test.checks)
+    finally:
+        sandbox.stop_server(server)
+    # another series' tool is refused with what to install, before anything runs
+    other = clients.physical_tools(ServerVersion(Flavor.MARIADB, 10, 11, 0))
+    wrong = ServerVersion(Flavor.MARIADB, version.major, version.minor + 1, 0)
+    problems, _line = clients.check_physical(other, wrong)
+    assert problems and f"builds fetch mariadb-{wrong.series}" in problems[0], problems
+    assert "install mariadb-backup of series" in problems[0]

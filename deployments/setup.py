@@ -409,28 +409,36 @@ async def _save_block(report: SetupLog, kind: str, name: str, new: Any, old: Any
     return new
 
 
-async def apply_servers(env: Environment, report: SetupLog, interactive: bool, prompt: Prompt) -> None:
-    for server in env.servers:
-        old = await _load_block(MySQLServer, server.name)
-        values = dict(server.fields)
-        for secret in SERVER_SECRETS:
+async def _apply_blocks(
+    entries: list[ServerConfig] | list[LocationConfig],
+    cls: Any,
+    secret_names: tuple[str, ...],
+    kind: str,
+    report: SetupLog,
+    interactive: bool,
+    prompt: Prompt,
+) -> None:
+    """Create or update one ``cls`` block an entry; each secret from its source, else kept as it is."""
+    for entry in entries:
+        old = await _load_block(cls, entry.name)
+        values = dict(entry.fields)
+        for secret in secret_names:
             current = _secret_value(getattr(old, secret, None)) if old is not None else None
-            value = resolve_secret(server.secrets.get(secret), current, interactive, prompt)
+            value = resolve_secret(entry.secrets.get(secret), current, interactive, prompt)
             values[secret] = SecretStr(value) if value is not None else None
-        new = MySQLServer(**values)
-        await _save_block(report, "block mysql-server", server.name, new, old)
+        await _save_block(report, kind, entry.name, cls(**values), old)
+
+
+async def apply_servers(env: Environment, report: SetupLog, interactive: bool, prompt: Prompt) -> None:
+    await _apply_blocks(
+        env.servers, MySQLServer, SERVER_SECRETS, "block mysql-server", report, interactive, prompt
+    )
 
 
 async def apply_locations(env: Environment, report: SetupLog, interactive: bool, prompt: Prompt) -> None:
-    for location in env.locations:
-        old = await _load_block(BackupLocation, location.name)
-        values = dict(location.fields)
-        for secret in LOCATION_SECRETS:
-            current = _secret_value(getattr(old, secret, None)) if old is not None else None
-            value = resolve_secret(location.secrets.get(secret), current, interactive, prompt)
-            values[secret] = SecretStr(value) if value is not None else None
-        new = BackupLocation(**values)
-        await _save_block(report, "block backup-location", location.name, new, old)
+    await _apply_blocks(
+        env.locations, BackupLocation, LOCATION_SECRETS, "block backup-location", report, interactive, prompt
+    )
 
 
 async def apply_metrics(env: Environment, report: SetupLog) -> None:

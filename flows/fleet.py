@@ -20,11 +20,10 @@ from prefect.task_runners import ThreadPoolTaskRunner
 
 from flows.backup import backup
 from flows.common import markdown_artifact, table_artifact
-from mysqlops.errors import ConfigError, MysqlopsError
+from mysqlops.backup import fleet
+from mysqlops.backup.fleet import FleetBackupFailed
 
-
-class FleetBackupFailed(MysqlopsError):
-    """At least one server's backup failed."""
+__all__ = ["FleetBackupFailed", "backup_fleet", "backup_server", "server_tag"]
 
 
 def server_tag(server: str) -> str:
@@ -38,13 +37,6 @@ def backup_server(server: str, locations: list[str], options: dict[str, Any]) ->
     # concurrency slot while its subflow's tasks wait for that same slot would deadlock.
     with tags(server_tag(server)):
         return backup(server=server, locations=locations, **options)
-
-
-def _error_text(exc: BaseException | None) -> str:
-    if exc is None:
-        return ""
-    text = str(exc).strip() or type(exc).__name__
-    return text if len(text) <= 500 else text[:497] + "..."
 
 
 @flow(name="backup-fleet")
@@ -75,12 +67,7 @@ def backup_fleet(
         staging_dir: Directory for temporary files.
     """
     logger = get_run_logger()
-    if not servers:
-        raise ConfigError("backup_fleet needs at least one server (MySQLServer block name)")
-    if len(set(servers)) != len(servers):
-        raise ConfigError(f"servers must be distinct, got {servers}")
-    if max_concurrency < 1:
-        raise ConfigError(f"max_concurrency must be at least 1, got {max_concurrency}")
+    fleet.check_request(servers, max_concurrency)
     options: dict[str, Any] = {
         "databases": databases,
         "compression": compression,
@@ -100,58 +87,21 @@ def backup_fleet(
         }
         for server, future in futures.items():
             future.wait()
-            state = future.state
-            row: dict[str, Any] = {"server": server, "status": "ok" if state.is_completed() else "FAILED"}
-            if state.is_completed():
-                summary = future.result()
-                row |= {
-                    "backup_id": summary["backup_id"],
-                    "databases": len(summary["databases"]),
-                    "stored_bytes": summary["stored_bytes"],
-                    "locations": ", ".join(f"{k}: {v}" for k, v in summary["locations"].items()),
-                    "warnings": len(summary["warnings"]),
-                    "error": "",
-                }
+            if future.state.is_completed():
+                rows.append(fleet.ok_row(server, future.result()))
+                continue
+            try:
+                future.result(raise_on_failure=True)
+            except BaseException as exc:  # noqa: BLE001 - recorded in the summary, re-raised below
+                error = fleet.error_text(exc)
             else:
-                try:
-                    future.result(raise_on_failure=True)
-                except BaseException as exc:  # noqa: BLE001 - recorded in the summary, re-raised below
-                    error = _error_text(exc)
-                else:
-                    error = f"ended in state {state.name}"
-                row |= {
-                    "backup_id": "",
-                    "databases": 0,
-                    "stored_bytes": 0,
-                    "locations": "",
-                    "warnings": 0,
-                    "error": error,
-                }
-                logger.error("backup of %s failed: %s", server, error)
-            rows.append(row)
-    failed = [r["server"] for r in rows if r["status"] != "ok"]
+                error = f"ended in state {future.state.name}"
+            logger.error("backup of %s failed: %s", server, error)
+            rows.append(fleet.failed_row(server, error))
     elapsed = time.monotonic() - started
-    table_artifact(
-        "backup-fleet",
-        rows,
-        f"Fleet backup of {len(servers)} server(s): {len(servers) - len(failed)} ok, {len(failed)} failed "
-        f"in {elapsed:.0f}s (max {max_concurrency} at once)",
-    )
-    lines = [
-        f"# Fleet backup: {len(servers) - len(failed)} of {len(servers)} ok",
-        "",
-        "| server | status | backup | error |",
-        "|---|---|---|---|",
-    ]
-    lines += [
-        f"| {r['server']} | {r['status']} | {r['backup_id']} | {r['error'][:200].replace('|', '/')} |"
-        for r in rows
-    ]
-    markdown_artifact("backup-fleet-summary", "\n".join(lines), "Fleet backup summary")
-    if failed:
-        raise FleetBackupFailed(
-            f"backup failed for {len(failed)} of {len(servers)} server(s): {', '.join(failed)}; "
-            + " | ".join(f"{r['server']}: {r['error']}" for r in rows if r["status"] != "ok")
-        )
+    table_artifact("backup-fleet", rows, fleet.table_title(rows, elapsed, max_concurrency))
+    markdown_artifact("backup-fleet-summary", fleet.summary_markdown(rows), "Fleet backup summary")
+    if (error_to_raise := fleet.failure(rows)) is not None:
+        raise error_to_raise
     logger.info("all %d backups verified in %.0fs", len(servers), elapsed)
     return rows

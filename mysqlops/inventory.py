@@ -241,16 +241,7 @@ _SHOWN_BACKUP = [
     "encryption_key_id",
     "kind",
 ]
-_SHOWN_BINLOG = [
-    "location",
-    "binlogs",
-    "files",
-    "first_event_at",
-    "last_event_at",
-    "age",
-    "size",
-    "encryption_key_id",
-]
+_SHOWN_BINLOG = [c for c in BINLOG_COLUMNS if c != "server"]  # the server is the section's heading
 _SHOWN_WINDOW = ["server", "oldest_point", "newest_point", "window", "pitr_from", "gaps"]
 
 

@@ -38,7 +38,7 @@ import shutil
 import tempfile
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
@@ -49,10 +49,10 @@ from mysqlops.adapters.localfs import private_tempdir, tree_bytes
 from mysqlops.adapters.storage import Store
 from mysqlops.backup.logical import BackupResult, _own_version
 from mysqlops.backup.preflight import _free_bytes
-from mysqlops.backup.staging import READ_CHUNK, StagedFile, _Sink
-from mysqlops.backup.uploads import _upload_everywhere
+from mysqlops.backup.staging import StagedFile, _Sink, drain_into
+from mysqlops.backup.uploads import _upload_everywhere, as_uploaded
 from mysqlops.errors import IntegrityError, MysqlopsError, PreflightFailed, StorageError
-from mysqlops.manifest import BackupFile, BackupManifest
+from mysqlops.manifest import BackupManifest
 from mysqlops.model import BackupKind, BackupMethod, BinlogCoordinates, Location, ServerSpec
 from mysqlops.sql import clone as clone_sql
 from mysqlops.sql.quoting import quote_identifier, quote_string
@@ -256,12 +256,7 @@ def run_clone_backup(
                 timeout=timeout,
                 name=f"tar of the clone of {spec.name}",
             ) as pipe:
-                out = pipe.stdout_pipe
-                while True:
-                    chunk = out.read1(READ_CHUNK) if hasattr(out, "read1") else out.read(READ_CHUNK)
-                    if not chunk:
-                        break
-                    sink.write(chunk)
+                drain_into(pipe.stdout_pipe, sink)
                 pipe.wait()
         finally:
             sink.close()
@@ -269,15 +264,7 @@ def run_clone_backup(
         durations["backup"] = round(time.monotonic() - t0, 3)
         clone_bytes = tree_bytes(copy_dir)
         shutil.rmtree(copy_dir, ignore_errors=True)  # the stream holds it now: free the space early
-        backup_file = BackupFile(
-            path=name,
-            database=None,
-            raw_bytes=staged.raw.size,
-            raw_sha256=staged.raw.hexdigest(),
-            stored_bytes=staged.stored.size,
-            stored_sha256=staged.stored.hexdigest(),
-            durations={"backup": durations["backup"]},
-        )
+        backup_file = staged.to_server_file(name, durations["backup"])
         manifest = BackupManifest(
             backup_id=backup_id,
             server=spec.name,
@@ -319,10 +306,7 @@ def run_clone_backup(
             f"uploading to {', '.join(names)}"
         )
         results = _upload_everywhere(manifest, [staged], locations, durations)
-        first_ok = next((r.location for r in results if r.ok), "")
-        return BackupResult(
-            replace(manifest, location=first_ok, durations=dict(durations)), results, warnings
-        )
+        return BackupResult(as_uploaded(manifest, results, durations), results, warnings)
     finally:
         shutil.rmtree(staging_root, ignore_errors=True)
 

@@ -32,7 +32,7 @@ import threading
 import time
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
@@ -42,7 +42,7 @@ from mysqlops.adapters.localfs import private_tempdir
 from mysqlops.backup.freeze import FrozenPoint, frozen_replica
 from mysqlops.backup.preflight import Plan, check_backup_parameters, preflight
 from mysqlops.backup.staging import READ_CHUNK, StagedFile, _Sink
-from mysqlops.backup.uploads import LocationResult, _Uploads
+from mysqlops.backup.uploads import LocationResult, _Uploads, as_uploaded
 from mysqlops.errors import (
     DumpIncomplete,
 )
@@ -334,9 +334,7 @@ def run_backup(
             },
         )
         results = uploads.finish(base, dump_ended, durations)
-        first_ok = next((r.location for r in results if r.ok), "")
-        manifest = replace(base, location=first_ok, durations=dict(durations))
-        return BackupResult(manifest, results, warnings)
+        return BackupResult(as_uploaded(base, results, durations), results, warnings)
     finally:
         uploads.close()  # a dump that failed abandons every upload: nothing becomes visible
         shutil.rmtree(staging_root, ignore_errors=True)

@@ -35,7 +35,7 @@ import shutil
 import tempfile
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
@@ -46,8 +46,8 @@ from mysqlops.adapters.localfs import private_tempdir, tree_bytes
 from mysqlops.adapters.storage import Store
 from mysqlops.backup.logical import BackupResult, _own_version
 from mysqlops.backup.preflight import _free_bytes, _tool_version
-from mysqlops.backup.staging import READ_CHUNK, StagedFile, _Sink
-from mysqlops.backup.uploads import _upload_everywhere
+from mysqlops.backup.staging import StagedFile, _Sink, drain_into
+from mysqlops.backup.uploads import _upload_everywhere, as_uploaded
 from mysqlops.errors import (
     ConfigError,
     IntegrityError,
@@ -56,7 +56,6 @@ from mysqlops.errors import (
     StorageError,
 )
 from mysqlops.manifest import (
-    BackupFile,
     BackupManifest,
 )
 from mysqlops.model import (
@@ -367,12 +366,7 @@ def run_physical_backup(
                 name=f"{_tool_name(tool)} --backup of {spec.name}",
                 stderr_filter=redact.password_clauses,  # its privilege errors print SHOW GRANTS
             ) as pipe:
-                out = pipe.stdout_pipe
-                while True:
-                    chunk = out.read1(READ_CHUNK) if hasattr(out, "read1") else out.read(READ_CHUNK)
-                    if not chunk:
-                        break
-                    sink.write(chunk)
+                drain_into(pipe.stdout_pipe, sink)
                 pipe.wait()
         finally:
             sink.close()
@@ -391,15 +385,7 @@ def run_physical_backup(
         info_text = read_first(lsndir, INFO_FILES)
         binlog_text = read_first(lsndir, BINLOG_INFO_FILES)
         coordinates = parse_binlog_info(info_text, binlog_text)
-        backup_file = BackupFile(
-            path=name,
-            database=None,
-            raw_bytes=staged.raw.size,
-            raw_sha256=staged.raw.hexdigest(),
-            stored_bytes=staged.stored.size,
-            stored_sha256=staged.stored.hexdigest(),
-            durations={"backup": durations["backup"]},
-        )
+        backup_file = staged.to_server_file(name, durations["backup"])
         version = source.version
         manifest = BackupManifest(
             backup_id=backup_id,
@@ -437,9 +423,6 @@ def run_physical_backup(
             f"LSN {cp.from_lsn}..{cp.to_lsn}; uploading to {', '.join(names)}"
         )
         results = _upload_everywhere(manifest, [staged], locations, durations)
-        first_ok = next((r.location for r in results if r.ok), "")
-        return BackupResult(
-            replace(manifest, location=first_ok, durations=dict(durations)), results, warnings
-        )
+        return BackupResult(as_uploaded(manifest, results, durations), results, warnings)
     finally:
         shutil.rmtree(staging_root, ignore_errors=True)

@@ -45,6 +45,18 @@ class StagedFile:
             if "structure" in parts  # a table restores from its structure: never data alone
         )
 
+    def to_server_file(self, name: str, backup_seconds: float) -> BackupFile:
+        """The manifest entry of a whole-server stream (physical or clone): no database, no tables."""
+        return BackupFile(
+            path=name,
+            database=None,
+            raw_bytes=self.raw.size,
+            raw_sha256=self.raw.hexdigest(),
+            stored_bytes=self.stored.size,
+            stored_sha256=self.stored.hexdigest(),
+            durations={"backup": backup_seconds},
+        )
+
     def to_backup_file(self, name: str, tables: tuple[TableStat, ...], lossy: tuple[str, ...]) -> BackupFile:
         return BackupFile(
             path=name,
@@ -143,3 +155,13 @@ class _Sink:
         os.fsync(self.handle.fileno())
         self.handle.close()
         self.growth.finish(self.staged.stored.size)
+
+
+def drain_into(out: IO[bytes], sink: _Sink) -> None:
+    """Write everything a child's stdout gives, to its end, into ``sink``, each chunk (up to
+    READ_CHUNK bytes) as soon as it is there."""
+    while True:
+        chunk = out.read1(READ_CHUNK) if hasattr(out, "read1") else out.read(READ_CHUNK)
+        if not chunk:
+            break
+        sink.write(chunk)

@@ -252,6 +252,15 @@ class _Uploads:
             lane.pool.shutdown(wait=True)
 
 
+def as_uploaded(
+    manifest: BackupManifest, results: Sequence[LocationResult], durations: dict[str, float]
+) -> BackupManifest:
+    """The manifest a backup run returns: at the first location that took it (``""``: none did),
+    with the run's durations."""
+    first_ok = next((r.location for r in results if r.ok), "")
+    return replace(manifest, location=first_ok, durations=dict(durations))
+
+
 def _upload_everywhere(
     base: BackupManifest,
     files: Sequence[StagedFile],

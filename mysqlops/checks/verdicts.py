@@ -247,6 +247,29 @@ def _first_backup(scan: catalog.LocationScan, server: str) -> datetime | None:
     return min(done) if done else None
 
 
+def _first_backup_grace(
+    scan: catalog.LocationScan,
+    server: str,
+    now: datetime,
+    check: tuple[str, timedelta, str, str],
+    advice: str,
+) -> CheckResult | None:
+    """A WARNING while nothing is due yet: a fresh install whose first backup is younger than the
+    check's limit (``check`` = check name, limit, what is missing, what is due). None otherwise."""
+    first = _first_backup(scan, server)
+    name, limit, missing, due = check
+    if first is None or _age(now, first) > limit:
+        return None
+    return CheckResult(
+        server,
+        scan.location.name,
+        name,
+        Status.WARNING,
+        f"no {missing} yet (first backup {human_age(_age(now, first))} ago; the first {due} "
+        f"is due within {human_age(limit)} of it): {advice}",
+    )
+
+
 def _binlog_age(
     scan: catalog.LocationScan, server: str, policy: CheckPolicy, now: datetime, binlog_on: bool | None
 ) -> CheckResult:
@@ -257,19 +280,17 @@ def _binlog_age(
         return CheckResult(server, name, "binlog archive age", Status.SKIPPED, "binary log is off")
     archives = [b for b in scan.binlogs if b.server == server]
     if not archives:
+        grace = _first_backup_grace(
+            scan,
+            server,
+            now,
+            ("binlog archive age", policy.max_binlog_archive_age, "binlog archived", "archive"),
+            "the archive-binlogs schedule will archive them, or run it now "
+            f"(prefect deployment run 'archive-binlogs/{server}')",
+        )
+        if grace is not None:
+            return grace
         first = _first_backup(scan, server)
-        limit = policy.max_binlog_archive_age
-        if first is not None and _age(now, first) <= limit:
-            # a fresh install: the first backup is younger than the archive interval allows
-            return CheckResult(
-                server,
-                name,
-                "binlog archive age",
-                Status.WARNING,
-                f"no binlog archived yet (first backup {human_age(_age(now, first))} ago; the first "
-                f"archive is due within {human_age(limit)} of it): the archive-binlogs schedule "
-                f"will archive them, or run it now (prefect deployment run 'archive-binlogs/{server}')",
-            )
         return CheckResult(
             server,
             name,
@@ -298,19 +319,16 @@ def _restore_test(scan: catalog.LocationScan, server: str, policy: CheckPolicy, 
         return CheckResult(server, name, "restore test", Status.SKIPPED, "switched off")
     certificates = [c for c in scan.certificates if c.server == server]
     if not certificates:
-        first = _first_backup(scan, server)
-        limit = policy.max_restore_test_age
-        if first is not None and _age(now, first) <= limit:
-            return CheckResult(
-                server,
-                name,
-                "restore test",
-                Status.WARNING,
-                f"no restore test yet (first backup {human_age(_age(now, first))} ago; the first test "
-                f"is due within {human_age(limit)} of it): a backup is not proven until restored; the "
-                f"restore-test schedule will test it, or run it now "
-                f"(prefect deployment run 'restore-test/{server}')",
-            )
+        grace = _first_backup_grace(
+            scan,
+            server,
+            now,
+            ("restore test", policy.max_restore_test_age, "restore test", "test"),
+            "a backup is not proven until restored; the restore-test schedule will test it, "
+            f"or run it now (prefect deployment run 'restore-test/{server}')",
+        )
+        if grace is not None:
+            return grace
         return CheckResult(
             server,
             name,

@@ -30,6 +30,19 @@ class PitrResult:
     base: BackupManifest
 
 
+def _logical_fulls(scans: Sequence[catalog.LocationScan], server: str) -> list[BackupManifest]:
+    """Every copy of a complete logical backup of ``server`` that records its binlog coordinates."""
+    return [
+        m
+        for s in scans
+        for m in s.backups
+        if m.server == server
+        and m.method is BackupMethod.LOGICAL
+        and m.status.value == "complete"
+        and m.coordinates
+    ]
+
+
 def choose_base(
     scans: Sequence[catalog.LocationScan],
     server: str,
@@ -39,15 +52,7 @@ def choose_base(
     """Copies of the newest complete logical backup with coordinates taken before the target."""
     if backup_id != "latest":
         return catalog.find_backup(scans, server, backup_id)
-    candidates = [
-        m
-        for s in scans
-        for m in s.backups
-        if m.server == server
-        and m.method is BackupMethod.LOGICAL
-        and m.status.value == "complete"
-        and m.coordinates
-    ]
+    candidates = _logical_fulls(scans, server)
     if until.time is not None:
         # the dump's snapshot is taken when it starts: the backup must have started before the target
         when = until.time
@@ -153,16 +158,7 @@ def prove_binlog_chain(
     say, staging_dir, keyring = ctx.reporter.info, ctx.staging_dir, ctx.keyring
     scans = catalog.scan(locations)
     fulls = sorted(
-        {
-            m.backup_id: m
-            for s in scans
-            for m in s.backups
-            if m.server == server
-            and m.method is BackupMethod.LOGICAL
-            and m.status.value == "complete"
-            and m.coordinates
-            and m.extra.get("parallel", 1) == 1
-        }.values(),
+        {m.backup_id: m for m in _logical_fulls(scans, server) if m.extra.get("parallel", 1) == 1}.values(),
         # binlog coordinates order backups of one server exactly (ids only to the second)
         key=lambda m: (
             (m.coordinates.sequence, m.coordinates.position, m.backup_id)

@@ -69,6 +69,7 @@ def _forge_duplicate_row(src: Location, dst: Location, m: BackupManifest) -> Bac
     forged_file = dataclasses.replace(
         f, raw_bytes=raw_hash.size, raw_sha256=raw_hash.hexdigest(),
         stored_bytes=stored_hash.size, stored_sha256=stored_hash.hexdigest(),
+        table_index=(),  # the forged file is one frame: its table sections are gone
     )  # fmt: skip
     forged = dataclasses.replace(
         m, location=dst.name, files=tuple(forged_file if x is f else x for x in m.files if x.database == "vault"),

@@ -7,31 +7,30 @@ import os
 import threading
 import time
 from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
 from datetime import UTC, datetime
+from typing import Any
 
 from mysqlops import layout
-from mysqlops.adapters import builds, clients, process, reaper, sandbox
+from mysqlops.adapters import builds, clients, reaper, sandbox
 from mysqlops.adapters import mysql as db
 from mysqlops.adapters.localfs import private_dir
 from mysqlops.adapters.storage import Store
 from mysqlops.errors import (
     ConfigError,
-    IntegrityError,
     MysqlopsError,
     RestoreError,
-    StorageError,
 )
 from mysqlops.manifest import BackupManifest, Check, RestoreCertificate, TableStat, validate_backup_manifest
 from mysqlops.model import Location, ServerSpec
 from mysqlops.progress import ProgressFn
-from mysqlops.restore.fetch import check_key
+from mysqlops.restore import redump
+from mysqlops.restore.fetch import check_key, fetch_verified
 from mysqlops.restore.logical import restore_backup
-from mysqlops.streams.checksum import CHUNK
-from mysqlops.streams.dumpscan import DumpScanner
+from mysqlops.restore.parallel import default_workers
 from mysqlops.streams.keys import Keyring
 from mysqlops.tablesum import content_checksum, table_checksums
-from mysqlops.tools import redact
-from mysqlops.tools.client import DumpOptions, Program, client_option_file, dump_argv
+from mysqlops.tools.client import DumpOptions, Program, dump_argv
 from mysqlops.units import human_bytes
 
 SCRATCH_PARENT = "/tmp"  # noqa: S108 - scratch servers: a short path for their unix socket (107 bytes)
@@ -41,18 +40,9 @@ SCRATCH_PARENT = "/tmp"  # noqa: S108 - scratch servers: a short path for their 
 def redump_content_hash(spec: ServerSpec, database: str, program: Program, flavor: str | None = None) -> str:
     """Dump ``database`` again with the backup's options and return its content hash, normalised
     for the backup's ``flavor`` as the backup's own hash was (:mod:`mysqlops.streams.dumpscan`)."""
-    scanner = DumpScanner(flavor=flavor)
-    with process.Pipeline(
-        [dump_argv(program, database, DumpOptions())],
-        credentials=client_option_file(spec),
-        stdout=process.PIPE,
-        name=f"re-dump of {database}",
-        stderr_filter=redact.client_stderr,
-    ) as pipe:
-        for chunk in iter(lambda: pipe.stdout_pipe.read(CHUNK), b""):
-            scanner.feed(chunk)
-        scanner.finish()
-        pipe.wait()
+    scanner = redump.scan_redump(
+        spec, dump_argv(program, database, DumpOptions()), f"re-dump of {database}", flavor
+    )
     stats = scanner.sections.get(database)
     if stats is None:
         raise MysqlopsError(f"re-dump of {database!r} has no section for it")
@@ -86,10 +76,16 @@ def verify_restored(
     names: Mapping[str, str],
     dump_program: Program,
     early: Mapping[tuple[str, str], TableStat] | None = None,
+    copy: Mapping[str, redump.CopyContent] | None = None,
+    redumps: redump.TableRedumps | None = None,
 ) -> tuple[list[Check], list[str]]:
     """Compare the restored databases with what the manifest recorded. Returns checks and the
     lossy-by-format notes. ``early``: per-table checksums already taken while loading
-    (:class:`EarlyChecksums`); only the tables missing there are checksummed now."""
+    (:class:`EarlyChecksums`); only the tables missing there are checksummed now. ``copy`` and
+    ``redumps``: the content of the copy per piece and the rows re-dumped table by table
+    while loading (:mod:`mysqlops.restore.redump`): the re-dump hash is then compared piece by
+    piece (the rest re-dumped now); without them, or when the copy's whole hash is not the
+    manifest's, one whole re-dump per database."""
     checks: list[Check] = []
     lossy_notes: list[str] = []
     with db.session(target) as conn:
@@ -136,14 +132,17 @@ def verify_restored(
                     )
                     checks.append(Check(f"{name}.{stat.table}: rows and checksum", ok, detail))
             elif f.content_sha256:
-                redumped = (
-                    redump_content_hash(target, name, dump_program, manifest.flavor)
-                    if name == f.database
-                    else None
-                )
-                if redumped is None:
+                whole = (copy or {}).get(name)
+                if name != f.database:
                     checks.append(Check(f"{name}: content hash", True, "skipped: database was renamed"))
+                elif redumps is not None and whole is not None and whole.content_sha256 == f.content_sha256:
+                    rest = redump.redump_rest(target, name, dump_program, manifest.flavor)
+                    redumps.wait()  # the rows of the last tables, re-dumped meanwhile
+                    rows = {k: v for k, v in redumps.got.items() if k[0] == name}
+                    early_n = sum(1 for k in redumps.early if k[0] == name)
+                    checks += redump.compare_pieces(name, whole, {**rest, **rows}, redumps.errors, early_n)
                 else:
+                    redumped = redump_content_hash(target, name, dump_program, manifest.flavor)
                     ok = redumped == f.content_sha256
                     checks.append(
                         Check(
@@ -186,8 +185,59 @@ def make_certificate(
     )
 
 
+@dataclass
+class _Copy:
+    """The copy fetched and checked before the load: a local location over the verified files
+    (the load reads them there), and the content per piece of the databases compared by re-dump."""
+
+    location: Location
+    content: dict[str, redump.CopyContent]
+
+
+def _fetch_copy(location: Location, manifest: BackupManifest, root: str, keyring: Keyring | None) -> _Copy:
+    """Every file of the copy at ``location`` into ``root``, laid out as at a location, size and
+    sha256 checked (:func:`~mysqlops.restore.fetch.fetch_verified`), then hashed per piece
+    (:func:`~mysqlops.restore.redump.scan_copy`) for the databases whose re-dump hash is compared
+    (a content hash and no per-table stats). A copy that cannot be scanned is compared whole."""
+    local = Location(location.name, f"file://{root}")
+    source, here = Store(location), Store(local)
+    content: dict[str, redump.CopyContent] = {}
+    for f in manifest.files:
+        key = layout.data_key(manifest.server, manifest.backup_id, f.path)
+        dest = here.path(key)
+        os.makedirs(os.path.dirname(dest), mode=0o700, exist_ok=True)
+        fetch_verified(source, key, f, dest)
+        if f.database and f.content_sha256 and not f.tables:
+            with contextlib.suppress(MysqlopsError):
+                content.update(
+                    redump.scan_copy(
+                        dest,
+                        manifest.compression,
+                        keyring if manifest.encryption_key_id else None,
+                        manifest.flavor,
+                    )
+                )
+    return _Copy(local, content)
+
+
+def _dump_program(
+    manifest: BackupManifest, binary: builds.ServerBuild, log: Callable[[str], None]
+) -> Program:
+    """The dump tool of the BACKUP's build: its re-dump hash is comparable with the backup's
+    (another series' tool lays a dump out differently: an upgrade rehearsal re-dumps the new
+    server with the old tool)."""
+    own = scratch_build_name(manifest)
+    tool_build = binary
+    if binary.name != own:
+        try:
+            tool_build = builds.resolve(own, log=log)
+        except MysqlopsError as exc:
+            log(f"no {own} dump tool for the re-dump ({exc}); using {binary.name}'s")
+    return clients.for_build(tool_build).dump
+
+
 def _restore_and_verify(
-    location: Location,
+    copy: _Copy,
     manifest: BackupManifest,
     server: sandbox.SandboxServer,
     binary: builds.ServerBuild,
@@ -200,56 +250,83 @@ def _restore_and_verify(
     progress: ProgressFn | None,
     keyring: Keyring | None,
 ) -> None:
-    """Load the copy into the running scratch server and verify it (checks appended)."""
+    """Load the fetched copy into the running scratch server and verify it (checks appended):
+    per-table checksums (backups with table stats) and per-table re-dumps of the rows
+    (:class:`~mysqlops.restore.redump.TableRedumps`) run as each table is loaded."""
     spec = server.spec(name=f"scratch-{server.name}")
     early = EarlyChecksums(manifest, spec)
     try:
+        program = _dump_program(manifest, binary, log)
+    except MysqlopsError as exc:
+        checks.append(Check("verify the restored databases", False, f"no dump tool for the re-dump: {exc}"))
+        return
+    redumps = redump.TableRedumps(spec, program, manifest.flavor, copy.content) if copy.content else None
+
+    def on_table(database: str, table: str) -> None:
+        if early.expected:
+            early(database, table)
+        if redumps is not None:
+            redumps(database, table)
+
+    try:
         result = restore_backup(
-            [(location, manifest)],
+            [(copy.location, manifest)],
             spec,
             staging_dir=staging_dir,
             log=log,
             progress=progress,
             keyring=keyring,
             reap_leftovers=False,
-            on_table=early if early.expected else None,
+            on_table=on_table if early.expected or redumps is not None else None,
         )
-    except (RestoreError, IntegrityError, StorageError) as exc:
-        checks.append(Check(f"sha256 of the copy at {location.name}", False, str(exc)))
-        return
     except MysqlopsError as exc:
-        checks.append(Check(f"sha256 of the copy at {location.name}", True))
+        if redumps is not None:
+            redumps.close()
         checks.append(Check("load into the scratch server", False, str(exc)))
         return
-    durations.update(result.durations)
-    checks.append(
-        Check(
-            f"sha256 of the copy at {location.name}",
-            True,
-            f"{len(result.locations_used)} file(s), {human_bytes(manifest.stored_bytes)}",
-        )
-    )
+    durations.update({k: v for k, v in result.durations.items() if k != "download"})
     checks.append(Check("load into the scratch server", True, f"{human_bytes(result.raw_bytes)} of SQL"))
     t_verify = time.monotonic()
-    # the re-dump runs with the dump tool of the BACKUP's build: its hash is comparable with the
-    # backup's (another series' tool lays a dump out differently: an upgrade rehearsal re-dumps
-    # the new server with the old tool)
-    own = scratch_build_name(manifest)
-    tool_build = binary
-    if binary.name != own:
-        try:
-            tool_build = builds.resolve(own, log=log)
-        except MysqlopsError as exc:
-            log(f"no {own} dump tool for the re-dump ({exc}); using {binary.name}'s")
     try:
+        if redumps is not None:  # the rows of tables no load reported, and the last ones, meanwhile
+            loaded = {k for k in redumps.got} | {k for k in redumps.errors}
+            redumps.drain(
+                [
+                    (p[0], p[2])
+                    for c in copy.content.values()
+                    for p in c.pieces
+                    if p[1] == "data" and p not in loaded
+                ],
+                workers=default_workers(),
+            )
         more, notes = verify_restored(
-            manifest, spec, result.databases, clients.for_build(tool_build).dump, early.got
+            manifest, spec, result.databases, program, early.got, copy.content, redumps
         )
     except MysqlopsError as exc:  # a re-dump that cannot run is a failed check, not an escaped error
         more, notes = [Check("verify the restored databases", False, str(exc))], []
+    finally:
+        if redumps is not None:
+            redumps.close()
+            log(
+                f"rows re-dumped table by table in {redumps.seconds:.1f}s ({len(redumps.early)} while loading)"
+            )
     checks += more
     lossy += notes
     durations["verify"] = round(time.monotonic() - t_verify, 3)
+
+
+def _start_scratch(
+    wanted: str, root: str, name: str, say: Callable[[str], None], box: dict[str, Any]
+) -> None:
+    """Thread body: resolve the build and start the scratch server; the outcome goes in ``box``."""
+    try:
+        binary = builds.resolve(wanted, log=say)
+        box["binary"] = binary
+        box["server"] = sandbox.start_server(
+            root, name, server_id=900 + os.getpid() % 1000, tuned=True, binary=binary, scratch=True
+        )
+    except BaseException as exc:  # noqa: BLE001 - handed to the restore test's thread
+        box["error"] = exc
 
 
 def check_scratch_series(scratch_series: str | None) -> None:
@@ -322,43 +399,68 @@ def restore_test_copy(
         )
     if key_ok:
         name = f"rt-{manifest.backup_id[-6:]}-{location.name}"[:40]
-        scratch_root = contextlib.ExitStack()
-        server = None
-        try:
+        box: dict[str, Any] = {}
+        with contextlib.ExitStack() as stack:
+            root = sandbox_dir or stack.enter_context(private_dir(SCRATCH_PARENT, "mysqlops-rt-"))
+            copy_root = stack.enter_context(private_dir(staging_dir, "mysqlops-rt-copy-"))
+            # the scratch server starts while the copy is downloaded, checked and hashed
+            starter = threading.Thread(
+                target=_start_scratch, args=(wanted, root, name, say, box), name="scratch-start", daemon=True
+            )
+            t_fetch = time.monotonic()
+            starter.start()
             try:
-                binary = builds.resolve(wanted, log=say)
-                target_version = f"{binary.name} ({binary.version})"
-                root = sandbox_dir or scratch_root.enter_context(private_dir(SCRATCH_PARENT, "mysqlops-rt-"))
-                server = sandbox.start_server(
-                    root, name, server_id=900 + os.getpid() % 1000, tuned=True, binary=binary, scratch=True
-                )
+                fetched: _Copy | MysqlopsError = _fetch_copy(location, manifest, copy_root, keyring)
             except MysqlopsError as exc:
+                fetched = exc
+            finally:
+                durations["download"] = round(time.monotonic() - t_fetch, 3)  # with its check and hashes
+                starter.join()  # also when interrupted: a server that started is stopped below
+                if box.get("server") is not None:
+                    stack.callback(sandbox.stop_server, box["server"])
+            durations["scratch_ready"] = round(time.monotonic() - t_fetch, 3)  # the server, started meanwhile
+            binary: builds.ServerBuild | None = box.get("binary")
+            if binary is not None:
+                target_version = f"{binary.name} ({binary.version})"
+            failed_start = box.get("error")
+            if failed_start is not None and not isinstance(failed_start, MysqlopsError):
+                raise failed_start  # not a failed check: an interrupt, a bug
+            if failed_start is not None or binary is None:
                 checks.append(
-                    Check("scratch server started", False, f"{wanted} for a backup from {source}: {exc}")
+                    Check(
+                        "scratch server started",
+                        False,
+                        f"{wanted} for a backup from {source}: {failed_start}",
+                    )
                 )
             else:
                 checks.append(
                     Check("scratch server started", True, f"{binary.describe()} for a backup from {source}")
                 )
-                _restore_and_verify(
-                    location,
-                    manifest,
-                    server,
-                    binary,
-                    checks,
-                    durations,
-                    lossy,
-                    staging_dir=staging_dir,
-                    log=say,
-                    progress=progress,
-                    keyring=keyring,
+            if isinstance(fetched, MysqlopsError):
+                checks.append(Check(f"sha256 of the copy at {location.name}", False, str(fetched)))
+            else:
+                checks.append(
+                    Check(
+                        f"sha256 of the copy at {location.name}",
+                        True,
+                        f"{len(manifest.files)} file(s), {human_bytes(manifest.stored_bytes)}",
+                    )
                 )
-        finally:
-            try:
-                if server is not None:
-                    sandbox.stop_server(server)
-            finally:
-                scratch_root.close()
+                if "server" in box and binary is not None:
+                    _restore_and_verify(
+                        fetched,
+                        manifest,
+                        box["server"],
+                        binary,
+                        checks,
+                        durations,
+                        lossy,
+                        staging_dir=staging_dir,
+                        log=say,
+                        progress=progress,
+                        keyring=keyring,
+                    )
     durations["total"] = round(time.monotonic() - started, 3)
     cert = make_certificate(
         manifest, location.name, checks, durations, target_version, lossy, source_version=source

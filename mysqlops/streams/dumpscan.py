@@ -129,13 +129,23 @@ class DumpScanner:
         on_section: Callable[[str, str | None], None] | None = None,
         *,
         flavor: Flavor | str | None = None,
+        piece_hashes: bool = False,
     ) -> None:
         """``on_section(kind, table)`` (optional) hears where a database's sections start, before
         their first byte reaches ``on_data``: ``structure``/``data``/``triggers`` of ``table``,
         or ``other`` (views, routines, events, the footer; ``table`` None). A structure or data
         section starts at the ``--`` line that opens its comment block; a triggers section at
-        the session settings mysqldump writes before a table's triggers."""
+        the session settings mysqldump writes before a table's triggers.
+
+        ``piece_hashes``: also hash the content per piece (:attr:`pieces`): each table's
+        structure, data and triggers sections on their own, and a database's ``other`` sections
+        together, in order; the same bytes that make up the database's content hash."""
         self._on_data = on_data or (lambda _db, _data: None)
+        self.pieces: dict[tuple[str, str, str], hashlib._Hash] = {}
+        self._piece: hashlib._Hash | None = None
+        self._piece_hashes = piece_hashes
+        if piece_hashes and on_section is None:
+            on_section = lambda _kind, _table: None  # noqa: E731 - section tracking is needed
         self._normalize_columns = flavor is not None and Flavor(flavor) is Flavor.MYSQL
         self._on_section = on_section
         self._kind = "other"  # the kind of the section in progress
@@ -286,6 +296,7 @@ class DumpScanner:
                     self.current = name
                     self._section(name)
                     self._kind, self._table, self._dashes = "other", None, None
+                    self._switch_piece()
                     continue
             if self.current is None:
                 continue
@@ -295,6 +306,7 @@ class DumpScanner:
                     self._emit(buf, emit_from, at, content_from, at, blanks)
                     emit_from, content_from = at, max(content_from, at)
                     self._on_section(self._kind, self._table)
+                    self._switch_piece()
             stats = self.sections[self.current]
             if line.startswith(_COLUMN_START):
                 if self._normalize_columns and b" CHARACTER SET " in line:
@@ -323,6 +335,21 @@ class DumpScanner:
             self._dashes_ended_block = True
         else:
             self._emit(buf, emit_from, hi, content_from, hi, blanks)
+
+    def _switch_piece(self) -> None:
+        if self._piece_hashes and self.current is not None:
+            key = (self.current, self._kind, self._table or "")
+            self._piece = self.pieces.get(key) or self.pieces.setdefault(key, hashlib.sha256())
+
+    def piece_sha256(self) -> dict[tuple[str, str, str], str]:
+        """``(database, kind, table)`` -> sha256 of that piece's content (``piece_hashes=True``);
+        kind ``other`` has table ``""``."""
+        return {k: h.hexdigest() for k, h in self.pieces.items()}
+
+    def _hash(self, stats: SectionStats, data: bytes | memoryview) -> None:
+        stats.content.update(data)
+        if self._piece is not None:
+            self._piece.update(data)
 
     def _section_start(self, line: bytes, start: int, end: int) -> int | None:
         """Where a new section starts if ``line`` opens one (updating the kind in progress)."""
@@ -374,21 +401,21 @@ class DumpScanner:
         if lo >= hi:
             return
         if stats.content_mid_line and buf[lo] == 0x0A:
-            stats.content.update(b"\n")  # ends the (enormous) line the previous segment left open
+            self._hash(stats, b"\n")  # ends the (enormous) line the previous segment left open
             stats.content_mid_line = False
         ends_line = buf[hi - 1] == 0x0A
         i = bisect.bisect_left(blanks, lo)
         if buf[lo] != 0x0A and not (i < len(blanks) and blanks[i] < hi - 1):
             # no blank line to drop (the common case: rows of data): hash it as it is, no copy
-            stats.content.update(memoryview(buf)[lo:hi])
+            self._hash(stats, memoryview(buf)[lo:hi])
             stats.content_mid_line = not ends_line
             return
         joined = b"\n".join(filter(None, buf[lo:hi].split(b"\n")))
         if joined:
-            stats.content.update(joined)
+            self._hash(stats, joined)
             stats.content_mid_line = not ends_line
             if not stats.content_mid_line:
-                stats.content.update(b"\n")
+                self._hash(stats, b"\n")
 
     @staticmethod
     def _count(stats: SectionStats, line: bytes) -> None:

@@ -9,7 +9,7 @@ from __future__ import annotations
 import os
 import re
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from mysqlops.model import Flavor, ServerSpec, ServerVersion
 
@@ -122,6 +122,19 @@ def dump_argv(program: Program, database: str, options: DumpOptions = DumpOption
         database,
     ]
     return tuple(argv)
+
+
+def table_data_dump_argv(
+    program: Program, database: str, table: str, options: DumpOptions = DumpOptions()
+) -> tuple[str, ...]:
+    """The rows of one table only, as :func:`dump_argv` with ``options`` writes them
+    (``--no-create-info --skip-triggers``, no routines or events: its ``Dumping data``
+    section, header and footer),
+    for a per-table re-dump. No ``--databases``: the names that follow are a database and a
+    table, each one argv element."""
+    whole = dump_argv(program, database, replace(options, routines=False, events=False, triggers=False))
+    head = list(whole[: whole.index("--databases")])
+    return tuple([*head, "--no-create-info", "--skip-triggers", "--", database, table])
 
 
 def mysql_argv(

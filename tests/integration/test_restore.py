@@ -331,3 +331,41 @@ def test_rename_never_touches_another_database(sandbox_root: str, tmp_path: Any)
     finally:
         sandbox.stop_server(source)
         sandbox.stop_server(other)
+
+
+def test_restore_test_names_the_table_whose_rows_differ(
+    made: Any, tmp_path: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The re-dump hash is compared table by table, each table's rows re-dumped as soon as it is
+    loaded: a good copy is certified, and restored rows that differ from the dump (one row
+    changed on the scratch server right after its table loaded, before its re-dump) fail the
+    certificate naming that table, and only it."""
+    from mysqlops.restore import verify
+
+    server, manifest, s3, local = made
+    good = core.restore_test_copy(local, manifest, sandbox_dir=str(tmp_path / "good"), write_certificate=False)
+    assert good.passed, [c for c in good.checks if not c.passed]
+    shop = next(c for c in good.checks if c.name == "shop: re-dump content hash")
+    assert "piece by piece" in shop.detail and "while others loaded" in shop.detail, shop.detail
+
+    real = verify.restore_backup
+
+    def tampering(*args: Any, on_table: Any = None, **kw: Any) -> Any:
+        def changed(database: str, table: str) -> None:
+            if (database, table) == ("shop", "measure"):
+                spec = args[1]
+                with db.session(spec) as conn:
+                    db.execute(conn, "UPDATE shop.measure SET d = d + 1 WHERE id = 2")
+            if on_table is not None:
+                on_table(database, table)
+
+        return real(*args, on_table=changed, **kw)
+
+    monkeypatch.setattr(verify, "restore_backup", tampering)
+    cert = core.restore_test_copy(local, manifest, sandbox_dir=str(tmp_path / "bad"), write_certificate=False)
+    assert not cert.passed
+    failed = {c.name: c.detail for c in cert.checks if not c.passed}
+    assert set(failed) == {"shop: re-dump content hash", "shop.measure: re-dump content hash"}, failed
+    assert "`measure`" in failed["shop: re-dump content hash"]
+    assert failed["shop.measure: re-dump content hash"].startswith("rows of `measure`: sha256 ")
+    assert any(c.name == "simple: re-dump content hash" and c.passed for c in cert.checks)

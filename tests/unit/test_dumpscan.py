@@ -212,3 +212,28 @@ def test_footer_is_the_dump_tools_own() -> None:
     without.feed(tail.replace(b"/*M!100616 SET NOTE_VERBOSITY=@OLD_NOTE_VERBOSITY */;\n", b""))
     without.finish()
     assert with_footer.sections["a"].content_sha256 == without.sections["a"].content_sha256
+
+
+# --------------------------------------------------------------------------- pieces (issue 18)
+def pieces(data: bytes, step: int, flavor: str | None = None) -> tuple[str, dict[tuple[str, str, str], str]]:
+    s = DumpScanner(flavor=flavor, piece_hashes=True)
+    for i in range(0, len(data), step):
+        s.feed(data[i : i + step])
+    s.finish()
+    return s.sections["a"].content_sha256, s.piece_sha256()
+
+
+@pytest.mark.parametrize("step", [1, 7, 4096, 1 << 20])
+def test_piece_hashes_split_the_content_hash_per_table(step: int) -> None:
+    """The pieces are of the same bytes as the content hash (unchanged by ``piece_hashes``),
+    one per table section and one for the database's other statements, whatever the chunking;
+    a changed row changes that table's rows piece and no other."""
+    whole, got = pieces(MULTI, step)
+    assert whole == scan(MULTI, 1 << 20)[0].sections["a"].content_sha256
+    assert pieces(MULTI, 1 << 20)[1] == got
+    kinds = {k for k in got if k[0] == "a"}
+    assert ("a", "other", "") in kinds and {k[1] for k in kinds} >= {"structure", "data", "other"}
+    changed = MULTI.replace(b"(1,1.5,'x\\ny')", b"(1,1.5,'x\\nY')", 1)
+    assert changed != MULTI
+    _, after = pieces(changed, step)
+    assert [k for k in got if got[k] != after.get(k)] == [("a", "data", "t")]

@@ -13,8 +13,9 @@ options as mysqlops' scratch servers (``sandbox.start_server(tuned=True, scratch
   with apt-get when missing and root);
 - ``restore_s``: mysqlops ``restore_backup`` load phase (parallel, keys deferred) from the local
   copy, ``restore_wall_s`` the whole call (sha256 check of the copy included);
-- ``restore_test_s``: mysqlops ``restore_test_copy`` from S3 end to end (download, scratch server,
-  load, verify, certificate);
+- ``restore_test_s``: mysqlops ``restore_test_copy`` from S3 end to end (the scratch server starts
+  while the copy is downloaded, checked and hashed per table; load with each table's rows
+  re-dumped as soon as it is in; the rest re-dumped; certificate);
 - ``single_table_s``: ``bench.single_table.single_table_seconds`` (issue 18a): ``ix.orders``
   (~7% of the dump, with FKs and a trigger) restored alone from the S3 copy into a fresh server;
 - backup: the plain-tool pipeline ``dump | zstd -T2 | tee file | aws s3 cp -`` then both copies
@@ -214,6 +215,7 @@ def main() -> int:
         }
         peak: dict[str, float] = {}
         for r in range(rounds):
+            results.setdefault("loadavg_per_round", []).append(os.getloadavg())
             target = scratch(f"plain{r}")
             try:
                 opt = option_file(work, target)
@@ -309,6 +311,8 @@ def main() -> int:
             f"**{results['backup_vs_plain_pipeline']}×**.",
             f"Peak RSS (MiB): {results['peak_rss_mib']}. Paired restore/plain: {ra['paired_restore_vs_plain']}, "
             f"restore-test/plain: {ra['paired_restore_test_vs_plain']}.",
+            f"Every round (s): {results['runs']}; load average (1 min) at the start of each round: "
+            f"{[round(x[0], 1) for x in results['loadavg_per_round']]}.",
             "",
         ]
     )

@@ -22,6 +22,7 @@ re-dump; a piece that differs names its table (:func:`compare_pieces`).
 
 from __future__ import annotations
 
+import contextlib
 import queue
 import threading
 import time
@@ -41,6 +42,7 @@ from mysqlops.tools import redact
 from mysqlops.tools.client import DumpOptions, Program, client_option_file, dump_argv, table_data_dump_argv
 
 Piece = tuple[str, str, str]  # (database, kind: structure/data/triggers/other, table or "")
+_BATCH = 200  # tables per re-dump at most (argv length)
 
 
 @dataclass
@@ -135,34 +137,45 @@ class TableRedumps:
             item = self._queue.get()
             if item is None or self._stop:
                 return
-            self._one(*item)
+            batch = [item]  # the tables loaded meanwhile go in the same re-dump (one process, one connection)
+            with contextlib.suppress(queue.Empty):
+                while len(batch) < _BATCH:
+                    more = self._queue.get_nowait()
+                    if more is None:
+                        self._queue.put(None)  # another thread's stop, or ours: after this batch
+                        break
+                    batch.append(more)
+            for database in dict.fromkeys(d for d, _t in batch):
+                self._dump(database, list(dict.fromkeys(t for d, t in batch if d == database)))
 
-    def _one(self, database: str, table: str) -> None:
-        key = (database, "data", table)
+    def _dump(self, database: str, tables: list[str]) -> None:
+        keys = [(database, "data", t) for t in tables]
         with self._lock:
-            if key in self.got or key in self.errors:
-                return
+            keys = [k for k in keys if k not in self.got and k not in self.errors]
             loading = self._loading
+        if not keys:
+            return
         t0 = time.monotonic()
         try:
             scanner = scan_redump(
                 self.target,
-                table_data_dump_argv(self.program, database, table),
-                f"re-dump of {database}.{table}",
+                table_data_dump_argv(self.program, database, [k[2] for k in keys]),
+                f"re-dump of {len(keys)} table(s) of {database}",
                 self.flavor,
                 database,
             )
-            digest, problem = scanner.piece_sha256().get(key), ""
+            pieces, problem = scanner.piece_sha256(), "the re-dump holds no rows section for it"
         except MysqlopsError as exc:
-            digest, problem = None, str(exc)
+            pieces, problem = {}, str(exc)
         with self._lock:
             self.seconds += time.monotonic() - t0
-            if digest is not None:
-                self.got[key] = digest
-                if loading:
-                    self.early.add(key)
-            else:
-                self.errors[key] = problem or "the re-dump holds no rows section for it"
+            for key in keys:
+                if key in pieces:
+                    self.got[key] = pieces[key]
+                    if loading:
+                        self.early.add(key)
+                else:
+                    self.errors[key] = problem
 
     def drain(self, missing: Iterable[tuple[str, str]], workers: int) -> None:
         """The load is over: queue the tables no load reported (``missing``) and drain the

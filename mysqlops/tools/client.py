@@ -125,16 +125,15 @@ def dump_argv(program: Program, database: str, options: DumpOptions = DumpOption
 
 
 def table_data_dump_argv(
-    program: Program, database: str, table: str, options: DumpOptions = DumpOptions()
+    program: Program, database: str, tables: Sequence[str], options: DumpOptions = DumpOptions()
 ) -> tuple[str, ...]:
-    """The rows of one table only, as :func:`dump_argv` with ``options`` writes them
-    (``--no-create-info --skip-triggers``, no routines or events: its ``Dumping data``
-    section, header and footer),
-    for a per-table re-dump. No ``--databases``: the names that follow are a database and a
-    table, each one argv element."""
+    """The rows of some tables only, as :func:`dump_argv` with ``options`` writes them
+    (``--no-create-info --skip-triggers``, no routines or events: their ``Dumping data``
+    sections, header and footer), for per-table re-dumps. No ``--databases``: the names that
+    follow are a database and its tables, each one argv element."""
     whole = dump_argv(program, database, replace(options, routines=False, events=False, triggers=False))
     head = list(whole[: whole.index("--databases")])
-    return tuple([*head, "--no-create-info", "--skip-triggers", "--", database, table])
+    return tuple([*head, "--no-create-info", "--skip-triggers", "--", database, *tables])
 
 
 def mysql_argv(

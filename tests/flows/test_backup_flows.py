@@ -64,6 +64,13 @@ def test_backup_list_restore_test_report_retention(env: Any) -> None:
     assert {r["location"] for r in rows} == {"ft-local", "ft-s3"}
     tests = restore_test(locations=["ft-local", "ft-s3"])
     assert [t["passed"] for t in tests] == [True, True]
+    # each copy's re-dump hash was compared table by table, the rows re-dumped as tables loaded
+    from blocks import BackupLocation
+    from mysqlops import catalog
+
+    scans = catalog.scan([BackupLocation.load(n).to_location(n) for n in ("ft-local", "ft-s3")])
+    redumps = [c.detail for s in scans for cert in s.certificates for c in cert.checks if "re-dump" in c.name]
+    assert len(redumps) == 2 and all("piece by piece" in d for d in redumps), redumps
     frames = backup_report(locations=["ft-local", "ft-s3"], output_location="ft-local")
     assert len(frames["backups"]) == 2 and len(frames["restores"]) == 2
     plan = apply_retention(locations=["ft-local", "ft-s3"], policy={"keep_last": 1})

@@ -343,7 +343,9 @@ def test_restore_test_names_the_table_whose_rows_differ(
     from mysqlops.restore import verify
 
     server, manifest, s3, local = made
-    good = core.restore_test_copy(local, manifest, sandbox_dir=str(tmp_path / "good"), write_certificate=False)
+    good = core.restore_test_copy(
+        local, manifest, sandbox_dir=str(tmp_path / "good"), write_certificate=False
+    )
     assert good.passed, [c for c in good.checks if not c.passed]
     shop = next(c for c in good.checks if c.name == "shop: re-dump content hash")
     assert "piece by piece" in shop.detail and "while others loaded" in shop.detail, shop.detail

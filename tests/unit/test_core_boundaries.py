@@ -11,7 +11,7 @@ import pytest
 from mysqlops import layout
 from mysqlops.errors import ConfigError
 from mysqlops.model import Location, ServerSpec, ServerVersion, TLSOptions
-from mysqlops.tools.client import DumpOptions, client_option_file, dump_argv
+from mysqlops.tools.client import DumpOptions, client_option_file, dump_argv, table_data_dump_argv
 
 CORE = pathlib.Path(__file__).resolve().parents[2] / "mysqlops"
 
@@ -87,6 +87,15 @@ def test_dump_argv_is_data() -> None:
     ):
         assert flag in argv
     assert not any(a.startswith("-p") or a.startswith("--password") for a in argv)
+
+
+def test_table_data_dump_argv_dumps_only_the_rows_of_the_named_tables() -> None:
+    argv = table_data_dump_argv("mariadb-dump", "shop; DROP", ["a`b", "-c"])
+    assert argv[-4:] == ("--", "shop; DROP", "a`b", "-c")  # names are argv elements, after "--"
+    assert {"--single-transaction", "--quick", "--hex-blob", "--no-create-info", "--skip-triggers"} <= set(
+        argv
+    )
+    assert not {"--databases", "--routines", "--events", "--triggers"} & set(argv)
 
 
 def test_backup_ids_sort_by_time_and_parse() -> None:

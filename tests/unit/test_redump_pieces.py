@@ -39,7 +39,9 @@ def test_missing_extra_and_failed_pieces_fail() -> None:
     del restored[("shop", "data", "a")]
     restored[("shop", "structure", "new")] = "6" * 64
     restored[("shop", "other", "")] = "7" * 64
-    checks = compare_pieces("shop", EXPECTED, restored, {("shop", "data", "a"): "re-dump failed: boom"}, early=0)
+    checks = compare_pieces(
+        "shop", EXPECTED, restored, {("shop", "data", "a"): "re-dump failed: boom"}, early=0
+    )
     failed = {c.name: c.detail for c in checks if not c.passed}
     assert failed["shop.a: re-dump content hash"] == "rows of `a`: re-dump failed: boom"
     assert failed["shop.new: re-dump content hash"] == "structure of `new`: not in the backup"

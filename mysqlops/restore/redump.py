@@ -22,11 +22,9 @@ re-dump; a piece that differs names its table (:func:`compare_pieces`).
 
 from __future__ import annotations
 
-import contextlib
-import queue
 import threading
 import time
-from collections.abc import Collection, Iterable, Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 
 from mysqlops.adapters import process
@@ -43,6 +41,7 @@ from mysqlops.tools.client import DumpOptions, Program, client_option_file, dump
 
 Piece = tuple[str, str, str]  # (database, kind: structure/data/triggers/other, table or "")
 _BATCH = 200  # tables per re-dump at most (argv length)
+_BATCH_BYTES = 8 << 20  # small tables share a re-dump up to this many bytes of rows
 
 
 @dataclass
@@ -52,19 +51,36 @@ class CopyContent:
     database: str
     content_sha256: str
     pieces: dict[Piece, str] = field(default_factory=dict)
+    sizes: dict[Piece, int] = field(default_factory=dict)  # bytes of dump text per piece
 
 
 def scan_copy(
     path: str, compression: str, keyring: Keyring | None, flavor: str | None
 ) -> dict[str, CopyContent]:
-    """Content hash and pieces of each database in a fetched (sha256-checked) backup file."""
-    scanner = DumpScanner(flavor=flavor, piece_hashes=True)
+    """Content hash, pieces and piece sizes of each database in a fetched (sha256-checked)
+    backup file."""
+    sizes: dict[Piece, int] = {}
+    where: list[Piece] = []
+
+    def on_section(kind: str, table: str | None) -> None:
+        where[:] = [(scanner.current or "", kind, table or "")]
+
+    def on_data(_db: str | None, data: bytes | memoryview) -> None:
+        if where:
+            sizes[where[0]] = sizes.get(where[0], 0) + len(data)
+
+    scanner = DumpScanner(on_data, on_section, flavor=flavor, piece_hashes=True)
     for chunk in iter_raw(path, compression, keyring, {}):
         scanner.feed(chunk)
     scanner.finish()
     pieces = scanner.piece_sha256()
     return {
-        name: CopyContent(name, stats.content_sha256, {k: v for k, v in pieces.items() if k[0] == name})
+        name: CopyContent(
+            name,
+            stats.content_sha256,
+            {k: v for k, v in pieces.items() if k[0] == name},
+            {k: v for k, v in sizes.items() if k[0] == name},
+        )
         for name, stats in scanner.sections.items()
     }
 
@@ -99,32 +115,52 @@ def redump_rest(spec: ServerSpec, database: str, program: Program, flavor: str |
 
 
 class TableRedumps:
-    """``on_table`` callback: re-dump each loaded table's rows in a background thread.
+    """``on_table`` callback: re-dump each loaded table's rows in background threads.
 
-    Tables of ``databases`` only; the results (:attr:`got`, :attr:`errors`) are read after
-    :meth:`finish`. :meth:`close` stops without waiting for what is queued (a failed load)."""
+    Tables of the databases in ``tables`` (database -> how many tables it loads) only. The
+    re-dumps wait until at most ``busy`` tables of that database still load (the load's tail,
+    where a loading connection is idle: measured on 2 cores, re-dumps beside a saturated load
+    slow it by about what they take). Largest table first (``sizes``: bytes of its rows in the
+    dump); small tables loaded meanwhile share one re-dump (one process, one connection). The
+    results (:attr:`got`, :attr:`errors`) are read after :meth:`wait`; :meth:`close` stops
+    without waiting for what is pending (a failed load)."""
 
     def __init__(
-        self, target: ServerSpec, program: Program, flavor: str | None, databases: Collection[str]
+        self,
+        target: ServerSpec,
+        program: Program,
+        flavor: str | None,
+        tables: Mapping[str, int],
+        busy: int = 0,
+        sizes: Mapping[Piece, int] | None = None,
     ) -> None:
         self.target, self.program, self.flavor = target, program, flavor
-        self.databases = set(databases)
+        self.databases = set(tables)
+        self.sizes = dict(sizes or {})
         self.got: dict[Piece, str] = {}
         self.errors: dict[Piece, str] = {}
         self.early: set[Piece] = set()  # re-dumped while the load ran
         self.seconds = 0.0
-        self._queue: queue.Queue[tuple[str, str] | None] = queue.Queue()
+        self.batches: list[tuple[float, float, int, bool]] = []  # (start, seconds, tables, while loading)
+        self._start_at = {d: max(0, n - busy) for d, n in tables.items()}
+        self._reported: dict[str, int] = {}
+        self._created = time.monotonic()
+        self._pending: list[Piece] = []
         self._threads: list[threading.Thread] = []
-        self._lock = threading.Lock()
+        self._cond = threading.Condition()
         self._loading = True
+        self._closing = False
         self._stop = False
 
     def __call__(self, database: str, table: str) -> None:
         if database not in self.databases:
             return
-        self._queue.put((database, table))
-        if not self._threads:
-            self._start(1)
+        with self._cond:
+            self._pending.append((database, "data", table))
+            reported = self._reported[database] = self._reported.get(database, 0) + 1
+            if not self._threads and reported >= self._start_at[database]:
+                self._start(1)
+            self._cond.notify()
 
     def _start(self, n: int) -> None:
         for _ in range(n):
@@ -132,27 +168,33 @@ class TableRedumps:
             self._threads.append(t)
             t.start()
 
+    def _take(self) -> list[Piece]:
+        """The largest pending table, or as many small ones as fit in one batch (lock held)."""
+        self._pending.sort(key=lambda k: self.sizes.get(k, 0), reverse=True)
+        batch = [self._pending.pop(0)]
+        total = self.sizes.get(batch[0], 0)
+        while self._pending and len(batch) < _BATCH:
+            size = self.sizes.get(self._pending[-1], 0)
+            if total + size > _BATCH_BYTES:
+                break
+            batch.append(self._pending.pop())
+            total += size
+        return batch
+
     def _run(self) -> None:
         while True:
-            item = self._queue.get()
-            if item is None or self._stop:
-                return
-            batch = [item]  # the tables loaded meanwhile go in the same re-dump (one process, one connection)
-            with contextlib.suppress(queue.Empty):
-                while len(batch) < _BATCH:
-                    more = self._queue.get_nowait()
-                    if more is None:
-                        self._queue.put(None)  # another thread's stop, or ours: after this batch
-                        break
-                    batch.append(more)
-            for database in dict.fromkeys(d for d, _t in batch):
-                self._dump(database, list(dict.fromkeys(t for d, t in batch if d == database)))
+            with self._cond:
+                while not self._pending and not self._closing and not self._stop:
+                    self._cond.wait()
+                if self._stop or not self._pending:
+                    return
+                batch = self._take()
+                loading = self._loading
+            for database in dict.fromkeys(k[0] for k in batch):
+                self._dump(database, [k for k in batch if k[0] == database], loading)
 
-    def _dump(self, database: str, tables: list[str]) -> None:
-        keys = [(database, "data", t) for t in tables]
-        with self._lock:
-            keys = [k for k in keys if k not in self.got and k not in self.errors]
-            loading = self._loading
+    def _dump(self, database: str, keys: list[Piece], loading: bool) -> None:
+        keys = [k for k in dict.fromkeys(keys) if k not in self.got and k not in self.errors]
         if not keys:
             return
         t0 = time.monotonic()
@@ -167,8 +209,11 @@ class TableRedumps:
             pieces, problem = scanner.piece_sha256(), "the re-dump holds no rows section for it"
         except MysqlopsError as exc:
             pieces, problem = {}, str(exc)
-        with self._lock:
+        with self._cond:
             self.seconds += time.monotonic() - t0
+            self.batches.append(
+                (round(t0 - self._created, 2), round(time.monotonic() - t0, 2), len(keys), loading)
+            )
             for key in keys:
                 if key in pieces:
                     self.got[key] = pieces[key]
@@ -178,26 +223,27 @@ class TableRedumps:
                     self.errors[key] = problem
 
     def drain(self, missing: Iterable[tuple[str, str]], workers: int) -> None:
-        """The load is over: queue the tables no load reported (``missing``) and drain the
-        queue over ``workers`` threads, without waiting (:meth:`wait`)."""
-        with self._lock:
+        """The load is over: add the tables no load reported (``missing``) and re-dump what is
+        pending over ``workers`` threads, without waiting (:meth:`wait`)."""
+        with self._cond:
             self._loading = False
-        for item in missing:
-            self._queue.put(item)
-        self._start(max(0, workers - len(self._threads)))
+            self._pending += [(d, "data", t) for d, t in missing]
+            self._start(max(0, workers - len(self._threads)))
+            self._cond.notify_all()
 
     def wait(self) -> None:
-        """Wait until everything queued is re-dumped (after :meth:`drain`; idempotent)."""
-        with self._lock:
+        """Wait until everything pending is re-dumped (after :meth:`drain`; idempotent)."""
+        with self._cond:
+            self._closing = True
             threads, self._threads = self._threads, []
-        for _ in threads:
-            self._queue.put(None)
+            self._cond.notify_all()
         for t in threads:
             t.join()
 
     def close(self) -> None:
-        """Stop: what is queued is dropped, a re-dump under way ends."""
-        self._stop = True
+        """Stop: what is pending is dropped, a re-dump under way ends."""
+        with self._cond:
+            self._stop = True
         self.wait()
 
 

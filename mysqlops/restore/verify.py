@@ -274,7 +274,19 @@ def _restore_and_verify(
     except MysqlopsError as exc:
         checks.append(Check("verify the restored databases", False, f"no dump tool for the re-dump: {exc}"))
         return
-    redumps = redump.TableRedumps(spec, program, manifest.flavor, copy.content) if copy.content else None
+    per_db = {d: sum(1 for p in c.pieces if p[1] == "data") for d, c in copy.content.items()}
+    redumps = (
+        redump.TableRedumps(
+            spec,
+            program,
+            manifest.flavor,
+            per_db,
+            busy=default_workers() - 1,
+            sizes={k: v for c in copy.content.values() for k, v in c.sizes.items()},
+        )
+        if copy.content
+        else None
+    )
 
     def on_table(database: str, table: str) -> None:
         if early.expected:
@@ -322,7 +334,9 @@ def _restore_and_verify(
         if redumps is not None:
             redumps.close()
             log(
-                f"rows re-dumped table by table in {redumps.seconds:.1f}s ({len(redumps.early)} while loading)"
+                f"rows re-dumped table by table: {len(redumps.batches)} re-dump(s), {redumps.seconds:.1f}s in all, "
+                f"{len(redumps.early)} table(s) while the last ones loaded; (start s, seconds, tables, while "
+                f"loading): {redumps.batches[:20]}"
             )
     checks += more
     lossy += notes

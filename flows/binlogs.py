@@ -16,11 +16,11 @@ from prefect import flow, get_run_logger, task
 from prefect.cache_policies import NO_CACHE
 
 from flows.common import (
-    load_keyring,
     load_location,
     load_server,
     markdown_artifact,
     publish_metrics,
+    run_context,
     table_artifact,
 )
 from mysqlops import binlog, metrics
@@ -55,16 +55,9 @@ def archive_task(
     logger = get_run_logger()
     spec = load_server(server)
     locs = [load_location(name) for name in locations]
-    keyring = load_keyring([encryption_key] if encryption_key else None)
+    ctx = run_context(encryption_key, staging_dir=staging_dir)  # the key is loaded here, by block name
     try:
-        result = binlog.archive_binlogs(
-            spec,
-            locs,
-            make_codec(compression),
-            staging_dir=staging_dir,
-            now=datetime.now(UTC),
-            encryption_key=keyring.current if keyring else None,
-        )
+        result = binlog.archive_binlogs(spec, locs, make_codec(compression), ctx, datetime.now(UTC))
     except binlog.BinlogGap as gap:
         if gap.result is not None and gap.result.archived:
             table_artifact(

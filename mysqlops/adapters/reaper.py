@@ -289,6 +289,31 @@ def servers_on(directory: str) -> list[Proc]:
     return found
 
 
+def users_of(directory: str) -> list[str]:
+    """Processes of any user that name a ``--datadir=`` inside ``directory`` on their command
+    line, or whose working directory is inside it (readable for this user's processes, or
+    all when root): ``"pid 123 (mariadbd)"`` each. A server chdirs to its datadir, so one
+    started from an option file is found too. Only read, never signalled."""
+    found = []
+    try:
+        names = [n for n in os.listdir("/proc") if n.isdigit()]
+    except OSError:
+        return []
+    for name in names:
+        try:
+            with open(f"/proc/{name}/cmdline", "rb") as fh:
+                argv = [a.decode("utf-8", "replace") for a in fh.read().split(b"\0") if a]
+        except OSError:
+            continue
+        hit = any(a.startswith("--datadir=") and _inside(a.split("=", 1)[1], directory) for a in argv[1:])
+        if not hit:
+            with contextlib.suppress(OSError):
+                hit = _inside(os.readlink(f"/proc/{name}/cwd"), directory)
+        if hit and int(name) != os.getpid():
+            found.append(f"pid {name} ({os.path.basename(argv[0]) if argv else '?'})")
+    return found
+
+
 def _wait_gone(proc: Proc, timeout: float) -> bool:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:

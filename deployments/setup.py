@@ -40,12 +40,12 @@ from typing import Any
 
 from pydantic import SecretStr
 
-from blocks import BackupLocation, MySQLServer
+from blocks import BackupLocation, MySQLServer, RetentionPolicyBlock
 from blocks.metrics import METRICS_BLOCK, MetricsBlock
 from deployments import automations
 from deployments import servers as server_deployments
 from mysqlops.adapters.localfs import make_private
-from mysqlops.errors import ConfigError
+from mysqlops.errors import ConfigError, MysqlopsError
 from mysqlops.model import check_safe_name
 
 SERVER_FIELDS = {
@@ -152,8 +152,10 @@ def _check_keys(where: str, table: Mapping[str, Any], allowed: set[str]) -> None
         )
 
 
-def parse(doc: Mapping[str, Any]) -> Environment:
-    """Validate a parsed TOML document (a typo is an error, not a silent default)."""
+def parse(doc: Mapping[str, Any], environment: str = "default") -> Environment:
+    """Validate a parsed TOML document (a typo is an error, not a silent default). ``environment``:
+    the environment's name unless ``[deployments] environment`` gives one (load_config: the
+    file's name without .toml); the deployments its setup made carry it in their setup tag."""
     _check_keys(
         "top level",
         doc,
@@ -276,6 +278,7 @@ def parse(doc: Mapping[str, Any]) -> Environment:
             for s in servers
         ],
         [loc.name for loc in locations],
+        environment,
     )
     metrics = _parse_metrics(doc.get("metrics"))
     return Environment(
@@ -328,7 +331,7 @@ def load_config(path: str | os.PathLike[str]) -> Environment:
         ) from None
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(f"config file {path} is not valid TOML: {exc}") from None
-    return parse(doc)
+    return parse(doc, Path(path).stem)
 
 
 # -------------------------------------------------------------------------------- secrets
@@ -439,6 +442,45 @@ async def apply_locations(env: Environment, report: SetupLog, interactive: bool,
     await _apply_blocks(
         env.locations, BackupLocation, LOCATION_SECRETS, "block backup-location", report, interactive, prompt
     )
+
+
+#: the RetentionPolicyBlock setup saves from ``[deployments] retention_policy``: prefect.yaml's
+#: weekly report forecasts with it, so the report keeps what apply-retention keeps (one source)
+RETENTION_BLOCK = "mysqlops-retention"
+
+
+async def apply_retention_block(env: Environment, report: SetupLog) -> None:
+    """Save ``[deployments] retention_policy`` (one policy, or the name of a RetentionPolicyBlock
+    whose fields are copied) as the block :data:`RETENTION_BLOCK`. A per-location policy has no
+    one block: the block is left as it is, and said so."""
+    policy = env.deployments.retention_policy
+    fields: dict[str, Any] | None
+    if isinstance(policy, str):
+        named = await _load_block(RetentionPolicyBlock, policy)
+        if named is None:
+            raise ConfigError(
+                f"[deployments] retention_policy names the RetentionPolicyBlock {policy!r}, which does not exist: "
+                "create it first, or write the policy's fields in the file"
+            )
+        fields = _fields(named)
+    elif isinstance(policy, Mapping) and not (policy and set(policy) <= {loc.name for loc in env.locations}):
+        fields = dict(policy)  # one policy (a mapping whose keys are all locations is one per location)
+    else:
+        fields = None
+    if fields is None:
+        report.add(
+            "left alone",
+            "block retention policy",
+            f"{RETENTION_BLOCK} ([deployments] retention_policy is per location: the weekly report forecasts with the block as it is)",
+        )
+        return
+    try:
+        new = RetentionPolicyBlock(**fields)
+        new.to_policy()
+    except (ValueError, MysqlopsError) as exc:
+        raise ConfigError(f"[deployments] retention_policy: {exc}") from None
+    old = await _load_block(RetentionPolicyBlock, RETENTION_BLOCK)
+    await _save_block(report, "block retention policy", RETENTION_BLOCK, new, old)
 
 
 async def apply_metrics(env: Environment, report: SetupLog) -> None:
@@ -580,11 +622,14 @@ async def run(
     await apply_servers(env, report, interactive, prompt)
     await apply_locations(env, report, interactive, prompt)
     await apply_metrics(env, report)
+    await apply_retention_block(env, report)
     async with get_client() as client:
         await apply_work_pool(client, env, report)
         await apply_queues_and_limits(client, env, report)
         per_server = server_deployments.wanted(env.deployments, env.work_pool, queue_name)
-        await server_deployments.apply(client, per_server, report)
+        await server_deployments.apply(
+            client, per_server, report, tag=server_deployments.setup_tag(env.deployments.environment)
+        )
         if env.webhook is not None:
             block_id = await apply_notification_block(env, report, interactive, prompt)
             if env.alerts is not None:

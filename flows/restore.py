@@ -250,7 +250,8 @@ def restore_physical(
         backup_id=backup_id,
     )
     request.check()
-    reap_leftovers(staging_dir, os.path.dirname(os.path.normpath(datadir)))
+    # what a killed run left: its work directory beside the datadir (inside it when it is a mount point)
+    reap_leftovers(staging_dir, os.path.dirname(os.path.normpath(datadir)), datadir)
     outcome = restore_physical_task(request, staging_dir, encryption_keys)
     get_run_logger().info("%s", outcome.next_steps())
     table_artifact(

@@ -254,9 +254,28 @@ class PhysicalRestoreRequest:
             raise ConfigError("datadir / is not a server's data directory: name the datadir itself")
 
 
-def target_problems(datadir: str) -> list[str]:
+WORK_PREFIX = "mysqlops-datadir-"  # the marked work directory of run_physical
+
+
+def own_filesystem(datadir: str) -> bool:
+    """``datadir`` exists and is a filesystem of its own (a mount point): it cannot be replaced
+    by a rename, so the chain is prepared inside it and its entries moved in."""
+    if not os.path.isdir(datadir) or os.path.islink(datadir):
+        return False
+    return os.path.ismount(datadir) or os.stat(datadir).st_dev != os.stat(os.path.dirname(datadir)).st_dev
+
+
+def _chown_tree(top: str, uid: int, gid: int) -> None:
+    os.chown(top, uid, gid)
+    for base, dirs, files in os.walk(top):
+        for name in dirs + files:
+            os.chown(os.path.join(base, name), uid, gid, follow_symlinks=False)
+
+
+def target_problems(datadir: str, ignore: str = "") -> list[str]:
     """Why ``datadir`` cannot receive a physical restore now (empty: it can). A physical restore
-    never writes over data and never under a running server."""
+    never writes over data and never under a running server. ``ignore``: an entry that does
+    not count (run_physical's own work directory inside a mounted datadir)."""
     problems: list[str] = []
     parent = os.path.dirname(datadir)
     if not os.path.isdir(parent):
@@ -270,7 +289,7 @@ def target_problems(datadir: str) -> list[str]:
         if not os.path.isdir(datadir):
             problems.append(f"datadir {datadir} exists and is not a directory")
         else:
-            entries = sorted(os.listdir(datadir))
+            entries = sorted(e for e in os.listdir(datadir) if e != ignore)
             if entries:
                 shown = ", ".join(entries[:5]) + (", ..." if len(entries) > 5 else "")
                 problems.append(
@@ -341,8 +360,12 @@ def run_physical(request: PhysicalRestoreRequest, ctx: RunContext) -> PhysicalRe
     The chain is fetched (sha256-checked, falling back to the next location), extracted and
     prepared in a marked work directory beside the datadir (same filesystem; the copies are
     staged there too unless ``ctx.staging_dir`` says otherwise), the target judged again, and
-    the prepared datadir renamed into place: it appears whole or not at all. A run killed on the
-    way leaves only the marked work directory, which the next run's reaper removes."""
+    the prepared datadir renamed into place: it appears whole or not at all. An existing empty
+    datadir keeps its mode and, when this runs as root, its owner is given to every file (the
+    server's user). A run killed on the way leaves only the marked work directory, which the
+    next run's reaper removes. A datadir that is a mount point cannot be replaced: the work
+    directory is made inside it and the prepared entries are moved in at the end (a run killed
+    during those renames leaves a partial datadir, which the next run refuses as not empty)."""
     request.check()
     datadir = os.path.normpath(request.datadir)
     problems = target_problems(datadir)
@@ -354,17 +377,25 @@ def run_physical(request: PhysicalRestoreRequest, ctx: RunContext) -> PhysicalRe
         ctx.reporter.warning(f"never restored from: {problem}")
     chain = physical_chain(scans, request.server, request.backup_id)
     last = chain[-1][0][1]
-    work = private_tempdir(os.path.dirname(datadir), "mysqlops-datadir-")
+    mounted = own_filesystem(datadir)
+    work = private_tempdir(datadir if mounted else os.path.dirname(datadir), WORK_PREFIX)
     report = ChainReport()
     try:
         staged = ctx if ctx.staging_dir else dataclasses.replace(ctx, staging_dir=work)
         prepared = restore_physical(chain, os.path.join(work, "datadir"), staged, report=report)
-        problems = target_problems(datadir)
+        problems = target_problems(datadir, ignore=os.path.basename(work))
         if problems:
             raise RestoreError("the datadir changed while the chain was prepared: " + "; ".join(problems))
         if os.path.isdir(datadir):
-            os.chmod(prepared, os.stat(datadir).st_mode & 0o7777)  # the empty datadir's mode is kept
-        os.rename(prepared, datadir)  # replaces an empty directory atomically
+            st = os.stat(datadir)
+            os.chmod(prepared, st.st_mode & 0o7777)  # the empty datadir's mode is kept
+            if os.geteuid() == 0 and (st.st_uid, st.st_gid) != (0, 0):
+                _chown_tree(prepared, st.st_uid, st.st_gid)  # and its owner (the server's user)
+        if mounted:  # a mount point cannot be replaced: its entries move in, one rename each
+            for name in sorted(os.listdir(prepared)):
+                os.rename(os.path.join(prepared, name), os.path.join(datadir, name))
+        else:
+            os.rename(prepared, datadir)  # replaces an empty directory atomically
     finally:
         shutil.rmtree(work, ignore_errors=True)
     outcome = PhysicalRestoreOutcome(

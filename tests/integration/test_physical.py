@@ -20,6 +20,7 @@ from mysqlops.backup import BackupResult
 from mysqlops.errors import ConfigError, PreflightFailed, RestoreError
 from mysqlops.manifest import BackupManifest, TableStat
 from mysqlops.model import BackupKind, BackupMethod, Flavor, Location, ServerVersion
+from mysqlops.restore import physical
 from mysqlops.runs import Reporter, RunContext
 from mysqlops.sampledata import create_awkward_database, create_bulk_table
 from mysqlops.streams.compression import codec
@@ -174,7 +175,9 @@ def test_restore_partial_chain_matches_state_at_incremental_1(env: Env) -> None:
     assert any("dropme" in c.name for c in result.checks)
 
 
-def test_restore_physical_into_a_stopped_servers_empty_datadir(env: Env, tmp_path: os.PathLike[str]) -> None:
+def test_restore_physical_into_a_stopped_servers_empty_datadir(
+    env: Env, tmp_path: os.PathLike[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
     """The operator's physical restore (restore.run_physical, the restore-physical flow): the
     full + 2 incrementals chain into a fresh, empty datadir, refused on a non-empty one or one a
     server runs on, the datadir appearing whole (its mode kept, no work directory left); a
@@ -218,6 +221,21 @@ def test_restore_physical_into_a_stopped_servers_empty_datadir(env: Env, tmp_pat
         assert _sums(started) == env.sums_inc2
     finally:
         sandbox.stop_server(started)
+    # a datadir that is a mount point (forced here): prepared inside it, its entries moved in;
+    # run as root into a datadir of another owner, every file gets that owner (the server's user)
+    mounted = os.path.join(host, "mnt")
+    os.mkdir(mounted, 0o750)
+    if os.geteuid() == 0:
+        os.chown(mounted, 65534, 65534)
+    monkeypatch.setattr(physical, "own_filesystem", lambda path: path == mounted)
+    request = restore.PhysicalRestoreRequest(mounted, locations, env.server.name, env.inc1.manifest.backup_id)
+    again = restore.run_physical(request, RunContext())
+    assert again.chain == (env.full.manifest.backup_id, env.inc1.manifest.backup_id)
+    inside = sorted(os.listdir(mounted))
+    assert "ibdata1" in inside and not [n for n in inside if n.startswith(physical.WORK_PREFIX)]
+    if os.geteuid() == 0:
+        owners = {os.lstat(os.path.join(b, n)).st_uid for b, ds, fs in os.walk(mounted) for n in ds + fs}
+        assert owners == {65534} and again.owner_uid == 65534 and "chown" not in again.next_steps()
 
 
 def _flip_byte(location: Location, key: str) -> None:

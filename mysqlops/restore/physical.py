@@ -289,13 +289,19 @@ def target_problems(datadir: str, ignore: str = "") -> list[str]:
         if not os.path.isdir(datadir):
             problems.append(f"datadir {datadir} exists and is not a directory")
         else:
-            entries = sorted(e for e in os.listdir(datadir) if e != ignore)
+            mounted = own_filesystem(datadir)  # its lost+found belongs to the filesystem
+            skip = {ignore, "lost+found"} if mounted else {ignore}
+            entries = sorted(e for e in os.listdir(datadir) if e not in skip)
             if entries:
                 shown = ", ".join(entries[:5]) + (", ..." if len(entries) > 5 else "")
+                aside = (
+                    "move its contents elsewhere (it is a mount point)"
+                    if mounted
+                    else f"move the old datadir aside (mv {datadir} {datadir}.old)"
+                )
                 problems.append(
                     f"datadir {datadir} is not empty ({len(entries)} entries: {shown}): a physical restore "
-                    f"never writes over data. Stop the server, move the old datadir aside (mv {datadir} "
-                    f"{datadir}.old) and run the restore again"
+                    f"never writes over data. Stop the server, {aside} and run the restore again"
                 )
     for user in reaper.users_of(datadir):
         problems.append(

@@ -9,6 +9,7 @@ import os
 import pathlib
 from dataclasses import replace
 from datetime import UTC, datetime
+from typing import Any
 
 from mysqlops.adapters import reaper, sandbox
 from mysqlops.adapters.builds import tree
@@ -73,7 +74,7 @@ def test_sandbox_state_of_an_older_version_is_still_read(tmp_path: pathlib.Path)
 def test_build_json_of_an_older_version_is_still_read(tmp_path: pathlib.Path) -> None:
     version_dir = tmp_path / "mysql-9.7" / "9.7.4-2"
     version_dir.mkdir(parents=True)
-    old = {  # the build.json of the cache before it had a schema (format 1)
+    old: dict[str, Any] = {  # the build.json of the cache before it had a schema (format 1)
         "format": 1,
         "build": "mysql-9.7",
         "flavor": "mysql",
@@ -103,7 +104,11 @@ def test_build_json_of_an_older_version_is_still_read(tmp_path: pathlib.Path) ->
 def test_pin_marker_is_written_byte_for_byte_as_before() -> None:
     at = datetime(2026, 11, 23, 10, 0, tzinfo=UTC)
     marker = PinMarker("db1", "20261123T101500Z-3fa2c1", True, at, "ops", "legal hold")
-    before = {"schema": "mysqlops.pin/1", "server": "db1", "backup_id": "20261123T101500Z-3fa2c1"}
+    before: dict[str, Any] = {
+        "schema": "mysqlops.pin/1",
+        "server": "db1",
+        "backup_id": "20261123T101500Z-3fa2c1",
+    }
     before |= {"pinned": True, "at": "2026-11-23T10:00:00Z", "by": "ops", "reason": "legal hold"}
     assert marker.to_json() == json.dumps(before, indent=2, sort_keys=True)
     again = PinMarker.from_json(marker.to_json(), "key", "local")

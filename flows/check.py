@@ -254,8 +254,8 @@ def check(
     ``max_restore_test_age_days`` (``None`` skips those two). Local locations: at least
     ``min_free_gb`` free and room for 1.5 x the newest backups. Before the first binlog archive
     or restore test is due (the first backup is younger than their limit) their absence is a
-    warning. Prefect's scheduler, for each deployment tagged ``deployments_tag`` (``None``
-    skips it): an active schedule has an upcoming run, and the run due last was created by the
+    warning. Prefect's scheduler, for each deployment tagged ``deployments_tag`` that has a
+    schedule (``None`` skips it; on-demand deployments, without one, are no check): an active schedule has an upcoming run, and the run due last was created by the
     scheduler ahead of time; an active schedule without an upcoming run fails.
     Ends Failed, listing every failed check, when any check failed.
 

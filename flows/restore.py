@@ -231,9 +231,10 @@ def restore_physical(
     into ``datadir``: the data directory of a STOPPED server on the machine this flow runs on
     (run it from a worker on the database host). The datadir must be absent or empty and no
     process may use it: a physical restore never writes over data. The chain is fetched and
-    sha256-checked (falling back to the next location), prepared beside the datadir, and
-    renamed into place whole; then chown it to the server's user if needed and start the
-    server (same flavor and series as the backup). The returned ``next_steps`` says how.
+    sha256-checked (falling back to the next location), prepared beside the datadir (inside it
+    when it is a mount point), and put into place whole, with the empty datadir's mode and (run
+    as root) owner; then start the server (same flavor and series as the backup). The returned
+    ``next_steps`` says how (and to chown the datadir when it was created by root).
 
     Args:
         datadir: Absolute path of the stopped server's datadir, absent or empty, e.g. /var/lib/mysql.

@@ -142,9 +142,7 @@ def test_role_accounts_suffice(servers: Servers, tmp_path_factory: pytest.TempPa
     assert dialect.accounts.missing_backup_privileges(_grants(backup), ["app"]) == []
     dump = process.run(
         dump_argv(
-            build.client_argv("dump"),
-            "app",
-            DumpOptions(position_options=dialect.dump.dump_position_options()),
+            build.client_argv("dump"), "app", DumpOptions(position_options=dialect.dump.dump_position_options())
         ),
         credentials=client_option_file(backup),
         name="dump as the backup account",

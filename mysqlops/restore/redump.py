@@ -12,12 +12,20 @@ events), so the rows of each table can be re-dumped as soon as that table is loa
   pieces are of exactly the content the backup recorded (else the caller falls back to the
   whole re-dump);
 - restored: each table's rows (``--no-create-info --skip-triggers`` of that table) re-dumped by
-  :class:`TableRedumps` (``restore_backup(on_table=...)``) in a background thread while other
-  tables load; structures, triggers and the rest in one ``--no-data`` re-dump after the load
-  (foreign keys and triggers only exist then).
+  :class:`TableRedumps` (``restore_backup(on_table=...)``) in background threads from the
+  load's tail on (while the last tables load), then over one thread per core; structures,
+  triggers and the rest in one ``--no-data`` re-dump after the load (foreign keys and
+  triggers only exist then). Between a table's re-dump and the end of the load the loader
+  writes no rows (it adds keys and foreign keys, then triggers, routines, events and views);
+  a restored event that changes rows could, on a MySQL scratch server (its event scheduler is
+  on; MariaDB's is off), as it could around the whole re-dump.
 
 Every piece equal ⇔ the statements are equal piece by piece, the same verdict as the whole
-re-dump; a piece that differs names its table (:func:`compare_pieces`).
+re-dump; a piece that differs names its table (:func:`compare_pieces`), and the caller confirms
+a difference with the whole re-dump (a tool that laid its pieces out otherwise never fails a
+good copy). Measured on 2 shared cores (300 MB of SQL): the verify phase after the load is
+about what the whole re-dump took (the re-dumps cost the same CPU, the cores are busy
+loading); the gain is the table named, and overlap where cores are idle.
 """
 
 from __future__ import annotations

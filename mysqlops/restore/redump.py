@@ -30,15 +30,20 @@ loading); the gain is the table named, and overlap where cores are idle.
 
 from __future__ import annotations
 
+import contextlib
+import os
 import threading
 import time
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 
+from mysqlops import layout
 from mysqlops.adapters import process
+from mysqlops.adapters.storage import Store
 from mysqlops.errors import MysqlopsError
-from mysqlops.manifest import Check
-from mysqlops.model import ServerSpec
+from mysqlops.manifest import BackupManifest, Check
+from mysqlops.model import Location, ServerSpec
+from mysqlops.restore.fetch import fetch_verified
 from mysqlops.restore.parallel import iter_raw
 from mysqlops.sql.quoting import quote_identifier as q
 from mysqlops.streams.checksum import CHUNK
@@ -91,6 +96,43 @@ def scan_copy(
         )
         for name, stats in scanner.sections.items()
     }
+
+
+@dataclass
+class FetchedCopy:
+    """The copy fetched and checked before the load: a local location over the verified files
+    (the load reads them there), and the content per piece of the databases compared by re-dump."""
+
+    location: Location
+    content: dict[str, CopyContent]
+
+
+def fetch_copy(
+    location: Location, manifest: BackupManifest, root: str, keyring: Keyring | None
+) -> FetchedCopy:
+    """Every file of the copy at ``location`` into ``root``, laid out as at a location, size and
+    sha256 checked (:func:`~mysqlops.restore.fetch.fetch_verified`), then hashed per piece
+    (:func:`scan_copy`) for the databases whose re-dump hash is compared
+    (a content hash and no per-table stats). A copy that cannot be scanned is compared whole."""
+    local = Location(location.name, f"file://{root}")
+    source, here = Store(location), Store(local)
+    content: dict[str, CopyContent] = {}
+    for f in manifest.files:
+        key = layout.data_key(manifest.server, manifest.backup_id, f.path)
+        dest = here.path(key)
+        os.makedirs(os.path.dirname(dest), mode=0o700, exist_ok=True)
+        fetch_verified(source, key, f, dest)
+        if f.database and f.content_sha256 and not f.tables:
+            with contextlib.suppress(MysqlopsError):
+                content.update(
+                    scan_copy(
+                        dest,
+                        manifest.compression,
+                        keyring if manifest.encryption_key_id else None,
+                        manifest.flavor,
+                    )
+                )
+    return FetchedCopy(local, content)
 
 
 def scan_redump(

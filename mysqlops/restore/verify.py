@@ -7,7 +7,6 @@ import os
 import threading
 import time
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
@@ -25,7 +24,7 @@ from mysqlops.manifest import BackupManifest, Check, RestoreCertificate, TableSt
 from mysqlops.model import Location, ServerSpec
 from mysqlops.progress import ProgressFn
 from mysqlops.restore import redump
-from mysqlops.restore.fetch import check_key, fetch_verified
+from mysqlops.restore.fetch import check_key
 from mysqlops.restore.logical import restore_backup
 from mysqlops.restore.parallel import default_workers
 from mysqlops.streams.keys import Keyring
@@ -199,41 +198,6 @@ def make_certificate(
     )
 
 
-@dataclass
-class _Copy:
-    """The copy fetched and checked before the load: a local location over the verified files
-    (the load reads them there), and the content per piece of the databases compared by re-dump."""
-
-    location: Location
-    content: dict[str, redump.CopyContent]
-
-
-def _fetch_copy(location: Location, manifest: BackupManifest, root: str, keyring: Keyring | None) -> _Copy:
-    """Every file of the copy at ``location`` into ``root``, laid out as at a location, size and
-    sha256 checked (:func:`~mysqlops.restore.fetch.fetch_verified`), then hashed per piece
-    (:func:`~mysqlops.restore.redump.scan_copy`) for the databases whose re-dump hash is compared
-    (a content hash and no per-table stats). A copy that cannot be scanned is compared whole."""
-    local = Location(location.name, f"file://{root}")
-    source, here = Store(location), Store(local)
-    content: dict[str, redump.CopyContent] = {}
-    for f in manifest.files:
-        key = layout.data_key(manifest.server, manifest.backup_id, f.path)
-        dest = here.path(key)
-        os.makedirs(os.path.dirname(dest), mode=0o700, exist_ok=True)
-        fetch_verified(source, key, f, dest)
-        if f.database and f.content_sha256 and not f.tables:
-            with contextlib.suppress(MysqlopsError):
-                content.update(
-                    redump.scan_copy(
-                        dest,
-                        manifest.compression,
-                        keyring if manifest.encryption_key_id else None,
-                        manifest.flavor,
-                    )
-                )
-    return _Copy(local, content)
-
-
 def _dump_program(
     manifest: BackupManifest, binary: builds.ServerBuild, log: Callable[[str], None]
 ) -> Program:
@@ -251,7 +215,7 @@ def _dump_program(
 
 
 def _restore_and_verify(
-    copy: _Copy,
+    copy: redump.FetchedCopy,
     manifest: BackupManifest,
     server: sandbox.SandboxServer,
     binary: builds.ServerBuild,
@@ -397,7 +361,11 @@ def restore_test_copy(
     of the backup's flavor and series (from the manifest; the build is fetched when this machine
     lacks it) or of ``scratch_series`` (an upgrade rehearsal, see :func:`scratch_build_name`), verify it against the manifest, measure the time, and
     write a restore certificate next to the manifest at that location. The scratch server
-    is always torn down; it lives in ``sandbox_dir`` or, by default, in a new owner-marked
+    starts (in a thread) while the copy is downloaded into an owner-marked directory under
+    ``staging_dir``, sha256-checked and hashed per table (:func:`~mysqlops.restore.redump.fetch_copy`); the load reads
+    that verified copy, and each table's rows are re-dumped as the last tables load
+    (:mod:`mysqlops.restore.redump`). The scratch server is always torn down (killed: its
+    data are thrown away); it lives in ``sandbox_dir`` or, by default, in a new owner-marked
     directory under /tmp (short: unix socket paths), so that if this process is killed the
     next run stops the server and removes its datadir. Starts by removing what killed runs
     left behind (:mod:`mysqlops.adapters.reaper`). A manifest that fails validation (a file
@@ -438,7 +406,9 @@ def restore_test_copy(
             t_fetch = time.monotonic()
             starter.start()
             try:
-                fetched: _Copy | MysqlopsError = _fetch_copy(location, manifest, copy_root, keyring)
+                fetched: redump.FetchedCopy | MysqlopsError = redump.fetch_copy(
+                    location, manifest, copy_root, keyring
+                )
             except MysqlopsError as exc:
                 fetched = exc
             finally:

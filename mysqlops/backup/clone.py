@@ -35,9 +35,7 @@ import contextlib
 import json
 import os
 import shutil
-import tempfile
 import time
-from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
@@ -46,24 +44,27 @@ from mysqlops import layout
 from mysqlops.adapters import mysql as db
 from mysqlops.adapters import process
 from mysqlops.adapters.localfs import private_tempdir, tree_bytes
-from mysqlops.adapters.storage import Store
-from mysqlops.backup.logical import BackupResult, _own_version
-from mysqlops.backup.preflight import _free_bytes
+from mysqlops.backup.instance import (
+    LOG_BIN_OFF,
+    Source,
+    destination_problems,
+    publish_stream,
+    stream_manifest,
+)
+from mysqlops.backup.logical import BackupResult
 from mysqlops.backup.staging import StagedFile, _Sink, drain_into
-from mysqlops.backup.uploads import _upload_everywhere, as_uploaded
-from mysqlops.errors import IntegrityError, MysqlopsError, PreflightFailed, StorageError
-from mysqlops.manifest import BackupManifest
-from mysqlops.model import BackupKind, BackupMethod, BinlogCoordinates, Location, ServerSpec
+from mysqlops.errors import IntegrityError, MysqlopsError, PreflightFailed
+from mysqlops.model import BinlogCoordinates, ServerSpec
 from mysqlops.sql import clone as clone_sql
 from mysqlops.sql.quoting import quote_identifier, quote_string
-from mysqlops.streams.compression import Codec
 from mysqlops.streams.keys import key_id
 from mysqlops.tools.physical import TAR_FORMAT, tar_create_argv
+from mysqlops.units import human_bytes
 
 if TYPE_CHECKING:
-    from mysqlops.backup.physical import _Source
+    from mysqlops.backup.request import BackupRequest
+    from mysqlops.runs import RunContext
 
-LogFn = Callable[[str], None]
 ER_SPECIFIC_ACCESS_DENIED = 1227
 ER_TABLEACCESS_DENIED = 1142
 
@@ -104,7 +105,7 @@ def _read_log_status(conn: db.Connection) -> LogStatus:
     return parse_log_status(rows[0]["l"] if rows else None)
 
 
-def clone_preflight(conn: db.Connection, spec: ServerSpec, source: _Source) -> list[str]:
+def clone_preflight(conn: db.Connection, spec: ServerSpec, source: Source) -> list[str]:
     """What stops a CLONE backup of ``spec`` from here, each with the statement that fixes it."""
     problems: list[str] = []
     who = f"{quote_string(spec.user)}@'<host>'"
@@ -170,26 +171,17 @@ def clone_preflight(conn: db.Connection, spec: ServerSpec, source: _Source) -> l
     return problems
 
 
-def run_clone_backup(
-    spec: ServerSpec,
-    locations: Sequence[Location],
-    codec: Codec,
-    source: _Source,
-    *,
-    incremental: bool = False,
-    staging_dir: str | None = None,
-    now: datetime | None = None,
-    log: LogFn | None = None,
-    tags: Sequence[str] = (),
-    timeout: float | None = 24 * 3600,
-    encryption_key: bytes | None = None,
-) -> BackupResult:
-    """A full physical backup of the MySQL server ``spec`` through CLONE (module docstring)."""
-    say = log or (lambda _m: None)
-    kid = key_id(encryption_key) if encryption_key is not None else None
-    names = [loc.name for loc in locations]
+def run_clone_backup(request: BackupRequest, ctx: RunContext, source: Source) -> BackupResult:
+    """A full physical backup of the MySQL server ``request.server`` through CLONE (module
+    docstring); ``source``: what :func:`mysqlops.backup.instance.inspect_source` read of it."""
+    spec, codec = request.server, request.codec
+    say = ctx.reporter.info
+    encryption_key = ctx.encryption_key
+    if encryption_key is not None:
+        key_id(encryption_key)  # a bad key fails first
+    names = [loc.name for loc in request.locations]
     problems: list[str] = []
-    if incremental:
+    if request.incremental:
         problems.append(
             "MySQL physical backups are made with CLONE, which copies the whole instance: there is no "
             "incremental clone; take full physical backups and archive binary logs (archive-binlogs) for "
@@ -197,39 +189,27 @@ def run_clone_backup(
         )
     with db.session(spec) as conn:
         problems += clone_preflight(conn, spec, source)
-    for loc in locations:
-        try:
-            Store(loc, retries=2).check_writable()
-        except StorageError as exc:
-            problems.append(str(exc))
-    staging = staging_dir or tempfile.gettempdir()
-    free = _free_bytes(staging)
-    datadir_bytes = 0 if problems else tree_bytes(source.datadir)
-    needed = datadir_bytes + datadir_bytes // 2 + 64 * 2**20
-    if free is not None and not problems and free < needed:
-        problems.append(
-            f"staging directory {staging} has {free / 2**20:.0f} MiB free, the uncompressed clone and its "
-            f"compressed stream may need about {needed / 2**20:.0f} MiB: free space or set staging_dir on a "
-            "larger disk"
-        )
+
+    def needed() -> int:
+        datadir_bytes = tree_bytes(source.datadir)
+        return datadir_bytes + datadir_bytes // 2 + 64 * 2**20
+
+    destination_problems(request, ctx, problems, needed, "the uncompressed clone and its compressed stream")
     if problems:
         raise PreflightFailed(problems)
     warnings: list[str] = []
     if not source.log_bin:
-        warnings.append(
-            "binary logging is off on this server: the backup records no binlog coordinates, so "
-            "point-in-time recovery from it is impossible (add log_bin to [mysqld])"
-        )
-    started_at = now or datetime.now(UTC)
+        warnings.append(LOG_BIN_OFF)
+    started_at = datetime.now(UTC)
     backup_id = layout.new_backup_id(started_at)
     durations: dict[str, float] = {}
     version = source.version
-    staging_root = private_tempdir(staging_dir, "mysqlops-clone-")
+    staging_root = private_tempdir(ctx.staging_dir, "mysqlops-clone-")
     try:
         copy_dir = os.path.join(staging_root, "data")
         say(f"full physical backup {backup_id} of {spec.name}: CLONE LOCAL DATA DIRECTORY into {copy_dir}")
         t0 = time.monotonic()
-        clone_row, before, after = _clone(spec, copy_dir, timeout)
+        clone_row, before, after = _clone(spec, copy_dir, ctx.timeout)
         durations["clone"] = round(time.monotonic() - t0, 3)
         if not os.path.isdir(copy_dir):
             raise IntegrityError(
@@ -253,7 +233,7 @@ def run_clone_backup(
             with process.Pipeline(
                 [tar_create_argv(copy_dir)],
                 stdout=process.PIPE,
-                timeout=timeout,
+                timeout=ctx.timeout,
                 name=f"tar of the clone of {spec.name}",
             ) as pipe:
                 drain_into(pipe.stdout_pipe, sink)
@@ -264,31 +244,20 @@ def run_clone_backup(
         durations["backup"] = round(time.monotonic() - t0, 3)
         clone_bytes = tree_bytes(copy_dir)
         shutil.rmtree(copy_dir, ignore_errors=True)  # the stream holds it now: free the space early
-        backup_file = staged.to_server_file(name, durations["backup"])
-        manifest = BackupManifest(
+        manifest = stream_manifest(
+            request,
+            ctx,
+            source,
+            staged.to_server_file(name, durations["backup"]),
             backup_id=backup_id,
-            server=spec.name,
-            location="",
-            kind=BackupKind.FULL,
-            method=BackupMethod.PHYSICAL,
-            flavor=version.flavor.value,
-            server_version=f"{version.major}.{version.minor}.{version.patch}",
-            databases=source.databases,
-            files=(backup_file,),
             started_at=started_at,
-            finished_at=datetime.now(UTC),
-            compression=codec.label,
             coordinates=coordinates,
             durations=durations,
-            tools={"backup": f"clone plugin of MySQL {version}", "mysqlops": _own_version()},
-            tags=tuple(tags),
-            warnings=tuple(warnings),
-            encryption_key_id=kid,
+            tools={"backup": f"clone plugin of MySQL {version}"},
+            warnings=warnings,
             extra={
                 "physical_tool": "clone",
                 "stream_format": TAR_FORMAT,
-                "datadir": source.datadir,
-                "server_identity": source.identity,
                 "clone_bytes": clone_bytes,
                 "clone": {
                     "coordinates_exact": exact,
@@ -301,12 +270,11 @@ def run_clone_backup(
             },
         )
         say(
-            f"cloned {clone_bytes / 2**20:.1f} MiB in {durations['clone']:.1f}s, packed "
-            f"{staged.raw.size / 2**20:.1f} MiB ({staged.stored.size / 2**20:.1f} MiB stored); "
+            f"cloned {human_bytes(clone_bytes)} in {durations['clone']:.1f}s, packed "
+            f"{human_bytes(staged.raw.size)} ({human_bytes(staged.stored.size)} stored); "
             f"uploading to {', '.join(names)}"
         )
-        results = _upload_everywhere(manifest, [staged], locations, durations)
-        return BackupResult(as_uploaded(manifest, results, durations), results, warnings)
+        return publish_stream(request, manifest, staged, durations, warnings)
     finally:
         shutil.rmtree(staging_root, ignore_errors=True)
 

@@ -20,6 +20,7 @@ from mysqlops.errors import ConfigError, MysqlopsError
 from mysqlops.manifest import BackupManifest
 from mysqlops.model import Location, ServerSpec
 from mysqlops.streams.compression import codec
+from tests.jobs import job
 
 
 class Listener:
@@ -99,7 +100,7 @@ def test_parameters_are_refused_before_any_connection(
     spec = ServerSpec("db1", port=listener.port, password="x")
     location = Location("local", f"file://{tmp_path}/b")
     with pytest.raises(ConfigError) as info:
-        core.run_backup(spec, [location], codec("zstd"), **kwargs)
+        core.run_backup(*job(spec, [location], codec("zstd"), **kwargs))
     assert expected in str(info.value)
     if not {"parallel", "tags", "progress_interval"} & set(kwargs):  # pre-flight's own parameters too
         with pytest.raises(ConfigError) as info:
@@ -121,7 +122,7 @@ def test_codec_parameters_fail_without_a_server() -> None:
 def test_positive_control_good_parameters_do_connect(listener: Listener, tmp_path: Any) -> None:
     spec = ServerSpec("db1", port=listener.port, password="x")
     with pytest.raises(MysqlopsError, match="cannot connect"):
-        core.run_backup(spec, [Location("local", f"file://{tmp_path}/b")], codec("zstd"), parallel=2)
+        core.run_backup(*job(spec, [Location("local", f"file://{tmp_path}/b")], codec("zstd"), parallel=2))
     assert listener.connections >= 1
 
 

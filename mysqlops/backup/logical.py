@@ -37,7 +37,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
-from mysqlops import layout
+from mysqlops import layout, redact
 from mysqlops.adapters import process, reaper
 from mysqlops.adapters.localfs import private_tempdir
 from mysqlops.backup.freeze import FrozenPoint, frozen_replica
@@ -59,7 +59,6 @@ from mysqlops.streams.compression import Codec
 from mysqlops.streams.dumpscan import DumpScanner
 from mysqlops.streams.follow import Growth
 from mysqlops.streams.keys import key_id
-from mysqlops.tools import redact
 from mysqlops.tools.client import DumpOptions, client_option_file, dump_argv
 from mysqlops.units import human_bytes
 

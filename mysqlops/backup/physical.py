@@ -38,7 +38,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING
 
-from mysqlops import catalog, layout
+from mysqlops import catalog, layout, redact
 from mysqlops.adapters import clients, process, reaper
 from mysqlops.adapters.localfs import private_tempdir, tree_bytes
 from mysqlops.backup.clone import run_clone_backup
@@ -56,7 +56,6 @@ from mysqlops.errors import ConfigError, IntegrityError, MysqlopsError, Prefligh
 from mysqlops.manifest import BackupManifest
 from mysqlops.model import BackupKind, BackupMethod, BackupStatus, BinlogCoordinates, Flavor, Location
 from mysqlops.streams.keys import key_id
-from mysqlops.tools import redact
 from mysqlops.tools.client import client_option_file
 from mysqlops.tools.physical import backup_argv, option_groups, stream_format
 from mysqlops.units import human_bytes

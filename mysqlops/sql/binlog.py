@@ -7,8 +7,8 @@ from collections.abc import Mapping
 from typing import Any
 
 from mysqlops.errors import ConfigError
+from mysqlops.gtid import normalize_gtid
 from mysqlops.model import BinlogCoordinates
-from mysqlops.sql.gtid import normalize_gtid
 from mysqlops.sql.quoting import quote_string
 from mysqlops.sql.series import Series
 from mysqlops.sql.status import _get, _int, _text

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import itertools
+
 import pytest
 
 from mysqlops.streams.lines import LineChunks
@@ -35,5 +37,5 @@ def test_line_chunks_pass_an_enormous_line_through_in_pieces(size: int) -> None:
     assert pieces, runs  # the 50-byte line (and the last one) were not held whole
     assert all(len(r) <= max(size, 8) + 8 or r.endswith(b"\n") for r, _, _ in runs)
     # every run that does not start a line continues the one before it, which did not end one
-    for before, after in zip(runs, runs[1:], strict=False):
+    for before, after in itertools.pairwise(runs):
         assert after[1] == before[2]

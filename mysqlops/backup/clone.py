@@ -56,7 +56,7 @@ from mysqlops.backup.staging import StagedFile, _Sink, drain_into
 from mysqlops.errors import IntegrityError, MysqlopsError, PreflightFailed
 from mysqlops.model import BinlogCoordinates, ServerSpec
 from mysqlops.sql import clone as clone_sql
-from mysqlops.sql.quoting import quote_identifier, quote_string
+from mysqlops.sql.quoting import quote_identifier
 from mysqlops.streams.keys import key_id
 from mysqlops.tools.physical import TAR_FORMAT, tar_create_argv
 from mysqlops.units import human_bytes
@@ -108,7 +108,6 @@ def _read_log_status(conn: db.Connection) -> LogStatus:
 def clone_preflight(conn: db.Connection, spec: ServerSpec, source: Source) -> list[str]:
     """What stops a CLONE backup of ``spec`` from here, each with the statement that fixes it."""
     problems: list[str] = []
-    who = f"{quote_string(spec.user)}@'<host>'"
     rows = db.query(conn, clone_sql.PLUGIN_STATUS)
     status = str(rows[0]["s"]) if rows else ""
     if status != "ACTIVE":
@@ -135,7 +134,7 @@ def clone_preflight(conn: db.Connection, spec: ServerSpec, source: Source) -> li
             problems.append(
                 f"the backup account {spec.user!r} lacks BACKUP_ADMIN (CLONE LOCAL and the consistent "
                 f"binlog position of performance_schema.log_status need it): "
-                f"GRANT BACKUP_ADMIN ON *.* TO {who};"
+                + clone_sql.grant_backup_admin(spec.user)
             )
         else:
             raise

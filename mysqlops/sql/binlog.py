@@ -21,6 +21,15 @@ BINLOG_HEADER_EVENTS = frozenset(
 _BINLOG_FILE = re.compile(r"^[A-Za-z0-9_.-]{1,255}$")
 
 
+def retention_advice(seconds: int) -> str:
+    """How to keep binary logs ``seconds`` on either flavor (for a check that does not know it)."""
+    days = max(1, -(-seconds // 86400))
+    return (
+        f"SET PERSIST binlog_expire_logs_seconds = {seconds} (MySQL) or "
+        f"[mysqld] expire_logs_days = {days} (MariaDB)"
+    )
+
+
 class BinlogSql(Series):
     """The binary log of one server version."""
 

@@ -37,22 +37,13 @@ import os
 import shutil
 import time
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
-from mysqlops import layout
 from mysqlops.adapters import mysql as db
 from mysqlops.adapters import process
 from mysqlops.adapters.localfs import private_tempdir, tree_bytes
-from mysqlops.backup.instance import (
-    LOG_BIN_OFF,
-    Source,
-    destination_problems,
-    publish_stream,
-    stream_manifest,
-)
+from mysqlops.backup.instance import LOG_BIN_OFF, Source, StreamRun, destination_problems
 from mysqlops.backup.logical import BackupResult
-from mysqlops.backup.staging import StagedFile, _Sink, drain_into
 from mysqlops.errors import IntegrityError, MysqlopsError, PreflightFailed
 from mysqlops.model import BinlogCoordinates, ServerSpec
 from mysqlops.sql import clone as clone_sql
@@ -199,17 +190,17 @@ def run_clone_backup(request: BackupRequest, ctx: RunContext, source: Source) ->
     warnings: list[str] = []
     if not source.log_bin:
         warnings.append(LOG_BIN_OFF)
-    started_at = datetime.now(UTC)
-    backup_id = layout.new_backup_id(started_at)
-    durations: dict[str, float] = {}
     version = source.version
     staging_root = private_tempdir(ctx.staging_dir, "mysqlops-clone-")
     try:
+        run = StreamRun(request, ctx, source, staging_root, f"backup.{TAR_FORMAT}{codec.extension}", warnings)
         copy_dir = os.path.join(staging_root, "data")
-        say(f"full physical backup {backup_id} of {spec.name}: CLONE LOCAL DATA DIRECTORY into {copy_dir}")
+        say(
+            f"full physical backup {run.backup_id} of {spec.name}: CLONE LOCAL DATA DIRECTORY into {copy_dir}"
+        )
         t0 = time.monotonic()
         clone_row, before, after = _clone(spec, copy_dir, ctx.timeout)
-        durations["clone"] = round(time.monotonic() - t0, 3)
+        run.durations["clone"] = round(time.monotonic() - t0, 3)
         if not os.path.isdir(copy_dir):
             raise IntegrityError(
                 f"CLONE LOCAL reported success but {copy_dir} does not exist here: the server runs on "
@@ -224,36 +215,20 @@ def run_clone_backup(request: BackupRequest, ctx: RunContext, source: Source) ->
                 "before it (a lower bound); replay binlogs from them with GTID auto-skip (the restored "
                 "server's gtid_executed holds what the copy contains)"
             )
-        name = f"backup.{TAR_FORMAT}{codec.extension}"
-        staged = StagedFile("", os.path.join(staging_root, name))
         t1 = time.monotonic()
-        sink = _Sink(staged, codec, encryption_key)
-        try:
-            with process.Pipeline(
-                [tar_create_argv(copy_dir)],
-                stdout=process.PIPE,
-                timeout=ctx.timeout,
-                name=f"tar of the clone of {spec.name}",
-            ) as pipe:
-                drain_into(pipe.stdout_pipe, sink)
-                pipe.wait()
-        finally:
-            sink.close()
-        durations["pack"] = round(time.monotonic() - t1, 3)
-        durations["backup"] = round(time.monotonic() - t0, 3)
+        run.stream(tar_create_argv(copy_dir), f"tar of the clone of {spec.name}")
+        run.durations["pack"] = round(time.monotonic() - t1, 3)
+        run.durations["backup"] = round(time.monotonic() - t0, 3)
         clone_bytes = tree_bytes(copy_dir)
         shutil.rmtree(copy_dir, ignore_errors=True)  # the stream holds it now: free the space early
-        manifest = stream_manifest(
-            request,
-            ctx,
-            source,
-            staged.to_server_file(name, durations["backup"]),
-            backup_id=backup_id,
-            started_at=started_at,
+        say(
+            f"cloned {human_bytes(clone_bytes)} in {run.durations['clone']:.1f}s, packed "
+            f"{human_bytes(run.staged.raw.size)} ({human_bytes(run.staged.stored.size)} stored); "
+            f"uploading to {', '.join(names)}"
+        )
+        return run.publish(
             coordinates=coordinates,
-            durations=durations,
             tools={"backup": f"clone plugin of MySQL {version}"},
-            warnings=warnings,
             extra={
                 "physical_tool": "clone",
                 "stream_format": TAR_FORMAT,
@@ -268,12 +243,6 @@ def run_clone_backup(request: BackupRequest, ctx: RunContext, source: Source) ->
                 },
             },
         )
-        say(
-            f"cloned {human_bytes(clone_bytes)} in {durations['clone']:.1f}s, packed "
-            f"{human_bytes(staged.raw.size)} ({human_bytes(staged.stored.size)} stored); "
-            f"uploading to {', '.join(names)}"
-        )
-        return publish_stream(request, manifest, staged, durations, warnings)
     finally:
         shutil.rmtree(staging_root, ignore_errors=True)
 

@@ -4,26 +4,29 @@ and MySQL's CLONE (:mod:`mysqlops.backup.clone`) both copy the whole instance in
 - :class:`Source`: the instance as the server describes it (version, datadir, databases,
   identity, whether binary logging is on), read once before anything is written;
 - :func:`destination_problems`: every location writable, and room on the staging disk;
-- :func:`stream_manifest`: the manifest of the one stream (method ``physical``), declared once;
-- :func:`publish_stream`: the upload to every location, read back, manifest last.
+- :class:`StreamRun`: the run itself: the one stream staged (compressed, encrypted, sha256),
+  its manifest declared once, the upload to every location, read back, manifest last.
 """
 
 from __future__ import annotations
 
+import os
 import tempfile
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
+from mysqlops import layout
 from mysqlops.adapters import mysql as db
+from mysqlops.adapters import process
 from mysqlops.adapters.storage import Store
 from mysqlops.backup.logical import BackupResult, _own_version
 from mysqlops.backup.preflight import _free_bytes
-from mysqlops.backup.staging import StagedFile
+from mysqlops.backup.staging import StagedFile, _Sink, drain_into
 from mysqlops.backup.uploads import _upload_everywhere, as_uploaded
 from mysqlops.errors import StorageError
-from mysqlops.manifest import BackupFile, BackupManifest
+from mysqlops.manifest import BackupManifest
 from mysqlops.model import BackupKind, BackupMethod, BinlogCoordinates, Flavor, ServerSpec, ServerVersion
 from mysqlops.sql import catalog as sqlcat
 from mysqlops.sql.dialect import dialect_for
@@ -89,61 +92,87 @@ def destination_problems(
         )
 
 
-def stream_manifest(
-    request: BackupRequest,
-    ctx: RunContext,
-    source: Source,
-    file: BackupFile,
-    *,
-    backup_id: str,
-    started_at: datetime,
-    coordinates: BinlogCoordinates | None,
-    durations: dict[str, float],
-    tools: dict[str, str],
-    warnings: Sequence[str],
-    extra: dict[str, Any],
-    kind: BackupKind = BackupKind.FULL,
-    parent_id: str | None = None,
-    lsn_from: int | None = None,
-    lsn_to: int | None = None,
-) -> BackupManifest:
-    """The manifest of a physical backup's one stream (``extra`` adds to the datadir and the
-    server's identity); finished now."""
-    version = source.version
-    key = ctx.encryption_key
-    return BackupManifest(
-        backup_id=backup_id,
-        server=request.server.name,
-        location="",
-        kind=kind,
-        method=BackupMethod.PHYSICAL,
-        flavor=version.flavor.value,
-        server_version=f"{version.major}.{version.minor}.{version.patch}",
-        databases=source.databases,
-        files=(file,),
-        started_at=started_at,
-        finished_at=datetime.now(UTC),
-        compression=request.codec.label,
-        coordinates=coordinates,
-        durations=durations,
-        tools={**tools, "mysqlops": _own_version()},
-        tags=tuple(request.tags),
-        warnings=tuple(warnings),
-        encryption_key_id=key_id(key) if key is not None else None,
-        parent_id=parent_id,
-        lsn_from=lsn_from,
-        lsn_to=lsn_to,
-        extra={**extra, "datadir": source.datadir, "server_identity": source.identity},
-    )
+@dataclass
+class StreamRun:
+    """One physical backup once its pre-flight passed: its id and start, the one stream staged
+    as ``name`` in ``staging_root``, its durations and warnings."""
 
+    request: BackupRequest
+    ctx: RunContext
+    source: Source
+    staging_root: str
+    name: str
+    warnings: list[str]
+    started_at: datetime = field(default_factory=lambda: datetime.now(UTC))
+    durations: dict[str, float] = field(default_factory=dict)
 
-def publish_stream(
-    request: BackupRequest,
-    manifest: BackupManifest,
-    staged: StagedFile,
-    durations: dict[str, float],
-    warnings: list[str],
-) -> BackupResult:
-    """Upload the one stream to every location, read each copy back, the manifest last."""
-    results = _upload_everywhere(manifest, [staged], request.locations, durations)
-    return BackupResult(as_uploaded(manifest, results, durations), results, warnings)
+    def __post_init__(self) -> None:
+        self.backup_id = layout.new_backup_id(self.started_at)
+        self.staged = StagedFile("", os.path.join(self.staging_root, self.name))
+
+    def stream(
+        self,
+        argv: Sequence[str],
+        name: str,
+        *,
+        credentials: str | None = None,
+        stderr_filter: Callable[[str], str] | None = None,
+    ) -> None:
+        """``argv``'s output through compression, encryption and sha256 into the staged file."""
+        sink = _Sink(self.staged, self.request.codec, self.ctx.encryption_key)
+        try:
+            with process.Pipeline(
+                [argv],
+                credentials=credentials,
+                stdout=process.PIPE,
+                timeout=self.ctx.timeout,
+                name=name,
+                stderr_filter=stderr_filter,
+            ) as pipe:
+                drain_into(pipe.stdout_pipe, sink)
+                pipe.wait()
+        finally:
+            sink.close()
+
+    def publish(
+        self,
+        *,
+        coordinates: BinlogCoordinates | None,
+        tools: dict[str, str],
+        extra: dict[str, Any],
+        kind: BackupKind = BackupKind.FULL,
+        parent_id: str | None = None,
+        lsn_from: int | None = None,
+        lsn_to: int | None = None,
+    ) -> BackupResult:
+        """The manifest of the one stream (method ``physical``; ``extra`` adds to the datadir and
+        the server's identity), the stream uploaded to every location and read back, the
+        manifest last."""
+        version = self.source.version
+        key = self.ctx.encryption_key
+        manifest = BackupManifest(
+            backup_id=self.backup_id,
+            server=self.request.server.name,
+            location="",
+            kind=kind,
+            method=BackupMethod.PHYSICAL,
+            flavor=version.flavor.value,
+            server_version=f"{version.major}.{version.minor}.{version.patch}",
+            databases=self.source.databases,
+            files=(self.staged.to_server_file(self.name, self.durations["backup"]),),
+            started_at=self.started_at,
+            finished_at=datetime.now(UTC),
+            compression=self.request.codec.label,
+            coordinates=coordinates,
+            durations=self.durations,
+            tools={**tools, "mysqlops": _own_version()},
+            tags=tuple(self.request.tags),
+            warnings=tuple(self.warnings),
+            encryption_key_id=key_id(key) if key is not None else None,
+            parent_id=parent_id,
+            lsn_from=lsn_from,
+            lsn_to=lsn_to,
+            extra={**extra, "datadir": self.source.datadir, "server_identity": self.source.identity},
+        )
+        results = _upload_everywhere(manifest, [self.staged], self.request.locations, self.durations)
+        return BackupResult(as_uploaded(manifest, results, self.durations), results, self.warnings)

@@ -41,7 +41,7 @@ from mysqlops import layout, redact
 from mysqlops.adapters import process, reaper
 from mysqlops.adapters.localfs import private_tempdir
 from mysqlops.backup.freeze import FrozenPoint, frozen_replica
-from mysqlops.backup.preflight import Plan, check_backup_parameters, preflight
+from mysqlops.backup.preflight import Plan, preflight
 from mysqlops.backup.staging import READ_CHUNK, StagedFile, _Sink
 from mysqlops.backup.uploads import LocationResult, _Uploads, as_uploaded
 from mysqlops.errors import (
@@ -242,19 +242,10 @@ def run_backup(request: BackupRequest, ctx: RunContext, *, plan: Plan | None = N
     (AES-256-GCM, chunked) after compression, before it leaves the machine; the manifest
     records the key id, never the key.
     """
+    request.check(ctx)  # every parameter, before anything connects
     spec, locations, codec = request.server, request.locations, request.codec
     say = ctx.reporter.info
     encryption_key = ctx.encryption_key
-    check_backup_parameters(
-        locations,
-        databases=request.databases,
-        include=request.include,
-        exclude=request.exclude,
-        parallel=request.parallel,
-        staging_dir=ctx.staging_dir,
-        progress_interval=ctx.progress_interval,
-        tags=request.tags,
-    )
     # first what killed runs left (staging dumps, scratch servers): before the space check
     reaper.reap([ctx.staging_dir], log=say)
     plan = plan or plan_backup(request, ctx)

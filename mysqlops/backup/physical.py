@@ -35,23 +35,15 @@ import shutil
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from typing import TYPE_CHECKING
 
-from mysqlops import catalog, layout, redact
+from mysqlops import catalog, redact
 from mysqlops.adapters import clients, process, reaper
 from mysqlops.adapters.localfs import private_tempdir, tree_bytes
 from mysqlops.backup.clone import run_clone_backup
-from mysqlops.backup.instance import (
-    LOG_BIN_OFF,
-    destination_problems,
-    inspect_source,
-    publish_stream,
-    stream_manifest,
-)
+from mysqlops.backup.instance import LOG_BIN_OFF, StreamRun, destination_problems, inspect_source
 from mysqlops.backup.logical import BackupResult
 from mysqlops.backup.preflight import _tool_version
-from mysqlops.backup.staging import StagedFile, _Sink, drain_into
 from mysqlops.errors import ConfigError, IntegrityError, MysqlopsError, PreflightFailed
 from mysqlops.manifest import BackupManifest
 from mysqlops.model import BackupKind, BackupMethod, BackupStatus, BinlogCoordinates, Flavor, Location
@@ -264,18 +256,16 @@ def run_physical_backup(
     if not source.log_bin:
         warnings.append(LOG_BIN_OFF)
 
-    started_at = datetime.now(UTC)
-    backup_id = layout.new_backup_id(started_at)
     kind = BackupKind.INCREMENTAL if incremental else BackupKind.FULL
-    durations: dict[str, float] = {}
     staging_root = private_tempdir(ctx.staging_dir, "mysqlops-physical-")
     try:
+        run = StreamRun(
+            request, ctx, source, staging_root, f"backup.{stream_format(flavor)}{codec.extension}", warnings
+        )
         lsndir = os.path.join(staging_root, "lsn")
         tmpdir = os.path.join(staging_root, "tmp")
         os.mkdir(lsndir, 0o700)
         os.mkdir(tmpdir, 0o700)
-        name = f"backup.{stream_format(flavor)}{codec.extension}"
-        staged = StagedFile("", os.path.join(staging_root, name))
         argv = backup_argv(
             flavor,
             target_dir=tmpdir,
@@ -286,25 +276,17 @@ def run_physical_backup(
             program=tool,
         )
         say(
-            f"{kind.value} physical backup {backup_id} of {spec.name} ({source.datadir})"
+            f"{kind.value} physical backup {run.backup_id} of {spec.name} ({source.datadir})"
             + (f" on {base.backup_id} from LSN {base.lsn_to}" if base is not None else "")
         )
         t0 = time.monotonic()
-        sink = _Sink(staged, codec, encryption_key)
-        try:
-            with process.Pipeline(
-                [argv],
-                credentials=client_option_file(spec, groups=option_groups(flavor)),
-                stdout=process.PIPE,
-                timeout=ctx.timeout,
-                name=f"{_tool_name(tool)} --backup of {spec.name}",
-                stderr_filter=redact.password_clauses,  # its privilege errors print SHOW GRANTS
-            ) as pipe:
-                drain_into(pipe.stdout_pipe, sink)
-                pipe.wait()
-        finally:
-            sink.close()
-        durations["backup"] = round(time.monotonic() - t0, 3)
+        run.stream(
+            argv,
+            f"{_tool_name(tool)} --backup of {spec.name}",
+            credentials=client_option_file(spec, groups=option_groups(flavor)),
+            stderr_filter=redact.password_clauses,  # its privilege errors print SHOW GRANTS
+        )
+        run.durations["backup"] = round(time.monotonic() - t0, 3)
         checkpoints_text = read_first(lsndir, CHECKPOINTS_FILES)
         if not checkpoints_text:
             raise IntegrityError(
@@ -318,17 +300,13 @@ def run_physical_backup(
             )
         info_text = read_first(lsndir, INFO_FILES)
         binlog_text = read_first(lsndir, BINLOG_INFO_FILES)
-        manifest = stream_manifest(
-            request,
-            ctx,
-            source,
-            staged.to_server_file(name, durations["backup"]),
-            backup_id=backup_id,
-            started_at=started_at,
+        say(
+            f"streamed {human_bytes(run.staged.raw.size)} ({human_bytes(run.staged.stored.size)} stored), "
+            f"LSN {cp.from_lsn}..{cp.to_lsn}; uploading to {', '.join(names)}"
+        )
+        return run.publish(
             coordinates=parse_binlog_info(info_text, binlog_text),
-            durations=durations,
             tools=tool_record,
-            warnings=warnings,
             kind=kind,
             parent_id=base.backup_id if base is not None else None,
             lsn_from=cp.from_lsn,
@@ -340,10 +318,5 @@ def run_physical_backup(
                 "parallel": request.parallel,
             },
         )
-        say(
-            f"streamed {human_bytes(staged.raw.size)} ({human_bytes(staged.stored.size)} stored), "
-            f"LSN {cp.from_lsn}..{cp.to_lsn}; uploading to {', '.join(names)}"
-        )
-        return publish_stream(request, manifest, staged, durations, warnings)
     finally:
         shutil.rmtree(staging_root, ignore_errors=True)

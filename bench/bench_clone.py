@@ -31,6 +31,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import contextlib
 
+from bench.common import backup_job
 from mysqlops import backup as backup
 from mysqlops import catalog
 from mysqlops import restore as restore
@@ -87,7 +88,7 @@ def measure(build: str, rows: int, repeat: int, work: str) -> dict[str, Any]:
         result = None
         for _ in range(repeat):
             t0 = time.monotonic()
-            result = backup.run_physical_backup(server.spec(), [location], codec("zstd"), staging_dir=root)
+            result = backup.run_physical_backup(*backup_job(server.spec(), location, codec("zstd"), root))
             runs.append(round(time.monotonic() - t0, 2))
         assert result is not None
         m = result.manifest

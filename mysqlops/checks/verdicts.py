@@ -11,6 +11,7 @@ from typing import Any
 
 from mysqlops import catalog
 from mysqlops.errors import ConfigError
+from mysqlops.sql import binlog as binlog_sql
 from mysqlops.sql.status import ReplicaStatus
 from mysqlops.units import human_age, human_bytes
 
@@ -159,8 +160,7 @@ def evaluate_binlog(server: str, variables: Mapping[str, Any], needed: timedelta
                 Status.FAILED,
                 f"binary logs are kept {human_age(timedelta(seconds=kept))}, less than the backup "
                 f"interval {human_age(needed)}: a late archive run loses binlogs for good; set "
-                f"SET PERSIST binlog_expire_logs_seconds = {need} (MySQL) or "
-                f"[mysqld] expire_logs_days = {max(1, -(-need // 86400))} (MariaDB)",
+                + binlog_sql.retention_advice(need),
             )
         )
     else:

@@ -22,6 +22,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from mysqlops import redact
 from mysqlops.adapters import clients, process, reaper
 from mysqlops.adapters import mysql as db
 from mysqlops.adapters.localfs import private_tempdir
@@ -44,7 +45,6 @@ from mysqlops.sql.restore_grants import RESTORE_FLAGS, missing_restore_privilege
 from mysqlops.streams.checksum import CHUNK, iter_chunks
 from mysqlops.streams.compression import codec_from_label
 from mysqlops.streams.crypto import Decryptor, Keyring
-from mysqlops.tools import redact
 from mysqlops.tools.client import Program, client_option_file, mysql_argv
 
 # --------------------------------------------------------------------------- loading

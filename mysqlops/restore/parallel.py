@@ -33,6 +33,7 @@ from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import IO, Any
 
+from mysqlops import redact
 from mysqlops.adapters import mysql as db
 from mysqlops.adapters import process
 from mysqlops.errors import ProcessError, RestoreError
@@ -47,7 +48,6 @@ from mysqlops.streams.compression import codec_from_label
 from mysqlops.streams.crypto import Decryptor, Encryptor
 from mysqlops.streams.keys import Keyring, generate_key
 from mysqlops.streams.tablesplit import TableSplitter
-from mysqlops.tools import redact
 from mysqlops.tools.client import client_option_file, mysql_argv
 
 _READ = 128 * 1024

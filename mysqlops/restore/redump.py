@@ -37,7 +37,7 @@ import time
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 
-from mysqlops import layout
+from mysqlops import layout, redact
 from mysqlops.adapters import process
 from mysqlops.adapters.storage import Store
 from mysqlops.errors import MysqlopsError
@@ -49,7 +49,6 @@ from mysqlops.sql.quoting import quote_identifier as q
 from mysqlops.streams.checksum import CHUNK
 from mysqlops.streams.dumpscan import MARKER, DumpScanner
 from mysqlops.streams.keys import Keyring
-from mysqlops.tools import redact
 from mysqlops.tools.client import DumpOptions, Program, client_option_file, dump_argv, table_data_dump_argv
 
 Piece = tuple[str, str, str]  # (database, kind: structure/data/triggers/other, table or "")

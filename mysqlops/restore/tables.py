@@ -32,6 +32,7 @@ import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 
+from mysqlops import redact
 from mysqlops.adapters import clients, process
 from mysqlops.adapters import mysql as db
 from mysqlops.adapters.localfs import private_tempdir
@@ -50,7 +51,6 @@ from mysqlops.sql import catalog as sqlcat
 from mysqlops.sql.quoting import quote_identifier as q
 from mysqlops.streams.compression import codec_from_label
 from mysqlops.streams.crypto import Keyring
-from mysqlops.tools import redact
 from mysqlops.tools.client import Program, client_option_file, mysql_argv
 
 PREAMBLE = (

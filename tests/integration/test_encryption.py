@@ -33,6 +33,7 @@ from mysqlops.streams.compression import codec
 from mysqlops.streams.crypto import Keyring
 from mysqlops.tablesum import table_checksums
 from mysqlops.tools.client import DumpOptions, client_option_file, dump_argv, mysql_argv
+from tests.jobs import job
 
 pytestmark = pytest.mark.integration
 NONE = codec("none")
@@ -194,9 +195,9 @@ def test_encrypted_pitr_checks_every_key_before_touching_the_target(sandbox_root
             "CREATE TABLE shop.t (id INT PRIMARY KEY AUTO_INCREMENT, note VARCHAR(20))",
             "INSERT INTO shop.t (note) VALUES ('a'), ('b')",
         )
-        first = bk.run_backup(spec, [location], ZSTD, encryption_key=backup_key).manifest
+        first = bk.run_backup(*job(spec, [location], ZSTD, encryption_key=backup_key)).manifest
         sql(spec, "INSERT INTO shop.t (note) VALUES ('c')", "UPDATE shop.t SET note = 'B' WHERE id = 2")
-        second = bk.run_backup(spec, [location], ZSTD, encryption_key=backup_key).manifest
+        second = bk.run_backup(*job(spec, [location], ZSTD, encryption_key=backup_key)).manifest
         sql(spec, "INSERT INTO shop.t (note) VALUES ('after B2')")
         archive_binlogs(
             spec,
@@ -284,7 +285,7 @@ def test_encrypted_physical_backup_restore_and_failures(sandbox_root: str, tmp_p
         with db.session(server.spec()) as conn:
             expected = {"shop": table_checksums(conn, "shop")}
         result = backup.run_physical_backup(
-            server.spec(), [location], NONE, encryption_key=key, staging_dir=str(tmp_path / "stage")
+            *job(server.spec(), [location], NONE, encryption_key=key, staging_dir=str(tmp_path / "stage"))
         )
         assert result.ok
         m = result.manifest

@@ -25,6 +25,7 @@ from mysqlops.runs import Reporter, RunContext
 from mysqlops.sampledata import create_awkward_database, create_bulk_table
 from mysqlops.streams.compression import codec
 from mysqlops.tablesum import table_checksums
+from tests.jobs import job
 
 pytestmark = pytest.mark.integration
 
@@ -91,7 +92,7 @@ def env(sandbox_root: str, moto_server: str, tmp_path_factory: pytest.TempPathFa
         )
         spec = server.spec()
         zstd = codec("zstd")
-        full = backup.run_physical_backup(spec, [local, s3], zstd, log=logs.append)
+        full = backup.run_physical_backup(*job(spec, [local, s3], zstd, log=logs.append))
         _sql(
             server,
             "UPDATE bulk.t SET k = k + 1 WHERE id % 50 = 0",
@@ -100,7 +101,7 @@ def env(sandbox_root: str, moto_server: str, tmp_path_factory: pytest.TempPathFa
             "CREATE TABLE bulk.new (id INT PRIMARY KEY, v TEXT) ENGINE=InnoDB",
             "INSERT INTO bulk.new SELECT id, c FROM bulk.t WHERE id <= 500",
         )
-        inc1 = backup.run_physical_backup(spec, [local, s3], zstd, incremental=True, log=logs.append)
+        inc1 = backup.run_physical_backup(*job(spec, [local, s3], zstd, incremental=True, log=logs.append))
         sums_inc1 = _sums(server)
         _sql(
             server,
@@ -110,7 +111,7 @@ def env(sandbox_root: str, moto_server: str, tmp_path_factory: pytest.TempPathFa
             "UPDATE bulk.ar SET v = 'changed'",
             "INSERT INTO shop.blobs VALUES (9, REPEAT(x'00ff', 5000), x'01')",
         )
-        inc2 = backup.run_physical_backup(spec, [local, s3], zstd, incremental=True, log=logs.append)
+        inc2 = backup.run_physical_backup(*job(spec, [local, s3], zstd, incremental=True, log=logs.append))
         sums_inc2 = _sums(server)
         yield Env(server, local, s3, full, inc1, inc2, sums_inc1, sums_inc2, logs)
     finally:
@@ -279,10 +280,10 @@ def test_corrupt_s3_copy_falls_back_to_local(env: Env, tmp_path: os.PathLike[str
 def test_incremental_without_base_and_missing_base_fail_clearly(env: Env, tmp_path: os.PathLike[str]) -> None:
     empty = Location("empty", f"file://{os.fspath(tmp_path)}/empty")
     with pytest.raises(PreflightFailed, match="make a full physical backup first"):
-        backup.run_physical_backup(env.server.spec(), [empty], codec("zstd"), incremental=True)
+        backup.run_physical_backup(*job(env.server.spec(), [empty], codec("zstd"), incremental=True))
     # mariabackup reads the server-reported datadir whatever --datadir says: a wrong hint is a warning
     hinted = backup.run_physical_backup(
-        env.server.spec(), [empty], codec("zstd", threads=1), datadir_hint="/nonexistent"
+        *job(env.server.spec(), [empty], codec("zstd", threads=1), datadir_hint="/nonexistent")
     )
     assert hinted.ok and any("datadir_hint /nonexistent is ignored" in w for w in hinted.warnings)
     assert hinted.manifest.extra["datadir"] == env.server.datadir
@@ -333,7 +334,9 @@ def test_physical_backup_on_each_mariadb_build(
             version = db.server_version(conn)
         local = Location("local", f"file://{os.fspath(tmp_path)}/backups")
         logs: list[str] = []
-        result = backup.run_physical_backup(server.spec(), [local], codec("zstd", threads=1), log=logs.append)
+        result = backup.run_physical_backup(
+            *job(server.spec(), [local], codec("zstd", threads=1), log=logs.append)
+        )
         assert result.ok, result.locations
         tools = result.manifest.tools
         assert tools["backup_build"] == server_build.name, tools

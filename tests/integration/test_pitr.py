@@ -18,6 +18,7 @@ from mysqlops.model import Location, RecoveryTarget
 from mysqlops.restore import pitr
 from mysqlops.runs import RunContext
 from mysqlops.streams.compression import codec
+from tests.jobs import job
 
 pytestmark = pytest.mark.integration
 
@@ -32,7 +33,7 @@ def test_pitr_to_just_before_a_drop_table(sandbox_root: str, tmp_path: Any) -> N
             db.execute(conn, "CREATE DATABASE app")
             db.execute(conn, "CREATE TABLE app.orders (id INT PRIMARY KEY, note VARCHAR(20))")
             db.execute(conn, "INSERT INTO app.orders VALUES (1, 'before backup')")
-        base = bk.run_backup(spec, [location], codec("zstd")).manifest
+        base = bk.run_backup(*job(spec, [location], codec("zstd"))).manifest
         with db.session(spec) as conn:
             db.execute(conn, "INSERT INTO app.orders VALUES (2, 'T1')")
             time.sleep(1.1)
@@ -75,12 +76,12 @@ def test_restore_test_proves_the_binlog_chain_between_two_full_backups(
             db.execute(conn, "CREATE DATABASE app")
             db.execute(conn, "CREATE TABLE app.t (id INT PRIMARY KEY AUTO_INCREMENT, v VARCHAR(20))")
             db.execute(conn, "INSERT INTO app.t (v) VALUES ('a'), ('b')")
-        bk.run_backup(spec, [location], codec("zstd"))
+        bk.run_backup(*job(spec, [location], codec("zstd")))
         with db.session(spec) as conn:
             db.execute(conn, "INSERT INTO app.t (v) VALUES ('c')")
             db.execute(conn, "UPDATE app.t SET v = 'B' WHERE id = 2")
             db.execute(conn, "CREATE TABLE app.added (id INT)")
-        bk.run_backup(spec, [location], codec("zstd"))
+        bk.run_backup(*job(spec, [location], codec("zstd")))
         with db.session(spec) as conn:
             db.execute(conn, "INSERT INTO app.t (v) VALUES ('after B2')")
         binlog.archive_binlogs(

@@ -42,9 +42,12 @@ def single_table_seconds(
 ) -> float:
     """Wall seconds of one single-table restore (``table`` = "db.table") into ``target``."""
     from mysqlops import restore as core
+    from mysqlops.runs import RunContext
 
     started = time.monotonic()
-    core.restore_backup(copies, target, tables=[table], rename=rename, overwrite=overwrite, keyring=keyring)
+    core.restore_backup(
+        copies, target, RunContext(keyring=keyring), tables=[table], rename=rename, overwrite=overwrite
+    )
     return time.monotonic() - started
 
 

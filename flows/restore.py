@@ -60,6 +60,8 @@ def restore(
     until_gtid: str | None = None,
     until_position: str | None = None,
     tables: list[str] | None = None,
+    workers: int | None = None,
+    load_timeout_s: float | None = mysqlops.restore.STATEMENT_TIMEOUT_SECONDS,
 ) -> dict[str, Any]:
     """Restore ``backup_id`` (or the latest of ``server``) into the ``target`` MySQLServer block.
 
@@ -92,6 +94,10 @@ def restore(
         until_gtid: Point in time as a GTID set: replay up to and including it.
         until_position: Point in time as binlog file:position, e.g. mysql-bin.000004:1234.
         tables: Only these tables, e.g. ["shop.orders", "shop.order_*"]; rename maps "db.table" names.
+        workers: Connections loading tables in parallel, secondary keys added after the rows
+            (default: one per core); 0 pipes the dump through one client as it is.
+        load_timeout_s: Seconds one statement of the load may go without an answer from the
+            server before the restore fails (default 6 hours; empty: no limit).
     """
     request = RestoreRequest(
         target=load_server(target),
@@ -104,6 +110,7 @@ def restore(
         allow_source_target=allow_source_target,
         until=RecoveryTarget.parse(until, until_position, until_gtid),  # parsed once, here
         tables=tuple(tables) if tables else None,
+        load=mysqlops.restore.LoadOptions(workers=workers, statement_timeout=load_timeout_s),
     )
     request.check()
     reap_leftovers(staging_dir)

@@ -5,6 +5,7 @@ Entry points: :func:`run` (a :class:`RestoreRequest`, plain or to a
 certificates), each with a :class:`~mysqlops.runs.RunContext`.
 """
 
+from mysqlops.restore.load import STATEMENT_TIMEOUT_SECONDS, LoadOptions
 from mysqlops.restore.logical import RestoreResult, restore_backup
 from mysqlops.restore.physical import (
     ChainReport,
@@ -35,7 +36,9 @@ from mysqlops.restore.verify import (
 )
 
 __all__ = [
+    "STATEMENT_TIMEOUT_SECONDS",
     "ChainReport",
+    "LoadOptions",
     "PhysicalRestoreTest",
     "PitrResult",
     "RestoreOutcome",

@@ -29,7 +29,7 @@ import os
 import queue
 import threading
 import time
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import IO, Any
 
@@ -37,21 +37,26 @@ from mysqlops.adapters import mysql as db
 from mysqlops.adapters import process
 from mysqlops.errors import ProcessError, RestoreError
 from mysqlops.model import ServerSpec
-from mysqlops.restore.lines import AT_LINE_RE, DumpLines
-from mysqlops.restore.rename import RenameRewriter
+from mysqlops.restore.load import STATEMENT_TIMEOUT_SECONDS, default_workers, iter_raw, pipe_into_client
 from mysqlops.sql.ddl import NOTHING_TO_DEFER, DeferredTable, add_clauses_sql, defer_indexes
 from mysqlops.sql.quoting import quote_identifier as q
 from mysqlops.sql.script import LAST_SQLSTATE, session_prefix, statements
 from mysqlops.streams.checksum import CHUNK, iter_chunks
-from mysqlops.streams.compression import codec_from_label
 from mysqlops.streams.crypto import Decryptor, Encryptor
 from mysqlops.streams.keys import Keyring, generate_key
 from mysqlops.streams.tablesplit import TableSplitter
 from mysqlops.tools import redact
-from mysqlops.tools.client import client_option_file, mysql_argv
 
-_READ = 128 * 1024
 TableFn = Callable[[str, str], None]  # (database as restored, table): called when a table is fully in
+__all__ = [
+    "ParallelLoader",
+    "ParallelStats",
+    "TableFn",
+    "default_workers",
+    "execute_raw",
+    "iter_raw",
+    "load_file_parallel",
+]
 
 
 def execute_raw(conn: db.Connection, stmt: bytes) -> None:
@@ -59,43 +64,6 @@ def execute_raw(conn: db.Connection, stmt: bytes) -> None:
     raw: Any = stmt
     with conn.cursor() as cur:
         cur.execute(raw)
-
-
-def default_workers() -> int:
-    return max(1, os.cpu_count() or 1)
-
-
-def iter_raw(
-    path: str,
-    compression: str,
-    keyring: Keyring | None,
-    rename: Mapping[str, str],
-    on_raw: Callable[[int], None] | None = None,
-) -> Iterator[bytes]:
-    """The decrypted, decompressed, renamed bytes of a stored backup file; ``on_raw`` counts
-    the bytes as the backup holds them (before a rename), as the manifest's raw size does."""
-    dec = codec_from_label(compression).decompressor()
-    decryptor = Decryptor(keyring) if keyring is not None else None
-    rewriter = RenameRewriter(rename)
-    count = on_raw or (lambda _n: None)
-
-    def plain(raw: bytes) -> bytes:
-        if raw:
-            count(len(raw))
-        return rewriter.feed(raw)
-
-    with open(path, "rb") as src:
-        # small reads: what one read decompresses to is bounded by READ × the compression ratio
-        for chunk in iter_chunks(src, _READ):
-            raw = dec.decompress(decryptor.update(chunk) if decryptor is not None else chunk)
-            if raw:
-                yield plain(raw)
-        if decryptor is not None:
-            rest = decryptor.finalize()  # raises on truncation/tampering
-            if rest:
-                yield plain(dec.decompress(rest))
-        yield plain(dec.finish())
-        yield rewriter.finish()
 
 
 @dataclass
@@ -111,6 +79,7 @@ class ParallelStats:
     tables: int = 0
     deferred_tables: int = 0
     kept: dict[str, str] = field(default_factory=dict)  # table -> why its keys were not deferred
+    deferred: list[str] = field(default_factory=list)  # `db`.`table` whose keys were added after the rows
     seconds: dict[str, float] = field(default_factory=dict)  # table -> load + index seconds
 
 
@@ -129,6 +98,7 @@ class ParallelLoader:
         log: Callable[[str], None] | None = None,
         defer: bool = True,
         seal_spool: bool = False,
+        statement_timeout: float | None = STATEMENT_TIMEOUT_SECONDS,
     ) -> None:
         self.target = target
         self.program = program
@@ -138,6 +108,7 @@ class ParallelLoader:
         self.on_table = on_table
         self.say = log or (lambda _m: None)
         self.defer = defer
+        self.statement_timeout = statement_timeout  # seconds one statement may go unanswered
         # an encrypted backup's rows never rest on disk in clear: the spool is sealed with a
         # key that lives in this process's memory only
         self._spool_key = generate_key() if seal_spool else None
@@ -217,10 +188,22 @@ class ParallelLoader:
                 continue
 
     # -- serial part ---------------------------------------------------------------------------
+    def _connect(self) -> db.Connection:
+        return db.connect(self.target, read_timeout=self.statement_timeout)
+
     def _session(self) -> db.Connection:
         if self._conn is None:
-            self._conn = db.connect(self.target)
+            self._conn = self._connect()
         return self._conn
+
+    def _no_answer(self, code: Any) -> str:
+        """What a lost connection means when the statement timeout is set."""
+        if code == 2013 and self.statement_timeout is not None:
+            return (
+                f" (no answer within the load's statement timeout of {self.statement_timeout:.0f}s: a hung server, "
+                "or raise load_timeout_s if the statement is just slow)"
+            )
+        return ""
 
     def _flush_serial(self) -> None:
         if self._serial.strip():
@@ -245,7 +228,9 @@ class ParallelLoader:
                 execute_raw(conn, stmt)
             except Exception as exc:  # noqa: BLE001 - reported with what was running, no values
                 code = exc.args[0] if exc.args else "?"
-                raise RestoreError(f"{label} failed on {self.target.name}: error {code}") from None
+                raise RestoreError(
+                    f"{label} failed on {self.target.name}: error {code}{self._no_answer(code)}"
+                ) from None
 
     # -- workers -------------------------------------------------------------------------------
     def _check(self) -> None:
@@ -260,44 +245,33 @@ class ParallelLoader:
                 pipe.cancel()
 
     def _client(self, name: str, prefix: bytes, path: str) -> None:
-        """Pipe ``prefix`` and the spooled ``path`` into the real client. A failure names the
-        line and what it was loading (from the dump's comments), never a value."""
-        lines = DumpLines()
-        try:
-            with process.Pipeline(
-                [mysql_argv(self.program)],
-                credentials=client_option_file(self.target),
-                stdin=process.PIPE,
-                stdout=process.DEVNULL,
-                timeout=self.timeout,
-                name=name,
-                stderr_filter=redact.client_stderr,
-            ) as pipe:
-                with self._lock:
-                    if self._error is not None:
-                        pipe.cancel()
-                    self._pipes[id(pipe)] = pipe
-                try:
-                    sink = pipe.stdin_pipe
-                    try:
-                        lines.feed(prefix)
-                        sink.write(prefix)
-                        with open(path, "rb") as src:
-                            for chunk in iter_chunks(src, CHUNK):
-                                lines.feed(chunk)
-                                sink.write(chunk)
-                    except BrokenPipeError:
-                        pass  # the client died: wait() reports its error
-                    pipe.wait()
-                finally:
-                    with self._lock:
-                        self._pipes.pop(id(pipe), None)
-        except ProcessError as exc:
-            found = AT_LINE_RE.search(str(exc))
-            where = f" at line {found.group(1)} ({lines.where(int(found.group(1)))})" if found else ""
-            raise type(exc)(
-                f"{name} failed{where}: {exc}", returncode=exc.returncode, stderr_tail=exc.stderr_tail
-            ) from None
+        """Pipe ``prefix`` and the spooled ``path`` into the real client (cancelled when another
+        part of the load fails). A failure names the line and what it was loading, never a value."""
+
+        def opened(pipe: process.Pipeline) -> None:
+            with self._lock:
+                if self._error is not None:
+                    pipe.cancel()
+                self._pipes[id(pipe)] = pipe
+
+        def closed(pipe: process.Pipeline) -> None:
+            with self._lock:
+                self._pipes.pop(id(pipe), None)
+
+        def chunks() -> Iterator[bytes]:
+            yield prefix
+            with open(path, "rb") as src:
+                yield from iter_chunks(src, CHUNK)
+
+        pipe_into_client(
+            self.target,
+            self.program,
+            chunks(),
+            name=name,
+            timeout=self.timeout,
+            on_open=opened,
+            on_close=closed,
+        )
 
     def _load_unit(self, conn: db.Connection, unit: _Unit) -> None:
         """Run a table's data section over ``conn`` (which has the dump's session settings).
@@ -359,7 +333,9 @@ class ParallelLoader:
             with contextlib.suppress(Exception):
                 execute_raw(conn, LAST_SQLSTATE[0].encode())
                 state = str(db.scalar(conn, LAST_SQLSTATE[1]) or state)
-            text = redact.client_stderr(f"ERROR {code} ({state}) at line {line}: {message}")
+            text = redact.client_stderr(
+                f"ERROR {code} ({state}) at line {line}: {message}"
+            ) + self._no_answer(code)
             raise ProcessError(
                 f"load of table {q(table)} failed at line {line} (INSERT INTO: data of table {q(table)}): {text}",
                 returncode=1,
@@ -375,6 +351,7 @@ class ParallelLoader:
             message = redact.client_stderr(str(exc.args[1])) if len(exc.args) > 1 else ""
             raise RestoreError(
                 f"{what} failed on {self.target.name}: error {code} {message}".rstrip()
+                + self._no_answer(code)
             ) from None
 
     def _worker(self) -> None:
@@ -429,13 +406,13 @@ class ParallelLoader:
                     conn.close()
 
     def _session_conn(self) -> db.Connection:
-        conn = db.connect(self.target)
+        conn = self._connect()
         for stmt in statements(self._prefix):
             execute_raw(conn, stmt)
         return conn
 
     # -- the whole file ------------------------------------------------------------------------
-    def load(self, raw: Iterator[bytes]) -> ParallelStats:
+    def load(self, raw: Iterable[bytes]) -> ParallelStats:
         threads = [
             threading.Thread(target=self._worker, name=f"load-{i}", daemon=True) for i in range(self.workers)
         ]
@@ -458,6 +435,7 @@ class ParallelLoader:
             self._check()
             self.stats.tables = len(self._splitter.tables)
             self.stats.deferred_tables = len(self._deferred)
+            self.stats.deferred = [f"{q(_use_name(u))}.{q(t)}" for u, t in self._deferred]
             self._foreign_keys()
             self._run_post()
             return self.stats
@@ -524,8 +502,10 @@ def load_file_parallel(
     workers: int | None = None,
     on_table: TableFn | None = None,
     log: Callable[[str], None] | None = None,
+    statement_timeout: float | None = STATEMENT_TIMEOUT_SECONDS,
 ) -> ParallelStats:
-    """Load one stored backup file into ``target`` over ``workers`` connections."""
+    """Load one stored backup file into ``target`` over ``workers`` connections;
+    ``statement_timeout``: seconds one statement may go without an answer."""
     loader = ParallelLoader(
         target,
         program,
@@ -535,6 +515,7 @@ def load_file_parallel(
         on_table=on_table,
         log=log,
         seal_spool=keyring is not None,
+        statement_timeout=statement_timeout,
     )
     name = os.path.basename(path)
     try:

@@ -121,12 +121,10 @@ def point_in_time_restore(
         restored = restore_backup(
             copies,
             target,
+            ctx,
             databases=databases,
             overwrite=overwrite,
             allow_source_target=allow_source_target,
-            staging_dir=staging_dir,
-            keyring=keyring,
-            log=say,
         )
         replay = apply_binlogs(target, fetched)
     say(f"replayed {len(replay.files)} binlog file(s) up to {replay.stop}")
@@ -202,12 +200,7 @@ def prove_binlog_chain(
             keyring=keyring,
         ) as fetched:
             restore_backup(
-                catalog.find_backup(scans, server, first.backup_id),
-                spec,
-                staging_dir=staging_dir,
-                keyring=keyring,
-                log=say,
-                reap_leftovers=False,
+                catalog.find_backup(scans, server, first.backup_id), spec, ctx, reap_leftovers=False
             )
             replay = apply_binlogs(spec, fetched)
         if replay.key_ids:

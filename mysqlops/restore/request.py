@@ -15,7 +15,7 @@ from typing import Any
 from mysqlops import catalog
 from mysqlops.errors import ConfigError
 from mysqlops.model import Location, RecoveryTarget, ServerSpec
-from mysqlops.progress import Progress, ProgressFn
+from mysqlops.restore.load import LoadOptions
 from mysqlops.restore.logical import RestoreResult, restore_backup
 from mysqlops.restore.pitr import PitrResult, point_in_time_restore
 from mysqlops.runs import RunContext
@@ -36,6 +36,7 @@ class RestoreRequest:
     allow_source_target: bool = False
     until: RecoveryTarget | None = None
     tables: tuple[str, ...] | None = None  # only these tables (mysqlops.restore.tables)
+    load: LoadOptions = field(default_factory=LoadOptions)  # connections, statement timeout
 
     def check(self) -> None:
         """Judged before any location is read or the target touched."""
@@ -108,14 +109,6 @@ class RestoreOutcome:
         ]
 
 
-def _progress(ctx: RunContext) -> ProgressFn:
-    def on_progress(p: Progress) -> None:
-        ctx.reporter.info(p.describe())  # "loaded 12.0 MiB of 40.0 MiB (30%) at 4.0 MiB/s, ETA 7s"
-        ctx.reporter.progress(round(100 * p.fraction, 1))
-
-    return on_progress
-
-
 def run(request: RestoreRequest, ctx: RunContext) -> RestoreOutcome:
     """Restore ``request`` (see :class:`RestoreRequest`). A missing, truncated or corrupt copy
     is reported and the next location used; an unusable copy is never restored from."""
@@ -142,16 +135,12 @@ def run(request: RestoreRequest, ctx: RunContext) -> RestoreOutcome:
     result = restore_backup(
         copies,
         request.target,
+        ctx,
         databases=request.databases,
         rename=request.rename,
         overwrite=request.overwrite,
         allow_source_target=request.allow_source_target,
-        staging_dir=ctx.staging_dir,
-        progress=_progress(ctx),
-        progress_interval=ctx.progress_interval,
-        log=ctx.reporter.info,
-        load_timeout=ctx.timeout,
-        keyring=ctx.keyring,
+        load=request.load,
         tables=request.tables,
     )
     ctx.reporter.progress(100.0)

@@ -26,6 +26,7 @@ from mysqlops.model import Location, ServerSpec
 from mysqlops.progress import ProgressFn
 from mysqlops.restore.fetch import check_key
 from mysqlops.restore.logical import restore_backup
+from mysqlops.runs import Reporter, RunContext
 from mysqlops.streams.checksum import CHUNK
 from mysqlops.streams.dumpscan import DumpScanner
 from mysqlops.streams.keys import Keyring
@@ -207,10 +208,7 @@ def _restore_and_verify(
         result = restore_backup(
             [(location, manifest)],
             spec,
-            staging_dir=staging_dir,
-            log=log,
-            progress=progress,
-            keyring=keyring,
+            RunContext(staging_dir=staging_dir, keyring=keyring, reporter=Reporter.from_log(log)),
             reap_leftovers=False,
             on_table=early if early.expected else None,
         )

@@ -14,6 +14,7 @@ from mysqlops.adapters import builds, process, sandbox
 from mysqlops.adapters import mysql as db
 from mysqlops.model import Flavor, Location
 from mysqlops.restore.parallel import load_file_parallel
+from mysqlops.runs import Reporter, RunContext
 from mysqlops.sampledata import create_indexed_database
 from mysqlops.sql.quoting import quote_identifier as q
 from mysqlops.streams.compression import codec
@@ -105,8 +106,8 @@ def test_parallel_restore_equals_source(
             restored = core.restore_backup(
                 [(local, result.manifest)],
                 target.spec(),
-                workers=workers,
-                log=lines.append,
+                RunContext(reporter=Reporter.from_log(lines.append)),
+                load=core.LoadOptions(workers=workers),
                 on_table=on_table,
             )
             assert restored.databases == {"ix": "ix"}
@@ -177,3 +178,49 @@ def test_parallel_restore_equals_source(
         db.execute(conn, "ALTER TABLE ix.orders DROP KEY ix_total")
         dropped = schema_and_data(conn, "ix")
     assert [k for k in before if before[k] != dropped[k]] == ["table orders"]
+
+
+def test_hung_statement_fails_the_load(
+    fresh_server: sandbox.SandboxServer, server_build: builds.ServerBuild, tmp_path: Any
+) -> None:
+    """A statement the server does not answer within the load's statement timeout fails the
+    load with that reason instead of hanging it (here a 6 s statement against a 1 s limit); a
+    generous limit lets the same statement finish."""
+    dump = tmp_path / "hang.sql"
+    dump.write_bytes(
+        b"/*!40101 SET NAMES utf8mb4 */;\n"
+        b"--\n-- Current Database: `hang`\n--\n\nCREATE DATABASE `hang`;\n\nUSE `hang`;\n\n"
+        b"--\n-- Table structure for table `t`\n--\n\n"
+        b"CREATE TABLE `t` (\n  `id` int NOT NULL,\n  `v` int DEFAULT NULL,\n  PRIMARY KEY (`id`),\n"
+        b"  KEY `k` (`v`)\n) ENGINE=InnoDB;\nDO SLEEP(6);\n\n"
+        b"--\n-- Dumping data for table `t`\n--\n\nINSERT INTO `t` VALUES (1,1),(2,2);\n\n"
+        b"-- Dump completed\n"
+    )
+    spool = tmp_path / "spool"
+    spool.mkdir()
+    t0 = time.monotonic()
+    with pytest.raises(Exception, match=r"no answer within the load's statement timeout of 1s"):
+        load_file_parallel(
+            str(dump),
+            "none",
+            fresh_server.spec(),
+            server_build.client_argv("mysql"),
+            {},
+            str(spool),
+            statement_timeout=1,
+        )
+    assert time.monotonic() - t0 < 5
+    with db.session(fresh_server.spec()) as conn:
+        db.execute(conn, "DROP DATABASE hang")
+    stats = load_file_parallel(
+        str(dump),
+        "none",
+        fresh_server.spec(),
+        server_build.client_argv("mysql"),
+        {},
+        str(spool),
+        statement_timeout=60,
+    )
+    assert stats.deferred == ["`hang`.`t`"]
+    with db.session(fresh_server.spec()) as conn:
+        assert db.scalar(conn, "SELECT COUNT(*) FROM hang.t") == 2

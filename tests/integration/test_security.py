@@ -23,6 +23,7 @@ from mysqlops.binlog import archive as binlog_archive
 from mysqlops.errors import EncryptionError, RestoreError
 from mysqlops.model import Location
 from mysqlops.restore import logical as restore_logical
+from mysqlops.runs import RunContext
 from mysqlops.streams import crypto
 from mysqlops.streams.compression import codec
 from mysqlops.users import Account, create_users
@@ -138,7 +139,7 @@ def test_backup_runs_as_least_privilege_user_and_secrets_stay_hidden(secured: An
         rs.restore_backup(
             catalog.find_backup(catalog.scan([location]), None, m.backup_id),
             server.spec(),
-            keyring=crypto.Keyring(crypto.generate_key()),
+            RunContext(keyring=crypto.Keyring(crypto.generate_key())),
         )
 
 
@@ -158,7 +159,7 @@ def test_key_rotation_and_tampering(secured: Any, tmp_path: Any, sandbox_root: s
     try:
         for m, name in ((first, "v1"), (second, "v2")):
             copies = catalog.find_backup(catalog.scan([location]), None, m.backup_id)
-            rs.restore_backup(copies, target.spec(), rename={"vault": name}, keyring=ring)
+            rs.restore_backup(copies, target.spec(), RunContext(keyring=ring), rename={"vault": name})
         with db.session(target.spec()) as conn:
             assert db.scalar(conn, "SELECT v FROM v1.secrets") == CANARY
             assert db.scalar(conn, "SELECT v FROM v2.secrets") == CANARY

@@ -4,8 +4,11 @@ A logical backup made with a table index (``BackupFile.table_index``) stores eac
 structure, data and triggers as sections compressed on their own. Restoring a few tables reads
 only those byte ranges (a ranged GET on S3), checks each section's sha256 (and, encrypted, the
 authentication of every chunk it spans) into a private staging directory, and only then loads
-them with the server's own client: a fixed session preamble, ``USE`` of the target database,
-the structure (``DROP TABLE IF EXISTS`` + ``CREATE TABLE``), the data and the triggers.
+them as one dump stream (a fixed session preamble; per table its target database's marker and
+``USE``, the structure ``DROP TABLE IF EXISTS`` + ``CREATE TABLE``, the rows, the triggers)
+through the parallel loader every logical restore uses (:mod:`mysqlops.restore.parallel`):
+the rows over their own connection with non-unique secondary keys and foreign keys added after
+them from the original DDL, triggers last through the server's own client.
 
 - ``tables``: ``["shop.orders", "shop.order_*"]`` (``database.table``; shell patterns on the
   table part, split at the first dot).
@@ -15,6 +18,9 @@ the structure (``DROP TABLE IF EXISTS`` + ``CREATE TABLE``), the data and the tr
   restored (their bodies name the original table), a warning says so.
 - An existing target table is refused unless ``overwrite=True``. Other tables are never
   touched: the statements sent are those of the selected tables' own sections only.
+- A failed load drops the tables it created or left half loaded (and the databases it
+  created); a replaced table (``overwrite=True``) loaded completely before another table
+  failed stays, otherwise the error says its old rows are gone.
 - A section that fails its check at one location (corrupt, truncated, missing) is reported
   and the table is fetched from the next location; nothing touches the target until every
   selected table has a verified copy.
@@ -26,7 +32,6 @@ from __future__ import annotations
 
 import contextlib
 import fnmatch
-import re
 import shutil
 import threading
 import time
@@ -47,6 +52,7 @@ from mysqlops.restore.fetch import check_key
 from mysqlops.restore.load import LoadOptions
 from mysqlops.restore.logical import RestoreResult, is_source_server, load_client, progress_reporter
 from mysqlops.restore.parallel import ParallelLoader, TableFn
+from mysqlops.restore.rename import TableRenamer
 from mysqlops.restore.sections import PARTS, fetch_table
 from mysqlops.runs import RunContext
 from mysqlops.sql import catalog as sqlcat
@@ -174,92 +180,6 @@ def _targets(picked: Sequence[tuple[BackupFile, TableSections]], rename: Mapping
             raise ConfigError(f"{seen[p.target]} and {p.name} would both be restored as {p.target}")
         seen[p.target] = p.name
     return out
-
-
-# --------------------------------------------------------------------------- rewriting
-_CONSTRAINT_RE = re.compile(rb"  CONSTRAINT `((?:[^`]|``){1,256})` ")
-
-
-class TableRenamer:
-    """Streaming rewrite of one table's sections to another table name: only the statement
-    heads mysqldump writes for that table (``DROP TABLE IF EXISTS``, ``CREATE TABLE``,
-    ``LOCK TABLES``, ``ALTER TABLE ... KEYS``, ``INSERT INTO``), the section marker comments
-    and its constraint names, at line starts (data never holds a raw newline). Row data passes
-    through untouched."""
-
-    _NEED = 1024
-
-    def __init__(self, old: str, new: str) -> None:
-        qo, qn = q(old).encode(), q(new).encode()
-        heads = (
-            b"-- Table structure for table ",  # the markers the parallel loader names a table by
-            b"-- Dumping data for table ",
-            b"DROP TABLE IF EXISTS ",
-            b"CREATE TABLE ",
-            b"LOCK TABLES ",
-            b"/*!40000 ALTER TABLE ",
-            b"INSERT INTO ",
-        )
-        self._rules = [(h + qo, h + qn) for h in heads]
-        self._old, self._new = old.encode(), new.encode()
-        self._carry = b""
-        self._at_line = True
-        self.created = 0  # CREATE TABLE statements rewritten
-
-    def _constraint(self, name: bytes) -> bytes:
-        plain = name.replace(b"``", b"`")
-        new = self._new + plain[len(self._old) :] if plain.startswith(self._old) else self._new + b"_" + plain
-        return new.decode("utf-8", "replace")[:64].encode()
-
-    def feed(self, data: bytes) -> bytes:
-        buf = self._carry + data if self._carry else data
-        self._carry = b""
-        out: list[bytes] = []
-        pos, n = 0, len(buf)
-        while pos < n:
-            if self._at_line:
-                if n - pos < self._NEED and buf.find(b"\n", pos) < 0:
-                    self._carry = buf[pos:]
-                    break
-                self._at_line = False
-                for old, new in self._rules:
-                    if buf.startswith(old, pos):
-                        out.append(new)
-                        pos += len(old)
-                        if new.startswith(b"CREATE TABLE "):
-                            self.created += 1
-                        break
-                else:
-                    m = _CONSTRAINT_RE.match(buf, pos)
-                    if m:
-                        out.append(
-                            b"  CONSTRAINT " + q(self._constraint(m.group(1)).decode()).encode() + b" "
-                        )
-                        pos = m.end()
-                continue
-            nl = buf.find(b"\n", pos)
-            if nl < 0:
-                out.append(buf[pos:])
-                break
-            out.append(buf[pos : nl + 1])
-            pos = nl + 1
-            self._at_line = True
-        return b"".join(out)
-
-    def finish(self) -> bytes:
-        carry, self._carry = self._carry, b""
-        if carry:
-            self._carry, self._at_line = b"", True
-            return self._finish_line(carry)
-        return b""
-
-    def _finish_line(self, carry: bytes) -> bytes:
-        saved = self._NEED
-        self._NEED = 0  # decide on what is there
-        try:
-            return self.feed(carry)
-        finally:
-            self._NEED = saved
 
 
 def _decompressed(path: str, compression: str) -> Iterator[bytes]:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from mysqlops.restore.tables import TableRenamer
+from mysqlops.restore.rename import TableRenamer
 from mysqlops.streams import crypto
 from mysqlops.streams.dumpscan import FOOTER, DumpScanner
 

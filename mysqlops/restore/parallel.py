@@ -19,7 +19,15 @@ stream (with renames applied) is split while it streams (:mod:`mysqlops.streams.
    placeholders make views on views resolve in any order) through the real client.
 
 Progress is logged per table (name, bytes of SQL, seconds): never row data. Any failure stops
-the other loads (their clients are killed) and raises; the caller drops what it created.
+the other loads (their clients are killed) and raises; the caller drops what it created. Every
+loading connection has a read timeout (``statement_timeout``): a statement the server does not
+answer for that long fails the load instead of hanging it. The stream comes from
+:func:`mysqlops.restore.load.iter_raw` (a whole backup file) or from
+:mod:`mysqlops.restore.tables` (the sections of a few tables); the real client is driven by
+:func:`mysqlops.restore.load.pipe_into_client`.
+
+Over 500 lines as one cohesive concept: the loader's reading thread, serial part, worker
+connections and their shared failure state are one state machine, split only at its seams.
 """
 
 from __future__ import annotations

@@ -56,6 +56,7 @@ from mysqlops.streams.tablesplit import TableSplitter
 from mysqlops.tools import redact
 
 TableFn = Callable[[str, str], None]  # (database as restored, table): called when a table is fully in
+_TABLE_LOCKS = (b"LOCK TABLES ", b"UNLOCK TABLES")
 __all__ = [
     "ParallelLoader",
     "ParallelStats",
@@ -74,12 +75,33 @@ def execute_raw(conn: db.Connection, stmt: bytes) -> None:
         cur.execute(raw)
 
 
+#: a table's rows past this many bytes of SQL go on in another unit, which another connection
+#: may load at the same time: one big table (a single-table restore) uses every connection
+SPLIT_BYTES = 8 << 20
+
+
 @dataclass
 class _Unit:
+    """A part of one table's rows, spooled: whole statements, ``first_line`` its first line
+    within the table's data section (for error messages)."""
+
     table: str
     path: str
     use_line: bytes
     size: int = 0
+    first_line: int = 1
+    lines: int = 0
+
+
+@dataclass
+class _TableLoad:
+    """The parts of one table's rows: the one who loads the last of them adds the keys."""
+
+    parts: int = 0  # queued
+    done: int = 0
+    ended: bool = False  # its data section ended: no more parts
+    size: int = 0
+    seconds: float = 0.0  # connection-seconds loading its parts
 
 
 @dataclass
@@ -145,6 +167,7 @@ class ParallelLoader:
             on_post_start=self._post_starts,
         )
         self._units = 0
+        self._loads: dict[tuple[bytes, str], _TableLoad] = {}
 
     # -- splitter callbacks (the reading thread) -----------------------------------------------
     def _serial_bytes(self, data: memoryview) -> None:
@@ -170,23 +193,52 @@ class ParallelLoader:
         self._flush_serial()
         if not self._prefix:  # the header is complete once a section starts
             self._prefix = session_prefix(bytes(self._splitter.header))
+        self._loads[(self._splitter.use_line, name)] = _TableLoad()
+        self._open_part(name, 1)
+
+    def _open_part(self, name: str, first_line: int) -> None:
         self._units += 1
         path = os.path.join(self.spool_dir, f"unit-{self._units}.sql")
         self._spool = open(path, "wb")  # noqa: SIM115
         self._sealer = Encryptor(self._spool_key) if self._spool_key is not None else None
-        self._unit = _Unit(name, path, self._splitter.use_line)
+        self._unit = _Unit(name, path, self._splitter.use_line, first_line=first_line)
 
-    def _data_bytes(self, data: memoryview) -> None:
+    def _spool_bytes(self, data: memoryview) -> None:
         assert self._spool is not None and self._unit is not None
         self._spool.write(self._sealer.update(data) if self._sealer is not None else data)
         self._unit.size += len(data)
+        self._unit.lines += bytes(data).count(b"\n")
+
+    def _data_bytes(self, data: memoryview) -> None:
+        assert self._unit is not None
+        if self._unit.size + len(data) < SPLIT_BYTES:
+            self._spool_bytes(data)
+            return
+        cut = bytes(data).rfind(b";\n")  # the last statement end: the next part starts a statement
+        if cut < 0:
+            self._spool_bytes(data)
+            return
+        self._spool_bytes(data[: cut + 2])
+        unit = self._unit
+        self._queue_part(last=False)
+        self._open_part(unit.table, unit.first_line + unit.lines)
+        if cut + 2 < len(data):
+            self._spool_bytes(data[cut + 2 :])
 
     def _data_ends(self, _name: str) -> None:
+        self._queue_part(last=True)
+
+    def _queue_part(self, *, last: bool) -> None:
         assert self._spool is not None and self._unit is not None
         if self._sealer is not None:
             self._spool.write(self._sealer.finalize())
         self._spool.close()
         unit, self._spool, self._unit = self._unit, None, None
+        with self._lock:
+            load = self._loads[(unit.use_line, unit.table)]
+            load.parts += 1
+            load.size += unit.size
+            load.ended = last
         while True:  # bounded: at most `workers` units wait on disk besides those loading
             self._check()
             try:
@@ -287,10 +339,13 @@ class ParallelLoader:
         A data section is LOCK TABLES, INSERTs, UNLOCK TABLES: a statement ends at ``;`` and a
         newline, which data never holds raw (mysqldump escapes it), so the statements are found
         with one bytes search and sent as they are: no client process parsing every byte again.
-        A failure names the line and the table, with the server's message without values."""
+        ``LOCK TABLES``/``UNLOCK TABLES`` are left out: the parts of one table load over several
+        connections at once (a lock held by one would stop the others), and nothing else writes
+        to a table being restored. A failure names the line and the table, with the server's
+        message without values."""
         execute_raw(conn, unit.use_line.rstrip().rstrip(b";"))
         pending = bytearray()
-        line = 1  # of the first statement in `pending`
+        line = unit.first_line  # of the first statement in `pending`
 
         def run(block: bytes) -> None:
             nonlocal line
@@ -305,7 +360,7 @@ class ParallelLoader:
                     cut = stmt.find(b"\n")
                     stmt = b"" if cut < 0 else stmt[cut + 1 :]
                     at += 1
-                if stmt.strip():
+                if stmt.strip() and not stmt.startswith(_TABLE_LOCKS):
                     self._execute_data(conn, stmt, unit.table, at)
                 line += block.count(b"\n", pos, end + 2)
                 pos = end + 2
@@ -384,7 +439,14 @@ class ParallelLoader:
                 finally:
                     with contextlib.suppress(OSError):
                         os.unlink(unit.path)
-                loaded = time.monotonic() - t0
+                with self._lock:
+                    load = self._loads[(unit.use_line, unit.table)]
+                    load.done += 1
+                    load.seconds += time.monotonic() - t0
+                    if not (load.ended and load.done == load.parts):
+                        continue  # another part of the table is still loading: its last one goes on
+                    loaded = load.seconds
+                t0 = time.monotonic()
                 split = self._deferred.get((unit.use_line, unit.table))
                 if split is not None and split.keys:
                     self._alter(
@@ -393,15 +455,16 @@ class ParallelLoader:
                         add_clauses_sql(q(unit.table), split.keys),
                         f"adding the deferred keys of {q(unit.table)}",
                     )
-                total = time.monotonic() - t0
+                keyed = time.monotonic() - t0
                 database = _use_name(unit.use_line)
                 if self.on_table is not None:
                     self.on_table(database, unit.table)
-                self.stats.seconds[unit.table] = round(total, 3)
+                self.stats.seconds[unit.table] = round(loaded + keyed, 3)
                 self.say(
-                    f"table {q(database)}.{q(unit.table)}: {unit.size} bytes of SQL loaded in {loaded:.1f}s"
+                    f"table {q(database)}.{q(unit.table)}: {load.size} bytes of SQL loaded in {loaded:.1f}s"
+                    + (f" (in {load.parts} parts)" if load.parts > 1 else "")
                     + (
-                        f", {len(split.keys)} deferred key(s) added in {total - loaded:.1f}s"
+                        f", {len(split.keys)} deferred key(s) added in {keyed:.1f}s"
                         if split and split.keys
                         else ""
                     )

@@ -150,7 +150,7 @@ class ParallelLoader:
         self._unit: _Unit | None = None
         self._pending_table = ""
         self._deferred: dict[tuple[bytes, str], DeferredTable] = {}  # (use line, table)
-        self._queue: queue.Queue[_Unit] = queue.Queue(maxsize=self.workers)
+        self._queue: queue.Queue[_Unit | None] = queue.Queue(maxsize=self.workers)  # None: stop
         self._done = threading.Event()
         self._error: BaseException | None = None
         self._lock = threading.Lock()
@@ -427,6 +427,8 @@ class ParallelLoader:
                     if self._done.is_set():
                         return  # the stream is read and nothing waits: finished
                     continue
+                if unit is None:
+                    return  # the stop mark: the stream is read and nothing waits
                 if self._error is not None:  # failing: drop what waits
                     with contextlib.suppress(OSError):
                         os.unlink(unit.path)
@@ -501,6 +503,13 @@ class ParallelLoader:
                 self._fail(exc)
             finally:
                 self._done.set()  # the workers finish what waits, then stop
+                for _t in threads:  # one stop mark each, after what waits: no worker idles in a poll
+                    while any(t.is_alive() for t in threads):
+                        try:
+                            self._queue.put(None, timeout=0.2)
+                            break
+                        except queue.Full:
+                            continue
                 for t in threads:
                     t.join()
             self._check()

@@ -32,12 +32,13 @@ import json, resource, sys, time
 from mysqlops import backup, catalog, restore
 from mysqlops.streams.compression import codec
 from mysqlops.model import Location, ServerSpec
+from mysqlops.runs import RunContext
 args = json.loads(sys.stdin.read())  # never argv: it holds a password
 spec = ServerSpec(**args["spec"])
 locs = [Location(**l) for l in args["locations"]]
 t = time.monotonic()
 if args["mode"] == "backup":
-    r = backup.run_backup(spec, locs, codec("zstd"), staging_dir=args["staging"])
+    r = backup.run_backup(backup.BackupRequest(spec, tuple(locs), compression=codec("zstd")), RunContext(staging_dir=args["staging"]))
     assert r.ok, r.locations
     out = {"backup_id": r.manifest.backup_id, "raw": r.manifest.raw_bytes, "stored": r.manifest.stored_bytes,
            "durations": r.manifest.durations}

@@ -31,12 +31,14 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import contextlib
 
+from bench.common import backup_job
 from mysqlops import backup as backup
 from mysqlops import catalog
 from mysqlops import restore as restore
 from mysqlops.adapters import sandbox
 from mysqlops.adapters.mysql import session
 from mysqlops.model import Location
+from mysqlops.runs import RunContext
 from mysqlops.streams.compression import codec
 
 RESULTS = Path(__file__).resolve().parent / "results"
@@ -86,13 +88,13 @@ def measure(build: str, rows: int, repeat: int, work: str) -> dict[str, Any]:
         result = None
         for _ in range(repeat):
             t0 = time.monotonic()
-            result = backup.run_physical_backup(server.spec(), [location], codec("zstd"), staging_dir=root)
+            result = backup.run_physical_backup(*backup_job(server.spec(), location, codec("zstd"), root))
             runs.append(round(time.monotonic() - t0, 2))
         assert result is not None
         m = result.manifest
         chain = restore.physical_chain(catalog.scan([location]), server.name, m.backup_id)
         t1 = time.monotonic()
-        tested = restore.restore_test_physical(chain, source=server.spec(), staging_dir=root)
+        tested = restore.restore_test_physical(chain, RunContext(staging_dir=root), source=server.spec())
         test_seconds = round(time.monotonic() - t1, 2)
         return {
             "build": build,

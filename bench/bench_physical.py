@@ -32,6 +32,7 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from bench.common import backup_job
 from mysqlops import backup as backup
 from mysqlops import catalog
 from mysqlops import restore as restore
@@ -39,6 +40,7 @@ from mysqlops.adapters import sandbox
 from mysqlops.adapters.mysql import scalar, session
 from mysqlops.backup import BackupResult, run_backup
 from mysqlops.model import Location
+from mysqlops.runs import RunContext
 from mysqlops.sampledata import create_bulk_table
 from mysqlops.streams.compression import codec
 
@@ -104,13 +106,13 @@ def main() -> None:
         physical_runs, logical_runs = [], []
         for _ in range(args.repeat):
             t0 = time.monotonic()
-            r = backup.run_physical_backup(spec, [location], zstd, staging_dir=stage)
+            r = backup.run_physical_backup(*backup_job(spec, location, zstd, stage))
             physical_runs.append(figures(r, time.monotonic() - t0))
             print(
                 f"physical full: {physical_runs[-1]['seconds']}s, {r.manifest.stored_bytes / MB:.1f} MB stored"
             )
             t0 = time.monotonic()
-            r = run_backup(spec, [location], zstd, staging_dir=stage)
+            r = run_backup(*backup_job(spec, location, zstd, stage))
             logical_runs.append(figures(r, time.monotonic() - t0))
             print(
                 f"logical full:  {logical_runs[-1]['seconds']}s, {r.manifest.stored_bytes / MB:.1f} MB stored"
@@ -123,7 +125,7 @@ def main() -> None:
         change_seconds = time.monotonic() - t0
 
         t0 = time.monotonic()
-        inc = backup.run_physical_backup(spec, [location], zstd, incremental=True, staging_dir=stage)
+        inc = backup.run_physical_backup(*backup_job(spec, location, zstd, stage, incremental=True))
         incremental = figures(inc, time.monotonic() - t0)
         incremental["lsn_from"], incremental["lsn_to"] = inc.manifest.lsn_from, inc.manifest.lsn_to
         print(
@@ -138,7 +140,7 @@ def main() -> None:
                 f"UPDATE bench.t SET amount = amount + 1 WHERE id <= {max(1, int(args.rows * args.change_pct / 100))}"
             )
         t0 = time.monotonic()
-        inc2 = backup.run_physical_backup(spec, [location], zstd, incremental=True, staging_dir=stage)
+        inc2 = backup.run_physical_backup(*backup_job(spec, location, zstd, stage, incremental=True))
         incremental_clustered = figures(inc2, time.monotonic() - t0)
         incremental_clustered["changed_rows"] = clustered_rows
         print(
@@ -149,7 +151,9 @@ def main() -> None:
         chain = restore.physical_chain(catalog.scan([location]), server.name)
         report = restore.ChainReport()
         t0 = time.monotonic()
-        target = restore.restore_physical(chain, os.path.join(root, "restored"), stage, report=report)
+        target = restore.restore_physical(
+            chain, os.path.join(root, "restored"), RunContext(staging_dir=stage), report=report
+        )
         restore_seconds = time.monotonic() - t0
         shutil.rmtree(target, ignore_errors=True)
         print(
@@ -157,7 +161,7 @@ def main() -> None:
         )
 
         t0 = time.monotonic()
-        test = restore.restore_test_physical(chain, source=spec, staging_dir=stage)
+        test = restore.restore_test_physical(chain, RunContext(staging_dir=stage), source=spec)
         test_seconds = time.monotonic() - t0
         print(f"restore test: passed={test.passed} in {test_seconds:.1f}s {test.durations}")
 

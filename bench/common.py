@@ -102,3 +102,11 @@ def write_result(name: str, doc: dict[str, Any], markdown: str) -> None:
 
 def dir_size(path: str) -> int:
     return sum(os.path.getsize(os.path.join(d, f)) for d, _, files in os.walk(path) for f in files)
+
+
+def backup_job(spec: Any, location: Any, codec: Any, staging: str, **fields: Any) -> tuple[Any, Any]:
+    """The request and run context of one backup at ``location`` staged under ``staging``."""
+    from mysqlops.backup import BackupRequest
+    from mysqlops.runs import RunContext
+
+    return BackupRequest(spec, (location,), compression=codec, **fields), RunContext(staging_dir=staging)

@@ -53,7 +53,10 @@ locs = [Location(**l) for l in args["locations"]]
 t = time.monotonic()
 out = {}
 if args["mode"] == "backup":
-    r = backup.run_backup(ServerSpec(**args["spec"]), locs, codec("zstd"), staging_dir=args["staging"])
+    r = backup.run_backup(
+    backup.BackupRequest(ServerSpec(**args["spec"]), tuple(locs), compression=codec("zstd")),
+    RunContext(staging_dir=args["staging"]),
+)
     assert r.ok, r.locations
     out = {"backup_id": r.manifest.backup_id, "raw": r.manifest.raw_bytes, "stored": r.manifest.stored_bytes,
            "durations": r.manifest.durations}

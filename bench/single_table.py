@@ -58,12 +58,13 @@ _BACKUP_CHILD = r"""
 import json, sys, time
 from mysqlops import backup as bk
 from mysqlops.model import Location, ServerSpec
+from mysqlops.runs import RunContext
 from mysqlops.streams.compression import codec
 p = json.loads(sys.stdin.read())
 spec = ServerSpec(**p["spec"])
 locations = [Location(**l) for l in p["locations"]]
 t = time.monotonic()
-r = bk.run_backup(spec, locations, codec("zstd"), staging_dir=p["staging"])
+r = bk.run_backup(bk.BackupRequest(spec, tuple(locations), compression=codec("zstd")), RunContext(staging_dir=p["staging"]))
 wall = time.monotonic() - t
 assert r.ok, r.locations
 print("RESULT " + json.dumps({"wall": wall, "stored_bytes": r.manifest.stored_bytes,

@@ -14,6 +14,7 @@ from enum import StrEnum
 from typing import Any
 
 from mysqlops.errors import ConfigError
+from mysqlops.gtid import parse_mariadb_gtids
 from mysqlops.jsondoc import INT, json_as
 
 
@@ -322,8 +323,6 @@ class RecoveryTarget:
                 raise ConfigError(f"until_position {until_position!r} must look like mysql-bin.000004:1234")
             position = BinlogCoordinates(file, int(pos))
         if until_gtid:
-            from mysqlops.sql.gtid import parse_mariadb_gtids  # pure; imported late: sql imports model
-
             parse_mariadb_gtids(until_gtid)
         return cls(time=when, position=position, gtid=until_gtid or None)
 

@@ -20,6 +20,7 @@ from dataclasses import dataclass, field
 
 from mysqlops.adapters import reaper
 from mysqlops.errors import ConfigError
+from mysqlops.progress import Progress, ProgressFn
 from mysqlops.streams.crypto import Keyring
 
 LogFn = Callable[[str], None]
@@ -38,12 +39,24 @@ def _no_bar(_percent: float) -> None:
 
 @dataclass(frozen=True)
 class Reporter:
-    """Where the core's messages go. ``progress`` gets a percentage (0-100) of the work done."""
+    """Where the core's messages go. ``progress`` gets a percentage (0-100) of the work done;
+    ``stream``, when set, every :class:`~mysqlops.progress.Progress` of a byte stream itself
+    (tests and benchmarks that watch the bytes go by)."""
 
     info: LogFn = _silent
     warning: LogFn = _silent
     error: LogFn = _silent
     progress: Callable[[float], None] = _no_bar
+    stream: ProgressFn | None = None
+
+    def transfer(self, p: Progress) -> None:
+        """One report of a byte stream (a dump, a load): ``stream`` hears it, its line goes to
+        ``info`` (no percentage or ETA once an estimate is exceeded), its percentage to
+        ``progress``."""
+        if self.stream is not None:
+            self.stream(p)
+        self.info(p.describe())
+        self.progress(round(100 * p.fraction, 1))
 
     @classmethod
     def from_log(cls, log: LogFn | None) -> Reporter:

@@ -272,7 +272,7 @@ class Pipeline:
     ok_returncodes: Sequence[int] = (0,)
     name: str = ""
     # applied to every member's stderr before it reaches a result or an error message: e.g.
-    # mysqlops.tools.redact.client_stderr, so that row data a client echoes never reaches a log
+    # mysqlops.redact.client_stderr, so that row data a client echoes never reaches a log
     stderr_filter: Callable[[str], str] | None = None
     _members: list[_Member] = field(default_factory=list, init=False)
     _stack: contextlib.ExitStack = field(default_factory=contextlib.ExitStack, init=False)

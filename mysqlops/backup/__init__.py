@@ -3,10 +3,10 @@
 Entry point: :func:`run` (a :class:`BackupRequest` and a :class:`~mysqlops.runs.RunContext`).
 """
 
-from mysqlops.backup.logical import BackupResult, run_backup
+from mysqlops.backup.logical import BackupResult, plan_backup, run_backup
 from mysqlops.backup.physical import run_physical_backup
 from mysqlops.backup.preflight import Plan
-from mysqlops.backup.request import BackupRequest, failure, plan, request_from, run, summary, summary_markdown
+from mysqlops.backup.request import BackupRequest, failure, request_from, run, summary, summary_markdown
 from mysqlops.backup.uploads import LocationResult
 from mysqlops.progress import Progress, ProgressFn
 
@@ -18,7 +18,7 @@ __all__ = [
     "Progress",
     "ProgressFn",
     "failure",
-    "plan",
+    "plan_backup",
     "request_from",
     "run",
     "run_backup",

@@ -35,35 +35,27 @@ import contextlib
 import json
 import os
 import shutil
-import tempfile
 import time
-from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
-from mysqlops import layout
 from mysqlops.adapters import mysql as db
 from mysqlops.adapters import process
 from mysqlops.adapters.localfs import private_tempdir, tree_bytes
-from mysqlops.adapters.storage import Store
-from mysqlops.backup.logical import BackupResult, _own_version
-from mysqlops.backup.preflight import _free_bytes
-from mysqlops.backup.staging import StagedFile, _Sink, drain_into
-from mysqlops.backup.uploads import _upload_everywhere, as_uploaded
-from mysqlops.errors import IntegrityError, MysqlopsError, PreflightFailed, StorageError
-from mysqlops.manifest import BackupManifest
-from mysqlops.model import BackupKind, BackupMethod, BinlogCoordinates, Location, ServerSpec
+from mysqlops.backup.instance import LOG_BIN_OFF, Source, StreamRun, destination_problems
+from mysqlops.backup.logical import BackupResult
+from mysqlops.errors import IntegrityError, MysqlopsError, PreflightFailed
+from mysqlops.model import BinlogCoordinates, ServerSpec
 from mysqlops.sql import clone as clone_sql
-from mysqlops.sql.quoting import quote_identifier, quote_string
-from mysqlops.streams.compression import Codec
+from mysqlops.sql.quoting import quote_identifier
 from mysqlops.streams.keys import key_id
 from mysqlops.tools.physical import TAR_FORMAT, tar_create_argv
+from mysqlops.units import human_bytes
 
 if TYPE_CHECKING:
-    from mysqlops.backup.physical import _Source
+    from mysqlops.backup.request import BackupRequest
+    from mysqlops.runs import RunContext
 
-LogFn = Callable[[str], None]
 ER_SPECIFIC_ACCESS_DENIED = 1227
 ER_TABLEACCESS_DENIED = 1142
 
@@ -104,10 +96,9 @@ def _read_log_status(conn: db.Connection) -> LogStatus:
     return parse_log_status(rows[0]["l"] if rows else None)
 
 
-def clone_preflight(conn: db.Connection, spec: ServerSpec, source: _Source) -> list[str]:
+def clone_preflight(conn: db.Connection, spec: ServerSpec, source: Source) -> list[str]:
     """What stops a CLONE backup of ``spec`` from here, each with the statement that fixes it."""
     problems: list[str] = []
-    who = f"{quote_string(spec.user)}@'<host>'"
     rows = db.query(conn, clone_sql.PLUGIN_STATUS)
     status = str(rows[0]["s"]) if rows else ""
     if status != "ACTIVE":
@@ -134,7 +125,7 @@ def clone_preflight(conn: db.Connection, spec: ServerSpec, source: _Source) -> l
             problems.append(
                 f"the backup account {spec.user!r} lacks BACKUP_ADMIN (CLONE LOCAL and the consistent "
                 f"binlog position of performance_schema.log_status need it): "
-                f"GRANT BACKUP_ADMIN ON *.* TO {who};"
+                + clone_sql.grant_backup_admin(spec.user)
             )
         else:
             raise
@@ -170,26 +161,17 @@ def clone_preflight(conn: db.Connection, spec: ServerSpec, source: _Source) -> l
     return problems
 
 
-def run_clone_backup(
-    spec: ServerSpec,
-    locations: Sequence[Location],
-    codec: Codec,
-    source: _Source,
-    *,
-    incremental: bool = False,
-    staging_dir: str | None = None,
-    now: datetime | None = None,
-    log: LogFn | None = None,
-    tags: Sequence[str] = (),
-    timeout: float | None = 24 * 3600,
-    encryption_key: bytes | None = None,
-) -> BackupResult:
-    """A full physical backup of the MySQL server ``spec`` through CLONE (module docstring)."""
-    say = log or (lambda _m: None)
-    kid = key_id(encryption_key) if encryption_key is not None else None
-    names = [loc.name for loc in locations]
+def run_clone_backup(request: BackupRequest, ctx: RunContext, source: Source) -> BackupResult:
+    """A full physical backup of the MySQL server ``request.server`` through CLONE (module
+    docstring); ``source``: what :func:`mysqlops.backup.instance.inspect_source` read of it."""
+    spec, codec = request.server, request.codec
+    say = ctx.reporter.info
+    encryption_key = ctx.encryption_key
+    if encryption_key is not None:
+        key_id(encryption_key)  # a bad key fails first
+    names = [loc.name for loc in request.locations]
     problems: list[str] = []
-    if incremental:
+    if request.incremental:
         problems.append(
             "MySQL physical backups are made with CLONE, which copies the whole instance: there is no "
             "incremental clone; take full physical backups and archive binary logs (archive-binlogs) for "
@@ -197,40 +179,28 @@ def run_clone_backup(
         )
     with db.session(spec) as conn:
         problems += clone_preflight(conn, spec, source)
-    for loc in locations:
-        try:
-            Store(loc, retries=2).check_writable()
-        except StorageError as exc:
-            problems.append(str(exc))
-    staging = staging_dir or tempfile.gettempdir()
-    free = _free_bytes(staging)
-    datadir_bytes = 0 if problems else tree_bytes(source.datadir)
-    needed = datadir_bytes + datadir_bytes // 2 + 64 * 2**20
-    if free is not None and not problems and free < needed:
-        problems.append(
-            f"staging directory {staging} has {free / 2**20:.0f} MiB free, the uncompressed clone and its "
-            f"compressed stream may need about {needed / 2**20:.0f} MiB: free space or set staging_dir on a "
-            "larger disk"
-        )
+
+    def needed() -> int:
+        datadir_bytes = tree_bytes(source.datadir)
+        return datadir_bytes + datadir_bytes // 2 + 64 * 2**20
+
+    destination_problems(request, ctx, problems, needed, "the uncompressed clone and its compressed stream")
     if problems:
         raise PreflightFailed(problems)
     warnings: list[str] = []
     if not source.log_bin:
-        warnings.append(
-            "binary logging is off on this server: the backup records no binlog coordinates, so "
-            "point-in-time recovery from it is impossible (add log_bin to [mysqld])"
-        )
-    started_at = now or datetime.now(UTC)
-    backup_id = layout.new_backup_id(started_at)
-    durations: dict[str, float] = {}
+        warnings.append(LOG_BIN_OFF)
     version = source.version
-    staging_root = private_tempdir(staging_dir, "mysqlops-clone-")
+    staging_root = private_tempdir(ctx.staging_dir, "mysqlops-clone-")
     try:
+        run = StreamRun(request, ctx, source, staging_root, f"backup.{TAR_FORMAT}{codec.extension}", warnings)
         copy_dir = os.path.join(staging_root, "data")
-        say(f"full physical backup {backup_id} of {spec.name}: CLONE LOCAL DATA DIRECTORY into {copy_dir}")
+        say(
+            f"full physical backup {run.backup_id} of {spec.name}: CLONE LOCAL DATA DIRECTORY into {copy_dir}"
+        )
         t0 = time.monotonic()
-        clone_row, before, after = _clone(spec, copy_dir, timeout)
-        durations["clone"] = round(time.monotonic() - t0, 3)
+        clone_row, before, after = _clone(spec, copy_dir, ctx.timeout)
+        run.durations["clone"] = round(time.monotonic() - t0, 3)
         if not os.path.isdir(copy_dir):
             raise IntegrityError(
                 f"CLONE LOCAL reported success but {copy_dir} does not exist here: the server runs on "
@@ -245,50 +215,23 @@ def run_clone_backup(
                 "before it (a lower bound); replay binlogs from them with GTID auto-skip (the restored "
                 "server's gtid_executed holds what the copy contains)"
             )
-        name = f"backup.{TAR_FORMAT}{codec.extension}"
-        staged = StagedFile("", os.path.join(staging_root, name))
         t1 = time.monotonic()
-        sink = _Sink(staged, codec, encryption_key)
-        try:
-            with process.Pipeline(
-                [tar_create_argv(copy_dir)],
-                stdout=process.PIPE,
-                timeout=timeout,
-                name=f"tar of the clone of {spec.name}",
-            ) as pipe:
-                drain_into(pipe.stdout_pipe, sink)
-                pipe.wait()
-        finally:
-            sink.close()
-        durations["pack"] = round(time.monotonic() - t1, 3)
-        durations["backup"] = round(time.monotonic() - t0, 3)
+        run.stream(tar_create_argv(copy_dir), f"tar of the clone of {spec.name}")
+        run.durations["pack"] = round(time.monotonic() - t1, 3)
+        run.durations["backup"] = round(time.monotonic() - t0, 3)
         clone_bytes = tree_bytes(copy_dir)
         shutil.rmtree(copy_dir, ignore_errors=True)  # the stream holds it now: free the space early
-        backup_file = staged.to_server_file(name, durations["backup"])
-        manifest = BackupManifest(
-            backup_id=backup_id,
-            server=spec.name,
-            location="",
-            kind=BackupKind.FULL,
-            method=BackupMethod.PHYSICAL,
-            flavor=version.flavor.value,
-            server_version=f"{version.major}.{version.minor}.{version.patch}",
-            databases=source.databases,
-            files=(backup_file,),
-            started_at=started_at,
-            finished_at=datetime.now(UTC),
-            compression=codec.label,
+        say(
+            f"cloned {human_bytes(clone_bytes)} in {run.durations['clone']:.1f}s, packed "
+            f"{human_bytes(run.staged.raw.size)} ({human_bytes(run.staged.stored.size)} stored); "
+            f"uploading to {', '.join(names)}"
+        )
+        return run.publish(
             coordinates=coordinates,
-            durations=durations,
-            tools={"backup": f"clone plugin of MySQL {version}", "mysqlops": _own_version()},
-            tags=tuple(tags),
-            warnings=tuple(warnings),
-            encryption_key_id=kid,
+            tools={"backup": f"clone plugin of MySQL {version}"},
             extra={
                 "physical_tool": "clone",
                 "stream_format": TAR_FORMAT,
-                "datadir": source.datadir,
-                "server_identity": source.identity,
                 "clone_bytes": clone_bytes,
                 "clone": {
                     "coordinates_exact": exact,
@@ -300,13 +243,6 @@ def run_clone_backup(
                 },
             },
         )
-        say(
-            f"cloned {clone_bytes / 2**20:.1f} MiB in {durations['clone']:.1f}s, packed "
-            f"{staged.raw.size / 2**20:.1f} MiB ({staged.stored.size / 2**20:.1f} MiB stored); "
-            f"uploading to {', '.join(names)}"
-        )
-        results = _upload_everywhere(manifest, [staged], locations, durations)
-        return BackupResult(as_uploaded(manifest, results, durations), results, warnings)
     finally:
         shutil.rmtree(staging_root, ignore_errors=True)
 

@@ -7,7 +7,8 @@ visible, until the whole dump has been proven complete (trailer, object counts).
 fails abandons every upload, so nothing is ever published for it; each stored copy is then read
 back and its sha256 checked, and the manifest is written last.
 
-The flow (flows/backup.py) is a thin recipe over :func:`run_backup`.
+The flow (flows/backup.py) calls :func:`mysqlops.backup.run`, which calls :func:`run_backup`
+with the request and the run context.
 
 Consistency model:
 - ``parallel == 1`` (default): ONE ``mysqldump``/``mariadb-dump`` process dumps every selected
@@ -34,13 +35,13 @@ from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from mysqlops import layout
+from mysqlops import layout, redact
 from mysqlops.adapters import process, reaper
 from mysqlops.adapters.localfs import private_tempdir
 from mysqlops.backup.freeze import FrozenPoint, frozen_replica
-from mysqlops.backup.preflight import Plan, check_backup_parameters, preflight
+from mysqlops.backup.preflight import Plan, preflight
 from mysqlops.backup.staging import READ_CHUNK, StagedFile, _Sink
 from mysqlops.backup.uploads import LocationResult, _Uploads, as_uploaded
 from mysqlops.errors import (
@@ -51,17 +52,19 @@ from mysqlops.model import (
     BackupKind,
     BackupMethod,
     BinlogCoordinates,
-    Location,
-    ServerSpec,
 )
-from mysqlops.progress import Progress, ProgressFn, Ticker
+from mysqlops.progress import Progress, Ticker
 from mysqlops.sql.dialect import Dialect
 from mysqlops.streams.compression import Codec
 from mysqlops.streams.dumpscan import DumpScanner
 from mysqlops.streams.follow import Growth
 from mysqlops.streams.keys import key_id
-from mysqlops.tools import redact
 from mysqlops.tools.client import DumpOptions, client_option_file, dump_argv
+from mysqlops.units import human_bytes
+
+if TYPE_CHECKING:
+    from mysqlops.backup.request import BackupRequest
+    from mysqlops.runs import RunContext
 
 
 def _dump_stream(
@@ -210,68 +213,57 @@ class BackupResult:
         return out
 
 
-def run_backup(
-    spec: ServerSpec,
-    locations: Sequence[Location],
-    codec: Codec,
-    *,
-    databases: Sequence[str] | None = None,
-    include: Sequence[str] = (),
-    exclude: Sequence[str] = (),
-    parallel: int = 1,
-    from_replica: bool = False,
-    tags: Sequence[str] = (),
-    staging_dir: str | None = None,
-    progress: ProgressFn | None = None,
-    progress_interval: float = 5.0,
-    dump_timeout: float | None = 24 * 3600,
-    now: datetime | None = None,
-    plan: Plan | None = None,
-    log: Callable[[str], None] | None = None,
-    encryption_key: bytes | None = None,
-) -> BackupResult:
-    """Make one logical backup of ``spec`` at every location. See the module docstring.
+def plan_backup(request: BackupRequest, ctx: RunContext) -> Plan:
+    """The logical pre-flight (nothing is written when it fails), reported."""
+    checked = preflight(
+        request.server,
+        request.locations,
+        databases=request.databases,
+        include=request.include,
+        exclude=request.exclude,
+        staging_dir=ctx.staging_dir,
+        from_replica=request.from_replica,
+    )
+    ctx.reporter.info(
+        f"pre-flight ok: {checked.version}, {len(checked.databases)} database(s) "
+        f"({human_bytes(sum(checked.estimated_bytes.values()))} estimated), "
+        f"locations {', '.join(loc.name for loc in request.locations)}"
+    )
+    for warning in checked.warnings:
+        ctx.reporter.warning(warning)
+    return checked
 
-    ``encryption_key`` (32 bytes): every file is encrypted (AES-256-GCM, chunked) after
-    compression, before it leaves the machine; the manifest records the key id, never the key.
+
+def run_backup(request: BackupRequest, ctx: RunContext, *, plan: Plan | None = None) -> BackupResult:
+    """Make one logical backup of ``request.server`` at every location. See the module docstring.
+
+    ``plan``: a pre-flight already made (tests that change it); without it the pre-flight runs
+    here, after what killed runs left was removed. With ``ctx.keyring`` every file is encrypted
+    (AES-256-GCM, chunked) after compression, before it leaves the machine; the manifest
+    records the key id, never the key.
     """
-    say = log or (lambda _m: None)
-    check_backup_parameters(
-        locations,
-        databases=databases,
-        include=include,
-        exclude=exclude,
-        parallel=parallel,
-        staging_dir=staging_dir,
-        progress_interval=progress_interval,
-        tags=tags,
-    )
+    request.check(ctx)  # every parameter, before anything connects
+    spec, locations, codec = request.server, request.locations, request.codec
+    say = ctx.reporter.info
+    encryption_key = ctx.encryption_key
     # first what killed runs left (staging dumps, scratch servers): before the space check
-    reaper.reap([staging_dir], log=say)
-    plan = plan or preflight(
-        spec,
-        locations,
-        databases=databases,
-        include=include,
-        exclude=exclude,
-        staging_dir=staging_dir,
-        from_replica=from_replica,
-    )
-    started_at = now or datetime.now(UTC)
+    reaper.reap([ctx.staging_dir], log=say)
+    plan = plan or plan_backup(request, ctx)
+    started_at = datetime.now(UTC)
     backup_id = layout.new_backup_id(started_at)
     warnings = list(plan.warnings)
     durations: dict[str, float] = {}
-    staging_root = private_tempdir(staging_dir, "mysqlops-staging-")
+    staging_root = private_tempdir(ctx.staging_dir, "mysqlops-staging-")
     uploads = _Uploads(
-        locations, layout.backup_dir(spec.name, backup_id), plan.estimated_bytes, say, progress_interval
+        locations, layout.backup_dir(spec.name, backup_id), plan.estimated_bytes, say, ctx.progress_interval
     )
     try:
         t0 = time.monotonic()
         prog = Progress(time.monotonic(), sum(plan.estimated_bytes.values()))
-        ticker = Ticker(prog, progress, progress_interval)
+        ticker = Ticker(prog, ctx.reporter.transfer, ctx.progress_interval)
         frozen: FrozenPoint | None = None
         with contextlib.ExitStack() as stack:
-            if from_replica:
+            if request.from_replica:
                 frozen = stack.enter_context(frozen_replica(spec, plan))
                 say(f"replica SQL thread stopped at source {frozen.source}")
             files, coordinates = _dump_all(
@@ -279,9 +271,9 @@ def run_backup(
                 codec,
                 staging_root,
                 ticker,
-                parallel,
-                from_replica,
-                dump_timeout,
+                request.parallel,
+                request.from_replica,
+                ctx.timeout,
                 encryption_key,
                 uploads.add,
             )
@@ -289,9 +281,9 @@ def run_backup(
         durations["dump"] = round(dump_ended - t0, 3)
         ticker.done()
         _check_counts(plan, files)
-        if parallel > 1 and not from_replica and len(files) > 1:
+        if request.parallel > 1 and not request.from_replica and len(files) > 1:
             warnings.append(
-                f"parallel={parallel} on a primary: each database is consistent on its own and has its own "
+                f"parallel={request.parallel} on a primary: each database is consistent on its own and has its own "
                 "binlog coordinates; the databases are not at one common point"
             )
         backup_files = [
@@ -320,15 +312,15 @@ def run_backup(
             source_coordinates=frozen.source if frozen else None,
             durations=durations,
             tools={"dump": plan.tool_version, **plan.tool_build, "mysqlops": _own_version()},
-            tags=tuple(tags),
+            tags=tuple(request.tags),
             warnings=tuple(warnings),
             encryption_key_id=key_id(encryption_key) if encryption_key is not None else None,
             non_transactional_tables={
                 d: dict(t) for d, t in plan.non_transactional.items() if d in plan.databases
             },
             extra={
-                "from_replica": from_replica,
-                "parallel": parallel,
+                "from_replica": request.from_replica,
+                "parallel": request.parallel,
                 "empty": all(sf.counts.tables == 0 for sf in files),
                 "server_identity": plan.identity,
             },

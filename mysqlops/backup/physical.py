@@ -32,52 +32,31 @@ from __future__ import annotations
 import os
 import re
 import shutil
-import tempfile
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime
-from typing import Any
+from typing import TYPE_CHECKING
 
-from mysqlops import catalog, layout
+from mysqlops import catalog, redact
 from mysqlops.adapters import clients, process, reaper
-from mysqlops.adapters import mysql as db
 from mysqlops.adapters.localfs import private_tempdir, tree_bytes
-from mysqlops.adapters.storage import Store
-from mysqlops.backup.logical import BackupResult, _own_version
-from mysqlops.backup.preflight import _free_bytes, _tool_version
-from mysqlops.backup.staging import StagedFile, _Sink, drain_into
-from mysqlops.backup.uploads import _upload_everywhere, as_uploaded
-from mysqlops.errors import (
-    ConfigError,
-    IntegrityError,
-    MysqlopsError,
-    PreflightFailed,
-    StorageError,
-)
-from mysqlops.manifest import (
-    BackupManifest,
-)
-from mysqlops.model import (
-    BackupKind,
-    BackupMethod,
-    BackupStatus,
-    BinlogCoordinates,
-    Flavor,
-    Location,
-    ServerSpec,
-    ServerVersion,
-)
-from mysqlops.sql import catalog as sqlcat
-from mysqlops.sql.dialect import dialect_for
-from mysqlops.streams.compression import Codec
+from mysqlops.backup.clone import run_clone_backup
+from mysqlops.backup.instance import LOG_BIN_OFF, StreamRun, destination_problems, inspect_source
+from mysqlops.backup.logical import BackupResult
+from mysqlops.backup.preflight import _tool_version
+from mysqlops.errors import ConfigError, IntegrityError, MysqlopsError, PreflightFailed
+from mysqlops.manifest import BackupManifest
+from mysqlops.model import BackupKind, BackupMethod, BackupStatus, BinlogCoordinates, Flavor, Location
 from mysqlops.streams.keys import key_id
-from mysqlops.tools import redact
 from mysqlops.tools.client import client_option_file
 from mysqlops.tools.physical import backup_argv, option_groups, stream_format
 from mysqlops.units import human_bytes
 
-LogFn = Callable[[str], None]
+if TYPE_CHECKING:
+    from mysqlops.backup.request import BackupRequest
+    from mysqlops.runs import RunContext
+
+LogFn = Callable[[str], None]  # (mysqlops.restore.physical imports it from here)
 Copies = list[tuple[Location, BackupManifest]]
 CHECKPOINTS_FILE = "xtrabackup_checkpoints"
 INFO_FILE = "xtrabackup_info"
@@ -169,28 +148,6 @@ def newest_physical(scan: catalog.LocationScan, server: str) -> BackupManifest |
     return max(found, key=lambda m: m.backup_id) if found else None
 
 
-@dataclass(frozen=True)
-class _Source:
-    version: ServerVersion
-    datadir: str
-    databases: tuple[str, ...]
-    identity: dict[str, Any]
-    log_bin: bool
-
-
-def _inspect_source(spec: ServerSpec, datadir_hint: str | None) -> _Source:
-    with db.session(spec) as conn:
-        version = db.server_version(conn)
-        row = db.query(conn, sqlcat.PHYSICAL_FACTS)[0]
-        databases = tuple(db.user_databases(conn, dialect_for(version).dump.system_schemas()))
-    identity = {"hostname": str(row["h"]), "port": int(row["p"]), "server_id": int(row["s"])}
-    reported = str(row["d"]).rstrip("/") or "/"
-    identity["datadir"] = reported
-    # mariabackup cds into the server-reported datadir whatever --datadir says
-    datadir = reported if version.flavor is Flavor.MARIADB or not datadir_hint else datadir_hint
-    return _Source(version, datadir.rstrip("/") or "/", databases, identity, bool(int(row["lb"] or 0)))
-
-
 def read_first(directory: str, names: Sequence[str]) -> str:
     """The text of the first of ``names`` present (and not empty) in ``directory``, else ''."""
     return next((t for t in (_read_text(os.path.join(directory, n)) for n in names) if t), "")
@@ -202,57 +159,35 @@ def _tool_name(tool: str | Sequence[str]) -> str:
 
 
 def run_physical_backup(
-    spec: ServerSpec,
-    locations: Sequence[Location],
-    codec: Codec,
-    *,
-    incremental: bool = False,
-    base: BackupManifest | None = None,
-    staging_dir: str | None = None,
-    now: datetime | None = None,
-    datadir_hint: str | None = None,
-    log: LogFn | None = None,
-    parallel: int = 1,
-    tags: Sequence[str] = (),
-    timeout: float | None = 24 * 3600,
-    program: str | None = None,
-    encryption_key: bytes | None = None,
+    request: BackupRequest, ctx: RunContext, *, base: BackupManifest | None = None
 ) -> BackupResult:
-    """One physical backup (full, or incremental on ``base``) of ``spec`` at every location.
+    """One physical backup (full, or incremental on ``base`` with ``request.incremental``) of
+    ``request.server`` at every location; ``request.method`` is not read (this is the physical
+    engine), ``request.parallel`` is mariabackup's ``--parallel``.
 
     ``base`` defaults (for ``incremental=True``) to the newest physical backup of the server
     in the catalog of the FIRST location. See the module docstring for where this must run.
-    ``encryption_key`` (32 bytes): the stream is encrypted (AES-256-GCM, chunked) after
-    compression, before it reaches the staging disk; the manifest records the key id only.
+    With ``ctx.keyring`` the stream is encrypted (AES-256-GCM, chunked) after compression,
+    before it reaches the staging disk; the manifest records the key id only.
     """
-    say = log or (lambda _m: None)
-    kid = key_id(encryption_key) if encryption_key is not None else None  # a bad key fails first
+    spec, locations, codec = request.server, request.locations, request.codec
+    incremental, program, datadir_hint = request.incremental, request.program, request.datadir_hint
+    say = ctx.reporter.info
+    encryption_key = ctx.encryption_key
+    if encryption_key is not None:
+        key_id(encryption_key)  # a bad key fails first
     if not locations:
         raise ConfigError("no backup location given: pass at least one BackupLocation block name")
     names = [loc.name for loc in locations]
     if len(set(names)) != len(names):
         raise ConfigError(f"location names must be distinct, got {names}")
-    reaper.reap([staging_dir], log=say)  # what killed runs left, before the space check
+    reaper.reap([ctx.staging_dir], log=say)  # what killed runs left, before the space check
     if base is not None and not incremental:
         raise ConfigError("a base backup was given for a full backup: pass incremental=True or no base")
-    source = _inspect_source(spec, datadir_hint)
+    source = inspect_source(spec, datadir_hint)
     flavor = source.version.flavor
     if flavor is Flavor.MYSQL and program is None:
-        from mysqlops.backup.clone import run_clone_backup  # MySQL: the server's CLONE plugin
-
-        return run_clone_backup(
-            spec,
-            locations,
-            codec,
-            source,
-            incremental=incremental or base is not None,
-            staging_dir=staging_dir,
-            now=now,
-            log=say,
-            tags=tags,
-            timeout=timeout,
-            encryption_key=encryption_key,
-        )
+        return run_clone_backup(request, ctx, source)  # MySQL: the server's CLONE plugin
     problems: list[str] = []
     warnings: list[str] = []
     if not os.path.isdir(source.datadir) or not os.access(source.datadir, os.R_OK | os.X_OK):
@@ -309,68 +244,49 @@ def run_physical_backup(
             )
         if base.flavor != flavor.value:
             problems.append(f"base backup {base.backup_id} is {base.flavor}, the server is {flavor.value}")
-    for loc in locations:
-        try:
-            Store(loc, retries=2).check_writable()
-        except StorageError as exc:
-            problems.append(str(exc))
-    staging = staging_dir or tempfile.gettempdir()
-    free = _free_bytes(staging)
-    needed = (0 if problems else tree_bytes(source.datadir)) // 2 + 64 * 2**20
-    if free is not None and not problems and free < needed:
-        problems.append(
-            f"staging directory {staging} has {human_bytes(free)} free, the compressed stream may need "
-            f"about {human_bytes(needed)}: free space or set staging_dir on a larger disk"
-        )
+    destination_problems(
+        request,
+        ctx,
+        problems,
+        lambda: tree_bytes(source.datadir) // 2 + 64 * 2**20,
+        "the compressed stream",
+    )
     if problems:
         raise PreflightFailed(problems)
     if not source.log_bin:
-        warnings.append(
-            "binary logging is off on this server: the backup records no binlog coordinates, so "
-            "point-in-time recovery from it is impossible (add log_bin to [mysqld])"
-        )
+        warnings.append(LOG_BIN_OFF)
 
-    started_at = now or datetime.now(UTC)
-    backup_id = layout.new_backup_id(started_at)
     kind = BackupKind.INCREMENTAL if incremental else BackupKind.FULL
-    durations: dict[str, float] = {}
-    staging_root = private_tempdir(staging_dir, "mysqlops-physical-")
+    staging_root = private_tempdir(ctx.staging_dir, "mysqlops-physical-")
     try:
+        run = StreamRun(
+            request, ctx, source, staging_root, f"backup.{stream_format(flavor)}{codec.extension}", warnings
+        )
         lsndir = os.path.join(staging_root, "lsn")
         tmpdir = os.path.join(staging_root, "tmp")
         os.mkdir(lsndir, 0o700)
         os.mkdir(tmpdir, 0o700)
-        name = f"backup.{stream_format(flavor)}{codec.extension}"
-        staged = StagedFile("", os.path.join(staging_root, name))
         argv = backup_argv(
             flavor,
             target_dir=tmpdir,
             extra_lsndir=lsndir,
             datadir=source.datadir,
             incremental_lsn=base.lsn_to if base is not None else None,
-            parallel=parallel,
+            parallel=request.parallel,
             program=tool,
         )
         say(
-            f"{kind.value} physical backup {backup_id} of {spec.name} ({source.datadir})"
+            f"{kind.value} physical backup {run.backup_id} of {spec.name} ({source.datadir})"
             + (f" on {base.backup_id} from LSN {base.lsn_to}" if base is not None else "")
         )
         t0 = time.monotonic()
-        sink = _Sink(staged, codec, encryption_key)
-        try:
-            with process.Pipeline(
-                [argv],
-                credentials=client_option_file(spec, groups=option_groups(flavor)),
-                stdout=process.PIPE,
-                timeout=timeout,
-                name=f"{_tool_name(tool)} --backup of {spec.name}",
-                stderr_filter=redact.password_clauses,  # its privilege errors print SHOW GRANTS
-            ) as pipe:
-                drain_into(pipe.stdout_pipe, sink)
-                pipe.wait()
-        finally:
-            sink.close()
-        durations["backup"] = round(time.monotonic() - t0, 3)
+        run.stream(
+            argv,
+            f"{_tool_name(tool)} --backup of {spec.name}",
+            credentials=client_option_file(spec, groups=option_groups(flavor)),
+            stderr_filter=redact.password_clauses,  # its privilege errors print SHOW GRANTS
+        )
+        run.durations["backup"] = round(time.monotonic() - t0, 3)
         checkpoints_text = read_first(lsndir, CHECKPOINTS_FILES)
         if not checkpoints_text:
             raise IntegrityError(
@@ -384,28 +300,14 @@ def run_physical_backup(
             )
         info_text = read_first(lsndir, INFO_FILES)
         binlog_text = read_first(lsndir, BINLOG_INFO_FILES)
-        coordinates = parse_binlog_info(info_text, binlog_text)
-        backup_file = staged.to_server_file(name, durations["backup"])
-        version = source.version
-        manifest = BackupManifest(
-            backup_id=backup_id,
-            server=spec.name,
-            location="",
+        say(
+            f"streamed {human_bytes(run.staged.raw.size)} ({human_bytes(run.staged.stored.size)} stored), "
+            f"LSN {cp.from_lsn}..{cp.to_lsn}; uploading to {', '.join(names)}"
+        )
+        return run.publish(
+            coordinates=parse_binlog_info(info_text, binlog_text),
+            tools=tool_record,
             kind=kind,
-            method=BackupMethod.PHYSICAL,
-            flavor=flavor.value,
-            server_version=f"{version.major}.{version.minor}.{version.patch}",
-            databases=source.databases,
-            files=(backup_file,),
-            started_at=started_at,
-            finished_at=datetime.now(UTC),
-            compression=codec.label,
-            coordinates=coordinates,
-            durations=durations,
-            tools={**tool_record, "mysqlops": _own_version()},
-            tags=tuple(tags),
-            warnings=tuple(warnings),
-            encryption_key_id=kid,
             parent_id=base.backup_id if base is not None else None,
             lsn_from=cp.from_lsn,
             lsn_to=cp.to_lsn,
@@ -413,16 +315,8 @@ def run_physical_backup(
                 "stream_format": stream_format(flavor),
                 "backup_type": cp.backup_type,
                 "last_lsn": cp.last_lsn,
-                "datadir": source.datadir,
-                "server_identity": source.identity,
-                "parallel": parallel,
+                "parallel": request.parallel,
             },
         )
-        say(
-            f"streamed {human_bytes(staged.raw.size)} ({human_bytes(staged.stored.size)} stored), "
-            f"LSN {cp.from_lsn}..{cp.to_lsn}; uploading to {', '.join(names)}"
-        )
-        results = _upload_everywhere(manifest, [staged], locations, durations)
-        return BackupResult(as_uploaded(manifest, results, durations), results, warnings)
     finally:
         shutil.rmtree(staging_root, ignore_errors=True)

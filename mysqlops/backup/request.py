@@ -14,10 +14,9 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from mysqlops.backup.logical import BackupResult, run_backup
-from mysqlops.backup.preflight import Plan, check_backup_parameters, preflight
+from mysqlops.backup.preflight import check_backup_parameters
 from mysqlops.errors import ConfigError, MysqlopsError
 from mysqlops.model import Location, ServerSpec
-from mysqlops.progress import Progress
 from mysqlops.runs import RunContext
 from mysqlops.streams.compression import Codec
 from mysqlops.streams.compression import codec as make_codec
@@ -26,12 +25,19 @@ from mysqlops.units import human_bytes, human_duration
 
 @dataclass(frozen=True)
 class BackupRequest:
-    """What to back up, where and how (everything but the run context)."""
+    """What to back up, where and how (everything but the run context).
+
+    ``compression``: a codec name (the flows), or a ready :class:`Codec` (tests and benchmarks:
+    a thread count, a codec that fails on purpose); ``level`` goes with a name only.
+    ``datadir_hint`` and ``program`` are for ``method='physical'``: the datadir as seen here when
+    it differs from the server's (xtrabackup), and the caller's own backup program (xtrabackup
+    for MySQL; without it MySQL is backed up with CLONE and MariaDB with its build's mariabackup).
+    """
 
     server: ServerSpec
     locations: tuple[Location, ...]
     method: str = "logical"
-    compression: str = "zstd"
+    compression: str | Codec = "zstd"
     level: int | None = None
     databases: tuple[str, ...] | None = None
     include: tuple[str, ...] = ()
@@ -40,9 +46,18 @@ class BackupRequest:
     from_replica: bool = False
     incremental: bool = False
     tags: tuple[str, ...] = field(default_factory=tuple)
+    datadir_hint: str | None = None
+    program: str | None = None
 
     @property
     def codec(self) -> Codec:
+        if isinstance(self.compression, Codec):
+            if self.level is not None:
+                raise ConfigError(
+                    f"level={self.level} was given with a ready codec ({self.compression.label}): "
+                    "give the level to the codec, or name the compression"
+                )
+            return self.compression
         return make_codec(self.compression, self.level)
 
     def check(self, ctx: RunContext) -> None:
@@ -58,6 +73,9 @@ class BackupRequest:
             raise ConfigError(
                 "from_replica=True is for logical backups; a physical backup copies the server it runs on"
             )
+        for name in ("datadir_hint", "program"):
+            if getattr(self, name) is not None and self.method != "physical":
+                raise ConfigError(f"{name} is for method='physical'; a logical backup uses the dump client")
         self.codec  # noqa: B018 - an unknown codec or a level out of range
         check_backup_parameters(
             self.locations,
@@ -71,69 +89,17 @@ class BackupRequest:
         )
 
 
-def _progress_reporter(ctx: RunContext) -> Any:
-    def on_progress(p: Progress) -> None:
-        ctx.reporter.info(p.describe())  # no percentage or ETA once the estimate is exceeded
-        ctx.reporter.progress(round(100 * p.fraction, 1))
-
-    return on_progress
-
-
-def plan(request: BackupRequest, ctx: RunContext) -> Plan:
-    """The logical pre-flight (nothing is written when it fails), reported."""
-    checked = preflight(
-        request.server,
-        request.locations,
-        databases=request.databases,
-        include=request.include,
-        exclude=request.exclude,
-        staging_dir=ctx.staging_dir,
-        from_replica=request.from_replica,
-    )
-    ctx.reporter.info(
-        f"pre-flight ok: {checked.version}, {len(checked.databases)} database(s) "
-        f"({human_bytes(sum(checked.estimated_bytes.values()))} estimated), "
-        f"locations {', '.join(loc.name for loc in request.locations)}"
-    )
-    for warning in checked.warnings:
-        ctx.reporter.warning(warning)
-    return checked
-
-
 def run(request: BackupRequest, ctx: RunContext) -> BackupResult:
     """Make the backup: logical (pre-flight, dump, uploads, manifest last) or physical
-    (mariabackup/xtrabackup on the server's machine). The key is ``ctx.keyring``'s current."""
+    (mariabackup/xtrabackup on the server's machine, CLONE on MySQL). The key is
+    ``ctx.keyring``'s current."""
     request.check(ctx)
     if request.method == "physical":
         from mysqlops.backup.physical import run_physical_backup
 
-        result = run_physical_backup(
-            request.server,
-            request.locations,
-            request.codec,
-            incremental=request.incremental,
-            staging_dir=ctx.staging_dir,
-            tags=request.tags,
-            log=ctx.reporter.info,
-            timeout=ctx.timeout,
-            encryption_key=ctx.encryption_key,
-        )
+        result = run_physical_backup(request, ctx)
     else:
-        result = run_backup(
-            request.server,
-            request.locations,
-            request.codec,
-            plan=plan(request, ctx),
-            parallel=request.parallel,
-            from_replica=request.from_replica,
-            tags=request.tags,
-            staging_dir=ctx.staging_dir,
-            progress=_progress_reporter(ctx),
-            progress_interval=ctx.progress_interval,
-            dump_timeout=ctx.timeout,
-            log=ctx.reporter.info,
-            encryption_key=ctx.encryption_key,
-        )
+        result = run_backup(request, ctx)
     ctx.reporter.progress(100.0)
     return result
 

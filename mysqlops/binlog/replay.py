@@ -8,7 +8,7 @@ import time
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 
-from mysqlops import layout
+from mysqlops import layout, redact
 from mysqlops.adapters import clients, process
 from mysqlops.adapters import mysql as db
 from mysqlops.adapters.storage import Store
@@ -21,6 +21,7 @@ from mysqlops.errors import (
     RestoreError,
     StorageError,
 )
+from mysqlops.gtid import parse_mariadb_gtids
 from mysqlops.manifest import BinlogManifest
 from mysqlops.model import (
     BinlogCoordinates,
@@ -31,10 +32,8 @@ from mysqlops.model import (
     binlog_sequence,
 )
 from mysqlops.sql.binlog import BinlogSql
-from mysqlops.sql.gtid import parse_mariadb_gtids
 from mysqlops.streams.compression import codec_from_label
 from mysqlops.streams.keys import Keyring
-from mysqlops.tools import redact
 from mysqlops.tools.binlog import replay_argv
 from mysqlops.tools.client import client_option_file, mysql_argv
 

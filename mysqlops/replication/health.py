@@ -13,10 +13,10 @@ from mysqlops.errors import (
     ConfigError,
     MysqlopsError,
 )
+from mysqlops.gtid import normalize_gtid
 from mysqlops.model import ServerSpec
 from mysqlops.sql import catalog as sqlcat
 from mysqlops.sql.dialect import dialect_for
-from mysqlops.sql.gtid import normalize_gtid
 
 if TYPE_CHECKING:
     pass

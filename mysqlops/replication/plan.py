@@ -17,9 +17,9 @@ from mysqlops.errors import (
     PreflightFailed,
     ReplicationError,
 )
+from mysqlops.gtid import normalize_gtid
 from mysqlops.model import ServerSpec, ServerVersion
 from mysqlops.sql.dialect import Dialect, dialect_for
-from mysqlops.sql.gtid import normalize_gtid
 from mysqlops.sql.quoting import quote_string
 from mysqlops.sql.status import ReplicaStatus
 

@@ -15,15 +15,15 @@ from mysqlops.errors import (
     ReplicationError,
     VerificationFailed,
 )
+from mysqlops.gtid import normalize_gtid
 from mysqlops.model import ObjectCounts, ServerSpec
+from mysqlops.redact import client_stderr
 from mysqlops.sql import catalog as sqlcat
 from mysqlops.sql.dialect import Dialect, dialect_for
-from mysqlops.sql.gtid import normalize_gtid
 from mysqlops.sql.replica import ReplicaSql
 from mysqlops.sql.status import ReplicaStatus
 from mysqlops.streams.dumpscan import DumpScanner
 from mysqlops.tools.client import DumpOptions, client_option_file, dump_argv, mysql_argv
-from mysqlops.tools.redact import client_stderr
 from mysqlops.units import human_bytes, human_rate
 
 if TYPE_CHECKING:

@@ -29,6 +29,7 @@ from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from mysqlops import redact
 from mysqlops.adapters import process
 from mysqlops.errors import ConfigError, ProcessError
 from mysqlops.model import ServerSpec
@@ -37,7 +38,6 @@ from mysqlops.restore.rename import RenameRewriter
 from mysqlops.streams.checksum import iter_chunks
 from mysqlops.streams.compression import codec_from_label
 from mysqlops.streams.crypto import Decryptor, Keyring
-from mysqlops.tools import redact
 from mysqlops.tools.client import client_option_file, mysql_argv
 
 _READ = 128 * 1024

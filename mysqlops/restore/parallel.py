@@ -41,6 +41,7 @@ from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import IO, Any
 
+from mysqlops import redact
 from mysqlops.adapters import mysql as db
 from mysqlops.adapters import process
 from mysqlops.errors import ProcessError, RestoreError
@@ -53,7 +54,6 @@ from mysqlops.streams.checksum import CHUNK, iter_chunks
 from mysqlops.streams.crypto import Decryptor, Encryptor
 from mysqlops.streams.keys import Keyring, generate_key
 from mysqlops.streams.tablesplit import TableSplitter
-from mysqlops.tools import redact
 
 TableFn = Callable[[str, str], None]  # (database as restored, table): called when a table is fully in
 _TABLE_LOCKS = (b"LOCK TABLES ", b"UNLOCK TABLES")

@@ -9,7 +9,7 @@ import time
 from collections.abc import Callable, Mapping, Sequence
 from datetime import UTC, datetime
 
-from mysqlops import layout
+from mysqlops import layout, redact
 from mysqlops.adapters import builds, clients, process, reaper, sandbox
 from mysqlops.adapters import mysql as db
 from mysqlops.adapters.localfs import private_dir
@@ -31,7 +31,6 @@ from mysqlops.streams.checksum import CHUNK
 from mysqlops.streams.dumpscan import DumpScanner
 from mysqlops.streams.keys import Keyring
 from mysqlops.tablesum import content_checksum, table_checksums
-from mysqlops.tools import redact
 from mysqlops.tools.client import DumpOptions, Program, client_option_file, dump_argv
 from mysqlops.units import human_bytes
 

@@ -1,7 +1,7 @@
 """Pure SQL text: quoting, grants, replica and dump SQL per flavor and series."""
 
+from mysqlops.gtid import normalize_gtid
 from mysqlops.sql.dialect import Dialect, dialect_for
-from mysqlops.sql.gtid import normalize_gtid
 from mysqlops.sql.quoting import account, quote_identifier, quote_string
 from mysqlops.sql.status import ReplicaStatus
 

@@ -7,8 +7,8 @@ from collections.abc import Mapping
 from typing import Any
 
 from mysqlops.errors import ConfigError
+from mysqlops.gtid import normalize_gtid
 from mysqlops.model import BinlogCoordinates
-from mysqlops.sql.gtid import normalize_gtid
 from mysqlops.sql.quoting import quote_string
 from mysqlops.sql.series import Series
 from mysqlops.sql.status import _get, _int, _text
@@ -19,6 +19,15 @@ BINLOG_HEADER_EVENTS = frozenset(
     {"Format_desc", "Start_encryption", "Gtid_list", "Binlog_checkpoint", "Previous_gtids"}
 )
 _BINLOG_FILE = re.compile(r"^[A-Za-z0-9_.-]{1,255}$")
+
+
+def retention_advice(seconds: int) -> str:
+    """How to keep binary logs ``seconds`` on either flavor (for a check that does not know it)."""
+    days = max(1, -(-seconds // 86400))
+    return (
+        f"SET PERSIST binlog_expire_logs_seconds = {seconds} (MySQL) or "
+        f"[mysqld] expire_logs_days = {days} (MariaDB)"
+    )
 
 
 class BinlogSql(Series):

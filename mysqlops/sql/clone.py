@@ -22,6 +22,11 @@ def clone_local(directory: str) -> str:
     return f"CLONE LOCAL DATA DIRECTORY = {quote_string(directory)}"
 
 
+def grant_backup_admin(user: str) -> str:
+    """The GRANT a CLONE backup account needs (advice; the host part left for the reader)."""
+    return f"GRANT BACKUP_ADMIN ON *.* TO {quote_string(user)}@'<host>';"
+
+
 def kill_query(connection_id: int) -> str:
     return f"KILL QUERY {int(connection_id)}"
 

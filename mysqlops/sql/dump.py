@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import re
 
-from mysqlops.sql.gtid import normalize_gtid
+from mysqlops.gtid import normalize_gtid
 from mysqlops.sql.quoting import SYSTEM_SCHEMAS
 from mysqlops.sql.series import Series
 

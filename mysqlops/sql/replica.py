@@ -9,11 +9,11 @@ from collections.abc import Mapping
 from typing import Any
 
 from mysqlops.errors import ConfigError
-from mysqlops.sql.gtid import _MARIADB_GTID, _MYSQL_GTID, normalize_gtid
+from mysqlops.gtid import _MARIADB_GTID, _MYSQL_GTID, normalize_gtid
+from mysqlops.redact import error_message
 from mysqlops.sql.quoting import _check_text, quote_string
 from mysqlops.sql.series import Series
 from mysqlops.sql.status import ReplicaStatus, _get, _int, _text
-from mysqlops.tools.redact import error_message
 
 NO_BINLOG = "SET SESSION sql_log_bin = 0"  # this session's changes stay on this server
 BINLOG = "SET SESSION sql_log_bin = 1"

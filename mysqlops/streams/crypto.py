@@ -49,6 +49,9 @@ must treat its output as provisional until then (and discard it if ``finalize`` 
 
 Errors are ``EncryptionError``; messages name key ids, never key material. Keys, key ids and the
 :class:`Keyring` are in :mod:`mysqlops.streams.keys` (also importable from here).
+
+Over ~500 lines on purpose: one concept, the version-1 file format, with its one writer and its
+readers (whole stream, ranged chunks): split apart, the format would be read in three places.
 """
 
 from __future__ import annotations

@@ -33,10 +33,10 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from mysqlops.model import Flavor, ObjectCounts
+from mysqlops.streams.lines import LineChunks
 
 MARKER = b"-- Current Database: "
 TRAILER = b"-- Dump completed"
-_MAX_CARRY = 1 << 20  # a partial line longer than this is data: stream it through
 _HEADER_LIMIT = 256 * 1024
 # statements restoring session variables at the very end: not part of any database's content
 _FOOTER_PREFIXES = (
@@ -147,54 +147,27 @@ class DumpScanner:
         self.header = bytearray()
         self.sections: dict[str, SectionStats] = {}
         self.order: list[str] = []
-        self._carry = b""
-        self._mid_line = False  # the carry does not start at a line start
+        self._lines = LineChunks(self._run)
         self._last_lines = b""
-        self.total_bytes = 0
 
     # -- public ------------------------------------------------------------------------------
+    @property
+    def total_bytes(self) -> int:
+        return self._lines.total_bytes
+
     def feed(self, chunk: bytes) -> None:
         """Scan ``chunk``. Bytes reach ``on_data`` as zero-copy memoryviews of ``chunk`` (valid
         during the call; copy them to keep them), except a line split across chunks."""
-        if not chunk:
-            return
-        self.total_bytes += len(chunk)
-        lo = 0
-        if self._carry:
-            # finish the partial line carried over from the last chunk (a short copy)
-            nl = chunk.find(b"\n")
-            if nl < 0:
-                self._carry += chunk
-                if len(self._carry) > _MAX_CARRY:  # one enormous line (a big BLOB row): pass it through
-                    self._block(self._carry, 0, len(self._carry), starts_at_line=not self._mid_line)
-                    self._carry, self._mid_line = b"", True
-                return
-            head = self._carry + chunk[: nl + 1]
-            self._carry = b""
-            self._block(head, 0, len(head), starts_at_line=not self._mid_line)
-            self._mid_line = False
-            self._keep_tail(head, 0, len(head))
-            lo = nl + 1
-        cut = chunk.rfind(b"\n")
-        if cut >= lo:
-            self._block(chunk, lo, cut + 1, starts_at_line=lo > 0 or not self._mid_line)
-            self._mid_line = False
-            self._keep_tail(chunk, lo, cut + 1)
-            lo = cut + 1
-        if lo < len(chunk):
-            rest = chunk[lo:]
-            if len(rest) > _MAX_CARRY:
-                self._block(rest, 0, len(rest), starts_at_line=not self._mid_line)
-                self._mid_line = True
-            else:
-                self._carry = rest
+        self._lines.feed(chunk)
 
     def finish(self) -> None:
-        if self._carry:
-            carry, self._carry = self._carry, b""
-            self._block(carry, 0, len(carry), starts_at_line=not self._mid_line)
-            self._keep_tail(carry, 0, len(carry))
+        self._lines.finish()
         self._flush_held()
+
+    def _run(self, buf: bytes, lo: int, hi: int, starts_at_line: bool, ends_at_line: bool) -> None:
+        self._block(buf, lo, hi, starts_at_line=starts_at_line)
+        if ends_at_line:
+            self._keep_tail(buf, lo, hi)
 
     def _flush_held(self) -> None:
         if self._held:

@@ -22,7 +22,8 @@ from __future__ import annotations
 import re
 from collections.abc import Callable
 
-_MAX_CARRY = 1 << 20  # a partial line longer than this is data: stream it through
+from mysqlops.streams.lines import LineChunks
+
 _HEADER_LIMIT = 256 * 1024
 _LINE_RE = re.compile(rb"\n(?![(I])")  # a line start that is not a row of data
 _NAME_RE = re.compile(rb"`((?:[^`]|``)+)`")
@@ -94,51 +95,26 @@ class TableSplitter:
         self.use_line = b""  # the last USE line, with its newline
         self.tables: list[str] = []  # data sections seen, in order
         self._seen_marker = False
-        self._carry = b""
-        self._mid_line = False
-        self.total_bytes = 0
+        self._lines = LineChunks(self._run)
 
     # -- public ------------------------------------------------------------------------------
+    @property
+    def total_bytes(self) -> int:
+        return self._lines.total_bytes
+
     def feed(self, chunk: bytes) -> None:
-        if not chunk:
-            return
-        self.total_bytes += len(chunk)
-        lo = 0
-        if self._carry:
-            nl = chunk.find(b"\n")
-            if nl < 0:
-                self._carry += chunk
-                if len(self._carry) > _MAX_CARRY:
-                    self._block(self._carry, 0, len(self._carry), not self._mid_line)
-                    self._carry, self._mid_line = b"", True
-                return
-            head = self._carry + chunk[: nl + 1]
-            self._carry = b""
-            self._block(head, 0, len(head), not self._mid_line)
-            self._mid_line = False
-            lo = nl + 1
-        cut = chunk.rfind(b"\n")
-        if cut >= lo:
-            self._block(chunk, lo, cut + 1, lo > 0 or not self._mid_line)
-            self._mid_line = False
-            lo = cut + 1
-        if lo < len(chunk):
-            rest = chunk[lo:]
-            if len(rest) > _MAX_CARRY:
-                self._block(rest, 0, len(rest), lo > 0 or not self._mid_line)
-                self._mid_line = True
-            else:
-                self._carry = rest
+        self._lines.feed(chunk)
 
     def finish(self) -> None:
-        if self._carry:
-            carry, self._carry = self._carry, b""
-            self._block(carry, 0, len(carry), not self._mid_line)
+        self._lines.finish()
         if self.route == "data":
             self._on_data_end(self.table)
             self.route = "post"
 
     # -- internals ---------------------------------------------------------------------------
+    def _run(self, buf: bytes, lo: int, hi: int, starts_at_line: bool, _ends_at_line: bool) -> None:
+        self._block(buf, lo, hi, starts_at_line)
+
     def _emit(self, buf: bytes, lo: int, hi: int) -> None:
         if lo >= hi:
             return

@@ -8,8 +8,8 @@ from datetime import UTC
 from mysqlops.errors import (
     ConfigError,
 )
+from mysqlops.gtid import parse_mariadb_gtids
 from mysqlops.model import BinlogCoordinates, RecoveryTarget
-from mysqlops.sql.gtid import parse_mariadb_gtids
 from mysqlops.tools.client import Program, program_words
 
 

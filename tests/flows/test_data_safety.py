@@ -32,6 +32,7 @@ from mysqlops.errors import RestoreError, UnsafePath
 from mysqlops.manifest import BackupFile, BackupManifest
 from mysqlops.model import Location
 from mysqlops.streams.compression import codec
+from tests.jobs import job
 
 pytestmark = [pytest.mark.flows, pytest.mark.integration]
 SERVER = "dsrc"
@@ -96,7 +97,7 @@ def env(sandbox_root: str, moto_server: str, tmp_path_factory: pytest.TempPathFa
 
 
 def _backup(env: Env, *locations: Location) -> BackupManifest:
-    result = bk.run_backup(env.source.spec(name=SERVER), list(locations), codec("zstd"))
+    result = bk.run_backup(*job(env.source.spec(name=SERVER), list(locations), codec("zstd")))
     assert result.ok
     return result.manifest
 

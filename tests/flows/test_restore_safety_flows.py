@@ -28,6 +28,7 @@ from mysqlops.model import Location
 from mysqlops.runs import Reporter, RunContext
 from mysqlops.streams.checksum import CountingHash
 from mysqlops.streams.compression import codec, codec_from_label
+from tests.jobs import job
 
 pytestmark = [pytest.mark.flows, pytest.mark.integration]
 
@@ -102,7 +103,7 @@ def forged(sandbox_root: str, tmp_path_factory: pytest.TempPathFactory) -> Any:
                 db.execute(conn, "INSERT INTO vault.t VALUES (%s, %s, %s)", list(row))
             for row2 in OTHER_ROWS:
                 db.execute(conn, "INSERT INTO vault.a_first VALUES (%s, %s)", list(row2))
-        result = bk.run_backup(source.spec(), [good], codec("zstd"), databases=["vault"])
+        result = bk.run_backup(*job(source.spec(), [good], codec("zstd"), databases=["vault"]))
         assert result.ok
         manifest = _forge_duplicate_row(good, bad, result.manifest)
         yield source, target, bad, manifest

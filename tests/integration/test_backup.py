@@ -25,6 +25,7 @@ from mysqlops.sampledata import create_awkward_database, create_bulk_table
 from mysqlops.streams.compression import Codec, codec, codec_from_label
 from mysqlops.tools.client import client_option_file, mysql_argv
 from mysqlops.units import human_bytes
+from tests.jobs import job
 
 pytestmark = pytest.mark.integration
 
@@ -69,7 +70,7 @@ def test_backup_to_local_and_s3_round_trips(
     source: sandbox.SandboxServer, local_location: Location, s3_location: Location, sandbox_root: str
 ) -> None:
     spec = source.spec()
-    result = core.run_backup(spec, [local_location, s3_location], codec("zstd"))
+    result = core.run_backup(*job(spec, [local_location, s3_location], codec("zstd")))
     assert result.ok, result.locations
     m = result.manifest
     assert set(m.databases) == {"shop", "db ` with; spaces ü", "empty_db"}
@@ -116,7 +117,7 @@ def test_backup_to_local_and_s3_round_trips(
 def test_empty_database_is_a_valid_backup_marked_empty(
     source: sandbox.SandboxServer, local_location: Location
 ) -> None:
-    result = core.run_backup(source.spec(), [local_location], codec("gzip"), databases=["empty_db"])
+    result = core.run_backup(*job(source.spec(), [local_location], codec("gzip"), databases=["empty_db"]))
     assert result.ok and result.manifest.extra["empty"] is True
     assert result.manifest.databases == ("empty_db",)
 
@@ -124,7 +125,7 @@ def test_empty_database_is_a_valid_backup_marked_empty(
 def test_parallel_dump_records_per_database_coordinates(
     source: sandbox.SandboxServer, local_location: Location
 ) -> None:
-    result = core.run_backup(source.spec(), [local_location], codec("zstd"), parallel=2)
+    result = core.run_backup(*job(source.spec(), [local_location], codec("zstd"), parallel=2))
     assert result.ok
     assert all(f.coordinates is not None for f in result.manifest.files)
     assert any("parallel=2 on a primary" in w for w in result.warnings)
@@ -144,7 +145,7 @@ def test_bad_input_fails_before_dumping(
     kwargs = change(source)
     spec = kwargs.pop("spec", source.spec())
     with pytest.raises(PreflightFailed) as info:
-        core.run_backup(spec, [local_location], codec("zstd"), **kwargs)
+        core.run_backup(*job(spec, [local_location], codec("zstd"), **kwargs))
     assert expected in str(info.value)
     assert "canary-pw" not in str(info.value) and source.root_password not in str(info.value)
     assert (
@@ -165,7 +166,7 @@ def test_missing_bucket_and_unwritable_directory(
     blocker.write_text("x")
     unwritable = Location("ro", f"file://{blocker}/sub")
     with pytest.raises(PreflightFailed) as info:
-        core.run_backup(source.spec(), [bucket, unwritable], codec("zstd"))
+        core.run_backup(*job(source.spec(), [bucket, unwritable], codec("zstd")))
     assert "location 's3'" in str(info.value) and "does not exist" in str(info.value)
     assert "location 'ro'" in str(info.value)
 
@@ -179,10 +180,12 @@ def test_missing_trigger_privilege_fails_preflight_with_grant(
         db.execute(conn, "GRANT SELECT ON mysql.proc TO 'weak'@'%'")
     with pytest.raises(PreflightFailed) as info:
         core.run_backup(
-            source.spec(user="weak", password="weak-pw-1"),
-            [local_location],
-            codec("zstd"),
-            databases=["shop"],
+            *job(
+                source.spec(user="weak", password="weak-pw-1"),
+                [local_location],
+                codec("zstd"),
+                databases=["shop"],
+            )
         )
     assert "TRIGGER" in str(info.value) and "GRANT" in str(info.value)
 
@@ -229,7 +232,7 @@ def test_compressor_failure_publishes_nothing(
     os.makedirs(staging)
     with pytest.raises(OSError, match="compressor crashed"):
         core.run_backup(
-            big_source.spec(), [local_location], _FailingCodec("zstd", ".zst", 3), staging_dir=staging
+            *job(big_source.spec(), [local_location], _FailingCodec("zstd", ".zst", 3), staging_dir=staging)
         )
     _assert_nothing_published(local_location)
     assert _staging_dirs(staging) == []
@@ -247,7 +250,7 @@ def test_disk_full_while_staging_publishes_nothing(
     try:
         with pytest.raises(OSError):
             core.run_backup(
-                big_source.spec(), [local_location], codec("none"), staging_dir=staging, plan=plan
+                *job(big_source.spec(), [local_location], codec("none"), staging_dir=staging), plan=plan
             )
     finally:
         resource.setrlimit(resource.RLIMIT_FSIZE, old_limit)
@@ -274,12 +277,14 @@ def test_server_killed_mid_dump_publishes_nothing(
 
         with pytest.raises((ProcessError, DumpIncomplete)):
             core.run_backup(
-                server.spec(),
-                [local_location],
-                codec("zstd"),
-                staging_dir=staging,
-                progress=on_progress,
-                progress_interval=0,
+                *job(
+                    server.spec(),
+                    [local_location],
+                    codec("zstd"),
+                    staging_dir=staging,
+                    progress=on_progress,
+                    progress_interval=0,
+                )
             )
         assert killed.is_set()
         _assert_nothing_published(local_location)
@@ -317,7 +322,7 @@ def test_one_location_down_the_other_is_verified(
     ).create_bucket(Bucket="downbucket")
     plan = backup_preflight.preflight(source.spec(), [local_location, s3], databases=["shop"])
     moto.stop()  # the S3 endpoint goes away after pre-flight
-    result = core.run_backup(source.spec(), [local_location, s3], codec("zstd"), plan=plan)
+    result = core.run_backup(*job(source.spec(), [local_location, s3], codec("zstd")), plan=plan)
     assert not result.ok and result.failed_locations == ["s3down"]
     assert [b.backup_id for b in catalog.scan([local_location])[0].backups] == [result.manifest.backup_id]
     assert "s3down" in next(r.error for r in result.locations if not r.ok)
@@ -377,12 +382,14 @@ def test_writes_during_dump_restore_to_one_consistent_snapshot(
             during_dump.append(committed[0])
 
         result = core.run_backup(
-            server.spec(),
-            [local_location],
-            codec("zstd"),
-            databases=["bank"],
-            progress=on_progress,
-            progress_interval=0,
+            *job(
+                server.spec(),
+                [local_location],
+                codec("zstd"),
+                databases=["bank"],
+                progress=on_progress,
+                progress_interval=0,
+            )
         )
         stop.set()
         thread.join(10)
@@ -465,12 +472,14 @@ def test_upload_overlaps_the_dump_and_publishes_only_after_it(
             _wait_for_upload(local_location, s3_location, seen)
 
     result = core.run_backup(
-        big_source.spec(),
-        [local_location, s3_location],
-        codec("zstd"),
-        staging_dir=str(tmp_path),
-        progress=on_progress,
-        progress_interval=0,
+        *job(
+            big_source.spec(),
+            [local_location, s3_location],
+            codec("zstd"),
+            staging_dir=str(tmp_path),
+            progress=on_progress,
+            progress_interval=0,
+        )
     )
     assert result.ok, result.locations
     assert seen and seen[0]["local_final"] == [] and seen[0]["s3_final"] == [], seen
@@ -498,12 +507,14 @@ def test_dump_failing_after_upload_began_leaves_nothing_anywhere(
     os.makedirs(staging)
     with pytest.raises(KeyboardInterrupt):
         core.run_backup(
-            big_source.spec(),
-            [local_location, s3_location],
-            codec("zstd"),
-            staging_dir=staging,
-            progress=on_progress,
-            progress_interval=0,
+            *job(
+                big_source.spec(),
+                [local_location, s3_location],
+                codec("zstd"),
+                staging_dir=staging,
+                progress=on_progress,
+                progress_interval=0,
+            )
         )
     assert seen, "the uploads never started"
     assert _in_flight(local_location, s3_location) == {
@@ -529,13 +540,15 @@ def test_a_slow_location_after_the_dump_is_reported_not_silent(
     monkeypatch.setattr(Store, "verify", slow_verify)
     lines: list[str] = []
     result = core.run_backup(
-        source.spec(),
-        [local_location],
-        codec("zstd"),
-        databases=["shop"],
-        staging_dir=str(tmp_path),
-        log=lines.append,
-        progress_interval=0.2,
+        *job(
+            source.spec(),
+            [local_location],
+            codec("zstd"),
+            databases=["shop"],
+            staging_dir=str(tmp_path),
+            log=lines.append,
+            progress_interval=0.2,
+        )
     )
     assert result.ok
     reports = [line for line in lines if "uploading:" in line]
@@ -548,14 +561,14 @@ def test_include_pattern_matching_nothing_fails_preflight(
     source: sandbox.SandboxServer, local_location: Location
 ) -> None:
     with pytest.raises(PreflightFailed) as info:
-        core.run_backup(source.spec(), [local_location], codec("zstd"), include=["shop", "shpo*"])
+        core.run_backup(*job(source.spec(), [local_location], codec("zstd"), include=["shop", "shpo*"]))
     message = str(info.value)
     assert (
         "include pattern 'shpo*' matches no database" in message and "include pattern 'shop'" not in message
     )
     assert "databases on the server: " in message and "shop" in message.split("databases on the server: ")[1]
     with pytest.raises(PreflightFailed, match="nothing to back up"):
-        core.run_backup(source.spec(), [local_location], codec("zstd"), exclude=["*"])
+        core.run_backup(*job(source.spec(), [local_location], codec("zstd"), exclude=["*"]))
     assert catalog.scan([local_location])[0].backups == []
 
 
@@ -577,7 +590,7 @@ def test_non_transactional_tables_are_named_in_the_backup(
                     "CREATE TABLE modern.t (id INT PRIMARY KEY) ENGINE=InnoDB"):  # fmt: skip
             db.execute(conn, sql)
     expected = {"legacy": {"t_aria": "Aria", "t_mem": "MEMORY", "t_myisam": "MyISAM"}}
-    result = core.run_backup(fresh_server.spec(), [local_location], codec("zstd"))
+    result = core.run_backup(*job(fresh_server.spec(), [local_location], codec("zstd")))
     assert result.ok
     warning = next(w for w in result.warnings if "non-transactional" in w)
     assert warning.startswith(
@@ -590,7 +603,7 @@ def test_non_transactional_tables_are_named_in_the_backup(
         Store(local_location).read_bytes(f"{layout.backup_dir(m.server, m.backup_id)}/manifest.json")
     )
     assert stored.non_transactional_tables == expected
-    clean = core.run_backup(fresh_server.spec(), [local_location], codec("zstd"), databases=["modern"])
+    clean = core.run_backup(*job(fresh_server.spec(), [local_location], codec("zstd"), databases=["modern"]))
     assert clean.manifest.non_transactional_tables == {} and not any(
         "non-transactional" in w for w in clean.warnings
     )

@@ -24,9 +24,11 @@ from mysqlops.backup import BackupResult
 from mysqlops.errors import PreflightFailed
 from mysqlops.manifest import TableStat
 from mysqlops.model import BackupMethod, Location, ServerSpec
+from mysqlops.runs import RunContext
 from mysqlops.streams.compression import codec
 from mysqlops.tablesum import table_checksums
 from mysqlops.users import Account, create_users, server_notes
+from tests.jobs import job
 
 pytestmark = pytest.mark.integration
 
@@ -129,7 +131,7 @@ def env(sandbox_root: str, moto_server: str, tmp_path_factory: pytest.TempPathFa
         s3 = _location_s3(moto_server)
         # pre-flight refusals first, while the plugin is not installed yet
         with pytest.raises(PreflightFailed) as refused:
-            backup.run_physical_backup(account, [local], codec("zstd"), staging_dir=staging)
+            backup.run_physical_backup(*job(account, [local], codec("zstd"), staging_dir=staging))
         text = str(refused.value)
         assert "INSTALL PLUGIN clone SONAME 'mysql_clone.so';" in text, text
         assert "BACKUP_ADMIN" not in text, text  # the account `users` creates holds it
@@ -144,7 +146,7 @@ def env(sandbox_root: str, moto_server: str, tmp_path_factory: pytest.TempPathFa
         gtid = _gtid(root)
         logs: list[str] = []
         result = backup.run_physical_backup(
-            account, [local, s3], codec("zstd"), staging_dir=staging, log=logs.append
+            *job(account, [local, s3], codec("zstd"), staging_dir=staging, log=logs.append)
         )
         assert _gtid(root) == gtid  # quiet since: the checksums above are those of the copy
         yield Env(server, account, local, s3, result, sums, gtid, staging, logs)
@@ -171,7 +173,7 @@ def test_physical_clone_mysql(env: Env, tmp_path_factory: pytest.TempPathFactory
     # restore-test: fetch, verify, unpack, start a mysql-9.7 server on it, CHECKSUM TABLE vs backup time
     chain = restore.physical_chain(catalog.scan([env.s3, env.local]), env.server.name)
     assert [c[0][1].backup_id for c in chain] == [m.backup_id]
-    tested = restore.restore_test_physical(chain, expected=env.sums, staging_dir=env.staging)
+    tested = restore.restore_test_physical(chain, RunContext(staging_dir=env.staging), expected=env.sums)
     assert tested.passed, [c for c in tested.checks if not c.passed]
     assert tested.target_version.startswith("mysql 9.7."), tested.target_version
     table_checks = [c for c in tested.checks if c.name.endswith("rows and checksum")]
@@ -181,7 +183,7 @@ def test_physical_clone_mysql(env: Env, tmp_path_factory: pytest.TempPathFactory
     # restore into a fresh directory, start a server of the same build on it: data and GTIDs equal
     work = private_tempdir("/tmp", "myops-clrs-")
     try:
-        target = restore.restore_physical(chain, os.path.join(work, "datadir"), work)
+        target = restore.restore_physical(chain, os.path.join(work, "datadir"), RunContext(staging_dir=work))
         assert os.path.isfile(os.path.join(target, "mysql.ibd"))
         started = sandbox.start_server_on_datadir(
             work, "restored", target, server_id=702, build=restore.scratch_build(m)
@@ -198,7 +200,9 @@ def test_physical_clone_mysql(env: Env, tmp_path_factory: pytest.TempPathFactory
 
     # negative: one row changed on the source since the backup: the comparison with it fails, naming the table
     _sql(env.server.spec(), "UPDATE bulk.t SET k = k + 1 WHERE id = 777")
-    changed = restore.restore_test_physical(chain, source=env.server.spec(), staging_dir=env.staging)
+    changed = restore.restore_test_physical(
+        chain, RunContext(staging_dir=env.staging), source=env.server.spec()
+    )
     assert not changed.passed
     assert [c.name for c in changed.checks if not c.passed] == ["bulk.t: rows and checksum"], changed.checks
 
@@ -211,8 +215,8 @@ def test_physical_clone_mysql(env: Env, tmp_path_factory: pytest.TempPathFactory
         fh.write(bytes(data))
     bad = restore.restore_test_physical(
         restore.physical_chain(catalog.scan([env.local]), env.server.name),
+        RunContext(staging_dir=env.staging),
         expected=env.sums,
-        staging_dir=env.staging,
     )
     assert not bad.passed
     failed = [c for c in bad.checks if not c.passed]
@@ -231,11 +235,11 @@ def test_clone_preflight_names_missing_backup_admin(env: Env) -> None:
         name=env.server.name, host="127.0.0.1", port=env.server.port, user="noadmin", password="No-admin-17c"
     )
     with pytest.raises(PreflightFailed) as refused:
-        backup.run_physical_backup(spec, [env.local], codec("zstd"), staging_dir=env.staging)
+        backup.run_physical_backup(*job(spec, [env.local], codec("zstd"), staging_dir=env.staging))
     assert "GRANT BACKUP_ADMIN ON *.* TO 'noadmin'@'<host>';" in str(refused.value)
     with pytest.raises(PreflightFailed) as inc:
         backup.run_physical_backup(
-            env.account, [env.local], codec("zstd"), incremental=True, staging_dir=env.staging
+            *job(env.account, [env.local], codec("zstd"), incremental=True, staging_dir=env.staging)
         )
     assert "archive-binlogs" in str(inc.value)
     assert _left(env.staging) == []
@@ -250,7 +254,7 @@ def test_clone_refuses_tables_it_would_leave_empty(env: Env) -> None:
     )
     try:
         with pytest.raises(PreflightFailed) as refused:
-            backup.run_physical_backup(env.account, [env.local], codec("zstd"), staging_dir=env.staging)
+            backup.run_physical_backup(*job(env.account, [env.local], codec("zstd"), staging_dir=env.staging))
         assert "`shop`.`legacy` (MyISAM)" in str(refused.value) and "EMPTY" in str(refused.value)
         assert _left(env.staging) == []
     finally:
@@ -261,13 +265,15 @@ _KILLED_RUN = """
 import json, os, signal, sys, threading
 from mysqlops.backup import run_physical_backup
 from mysqlops.model import Location, ServerSpec
+from mysqlops.backup import BackupRequest
+from mysqlops.runs import Reporter, RunContext
 from mysqlops.streams.compression import codec
 args = json.loads(sys.stdin.read())
 def log(message):
     if "CLONE LOCAL" in message:  # the private staging directory exists: die without any cleanup
         threading.Timer(0.05, lambda: os.kill(os.getpid(), signal.SIGKILL)).start()
-run_physical_backup(ServerSpec(**args["spec"]), [Location("local", args["url"])], codec("zstd"),
-                    staging_dir=args["staging"], log=log)
+run_physical_backup(BackupRequest(ServerSpec(**args["spec"]), (Location("local", args["url"]),), "physical"),
+                    RunContext(staging_dir=args["staging"], reporter=Reporter.from_log(log)))
 """
 
 
@@ -304,7 +310,7 @@ def test_clone_staging_is_removed_after_a_kill(env: Env) -> None:
         time.sleep(0.2)
     logs: list[str] = []
     again = backup.run_physical_backup(
-        env.account, [env.local], codec("zstd"), staging_dir=staging, log=logs.append
+        *job(env.account, [env.local], codec("zstd"), staging_dir=staging, log=logs.append)
     )
     assert all(r.ok for r in again.locations)
     assert _left(staging) == [], _left(staging)
@@ -327,7 +333,9 @@ def test_clone_staging_is_removed_on_failure(env: Env, when: str) -> None:
 
     before = {b.backup_id for b in catalog.scan_location(env.local).backups}
     with pytest.raises(_Boom):
-        backup.run_physical_backup(env.account, [env.local], codec("zstd"), staging_dir=env.staging, log=log)
+        backup.run_physical_backup(
+            *job(env.account, [env.local], codec("zstd"), staging_dir=env.staging, log=log)
+        )
     assert _left(env.staging) == []
     assert {b.backup_id for b in catalog.scan_location(env.local).backups} == before
 
@@ -356,7 +364,9 @@ def test_clone_under_writes_records_a_lower_bound(env: Env) -> None:
         while written[0] < 50 and thread.is_alive() and time.monotonic() < deadline:
             time.sleep(0.01)
         assert written[0] >= 50, "the writer did not get going"
-        made = backup.run_physical_backup(env.account, [env.local], codec("zstd"), staging_dir=env.staging)
+        made = backup.run_physical_backup(
+            *job(env.account, [env.local], codec("zstd"), staging_dir=env.staging)
+        )
     finally:
         stop.set()
         thread.join(30)
@@ -370,7 +380,7 @@ def test_clone_under_writes_records_a_lower_bound(env: Env) -> None:
     work = private_tempdir("/tmp", "myops-clwr-")
     try:
         chain = [[(env.local, m)]]
-        target = restore.restore_physical(chain, os.path.join(work, "datadir"), work)
+        target = restore.restore_physical(chain, os.path.join(work, "datadir"), RunContext(staging_dir=work))
         started = sandbox.start_server_on_datadir(
             work, "wr", target, server_id=703, build=restore.scratch_build(m)
         )

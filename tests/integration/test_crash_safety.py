@@ -33,6 +33,7 @@ from mysqlops.retention import deletes
 from mysqlops.sampledata import create_bulk_table
 from mysqlops.streams.compression import codec
 from mysqlops.tools.client import client_option_file
+from tests.jobs import job
 
 pytestmark = pytest.mark.integration
 ROOT = pathlib.Path(__file__).resolve().parents[2]
@@ -156,9 +157,9 @@ BACKUP_CHILD = """
 import json, os, sys, time
 from mysqlops import backup as core
 from mysqlops.adapters import storage
-from mysqlops.backup import staging
-from mysqlops.streams.compression import codec
+from mysqlops.backup import BackupRequest, staging
 from mysqlops.model import Location, ServerSpec
+from mysqlops.runs import RunContext
 
 cfg = json.loads(sys.stdin.read())
 if cfg["phase"] == "upload":
@@ -181,7 +182,7 @@ else:
     storage.Store.put_bytes = held_put_bytes
 spec = ServerSpec(**cfg["spec"])
 locations = [Location(**loc) for loc in cfg["locations"]]
-core.run_backup(spec, locations, codec("zstd"), staging_dir=cfg["staging"])
+core.run_backup(BackupRequest(spec, tuple(locations)), RunContext(staging_dir=cfg["staging"]))
 print("the backup finished: the test missed its stage", flush=True)
 """
 
@@ -269,7 +270,7 @@ def test_kill9_backup_leaves_no_secret_or_staging(
         # ... and the next backup removes it before anything else
         logged: list[str] = []
         result = bk.run_backup(
-            spec, [local_location], codec("zstd"), staging_dir=str(staging_root), log=logged.append
+            *job(spec, [local_location], codec("zstd"), staging_dir=str(staging_root), log=logged.append)
         )
         assert result.ok
         assert not left.exists() and list(staging_root.iterdir()) == []
@@ -328,7 +329,7 @@ def test_kill9_restore_test_leaves_no_server(
     child_env: dict[str, str],
     spawn: Callable[[str, dict[str, Any]], subprocess.Popen[bytes]],
 ) -> None:
-    result = bk.run_backup(bulk_source.spec(), [local_location], codec("zstd", level=1))
+    result = bk.run_backup(*job(bulk_source.spec(), [local_location], codec("zstd", level=1)))
     assert result.ok
     child_tmp = pathlib.Path(child_env["TMPDIR"])
     staging_root = child_tmp / "staging"

@@ -18,6 +18,7 @@ from mysqlops.model import Location
 from mysqlops.sampledata import create_awkward_database, create_bulk_table
 from mysqlops.sql import dialect_for
 from mysqlops.streams.compression import codec
+from tests.jobs import job
 
 pytestmark = pytest.mark.integration
 
@@ -66,13 +67,15 @@ def test_backup_from_a_frozen_replica(sandbox_root: str, tmp_path: Any) -> None:
             time.sleep(0.01)
         during_dump: list[int] = []
         result = bk.run_backup(
-            replica.spec(),
-            [location],
-            codec("zstd"),
-            from_replica=True,
-            parallel=2,
-            progress=lambda p: during_dump.append(len(writes)),
-            progress_interval=0,
+            *job(
+                replica.spec(),
+                [location],
+                codec("zstd"),
+                from_replica=True,
+                parallel=2,
+                progress=lambda p: during_dump.append(len(writes)),
+                progress_interval=0,
+            )
         )
         stop.set()
         thread.join(10)

@@ -29,6 +29,7 @@ from mysqlops.sampledata import create_awkward_database, create_bulk_table
 from mysqlops.streams.compression import codec
 from mysqlops.streams.keys import Keyring, generate_key, key_id
 from mysqlops.tablesum import table_checksums
+from tests.jobs import job
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
@@ -80,7 +81,7 @@ def test_mission_on_flavor(
     lap("provision + health")
 
     # backup to a local directory and S3, made with the build's own dump tool (recorded)
-    first = bk.run_backup(primary, [local, s3_location], codec("zstd"), staging_dir=staging).manifest
+    first = bk.run_backup(*job(primary, [local, s3_location], codec("zstd"), staging_dir=staging)).manifest
     assert first.tools["client_build"] == flavor
     assert first.tools["client_version"] == server_build.version_text
     lap("backup")
@@ -97,7 +98,7 @@ def test_mission_on_flavor(
     with db.session(primary) as conn:
         db.execute(conn, "INSERT INTO shop.audit (customer_id, action) VALUES (1, 'between')")
         db.execute(conn, "UPDATE bulk.t SET k = k + 1 WHERE id <= 100")
-    bk.run_backup(primary, [local], codec("zstd"), staging_dir=staging)
+    bk.run_backup(*job(primary, [local], codec("zstd"), staging_dir=staging))
     with db.session(primary) as conn:
         db.execute(conn, "INSERT INTO shop.audit (customer_id, action) VALUES (2, 'after')")
         expected = {d: table_checksums(conn, d) for d in ("shop", "bulk")}
@@ -105,7 +106,9 @@ def test_mission_on_flavor(
         before_accident = datetime.now(UTC).replace(microsecond=0)
         time.sleep(1.1)
         db.execute(conn, "DROP TABLE bulk.t")
-    archived = binlog.archive_binlogs(primary, [local], codec("zstd"), staging, datetime.now(UTC))
+    archived = binlog.archive_binlogs(
+        primary, [local], codec("zstd"), RunContext(staging_dir=staging), datetime.now(UTC)
+    )
     assert archived is not None
     lap("writes + second backup + binlog archive")
 
@@ -141,7 +144,7 @@ def test_mission_on_flavor(
     # the copy is refused before any scratch server starts
     key = generate_key()
     sealed = bk.run_backup(
-        primary, [local], codec("zstd"), staging_dir=staging, encryption_key=key, databases=["shop"]
+        *job(primary, [local], codec("zstd"), staging_dir=staging, encryption_key=key, databases=["shop"])
     ).manifest
     assert sealed.encryption_key_id == key_id(key)
     cert = restore_test_copy(
@@ -183,7 +186,7 @@ def test_upgrade_rehearsal(fresh_server: sandbox.SandboxServer, tmp_path: Any) -
         assert builds.build_name_for(db.server_version(conn)) == "mariadb-10.11"
         create_awkward_database(conn, "shop")
         create_bulk_table(conn, "bulk", "t", 2000, payload_bytes=64)
-    manifest = bk.run_backup(spec, [local], codec("zstd"), staging_dir=str(tmp_path)).manifest
+    manifest = bk.run_backup(*job(spec, [local], codec("zstd"), staging_dir=str(tmp_path))).manifest
     cert = restore_test_copy(local, manifest, staging_dir=str(tmp_path), scratch_series="mariadb-11.8")
     assert cert.passed, [(c.name, c.detail) for c in cert.checks if not c.passed]
     new = builds.resolve("mariadb-11.8")
@@ -211,7 +214,7 @@ def test_scratch_server_that_cannot_start_fails_the_certificate(
     with db.session(spec) as conn:
         db.execute(conn, "CREATE DATABASE app")
         db.execute(conn, "CREATE TABLE app.t (id INT PRIMARY KEY)")
-    manifest = bk.run_backup(spec, [local], codec("zstd"), staging_dir=str(tmp_path)).manifest
+    manifest = bk.run_backup(*job(spec, [local], codec("zstd"), staging_dir=str(tmp_path))).manifest
     # a "build" whose server says it is 11.8 but cannot start
     fake = tmp_path / "fake-11.8" / "usr" / "sbin"
     fake.mkdir(parents=True)

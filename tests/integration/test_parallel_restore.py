@@ -21,6 +21,7 @@ from mysqlops.sampledata import create_indexed_database
 from mysqlops.sql.quoting import quote_identifier as q
 from mysqlops.streams.compression import codec
 from mysqlops.tools.client import DumpOptions, client_option_file, dump_argv
+from tests.jobs import job
 
 pytestmark = pytest.mark.integration
 
@@ -101,7 +102,7 @@ def test_parallel_restore_equals_source(
 
     if server_build.flavor is Flavor.MARIADB:
         local = Location("local", f"file://{tmp_path}/b")
-        result = bk.run_backup(source.spec(), [local], codec("zstd"), databases=["ix"])
+        result = bk.run_backup(*job(source.spec(), [local], codec("zstd"), databases=["ix"]))
         assert result.ok, result
 
         def load(workers: int, on_table: Callable[[str, str], None] = on_table) -> None:

@@ -13,6 +13,7 @@ from mysqlops.backup import Progress, run_backup
 from mysqlops.backup.preflight import preflight
 from mysqlops.model import Location
 from mysqlops.streams.compression import codec
+from tests.jobs import job
 
 pytestmark = pytest.mark.integration
 
@@ -63,12 +64,14 @@ def test_progress_estimate_on_fresh_bulk_load(
     # the dump client of the server's own build (mysqldump of MySQL 9.7 for a MySQL 9.7 server)
     plan = dataclasses.replace(plan, tool=server_build.client_argv("dump"))  # type: ignore[arg-type]
     result = run_backup(
-        spec,
-        [local_location],
-        codec("zstd"),
-        databases=["bulk"],
-        progress=on_progress,
-        progress_interval=0.05,
+        *job(
+            spec,
+            [local_location],
+            codec("zstd"),
+            databases=["bulk"],
+            progress=on_progress,
+            progress_interval=0.05,
+        ),
         plan=plan,
     )
     assert result.ok, result.locations

@@ -21,6 +21,7 @@ from mysqlops.model import Location, ServerSpec, TLSOptions
 from mysqlops.sampledata import AWKWARD_DB_SUFFIX, create_awkward_database, create_bulk_table
 from mysqlops.streams.compression import codec
 from mysqlops.tablesum import table_checksums
+from tests.jobs import job
 
 pytestmark = pytest.mark.integration
 
@@ -283,8 +284,10 @@ def test_replication_over_tls_with_verified_certificate(sandbox_root: str) -> No
         from mysqlops.errors import PreflightFailed, ProcessError
 
         with pytest.raises((PreflightFailed, ProcessError)):
-            bk.run_backup(wrong, [Location("l", f"file://{directory}/b")], codec("zstd"))
-        bk.run_backup(primary, [Location("l", f"file://{directory}/b")], codec("zstd"))  # the right CA works
+            bk.run_backup(*job(wrong, [Location("l", f"file://{directory}/b")], codec("zstd")))
+        bk.run_backup(
+            *job(primary, [Location("l", f"file://{directory}/b")], codec("zstd"))
+        )  # the right CA works
 
         # a new password: the account is updated, the replica re-pointed without reseeding
         rotated = replace(settings, password="rotated-" + PASSWORD)

@@ -19,6 +19,7 @@ from mysqlops.restore import rename as restore_rename
 from mysqlops.runs import Reporter, RunContext
 from mysqlops.sampledata import create_awkward_database
 from mysqlops.streams.compression import codec
+from tests.jobs import job
 
 pytestmark = pytest.mark.integration
 
@@ -49,7 +50,7 @@ def made(sandbox_root: str, tmp_path_factory: pytest.TempPathFactory, moto_serve
         {"key": "testing", "secret": "testing", "client_kwargs": {"endpoint_url": moto_server}},
         offsite=True,
     )
-    result = bk.run_backup(server.spec(), [s3, local], codec("zstd"))
+    result = bk.run_backup(*job(server.spec(), [s3, local], codec("zstd")))
     assert result.ok
     yield server, result.manifest, s3, local
     sandbox.stop_server(server)
@@ -274,7 +275,7 @@ def test_rename_never_touches_another_database(sandbox_root: str, tmp_path: Any)
                 "CREATE PROCEDURE src.p_utf8() SELECT 1",
             ):
                 db.execute(conn, sql)
-        backup = bk.run_backup(spec, [location], codec("zstd"), databases=["src"])
+        backup = bk.run_backup(*job(spec, [location], codec("zstd"), databases=["src"]))
         assert backup.ok
         dump_text = Store(location).read_bytes(
             f"{layout.backup_dir(backup.manifest.server, backup.manifest.backup_id)}/{backup.manifest.files[0].path}"
@@ -317,7 +318,7 @@ def test_rename_never_touches_another_database(sandbox_root: str, tmp_path: Any)
             db.execute(
                 conn, "CREATE VIEW src.v_cross AS SELECT t.id FROM src.t JOIN elsewhere.x ON x.id = t.id"
             )
-        qualified = bk.run_backup(spec, [location], codec("zstd"), databases=["src"])
+        qualified = bk.run_backup(*job(spec, [location], codec("zstd"), databases=["src"]))
         before = _database_state(spec, "src")
         copies = catalog.find_backup(catalog.scan([location]), None, qualified.manifest.backup_id)
         for target in (spec, other.spec()):

@@ -30,6 +30,7 @@ from mysqlops.tablesum import table_checksums
 from mysqlops.tools.binlog import fetch_argv
 from mysqlops.tools.client import DumpOptions, client_option_file, dump_argv
 from mysqlops.users import Account, create_users
+from tests.jobs import job
 
 pytestmark = [pytest.mark.integration, pytest.mark.flavors]
 
@@ -142,7 +143,9 @@ def test_role_accounts_suffice(servers: Servers, tmp_path_factory: pytest.TempPa
     assert dialect.accounts.missing_backup_privileges(_grants(backup), ["app"]) == []
     dump = process.run(
         dump_argv(
-            build.client_argv("dump"), "app", DumpOptions(position_options=dialect.dump.dump_position_options())
+            build.client_argv("dump"),
+            "app",
+            DumpOptions(position_options=dialect.dump.dump_position_options()),
         ),
         credentials=client_option_file(backup),
         name="dump as the backup account",
@@ -166,7 +169,7 @@ def test_role_accounts_suffice(servers: Servers, tmp_path_factory: pytest.TempPa
 
         local = Location("local", f"file://{work}/backups")
         with private_dir("/tmp", "myops-rolecl-") as staging:
-            made = run_physical_backup(backup, [local], codec("zstd"), staging_dir=staging)
+            made = run_physical_backup(*job(backup, [local], codec("zstd"), staging_dir=staging))
         assert made.manifest.extra["physical_tool"] == "clone" and all(r.ok for r in made.locations)
     elif build.source == "system":  # mariabackup of the system's own build (the flows run it from PATH)
         from mysqlops.backup import run_physical_backup
@@ -180,11 +183,11 @@ def test_role_accounts_suffice(servers: Servers, tmp_path_factory: pytest.TempPa
                 db.scalar(conn, "SELECT authentication_string FROM mysql.user WHERE user = 'mysqlops_backup'")
             )
         with private_dir("/tmp", "myops-rolemb-") as staging, pytest.raises(ProcessError) as refused:
-            run_physical_backup(backup, [local], codec("zstd"), staging_dir=staging)
+            run_physical_backup(*job(backup, [local], codec("zstd"), staging_dir=staging))
         assert "PROCESS" in str(refused.value) and len(hashed) > 10 and hashed not in str(refused.value)
         _sql(primary.spec(), "GRANT PROCESS ON *.* TO 'mysqlops_backup'@'%'")
         with private_dir("/tmp", "myops-rolemb-") as staging:
-            made = run_physical_backup(backup, [local], codec("zstd"), staging_dir=staging)
+            made = run_physical_backup(*job(backup, [local], codec("zstd"), staging_dir=staging))
         assert made.manifest.lsn_to and all(r.ok for r in made.locations)
 
     # restore: the pre-flight passes for the restore account and the dump loads, definers kept
@@ -214,7 +217,7 @@ def test_role_accounts_suffice(servers: Servers, tmp_path_factory: pytest.TempPa
         from mysqlops.streams.compression import codec
 
         logical = Location("logical", f"file://{work}/logical")
-        made = run_backup(backup, [logical], codec("zstd"), databases=["app"])
+        made = run_backup(*job(backup, [logical], codec("zstd"), databases=["app"]))
         _sql(target.spec(), "DROP DATABASE app")
         restore_backup([(logical, made.manifest)], restore)
         assert {"app": _checksums(target.spec())} == source_sums

@@ -26,7 +26,9 @@ from mysqlops.restore import logical as restore_logical
 from mysqlops.runs import RunContext
 from mysqlops.streams import crypto
 from mysqlops.streams.compression import codec
+from mysqlops.streams.crypto import Keyring
 from mysqlops.users import Account, create_users
+from tests.jobs import job
 
 pytestmark = pytest.mark.integration
 CANARY = "canary-row-7f3e9a1c-plaintext"
@@ -88,7 +90,7 @@ def test_backup_runs_as_least_privilege_user_and_secrets_stay_hidden(secured: An
     watcher.start()
     try:
         result = bk.run_backup(
-            backup_spec, [location], codec("none"), databases=["vault"], encryption_key=key
+            *job(backup_spec, [location], codec("none"), databases=["vault"], encryption_key=key)
         )
         # the binlog archive (as the least-privilege user) and a physical backup (root: mariabackup
         # reads the datadir), both uncompressed and encrypted with the same key
@@ -96,12 +98,13 @@ def test_backup_runs_as_least_privilege_user_and_secrets_stay_hidden(secured: An
             backup_spec,
             [location],
             codec("none"),
-            str(tmp_path / "st"),
+            RunContext(staging_dir=str(tmp_path / "st"), keyring=Keyring(key)),
             datetime.now(UTC),
-            encryption_key=key,
         )
         phys = backup.run_physical_backup(
-            server.spec(), [location], codec("none"), encryption_key=key, staging_dir=str(tmp_path / "st")
+            *job(
+                server.spec(), [location], codec("none"), encryption_key=key, staging_dir=str(tmp_path / "st")
+            )
         )
     finally:
         stop.set()
@@ -148,10 +151,10 @@ def test_key_rotation_and_tampering(secured: Any, tmp_path: Any, sandbox_root: s
     location = Location("local", f"file://{tmp_path}/b")
     old, new = crypto.generate_key(), crypto.generate_key()
     first = bk.run_backup(
-        backup_spec, [location], codec("zstd"), databases=["vault"], encryption_key=old
+        *job(backup_spec, [location], codec("zstd"), databases=["vault"], encryption_key=old)
     ).manifest
     second = bk.run_backup(
-        backup_spec, [location], codec("zstd"), databases=["vault"], encryption_key=new
+        *job(backup_spec, [location], codec("zstd"), databases=["vault"], encryption_key=new)
     ).manifest
     assert first.encryption_key_id != second.encryption_key_id
     ring = crypto.Keyring(new, old=[old])
@@ -219,7 +222,7 @@ def test_binlog_archiving_and_health_checks_run_as_least_privilege_users(
             primary.spec(user="mysqlops_backup", password=password),
             [location],
             codec("zstd"),
-            str(tmp_path),
+            RunContext(staging_dir=str(tmp_path)),
             datetime.now(UTC),
         )
         assert archived is not None
@@ -264,17 +267,25 @@ def test_everything_written_locally_is_private(secured: Any, tmp_path: Any) -> N
     previous = os.umask(0o022)
     try:
         binlog.archive_binlogs(
-            backup_spec, [location], codec("zstd"), staging, datetime.now(UTC), encryption_key=key
-        )
-        assert bk.run_backup(
             backup_spec,
             [location],
             codec("zstd"),
-            databases=["vault"],
-            staging_dir=staging,
-            encryption_key=key,
+            RunContext(staging_dir=staging, keyring=Keyring(key)),
+            datetime.now(UTC),
+        )
+        assert bk.run_backup(
+            *job(
+                backup_spec,
+                [location],
+                codec("zstd"),
+                databases=["vault"],
+                staging_dir=staging,
+                encryption_key=key,
+            )
         ).ok
-        assert backup.run_physical_backup(server.spec(), [location], codec("zstd"), staging_dir=staging).ok
+        assert backup.run_physical_backup(
+            *job(server.spec(), [location], codec("zstd"), staging_dir=staging)
+        ).ok
         scan = catalog.scan_location(location)
         assert not scan.errors and len(scan.backups) == 2 and scan.binlogs
         report = build_report(

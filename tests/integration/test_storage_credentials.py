@@ -25,6 +25,7 @@ from mysqlops.model import Location
 from mysqlops.retention import RetentionPolicy, deletes
 from mysqlops.streams.compression import codec
 from tests.conftest import _free_port
+from tests.jobs import job
 
 pytestmark = pytest.mark.integration
 DENY_DELETE = {
@@ -100,8 +101,8 @@ def test_writer_backs_up_retention_with_it_is_graceful_pruner_deletes(
             db.execute(conn, "CREATE DATABASE c")
             db.execute(conn, "CREATE TABLE c.t (id INT PRIMARY KEY)")
         writer, pruner = iam_s3["writer"], iam_s3["pruner"]
-        first = bk.run_backup(server.spec(), [writer], codec("zstd"))
-        second = bk.run_backup(server.spec(), [writer], codec("zstd"))
+        first = bk.run_backup(*job(server.spec(), [writer], codec("zstd")))
+        second = bk.run_backup(*job(server.spec(), [writer], codec("zstd")))
         assert first.ok and second.ok
         assert any("may write but not delete" in w for w in first.warnings)
         # the nightly restore test proves the newest one (retention counts proven backups only)

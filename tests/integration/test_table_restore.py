@@ -25,6 +25,7 @@ from mysqlops.runs import Reporter, RunContext
 from mysqlops.streams import crypto
 from mysqlops.streams.compression import codec, codec_from_label
 from mysqlops.streams.crypto import Keyring
+from tests.jobs import job
 
 pytestmark = [pytest.mark.integration, pytest.mark.flavors]
 
@@ -98,9 +99,9 @@ def shop_backups(
         with db.session(server.spec()) as conn:
             _make_shop(conn)
             sums = {t: _checksum(conn, f"shop.{t}") for t in ("customers", "orders", "order_items", "audit")}
-        plain = bk.run_backup(server.spec(), [s3, local], codec("zstd"))
-        encrypted = bk.run_backup(server.spec(), [enc], codec("zstd"), encryption_key=KEY)
-        gzipped = bk.run_backup(server.spec(), [gz], codec("gzip"))
+        plain = bk.run_backup(*job(server.spec(), [s3, local], codec("zstd")))
+        encrypted = bk.run_backup(*job(server.spec(), [enc], codec("zstd"), encryption_key=KEY))
+        gzipped = bk.run_backup(*job(server.spec(), [gz], codec("gzip")))
         assert plain.ok and encrypted.ok and gzipped.ok
         yield {
             "server": server,

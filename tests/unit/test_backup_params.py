@@ -20,6 +20,7 @@ from mysqlops.errors import ConfigError, MysqlopsError
 from mysqlops.manifest import BackupManifest
 from mysqlops.model import Location, ServerSpec
 from mysqlops.streams.compression import codec
+from tests.jobs import job
 
 
 class Listener:
@@ -99,7 +100,7 @@ def test_parameters_are_refused_before_any_connection(
     spec = ServerSpec("db1", port=listener.port, password="x")
     location = Location("local", f"file://{tmp_path}/b")
     with pytest.raises(ConfigError) as info:
-        core.run_backup(spec, [location], codec("zstd"), **kwargs)
+        core.run_backup(*job(spec, [location], codec("zstd"), **kwargs))
     assert expected in str(info.value)
     if not {"parallel", "tags", "progress_interval"} & set(kwargs):  # pre-flight's own parameters too
         with pytest.raises(ConfigError) as info:
@@ -121,7 +122,7 @@ def test_codec_parameters_fail_without_a_server() -> None:
 def test_positive_control_good_parameters_do_connect(listener: Listener, tmp_path: Any) -> None:
     spec = ServerSpec("db1", port=listener.port, password="x")
     with pytest.raises(MysqlopsError, match="cannot connect"):
-        core.run_backup(spec, [Location("local", f"file://{tmp_path}/b")], codec("zstd"), parallel=2)
+        core.run_backup(*job(spec, [Location("local", f"file://{tmp_path}/b")], codec("zstd"), parallel=2))
     assert listener.connections >= 1
 
 
@@ -173,6 +174,9 @@ def test_manifests_without_non_transactional_tables_still_read() -> None:
         ({"incremental": True}, {}, "incremental=True needs method='physical'"),
         ({"method": "physical", "from_replica": True}, {}, "from_replica=True is for logical backups"),
         ({"compression": "lz4"}, {}, "unknown compression 'lz4'"),
+        ({"compression": codec("gzip"), "level": 9}, {}, "level=9 was given with a ready codec (gzip-6)"),
+        ({"datadir_hint": "/srv/mysql"}, {}, "datadir_hint is for method='physical'"),
+        ({"program": "/usr/bin/xtrabackup"}, {}, "program is for method='physical'"),
         ({"include": "shop*"}, {}, "include must be a list of names, got the string 'shop*'"),
         ({"parallel": 0}, {}, "parallel must be a whole number from 1 to 64, got 0"),
         ({}, {"staging_dir": "relative/staging"}, "staging_dir 'relative/staging' is not an absolute path"),
@@ -202,3 +206,14 @@ def test_backup_entry_point_positive_control_connects(listener: Listener, tmp_pa
     with pytest.raises(MysqlopsError, match="cannot connect"):
         core.run(request, RunContext())
     assert listener.connections >= 1
+
+
+def test_a_request_takes_a_ready_codec_as_given() -> None:
+    """Tests and benchmarks pass a Codec (a thread count, a codec failing on purpose): used as is."""
+    ready = codec("zstd", 5, threads=1)
+    request = core.BackupRequest(ServerSpec("db1", password="x"), (), compression=ready)
+    assert request.codec is ready
+    assert (
+        core.BackupRequest(ServerSpec("db1", password="x"), (), compression="gzip", level=2).codec.label
+        == "gzip-2"
+    )

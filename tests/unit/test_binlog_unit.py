@@ -19,9 +19,9 @@ from mysqlops.binlog.format import scan_binlog
 from mysqlops.binlog.plan import find_gaps, plan_location
 from mysqlops.binlog.replay import select_replay_files
 from mysqlops.errors import ConfigError, IntegrityError, RestoreError
+from mysqlops.gtid import parse_mariadb_gtids
 from mysqlops.manifest import BackupManifest, BinlogManifest
 from mysqlops.model import BackupKind, BackupMethod, BinlogCoordinates, RecoveryTarget
-from mysqlops.sql.gtid import parse_mariadb_gtids
 from mysqlops.tools import binlog as tools_binlog
 from mysqlops.tools.binlog import replay_argv
 

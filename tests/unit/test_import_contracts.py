@@ -3,8 +3,10 @@
 - flows import no ``mysqlops.adapters`` (they call core entry points; ``flows/demo.py`` is the
   demo's driver script, not a flow: it starts sandbox servers and an S3 endpoint itself);
 - the pure floor (``sql``, ``streams``, ``tools``, ``layout``, ``manifest``, ``jsondoc``, ``model``,
-  ``progress``, ``units``, ``errors``) imports nothing of mysqlops but the floor: no adapters, no capability,
-  directly or through another module;
+  ``progress``, ``units``, ``redact``, ``gtid``, ``errors``) imports nothing of mysqlops but the floor: no adapters, no
+  capability, directly or through another module;
+- inside the floor, imports go one way, down :data:`FLOOR_RANK` (``tools`` may use ``sql``, never
+  the reverse; ``redact``, text hygiene, is below both): no two floor packages import each other;
 - the adapters import no capability package (they are below them);
 - no module but the one process runner imports ``subprocess``.
 
@@ -20,7 +22,23 @@ import pytest
 
 ROOT = pathlib.Path(__file__).resolve().parents[2]
 CORE = ROOT / "mysqlops"
-FLOOR = ("errors", "model", "units", "layout", "manifest", "jsondoc", "progress", "sql", "streams", "tools")
+#: the floor's own order, bottom first: a floor module imports only floor modules of a lower rank
+#: (and its own package)
+FLOOR_RANK = {
+    "errors": 0,
+    "units": 0,
+    "redact": 0,
+    "jsondoc": 1,
+    "gtid": 1,
+    "progress": 1,
+    "model": 2,
+    "layout": 3,
+    "streams": 3,
+    "manifest": 4,
+    "sql": 4,
+    "tools": 5,
+}
+FLOOR = tuple(FLOOR_RANK)
 CAPABILITIES = (
     "backup",
     "restore",
@@ -54,8 +72,8 @@ def _mysqlops_part(name: str) -> str | None:
     return parts[1] if parts[0] == "mysqlops" and len(parts) > 1 else None
 
 
-def _module_part(path: pathlib.Path) -> str:
-    rel = path.relative_to(CORE).parts
+def _module_part(path: pathlib.Path, root: pathlib.Path = CORE) -> str:
+    rel = path.relative_to(root).parts
     return rel[0].removesuffix(".py")
 
 
@@ -76,6 +94,18 @@ def _floor_importing_above() -> list[str]:
         if _module_part(path) in FLOOR
         for name in _imports(path)
         if (part := _mysqlops_part(name)) is not None and part not in FLOOR
+    ]
+
+
+def _floor_importing_sideways_or_up(root: pathlib.Path = CORE) -> list[str]:
+    return [
+        f"{path.relative_to(root)}: {name}"
+        for path in sorted(root.rglob("*.py"))
+        if (part := _module_part(path, root)) in FLOOR_RANK
+        for name in _imports(path)
+        if (other := _mysqlops_part(name)) in FLOOR_RANK
+        and other != part
+        and FLOOR_RANK[other] >= FLOOR_RANK[part]
     ]
 
 
@@ -101,6 +131,7 @@ def _subprocess_outside_the_runner() -> list[str]:
 CONTRACTS = {
     "flows-import-no-adapters": _flows_importing_adapters,
     "floor-imports-only-floor": _floor_importing_above,
+    "floor-imports-one-way": _floor_importing_sideways_or_up,
     "adapters-import-no-capability": _adapters_importing_capabilities,
     "only-the-runner-imports-subprocess": _subprocess_outside_the_runner,
 }
@@ -121,6 +152,21 @@ def test_import_contracts_see_a_breach(tmp_path: pathlib.Path) -> None:
     found = _imports(sample)
     assert "mysqlops.adapters" in found and "subprocess" in found and "mysqlops.adapters.storage" in found
     assert _mysqlops_part("mysqlops.adapters.storage") == "adapters"
+
+
+def test_import_contracts_see_floor_packages_importing_each_other(tmp_path: pathlib.Path) -> None:
+    """sql importing tools (tools uses sql) is a breach; tools using sql or gtid, or sql using redact, is not."""
+    for rel, text in {
+        "sql/replica.py": "from mysqlops.tools.client import dump_argv\nfrom mysqlops import redact\n",
+        "tools/binlog.py": "from mysqlops.sql.dialect import dialect_for\nfrom mysqlops.gtid import parse_mariadb_gtids\n",
+        "redact.py": "import re\n",
+    }.items():
+        (tmp_path / rel).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / rel).write_text(text)
+    assert _floor_importing_sideways_or_up(tmp_path) == [
+        "sql/replica.py: mysqlops.tools.client",
+        "sql/replica.py: mysqlops.tools.client.dump_argv",
+    ]
 
 
 SECRET_TYPES = ("Keyring", "RunContext", "bytes", "SecretStr")

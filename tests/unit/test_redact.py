@@ -7,9 +7,9 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from mysqlops import redact
 from mysqlops.adapters import process
 from mysqlops.errors import ProcessError
-from mysqlops.tools import redact
 
 # what `mariadb --batch` printed here (10.11) when a dump's INSERT failed on a duplicate key
 ECHO = """--------------
@@ -120,7 +120,7 @@ def test_pipeline_filters_stderr_before_any_error_or_result() -> None:
 
 
 def test_password_clauses_hide_hashes_and_passwords() -> None:
-    from mysqlops.tools.redact import password_clauses
+    from mysqlops.redact import password_clauses
 
     line = (
         "1.GRANT SELECT, RELOAD ON *.* TO `mysqlops_backup`@`%` IDENTIFIED BY PASSWORD "

@@ -1,4 +1,4 @@
-"""GTID text in both flavors."""
+"""GTID text in both flavors (pure text, no SQL: the floor under ``model``, ``sql`` and ``tools``)."""
 
 from __future__ import annotations
 

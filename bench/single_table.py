@@ -91,10 +91,11 @@ print("RESULT " + json.dumps({"wall": wall, "durations": r.durations,
 """
 
 
-def _restore_child(tree: Path, payload: dict[str, Any]) -> dict[str, Any]:
-    """One restore (a table, or the whole backup when ``table`` is empty) in a child running ``tree``."""
+def _run_child(tree: Path, code: str, payload: dict[str, Any]) -> dict[str, Any]:
+    """Run ``code`` in a child process with ``tree``'s code, ``payload`` on its stdin (never
+    argv: it holds passwords); its ``RESULT`` line."""
     proc = subprocess.run(
-        [sys.executable, "-c", _SINGLE_CHILD],
+        [sys.executable, "-c", code],
         input=json.dumps(payload),
         capture_output=True,
         text=True,
@@ -107,23 +108,17 @@ def _restore_child(tree: Path, payload: dict[str, Any]) -> dict[str, Any]:
     return dict(json.loads(line[len("RESULT ") :]))
 
 
+def _restore_child(tree: Path, payload: dict[str, Any]) -> dict[str, Any]:
+    """One restore (a table, or the whole backup when ``table`` is empty) in a child running ``tree``."""
+    return _run_child(tree, _SINGLE_CHILD, payload)
+
+
 def _backup_child(tree: Path, payload: dict[str, Any]) -> dict[str, Any]:
     """One backup in a child process running ``tree``'s code; with its CPU seconds (user +
     system of the child and the dump client it runs: steadier than wall time on a shared box)."""
     before = resource.getrusage(resource.RUSAGE_CHILDREN)
-    proc = subprocess.run(
-        [sys.executable, "-c", _BACKUP_CHILD],
-        input=json.dumps(payload),
-        capture_output=True,
-        text=True,
-        cwd=str(tree),
-        env={**os.environ, "PYTHONPATH": str(tree)},
-    )
-    if proc.returncode:
-        raise RuntimeError(proc.stderr[-3000:])
+    result = _run_child(tree, _BACKUP_CHILD, payload)
     after = resource.getrusage(resource.RUSAGE_CHILDREN)
-    line = next(x for x in proc.stdout.splitlines() if x.startswith("RESULT "))
-    result = dict(json.loads(line[len("RESULT ") :]))
     result["cpu"] = round(after.ru_utime - before.ru_utime + after.ru_stime - before.ru_stime, 2)
     return result
 

@@ -188,6 +188,17 @@ def test_parallel_restore_equals_source(
     assert [k for k in before if before[k] != dropped[k]] == ["table orders"]
 
 
+def _load_sql(
+    dump: Any, server: sandbox.SandboxServer, build: builds.ServerBuild, **options: Any
+) -> parallel.ParallelStats:
+    """A plain SQL file loaded by the parallel loader (its spool next to it)."""
+    spool = dump.parent / "spool"
+    spool.mkdir(exist_ok=True)
+    return load_file_parallel(
+        str(dump), "none", server.spec(), build.client_argv("mysql"), {}, str(spool), **options
+    )
+
+
 def test_hung_statement_fails_the_load(
     fresh_server: sandbox.SandboxServer, server_build: builds.ServerBuild, tmp_path: Any
 ) -> None:
@@ -204,31 +215,13 @@ def test_hung_statement_fails_the_load(
         b"--\n-- Dumping data for table `t`\n--\n\nINSERT INTO `t` VALUES (1,1),(2,2);\n\n"
         b"-- Dump completed\n"
     )
-    spool = tmp_path / "spool"
-    spool.mkdir()
     t0 = time.monotonic()
     with pytest.raises(Exception, match=r"no answer within the load's statement timeout of 1s"):
-        load_file_parallel(
-            str(dump),
-            "none",
-            fresh_server.spec(),
-            server_build.client_argv("mysql"),
-            {},
-            str(spool),
-            statement_timeout=1,
-        )
+        _load_sql(dump, fresh_server, server_build, statement_timeout=1)
     assert time.monotonic() - t0 < 5
     with db.session(fresh_server.spec()) as conn:
         db.execute(conn, "DROP DATABASE hang")
-    stats = load_file_parallel(
-        str(dump),
-        "none",
-        fresh_server.spec(),
-        server_build.client_argv("mysql"),
-        {},
-        str(spool),
-        statement_timeout=60,
-    )
+    stats = _load_sql(dump, fresh_server, server_build, statement_timeout=60)
     assert stats.deferred == ["`hang`.`t`"]
     with db.session(fresh_server.spec()) as conn:
         assert db.scalar(conn, "SELECT COUNT(*) FROM hang.t") == 2
@@ -253,21 +246,10 @@ def test_split_table_error_names_its_line(
     def load(body: bytes, split: int, log: list[str], workers: int = 2) -> None:
         dump = tmp_path / "d.sql"
         dump.write_bytes(head + body + tail)
-        spool = tmp_path / "spool"
-        spool.mkdir(exist_ok=True)
         with pytest.MonkeyPatch.context() as mp:
             mp.setattr(parallel, "SPLIT_BYTES", split)
             mp.setattr(restore_load, "_READ", 4096)  # small reads: several parts of 8 KiB
-            load_file_parallel(
-                str(dump),
-                "none",
-                fresh_server.spec(),
-                server_build.client_argv("mysql"),
-                {},
-                str(spool),
-                workers=workers,
-                log=log.append,
-            )
+            _load_sql(dump, fresh_server, server_build, workers=workers, log=log.append)
 
     log: list[str] = []
     load(rows, 8 * 1024, log)

@@ -269,9 +269,12 @@ def apply_binlogs(
     *,
     log_on_target: bool = False,
     timeout: float | None = None,
+    database: str | None = None,
 ) -> ReplayResult:
     """``mariadb-binlog --start-position=P [stop] f1 f2 ... | mariadb`` on files already
-    fetched and verified by :func:`fetch_binlogs` (call it inside that context)."""
+    fetched and verified by :func:`fetch_binlogs` (call it inside that context).
+    ``database``: only that database's events (``--database``; see
+    :func:`~mysqlops.tools.binlog.replay_argv`), e.g. into a scratch server holding only it."""
     with db.session(target_spec) as conn:
         version = db.server_version(conn)
     if fetched.until is not None and fetched.until.gtid and version.flavor is not Flavor.MARIADB:
@@ -289,6 +292,7 @@ def apply_binlogs(
         fetched.start,
         until=fetched.until,
         log_on_target=log_on_target,
+        database=database,
     )
     client_cmd = mysql_argv(tools.mysql, extra=["--binary-mode", "--skip-reconnect"])
     with (

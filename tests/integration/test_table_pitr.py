@@ -1,0 +1,203 @@
+"""Point-in-time restore of one table: base backup's database on a scratch server, that
+database's binlog events replayed there, only the table moved into a live target."""
+
+from __future__ import annotations
+
+import glob
+import time
+from datetime import UTC, datetime
+from typing import Any
+
+import pytest
+
+from mysqlops import backup as bk
+from mysqlops import binlog as binlog
+from mysqlops import restore
+from mysqlops.adapters import mysql as db
+from mysqlops.adapters import sandbox
+from mysqlops.errors import RestoreError
+from mysqlops.model import Location, RecoveryTarget
+from mysqlops.restore import table_pitr
+from mysqlops.runs import RunContext
+from mysqlops.streams.compression import codec
+
+pytestmark = [pytest.mark.integration, pytest.mark.slow]
+
+SCRATCH_GLOB = "/tmp/mysqlops-tpitr-*"  # where table_pitr's scratch servers live
+
+
+def _state(conn: Any, database: str, table: str) -> tuple[Any, ...]:
+    """CHECKSUM TABLE, every row, the columns and the indexes of ``database.table`` (from
+    information_schema: SHOW CREATE of a table loaded on MySQL 9.7 spells a column's collation
+    with its CHARACTER SET, the same column)."""
+    checksum = db.query(conn, f"CHECKSUM TABLE `{database}`.`{table}`")[0]["Checksum"]
+    rows = db.query(conn, f"SELECT * FROM `{database}`.`{table}` ORDER BY id")
+    columns = db.query(
+        conn,
+        "SELECT COLUMN_NAME, COLUMN_TYPE, IS_NULLABLE, COLUMN_DEFAULT, COLLATION_NAME FROM information_schema.COLUMNS "
+        "WHERE TABLE_SCHEMA=%s AND TABLE_NAME=%s ORDER BY ORDINAL_POSITION",
+        [database, table],
+    )
+    indexes = db.query(
+        conn,
+        "SELECT INDEX_NAME, NON_UNIQUE, SEQ_IN_INDEX, COLUMN_NAME FROM information_schema.STATISTICS "
+        "WHERE TABLE_SCHEMA=%s AND TABLE_NAME=%s ORDER BY INDEX_NAME, SEQ_IN_INDEX",
+        [database, table],
+    )
+    return checksum, rows, columns, indexes
+
+
+def _snapshot(conn: Any, database: str) -> dict[str, Any]:
+    tables = [
+        r["t"]
+        for r in db.query(
+            conn,
+            "SELECT TABLE_NAME AS t FROM information_schema.TABLES WHERE TABLE_SCHEMA=%s ORDER BY 1",
+            [database],
+        )
+    ]
+    return {t: _state(conn, database, t) for t in tables}
+
+
+@pytest.mark.flavors
+def test_single_table_point_in_time_restore(flavor: str, sandbox_root: str, tmp_path: Any) -> None:
+    source = sandbox.start_server(sandbox_root, f"tpsrc-{flavor}", server_id=861, build=flavor)
+    target = sandbox.start_server(sandbox_root, f"tpdst-{flavor}", server_id=862, build=flavor)
+    location = Location("local", f"file://{tmp_path}/b")
+    scratch_before = set(glob.glob(SCRATCH_GLOB))
+    try:
+        spec = source.spec()
+        with db.session(spec) as conn:
+            for sql in (
+                "CREATE DATABASE shop",
+                "CREATE DATABASE crm",
+                "CREATE TABLE shop.orders (id INT PRIMARY KEY, note VARCHAR(40), qty INT, KEY (qty))",
+                "CREATE TABLE shop.audit (id INT AUTO_INCREMENT PRIMARY KEY, order_id INT, what VARCHAR(20))",
+                "CREATE TABLE shop.customers (id INT PRIMARY KEY, name VARCHAR(40))",
+                "CREATE TABLE crm.contacts (id INT PRIMARY KEY, name VARCHAR(40))",
+                "CREATE VIEW shop.big_orders AS SELECT id, qty FROM shop.orders WHERE qty > 5",
+                # a trigger changing the row itself: fired again on replay, the notes would differ
+                "CREATE TRIGGER shop.orders_bi BEFORE INSERT ON shop.orders FOR EACH ROW "
+                "SET NEW.note = CONCAT(NEW.note, '+')",
+                "CREATE TRIGGER shop.orders_au AFTER UPDATE ON shop.orders FOR EACH ROW "
+                "INSERT INTO shop.audit (order_id, what) VALUES (NEW.id, 'update')",
+                "INSERT INTO shop.orders VALUES (1, 'base', 1), (2, 'base', 2), (3, 'base', 9)",
+                "INSERT INTO shop.customers VALUES (1, 'ann')",
+                "INSERT INTO crm.contacts VALUES (1, 'bob')",
+            ):
+                db.execute(conn, sql)
+        bk.run_backup(spec, [location], codec("zstd"))
+        with db.session(spec) as conn, db.session(spec) as crm, db.session(spec) as bare:
+            db.execute(conn, "USE shop")
+            db.execute(crm, "USE crm")
+            for session, sql in (
+                (conn, "INSERT INTO orders VALUES (4, 'after backup', 4)"),
+                (conn, "UPDATE orders SET qty = qty + 10 WHERE id = 2"),
+                (conn, "DELETE FROM orders WHERE id = 1"),
+                (conn, "INSERT INTO customers VALUES (2, 'cy')"),
+                (conn, "ALTER TABLE customers ADD COLUMN email VARCHAR(60)"),  # DDL on another table
+                (crm, "ALTER TABLE contacts ADD COLUMN phone VARCHAR(20)"),  # DDL in another database
+                (crm, "INSERT INTO contacts VALUES (2, 'dee', '555')"),
+                (conn, "ALTER TABLE orders ADD COLUMN flag INT NOT NULL DEFAULT 7"),  # DDL on the table
+                (conn, "INSERT INTO orders VALUES (5, 'after alter', 5, 8)"),
+            ):
+                db.execute(session, sql)
+            time.sleep(1.1)
+            at_1 = datetime.now(UTC).replace(microsecond=0)
+            expected_1 = _state(conn, "shop", "orders")
+            time.sleep(1.1)
+            # DDL of the table from a session with no default database: --database=shop drops it
+            db.execute(bare, "ALTER TABLE shop.orders ADD COLUMN extra VARCHAR(10) NOT NULL DEFAULT 'x'")
+            db.execute(conn, "INSERT INTO orders VALUES (6, 'after bare alter', 6, 9, 'y')")
+            db.execute(conn, "UPDATE orders SET qty = 0 WHERE id = 3")
+            time.sleep(1.1)
+            at_2 = datetime.now(UTC).replace(microsecond=0)
+            expected_2 = _state(conn, "shop", "orders")
+            time.sleep(1.1)
+            for session, sql in (
+                (conn, "INSERT INTO orders VALUES (7, 'too late', 6, 0, 'z')"),
+                (conn, "UPDATE orders SET note = 'too late'"),
+                (conn, "DROP TABLE customers"),
+                (crm, "DELETE FROM contacts"),
+            ):
+                db.execute(session, sql)
+        binlog.archive_binlogs(spec, [location], codec("zstd"), str(tmp_path), datetime.now(UTC))
+        with db.session(target.spec()) as conn:
+            for sql in (
+                "CREATE DATABASE shop",
+                "CREATE TABLE shop.orders (id INT PRIMARY KEY, note VARCHAR(40))",
+                "INSERT INTO shop.orders VALUES (1, 'live')",
+                "CREATE TABLE shop.payments (id INT PRIMARY KEY, amount INT)",
+                "INSERT INTO shop.payments VALUES (1, 100)",
+            ):
+                db.execute(conn, sql)
+            live = _snapshot(conn, "shop")
+        ctx = RunContext(staging_dir=str(tmp_path / "staging"))
+
+        def request(at: datetime, **kw: Any) -> restore.RestoreRequest:
+            return restore.RestoreRequest(
+                target=target.spec(),
+                locations=(location,),
+                server=spec.name,
+                until=RecoveryTarget(time=at),
+                tables=("shop.orders",),
+                **kw,
+            )
+
+        # refused before any scratch work: the target table exists and overwrite is not given
+        with pytest.raises(RestoreError, match=r"already exist.*overwrite=True"):
+            restore.run(request(at_1), ctx)
+        assert set(glob.glob(SCRATCH_GLOB)) == scratch_before
+        with db.session(target.spec()) as conn:
+            assert _snapshot(conn, "shop") == live
+
+        # every change of shop ran from shop: only shop is restored and replayed (--database)
+        done = restore.run(request(at_1, rename={"shop.orders": "orders_at"}), ctx)
+        summary = done.summary()
+        assert summary["databases"] == {"shop.orders": "shop.orders_at"} and summary["binlogs_replayed"]
+        with db.session(target.spec()) as conn:
+            got = _state(conn, "shop", "orders_at")
+            assert got[1:] == expected_1[1:]
+            assert got == expected_1
+            notes = [r["note"] for r in got[1]]
+            assert notes == ["base+", "base+", "after backup+", "after alter+"]  # triggers not fired again
+            for name, state in live.items():  # the live tables untouched
+                assert _state(conn, "shop", name) == state
+            assert (
+                db.scalar(
+                    conn, "SELECT COUNT(*) FROM information_schema.TRIGGERS WHERE TRIGGER_SCHEMA='shop'"
+                )
+                == 0
+            )  # renamed: none
+            assert (
+                db.scalar(conn, "SELECT COUNT(*) FROM information_schema.SCHEMATA WHERE SCHEMA_NAME='crm'")
+                == 0
+            )
+
+        # a DDL of the table without a default database in the window: every database is
+        # replayed instead; restored under its own name over the live table, with its triggers
+        result = table_pitr.table_point_in_time_restore(
+            [location],
+            spec.name,
+            target.spec(),
+            RecoveryTarget(time=at_2),
+            ["shop.orders"],
+            overwrite=True,
+            ctx=ctx,
+        )
+        assert result.scope == "server" and "no default database names 'shop'" in result.scope_reason
+        assert result.row_format.startswith("ROW")
+        with db.session(target.spec()) as conn:
+            got = _state(conn, "shop", "orders")
+            assert got[1:] == expected_2[1:]
+            assert got == expected_2
+            assert _state(conn, "shop", "payments") == live["payments"]
+            triggers = db.query(
+                conn,
+                "SELECT TRIGGER_NAME AS t FROM information_schema.TRIGGERS WHERE EVENT_OBJECT_TABLE='orders' ORDER BY 1",
+            )
+            assert [r["t"] for r in triggers] == ["orders_au", "orders_bi"]
+        assert set(glob.glob(SCRATCH_GLOB)) == scratch_before, "a scratch server was left behind"
+    finally:
+        sandbox.stop_server(source)
+        sandbox.stop_server(target)

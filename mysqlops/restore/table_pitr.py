@@ -213,7 +213,7 @@ def table_point_in_time_restore(
             tuned=True,
             binary=build,
             scratch=True,
-            extra_options=["--event-scheduler=OFF"],  # restored events must not change the tables
+            extra_options=["--event-scheduler=OFF"],  # MySQL starts it: restored events must not run
         )
         stack.callback(sandbox.stop_server, scratch)
         spec = scratch.spec(name=f"scratch-tpitr-{base.backup_id[-6:]}")

@@ -4,6 +4,12 @@ database's binlog events replayed there, only the table moved into a live target
 from __future__ import annotations
 
 import glob
+import json
+import os
+import pathlib
+import signal
+import subprocess
+import sys
 import time
 from datetime import UTC, datetime
 from typing import Any
@@ -14,7 +20,7 @@ from mysqlops import backup as bk
 from mysqlops import binlog as binlog
 from mysqlops import restore
 from mysqlops.adapters import mysql as db
-from mysqlops.adapters import sandbox
+from mysqlops.adapters import reaper, sandbox
 from mysqlops.errors import RestoreError
 from mysqlops.model import Location, RecoveryTarget
 from mysqlops.restore import table_pitr
@@ -199,5 +205,97 @@ def test_single_table_point_in_time_restore(flavor: str, sandbox_root: str, tmp_
             assert [r["t"] for r in triggers] == ["orders_au", "orders_bi"]
         assert set(glob.glob(SCRATCH_GLOB)) == scratch_before, "a scratch server was left behind"
     finally:
+        sandbox.stop_server(source)
+        sandbox.stop_server(target)
+
+
+CHILD = """
+import json, sys
+from datetime import datetime
+from mysqlops.model import Location, RecoveryTarget, ServerSpec
+from mysqlops.restore import table_pitr
+from mysqlops.runs import RunContext
+
+c = json.load(sys.stdin)  # the target's password by pipe, never argv
+table_pitr.table_point_in_time_restore(
+    [Location("local", c["location"])], c["server"], ServerSpec("dst", "127.0.0.1", c["port"], "root", c["password"]),
+    RecoveryTarget(time=datetime.fromisoformat(c["at"])), ["shop.big"], rename={"shop.big": "big_then"},
+    ctx=RunContext(staging_dir=c["staging"]),
+)
+"""
+
+
+def test_kill9_table_pitr_leaves_nothing_after_the_next_reap(sandbox_root: str, tmp_path: Any) -> None:
+    """kill -9 while the scratch server is being rebuilt: the target is untouched, and what is
+    left (the running scratch server, its directory, the staged binlogs and copy) carries the
+    owner marker, so the next run's reaper stops the server and removes everything."""
+    source = sandbox.start_server(sandbox_root, "tpksrc", server_id=863)
+    target = sandbox.start_server(sandbox_root, "tpkdst", server_id=864)
+    location = Location("local", f"file://{tmp_path}/b")
+    staging = tmp_path / "staging"
+    child = None
+    try:
+        spec = source.spec()
+        with db.session(spec) as conn:
+            db.execute(conn, "CREATE DATABASE shop")
+            db.execute(conn, "CREATE TABLE shop.big (id INT PRIMARY KEY, pad VARCHAR(200))")
+            db.execute(conn, "INSERT INTO shop.big SELECT seq, REPEAT('p', 180) FROM shop.seq_1_to_300000")
+        bk.run_backup(spec, [location], codec("zstd"))
+        with db.session(spec) as conn:
+            db.execute(conn, "UPDATE shop.big SET pad = 'x' WHERE id % 3 = 0")
+        time.sleep(1.1)
+        at = datetime.now(UTC).replace(microsecond=0)
+        time.sleep(1.1)
+        binlog.archive_binlogs(spec, [location], codec("zstd"), str(tmp_path), datetime.now(UTC))
+        before = set(glob.glob(SCRATCH_GLOB))
+        child = subprocess.Popen(
+            [sys.executable, "-c", CHILD],
+            stdin=subprocess.PIPE,
+            env={**os.environ, "PYTHONPATH": str(pathlib.Path(__file__).resolve().parents[2])},
+        )
+        assert child.stdin is not None
+        child.stdin.write(
+            json.dumps(
+                {
+                    "location": location.url,
+                    "server": spec.name,
+                    "port": target.port,
+                    "password": target.root_password,
+                    "at": at.isoformat(),
+                    "staging": str(staging),
+                }
+            ).encode()
+        )
+        child.stdin.close()
+        deadline = time.monotonic() + 120
+        scratch = None
+        while time.monotonic() < deadline and child.poll() is None:  # until the scratch server runs
+            new = set(glob.glob(SCRATCH_GLOB)) - before
+            if new and glob.glob(f"{next(iter(new))}/*/mysqld.pid"):
+                scratch = next(iter(new))
+                break
+            time.sleep(0.05)
+        assert scratch is not None, f"no scratch server seen (child exit {child.poll()})"
+        os.kill(child.pid, signal.SIGKILL)
+        assert child.wait(timeout=30) == -signal.SIGKILL
+        (pid_file,) = glob.glob(f"{scratch}/*/mysqld.pid")
+        server_pid = int(pathlib.Path(pid_file).read_text())
+        assert server_pid in [p.pid for p in reaper.servers_on(scratch)]  # the orphan the reaper exists for
+        assert list(staging.iterdir())
+        report = reaper.reap([str(staging)], prefect=False)  # what the next run does first
+        assert any(r.path == scratch and server_pid in r.servers_killed for r in report.removed), (
+            report.lines()
+        )
+        assert reaper.process_start(server_pid) is None
+        assert not os.path.exists(scratch) and list(staging.iterdir()) == []
+        with db.session(target.spec()) as conn:
+            assert (
+                db.scalar(conn, "SELECT COUNT(*) FROM information_schema.SCHEMATA WHERE SCHEMA_NAME='shop'")
+                == 0
+            )
+    finally:
+        if child is not None and child.poll() is None:
+            child.kill()
+            child.wait()
         sandbox.stop_server(source)
         sandbox.stop_server(target)

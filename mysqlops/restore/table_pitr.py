@@ -1,43 +1,46 @@
-"""Point-in-time restore of single tables: the base backup's database on a scratch server,
-that database's binlog events replayed there, then only the tables moved into the target.
+"""Point-in-time restore of single tables: rebuilt on a scratch server from the base backup
+and the archived binlog events they need, then only the tables moved into the target.
 
 Why a scratch server, and not a table-filtered replay straight into the target: neither
 flavor's binlog tool filters by table in a way that is safe on a live server. MySQL's
-``mysqlbinlog`` has no table filter at all; MariaDB's ``mariadb-binlog --table`` filters row
-events only, so DDL of the database's other tables would still run on the target (and a
-row event of the table whose structure a skipped statement changed would fail half way).
-``--database=db`` is what both tools offer: row events of ``db``'s tables, and statements whose
-default database was ``db``. Filtering by database is only sound against a server that holds
-the whole database, so:
+``mysqlbinlog`` has no table filter; MariaDB's ``mariadb-binlog --table`` filters row events
+only (other tables' DDL still runs) and, measured on 10.11, prints invalid SQL for a
+transaction that changed the table and another one (an UPDATE whose trigger writes to an
+audit table loses its ``BINLOG '`` head). ``--database=db`` (both tools) keeps row events of
+``db``'s tables and statements whose DEFAULT database was ``db``: a statement run from another
+default database is dropped even when it changes ``db`` (measured: ``ALTER TABLE shop.orders
+ADD COLUMN`` on a connection without ``USE`` was dropped, and the following row events went
+into the narrower table without an error). So the replay's scope is chosen from the window's
+own events (:mod:`mysqlops.binlog.statements`), the narrowest that is exact:
 
-1. the newest full logical backup before the target (:func:`~mysqlops.restore.pitr.choose_base`)
-   and the archived binlogs from its coordinates to the target are fetched and verified
-   BEFORE any server is started or the target touched (a gap, a target outside the archive, a
-   missing key fail here: :func:`~mysqlops.binlog.replay.fetch_binlogs`);
-2. the target is checked first too: an existing target table without ``overwrite``, a view in
-   its place, or the backup's own source server keeping the tables' names are refused;
-3. a scratch server of the backup's own build (owner-marked: the next run removes it if this
-   one is killed) gets the tables' database from the base backup, and the binlogs are replayed
-   into it with ``--database=db`` up to the target (strict mode handled as for every replay);
-4. every other table and view of that database is dropped on the scratch, which is then backed
-   up through the ordinary logical backup (table index, encrypted with a key that lives only in
-   this process) into a private directory, and the tables are restored from that backup into
-   the target through the single-table path (:func:`~mysqlops.restore.tables.restore_tables`):
-   ``rename`` and ``overwrite`` mean what they mean there, other tables are never touched;
-5. the scratch server and every file are removed, on success and on failure.
+- ``table`` (MariaDB, one table): no statement run from ``db`` names another of its tables, no
+  row change logged as a statement, no transaction changed the table with another one, and
+  the table has no foreign keys (changes cascaded from a parent are not in the binlog): only
+  the table is restored on the scratch (single-table path, ranged reads) and replayed with
+  ``--database=db --table=t``;
+- ``database``: no statement from another default database names ``db`` and none from ``db``
+  names another database: ``db`` is restored and replayed with ``--database=db``;
+- ``server``: otherwise, the whole base backup and every event (a full point-in-time recovery
+  on the scratch).
 
-Assumed (and said in the result's warnings): the binlogs are in ROW format (mysqlops refuses
-to archive for point-in-time recovery otherwise: ``sql/requirements``), and statements that
-change the database were run with it as the default database or name only it (a statement run
-from another default database is filtered out by ``--database``, as both tools document).
-A table that did not exist in the base backup cannot be restored this way.
+Steps: the base backup (:func:`~mysqlops.restore.pitr.choose_base`) and every binlog of the
+window are fetched and verified, and the target is checked (an existing target table without
+``overwrite``, a view in its place, the backup's own source keeping the names are refused),
+BEFORE a scratch server of the backup's build is started (owner-marked: if this process is
+killed, the next run's reaper stops and removes it). After the replay every other table and
+view of ``db`` is dropped on the scratch, which is backed up through the ordinary logical
+backup (table index; encrypted with a key that lives only in this process) into a private
+directory, and the tables are restored from there into the target by the single-table path
+(:func:`~mysqlops.restore.tables.restore_tables`): ``rename`` and ``overwrite`` mean what they
+mean there, other tables are never touched. The scratch server and every file are removed,
+on success and on failure. A table that did not exist in the base backup cannot be restored
+this way.
 """
 
 from __future__ import annotations
 
 import contextlib
 import os
-import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
@@ -47,21 +50,27 @@ from mysqlops.adapters import mysql as db
 from mysqlops.adapters.localfs import private_dir
 from mysqlops.backup.logical import run_backup
 from mysqlops.binlog.replay import FetchedBinlogs, apply_binlogs
-from mysqlops.binlog.statements import CONTROL, Statement, database_filter_problem, read_statements
+from mysqlops.binlog.statements import (
+    CONTROL,
+    DML,
+    Statement,
+    Transaction,
+    database_filter_problem,
+    read_statements,
+    table_filter_problem,
+)
 from mysqlops.errors import ConfigError, RestoreError
 from mysqlops.manifest import BackupManifest
-from mysqlops.model import Location, RecoveryTarget, ServerSpec, binlog_sequence
+from mysqlops.model import Flavor, Location, RecoveryTarget, ServerSpec, binlog_sequence
 from mysqlops.restore.fetch import check_key
 from mysqlops.restore.logical import restore_backup
 from mysqlops.restore.pitr import PitrResult, choose_base, fetch_window
-from mysqlops.restore.tables import TableRestoreResult, _targets, restore_tables, select_tables
+from mysqlops.restore.tables import TableRestoreResult, _Pick, _targets, restore_tables, select_tables
 from mysqlops.restore.verify import SCRATCH_PARENT, scratch_build_name
 from mysqlops.runs import RunContext
 from mysqlops.sql import catalog as sqlcat
 from mysqlops.streams.compression import codec
 from mysqlops.streams.keys import Keyring
-
-_DML = re.compile(r"\s*(INSERT|UPDATE|DELETE|REPLACE|LOAD\s+DATA)\b", re.IGNORECASE)
 
 
 @dataclass
@@ -78,9 +87,9 @@ class TablePitrResult(PitrResult):
     row_format: str = ""
 
 
-def _window(fetched: FetchedBinlogs) -> list[Statement]:
+def _window(fetched: FetchedBinlogs) -> list[Statement | Transaction]:
     """The statements of the replay window (transaction control left out)."""
-    until, out = fetched.until, list[Statement]()
+    until, out = fetched.until, list[Statement | Transaction]()
     for i, (m, path) in enumerate(zip(fetched.manifests, fetched.paths, strict=True)):
         stop = until.stop_position if until is not None else None
         out.extend(
@@ -91,11 +100,11 @@ def _window(fetched: FetchedBinlogs) -> list[Statement]:
                 stop_time=until.time if until is not None else None,
             )
         )
-    return [s for s in out if s.text is None or not CONTROL.match(s.text)]
+    return [s for s in out if not isinstance(s, Statement) or s.text is None or not CONTROL.match(s.text)]
 
 
-def _row_format(window: Sequence[Statement]) -> str:
-    dml = [s for s in window if s.text is not None and _DML.match(s.text)]
+def _row_format(window: Sequence[Statement | Transaction]) -> str:
+    dml = [s for s in window if isinstance(s, Statement) and s.text is not None and DML.match(s.text)]
     if not dml:
         return "ROW: no row change was logged as a statement in the replayed window"
     return (
@@ -104,7 +113,64 @@ def _row_format(window: Sequence[Statement]) -> str:
     )
 
 
-def _one_database(base: BackupManifest, tables: Sequence[str], rename: Mapping[str, str]) -> tuple[str, list]:
+def _choose_scope(
+    window: Sequence[Statement | Transaction], base: BackupManifest, database: str, picks: Sequence[_Pick]
+) -> tuple[str, str]:
+    """``table`` (only the table restored and its row events replayed: MariaDB, one table),
+    ``database`` (its database and ``--database``) or ``server`` (everything), and why."""
+    problem = database_filter_problem(window, database, base.databases)
+    if problem is not None:
+        return "server", problem
+    if len(picks) != 1:
+        return "database", "several tables (a replay filters by one table at most)"
+    if base.flavor != Flavor.MARIADB.value:
+        return "database", "mysqlbinlog has no table filter"
+    tables = [t.table for f in base.files if f.database == database for t in f.table_index or ()]
+    problem = table_filter_problem(window, database, picks[0].table, tables)
+    if problem is not None:
+        return "database", problem
+    return "table", f"no statement of the window names another table of {database}"
+
+
+def _load_scratch(
+    copies: Sequence[tuple[Location, BackupManifest]],
+    spec: ServerSpec,
+    scope: str,
+    reason: str,
+    database: str,
+    picks: Sequence[_Pick],
+    ctx: RunContext,
+) -> tuple[str, str]:
+    """Load the scratch server for ``scope``; a table with foreign keys takes its whole
+    database after all (changes cascaded from a parent table are not in the binlog)."""
+    say = ctx.reporter.info
+    if scope == "table":
+        (pick,) = picks
+        restore_tables(copies, spec, [pick.name], staging_dir=ctx.staging_dir, log=say, keyring=ctx.keyring)
+        with db.session(spec) as conn:
+            if not db.scalar(conn, sqlcat.TABLE_FOREIGN_KEYS, [database, pick.table]):
+                return scope, reason
+            db.execute(conn, sqlcat.drop_database(database))
+        scope, reason = (
+            "database",
+            f"{pick.name} has foreign keys (changes cascaded to it are not in the binlog)",
+        )
+        say(f"replay scope: {scope} ({reason})")
+    restore_backup(
+        copies,
+        spec,
+        databases=[database] if scope == "database" else None,
+        staging_dir=ctx.staging_dir,
+        keyring=ctx.keyring,
+        log=say,
+        reap_leftovers=False,
+    )
+    return scope, reason
+
+
+def _one_database(
+    base: BackupManifest, tables: Sequence[str], rename: Mapping[str, str]
+) -> tuple[str, list[_Pick]]:
     picks = _targets(select_tables(base, tables), dict(rename))
     databases = sorted({p.database for p in picks})
     if len(databases) != 1:
@@ -116,7 +182,11 @@ def _one_database(base: BackupManifest, tables: Sequence[str], rename: Mapping[s
 
 
 def _check_target(
-    target: ServerSpec, base: BackupManifest, picks: Sequence, overwrite: bool, allow_source_target: bool
+    target: ServerSpec,
+    base: BackupManifest,
+    picks: Sequence[_Pick],
+    overwrite: bool,
+    allow_source_target: bool,
 ) -> None:
     """The target refusals of the single-table path, judged before any scratch work (they are
     judged again when the tables are loaded)."""
@@ -196,14 +266,8 @@ def table_point_in_time_restore(
         say(f"fetched and verified {len(fetched.paths)} archived binlog file(s)")
         window = _window(fetched)
         row_format = _row_format(window)
-        problem = database_filter_problem(window, database, base.databases)
-        scope, reason = (
-            ("database", f"only {database}'s events were needed") if problem is None else ("server", problem)
-        )
-        say(
-            f"replay scope: {'the database ' + database if problem is None else 'every database'} ({reason}); "
-            f"binlog format: {row_format}"
-        )
+        scope, reason = _choose_scope(window, base, database, picks)
+        say(f"replay scope: {scope} ({reason}); binlog format: {row_format}")
         build = builds.resolve(scratch_build_name(base), log=say)
         root = sandbox_dir or stack.enter_context(private_dir(SCRATCH_PARENT, "mysqlops-tpitr-"))
         scratch = sandbox.start_server(
@@ -217,17 +281,13 @@ def table_point_in_time_restore(
         )
         stack.callback(sandbox.stop_server, scratch)
         spec = scratch.spec(name=f"scratch-tpitr-{base.backup_id[-6:]}")
-        restore_backup(
-            copies,
-            spec,
-            databases=[database] if scope == "database" else None,
-            staging_dir=staging_dir,
-            keyring=keyring,
-            log=say,
-            reap_leftovers=False,
-        )
+        scope, reason = _load_scratch(copies, spec, scope, reason, database, picks, ctx)
         replay = apply_binlogs(
-            spec, fetched, database=database if scope == "database" else None, timeout=ctx.timeout
+            spec,
+            fetched,
+            database=database if scope != "server" else None,
+            table=picks[0].table if scope == "table" else None,
+            timeout=ctx.timeout,
         )
         say(
             f"replayed {len(replay.files)} binlog file(s) of {database} up to {replay.stop} on the scratch server"

@@ -9,7 +9,13 @@ from typing import Any
 
 import pytest
 
-from mysqlops.binlog.statements import Statement, database_filter_problem, read_statements
+from mysqlops.binlog.statements import (
+    Statement,
+    Transaction,
+    database_filter_problem,
+    read_statements,
+    table_filter_problem,
+)
 from mysqlops.errors import ConfigError
 from mysqlops.model import BinlogCoordinates, Location, RecoveryTarget, ServerSpec
 from mysqlops.restore.request import RestoreRequest
@@ -60,6 +66,56 @@ def test_read_statements_window_and_default_database(tmp_path: Any) -> None:
     assert len(list(read_statements(path, stop_time=T0 + timedelta(seconds=2)))) == 2
 
 
+def _table_map(database: str, table: str) -> bytes:
+    return (
+        bytes(8)
+        + bytes([len(database)])
+        + database.encode()
+        + b"\0"
+        + bytes([len(table)])
+        + table.encode()
+        + b"\0"
+    )
+
+
+def test_read_statements_reports_the_tables_each_transaction_changed(tmp_path: Any) -> None:
+    gtid = bytes(13)
+    path, pos = _binlog(
+        tmp_path,
+        [
+            (0, 162, gtid),
+            (0, 19, _table_map("shop", "orders")),
+            (0, 19, _table_map("shop", "audit")),
+            (0, 162, gtid),
+            (0, 2, _query("shop", "ALTER TABLE orders ADD COLUMN x INT")),
+            (0, 162, gtid),
+            (0, 19, _table_map("shop", "orders")),
+        ],
+    )
+    got = list(read_statements(path))
+    assert got == [
+        Transaction("mysql-bin.000001", pos[0], frozenset({"shop.orders", "shop.audit"})),
+        Statement("mysql-bin.000001", pos[4], "shop", "ALTER TABLE orders ADD COLUMN x INT"),
+        Transaction("mysql-bin.000001", pos[5], frozenset({"shop.orders"})),
+    ]
+    problem = table_filter_problem(got, "shop", "orders", ["orders", "audit"])
+    assert problem is not None and "changed shop.orders and shop.audit together" in problem
+    assert table_filter_problem(got[1:], "shop", "orders", ["orders", "audit"]) is None
+
+
+def test_table_filter_refuses_statements_naming_other_tables_and_statement_logged_rows() -> None:
+    assert (
+        table_filter_problem([_s("shop", "ALTER TABLE orders ADD x INT")], "shop", "orders", ["audit"])
+        is None
+    )
+    assert "names the table shop.audit" in (
+        table_filter_problem([_s("shop", "DROP TABLE `audit`")], "shop", "orders", ["orders", "audit"]) or ""
+    )
+    assert "logged as a statement" in (
+        table_filter_problem([_s("shop", "UPDATE orders SET x = 1")], "shop", "orders", ["audit"]) or ""
+    )
+
+
 def _s(database: str, text: str | None, why: str = "") -> Statement:
     return Statement("mysql-bin.000001", 100, database, text, why)
 
@@ -80,9 +136,15 @@ def test_database_filter_is_exact_only_when_every_statement_stays_in_its_databas
     assert "cannot be checked" in (database_filter_problem(unreadable, "shop", []) or "")
 
 
-def test_replay_argv_filters_by_database() -> None:
+def test_replay_argv_filters_by_database_and_table() -> None:
     argv = replay_argv("mariadb-binlog", ["f"], BinlogCoordinates("mysql-bin.000001", 4), database="shop")
     assert argv == ("mariadb-binlog", "--no-defaults", "--disable-log-bin", "--database=shop", "f")
+    argv = replay_argv(
+        "mariadb-binlog", ["f"], BinlogCoordinates("m.000001", 4), database="shop", table="orders"
+    )
+    assert argv[-3:] == ("--database=shop", "--table=orders", "f")
+    with pytest.raises(ConfigError):
+        replay_argv("mariadb-binlog", ["f"], BinlogCoordinates("m.000001", 4), table="orders")
     with pytest.raises(ConfigError):
         replay_argv("mariadb-binlog", ["f"], BinlogCoordinates("mysql-bin.000001", 4), database="")
 

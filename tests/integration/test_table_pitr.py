@@ -11,7 +11,7 @@ import signal
 import subprocess
 import sys
 import time
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
@@ -158,6 +158,11 @@ def test_single_table_point_in_time_restore(flavor: str, sandbox_root: str, tmp_
         # refused before any scratch work: the target table exists and overwrite is not given
         with pytest.raises(RestoreError, match=r"already exist.*overwrite=True"):
             restore.run(request(at_1), ctx)
+        # a point outside the archived window: refused before any scratch work, nothing changed
+        with pytest.raises(RestoreError, match="the archive ends at"):
+            restore.run(request(datetime.now(UTC) + timedelta(hours=1), overwrite=True), ctx)
+        with pytest.raises(RestoreError, match="before the recovery target"):
+            restore.run(request(datetime(2000, 1, 1, tzinfo=UTC), overwrite=True), ctx)
         assert set(glob.glob(SCRATCH_GLOB)) == scratch_before
         with db.session(target.spec()) as conn:
             assert _snapshot(conn, "shop") == live

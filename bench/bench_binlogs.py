@@ -36,6 +36,7 @@ from mysqlops.adapters import process, sandbox
 from mysqlops.adapters.mysql import scalar, session
 from mysqlops.binlog import format as binlog_format
 from mysqlops.model import Location
+from mysqlops.runs import RunContext
 from mysqlops.streams.compression import codec
 from mysqlops.tools.client import DumpOptions, client_option_file, dump_argv
 
@@ -147,7 +148,9 @@ def main() -> None:
 
         walk["small_events"] = small_event_walk()
 
-        baseline = binlog.archive_binlogs(spec, [location], zstd, stage, datetime.now(UTC))
+        baseline = binlog.archive_binlogs(
+            spec, [location], zstd, RunContext(staging_dir=stage), datetime.now(UTC)
+        )
 
         changed = max(1, int(args.rows * args.change_pct / 100))
         step = max(1, int(100 / args.change_pct))
@@ -163,7 +166,9 @@ def main() -> None:
                 )
         change_seconds = time.monotonic() - t0
 
-        result = binlog.archive_binlogs(spec, [location], zstd, stage, datetime.now(UTC))
+        result = binlog.archive_binlogs(
+            spec, [location], zstd, RunContext(staging_dir=stage), datetime.now(UTC)
+        )
         archive = {
             "files": result.files,
             "raw_bytes": result.raw_bytes,

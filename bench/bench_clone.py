@@ -37,6 +37,7 @@ from mysqlops import restore as restore
 from mysqlops.adapters import sandbox
 from mysqlops.adapters.mysql import session
 from mysqlops.model import Location
+from mysqlops.runs import RunContext
 from mysqlops.streams.compression import codec
 
 RESULTS = Path(__file__).resolve().parent / "results"
@@ -92,7 +93,7 @@ def measure(build: str, rows: int, repeat: int, work: str) -> dict[str, Any]:
         m = result.manifest
         chain = restore.physical_chain(catalog.scan([location]), server.name, m.backup_id)
         t1 = time.monotonic()
-        tested = restore.restore_test_physical(chain, source=server.spec(), staging_dir=root)
+        tested = restore.restore_test_physical(chain, RunContext(staging_dir=root), source=server.spec())
         test_seconds = round(time.monotonic() - t1, 2)
         return {
             "build": build,

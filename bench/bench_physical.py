@@ -39,6 +39,7 @@ from mysqlops.adapters import sandbox
 from mysqlops.adapters.mysql import scalar, session
 from mysqlops.backup import BackupResult, run_backup
 from mysqlops.model import Location
+from mysqlops.runs import RunContext
 from mysqlops.sampledata import create_bulk_table
 from mysqlops.streams.compression import codec
 
@@ -149,7 +150,9 @@ def main() -> None:
         chain = restore.physical_chain(catalog.scan([location]), server.name)
         report = restore.ChainReport()
         t0 = time.monotonic()
-        target = restore.restore_physical(chain, os.path.join(root, "restored"), stage, report=report)
+        target = restore.restore_physical(
+            chain, os.path.join(root, "restored"), RunContext(staging_dir=stage), report=report
+        )
         restore_seconds = time.monotonic() - t0
         shutil.rmtree(target, ignore_errors=True)
         print(
@@ -157,7 +160,7 @@ def main() -> None:
         )
 
         t0 = time.monotonic()
-        test = restore.restore_test_physical(chain, source=spec, staging_dir=stage)
+        test = restore.restore_test_physical(chain, RunContext(staging_dir=stage), source=spec)
         test_seconds = time.monotonic() - t0
         print(f"restore test: passed={test.passed} in {test_seconds:.1f}s {test.durations}")
 

@@ -5,6 +5,7 @@ Each ``[servers.<name>]`` table may list its flows and schedules; everything els
 the ``[deployments]`` table and the defaults below::
 
     [deployments]
+    environment = "prod"                  # its deployments' setup tag (default: the file's name)
     timezone = "Europe/Berlin"            # of every cron below (default UTC)
     locations = ["local", "s3"]           # default: every [locations.*] table
     flows = ["backup", "archive-binlogs", "restore-test", "apply-retention", "check"]
@@ -24,9 +25,11 @@ the ``[deployments]`` table and the defaults below::
     replica_of = "prod-primary"                      # replica-health compares with it
 
 Every deployment is named after the server, under its flow (``backup/db3``), runs on the work
-pool, carries the tags ``mysqlops``, ``server:<name>`` and ``mysqlops-setup`` (the mark of a
-deployment setup made: setup removes those no longer in the file, and never touches any
-other). The flows that write a server's backups (backup, apply-retention) take their runs
+pool, carries the tags ``mysqlops``, ``server:<name>``, ``mysqlops-setup`` (made by a setup) and
+``mysqlops-setup:<environment>`` (made by the setup of this environment file: ``[deployments]
+environment``, by default the file's name without ``.toml``). Setup removes the deployments of
+its own environment no longer in the file, every page of them, and never touches any other
+(another environment file's on the same Prefect server, or a hand-made one). The flows that write a server's backups (backup, apply-retention) take their runs
 from the queue ``server-<name>`` (limited by setup), the others from ``default``. Each
 deployment has a concurrency limit of 1 (backups, retention, restore tests queue; frequent
 jobs skip a run while the previous one is still going). The deployment's ``version`` is a
@@ -39,6 +42,7 @@ from __future__ import annotations
 import hashlib
 import importlib
 import json
+import re
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -46,7 +50,16 @@ from typing import Any
 
 from mysqlops.errors import ConfigError
 
-MANAGED_TAG = "mysqlops-setup"
+MANAGED_TAG = "mysqlops-setup"  # every deployment any setup made
+PAGE = 200  # deployments read per API call (the server's default and largest page)
+
+
+def setup_tag(environment: str) -> str:
+    """The tag of the deployments the setup of one environment file made: the only ones it
+    ever deletes (another environment's, on the same Prefect server, are never touched)."""
+    return f"{MANAGED_TAG}:{environment}"
+
+
 VERSION_PREFIX = "mysqlops-setup:"
 PROJECT_DIR = Path(__file__).resolve().parents[1]
 DEFAULT_POLICY = {"keep_daily": 14, "keep_weekly": 8, "keep_monthly": 12, "min_redundancy": 2}
@@ -149,10 +162,12 @@ SERVER_KEYS = {"flows", "schedules", "parameters", "replica_of", "locations", "r
 
 @dataclass
 class DeploymentSettings:
+    environment: str = "default"  # which environment file made them: its own setup tag
     timezone: str = "UTC"
     directory: str = str(PROJECT_DIR)
     servers: list[ServerDeployments] = field(default_factory=list)
     job_variables: dict[str, Any] = field(default_factory=dict)  # Docker/Kubernetes: image, volumes
+    retention_policy: Any = field(default_factory=lambda: dict(DEFAULT_POLICY))  # [deployments]'s
 
 
 def _flow_list(where: str, value: Any) -> list[str]:
@@ -182,10 +197,14 @@ def parse(
     doc: Mapping[str, Any],
     servers: Sequence[tuple[str, str, bool, Mapping[str, Any]]],
     location_names: Sequence[str],
+    environment: str = "default",
 ) -> DeploymentSettings:
-    """``servers``: (block name, stored name, expect_backups, the server's table)."""
+    """``servers``: (block name, stored name, expect_backups, the server's table);
+    ``environment``: the environment's name unless ``[deployments] environment`` gives one
+    (setup passes the file's name)."""
     table = doc.get("deployments") or {}
     allowed = {
+        "environment",
         "timezone",
         "directory",
         "locations",
@@ -200,6 +219,12 @@ def parse(
     if unknown:
         raise ConfigError(
             f"[deployments]: unknown key(s) {', '.join(unknown)}; allowed: {', '.join(sorted(allowed))}"
+        )
+    environment = str(table.get("environment", environment))
+    if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,62}", environment):
+        raise ConfigError(
+            f"[deployments] environment {environment!r}: letters, digits, '.', '_' and '-' only "
+            '(at most 63), e.g. environment = "prod"'
         )
     timezone = str(table.get("timezone", "UTC"))
     try:
@@ -226,7 +251,13 @@ def parse(
         raise ConfigError(
             '[deployments] job_variables must be a table, e.g. { image = "registry/mysqlops:1.2" }'
         )
-    settings = DeploymentSettings(timezone=timezone, directory=directory, job_variables=dict(job_variables))
+    settings = DeploymentSettings(
+        environment=environment,
+        timezone=timezone,
+        directory=directory,
+        job_variables=dict(job_variables),
+        retention_policy=policy,
+    )
     block_names = {b for b, _, _, _ in servers}
     for block, stored, expect_backups, server_table in servers:
         where = f"[servers.{block}]"
@@ -290,7 +321,7 @@ def wanted(settings: DeploymentSettings, work_pool: str, queue_of: Callable[[str
                 "entrypoint": kind.entrypoint,
                 "description": kind.description.format(server=s.block),
                 "parameters": kind.params(s) | s.parameters.get(name, {}),
-                "tags": ["mysqlops", f"server:{s.block}", MANAGED_TAG],
+                "tags": ["mysqlops", f"server:{s.block}", MANAGED_TAG, setup_tag(settings.environment)],
                 "work_pool": work_pool,
                 "work_queue": queue_of(s.block) if kind.writes else "default",
                 "schedules": [{"cron": cron, "timezone": settings.timezone}] if cron else [],
@@ -310,14 +341,15 @@ def _parameter_schema(entrypoint: str) -> dict[str, Any]:
     return dict(getattr(module, attr).parameters.model_dump(exclude_unset=True))
 
 
-async def apply(client: Any, want: list[Wanted], report: Any) -> None:
-    """Create/update the wanted deployments; delete the ones setup made that are not wanted."""
+async def apply(client: Any, want: list[Wanted], report: Any, *, tag: str, page: int = PAGE) -> None:
+    """Create/update the wanted deployments; delete the ones the setup of this environment
+    made (tagged ``tag``, :func:`setup_tag`) that are not wanted, every page of them."""
     from prefect.client.schemas.actions import DeploymentScheduleCreate
-    from prefect.client.schemas.filters import DeploymentFilter, DeploymentFilterTags
     from prefect.client.schemas.objects import ConcurrencyLimitStrategy, ConcurrencyOptions
     from prefect.client.schemas.schedules import CronSchedule
     from prefect.exceptions import ObjectNotFound
 
+    flow_names: dict[Any, str] = {}
     for w in want:
         label = f"{w.flow}/{w.name}"
         try:
@@ -358,13 +390,40 @@ async def apply(client: Any, want: list[Wanted], report: Any) -> None:
         )
         report.add("updated" if current is not None else "created", "deployment", label)
     keep = {(w.flow, w.name) for w in want}
-    made = await client.read_deployments(
-        deployment_filter=DeploymentFilter(tags=DeploymentFilterTags(all_=[MANAGED_TAG]))
-    )
-    flow_names: dict[Any, str] = {}
-    for d in made:
+    for d in await read_all_deployments(client, MANAGED_TAG, page):
+        tags = set(d.tags or ())
+        if tag not in tags:
+            if not any(t.startswith(MANAGED_TAG + ":") for t in tags):
+                report.add(
+                    "left alone",
+                    "deployment",
+                    f"{d.name} (made by an older setup: delete it by hand if unwanted)",
+                )
+            continue  # another environment's
         if d.flow_id not in flow_names:
             flow_names[d.flow_id] = (await client.read_flow(d.flow_id)).name
         if (flow_names[d.flow_id], d.name) not in keep:
             await client.delete_deployment(d.id)
             report.add("deleted", "deployment", f"{flow_names[d.flow_id]}/{d.name} (no longer in the file)")
+
+
+async def read_all_deployments(client: Any, tag: str, page: int = PAGE) -> list[Any]:
+    """Every deployment tagged ``tag``, page after page (one call returns at most ``page``),
+    read in full before anything is deleted. Newest first: one created meanwhile shifts the
+    pages down and is read twice (kept once), never missed."""
+    from prefect.client.schemas.filters import DeploymentFilter, DeploymentFilterTags
+    from prefect.client.schemas.sorting import DeploymentSort
+
+    found: dict[Any, Any] = {}
+    offset = 0
+    while True:
+        batch = await client.read_deployments(
+            deployment_filter=DeploymentFilter(tags=DeploymentFilterTags(all_=[tag])),
+            sort=DeploymentSort.CREATED_DESC,
+            limit=page,
+            offset=offset,
+        )
+        found.update((d.id, d) for d in batch if d.id not in found)
+        offset += len(batch)
+        if len(batch) < page:
+            return list(found.values())

@@ -9,6 +9,7 @@ archived, naming the missing files and the full backups that cannot be rolled fo
 
 from __future__ import annotations
 
+import dataclasses
 from datetime import UTC, datetime
 from typing import Any
 
@@ -16,16 +17,18 @@ from prefect import flow, get_run_logger, task
 from prefect.cache_policies import NO_CACHE
 
 from flows.common import (
-    load_keyring,
     load_location,
     load_server,
     markdown_artifact,
     publish_metrics,
+    run_context,
     table_artifact,
 )
 from mysqlops import binlog, metrics
 from mysqlops.streams.compression import codec as make_codec
 from mysqlops.units import human_bytes
+
+COPY_TIMEOUT_SECONDS = 3600.0
 
 
 def _summary(result: binlog.ArchiveResult) -> dict[str, Any]:
@@ -55,16 +58,13 @@ def archive_task(
     logger = get_run_logger()
     spec = load_server(server)
     locs = [load_location(name) for name in locations]
-    keyring = load_keyring([encryption_key] if encryption_key else None)
+    # the key is loaded here, by block name; one binlog copy may take an hour (the flow runs
+    # every few minutes and skips a run while one is going: a hung copy must not block it for a day)
+    ctx = dataclasses.replace(
+        run_context(encryption_key, staging_dir=staging_dir), timeout=COPY_TIMEOUT_SECONDS
+    )
     try:
-        result = binlog.archive_binlogs(
-            spec,
-            locs,
-            make_codec(compression),
-            staging_dir=staging_dir,
-            now=datetime.now(UTC),
-            encryption_key=keyring.current if keyring else None,
-        )
+        result = binlog.archive_binlogs(spec, locs, make_codec(compression), ctx, datetime.now(UTC))
     except binlog.BinlogGap as gap:
         if gap.result is not None and gap.result.archived:
             table_artifact(

@@ -29,6 +29,7 @@ from mysqlops.errors import MysqlopsError
 # a schedule's fire time counts only this long after the schedule was (re)created or resumed:
 # the scheduler service needs one loop (60 s by default) to create its runs
 SCHEDULE_GRACE = timedelta(minutes=2)
+PAGE = 200  # deployments read per API call (the server's default and largest page)
 # how far back to look for a schedule's newest fire time (monthly/yearly schedules included)
 _LOOKBACK = (
     timedelta(hours=1),
@@ -76,9 +77,9 @@ def _last_fire(schedule: Any, since: datetime, now: datetime) -> datetime | None
 def read_schedule_facts(
     client: Any, tag: str, now: datetime | None = None, grace: timedelta = SCHEDULE_GRACE
 ) -> list[checks.ScheduleFacts]:
-    """What the Prefect API says about the schedules of every deployment tagged ``tag``
-    (``client``: a sync Prefect client). A fire time counts ``grace`` after the schedule was
-    last created or changed."""
+    """What the Prefect API says about the schedules of every deployment tagged ``tag`` that
+    has a schedule (``client``: a sync Prefect client; on-demand deployments, with none, are
+    left out). A fire time counts ``grace`` after the schedule was last created or changed."""
     from prefect.client.schemas.filters import (
         DeploymentFilter,
         DeploymentFilterTags,
@@ -86,15 +87,27 @@ def read_schedule_facts(
         FlowRunFilterDeploymentId,
         FlowRunFilterExpectedStartTime,
     )
-    from prefect.client.schemas.sorting import FlowRunSort
+    from prefect.client.schemas.sorting import DeploymentSort, FlowRunSort
 
     now = (now or datetime.now(UTC)).astimezone(UTC)
-    deployments = client.read_deployments(
-        deployment_filter=DeploymentFilter(tags=DeploymentFilterTags(all_=[tag])), limit=200
-    )
+    deployments: dict[Any, Any] = {}
+    offset = 0
+    while True:  # every page (one call returns at most PAGE); newest first: none missed
+        batch = client.read_deployments(
+            deployment_filter=DeploymentFilter(tags=DeploymentFilterTags(all_=[tag])),
+            sort=DeploymentSort.CREATED_DESC,
+            limit=PAGE,
+            offset=offset,
+        )
+        deployments.update((d.id, d) for d in batch)
+        offset += len(batch)
+        if len(batch) < PAGE:
+            break
     flow_names: dict[Any, str] = {}
     out: list[checks.ScheduleFacts] = []
-    for deployment in deployments:
+    for deployment in deployments.values():
+        if not deployment.schedules:
+            continue  # on demand (restore, pin-backup, ...): no scheduler to check, not a skipped check
         if deployment.flow_id not in flow_names:
             flow_names[deployment.flow_id] = client.read_flow(deployment.flow_id).name
         name = f"{flow_names[deployment.flow_id]}/{deployment.name}"
@@ -153,7 +166,8 @@ def schedule_checks(
                 "",
                 "schedule",
                 checks.Status.SKIPPED,
-                f"no deployment tagged {tag!r} on this Prefect server (deploy with prefect deploy --all)",
+                f"no scheduled deployment tagged {tag!r} on this Prefect server "
+                "(deploy with python -m deployments.setup and prefect deploy --all)",
             )
         ]
     return [checks.evaluate_schedule(f, now) for f in facts]
@@ -240,8 +254,8 @@ def check(
     ``max_restore_test_age_days`` (``None`` skips those two). Local locations: at least
     ``min_free_gb`` free and room for 1.5 x the newest backups. Before the first binlog archive
     or restore test is due (the first backup is younger than their limit) their absence is a
-    warning. Prefect's scheduler, for each deployment tagged ``deployments_tag`` (``None``
-    skips it): an active schedule has an upcoming run, and the run due last was created by the
+    warning. Prefect's scheduler, for each deployment tagged ``deployments_tag`` that has a
+    schedule (``None`` skips it; on-demand deployments, without one, are no check): an active schedule has an upcoming run, and the run due last was created by the
     scheduler ahead of time; an active schedule without an upcoming run fails.
     Ends Failed, listing every failed check, when any check failed.
 

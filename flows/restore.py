@@ -11,6 +11,7 @@ fails the flow with the reason.
 
 from __future__ import annotations
 
+import os
 from typing import Any
 
 from prefect import flow, get_run_logger, task
@@ -206,3 +207,57 @@ def restore_test(
     if error is not None:
         raise error
     return rows
+
+
+@task(cache_policy=NO_CACHE)
+def restore_physical_task(
+    request: mysqlops.restore.PhysicalRestoreRequest,
+    staging_dir: str | None,
+    encryption_keys: list[str] | None,
+) -> mysqlops.restore.PhysicalRestoreOutcome:
+    """Fetch, verify, extract and prepare the chain into the datadir; the keys are loaded here by block name."""
+    ctx = run_context(encryption_keys, staging_dir=staging_dir)
+    return mysqlops.restore.run_physical(request, ctx)
+
+
+@flow(name="restore-physical")
+def restore_physical(
+    datadir: str,
+    locations: list[str],
+    server: str,
+    backup_id: str = "latest",
+    staging_dir: str | None = None,
+    encryption_keys: list[str] | None = None,
+) -> dict[str, Any]:
+    """Restore a physical backup chain (mariabackup full + incrementals, or a MySQL CLONE copy)
+    into ``datadir``: the data directory of a STOPPED server on the machine this flow runs on
+    (run it from a worker on the database host). The datadir must be absent or empty and no
+    process may use it: a physical restore never writes over data. The chain is fetched and
+    sha256-checked (falling back to the next location), prepared beside the datadir (inside it
+    when it is a mount point), and put into place whole, with the empty datadir's mode and (run
+    as root) owner; then start the server (same flavor and series as the backup). The returned
+    ``next_steps`` says how (and to chown the datadir when it was created by root).
+
+    Args:
+        datadir: Absolute path of the stopped server's datadir, absent or empty, e.g. /var/lib/mysql.
+        locations: BackupLocation block names, in preference order, e.g. ["local", "s3"].
+        server: The backed-up server's MySQLServer block name (its backups are recorded under its server_name).
+        backup_id: The last backup of the chain to restore, or latest (the newest physical backup).
+        staging_dir: Directory for the fetched copies (default: a work directory beside the datadir).
+        encryption_keys: Secret block names holding the keys (current first) for encrypted backups.
+    """
+    request = mysqlops.restore.PhysicalRestoreRequest(
+        datadir=datadir,
+        locations=tuple(load_location(name) for name in locations),
+        server=server_name(server),
+        backup_id=backup_id,
+    )
+    request.check()
+    # what a killed run left: its work directory beside the datadir (inside it when it is a mount point)
+    reap_leftovers(staging_dir, os.path.dirname(os.path.normpath(datadir)), datadir)
+    outcome = restore_physical_task(request, staging_dir, encryption_keys)
+    get_run_logger().info("%s", outcome.next_steps())
+    table_artifact(
+        f"restore-physical-{outcome.server}", outcome.rows(), f"Physical restore of {outcome.backup_id}"
+    )
+    return outcome.summary()

@@ -67,6 +67,7 @@ class Codec:
 
 RAW = Codec(plain, lambda raw: raw)  # kept as read; the caller's validation judges it
 INT = Codec(plain, int)
+TEXT = Codec(plain, str)
 FLOAT = Codec(plain, float)
 BOOL = Codec(plain, bool)
 TIME = Codec(utc_iso, parse_utc)
@@ -100,13 +101,17 @@ class Spec:
     codec: Codec
     missing: Any  # the value when a document lacks the field; _REQUIRED: refuse it
     null_is_missing: bool
+    stored: bool = True  # False: never written nor read (where it was found, a secret)
 
 
-def json_as(codec: Codec = RAW, *, missing: Any = _REQUIRED, null_is_missing: bool = True) -> dict[str, Spec]:
+def json_as(
+    codec: Codec = RAW, *, missing: Any = _REQUIRED, null_is_missing: bool = True, stored: bool = True
+) -> dict[str, Spec]:
     """The metadata of a dataclass field that says how it travels:
     ``rows: int = field(metadata=json_as(INT))``. ``missing``: what a document without the
-    field reads as (by default the field's default; without one, the field is required)."""
-    return {"json": Spec(codec, missing, null_is_missing)}
+    field reads as (by default the field's default; without one, the field is required).
+    ``stored=False``: the field is not part of the document (it takes its default on read)."""
+    return {"json": Spec(codec, missing, null_is_missing, stored)}
 
 
 def _spec(f: dataclasses.Field[Any]) -> Spec:
@@ -125,16 +130,24 @@ class Document:
     """Writes and reads one dataclass as a JSON document (see the module docstring).
 
     ``derived``: values written but never read back (``schema`` included when set), e.g.
-    totals for people and other tools. ``strict``: refuse keys the class does not declare."""
+    totals for people and other tools. ``strict``: refuse keys the class does not declare.
+    ``older``: schemas of documents earlier versions wrote that this one still reads (``None``:
+    a document without a schema key), each field through the same codec, a field they lack
+    taking its ``missing`` value: a file left by an older version stays understood."""
 
     cls: type
     schema: str | None = None
     what: str = "manifest"
     derived: Mapping[str, Callable[[Any], Any]] = dataclasses.field(default_factory=dict)
     strict: bool = False
+    older: tuple[str | None, ...] = ()
 
     def to_doc(self, obj: Any) -> dict[str, Any]:
-        doc = {f.name: _spec(f).codec.dump(getattr(obj, f.name)) for f in dataclasses.fields(self.cls)}
+        doc = {
+            f.name: spec.codec.dump(getattr(obj, f.name))
+            for f in dataclasses.fields(self.cls)
+            if (spec := _spec(f)).stored
+        }
         if self.schema is not None:
             doc["schema"] = self.schema
         for name, compute in self.derived.items():
@@ -144,8 +157,9 @@ class Document:
     def dumps(self, obj: Any) -> str:
         return json.dumps(self.to_doc(obj), indent=2, sort_keys=True)
 
-    def from_doc(self, doc: Mapping[str, Any]) -> Any:
-        declared = dataclasses.fields(self.cls)
+    def from_doc(self, doc: Mapping[str, Any], **given: Any) -> Any:
+        """The object ``doc`` describes; ``given``: values of fields that are not stored."""
+        declared = [f for f in dataclasses.fields(self.cls) if _spec(f).stored]
         if self.strict:
             unknown = set(doc) - {f.name for f in declared}
             if unknown:
@@ -161,9 +175,9 @@ class Document:
                 kwargs[f.name] = spec.missing
             else:
                 kwargs[f.name] = spec.codec.load(doc[f.name])
-        return self.cls(**kwargs)
+        return self.cls(**kwargs, **given)
 
-    def loads(self, text: str | bytes) -> Any:
+    def loads(self, text: str | bytes, **given: Any) -> Any:
         try:
             doc = json.loads(text)
         except (ValueError, UnicodeDecodeError) as exc:
@@ -171,10 +185,10 @@ class Document:
         if not isinstance(doc, dict):
             raise ManifestError("manifest is not a JSON object")
         found = doc.get("schema")
-        if found != self.schema:
+        if found != self.schema and found not in self.older:
             raise ManifestError(f"unsupported manifest schema {found!r}; this mysqlops reads {self.schema!r}")
         try:
-            return self.from_doc(doc)
+            return self.from_doc(doc, **given)
         except ManifestError:
             raise
         except (KeyError, TypeError, ValueError, AttributeError) as exc:

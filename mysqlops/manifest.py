@@ -23,7 +23,7 @@ from enum import StrEnum
 from typing import Any
 
 from mysqlops import layout
-from mysqlops.errors import ManifestError, UnsafePath
+from mysqlops.errors import ConfigError, ManifestError, UnsafePath
 from mysqlops.jsondoc import (
     BOOL,
     FLOAT,
@@ -272,7 +272,15 @@ class BinlogManifest:
     def sequence(self) -> int:
         return binlog_sequence(self.file)
 
-    def to_record(self) -> BackupRecord:
+    def to_record(self, *, strict: bool = True) -> BackupRecord:
+        """The retention record. A file name without a numeric sequence is a ConfigError, or
+        (``strict=False``, for estimates) a record without a sequence, which retention keeps."""
+        try:
+            sequence: int | None = self.sequence
+        except ConfigError:
+            if strict:
+                raise
+            sequence = None
         return BackupRecord(
             backup_id=self.file,
             server=self.server,
@@ -282,7 +290,7 @@ class BinlogManifest:
             created_at=self.last_event_at or self.archived_at,
             stored_bytes=self.stored_bytes,
             raw_bytes=self.raw_bytes,
-            binlog_sequence=self.sequence,
+            binlog_sequence=sequence,
         )
 
     def to_json(self) -> str:

@@ -20,16 +20,15 @@ location (retention then deletes nothing there), never a silently ignored unpin.
 
 from __future__ import annotations
 
-import json
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
-from mysqlops import layout
+from mysqlops import jsondoc, layout
 from mysqlops.adapters.storage import Store
-from mysqlops.errors import ConfigError, ManifestError, MysqlopsError
-from mysqlops.jsondoc import parse_utc, utc_iso
+from mysqlops.errors import ConfigError, MysqlopsError
+from mysqlops.jsondoc import json_as, utc_iso
 
 if TYPE_CHECKING:
     from mysqlops.catalog import LocationScan
@@ -38,61 +37,40 @@ PIN_SCHEMA = "mysqlops.pin/1"
 MAX_REASON = 500
 
 
+def _flag(value: Any) -> bool:
+    if not isinstance(value, bool):
+        raise TypeError("pinned is not true/false")
+    return value
+
+
+def _text(limit: int) -> jsondoc.Codec:
+    return jsondoc.Codec(jsondoc.plain, lambda raw: str(raw or "")[:limit])
+
+
 @dataclass(frozen=True)
 class PinMarker:
-    """One pin or unpin of one backup, as stored (``key``: where it was found, not stored)."""
+    """One pin or unpin of one backup, as stored (``key``, ``location``: where it was found,
+    not stored). Fields declared once, written and read by :mod:`mysqlops.jsondoc`."""
 
-    server: str
-    backup_id: str
-    pinned: bool
-    at: datetime
-    by: str = ""
-    reason: str = ""
-    key: str = ""
-    location: str = ""
+    server: str = field(metadata=json_as(jsondoc.Codec(jsondoc.plain, layout.check_server_name)))
+    backup_id: str = field(
+        metadata=json_as(
+            jsondoc.Codec(jsondoc.plain, lambda v: layout.check_backup_id(v, "pin marker backup id"))
+        )
+    )
+    pinned: bool = field(metadata=json_as(jsondoc.Codec(jsondoc.plain, _flag)))
+    at: datetime = field(metadata=json_as(jsondoc.TIME))
+    by: str = field(default="", metadata=json_as(_text(200)))
+    reason: str = field(default="", metadata=json_as(_text(MAX_REASON)))
+    key: str = field(default="", metadata=json_as(stored=False))
+    location: str = field(default="", metadata=json_as(stored=False))
 
     def to_json(self) -> str:
-        return json.dumps(
-            {
-                "schema": PIN_SCHEMA,
-                "server": self.server,
-                "backup_id": self.backup_id,
-                "pinned": self.pinned,
-                "at": utc_iso(self.at),
-                "by": self.by,
-                "reason": self.reason,
-            },
-            indent=2,
-            sort_keys=True,
-        )
+        return _PIN_DOC.dumps(self)
 
     @classmethod
     def from_json(cls, text: str | bytes, key: str = "", location: str = "") -> PinMarker:
-        try:
-            doc = json.loads(text)
-        except (ValueError, UnicodeDecodeError) as exc:
-            raise ManifestError(f"pin marker is not JSON: {exc}") from exc
-        if not isinstance(doc, dict) or doc.get("schema") != PIN_SCHEMA:
-            found = doc.get("schema") if isinstance(doc, dict) else None
-            raise ManifestError(
-                f"unsupported pin marker schema {found!r}; this mysqlops reads {PIN_SCHEMA!r}"
-            )
-        try:
-            pinned = doc["pinned"]
-            if not isinstance(pinned, bool):
-                raise TypeError("pinned is not true/false")
-            marker = cls(
-                server=layout.check_server_name(doc["server"]),
-                backup_id=layout.check_backup_id(doc["backup_id"], "pin marker backup id"),
-                pinned=pinned,
-                at=parse_utc(doc["at"]),
-                by=str(doc.get("by") or "")[:200],
-                reason=str(doc.get("reason") or "")[:MAX_REASON],
-                key=key,
-                location=location,
-            )
-        except (KeyError, TypeError, ValueError, AttributeError) as exc:
-            raise ManifestError(f"pin marker is malformed: {exc!r}") from exc
+        marker: PinMarker = _PIN_DOC.loads(text, key=key, location=location)
         return marker
 
     def describe(self) -> str:
@@ -100,6 +78,9 @@ class PinMarker:
         who = f" by {self.by}" if self.by else ""
         why = f": {self.reason}" if self.reason else ""
         return f"{what} {utc_iso(self.at)}{who}{why}"
+
+
+_PIN_DOC = jsondoc.Document(PinMarker, PIN_SCHEMA, "pin marker")
 
 
 def newest(markers: Iterable[PinMarker]) -> dict[tuple[str, str], PinMarker]:

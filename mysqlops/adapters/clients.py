@@ -122,15 +122,22 @@ def _on_path(name: str) -> str:
     return shutil.which(name) or shutil.which(name, path="/usr/sbin:/usr/local/sbin:/sbin") or name
 
 
-def fix_text(version: ServerVersion) -> str:
-    """What to do when no fitting client is there."""
+def _install_text(version: ServerVersion, pkg: str, binaries: str, series_suffix: str = "") -> str:
+    """Install ``pkg`` of the server's series, point the build's variable at ``binaries``, or
+    fetch the build: the three ways out when a tool of the right series is missing."""
     name = builds.build_name_for(version)
-    pkg = "mariadb-client" if version.flavor is Flavor.MARIADB else "mysql-client"
     env = builds.parse_build_name(name).env_var
     return (
-        f"Install {pkg} of series {version.series} (or newer), point {env} at a directory of "
-        f"{name} binaries, or fetch the build: python -m mysqlops builds fetch {name}"
+        f"install {pkg} of series {version.series}{series_suffix}, point {env} at a directory of {binaries}, "
+        f"or fetch the build: python -m mysqlops builds fetch {name}"
     )
+
+
+def fix_text(version: ServerVersion) -> str:
+    """What to do when no fitting client is there."""
+    pkg = "mariadb-client" if version.flavor is Flavor.MARIADB else "mysql-client"
+    text = _install_text(version, pkg, f"{builds.build_name_for(version)} binaries", " (or newer)")
+    return text[0].upper() + text[1:]
 
 
 def version_text(program: Sequence[str]) -> str:
@@ -221,13 +228,8 @@ def physical_tools(version: ServerVersion) -> PhysicalTools:
 
 def physical_fix_text(version: ServerVersion) -> str:
     """What to do when no backup tool of the server's series is there."""
-    name = builds.build_name_for(version)
     pkg = "mariadb-backup" if version.flavor is Flavor.MARIADB else "percona-xtrabackup"
-    env = builds.parse_build_name(name).env_var
-    return (
-        f"install {pkg} of series {version.series}, point {env} at a directory of {name} binaries "
-        f"that holds it, or fetch the build: python -m mysqlops builds fetch {name}"
-    )
+    return _install_text(version, pkg, f"{builds.build_name_for(version)} binaries that holds it")
 
 
 def check_physical(tools: PhysicalTools, server: ServerVersion) -> tuple[list[str], str]:

@@ -38,7 +38,6 @@ the two halves of one safety rule (never remove what a live process owns), kept 
 from __future__ import annotations
 
 import contextlib
-import json
 import os
 import secrets
 import shutil
@@ -52,6 +51,9 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Literal
 
+from mysqlops import jsondoc
+from mysqlops.errors import ManifestError
+from mysqlops.jsondoc import json_as
 from mysqlops.units import human_bytes
 
 MARKER = ".mysqlops-owner"
@@ -169,25 +171,45 @@ def owner_env_value() -> str:
 
 
 # --------------------------------------------------------------------------- markers
+@dataclass(frozen=True)
+class MarkerDoc:
+    """The owner marker as stored: fields declared once (:mod:`mysqlops.jsondoc`). Markers of
+    older versions (no schema key) are read the same way: the reaper must understand what a
+    killed run of any version left."""
+
+    pid: int = field(metadata=json_as(jsondoc.INT))
+    start: int = field(metadata=json_as(jsondoc.INT))
+    boot_id: str = field(metadata=json_as(jsondoc.TEXT))
+    host: str = field(metadata=json_as(jsondoc.TEXT))
+    pidns: str = field(default="", metadata=json_as(jsondoc.TEXT))
+    purpose: str = field(default="", metadata=json_as(jsondoc.TEXT))
+    session: str = field(default="", metadata=json_as(jsondoc.TEXT))
+    created: str = field(default="", metadata=json_as(jsondoc.TEXT))  # ISO time, for people
+
+
+MARKER_SCHEMA = "mysqlops.owner/1"
+_MARKER_DOC = jsondoc.Document(MarkerDoc, MARKER_SCHEMA, "owner marker", older=(None,))
+
+
 def mark(path: str, purpose: str) -> None:
     """Write the owner marker of this process into the directory ``path`` (atomically: a
     marker is complete or absent)."""
     owner = current_owner()
-    doc = {
-        "pid": owner.pid,
-        "start": owner.start,
-        "boot_id": owner.boot_id,
-        "host": owner.host,
-        "pidns": owner.pidns,
-        "purpose": purpose,
-        "session": os.environ.get(SESSION_ENV, ""),
-        "created": datetime.now(UTC).isoformat(timespec="seconds"),
-    }
+    doc = MarkerDoc(
+        pid=owner.pid,
+        start=owner.start,
+        boot_id=owner.boot_id,
+        host=owner.host,
+        pidns=owner.pidns,
+        purpose=purpose,
+        session=os.environ.get(SESSION_ENV, ""),
+        created=datetime.now(UTC).isoformat(timespec="seconds"),
+    )
     tmp = os.path.join(path, f"{MARKER}.{secrets.token_hex(4)}.tmp")
     fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
     try:
         with os.fdopen(fd, "w", encoding="utf-8") as fh:
-            json.dump(doc, fh)
+            fh.write(_MARKER_DOC.dumps(doc))
         os.rename(tmp, os.path.join(path, MARKER))
     except BaseException:
         with contextlib.suppress(OSError):
@@ -217,17 +239,11 @@ def read_marker(path: str) -> Marked | None:
     if not stat.S_ISREG(mst.st_mode) or mst.st_uid != uid or mst.st_size > 4096:
         return None
     try:
-        doc = json.loads(_read(os.path.join(path, MARKER)))
-        owner = Owner(
-            int(doc["pid"]),
-            int(doc["start"]),
-            str(doc["boot_id"]),
-            str(doc["host"]),
-            str(doc.get("pidns", "")),
-        )
-    except (OSError, ValueError, KeyError, TypeError):
+        doc: MarkerDoc = _MARKER_DOC.loads(_read(os.path.join(path, MARKER)))
+    except (OSError, ManifestError):
         return None
-    return Marked(path, owner, str(doc.get("purpose", "")), str(doc.get("session", "")))
+    owner = Owner(doc.pid, doc.start, doc.boot_id, doc.host, doc.pidns)
+    return Marked(path, owner, doc.purpose, doc.session)
 
 
 # --------------------------------------------------------------------------- processes
@@ -286,6 +302,31 @@ def servers_on(directory: str) -> list[Proc]:
             if arg.startswith("--datadir=") and _inside(arg.split("=", 1)[1], directory):
                 found.append(proc)
                 break
+    return found
+
+
+def users_of(directory: str) -> list[str]:
+    """Processes of any user that name a ``--datadir=`` inside ``directory`` on their command
+    line, or whose working directory is inside it (readable for this user's processes, or
+    all when root): ``"pid 123 (mariadbd)"`` each. A server chdirs to its datadir, so one
+    started from an option file is found too. Only read, never signalled."""
+    found = []
+    try:
+        names = [n for n in os.listdir("/proc") if n.isdigit()]
+    except OSError:
+        return []
+    for name in names:
+        try:
+            with open(f"/proc/{name}/cmdline", "rb") as fh:
+                argv = [a.decode("utf-8", "replace") for a in fh.read().split(b"\0") if a]
+        except OSError:
+            continue
+        hit = any(a.startswith("--datadir=") and _inside(a.split("=", 1)[1], directory) for a in argv[1:])
+        if not hit:
+            with contextlib.suppress(OSError):
+                hit = _inside(os.readlink(f"/proc/{name}/cwd"), directory)
+        if hit and int(name) != os.getpid():
+            found.append(f"pid {name} ({os.path.basename(argv[0]) if argv else '?'})")
     return found
 
 

@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import atexit
 import contextlib
-import json
 import os
 import secrets
 import shutil
@@ -24,13 +23,14 @@ import threading
 import time
 from collections.abc import Iterable, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import asdict, replace
+from dataclasses import replace
 from pathlib import Path
 
 from mysqlops.adapters import builds, process, reaper
 from mysqlops.adapters.builds import ServerBuild
 from mysqlops.adapters.mysql import execute, query, session
 from mysqlops.adapters.sandbox_setup import (
+    STATE_DOC,
     SandboxServer,
     _files_dir,
     _initialize,
@@ -38,7 +38,7 @@ from mysqlops.adapters.sandbox_setup import (
     _pid_is_server,
     _server_options,
 )
-from mysqlops.errors import SandboxError
+from mysqlops.errors import ManifestError, SandboxError
 from mysqlops.model import Flavor, ServerSpec
 from mysqlops.sql import catalog as sqlcat
 from mysqlops.sql.accounts import root_init_file
@@ -282,7 +282,7 @@ def stop_server(server: SandboxServer, *, remove: bool = True, timeout: float = 
     if remove:
         shutil.rmtree(server.directory, ignore_errors=True)
     else:
-        _save_state(server, running=False)
+        _save_state(server)
 
 
 def running_servers() -> list[SandboxServer]:
@@ -303,27 +303,25 @@ def stop_all() -> int:
 atexit.register(stop_all)
 
 
-def _save_state(server: SandboxServer, running: bool = True) -> None:
-    doc = {k: v for k, v in asdict(server).items() if k != "root_password"}
-    doc["flavor"] = server.flavor.value
-    doc["running"] = running
-    path = os.path.join(server.directory, STATE_FILE)
-    _write_private(path, json.dumps(doc, indent=2))
+def _save_state(server: SandboxServer) -> None:
+    _write_private(os.path.join(server.directory, STATE_FILE), STATE_DOC.dumps(server))
 
 
 def load_servers(base_dir: str | os.PathLike[str]) -> list[SandboxServer]:
-    """Sandboxes recorded under ``base_dir`` (the CLI's ``status``/``down``)."""
+    """Sandboxes recorded under ``base_dir`` (the CLI's ``status``/``down``); a state file
+    that cannot be read is a :class:`SandboxError` naming it."""
     servers = []
     base = Path(base_dir)
     if not base.is_dir():
         return []
     for state in sorted(base.glob(f"*/{STATE_FILE}")):
-        doc = json.loads(state.read_text())
         password = _password_from_option_file(state.parent / "client.cnf")
-        doc.pop("running", None)
-        doc["flavor"] = Flavor(doc["flavor"])
-        doc["client"] = tuple(doc.get("client", ()))
-        servers.append(SandboxServer(root_password=password, **doc))
+        try:
+            servers.append(STATE_DOC.loads(state.read_bytes(), root_password=password))
+        except (OSError, ManifestError) as exc:
+            raise SandboxError(
+                f"sandbox state {state} cannot be read ({exc}): remove that sandbox's directory by hand"
+            ) from None
     return servers
 
 

@@ -10,27 +10,32 @@ import shutil
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
+from mysqlops import jsondoc
 from mysqlops.adapters import process
 from mysqlops.adapters.builds import ServerBuild
 from mysqlops.errors import SandboxError
+from mysqlops.jsondoc import json_as
 from mysqlops.model import Flavor, ServerSpec, ServerVersion
 
 
 @dataclass(frozen=True)
 class SandboxServer:
-    """A running throwaway server."""
+    """A running throwaway server. Its fields travel as its state file (``sandbox.json``, see
+    :data:`STATE_DOC`), the root password excepted."""
 
-    name: str
-    directory: str
-    port: int
-    server_id: int
-    pid: int
-    flavor: Flavor
-    version: str
-    root_password: str = field(repr=False)
-    tuned: bool = False
-    build: str = ""  # the server build's name (mysql-9.7, ...); "" in state files of older versions
-    client: tuple[str, ...] = ()  # argv prefix of the build's own client (loader included)
+    name: str = field(metadata=json_as(jsondoc.TEXT))
+    directory: str = field(metadata=json_as(jsondoc.TEXT))
+    port: int = field(metadata=json_as(jsondoc.INT))
+    server_id: int = field(metadata=json_as(jsondoc.INT))
+    pid: int = field(metadata=json_as(jsondoc.INT))
+    flavor: Flavor = field(metadata=json_as(jsondoc.enum(Flavor)))
+    version: str = field(metadata=json_as(jsondoc.TEXT))
+    root_password: str = field(repr=False, metadata=json_as(stored=False))  # in client.cnf only
+    tuned: bool = field(default=False, metadata=json_as(jsondoc.BOOL))
+    # the server build's name (mysql-9.7, ...); "" in state files of older versions
+    build: str = field(default="", metadata=json_as(jsondoc.TEXT))
+    # argv prefix of the build's own client (loader included)
+    client: tuple[str, ...] = field(default=(), metadata=json_as(jsondoc.tuple_of(jsondoc.TEXT)))
 
     @property
     def datadir(self) -> str:
@@ -65,6 +70,17 @@ class SandboxServer:
 
     def alive(self) -> bool:
         return _pid_is_server(self.pid, self.datadir)
+
+
+#: ``sandbox.json``: a sandbox's fields (never its password) and whether it ran when written;
+#: state files of older versions (no schema key) are read the same way
+STATE_DOC = jsondoc.Document(
+    SandboxServer,
+    "mysqlops.sandbox/1",
+    "sandbox state",
+    derived={"running": SandboxServer.alive},
+    older=(None,),
+)
 
 
 def _pid_is_server(pid: int, datadir: str) -> bool:

@@ -51,14 +51,13 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import os
-import shutil
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from datetime import UTC, datetime
 
 from mysqlops import layout
 from mysqlops.adapters import clients, process
-from mysqlops.adapters.localfs import private_tempdir
+from mysqlops.adapters.localfs import private_dir  # also the binlog replay's
 from mysqlops.adapters.storage import Store, StoredObject
 from mysqlops.binlog.format import BinlogSummary, summarize_file
 from mysqlops.binlog.plan import (
@@ -84,6 +83,7 @@ from mysqlops.errors import (
 )
 from mysqlops.manifest import BackupManifest, BinlogManifest
 from mysqlops.model import Location, ServerSpec, binlog_sequence
+from mysqlops.runs import RunContext
 from mysqlops.streams.checksum import CHUNK, CountingHash, iter_chunks
 from mysqlops.streams.compression import Codec
 from mysqlops.streams.crypto import HEADER_MAX_SIZE, Decryptor, Encryptor, Keyring, peek_key_id
@@ -93,17 +93,6 @@ from mysqlops.tools.client import client_option_file
 
 
 # =========================================================================== archive
-@contextlib.contextmanager
-def private_dir(parent: str | None, prefix: str) -> Iterator[str]:
-    """A 0700 temporary directory, removed (with everything in it) on the way out. A missing
-    ``parent`` is created 0700 (an existing one is left as it is)."""
-    path = private_tempdir(parent, prefix)
-    try:
-        yield path
-    finally:
-        shutil.rmtree(path, ignore_errors=True)
-
-
 def _staged_compress(
     raw_path: str, out_path: str, codec: Codec, key: bytes | None = None
 ) -> tuple[CountingHash, CountingHash]:
@@ -218,28 +207,31 @@ def archive_binlogs(
     spec: ServerSpec,
     locations: Sequence[Location],
     codec: Codec,
-    staging_dir: str | None = None,
+    ctx: RunContext | None = None,
     now: datetime | None = None,
     *,
     rotate: bool = True,
-    fetch_timeout: float = 3600,
-    encryption_key: bytes | None = None,
 ) -> ArchiveResult:
     """Rotate, then archive every closed binlog not yet archived at each location.
 
-    ``encryption_key`` (32 bytes): each file is encrypted (AES-256-GCM, chunked, see
-    :mod:`mysqlops.streams.crypto`) after compression, in the 0700 staging directory, before it is
-    uploaded; its manifest records the key id, never the key.
+    ``ctx``: the staging directory (a 0700 directory is made under it), the keyring (with
+    one, each file is encrypted with its current key, AES-256-GCM in chunks, see
+    :mod:`mysqlops.streams.crypto`, after compression, in the staging directory, before it is
+    uploaded; its manifest records the key id, never the key; an object left by a killed run is
+    adopted only when it decrypts with a key of the keyring), the reporter and the timeout of
+    each binlog copy.
 
     Raises :class:`BinlogGap` (after archiving everything still available) when binlogs
     were purged from the server before they were archived, :class:`BinlogHistoryChanged`
     when the server's binlogs no longer continue the archive.
     """
     started = time.monotonic()
+    ctx = ctx if ctx is not None else RunContext()
     now = now or datetime.now(UTC)
     if now.tzinfo is None:
         raise ConfigError("archive_binlogs needs a timezone-aware 'now'")
-    keyring = Keyring(encryption_key) if encryption_key is not None else None  # checks the key first
+    keyring = ctx.keyring
+    encryption_key = ctx.encryption_key
     if not locations:
         raise ConfigError("no location given: pass at least one BackupLocation block name")
     names = [loc.name for loc in locations]
@@ -276,13 +268,13 @@ def archive_binlogs(
     credentials = client_option_file(spec)
     done: list[ArchivedBinlog] = []
     manifests: list[BinlogManifest] = []
-    with private_dir(staging_dir, "mysqlops-binlogs-") as staging:
+    with private_dir(ctx.staging_dir, "mysqlops-binlogs-") as staging:
         for file in wanted:
             raw_path = os.path.join(staging, file)
             process.run(
                 fetch_argv(tools.binlog, file, staging),
                 credentials=credentials,
-                timeout=fetch_timeout,
+                timeout=ctx.timeout,
                 name=f"copy binlog {file}",
             )
             if not os.path.isfile(raw_path):
@@ -307,6 +299,7 @@ def archive_binlogs(
                 )
                 done.append(entry)
                 manifests.append(manifest)
+                ctx.reporter.info(f"archived {file} at {name}" + (" (adopted)" if entry.adopted else ""))
             os.unlink(stored_path)
 
     result = ArchiveResult(

@@ -247,19 +247,21 @@ def _first_backup(scan: catalog.LocationScan, server: str) -> datetime | None:
     return min(done) if done else None
 
 
-def _first_backup_grace(
+def _nothing_yet(
     scan: catalog.LocationScan,
     server: str,
     now: datetime,
     check: tuple[str, timedelta, str, str],
     advice: str,
-) -> CheckResult | None:
-    """A WARNING while nothing is due yet: a fresh install whose first backup is younger than the
-    check's limit (``check`` = check name, limit, what is missing, what is due). None otherwise."""
+    failed: str,
+) -> CheckResult:
+    """The verdict when a check finds nothing of its kind: a WARNING while nothing is due yet (a
+    fresh install whose first backup is younger than the check's limit; ``check`` = check name,
+    limit, what is missing, what is due), else FAILED with ``failed`` as the detail."""
     first = _first_backup(scan, server)
     name, limit, missing, due = check
     if first is None or _age(now, first) > limit:
-        return None
+        return CheckResult(server, scan.location.name, name, Status.FAILED, failed)
     return CheckResult(
         server,
         scan.location.name,
@@ -280,22 +282,14 @@ def _binlog_age(
         return CheckResult(server, name, "binlog archive age", Status.SKIPPED, "binary log is off")
     archives = [b for b in scan.binlogs if b.server == server]
     if not archives:
-        grace = _first_backup_grace(
+        first = _first_backup(scan, server)
+        return _nothing_yet(
             scan,
             server,
             now,
             ("binlog archive age", policy.max_binlog_archive_age, "binlog archived", "archive"),
             "the archive-binlogs schedule will archive them, or run it now "
             f"(prefect deployment run 'archive-binlogs/{server}')",
-        )
-        if grace is not None:
-            return grace
-        first = _first_backup(scan, server)
-        return CheckResult(
-            server,
-            name,
-            "binlog archive age",
-            Status.FAILED,
             f"no archived binlog of {server!r} at {name!r}"
             + (f" although the first backup is {human_age(_age(now, first))} old" if first else "")
             + f": the archive-binlogs schedule is not running or failing; run it "
@@ -319,21 +313,13 @@ def _restore_test(scan: catalog.LocationScan, server: str, policy: CheckPolicy, 
         return CheckResult(server, name, "restore test", Status.SKIPPED, "switched off")
     certificates = [c for c in scan.certificates if c.server == server]
     if not certificates:
-        grace = _first_backup_grace(
+        return _nothing_yet(
             scan,
             server,
             now,
             ("restore test", policy.max_restore_test_age, "restore test", "test"),
             "a backup is not proven until restored; the restore-test schedule will test it, "
             f"or run it now (prefect deployment run 'restore-test/{server}')",
-        )
-        if grace is not None:
-            return grace
-        return CheckResult(
-            server,
-            name,
-            "restore test",
-            Status.FAILED,
             f"no restore test of a backup of {server!r} at {name!r}: a backup is not proven "
             "until restored; run the restore-test flow",
         )

@@ -12,7 +12,7 @@ import pandas as pd
 
 from mysqlops.errors import ConfigError, RetentionError
 from mysqlops.manifest import BackupManifest, BinlogManifest, Verdict
-from mysqlops.model import BackupKind, BackupMethod, BackupRecord, BackupStatus
+from mysqlops.model import BackupKind, BackupStatus
 from mysqlops.report.schemas import (
     _DAY,
     _EPOCH,
@@ -148,22 +148,6 @@ def describe_policy(policy: RetentionPolicy) -> str:
     return "; ".join(policy.describe().split("; ")[:2])
 
 
-def _binlog_record(b: BinlogManifest) -> BackupRecord:
-    try:
-        return b.to_record()
-    except ConfigError:  # a file name without a sequence: retention keeps it to be safe
-        return BackupRecord(
-            backup_id=b.file,
-            server=b.server,
-            location=b.location,
-            kind=BackupKind.BINLOG,
-            method=BackupMethod.BINLOG,
-            created_at=b.last_event_at or b.archived_at,
-            stored_bytes=b.stored_bytes,
-            raw_bytes=b.raw_bytes,
-        )
-
-
 def retained_by_policy(
     backups: Sequence[BackupManifest],
     binlogs: Sequence[BinlogManifest],
@@ -187,7 +171,7 @@ def retained_by_policy(
             for m in backups
             if m.location == location
         ]
-        records += [_binlog_record(b) for b in binlogs if b.location == location]
+        records += [b.to_record(strict=False) for b in binlogs if b.location == location]
         try:
             decided = retention_plan(records, policy, now)
         except RetentionError as exc:

@@ -1,19 +1,23 @@
 """Restores: fetch, logical and physical load, verification, point in time.
 
 Entry points: :func:`run` (a :class:`RestoreRequest`, plain or to a
-:class:`~mysqlops.model.RecoveryTarget`) and :func:`restore_test` (restore tests and their
-certificates), each with a :class:`~mysqlops.runs.RunContext`.
+:class:`~mysqlops.model.RecoveryTarget`), :func:`run_physical` (a
+:class:`PhysicalRestoreRequest`: a physical chain into a stopped server's empty datadir, on
+its host) and :func:`restore_test` (restore tests and their certificates), each with a
+:class:`~mysqlops.runs.RunContext`.
 """
 
+from mysqlops.restore.chain import physical_chain, validate_chain
 from mysqlops.restore.logical import RestoreResult, restore_backup
 from mysqlops.restore.physical import (
     ChainReport,
-    PhysicalRestoreTest,
-    physical_chain,
+    PhysicalRestoreOutcome,
+    PhysicalRestoreRequest,
     restore_physical,
-    restore_test_physical,
-    scratch_build,
+    run_physical,
+    target_problems,
 )
+from mysqlops.restore.physical_proof import PhysicalRestoreTest, restore_test_physical, scratch_build
 from mysqlops.restore.pitr import PitrResult, point_in_time_restore, prove_binlog_chain
 from mysqlops.restore.proof import (
     RestoreTestPlan,
@@ -36,6 +40,8 @@ from mysqlops.restore.verify import (
 
 __all__ = [
     "ChainReport",
+    "PhysicalRestoreOutcome",
+    "PhysicalRestoreRequest",
     "PhysicalRestoreTest",
     "PitrResult",
     "RestoreOutcome",
@@ -60,6 +66,9 @@ __all__ = [
     "restore_test_failure",
     "restore_test_physical",
     "run",
+    "run_physical",
     "scratch_build",
     "scratch_build_name",
+    "target_problems",
+    "validate_chain",
 ]

@@ -1,148 +1,38 @@
-"""Physical restores and restore tests."""
+"""Physical restores: a chain fetched, verified, extracted and prepared into a datadir.
+
+:func:`restore_physical` is the engine (also under the restore tests of
+:mod:`mysqlops.restore.physical_proof`): every file of the chain downloaded and sha256-checked
+first, then ``mbstream -x`` (``tar -x`` for a CLONE copy) and ``--prepare`` with the backup's
+own series' tool. :func:`run_physical` is the operator's entry point (the ``restore-physical``
+flow): on the database host, into the empty datadir of a stopped server, the prepared datadir
+appearing whole at its place or not at all.
+"""
 
 from __future__ import annotations
 
 import contextlib
-import itertools
+import dataclasses
 import os
-import secrets
 import shutil
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
 from mysqlops import catalog
-from mysqlops.adapters import builds, clients, process, reaper, sandbox
-from mysqlops.adapters import mysql as db
+from mysqlops.adapters import clients, process, reaper
 from mysqlops.adapters.localfs import private_tempdir
-from mysqlops.backup.physical import (
-    CHECKPOINTS_FILES,
-    Copies,
-    LogFn,
-    is_clone,
-    newest_physical,
-    parse_checkpoints,
-    read_first,
-)
-from mysqlops.errors import (
-    ConfigError,
-    IntegrityError,
-    MysqlopsError,
-    RestoreError,
-)
-from mysqlops.manifest import (
-    BackupManifest,
-    Check,
-    RestoreCertificate,
-    TableStat,
-    validate_backup_manifest,
-)
-from mysqlops.model import (
-    BackupKind,
-    BackupMethod,
-    BackupStatus,
-    Flavor,
-    Location,
-    ServerSpec,
-    ServerVersion,
-)
+from mysqlops.backup.physical import CHECKPOINTS_FILES, is_clone, parse_checkpoints, read_first
+from mysqlops.errors import ConfigError, IntegrityError, RestoreError
+from mysqlops.manifest import BackupManifest, validate_backup_manifest
+from mysqlops.model import Flavor, Location, ServerVersion
+from mysqlops.restore.chain import physical_chain, validate_chain
 from mysqlops.restore.fetch import check_key, fetch_backup_files
-from mysqlops.restore.verify import make_certificate
+from mysqlops.runs import RunContext
 from mysqlops.streams.checksum import CHUNK, iter_chunks
 from mysqlops.streams.compression import codec_from_label
 from mysqlops.streams.crypto import Decryptor, Keyring
-from mysqlops.tablesum import table_checksums
 from mysqlops.tools.physical import TAR_FORMAT, prepare_argv, unpack_argv
-
-
-# --------------------------------------------------------------------------- chains
-def validate_chain(chain: Sequence[BackupManifest]) -> None:
-    """A restorable chain: one physical full, then physical incrementals each based on the
-    previous one (``parent_id``) and starting exactly where it ended (LSN). Raises
-    :class:`RestoreError` naming the first break."""
-    if not chain:
-        raise RestoreError("empty backup chain: nothing to restore")
-    for m in chain:
-        if m.method is not BackupMethod.PHYSICAL:
-            raise RestoreError(f"backup {m.backup_id} is a {m.method.value} backup, not physical")
-        if m.status is not BackupStatus.COMPLETE:
-            raise RestoreError(f"backup {m.backup_id} is not complete ({m.status.value})")
-        if len(m.files) != 1:
-            raise RestoreError(
-                f"physical backup {m.backup_id} lists {len(m.files)} files, expected one stream"
-            )
-        if is_clone(m):
-            if m.kind is not BackupKind.FULL or len(chain) != 1:
-                raise RestoreError(
-                    f"backup {m.backup_id} is a CLONE copy: it is restored alone, never as part of a chain"
-                )
-        elif m.lsn_from is None or m.lsn_to is None:
-            raise RestoreError(f"physical backup {m.backup_id} has no LSN range in its manifest")
-    first = chain[0]
-    if first.kind is not BackupKind.FULL:
-        raise RestoreError(
-            f"the chain starts with {first.kind.value} backup {first.backup_id} (parent {first.parent_id}): "
-            "its full base backup is missing"
-        )
-    for prev, cur in itertools.pairwise(chain):
-        where = f"incremental {cur.backup_id}"
-        if cur.kind is not BackupKind.INCREMENTAL:
-            raise RestoreError(
-                f"{cur.kind.value} backup {cur.backup_id} cannot follow {prev.backup_id} in a chain"
-            )
-        if cur.server != prev.server or cur.flavor != prev.flavor:
-            raise RestoreError(
-                f"{where} is of {cur.server}/{cur.flavor}, its base of {prev.server}/{prev.flavor}"
-            )
-        if cur.parent_id != prev.backup_id:
-            raise RestoreError(
-                f"{where} is based on {cur.parent_id}, but follows {prev.backup_id} in the chain"
-            )
-        if cur.lsn_from != prev.lsn_to:
-            raise RestoreError(
-                f"LSN gap: {where} starts at LSN {cur.lsn_from} but its base {prev.backup_id} ends at "
-                f"{prev.lsn_to}; the chain is broken, restore from a newer full backup"
-            )
-
-
-def physical_chain(
-    scans: Sequence[catalog.LocationScan], server: str, backup_id: str = "latest"
-) -> list[Copies]:
-    """Copies (in location order) of each backup of the chain ending at ``backup_id``:
-    the full first, then the incrementals in order. ``latest``: the newest physical backup."""
-    if backup_id == "latest":
-        newest = [m for s in scans if (m := newest_physical(s, server)) is not None]
-        if not newest:
-            raise RestoreError(f"no physical backup of server {server!r} at any of the given locations")
-        backup_id = max(m.backup_id for m in newest)
-    chain: list[Copies] = []
-    wanted: str | None = backup_id
-    child: str | None = None
-    while wanted is not None:
-        try:
-            copies = catalog.find_backup(scans, server, wanted)
-        except MysqlopsError:
-            if child is None:
-                raise RestoreError(
-                    f"backup {wanted!r} of {server!r} not found at {[s.location.name for s in scans]}"
-                ) from None
-            raise RestoreError(
-                f"the base backup {wanted} of incremental {child} is missing at every location "
-                f"({', '.join(s.location.name for s in scans)}): the chain cannot be restored"
-            ) from None
-        manifest = copies[0][1]
-        if manifest.method is not BackupMethod.PHYSICAL:
-            raise RestoreError(f"backup {wanted} is a {manifest.method.value} backup, not physical")
-        chain.insert(0, copies)
-        if len(chain) > 10_000:
-            raise RestoreError(f"backup chain of {backup_id} does not end (parent cycle?)")
-        if manifest.kind is BackupKind.FULL:
-            break
-        if manifest.parent_id is None:
-            raise RestoreError(f"incremental {manifest.backup_id} has no parent_id in its manifest")
-        child, wanted = manifest.backup_id, manifest.parent_id
-    validate_chain([copies[0][1] for copies in chain])
-    return chain
 
 
 # --------------------------------------------------------------------------- restore
@@ -222,12 +112,9 @@ def _check_tool_series(flavor: Flavor, server_version: str) -> clients.PhysicalT
 def restore_physical(
     copies_chain: Sequence[Sequence[tuple[Location, BackupManifest]]],
     target_dir: str,
-    staging_dir: str | None = None,
-    log: LogFn | None = None,
+    ctx: RunContext | None = None,
     *,
-    timeout: float | None = 24 * 3600,
     report: ChainReport | None = None,
-    keyring: Keyring | None = None,
 ) -> str:
     """Fetch, verify, extract and prepare a chain (full first, then incrementals in order)
     into ``target_dir`` (created; must not exist or be empty). Returns the prepared datadir.
@@ -235,10 +122,12 @@ def restore_physical(
     Every file of the chain is downloaded and sha256-checked (falling back to the next
     location) before anything is extracted; on any failure ``target_dir`` is removed again.
     ``report`` (optional) receives durations, the location each backup came from and the
-    unusable copies met on the way. Encrypted backups are decrypted with ``keyring``; a backup
-    whose key id is not in it fails before anything is fetched or created.
+    unusable copies met on the way. ``ctx``: the staging directory of the fetched copies, the
+    keyring of encrypted backups (a backup whose key id is not in it fails before anything is
+    fetched or created), the reporter and the timeout of each child process.
     """
-    say = log or (lambda _m: None)
+    ctx = ctx if ctx is not None else RunContext()
+    say, keyring, timeout = ctx.reporter.info, ctx.keyring, ctx.timeout
     report = report if report is not None else ChainReport()
     timings = report.durations
     if not copies_chain or any(not copies for copies in copies_chain):
@@ -261,7 +150,7 @@ def restore_physical(
     if os.path.exists(target) and (not os.path.isdir(target) or os.listdir(target)):
         raise RestoreError(f"restore target {target} exists and is not an empty directory")
     created = not os.path.exists(target)
-    staging = private_tempdir(staging_dir, "mysqlops-prestore-")
+    staging = private_tempdir(ctx.staging_dir, "mysqlops-prestore-")
     try:
         t0 = time.monotonic()
         fetched: list[str] = []
@@ -339,162 +228,192 @@ def restore_physical(
         shutil.rmtree(staging, ignore_errors=True)
 
 
-# --------------------------------------------------------------------------- restore test
-def scratch_build(manifest: BackupManifest) -> str:
-    """The server build a physical copy starts on: the backup's own flavor and series (InnoDB
-    files are not portable across series before an upgrade has run on them)."""
-    return builds.build_name_for(ServerVersion.parse(manifest.server_version, manifest.flavor))
+# --------------------------------------------------------------------------- the operator's restore
+@dataclass(frozen=True)
+class PhysicalRestoreRequest:
+    """A physical chain (``backup_id``, ``latest``: the newest physical backup of ``server``,
+    the name its backups are recorded under) restored into ``datadir``: the datadir of a
+    stopped server on the machine this runs on, absent or empty."""
 
-
-@dataclass
-class PhysicalRestoreTest:
-    backup_id: str
+    datadir: str
+    locations: tuple[Location, ...]
     server: str
-    chain: list[str]  # backup ids, full first
-    checks: list[Check]
-    durations: dict[str, float]
-    target_version: str
-    certificate: RestoreCertificate
-    locations_used: dict[str, str] = field(default_factory=dict)  # backup id -> location
-    problems: list[str] = field(default_factory=list)  # unusable copies skipped
+    backup_id: str = "latest"
+
+    def check(self) -> None:
+        """Judged before any location is read or the disk touched."""
+        if not self.locations:
+            raise ConfigError("no backup location given: pass at least one BackupLocation block name")
+        if not self.server:
+            raise ConfigError("a physical restore needs server=<the backed-up server's name>")
+        if not self.datadir or not os.path.isabs(self.datadir):
+            raise ConfigError(
+                f"datadir must be an absolute path on the database host, e.g. /var/lib/mysql; got {self.datadir!r}"
+            )
+        if os.path.normpath(self.datadir) == "/":
+            raise ConfigError("datadir / is not a server's data directory: name the datadir itself")
+
+
+WORK_PREFIX = "mysqlops-datadir-"  # the marked work directory of run_physical
+
+
+def own_filesystem(datadir: str) -> bool:
+    """``datadir`` exists and is a filesystem of its own (a mount point): it cannot be replaced
+    by a rename, so the chain is prepared inside it and its entries moved in."""
+    if not os.path.isdir(datadir) or os.path.islink(datadir):
+        return False
+    return os.path.ismount(datadir) or os.stat(datadir).st_dev != os.stat(os.path.dirname(datadir)).st_dev
+
+
+def _chown_tree(top: str, uid: int, gid: int) -> None:
+    os.chown(top, uid, gid)
+    for base, dirs, files in os.walk(top):
+        for name in dirs + files:
+            os.chown(os.path.join(base, name), uid, gid, follow_symlinks=False)
+
+
+def target_problems(datadir: str, ignore: str = "") -> list[str]:
+    """Why ``datadir`` cannot receive a physical restore now (empty: it can). A physical restore
+    never writes over data and never under a running server. ``ignore``: an entry that does
+    not count (run_physical's own work directory inside a mounted datadir)."""
+    problems: list[str] = []
+    parent = os.path.dirname(datadir)
+    if not os.path.isdir(parent):
+        problems.append(f"the parent directory {parent} of datadir {datadir} does not exist: create it first")
+    if os.path.islink(datadir):
+        problems.append(
+            f"datadir {datadir} is a symbolic link: give the directory it points to "
+            f"({os.path.realpath(datadir)}) as datadir"
+        )
+    elif os.path.exists(datadir):
+        if not os.path.isdir(datadir):
+            problems.append(f"datadir {datadir} exists and is not a directory")
+        else:
+            mounted = own_filesystem(datadir)  # its lost+found belongs to the filesystem
+            skip = {ignore, "lost+found"} if mounted else {ignore}
+            entries = sorted(e for e in os.listdir(datadir) if e not in skip)
+            if entries:
+                shown = ", ".join(entries[:5]) + (", ..." if len(entries) > 5 else "")
+                aside = (
+                    "move its contents elsewhere (it is a mount point)"
+                    if mounted
+                    else f"move the old datadir aside (mv {datadir} {datadir}.old)"
+                )
+                problems.append(
+                    f"datadir {datadir} is not empty ({len(entries)} entries: {shown}): a physical restore "
+                    f"never writes over data. Stop the server, {aside} and run the restore again"
+                )
+    for user in reaper.users_of(datadir):
+        problems.append(
+            f"{user} uses {datadir} (a server running on it?): stop it before restoring into its datadir"
+        )
+    return problems
+
+
+@dataclass(frozen=True)
+class PhysicalRestoreOutcome:
+    """What :func:`run_physical` did."""
+
+    datadir: str
+    server: str
+    chain: tuple[str, ...]  # backup ids, full first
+    flavor: str
+    server_version: str
+    owner_uid: int
+    locations_used: dict[str, str] = field(default_factory=dict)
+    problems: tuple[str, ...] = ()
+    durations: dict[str, float] = field(default_factory=dict)
 
     @property
-    def passed(self) -> bool:
-        return self.certificate.passed
+    def backup_id(self) -> str:
+        return self.chain[-1]
+
+    def next_steps(self) -> str:
+        chown = (
+            f"chown -R mysql:mysql {self.datadir} (the files belong to uid {self.owner_uid}), then "
+            if self.owner_uid == 0
+            else ""
+        )
+        return (
+            f"{chown}start a {self.flavor} {self.server_version} server (same series) with "
+            f"datadir={self.datadir}"
+        )
+
+    def summary(self) -> dict[str, Any]:
+        """What the restore-physical flow returns."""
+        return {
+            "backup_id": self.backup_id,
+            "datadir": self.datadir,
+            "server": self.server,
+            "chain": list(self.chain),
+            "locations_used": dict(self.locations_used),
+            "problems": list(self.problems),
+            "durations": dict(self.durations),
+            "next_steps": self.next_steps(),
+        }
+
+    def rows(self) -> list[dict[str, Any]]:
+        return [
+            {"backup_id": b, "location": self.locations_used.get(b, ""), "datadir": self.datadir}
+            for b in self.chain
+        ]
 
 
-def _compare_tables(
-    database: str, expected: Mapping[str, TableStat], restored: Mapping[str, TableStat]
-) -> list[Check]:
-    checks = []
-    for table in sorted(set(expected) | set(restored)):
-        want, got = expected.get(table), restored.get(table)
-        name = f"{database}.{table}: rows and checksum"
-        if want is None:
-            checks.append(Check(name, False, "table exists after restore but not in the expected data"))
-        elif got is None:
-            checks.append(Check(name, False, f"missing after restore (expected rows {want.rows})"))
-        else:
-            ok = (want.rows, want.checksum) == (got.rows, got.checksum)
-            detail = (
-                f"rows {got.rows} checksum {got.checksum}"
-                if ok
-                else f"expected rows {want.rows} checksum {want.checksum}, got rows {got.rows} checksum {got.checksum}"
-            )
-            checks.append(Check(name, ok, detail))
-    return checks
+def run_physical(request: PhysicalRestoreRequest, ctx: RunContext) -> PhysicalRestoreOutcome:
+    """Restore ``request``'s chain into its datadir (see :class:`PhysicalRestoreRequest`).
 
-
-def restore_test_physical(
-    copies_chain: Sequence[Sequence[tuple[Location, BackupManifest]]],
-    *,
-    source: ServerSpec | None = None,
-    expected: Mapping[str, Mapping[str, TableStat]] | None = None,
-    databases: Sequence[str] | None = None,
-    staging_dir: str | None = None,
-    log: LogFn | None = None,
-    timeout: float | None = 24 * 3600,
-    start_timeout: float = 300,
-    keyring: Keyring | None = None,
-) -> PhysicalRestoreTest:
-    """Prepare the chain, start a scratch sandbox server on the prepared datadir and compare
-    every table's row count and content checksum with ``expected`` ({database: {table:
-    TableStat}}) or, when not given, with the ``source`` server now (meaningful only while
-    the source has not changed since the last backup of the chain, e.g. a quiet replica).
-    The scratch server is always stopped and every directory removed."""
-    say = log or (lambda _m: None)
-    if expected is None and source is None:
-        raise ConfigError("restore_test_physical needs the source server or the expected table checksums")
-    for copies in copies_chain:
-        for _location, copy in copies:
-            validate_backup_manifest(copy)  # a hostile manifest is refused: no test, no certificate
-    last = copies_chain[-1][0][1] if copies_chain and copies_chain[-1] else None
-    if last is None:
-        raise RestoreError("empty backup chain: nothing to test")
-    wanted = list(databases) if databases else list(last.databases)
+    The target is judged first (:func:`target_problems`: absent or empty, no process on it).
+    The chain is fetched (sha256-checked, falling back to the next location), extracted and
+    prepared in a marked work directory beside the datadir (same filesystem; the copies are
+    staged there too unless ``ctx.staging_dir`` says otherwise), the target judged again, and
+    the prepared datadir renamed into place: it appears whole or not at all. An existing empty
+    datadir keeps its mode and, when this runs as root, its owner is given to every file (the
+    server's user). A run killed on the way leaves only the marked work directory, which the
+    next run's reaper removes. A datadir that is a mount point cannot be replaced: the work
+    directory is made inside it and the prepared entries are moved in at the end (a run killed
+    during those renames leaves a partial datadir, which the next run refuses as not empty)."""
+    request.check()
+    datadir = os.path.normpath(request.datadir)
+    problems = target_problems(datadir)
+    if problems:
+        raise RestoreError("; ".join(problems))
+    scans = catalog.scan(request.locations)
+    wanted = None if request.backup_id == "latest" else request.backup_id
+    for problem in catalog.unusable_copies(scans, request.server, wanted):
+        ctx.reporter.warning(f"never restored from: {problem}")
+    chain = physical_chain(scans, request.server, request.backup_id)
+    last = chain[-1][0][1]
+    mounted = own_filesystem(datadir)
+    work = private_tempdir(datadir if mounted else os.path.dirname(datadir), WORK_PREFIX)
     report = ChainReport()
-    durations = report.durations
-    checks: list[Check] = []
-    target_version = "unknown"
-    reaper.reap([staging_dir], log=say)
-    root = private_tempdir(staging_dir, "myops-phys-")
-    scratch_name = f"scratch-{secrets.token_hex(3)}"
-    if len(os.path.join(root, scratch_name, "mysqld.sock")) > 107:
-        shutil.rmtree(root, ignore_errors=True)
-        raise ConfigError(
-            f"staging_dir {staging_dir} is too long a path for the scratch server's unix socket "
-            "(107 bytes at most): pick a shorter staging directory"
-        )
-    server = None
     try:
-        t0 = time.monotonic()
-        prepared = restore_physical(
-            copies_chain,
-            os.path.join(root, "prepared"),
-            root,
-            say,
-            timeout=timeout,
-            report=report,
-            keyring=keyring,
-        )
-        checks.append(
-            Check(
-                "chain fetched, verified and prepared",
-                True,
-                ", ".join(f"{b} from {loc}" for b, loc in report.locations_used.items()),
-            )
-        )
-        t1 = time.monotonic()
-        server = sandbox.start_server_on_datadir(
-            root,
-            scratch_name,
-            prepared,
-            server_id=4_000_000_000 + secrets.randbelow(200_000_000),
-            timeout=start_timeout,
-            build=scratch_build(last),
-        )
-        durations["start"] = round(time.monotonic() - t1, 3)
-        checks.append(
-            Check("server starts on the prepared datadir", True, f"{server.flavor.value} {server.version}")
-        )
-        target_version = f"{server.flavor.value} {server.version}"
-        t2 = time.monotonic()
-        reference: dict[str, dict[str, TableStat]] = {}
-        if expected is not None:
-            reference = {d: dict(expected.get(d, {})) for d in wanted}
+        staged = ctx if ctx.staging_dir else dataclasses.replace(ctx, staging_dir=work)
+        prepared = restore_physical(chain, os.path.join(work, "datadir"), staged, report=report)
+        problems = target_problems(datadir, ignore=os.path.basename(work))
+        if problems:
+            raise RestoreError("the datadir changed while the chain was prepared: " + "; ".join(problems))
+        if os.path.isdir(datadir):
+            st = os.stat(datadir)
+            os.chmod(prepared, st.st_mode & 0o7777)  # the empty datadir's mode is kept
+            if os.geteuid() == 0 and (st.st_uid, st.st_gid) != (0, 0):
+                _chown_tree(prepared, st.st_uid, st.st_gid)  # and its owner (the server's user)
+        if mounted:  # a mount point cannot be replaced: its entries move in, one rename each
+            for name in sorted(os.listdir(prepared)):
+                os.rename(os.path.join(prepared, name), os.path.join(datadir, name))
         else:
-            assert source is not None
-            with db.session(source, read_timeout=3600) as conn:
-                present = set(db.user_databases(conn))
-                for database in wanted:
-                    reference[database] = table_checksums(conn, database) if database in present else {}
-        with db.session(server.spec(), read_timeout=3600) as conn:
-            restored_dbs = set(db.user_databases(conn))
-            for database in wanted:
-                if database not in restored_dbs:
-                    checks.append(Check(f"database {database} present", False, "missing after restore"))
-                    continue
-                checks.append(Check(f"database {database} present", True))
-                checks += _compare_tables(database, reference[database], table_checksums(conn, database))
-        durations["verify"] = round(time.monotonic() - t2, 3)
-        durations["total"] = round(time.monotonic() - t0, 3)
-    except MysqlopsError as exc:
-        checks.append(Check("physical restore", False, str(exc)[:2000]))
-        say(f"physical restore test failed: {exc}")
+            os.rename(prepared, datadir)  # replaces an empty directory atomically
     finally:
-        if server is not None:
-            sandbox.stop_server(server)
-        shutil.rmtree(root, ignore_errors=True)
-    location = copies_chain[-1][0][0].name
-    certificate = make_certificate(last, location, checks, durations, target_version, ())
-    return PhysicalRestoreTest(
-        backup_id=last.backup_id,
-        server=last.server,
-        chain=[copies[0][1].backup_id for copies in copies_chain],
-        checks=checks,
-        durations=durations,
-        target_version=target_version,
-        certificate=certificate,
+        shutil.rmtree(work, ignore_errors=True)
+    outcome = PhysicalRestoreOutcome(
+        datadir=datadir,
+        server=request.server,
+        chain=tuple(copies[0][1].backup_id for copies in chain),
+        flavor=last.flavor,
+        server_version=last.server_version,
+        owner_uid=os.stat(datadir).st_uid,
         locations_used=dict(report.locations_used),
-        problems=list(report.problems),
+        problems=tuple(report.problems),
+        durations=dict(report.durations),
     )
+    ctx.reporter.info(f"restored {len(outcome.chain)} backup(s) into {datadir}: {outcome.next_steps()}")
+    return outcome

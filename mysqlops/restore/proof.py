@@ -3,7 +3,7 @@
 For the latest complete backup of each server (or ``backup_id``), every location's copy is
 restored into a scratch server and verified (:func:`prove_copy`: logical copies through
 :func:`~mysqlops.restore.verify.restore_test_copy`, physical chains through
-:func:`~mysqlops.restore.physical.restore_test_physical` compared with ``compare_with``); the
+:func:`~mysqlops.restore.physical_proof.restore_test_physical` compared with ``compare_with``); the
 restore certificate is written next to the manifest at that location. A copy the catalog
 refused is never restored: it is a failed row. The flow (flows/restore.py) runs
 :func:`plan_restore_tests`, one task per copy over :func:`prove_copy`, then the rows, certificates and :func:`failure`.
@@ -90,7 +90,8 @@ def prove_copy(
 
     if manifest.method.value == "physical":
         from mysqlops.adapters.storage import Store
-        from mysqlops.restore.physical import physical_chain, restore_test_physical
+        from mysqlops.restore.chain import physical_chain
+        from mysqlops.restore.physical_proof import restore_test_physical
 
         if compare_with is None:
             raise ConfigError(
@@ -99,13 +100,7 @@ def prove_copy(
             )
         here = [s for s in scans if s.location.name == location.name]
         chain = physical_chain(here, manifest.server, manifest.backup_id)
-        tested = restore_test_physical(
-            chain,
-            source=compare_with,
-            staging_dir=ctx.staging_dir,
-            log=ctx.reporter.info,
-            keyring=ctx.keyring,
-        )
+        tested = restore_test_physical(chain, ctx, source=compare_with)
         cert = tested.certificate
         Store(location).put_bytes(
             cert.to_json().encode(), certificate_key(manifest, location.name, cert.tested_at)

@@ -246,7 +246,7 @@ def setup_made_deployments() -> list[dict[str, Any]]:
     """The per-server deployments setup made from the e2e config, as prefect.yaml-like specs."""
     from deployments import servers as server_deployments
 
-    settings = server_deployments.DeploymentSettings(timezone="Europe/Berlin")
+    settings = server_deployments.DeploymentSettings(environment="environment", timezone="Europe/Berlin")
     out = []
     for server, flows, replica_of in (
         ("prod-primary", server_deployments.DEFAULT_FLOWS, None),

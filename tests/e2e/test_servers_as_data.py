@@ -121,7 +121,13 @@ def test_servers_as_data_three_servers_two_workers(
     for name in NAMES:
         d = deployments[("flows/backup.py:backup", name)]
         assert d["work_queue_name"] == f"server-{name}" and d["work_pool_name"] == "mysqlops"
-        assert set(d["tags"]) == {"mysqlops", f"server:{name}", "mysqlops-setup"}
+        # the environment's own setup tag (environment.toml: "environment"): only its setup deletes it
+        assert set(d["tags"]) == {
+            "mysqlops",
+            f"server:{name}",
+            "mysqlops-setup",
+            "mysqlops-setup:environment",
+        }
         assert d["schedules"] == [] and d["parameters"] == {"server": name, "locations": ["local"]}
         assert d["parameter_openapi_schema"]["properties"]["server"]["type"] == "string"
         r = deployments[("flows/restore.py:restore_test", name)]

@@ -513,3 +513,110 @@ def test_check_fails_when_an_active_schedule_has_no_upcoming_run() -> None:
     assert "no upcoming run" in text
     assert "Traceback" not in text, text
     assert paused is not None
+
+
+@pytest.mark.flows
+def test_check_leaves_on_demand_deployments_out() -> None:
+    """A deployment without a schedule (restore/on-demand, pin-backup/on-demand, a server's flow
+    with schedule "") runs on demand: the scheduler check has nothing to say about it, so it is
+    no row at all (not a "skipped" schedule check); a tag with only such deployments is one
+    skipped row for the tag."""
+    from prefect import get_client
+    from prefect.client.schemas.actions import DeploymentScheduleCreate
+    from prefect.client.schemas.schedules import CronSchedule
+
+    from flows.check import schedule_checks
+
+    tag = f"ondemand-{uuid.uuid4().hex[:6]}"
+    with get_client(sync_client=True) as client:
+        flow_id = client.create_flow_from_name(f"probe-{tag}")
+        client.create_deployment(
+            flow_id=flow_id, name="on-demand", entrypoint="flows/smoke.py:smoke", tags=[tag]
+        )
+        assert [(r.location, r.status) for r in schedule_checks(client, tag)] == [("", checks.Status.SKIPPED)]
+        nightly = DeploymentScheduleCreate(schedule=CronSchedule(cron="0 1 * * *"), active=True)
+        client.create_deployment(
+            flow_id, "paused", entrypoint="flows/smoke.py:smoke", tags=[tag], schedules=[nightly], paused=True
+        )
+        results = schedule_checks(client, tag)
+    assert [(r.location, r.status) for r in results] == [(f"probe-{tag}/paused", checks.Status.WARNING)]
+
+
+@pytest.mark.flows
+def test_setup_deletes_only_its_own_environments_stale_deployments_on_every_page() -> None:
+    """Two environment files set up on one Prefect server: the second never deletes the
+    first's deployments (each setup's tag names its environment), and a setup that drops
+    servers deletes all its stale deployments however many pages they fill."""
+    import asyncio
+
+    from prefect import get_client
+    from prefect.client.schemas.actions import WorkPoolCreate
+
+    from deployments import servers as sd
+
+    uid = uuid.uuid4().hex[:6]
+
+    def settings(environment: str, names: list[str]) -> sd.DeploymentSettings:
+        out = sd.DeploymentSettings(environment=environment)
+        out.servers = [
+            sd.ServerDeployments(n, n, ["check"], {"check": ""}, {}, ["local"], None, sd.DEFAULT_POLICY)
+            for n in names
+        ]
+        return out
+
+    class Log:
+        def __init__(self) -> None:
+            self.rows: list[tuple[str, str, str]] = []
+
+        def add(self, action: str, kind: str, name: str) -> None:
+            self.rows.append((action, kind, name))
+
+    pool = f"pool-{uid}"
+    prod = [f"p{i}-{uid}" for i in range(5)]
+    staging = [f"s0-{uid}"]
+
+    async def scenario() -> tuple[set[str], set[str], Log]:
+        async with get_client() as client:
+            await client.create_work_pool(WorkPoolCreate(name=pool, type="process"))
+            for env, names in ((f"prod-{uid}", prod), (f"staging-{uid}", staging)):
+                want = sd.wanted(settings(env, names), pool, lambda n: f"server-{n}")
+                await sd.apply(client, want, Log(), tag=sd.setup_tag(env), page=2)
+            after_staging = {d.name for d in await sd.read_all_deployments(client, sd.MANAGED_TAG, page=2)}
+            log = Log()  # prod drops four of its five servers
+            want = sd.wanted(settings(f"prod-{uid}", prod[:1]), pool, lambda n: f"server-{n}")
+            await sd.apply(client, want, log, tag=sd.setup_tag(f"prod-{uid}"), page=2)
+            after_prod = {d.name for d in await sd.read_all_deployments(client, sd.MANAGED_TAG, page=2)}
+            return after_staging, after_prod, log
+
+    after_staging, after_prod, log = asyncio.run(scenario())
+    assert set(prod) | set(staging) <= after_staging  # staging's setup left prod's alone
+    assert {n for n in after_prod if n.endswith(uid)} == {prod[0], *staging}
+    assert sorted(name for action, _, name in log.rows if action == "deleted") == sorted(
+        f"check/{n} (no longer in the file)" for n in prod[1:]
+    )
+
+
+@pytest.mark.flows
+def test_setup_saves_the_retention_policy_block_the_report_names() -> None:
+    import asyncio
+
+    from blocks import RetentionPolicyBlock
+    from deployments import setup
+    from mysqlops.retention import RetentionPolicy
+
+    policy = {"keep_daily": 9, "keep_weekly": 3, "min_redundancy": 1}
+    env = setup.parse(
+        {
+            "servers": {"db1": {"host": "h"}},
+            "locations": {"local": {"url": "file:///x"}},
+            "deployments": {"retention_policy": policy},
+        }
+    )
+    lines: list[str] = []
+    asyncio.run(setup.apply_retention_block(env, setup.SetupLog(lines.append)))
+    asyncio.run(setup.apply_retention_block(env, setup.SetupLog(lines.append)))
+    saved = RetentionPolicyBlock.load(setup.RETENTION_BLOCK)
+    assert saved.to_policy() == RetentionPolicy.from_mapping(policy)
+    assert [line.split()[0] for line in lines] == ["created", "unchanged"] or lines[-1].startswith(
+        "unchanged"
+    )

@@ -23,6 +23,7 @@ from mysqlops.binlog import replay as binlog_replay
 from mysqlops.binlog.archive import list_archived
 from mysqlops.manifest import BackupManifest, BinlogManifest
 from mysqlops.model import BackupKind, BackupMethod, BinlogCoordinates, Location, RecoveryTarget, ServerSpec
+from mysqlops.runs import RunContext
 from mysqlops.streams.compression import codec
 from mysqlops.tools.client import DumpOptions, client_option_file, dump_argv, mysql_argv
 
@@ -82,7 +83,7 @@ def test_archive_local_and_s3_then_nothing_twice(
         "INSERT INTO shop.t SELECT id + 10, REPEAT('x', 90) FROM shop.t",
     )
     stage = staging(tmp_path)
-    first = archive_binlogs(spec, [local_location, s3_location], ZSTD, stage, now())
+    first = archive_binlogs(spec, [local_location, s3_location], ZSTD, RunContext(staging_dir=stage), now())
     assert os.listdir(stage) == []  # the 0700 staging dir is gone
     assert first.files == ["mysql-bin.000001", "mysql-bin.000002"]
     assert {a.location for a in first.archived} == {"local", "s3"}
@@ -111,16 +112,18 @@ def test_archive_local_and_s3_then_nothing_twice(
     # nothing written since: an idle server is not rotated (no empty binlog per scheduled run)
     with session(spec) as conn:
         logs_before = [r["Log_name"] for r in query(conn, "SHOW BINARY LOGS")]
-    idle = archive_binlogs(spec, [local_location, s3_location], ZSTD, stage, now())
+    idle = archive_binlogs(spec, [local_location, s3_location], ZSTD, RunContext(staging_dir=stage), now())
     assert not idle.rotated and idle.archived == () and idle.active == "mysql-bin.000003"
     with session(spec) as conn:
         assert [r["Log_name"] for r in query(conn, "SHOW BINARY LOGS")] == logs_before
 
     sql(spec, "INSERT INTO shop.t VALUES (99, 'after the first archive')")
-    second = archive_binlogs(spec, [local_location, s3_location], ZSTD, stage, now())
+    second = archive_binlogs(spec, [local_location, s3_location], ZSTD, RunContext(staging_dir=stage), now())
     assert second.rotated and second.files == ["mysql-bin.000003"]  # only the file that was active last time
     assert set(second.skipped) == set(first.files)
-    third = archive_binlogs(spec, [local_location, s3_location], ZSTD, stage, now(), rotate=False)
+    third = archive_binlogs(
+        spec, [local_location, s3_location], ZSTD, RunContext(staging_dir=stage), now(), rotate=False
+    )
     assert third.archived == () and third.files == [] and not third.rotated
     # a new Store: s3fs caches listings per instance
     assert [m.file for m in list_archived(Store(s3_location), spec.name)] == [
@@ -134,14 +137,19 @@ def test_overlapping_runs_adopt_identical_objects(
 ) -> None:
     spec = fresh_server.spec()
     sql(spec, "CREATE DATABASE d", "CREATE TABLE d.t (id INT PRIMARY KEY)", "INSERT INTO d.t VALUES (1)")
-    first = archive_binlogs(spec, [local_location], ZSTD, staging(tmp_path), now())
+    first = archive_binlogs(spec, [local_location], ZSTD, RunContext(staging_dir=staging(tmp_path)), now())
     store = Store(local_location)
     last = first.files[-1]
     # a run that died after uploading the data but before its manifest
     store.delete(layout.binlog_manifest_key(spec.name, last))
     # ... and the next run compresses differently (another level): same binlog, other bytes
     again = archive_binlogs(
-        spec, [local_location], codec("zstd", level=19, threads=1), staging(tmp_path), now(), rotate=False
+        spec,
+        [local_location],
+        codec("zstd", level=19, threads=1),
+        RunContext(staging_dir=staging(tmp_path)),
+        now(),
+        rotate=False,
     )
     assert [(a.file, a.adopted) for a in again.archived] == [(last, True)]
     manifest = manifest_for(store, spec.name, last)
@@ -153,7 +161,7 @@ def test_overlapping_runs_adopt_identical_objects(
 
     def run() -> None:
         try:
-            archive_binlogs(spec, [local_location], ZSTD, staging(tmp_path), now())
+            archive_binlogs(spec, [local_location], ZSTD, RunContext(staging_dir=staging(tmp_path)), now())
         except BaseException as exc:
             errors.append(exc)
 
@@ -178,7 +186,7 @@ def test_purged_before_archiving_is_a_loud_gap(
 ) -> None:
     spec = fresh_server.spec()
     sql(spec, "CREATE DATABASE d", "CREATE TABLE d.t (id INT PRIMARY KEY)")
-    first = archive_binlogs(spec, [local_location], ZSTD, staging(tmp_path), now())
+    first = archive_binlogs(spec, [local_location], ZSTD, RunContext(staging_dir=staging(tmp_path)), now())
     assert first.active == "mysql-bin.000002"
     # a full backup whose coordinates are in the file that will be lost
     store = Store(local_location)
@@ -203,7 +211,7 @@ def test_purged_before_archiving_is_a_loud_gap(
     sql(spec, "PURGE BINARY LOGS TO 'mysql-bin.000004'")  # 2 and 3 were never archived
 
     with pytest.raises(BinlogGap) as info:
-        archive_binlogs(spec, [local_location], ZSTD, staging(tmp_path), now())
+        archive_binlogs(spec, [local_location], ZSTD, RunContext(staging_dir=staging(tmp_path)), now())
     err = info.value
     text = str(err)
     assert err.missing == ("mysql-bin.000002", "mysql-bin.000003")
@@ -213,7 +221,7 @@ def test_purged_before_archiving_is_a_loud_gap(
     assert err.result is not None and err.result.files == ["mysql-bin.000004"] and not err.result.rotated
     # the next run knows the gap and goes on
     sql(spec, "INSERT INTO d.t VALUES (10)")
-    after = archive_binlogs(spec, [local_location], ZSTD, staging(tmp_path), now())
+    after = archive_binlogs(spec, [local_location], ZSTD, RunContext(staging_dir=staging(tmp_path)), now())
     assert after.known_gaps == {"local": ("mysql-bin.000002", "mysql-bin.000003")}
     assert after.files == ["mysql-bin.000005"]
     # and a replay refuses to cross the gap
@@ -226,7 +234,7 @@ def test_purged_before_archiving_is_a_loud_gap(
     # RESET MASTER (or a re-initialised server): its binlogs no longer continue the archive
     sql(spec, "RESET MASTER")
     with pytest.raises(BinlogHistoryChanged, match="went back"):
-        archive_binlogs(spec, [local_location], ZSTD, staging(tmp_path), now())
+        archive_binlogs(spec, [local_location], ZSTD, RunContext(staging_dir=staging(tmp_path)), now())
 
 
 # --------------------------------------------------------------------------- PITR
@@ -280,7 +288,7 @@ def test_point_in_time_recovery(
     sql(source, "INSERT INTO shop.t VALUES (3, 'T2')", "INSERT INTO shop.t VALUES (4, 'T2')")  # T2
     with session(source) as conn:
         gtid_after_t2 = str(scalar(conn, "SELECT @@gtid_binlog_pos"))
-    archive_binlogs(source, locations, ZSTD, staging(tmp_path), now())
+    archive_binlogs(source, locations, ZSTD, RunContext(staging_dir=staging(tmp_path)), now())
     time.sleep(1.1)
     cut = now()  # the target time: after T2, more than a second before T3
     time.sleep(1.1)
@@ -291,7 +299,7 @@ def test_point_in_time_recovery(
     idx = next(i for i, e in enumerate(events) if "DROP TABLE" in str(e["Info"]))
     drop_at = (drop_file, int(events[idx - 1]["Pos"]))  # the GTID event that opens the DROP
     assert events[idx - 1]["Event_type"] == "Gtid"
-    archive_binlogs(source, locations, ZSTD, staging(tmp_path), now())
+    archive_binlogs(source, locations, ZSTD, RunContext(staging_dir=staging(tmp_path)), now())
 
     # corrupt the local copy of the drop's binlog: replay must fall back to S3 for it
     local, s3 = Store(local_location), Store(s3_location)

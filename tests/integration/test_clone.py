@@ -24,6 +24,7 @@ from mysqlops.backup import BackupResult
 from mysqlops.errors import PreflightFailed
 from mysqlops.manifest import TableStat
 from mysqlops.model import BackupMethod, Location, ServerSpec
+from mysqlops.runs import RunContext
 from mysqlops.streams.compression import codec
 from mysqlops.tablesum import table_checksums
 from mysqlops.users import Account, create_users, server_notes
@@ -171,7 +172,7 @@ def test_physical_clone_mysql(env: Env, tmp_path_factory: pytest.TempPathFactory
     # restore-test: fetch, verify, unpack, start a mysql-9.7 server on it, CHECKSUM TABLE vs backup time
     chain = restore.physical_chain(catalog.scan([env.s3, env.local]), env.server.name)
     assert [c[0][1].backup_id for c in chain] == [m.backup_id]
-    tested = restore.restore_test_physical(chain, expected=env.sums, staging_dir=env.staging)
+    tested = restore.restore_test_physical(chain, RunContext(staging_dir=env.staging), expected=env.sums)
     assert tested.passed, [c for c in tested.checks if not c.passed]
     assert tested.target_version.startswith("mysql 9.7."), tested.target_version
     table_checks = [c for c in tested.checks if c.name.endswith("rows and checksum")]
@@ -181,7 +182,7 @@ def test_physical_clone_mysql(env: Env, tmp_path_factory: pytest.TempPathFactory
     # restore into a fresh directory, start a server of the same build on it: data and GTIDs equal
     work = private_tempdir("/tmp", "myops-clrs-")
     try:
-        target = restore.restore_physical(chain, os.path.join(work, "datadir"), work)
+        target = restore.restore_physical(chain, os.path.join(work, "datadir"), RunContext(staging_dir=work))
         assert os.path.isfile(os.path.join(target, "mysql.ibd"))
         started = sandbox.start_server_on_datadir(
             work, "restored", target, server_id=702, build=restore.scratch_build(m)
@@ -198,7 +199,9 @@ def test_physical_clone_mysql(env: Env, tmp_path_factory: pytest.TempPathFactory
 
     # negative: one row changed on the source since the backup: the comparison with it fails, naming the table
     _sql(env.server.spec(), "UPDATE bulk.t SET k = k + 1 WHERE id = 777")
-    changed = restore.restore_test_physical(chain, source=env.server.spec(), staging_dir=env.staging)
+    changed = restore.restore_test_physical(
+        chain, RunContext(staging_dir=env.staging), source=env.server.spec()
+    )
     assert not changed.passed
     assert [c.name for c in changed.checks if not c.passed] == ["bulk.t: rows and checksum"], changed.checks
 
@@ -211,8 +214,8 @@ def test_physical_clone_mysql(env: Env, tmp_path_factory: pytest.TempPathFactory
         fh.write(bytes(data))
     bad = restore.restore_test_physical(
         restore.physical_chain(catalog.scan([env.local]), env.server.name),
+        RunContext(staging_dir=env.staging),
         expected=env.sums,
-        staging_dir=env.staging,
     )
     assert not bad.passed
     failed = [c for c in bad.checks if not c.passed]
@@ -370,7 +373,7 @@ def test_clone_under_writes_records_a_lower_bound(env: Env) -> None:
     work = private_tempdir("/tmp", "myops-clwr-")
     try:
         chain = [[(env.local, m)]]
-        target = restore.restore_physical(chain, os.path.join(work, "datadir"), work)
+        target = restore.restore_physical(chain, os.path.join(work, "datadir"), RunContext(staging_dir=work))
         started = sandbox.start_server_on_datadir(
             work, "wr", target, server_id=703, build=restore.scratch_build(m)
         )

@@ -30,6 +30,7 @@ from mysqlops.restore import pitr
 from mysqlops.runs import RunContext
 from mysqlops.streams import crypto
 from mysqlops.streams.compression import codec
+from mysqlops.streams.crypto import Keyring
 from mysqlops.tablesum import table_checksums
 from mysqlops.tools.client import DumpOptions, client_option_file, dump_argv, mysql_argv
 
@@ -97,13 +98,17 @@ def test_encrypted_binlogs_key_rotation_mixed_chain_and_failures(
     start = BinlogCoordinates(found.group(1).decode(), int(found.group(2)))
     stage = str(tmp_path / "stage")
     sql(source, f"INSERT INTO shop.t VALUES (2, '{canaries[2]}')")
-    plain = archive_binlogs(source, locations, NONE, stage, datetime.now(UTC))
+    plain = archive_binlogs(source, locations, NONE, RunContext(staging_dir=stage), datetime.now(UTC))
     sql(source, f"INSERT INTO shop.t VALUES (3, '{canaries[3]}')")
     t0 = time.monotonic()
-    by_old = archive_binlogs(source, locations, NONE, stage, datetime.now(UTC), encryption_key=old)
+    by_old = archive_binlogs(
+        source, locations, NONE, RunContext(staging_dir=stage, keyring=Keyring(old)), datetime.now(UTC)
+    )
     assert time.monotonic() - t0 < 30
     sql(source, f"INSERT INTO shop.t VALUES (4, '{canaries[4]}')")
-    by_new = archive_binlogs(source, locations, ZSTD, stage, datetime.now(UTC), encryption_key=new)
+    by_new = archive_binlogs(
+        source, locations, ZSTD, RunContext(staging_dir=stage, keyring=Keyring(new)), datetime.now(UTC)
+    )
     assert os.stat(stage).st_mode & 0o777 == 0o700 and os.listdir(stage) == []
 
     # manifests record the key id (never the key); stored bytes are ciphertext
@@ -194,7 +199,11 @@ def test_encrypted_pitr_checks_every_key_before_touching_the_target(sandbox_root
         second = bk.run_backup(spec, [location], ZSTD, encryption_key=backup_key).manifest
         sql(spec, "INSERT INTO shop.t (note) VALUES ('after B2')")
         archive_binlogs(
-            spec, [location], ZSTD, str(tmp_path / "st"), datetime.now(UTC), encryption_key=binlog_key
+            spec,
+            [location],
+            ZSTD,
+            RunContext(staging_dir=str(tmp_path / "st"), keyring=Keyring(binlog_key)),
+            datetime.now(UTC),
         )
         assert second.coordinates is not None and first.encryption_key_id == crypto.key_id(backup_key)
         until = RecoveryTarget.parse(
@@ -291,18 +300,26 @@ def test_encrypted_physical_backup_restore_and_failures(sandbox_root: str, tmp_p
         target = str(tmp_path / "restored")
         for ring in (None, crypto.Keyring(crypto.generate_key())):
             with pytest.raises(RestoreError, match=m.encryption_key_id or "?"):
-                restore.restore_physical(chain, target, str(tmp_path / "st"), keyring=ring)
+                restore.restore_physical(
+                    chain, target, RunContext(staging_dir=str(tmp_path / "st"), keyring=ring)
+                )
             assert not os.path.exists(target)
         # truncated ciphertext with a forged manifest: decryption fails, nothing is left behind
         forged = Location("forged", f"file://{tmp_path}/forged")
         forge_truncated_backup(location, forged, m, cut=100)
         forged_chain = restore.physical_chain(catalog.scan([forged]), m.server, m.backup_id)
         with pytest.raises(EncryptionError, match="truncated"):
-            restore.restore_physical(forged_chain, target, str(tmp_path / "st"), keyring=crypto.Keyring(key))
+            restore.restore_physical(
+                forged_chain,
+                target,
+                RunContext(staging_dir=str(tmp_path / "st"), keyring=crypto.Keyring(key)),
+            )
         assert not os.path.exists(target)
         # the restore test decrypts with the key (an old key in the ring is fine) and proves the data
         ring = crypto.Keyring(crypto.generate_key(), old=[key])
-        test = restore.restore_test_physical(chain, expected=expected, keyring=ring)  # short /tmp path
+        test = restore.restore_test_physical(
+            chain, RunContext(keyring=ring), expected=expected
+        )  # short /tmp path
         assert test.passed, [c for c in test.checks if not c.passed]
         failed = restore.restore_test_physical(chain, expected=expected)
         assert not failed.passed
@@ -318,7 +335,9 @@ def test_adopting_an_existing_encrypted_object_needs_its_key(
     sql(spec, "CREATE DATABASE d", "CREATE TABLE d.t (id INT PRIMARY KEY)", "INSERT INTO d.t VALUES (1)")
     key, other = crypto.generate_key(), crypto.generate_key()
     stage = str(tmp_path / "st")
-    first = archive_binlogs(spec, [local_location], ZSTD, stage, datetime.now(UTC), encryption_key=key)
+    first = archive_binlogs(
+        spec, [local_location], ZSTD, RunContext(staging_dir=stage, keyring=Keyring(key)), datetime.now(UTC)
+    )
     store = Store(local_location)
     last = max(first.manifests, key=lambda m: m.sequence)
     data_key = f"{layout.binlog_dir(spec.name)}/{last.stored_path}"
@@ -328,12 +347,22 @@ def test_adopting_an_existing_encrypted_object_needs_its_key(
     for wrong in (other, None):
         with pytest.raises(IntegrityError, match=f"key id {crypto.key_id(key)}"):
             archive_binlogs(
-                spec, [local_location], ZSTD, stage, datetime.now(UTC), rotate=False, encryption_key=wrong
+                spec,
+                [local_location],
+                ZSTD,
+                RunContext(staging_dir=stage, keyring=Keyring(wrong) if wrong else None),
+                datetime.now(UTC),
+                rotate=False,
             )
         assert store.read_bytes(data_key) == before
         assert last.file not in [m.file for m in list_archived(store, spec.name)]
     again = archive_binlogs(
-        spec, [local_location], ZSTD, stage, datetime.now(UTC), rotate=False, encryption_key=key
+        spec,
+        [local_location],
+        ZSTD,
+        RunContext(staging_dir=stage, keyring=Keyring(key)),
+        datetime.now(UTC),
+        rotate=False,
     )
     assert [(a.file, a.adopted) for a in again.archived] == [(last.file, True)]
     adopted = next(m for m in list_archived(store, spec.name) if m.file == last.file)

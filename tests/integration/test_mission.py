@@ -105,7 +105,9 @@ def test_mission_on_flavor(
         before_accident = datetime.now(UTC).replace(microsecond=0)
         time.sleep(1.1)
         db.execute(conn, "DROP TABLE bulk.t")
-    archived = binlog.archive_binlogs(primary, [local], codec("zstd"), staging, datetime.now(UTC))
+    archived = binlog.archive_binlogs(
+        primary, [local], codec("zstd"), RunContext(staging_dir=staging), datetime.now(UTC)
+    )
     assert archived is not None
     lap("writes + second backup + binlog archive")
 

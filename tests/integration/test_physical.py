@@ -17,9 +17,11 @@ from mysqlops.adapters import builds, clients, sandbox
 from mysqlops.adapters import mysql as db
 from mysqlops.adapters.storage import Store
 from mysqlops.backup import BackupResult
-from mysqlops.errors import PreflightFailed, RestoreError
+from mysqlops.errors import ConfigError, PreflightFailed, RestoreError
 from mysqlops.manifest import BackupManifest, TableStat
 from mysqlops.model import BackupKind, BackupMethod, Flavor, Location, ServerVersion
+from mysqlops.restore import physical
+from mysqlops.runs import Reporter, RunContext
 from mysqlops.sampledata import create_awkward_database, create_bulk_table
 from mysqlops.streams.compression import codec
 from mysqlops.tablesum import table_checksums
@@ -173,6 +175,73 @@ def test_restore_partial_chain_matches_state_at_incremental_1(env: Env) -> None:
     assert any("dropme" in c.name for c in result.checks)
 
 
+def test_restore_physical_into_a_stopped_servers_empty_datadir(
+    env: Env, tmp_path: os.PathLike[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The operator's physical restore (restore.run_physical, the restore-physical flow): the
+    full + 2 incrementals chain into a fresh, empty datadir, refused on a non-empty one or one a
+    server runs on, the datadir appearing whole (its mode kept, no work directory left); a
+    server started on it holds exactly the source's data."""
+    host = os.path.join(os.fspath(tmp_path), "host")
+    datadir = os.path.join(host, "data")
+    os.makedirs(datadir, mode=0o750)
+    os.chmod(datadir, 0o750)
+    locations = (env.local, env.s3)
+    busy = os.path.join(host, "busy")
+    os.mkdir(busy)
+    with open(os.path.join(busy, "ibdata1"), "w") as fh:
+        fh.write("the old server's data")
+    with pytest.raises(RestoreError, match=r"is not empty .*ibdata1.*never writes over data"):
+        restore.run_physical(restore.PhysicalRestoreRequest(busy, locations, env.server.name), RunContext())
+    with pytest.raises(ConfigError, match="absolute path"):
+        restore.run_physical(restore.PhysicalRestoreRequest("data", locations, env.server.name), RunContext())
+    running = restore.target_problems(env.server.datadir)
+    assert any(p.startswith("pid ") and "stop it before restoring" in p for p in running), running
+    logs: list[str] = []
+    ctx = RunContext(reporter=Reporter.from_log(logs.append))
+    outcome = restore.run_physical(restore.PhysicalRestoreRequest(datadir, locations, env.server.name), ctx)
+    assert outcome.chain == (
+        env.full.manifest.backup_id,
+        env.inc1.manifest.backup_id,
+        env.inc2.manifest.backup_id,
+    )
+    assert outcome.locations_used == dict.fromkeys(outcome.chain, "local")
+    assert {"download", "extract", "prepare"} <= set(outcome.durations)
+    assert os.path.isfile(os.path.join(datadir, "ibdata1")) and os.stat(datadir).st_mode & 0o777 == 0o750
+    assert sorted(os.listdir(host)) == ["busy", "data"]  # the work directory beside it is gone
+    assert f"datadir={datadir}" in outcome.summary()["next_steps"] and any("restored 3" in x for x in logs)
+    started = sandbox.start_server_on_datadir(
+        os.fspath(tmp_path),
+        "restored",
+        datadir,
+        server_id=699,
+        build=restore.scratch_build(env.inc2.manifest),
+    )
+    try:
+        assert _sums(started) == env.sums_inc2
+    finally:
+        sandbox.stop_server(started)
+    # a datadir that is a mount point (forced here): prepared inside it, its entries moved in;
+    # run as root into a datadir of another owner, every file gets that owner (the server's user)
+    mounted = os.path.join(host, "mnt")
+    os.mkdir(mounted, 0o750)
+    if os.geteuid() == 0:
+        os.chown(mounted, 65534, 65534)
+    os.mkdir(os.path.join(mounted, "lost+found"))  # the filesystem's own: not data in the way
+    monkeypatch.setattr(physical, "own_filesystem", lambda path: path == mounted)
+    request = restore.PhysicalRestoreRequest(mounted, locations, env.server.name, env.inc1.manifest.backup_id)
+    again = restore.run_physical(request, RunContext())
+    assert again.chain == (env.full.manifest.backup_id, env.inc1.manifest.backup_id)
+    inside = sorted(os.listdir(mounted))
+    assert "ibdata1" in inside and not [n for n in inside if n.startswith(physical.WORK_PREFIX)]
+    if os.geteuid() == 0:
+        restored = [
+            os.path.join(b, n) for b, ds, fs in os.walk(mounted) for n in ds + fs if "lost+found" not in b + n
+        ]
+        owners = {os.lstat(path).st_uid for path in restored}
+        assert owners == {65534} and again.owner_uid == 65534 and "chown" not in again.next_steps()
+
+
 def _flip_byte(location: Location, key: str) -> None:
     store = Store(location)
     data = bytearray(store.read_bytes(key))
@@ -189,7 +258,12 @@ def test_corrupt_s3_copy_falls_back_to_local(env: Env, tmp_path: os.PathLike[str
     report = restore.ChainReport()
     logs: list[str] = []
     target = os.path.join(os.fspath(tmp_path), "datadir")
-    prepared = restore.restore_physical(chain, target, os.fspath(tmp_path), logs.append, report=report)
+    prepared = restore.restore_physical(
+        chain,
+        target,
+        RunContext(staging_dir=os.fspath(tmp_path), reporter=Reporter.from_log(logs.append)),
+        report=report,
+    )
     assert prepared == target and os.path.isfile(os.path.join(target, "ibdata1"))
     assert os.path.isdir(os.path.join(target, "bulk")) and not os.path.exists(
         os.path.join(target, "bulk", "dropme.ibd")
@@ -222,7 +296,7 @@ def test_incremental_without_base_and_missing_base_fail_clearly(env: Env, tmp_pa
     chain = restore.physical_chain(scans, env.server.name)
     target = os.path.join(os.fspath(tmp_path), "hole")
     with pytest.raises(RestoreError, match="based on"):
-        restore.restore_physical([chain[0], chain[2]], target, os.fspath(tmp_path))
+        restore.restore_physical([chain[0], chain[2]], target, RunContext(staging_dir=os.fspath(tmp_path)))
     assert not os.path.exists(target)
 
 

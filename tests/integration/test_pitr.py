@@ -16,6 +16,7 @@ from mysqlops.adapters.storage import Store
 from mysqlops.errors import ConfigError, RestoreError
 from mysqlops.model import Location, RecoveryTarget
 from mysqlops.restore import pitr
+from mysqlops.runs import RunContext
 from mysqlops.streams.compression import codec
 
 pytestmark = pytest.mark.integration
@@ -40,7 +41,9 @@ def test_pitr_to_just_before_a_drop_table(sandbox_root: str, tmp_path: Any) -> N
             before_accident = datetime.now(UTC).replace(microsecond=0)
             time.sleep(1.1)
             db.execute(conn, "DROP TABLE app.orders")  # T3: the accident
-        binlog.archive_binlogs(spec, [location], codec("zstd"), str(tmp_path), datetime.now(UTC))
+        binlog.archive_binlogs(
+            spec, [location], codec("zstd"), RunContext(staging_dir=str(tmp_path)), datetime.now(UTC)
+        )
         with pytest.raises(ConfigError):
             pitr.point_in_time_restore(
                 [location], spec.name, target.spec(), RecoveryTarget(time=before_accident), databases=["app"]
@@ -80,7 +83,9 @@ def test_restore_test_proves_the_binlog_chain_between_two_full_backups(
         bk.run_backup(spec, [location], codec("zstd"))
         with db.session(spec) as conn:
             db.execute(conn, "INSERT INTO app.t (v) VALUES ('after B2')")
-        binlog.archive_binlogs(spec, [location], codec("zstd"), str(tmp_path), datetime.now(UTC))
+        binlog.archive_binlogs(
+            spec, [location], codec("zstd"), RunContext(staging_dir=str(tmp_path)), datetime.now(UTC)
+        )
         checks = pitr.prove_binlog_chain([location], spec.name, sandbox_dir=str(tmp_path / "sb"))
         assert checks and all(c.passed for c in checks), checks
         assert any(c.name.startswith("app:") for c in checks)

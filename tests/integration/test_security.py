@@ -23,8 +23,10 @@ from mysqlops.binlog import archive as binlog_archive
 from mysqlops.errors import EncryptionError, RestoreError
 from mysqlops.model import Location
 from mysqlops.restore import logical as restore_logical
+from mysqlops.runs import RunContext
 from mysqlops.streams import crypto
 from mysqlops.streams.compression import codec
+from mysqlops.streams.crypto import Keyring
 from mysqlops.users import Account, create_users
 
 pytestmark = pytest.mark.integration
@@ -95,9 +97,8 @@ def test_backup_runs_as_least_privilege_user_and_secrets_stay_hidden(secured: An
             backup_spec,
             [location],
             codec("none"),
-            str(tmp_path / "st"),
+            RunContext(staging_dir=str(tmp_path / "st"), keyring=Keyring(key)),
             datetime.now(UTC),
-            encryption_key=key,
         )
         phys = backup.run_physical_backup(
             server.spec(), [location], codec("none"), encryption_key=key, staging_dir=str(tmp_path / "st")
@@ -218,7 +219,7 @@ def test_binlog_archiving_and_health_checks_run_as_least_privilege_users(
             primary.spec(user="mysqlops_backup", password=password),
             [location],
             codec("zstd"),
-            str(tmp_path),
+            RunContext(staging_dir=str(tmp_path)),
             datetime.now(UTC),
         )
         assert archived is not None
@@ -263,7 +264,11 @@ def test_everything_written_locally_is_private(secured: Any, tmp_path: Any) -> N
     previous = os.umask(0o022)
     try:
         binlog.archive_binlogs(
-            backup_spec, [location], codec("zstd"), staging, datetime.now(UTC), encryption_key=key
+            backup_spec,
+            [location],
+            codec("zstd"),
+            RunContext(staging_dir=staging, keyring=Keyring(key)),
+            datetime.now(UTC),
         )
         assert bk.run_backup(
             backup_spec,

@@ -15,7 +15,8 @@ from mysqlops.catalog import LocationScan
 from mysqlops.errors import RestoreError
 from mysqlops.manifest import BackupFile, BackupManifest
 from mysqlops.model import BackupKind, BackupMethod, BinlogCoordinates, Flavor, Location
-from mysqlops.restore.physical import scratch_build, validate_chain
+from mysqlops.restore.chain import validate_chain
+from mysqlops.restore.physical_proof import scratch_build
 from mysqlops.tools.physical import TAR_FORMAT, tar_create_argv, tar_extract_argv, unpack_argv
 
 T0 = datetime(2026, 11, 23, 10, 0, tzinfo=UTC)

@@ -13,7 +13,8 @@ from mysqlops.catalog import LocationScan
 from mysqlops.errors import ConfigError, IntegrityError, RestoreError
 from mysqlops.manifest import BackupFile, BackupManifest
 from mysqlops.model import BackupKind, BackupMethod, BinlogCoordinates, Flavor, Location
-from mysqlops.restore import physical as restore_physical
+from mysqlops.restore import chain as restore_chain
+from mysqlops.restore import physical_proof
 from mysqlops.tools import physical as tools_physical
 
 T0 = datetime(2026, 11, 23, 10, 0, tzinfo=UTC)
@@ -159,8 +160,8 @@ LOGICAL = _manifest("20261123T130000Z-dddddd", BackupKind.FULL, (0, 0), method=B
 
 
 def test_validate_chain_accepts_a_good_chain() -> None:
-    restore_physical.validate_chain([FULL, INC1, INC2])
-    restore_physical.validate_chain([FULL])
+    restore_chain.validate_chain([FULL, INC1, INC2])
+    restore_chain.validate_chain([FULL])
 
 
 @pytest.mark.parametrize(
@@ -179,7 +180,7 @@ def test_validate_chain_accepts_a_good_chain() -> None:
 )
 def test_validate_chain_rejects_broken_chains(chain: list[BackupManifest], message: str) -> None:
     with pytest.raises(RestoreError, match=message):
-        restore_physical.validate_chain(chain)
+        restore_chain.validate_chain(chain)
 
 
 def _scans(*manifests: BackupManifest) -> list[LocationScan]:
@@ -217,7 +218,7 @@ def test_compare_tables_reports_every_difference() -> None:
         "b": TableStat("b", 1, "DIFFERENT"),
         "extra": TableStat("extra", 0, "0"),
     }
-    checks = {c.name.split(":")[0]: c for c in restore_physical._compare_tables("d", want, got)}
+    checks = {c.name.split(":")[0]: c for c in physical_proof._compare_tables("d", want, got)}
     assert checks["d.a"].passed
     assert not checks["d.b"].passed and "expected rows 1 checksum y" in checks["d.b"].detail
     assert not checks["d.gone"].passed and "missing" in checks["d.gone"].detail

@@ -697,3 +697,14 @@ def test_human_bytes(n: float, text: str) -> None:
 )
 def test_human_duration(s: float, text: str) -> None:
     assert human_duration(s) == text
+
+
+def test_binlog_record_without_sequence_only_in_estimates() -> None:
+    """Retention refuses a binlog file name without a numeric sequence (it cannot place it in the
+    chain); the report's estimates take it as a record without a sequence (which retention keeps)."""
+    odd = dataclasses.replace(binlog("db1", 1), file="mysql-bin.index-copy")
+    with pytest.raises(ConfigError):
+        odd.to_record()
+    record = odd.to_record(strict=False)
+    assert record.binlog_sequence is None and record.stored_bytes == odd.stored_bytes
+    assert binlog("db1", 7).to_record(strict=False).binlog_sequence == 7

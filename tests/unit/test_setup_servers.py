@@ -99,3 +99,28 @@ def test_container_pools_get_image_and_directory() -> None:
     assert all(spec["job_variables"] == {"image": "registry/mysqlops:1.2"} for spec in got.values())
     with pytest.raises(ConfigError, match="absolute path"):
         wanted('[deployments]\ndirectory = "opt"\n[servers.db1]\nhost = "h"\n')
+
+
+def test_each_environment_file_tags_its_deployments_with_its_own_name() -> None:
+    """Two environment files on one Prefect server: each setup deletes only what it made."""
+    doc = tomllib.loads(BASE + '[servers.db1]\nhost = "h"\n')
+    by_file = setup.parse(doc, "staging").deployments
+    named = setup.parse({**doc, "deployments": {"environment": "prod"}}, "environment").deployments
+    tags = [servers.wanted(s, "mysqlops", setup.queue_name)[0].spec["tags"] for s in (by_file, named)]
+    assert servers.setup_tag("staging") in tags[0] and servers.setup_tag("prod") in tags[1]
+    assert all(servers.MANAGED_TAG in t for t in tags)
+    with pytest.raises(ConfigError, match="environment 'a b'"):
+        setup.parse({**doc, "deployments": {"environment": "a b"}})
+
+
+def test_prefect_yaml_forecasts_with_the_policy_block_setup_saves() -> None:
+    """One source of the retention policy: the environment file's [deployments]
+    retention_policy, saved by setup as a block that prefect.yaml's report names."""
+    import yaml
+
+    doc = yaml.safe_load((servers.PROJECT_DIR / "prefect.yaml").read_text())
+    report = next(d for d in doc["deployments"] if d["entrypoint"] == "flows/report.py:backup_report")
+    assert report["parameters"]["policy"] == setup.RETENTION_BLOCK
+    assert doc["definitions"]["parameters"]["retention_policy"] == setup.RETENTION_BLOCK
+    env = setup.parse(tomllib.loads(BASE + '[servers.db1]\nhost = "h"\n'))
+    assert env.deployments.retention_policy == servers.DEFAULT_POLICY

@@ -19,11 +19,11 @@ lines: one fetch, from the apt configuration to the rename into the cache, under
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import errno
 import fcntl
 import glob
 import hashlib
-import json
 import os
 import re
 import shutil
@@ -35,11 +35,13 @@ from typing import Any
 
 from mysqlops.adapters import process
 from mysqlops.adapters.builds.names import (
+    BUILD_DOC,
     CACHE_ENV,
     KNOWN_BUILDS,
     METADATA,
     METADATA_FORMAT,
     BuildName,
+    BuildRecord,
     Log,
     SeriesNotInArchive,
     ServerBuild,
@@ -513,33 +515,34 @@ def _stage(
     # letting it read the system's (another version's) /usr/lib/mysql/plugin
     os.makedirs(os.path.join(target, "usr", "lib", "mysql", "plugin"), exist_ok=True)
     up = upstream_version(version)
-    meta: dict[str, Any] = {
-        "format": METADATA_FORMAT,
-        "build": bn.name,
-        "flavor": bn.flavor.value,
-        "series": bn.series,
-        "version": ".".join(str(x) for x in up) if up else "",
-        "package": packages[0],
-        "package_version": version,
-        "suite": suite,
-        "mirror": mirror,
-        "architecture": arch,
-        "fetched_at": datetime.now(UTC).isoformat(timespec="seconds"),
-        "packages": recorded,
-        "download_bytes": sum(int(str(p["size"])) for p in recorded),
-        "unpacked_bytes": tree_bytes(target),
-        "download_seconds": round(t_download - started, 1),
-    }
+    record = BuildRecord(
+        format=METADATA_FORMAT,
+        package_version=version,
+        build=bn.name,
+        flavor=bn.flavor.value,
+        series=bn.series,
+        version=".".join(str(x) for x in up) if up else "",
+        package=packages[0],
+        suite=suite,
+        mirror=mirror,
+        architecture=arch,
+        fetched_at=datetime.now(UTC).isoformat(timespec="seconds"),
+        packages=tuple(recorded),
+        download_bytes=sum(int(str(p["size"])) for p in recorded),
+        unpacked_bytes=tree_bytes(target),
+        download_seconds=round(t_download - started, 1),
+    )
     # a test run through its own loader: a tree that cannot run never enters the cache
-    built = _from_tree(bn, target, "cache", meta)
-    if built.version_text != meta["version"]:
+    built = _from_tree(bn, target, "cache", BUILD_DOC.to_doc(record))
+    if built.version_text != record.version:
         raise BuildUnavailable(
             f"server build {bn.name}: the unpacked server says {built.version}, the package is {version}"
         )
-    meta["fetch_seconds"] = round(time.monotonic() - started, 1)
+    record = dataclasses.replace(record, fetch_seconds=round(time.monotonic() - started, 1))
+    meta = BUILD_DOC.to_doc(record)
     path = os.path.join(tree, METADATA)
     with open(path, "w", encoding="utf-8") as fh:
-        json.dump(meta, fh, indent=2)
+        fh.write(BUILD_DOC.dumps(record))
         fh.flush()
         os.fsync(fh.fileno())
     _fsync_dir(tree)

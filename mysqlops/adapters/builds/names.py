@@ -10,7 +10,9 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from mysqlops import jsondoc
 from mysqlops.errors import BuildUnavailable, ConfigError
+from mysqlops.jsondoc import json_as
 from mysqlops.model import Flavor, ServerVersion
 
 KNOWN_BUILDS = ("mariadb-10.11", "mariadb-11.8", "mysql-9.7")
@@ -284,3 +286,31 @@ def _missing_tool_fix(build: ServerBuild, role: str) -> str:
 
 # --------------------------------------------------------------------------------------------
 # the cache
+
+
+# --------------------------------------------------------------------------- build.json
+@dataclass(frozen=True)
+class BuildRecord:
+    """``build.json`` of a cached build: what was fetched, from where, how big and how long it
+    took. Written last (a tree without it is not a complete build); fields declared once
+    (:mod:`mysqlops.jsondoc`); files of older versions (no schema key) are read the same way."""
+
+    format: int = field(metadata=json_as(jsondoc.INT))
+    package_version: str = field(metadata=json_as(jsondoc.TEXT))
+    build: str = field(default="", metadata=json_as(jsondoc.TEXT))
+    flavor: str = field(default="", metadata=json_as(jsondoc.TEXT))
+    series: str = field(default="", metadata=json_as(jsondoc.TEXT))
+    version: str = field(default="", metadata=json_as(jsondoc.TEXT))
+    package: str = field(default="", metadata=json_as(jsondoc.TEXT))
+    suite: str = field(default="", metadata=json_as(jsondoc.TEXT))
+    mirror: str = field(default="", metadata=json_as(jsondoc.TEXT))
+    architecture: str = field(default="", metadata=json_as(jsondoc.TEXT))
+    fetched_at: str = field(default="", metadata=json_as(jsondoc.TEXT))
+    packages: tuple[Any, ...] = field(default=(), metadata=json_as(jsondoc.tuple_of(jsondoc.MAP)))
+    download_bytes: int = field(default=0, metadata=json_as(jsondoc.INT))
+    unpacked_bytes: int = field(default=0, metadata=json_as(jsondoc.INT))
+    download_seconds: float = field(default=0.0, metadata=json_as(jsondoc.FLOAT))
+    fetch_seconds: float = field(default=0.0, metadata=json_as(jsondoc.FLOAT))
+
+
+BUILD_DOC = jsondoc.Document(BuildRecord, "mysqlops.build/1", "build.json", older=(None,))

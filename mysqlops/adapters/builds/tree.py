@@ -3,7 +3,6 @@ loader, the system's /usr) and in the cache of fetched builds, each test-run for
 
 from __future__ import annotations
 
-import json
 import os
 import shutil
 import threading
@@ -15,18 +14,20 @@ from mysqlops.adapters.builds.names import (
     _MESSAGE_DIRS,
     _PLUGIN_DIRS,
     _PROGRAM_DIRS,
+    BUILD_DOC,
     CACHE_ENV,
     CLIENT_TOOLS,
     METADATA,
     METADATA_FORMAT,
     PROGRAMS,
     BuildName,
+    BuildRecord,
     ServerBuild,
     loader_argv,
     parse_version_output,
     upstream_version,
 )
-from mysqlops.errors import BuildUnavailable, MysqlopsError
+from mysqlops.errors import BuildUnavailable, ManifestError, MysqlopsError
 from mysqlops.model import Flavor, ServerVersion
 
 
@@ -199,14 +200,14 @@ def _version_dirs(build_dir: str) -> list[tuple[tuple[int, int, int], str, dict[
             continue
         path = os.path.join(build_dir, name)
         try:
-            with open(os.path.join(path, METADATA), encoding="utf-8") as fh:
-                meta = json.load(fh)
-        except (OSError, ValueError):
+            with open(os.path.join(path, METADATA), "rb") as fh:
+                record: BuildRecord = BUILD_DOC.loads(fh.read())
+        except (OSError, ManifestError):
             continue  # not ours, or not a complete build
-        up = upstream_version(str(meta.get("package_version", "")))
-        if up is None or meta.get("format") != METADATA_FORMAT:
+        up = upstream_version(record.package_version)
+        if up is None or record.format != METADATA_FORMAT:
             continue
-        found.append((up, path, meta))
+        found.append((up, path, BUILD_DOC.to_doc(record)))
     found.sort(key=lambda t: (t[0], str(t[2].get("package_version")), str(t[2].get("fetched_at"))))
     return found
 

@@ -132,7 +132,9 @@ def test_single_table_point_in_time_restore(flavor: str, sandbox_root: str, tmp_
                 (crm, "DELETE FROM contacts"),
             ):
                 db.execute(session, sql)
-        binlog.archive_binlogs(spec, [location], codec("zstd"), str(tmp_path), datetime.now(UTC))
+        binlog.archive_binlogs(
+            spec, [location], codec("zstd"), RunContext(staging_dir=str(tmp_path)), datetime.now(UTC)
+        )
         with db.session(target.spec()) as conn:
             for sql in (
                 "CREATE DATABASE shop",
@@ -273,7 +275,9 @@ def test_kill9_table_pitr_leaves_nothing_after_the_next_reap(sandbox_root: str, 
         time.sleep(1.1)
         at = datetime.now(UTC).replace(microsecond=0)
         time.sleep(1.1)
-        binlog.archive_binlogs(spec, [location], codec("zstd"), str(tmp_path), datetime.now(UTC))
+        binlog.archive_binlogs(
+            spec, [location], codec("zstd"), RunContext(staging_dir=str(tmp_path)), datetime.now(UTC)
+        )
         before = set(glob.glob(SCRATCH_GLOB))
         child = subprocess.Popen(
             [sys.executable, "-c", CHILD],

@@ -77,9 +77,10 @@ from mysqlops.streams.keys import Keyring
 class TablePitrResult(PitrResult):
     """A :class:`~mysqlops.restore.pitr.PitrResult` whose ``restore`` is the move of the tables
     into the target (``replay``: the binlogs replayed on the scratch server). ``scope``:
-    ``database`` (only the tables' database restored and replayed, ``--database``) or
-    ``server`` (the whole base backup and every event, because ``scope_reason``);
-    ``row_format``: what the replayed window showed about the binlog format."""
+    ``table`` (only the table restored and its row events replayed), ``database`` (only its
+    database, ``--database``) or ``server`` (the whole base backup and every event), and
+    ``scope_reason`` why (see the module docstring); ``row_format``: what the replayed window
+    showed about the binlog format."""
 
     restore: TableRestoreResult
     scope: str = "database"
@@ -88,7 +89,7 @@ class TablePitrResult(PitrResult):
 
 
 def _window(fetched: FetchedBinlogs) -> list[Statement | Transaction]:
-    """The statements of the replay window (transaction control left out)."""
+    """The statements and transactions of the replay window (transaction control left out)."""
     until, out = fetched.until, list[Statement | Transaction]()
     for i, (m, path) in enumerate(zip(fetched.manifests, fetched.paths, strict=True)):
         stop = until.stop_position if until is not None else None

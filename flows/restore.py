@@ -78,7 +78,9 @@ def restore(
     server unless allow_source_target=True. encryption_keys: Secret block names (current first).
     Point in time: until="2026-11-23T10:15:00Z" (or until_gtid / until_position
     "mysql-bin.000004:1234") restores the newest full backup before the target, then replays
-    the archived binlogs from its coordinates up to the target.
+    the archived binlogs from its coordinates up to the target. With tables=[...] too, only those
+    tables (of one database) come back as they were then: rebuilt on a scratch server and moved
+    into the target like a single-table restore (rename/overwrite as there; other tables untouched).
 
     Args:
         target: MySQLServer block to restore into (never the backup's own server unless allowed).

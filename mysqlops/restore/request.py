@@ -46,14 +46,9 @@ class RestoreRequest:
             raise ConfigError("restore of 'latest' needs server=<the backed-up server's name>")
         if self.until is not None and not self.server:
             raise ConfigError("point-in-time recovery needs server=<the backed-up server's name>")
-        if self.tables and self.until is not None:
-            raise ConfigError(
-                "a point-in-time restore of single tables is not supported: restore the tables from the full "
-                "backup (tables=...), or the whole server to the point in time on a scratch server and copy them"
-            )
         if self.tables and self.databases:
             raise ConfigError("pass either databases=... or tables=..., not both")
-        if self.until is not None and self.rename:
+        if self.until is not None and self.rename and not self.tables:
             raise ConfigError(
                 "point-in-time recovery restores whole backups under their own names: drop rename, or restore "
                 "into a scratch server and copy the databases you need"
@@ -125,7 +120,11 @@ def run(request: RestoreRequest, ctx: RunContext) -> RestoreOutcome:
             overwrite=request.overwrite,
             allow_source_target=request.allow_source_target,
             ctx=ctx,
+            tables=request.tables,  # only these, rebuilt on a scratch server (restore/table_pitr)
+            rename=request.rename,
         )
+        for line in pitr.restore.warnings:
+            ctx.reporter.warning(line)
         return RestoreOutcome(request.target.name, pitr.restore, pitr)
     scans = catalog.scan(request.locations)
     wanted = None if request.backup_id == "latest" else request.backup_id

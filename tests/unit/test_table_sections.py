@@ -110,7 +110,9 @@ def test_renamer_rewrites_only_the_tables_statement_heads(chunk: int) -> None:
     out = b"".join(renamer.feed(src[i : i + chunk]) for i in range(0, len(src), chunk)) + renamer.finish()
     assert renamer.created == 1
     expected = (
-        src.replace(b"-- Table structure for table `orders`", b"-- Table structure for table `orders_restored`")
+        src.replace(
+            b"-- Table structure for table `orders`", b"-- Table structure for table `orders_restored`"
+        )
         .replace(b"-- Dumping data for table `orders`", b"-- Dumping data for table `orders_restored`")
         .replace(b"DROP TABLE IF EXISTS `orders`", b"DROP TABLE IF EXISTS `orders_restored`")
         .replace(b"CREATE TABLE `orders`", b"CREATE TABLE `orders_restored`")

@@ -63,8 +63,8 @@ if args["mode"] == "backup":
            "durations": r.manifest.durations}
 elif args["mode"] == "restore":
     copies = catalog.find_backup(catalog.scan(locs), None, args["backup_id"])
-    r = restore.restore_backup(copies, ServerSpec(**args["target"]), staging_dir=args["staging"],
-                               workers=args.get("workers"))
+    r = restore.restore_backup(copies, ServerSpec(**args["target"]), RunContext(staging_dir=args["staging"]),
+                               load=restore.LoadOptions(workers=args.get("workers")))
     out = {"durations": r.durations}
 else:
     loc, m = catalog.find_backup(catalog.scan(locs), None, args["backup_id"])[0]

@@ -61,6 +61,8 @@ def restore(
     until_gtid: str | None = None,
     until_position: str | None = None,
     tables: list[str] | None = None,
+    workers: int | None = None,
+    load_timeout_s: float | None = mysqlops.restore.STATEMENT_TIMEOUT_SECONDS,
 ) -> dict[str, Any]:
     """Restore ``backup_id`` (or the latest of ``server``) into the ``target`` MySQLServer block.
 
@@ -76,7 +78,9 @@ def restore(
     server unless allow_source_target=True. encryption_keys: Secret block names (current first).
     Point in time: until="2026-11-23T10:15:00Z" (or until_gtid / until_position
     "mysql-bin.000004:1234") restores the newest full backup before the target, then replays
-    the archived binlogs from its coordinates up to the target.
+    the archived binlogs from its coordinates up to the target. With tables=[...] too, only those
+    tables (of one database) come back as they were then: rebuilt on a scratch server and moved
+    into the target like a single-table restore (rename/overwrite as there; other tables untouched).
 
     Args:
         target: MySQLServer block to restore into (never the backup's own server unless allowed).
@@ -93,6 +97,10 @@ def restore(
         until_gtid: Point in time as a GTID set: replay up to and including it.
         until_position: Point in time as binlog file:position, e.g. mysql-bin.000004:1234.
         tables: Only these tables, e.g. ["shop.orders", "shop.order_*"]; rename maps "db.table" names.
+        workers: Connections loading tables in parallel, secondary keys added after the rows
+            (default: one per core); 0 pipes the dump through one client as it is.
+        load_timeout_s: Seconds one statement of the load may go without an answer from the
+            server before the restore fails (default 6 hours; empty: no limit).
     """
     request = RestoreRequest(
         target=load_server(target),
@@ -105,6 +113,7 @@ def restore(
         allow_source_target=allow_source_target,
         until=RecoveryTarget.parse(until, until_position, until_gtid),  # parsed once, here
         tables=tuple(tables) if tables else None,
+        load=mysqlops.restore.LoadOptions(workers=workers, statement_timeout=load_timeout_s),
     )
     request.check()
     reap_leftovers(staging_dir)

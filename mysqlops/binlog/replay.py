@@ -268,15 +268,22 @@ def apply_binlogs(
     *,
     log_on_target: bool = False,
     timeout: float | None = None,
+    database: str | None = None,
+    table: str | None = None,
 ) -> ReplayResult:
     """``mariadb-binlog --start-position=P [stop] f1 f2 ... | mariadb`` on files already
-    fetched and verified by :func:`fetch_binlogs` (call it inside that context)."""
+    fetched and verified by :func:`fetch_binlogs` (call it inside that context).
+    ``database``: only that database's events (``--database``; see
+    :func:`~mysqlops.tools.binlog.replay_argv`), e.g. into a scratch server holding only it;
+    ``table`` (MariaDB): only that table's row events too."""
     with db.session(target_spec) as conn:
         version = db.server_version(conn)
     if fetched.until is not None and fetched.until.gtid and version.flavor is not Flavor.MARIADB:
         raise ConfigError(
             "until_gtid is supported for MariaDB; on MySQL use until_position or until (a time)"
         )
+    if table is not None and version.flavor is not Flavor.MARIADB:
+        raise ConfigError("a binlog replay filtered by table needs MariaDB's mariadb-binlog (--table)")
     tools = clients.for_server(version)
     problems, _warnings = clients.check(tools, version, roles=("binlog", "client"))
     if problems:
@@ -288,6 +295,8 @@ def apply_binlogs(
         fetched.start,
         until=fetched.until,
         log_on_target=log_on_target,
+        database=database,
+        table=table,
     )
     client_cmd = mysql_argv(tools.mysql, extra=["--binary-mode", "--skip-reconnect"])
     with (

@@ -234,11 +234,13 @@ def _backup_age(scan: catalog.LocationScan, server: str, policy: CheckPolicy, no
         )
     newest = max(complete, key=lambda m: m.finished_at)
     age = _age(now, newest.finished_at)
-    ok = age <= policy.max_backup_age
-    detail = f"newest {newest.backup_id}, {human_age(age)} old (limit {human_age(policy.max_backup_age)})"
-    if not ok:
-        detail += ": the backup schedule is not running or failing; look at the backup flow runs"
-    return CheckResult(server, name, "backup age", Status.OK if ok else Status.FAILED, detail)
+    return _within(
+        (server, name, "backup age"),
+        age,
+        policy.max_backup_age,
+        f"newest {newest.backup_id}, {human_age(age)} old",
+        "the backup schedule is not running or failing; look at the backup flow runs",
+    )
 
 
 def _first_backup(scan: catalog.LocationScan, server: str) -> datetime | None:
@@ -297,14 +299,13 @@ def _binlog_age(
         )
     newest = max(archives, key=lambda b: b.archived_at)
     age = _age(now, newest.archived_at)
-    ok = age <= policy.max_binlog_archive_age
-    detail = (
-        f"newest {newest.file}, archived {human_age(age)} ago "
-        f"(limit {human_age(policy.max_binlog_archive_age)})"
+    return _within(
+        (server, name, "binlog archive age"),
+        age,
+        policy.max_binlog_archive_age,
+        f"newest {newest.file}, archived {human_age(age)} ago",
+        "the archive-binlogs schedule is not running or failing",
     )
-    if not ok:
-        detail += ": the archive-binlogs schedule is not running or failing"
-    return CheckResult(server, name, "binlog archive age", Status.OK if ok else Status.FAILED, detail)
 
 
 def _restore_test(scan: catalog.LocationScan, server: str, policy: CheckPolicy, now: datetime) -> CheckResult:
@@ -335,14 +336,23 @@ def _restore_test(scan: catalog.LocationScan, server: str, policy: CheckPolicy, 
             f"last restore test of {newest.backup_id} ({human_age(age)} ago) FAILED: "
             + ("; ".join(failed[:3]) or "see its certificate"),
         )
-    ok = age <= policy.max_restore_test_age
-    detail = (
-        f"last test of {newest.backup_id} passed {human_age(age)} ago "
-        f"(limit {human_age(policy.max_restore_test_age)})"
+    return _within(
+        (server, name, "restore test"),
+        age,
+        policy.max_restore_test_age,
+        f"last test of {newest.backup_id} passed {human_age(age)} ago",
+        "the restore-test schedule is not running",
     )
-    if not ok:
-        detail += ": the restore-test schedule is not running"
-    return CheckResult(server, name, "restore test", Status.OK if ok else Status.FAILED, detail)
+
+
+def _within(
+    where: tuple[str, str, str], age: timedelta, limit: timedelta, newest: str, late: str
+) -> CheckResult:
+    """OK while the newest evidence (described by ``newest``) is at most ``limit`` old; FAILED
+    with the ``late`` advice after that. ``where`` = server, location, check name."""
+    ok = age <= limit
+    detail = f"{newest} (limit {human_age(limit)})" + ("" if ok else f": {late}")
+    return CheckResult(*where, Status.OK if ok else Status.FAILED, detail)
 
 
 def evaluate_disk(

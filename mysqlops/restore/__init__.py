@@ -8,6 +8,7 @@ its host) and :func:`restore_test` (restore tests and their certificates), each 
 """
 
 from mysqlops.restore.chain import physical_chain, validate_chain
+from mysqlops.restore.load import STATEMENT_TIMEOUT_SECONDS, LoadOptions
 from mysqlops.restore.logical import RestoreResult, restore_backup
 from mysqlops.restore.physical import (
     ChainReport,
@@ -39,7 +40,9 @@ from mysqlops.restore.verify import (
 )
 
 __all__ = [
+    "STATEMENT_TIMEOUT_SECONDS",
     "ChainReport",
+    "LoadOptions",
     "PhysicalRestoreOutcome",
     "PhysicalRestoreRequest",
     "PhysicalRestoreTest",

@@ -18,106 +18,50 @@ import contextlib
 import os
 import shutil
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any
 
-from mysqlops import redact
-from mysqlops.adapters import clients, process, reaper
+from mysqlops.adapters import clients, reaper
 from mysqlops.adapters import mysql as db
 from mysqlops.adapters.localfs import private_tempdir
 from mysqlops.errors import (
     ConfigError,
     PreflightFailed,
-    ProcessError,
     RestoreError,
 )
 from mysqlops.manifest import BackupManifest, validate_backup_manifest
-from mysqlops.model import Location, ObjectCounts, ServerSpec
+from mysqlops.model import Location, ObjectCounts, ServerSpec, ServerVersion
 from mysqlops.progress import Progress, ProgressFn, Ticker
 from mysqlops.restore.fetch import check_key, fetch_backup_files
-from mysqlops.restore.lines import AT_LINE_RE, DumpLines
-from mysqlops.restore.parallel import TableFn, default_workers, load_file_parallel
-from mysqlops.restore.rename import RenameRefused, RenameRewriter, rename_refusals
+from mysqlops.restore.load import LoadOptions, load_file
+from mysqlops.restore.parallel import TableFn, load_file_parallel
+from mysqlops.restore.rename import RenameRefused, rename_refusals
+from mysqlops.runs import RunContext
 from mysqlops.sql import catalog as sqlcat
 from mysqlops.sql.quoting import quote_identifier as q
 from mysqlops.sql.restore_grants import RESTORE_FLAGS, missing_restore_privileges
-from mysqlops.streams.checksum import CHUNK, iter_chunks
-from mysqlops.streams.compression import codec_from_label
-from mysqlops.streams.crypto import Decryptor, Keyring
-from mysqlops.tools.client import Program, client_option_file, mysql_argv
+from mysqlops.tools.client import Program
 
-# --------------------------------------------------------------------------- loading
+__all__ = ["RestoreResult", "load_file", "progress_reporter", "restore_backup"]
 
 
-def load_file(
-    path: str,
-    compression: str,
-    target: ServerSpec,
-    program: Program,
-    rename: Mapping[str, str],
-    on_bytes: Callable[[int], None] | None = None,
-    timeout: float | None = None,
-    keyring: Keyring | None = None,
-) -> None:
-    """Stream-decrypt (when encrypted) and decompress ``path`` (with renames) into the real
-    client on ``target``.
+def is_source_server(conn: db.Connection, target: ServerSpec, manifest: BackupManifest) -> bool:
+    """Whether ``target`` (connected as ``conn``) is the server the backup was taken from."""
+    identity = db.server_identity(conn)
+    source_identity = manifest.extra.get("server_identity") or {}
+    return target.name == manifest.server or bool(
+        source_identity
+        and all(identity.get(k) == source_identity.get(k) for k in ("hostname", "port", "server_id"))
+    )
 
-    A failed load raises :class:`ProcessError` naming the line and the object it was loading
-    (``data of table `t```), the error code and a message without values: the client's echo
-    of the statement (rows of the table) and quoted values never reach the exception."""
-    dec = codec_from_label(compression).decompressor()
-    decryptor = Decryptor(keyring) if keyring is not None else None
-    rewriter = RenameRewriter(rename)
-    lines = DumpLines()
-    name = os.path.basename(path)
 
-    def send(sink: Any, raw: bytes) -> None:
-        out = rewriter.feed(raw)
-        lines.feed(out)
-        sink.write(out)
-
-    try:
-        with (
-            process.Pipeline(
-                [mysql_argv(program)],
-                credentials=client_option_file(target),
-                stdin=process.PIPE,
-                stdout=process.DEVNULL,
-                timeout=timeout,
-                name=f"load of {name}",
-                stderr_filter=redact.client_stderr,
-            ) as pipe,
-            open(path, "rb") as src,
-        ):
-            sink = pipe.stdin_pipe
-            try:
-                for chunk in iter_chunks(src, CHUNK):
-                    plain = decryptor.update(chunk) if decryptor is not None else chunk
-                    raw = dec.decompress(plain)
-                    if raw:
-                        send(sink, raw)
-                        if on_bytes:
-                            on_bytes(len(raw))
-                if decryptor is not None:
-                    rest = decryptor.finalize()  # raises on truncation/tampering: the load is rolled back
-                    if rest:
-                        send(sink, dec.decompress(rest))
-                send(sink, dec.finish())
-                last = rewriter.finish()
-                lines.feed(last)
-                sink.write(last)
-            except BrokenPipeError:
-                pass  # the client died: wait() reports its error
-            pipe.wait()
-    except ProcessError as exc:
-        found = AT_LINE_RE.search(str(exc))
-        where = f" at line {found.group(1)} ({lines.where(int(found.group(1)))})" if found else ""
-        raise type(exc)(
-            f"loading {name} into {target.name} failed{where}: {exc}",
-            returncode=exc.returncode,
-            stderr_tail=exc.stderr_tail,
-        ) from None
+def load_client(version: ServerVersion) -> Program:
+    """The real client of the target server's build (checked against the server)."""
+    load_clients = clients.for_server(version)
+    client_problems, _warnings = clients.check(load_clients, version, roles=("client",))
+    if client_problems:
+        raise RestoreError("; ".join(client_problems))
+    return load_clients.mysql
 
 
 def _database_state(conn: db.Connection, database: str) -> str:
@@ -142,36 +86,48 @@ class RestoreResult:
     warnings: list[str] = field(default_factory=list)
 
 
+def progress_reporter(ctx: RunContext) -> ProgressFn:
+    """A load's progress to the run's reporter: a log line and the percentage of a bar."""
+
+    def on_progress(p: Progress) -> None:
+        ctx.reporter.info(p.describe())  # "loaded 12.0 MiB of 40.0 MiB (30%) at 4.0 MiB/s, ETA 7s"
+        ctx.reporter.progress(100.0 if p.finished else round(100 * p.fraction, 1))
+
+    return on_progress
+
+
 def restore_backup(
     copies: Sequence[tuple[Location, BackupManifest]],
     target: ServerSpec,
+    ctx: RunContext | None = None,
     *,
     databases: Sequence[str] | None = None,
     rename: Mapping[str, str] | None = None,
     overwrite: bool = False,
     allow_source_target: bool = False,
-    staging_dir: str | None = None,
-    progress: ProgressFn | None = None,
-    progress_interval: float = 5.0,
-    log: Callable[[str], None] | None = None,
-    load_timeout: float | None = 24 * 3600,
-    keyring: Keyring | None = None,
     reap_leftovers: bool = True,
-    workers: int | None = None,
+    load: LoadOptions | None = None,
     on_table: TableFn | None = None,
     tables: Sequence[str] | None = None,
 ) -> RestoreResult:
     """Restore one backup (its copies in location preference order) into ``target``.
-    Encrypted backups need ``keyring`` holding the key whose id the manifest records.
+    ``ctx``: the staging directory, the keyring (an encrypted backup needs the key whose id the
+    manifest records), the reporter (log lines; the load's progress as lines and a percentage),
+    the timeout of one client process and the progress interval.
     ``reap_leftovers``: first remove what killed runs left (:mod:`mysqlops.adapters.reaper`).
-    ``workers``: tables load in parallel over this many connections with secondary indexes
-    and foreign keys added after the rows (:mod:`mysqlops.restore.parallel`; default: one per
-    core); ``0`` pipes each file through one client as it is. ``on_table(database, table)``
-    runs (in a loading thread) as soon as a table is fully loaded, parallel loads only.
+    ``load``: how (:class:`~mysqlops.restore.load.LoadOptions`): tables load in parallel over
+    ``workers`` connections with secondary indexes and foreign keys added after the rows
+    (:mod:`mysqlops.restore.parallel`; default: one per core); ``workers=0`` pipes each file
+    through one client as it is; ``statement_timeout``: a statement without an answer for that
+    long fails the load. ``on_table(database, table)`` runs (in a loading thread) as soon as a
+    table is fully loaded, parallel loads only.
     ``tables``: only these tables (``["shop.orders", "shop.order_*"]``), read by ranged reads
-    from the backup's table index; ``rename`` then maps ``db.table`` or ``db`` names (see
-    :mod:`mysqlops.restore.tables`)."""
-    say = log or (lambda _m: None)
+    from the backup's table index and loaded by the same parallel loader; ``rename`` then maps
+    ``db.table`` or ``db`` names (see :mod:`mysqlops.restore.tables`)."""
+    ctx = ctx or RunContext()
+    load = load or LoadOptions()
+    say = ctx.reporter.info
+    staging_dir, keyring = ctx.staging_dir, ctx.keyring
     if tables:
         if databases:
             raise ConfigError("pass either databases=... or tables=..., not both")
@@ -183,15 +139,12 @@ def restore_backup(
             copies,
             target,
             tables,
+            ctx,
             rename=rename,
             overwrite=overwrite,
             allow_source_target=allow_source_target,
-            staging_dir=staging_dir,
-            log=say,
-            load_timeout=load_timeout,
-            keyring=keyring,
-            progress=progress,
-            progress_interval=progress_interval,
+            load=load,
+            on_table=on_table,
         )
     if not copies:
         raise ConfigError("no copy of the backup to restore from")
@@ -214,13 +167,7 @@ def restore_backup(
         raise ConfigError(f"rename maps two databases to one name: {targets}")
     files = [f for f in manifest.files if f.database in wanted]
     with db.session(target) as conn:
-        identity = db.server_identity(conn)
-        source_identity = manifest.extra.get("server_identity") or {}
-        same = target.name == manifest.server or (
-            source_identity
-            and all(identity.get(k) == source_identity.get(k) for k in ("hostname", "port", "server_id"))
-        )
-        if same and not allow_source_target:
+        if is_source_server(conn, target, manifest) and not allow_source_target:
             raise RestoreError(
                 f"target {target.name!r} is the backup's own source server {manifest.server!r}; restoring there "
                 "would overwrite production data. Pass allow_source_target=True if that is really intended"
@@ -250,11 +197,7 @@ def restore_backup(
                     for m in missing
                 ]
             )
-    load_clients = clients.for_server(version)
-    client_problems, _warnings = clients.check(load_clients, version, roles=("client",))
-    if client_problems:
-        raise RestoreError("; ".join(client_problems))
-    program = load_clients.mysql
+    program = load_client(version)
     if reap_leftovers:
         reaper.reap([staging_dir], log=say)
     staging = private_tempdir(staging_dir, "mysqlops-restore-")
@@ -285,7 +228,9 @@ def restore_backup(
                 "(on another server), or remove the qualifier from these definitions and back up again"
             )
         total = sum(f.raw_bytes for f in files)
-        ticker = Ticker(Progress(time.monotonic(), total, stage="load"), progress, progress_interval)
+        ticker = Ticker(
+            Progress(time.monotonic(), total, stage="load"), progress_reporter(ctx), ctx.progress_interval
+        )
         t1 = time.monotonic()
 
         with db.session(target) as conn:
@@ -295,7 +240,7 @@ def restore_backup(
                     db.execute(conn, sqlcat.drop_database(targets[source_db]))
                 if state in ("nonempty", "absent"):
                     created.append(targets[source_db])
-        n_workers = default_workers() if workers is None else workers
+        n_workers = load.connections
         for ff in fetched:
             assert ff.database is not None
             database = ff.database
@@ -314,11 +259,12 @@ def restore_backup(
                     renames,
                     staging,
                     on_bytes=on_bytes,
-                    timeout=load_timeout,
+                    timeout=ctx.timeout,
                     keyring=file_key,
                     workers=n_workers,
                     on_table=on_table,
                     log=say,
+                    statement_timeout=load.statement_timeout,
                 )
                 say(
                     f"loaded {ff.database!r} as {targets[ff.database]!r} from {ff.location}: {stats.tables} table(s) "
@@ -331,7 +277,7 @@ def restore_backup(
                 )
                 continue
             load_file(
-                ff.path, manifest.compression, target, program, renames, on_bytes, load_timeout, file_key
+                ff.path, manifest.compression, target, program, renames, on_bytes, ctx.timeout, file_key
             )
             say(f"loaded {ff.database!r} as {targets[ff.database]!r} from {ff.location}")
         ticker.done()

@@ -19,7 +19,15 @@ stream (with renames applied) is split while it streams (:mod:`mysqlops.streams.
    placeholders make views on views resolve in any order) through the real client.
 
 Progress is logged per table (name, bytes of SQL, seconds): never row data. Any failure stops
-the other loads (their clients are killed) and raises; the caller drops what it created.
+the other loads (their clients are killed) and raises; the caller drops what it created. Every
+loading connection has a read timeout (``statement_timeout``): a statement the server does not
+answer for that long fails the load instead of hanging it. The stream comes from
+:func:`mysqlops.restore.load.iter_raw` (a whole backup file) or from
+:mod:`mysqlops.restore.tables` (the sections of a few tables); the real client is driven by
+:func:`mysqlops.restore.load.pipe_into_client`.
+
+Over 500 lines as one cohesive concept: the loader's reading thread, serial part, worker
+connections and their shared failure state are one state machine, split only at its seams.
 """
 
 from __future__ import annotations
@@ -29,7 +37,7 @@ import os
 import queue
 import threading
 import time
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import IO, Any
 
@@ -38,20 +46,26 @@ from mysqlops.adapters import mysql as db
 from mysqlops.adapters import process
 from mysqlops.errors import ProcessError, RestoreError
 from mysqlops.model import ServerSpec
-from mysqlops.restore.lines import AT_LINE_RE, DumpLines
-from mysqlops.restore.rename import RenameRewriter
+from mysqlops.restore.load import STATEMENT_TIMEOUT_SECONDS, default_workers, iter_raw, pipe_into_client
 from mysqlops.sql.ddl import NOTHING_TO_DEFER, DeferredTable, add_clauses_sql, defer_indexes
 from mysqlops.sql.quoting import quote_identifier as q
 from mysqlops.sql.script import LAST_SQLSTATE, session_prefix, statements
 from mysqlops.streams.checksum import CHUNK, iter_chunks
-from mysqlops.streams.compression import codec_from_label
 from mysqlops.streams.crypto import Decryptor, Encryptor
 from mysqlops.streams.keys import Keyring, generate_key
 from mysqlops.streams.tablesplit import TableSplitter
-from mysqlops.tools.client import client_option_file, mysql_argv
 
-_READ = 128 * 1024
 TableFn = Callable[[str, str], None]  # (database as restored, table): called when a table is fully in
+_TABLE_LOCKS = (b"LOCK TABLES ", b"UNLOCK TABLES")
+__all__ = [
+    "ParallelLoader",
+    "ParallelStats",
+    "TableFn",
+    "default_workers",
+    "execute_raw",
+    "iter_raw",
+    "load_file_parallel",
+]
 
 
 def execute_raw(conn: db.Connection, stmt: bytes) -> None:
@@ -61,49 +75,33 @@ def execute_raw(conn: db.Connection, stmt: bytes) -> None:
         cur.execute(raw)
 
 
-def default_workers() -> int:
-    return max(1, os.cpu_count() or 1)
-
-
-def iter_raw(
-    path: str,
-    compression: str,
-    keyring: Keyring | None,
-    rename: Mapping[str, str],
-    on_raw: Callable[[int], None] | None = None,
-) -> Iterator[bytes]:
-    """The decrypted, decompressed, renamed bytes of a stored backup file; ``on_raw`` counts
-    the bytes as the backup holds them (before a rename), as the manifest's raw size does."""
-    dec = codec_from_label(compression).decompressor()
-    decryptor = Decryptor(keyring) if keyring is not None else None
-    rewriter = RenameRewriter(rename)
-    count = on_raw or (lambda _n: None)
-
-    def plain(raw: bytes) -> bytes:
-        if raw:
-            count(len(raw))
-        return rewriter.feed(raw)
-
-    with open(path, "rb") as src:
-        # small reads: what one read decompresses to is bounded by READ × the compression ratio
-        for chunk in iter_chunks(src, _READ):
-            raw = dec.decompress(decryptor.update(chunk) if decryptor is not None else chunk)
-            if raw:
-                yield plain(raw)
-        if decryptor is not None:
-            rest = decryptor.finalize()  # raises on truncation/tampering
-            if rest:
-                yield plain(dec.decompress(rest))
-        yield plain(dec.finish())
-        yield rewriter.finish()
+#: a table's rows past this many bytes of SQL go on in another unit, which another connection
+#: may load at the same time: one big table (a single-table restore) uses every connection
+SPLIT_BYTES = 8 << 20
 
 
 @dataclass
 class _Unit:
+    """A part of one table's rows, spooled: whole statements, ``first_line`` its first line
+    within the table's data section (for error messages)."""
+
     table: str
     path: str
     use_line: bytes
     size: int = 0
+    first_line: int = 1
+    lines: int = 0
+
+
+@dataclass
+class _TableLoad:
+    """The parts of one table's rows: the one who loads the last of them adds the keys."""
+
+    parts: int = 0  # queued
+    done: int = 0
+    ended: bool = False  # its data section ended: no more parts
+    size: int = 0
+    seconds: float = 0.0  # connection-seconds loading its parts
 
 
 @dataclass
@@ -111,6 +109,7 @@ class ParallelStats:
     tables: int = 0
     deferred_tables: int = 0
     kept: dict[str, str] = field(default_factory=dict)  # table -> why its keys were not deferred
+    deferred: list[str] = field(default_factory=list)  # `db`.`table` whose keys were added after the rows
     seconds: dict[str, float] = field(default_factory=dict)  # table -> load + index seconds
 
 
@@ -129,6 +128,7 @@ class ParallelLoader:
         log: Callable[[str], None] | None = None,
         defer: bool = True,
         seal_spool: bool = False,
+        statement_timeout: float | None = STATEMENT_TIMEOUT_SECONDS,
     ) -> None:
         self.target = target
         self.program = program
@@ -138,6 +138,7 @@ class ParallelLoader:
         self.on_table = on_table
         self.say = log or (lambda _m: None)
         self.defer = defer
+        self.statement_timeout = statement_timeout  # seconds one statement may go unanswered
         # an encrypted backup's rows never rest on disk in clear: the spool is sealed with a
         # key that lives in this process's memory only
         self._spool_key = generate_key() if seal_spool else None
@@ -149,7 +150,7 @@ class ParallelLoader:
         self._unit: _Unit | None = None
         self._pending_table = ""
         self._deferred: dict[tuple[bytes, str], DeferredTable] = {}  # (use line, table)
-        self._queue: queue.Queue[_Unit] = queue.Queue(maxsize=self.workers)
+        self._queue: queue.Queue[_Unit | None] = queue.Queue(maxsize=self.workers)  # None: stop
         self._done = threading.Event()
         self._error: BaseException | None = None
         self._lock = threading.Lock()
@@ -166,6 +167,7 @@ class ParallelLoader:
             on_post_start=self._post_starts,
         )
         self._units = 0
+        self._loads: dict[tuple[bytes, str], _TableLoad] = {}
 
     # -- splitter callbacks (the reading thread) -----------------------------------------------
     def _serial_bytes(self, data: memoryview) -> None:
@@ -191,23 +193,52 @@ class ParallelLoader:
         self._flush_serial()
         if not self._prefix:  # the header is complete once a section starts
             self._prefix = session_prefix(bytes(self._splitter.header))
+        self._loads[(self._splitter.use_line, name)] = _TableLoad()
+        self._open_part(name, 1)
+
+    def _open_part(self, name: str, first_line: int) -> None:
         self._units += 1
         path = os.path.join(self.spool_dir, f"unit-{self._units}.sql")
         self._spool = open(path, "wb")  # noqa: SIM115
         self._sealer = Encryptor(self._spool_key) if self._spool_key is not None else None
-        self._unit = _Unit(name, path, self._splitter.use_line)
+        self._unit = _Unit(name, path, self._splitter.use_line, first_line=first_line)
 
-    def _data_bytes(self, data: memoryview) -> None:
+    def _spool_bytes(self, data: memoryview) -> None:
         assert self._spool is not None and self._unit is not None
         self._spool.write(self._sealer.update(data) if self._sealer is not None else data)
         self._unit.size += len(data)
+        self._unit.lines += bytes(data).count(b"\n")
+
+    def _data_bytes(self, data: memoryview) -> None:
+        assert self._unit is not None
+        if self._unit.size + len(data) < SPLIT_BYTES:
+            self._spool_bytes(data)
+            return
+        cut = bytes(data).rfind(b";\n")  # the last statement end: the next part starts a statement
+        if cut < 0:
+            self._spool_bytes(data)
+            return
+        self._spool_bytes(data[: cut + 2])
+        unit = self._unit
+        self._queue_part(last=False)
+        self._open_part(unit.table, unit.first_line + unit.lines)
+        if cut + 2 < len(data):
+            self._spool_bytes(data[cut + 2 :])
 
     def _data_ends(self, _name: str) -> None:
+        self._queue_part(last=True)
+
+    def _queue_part(self, *, last: bool) -> None:
         assert self._spool is not None and self._unit is not None
         if self._sealer is not None:
             self._spool.write(self._sealer.finalize())
         self._spool.close()
         unit, self._spool, self._unit = self._unit, None, None
+        with self._lock:
+            load = self._loads[(unit.use_line, unit.table)]
+            load.parts += 1
+            load.size += unit.size
+            load.ended = last
         while True:  # bounded: at most `workers` units wait on disk besides those loading
             self._check()
             try:
@@ -217,10 +248,22 @@ class ParallelLoader:
                 continue
 
     # -- serial part ---------------------------------------------------------------------------
+    def _connect(self) -> db.Connection:
+        return db.connect(self.target, read_timeout=self.statement_timeout)
+
     def _session(self) -> db.Connection:
         if self._conn is None:
-            self._conn = db.connect(self.target)
+            self._conn = self._connect()
         return self._conn
+
+    def _no_answer(self, code: Any) -> str:
+        """What a lost connection means when the statement timeout is set."""
+        if code == 2013 and self.statement_timeout is not None:
+            return (
+                f" (no answer within the load's statement timeout of {self.statement_timeout:.0f}s: a hung server, "
+                "or raise load_timeout_s if the statement is just slow)"
+            )
+        return ""
 
     def _flush_serial(self) -> None:
         if self._serial.strip():
@@ -245,7 +288,9 @@ class ParallelLoader:
                 execute_raw(conn, stmt)
             except Exception as exc:  # noqa: BLE001 - reported with what was running, no values
                 code = exc.args[0] if exc.args else "?"
-                raise RestoreError(f"{label} failed on {self.target.name}: error {code}") from None
+                raise RestoreError(
+                    f"{label} failed on {self.target.name}: error {code}{self._no_answer(code)}"
+                ) from None
 
     # -- workers -------------------------------------------------------------------------------
     def _check(self) -> None:
@@ -260,44 +305,33 @@ class ParallelLoader:
                 pipe.cancel()
 
     def _client(self, name: str, prefix: bytes, path: str) -> None:
-        """Pipe ``prefix`` and the spooled ``path`` into the real client. A failure names the
-        line and what it was loading (from the dump's comments), never a value."""
-        lines = DumpLines()
-        try:
-            with process.Pipeline(
-                [mysql_argv(self.program)],
-                credentials=client_option_file(self.target),
-                stdin=process.PIPE,
-                stdout=process.DEVNULL,
-                timeout=self.timeout,
-                name=name,
-                stderr_filter=redact.client_stderr,
-            ) as pipe:
-                with self._lock:
-                    if self._error is not None:
-                        pipe.cancel()
-                    self._pipes[id(pipe)] = pipe
-                try:
-                    sink = pipe.stdin_pipe
-                    try:
-                        lines.feed(prefix)
-                        sink.write(prefix)
-                        with open(path, "rb") as src:
-                            for chunk in iter_chunks(src, CHUNK):
-                                lines.feed(chunk)
-                                sink.write(chunk)
-                    except BrokenPipeError:
-                        pass  # the client died: wait() reports its error
-                    pipe.wait()
-                finally:
-                    with self._lock:
-                        self._pipes.pop(id(pipe), None)
-        except ProcessError as exc:
-            found = AT_LINE_RE.search(str(exc))
-            where = f" at line {found.group(1)} ({lines.where(int(found.group(1)))})" if found else ""
-            raise type(exc)(
-                f"{name} failed{where}: {exc}", returncode=exc.returncode, stderr_tail=exc.stderr_tail
-            ) from None
+        """Pipe ``prefix`` and the spooled ``path`` into the real client (cancelled when another
+        part of the load fails). A failure names the line and what it was loading, never a value."""
+
+        def opened(pipe: process.Pipeline) -> None:
+            with self._lock:
+                if self._error is not None:
+                    pipe.cancel()
+                self._pipes[id(pipe)] = pipe
+
+        def closed(pipe: process.Pipeline) -> None:
+            with self._lock:
+                self._pipes.pop(id(pipe), None)
+
+        def chunks() -> Iterator[bytes]:
+            yield prefix
+            with open(path, "rb") as src:
+                yield from iter_chunks(src, CHUNK)
+
+        pipe_into_client(
+            self.target,
+            self.program,
+            chunks(),
+            name=name,
+            timeout=self.timeout,
+            on_open=opened,
+            on_close=closed,
+        )
 
     def _load_unit(self, conn: db.Connection, unit: _Unit) -> None:
         """Run a table's data section over ``conn`` (which has the dump's session settings).
@@ -305,10 +339,13 @@ class ParallelLoader:
         A data section is LOCK TABLES, INSERTs, UNLOCK TABLES: a statement ends at ``;`` and a
         newline, which data never holds raw (mysqldump escapes it), so the statements are found
         with one bytes search and sent as they are: no client process parsing every byte again.
-        A failure names the line and the table, with the server's message without values."""
+        ``LOCK TABLES``/``UNLOCK TABLES`` are left out: the parts of one table load over several
+        connections at once (a lock held by one would stop the others), and nothing else writes
+        to a table being restored. A failure names the line and the table, with the server's
+        message without values."""
         execute_raw(conn, unit.use_line.rstrip().rstrip(b";"))
         pending = bytearray()
-        line = 1  # of the first statement in `pending`
+        line = unit.first_line  # of the first statement in `pending`
 
         def run(block: bytes) -> None:
             nonlocal line
@@ -323,7 +360,7 @@ class ParallelLoader:
                     cut = stmt.find(b"\n")
                     stmt = b"" if cut < 0 else stmt[cut + 1 :]
                     at += 1
-                if stmt.strip():
+                if stmt.strip() and not stmt.startswith(_TABLE_LOCKS):
                     self._execute_data(conn, stmt, unit.table, at)
                 line += block.count(b"\n", pos, end + 2)
                 pos = end + 2
@@ -359,7 +396,9 @@ class ParallelLoader:
             with contextlib.suppress(Exception):
                 execute_raw(conn, LAST_SQLSTATE[0].encode())
                 state = str(db.scalar(conn, LAST_SQLSTATE[1]) or state)
-            text = redact.client_stderr(f"ERROR {code} ({state}) at line {line}: {message}")
+            text = redact.client_stderr(
+                f"ERROR {code} ({state}) at line {line}: {message}"
+            ) + self._no_answer(code)
             raise ProcessError(
                 f"load of table {q(table)} failed at line {line} (INSERT INTO: data of table {q(table)}): {text}",
                 returncode=1,
@@ -375,6 +414,7 @@ class ParallelLoader:
             message = redact.client_stderr(str(exc.args[1])) if len(exc.args) > 1 else ""
             raise RestoreError(
                 f"{what} failed on {self.target.name}: error {code} {message}".rstrip()
+                + self._no_answer(code)
             ) from None
 
     def _worker(self) -> None:
@@ -387,6 +427,8 @@ class ParallelLoader:
                     if self._done.is_set():
                         return  # the stream is read and nothing waits: finished
                     continue
+                if unit is None:
+                    return  # the stop mark: the stream is read and nothing waits
                 if self._error is not None:  # failing: drop what waits
                     with contextlib.suppress(OSError):
                         os.unlink(unit.path)
@@ -399,7 +441,14 @@ class ParallelLoader:
                 finally:
                     with contextlib.suppress(OSError):
                         os.unlink(unit.path)
-                loaded = time.monotonic() - t0
+                with self._lock:
+                    load = self._loads[(unit.use_line, unit.table)]
+                    load.done += 1
+                    load.seconds += time.monotonic() - t0
+                    if not (load.ended and load.done == load.parts):
+                        continue  # another part of the table is still loading: its last one goes on
+                    loaded = load.seconds
+                t0 = time.monotonic()
                 split = self._deferred.get((unit.use_line, unit.table))
                 if split is not None and split.keys:
                     self._alter(
@@ -408,15 +457,16 @@ class ParallelLoader:
                         add_clauses_sql(q(unit.table), split.keys),
                         f"adding the deferred keys of {q(unit.table)}",
                     )
-                total = time.monotonic() - t0
+                keyed = time.monotonic() - t0
                 database = _use_name(unit.use_line)
                 if self.on_table is not None:
                     self.on_table(database, unit.table)
-                self.stats.seconds[unit.table] = round(total, 3)
+                self.stats.seconds[unit.table] = round(loaded + keyed, 3)
                 self.say(
-                    f"table {q(database)}.{q(unit.table)}: {unit.size} bytes of SQL loaded in {loaded:.1f}s"
+                    f"table {q(database)}.{q(unit.table)}: {load.size} bytes of SQL loaded in {loaded:.1f}s"
+                    + (f" (in {load.parts} parts)" if load.parts > 1 else "")
                     + (
-                        f", {len(split.keys)} deferred key(s) added in {total - loaded:.1f}s"
+                        f", {len(split.keys)} deferred key(s) added in {keyed:.1f}s"
                         if split and split.keys
                         else ""
                     )
@@ -429,13 +479,13 @@ class ParallelLoader:
                     conn.close()
 
     def _session_conn(self) -> db.Connection:
-        conn = db.connect(self.target)
+        conn = self._connect()
         for stmt in statements(self._prefix):
             execute_raw(conn, stmt)
         return conn
 
     # -- the whole file ------------------------------------------------------------------------
-    def load(self, raw: Iterator[bytes]) -> ParallelStats:
+    def load(self, raw: Iterable[bytes]) -> ParallelStats:
         threads = [
             threading.Thread(target=self._worker, name=f"load-{i}", daemon=True) for i in range(self.workers)
         ]
@@ -453,11 +503,19 @@ class ParallelLoader:
                 self._fail(exc)
             finally:
                 self._done.set()  # the workers finish what waits, then stop
+                for _t in threads:  # one stop mark each, after what waits: no worker idles in a poll
+                    while any(t.is_alive() for t in threads):
+                        try:
+                            self._queue.put(None, timeout=0.2)
+                            break
+                        except queue.Full:
+                            continue
                 for t in threads:
                     t.join()
             self._check()
             self.stats.tables = len(self._splitter.tables)
             self.stats.deferred_tables = len(self._deferred)
+            self.stats.deferred = [f"{q(_use_name(u))}.{q(t)}" for u, t in self._deferred]
             self._foreign_keys()
             self._run_post()
             return self.stats
@@ -524,8 +582,10 @@ def load_file_parallel(
     workers: int | None = None,
     on_table: TableFn | None = None,
     log: Callable[[str], None] | None = None,
+    statement_timeout: float | None = STATEMENT_TIMEOUT_SECONDS,
 ) -> ParallelStats:
-    """Load one stored backup file into ``target`` over ``workers`` connections."""
+    """Load one stored backup file into ``target`` over ``workers`` connections;
+    ``statement_timeout``: seconds one statement may go without an answer."""
     loader = ParallelLoader(
         target,
         program,
@@ -535,6 +595,7 @@ def load_file_parallel(
         on_table=on_table,
         log=log,
         seal_spool=keyring is not None,
+        statement_timeout=statement_timeout,
     )
     name = os.path.basename(path)
     try:

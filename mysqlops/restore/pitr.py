@@ -6,14 +6,14 @@ from __future__ import annotations
 import contextlib
 import itertools
 import random
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 from mysqlops import catalog
 from mysqlops.adapters import reaper
 from mysqlops.adapters.localfs import private_dir
 from mysqlops.adapters.storage import Store
-from mysqlops.binlog.replay import ReplayResult, apply_binlogs, fetch_binlogs
+from mysqlops.binlog.replay import FetchedBinlogs, ReplayResult, apply_binlogs, fetch_binlogs
 from mysqlops.errors import ConfigError, MysqlopsError, RestoreError
 from mysqlops.manifest import BackupManifest, Check
 from mysqlops.model import BackupMethod, BinlogCoordinates, Location, RecoveryTarget, ServerSpec
@@ -21,6 +21,25 @@ from mysqlops.restore.fetch import check_key
 from mysqlops.restore.logical import RestoreResult, restore_backup
 from mysqlops.restore.verify import SCRATCH_PARENT
 from mysqlops.runs import RunContext
+
+
+def fetch_window(
+    locations: Sequence[Location],
+    server: str,
+    start: BinlogCoordinates,
+    until: RecoveryTarget,
+    ctx: RunContext,
+) -> contextlib.AbstractContextManager[FetchedBinlogs]:
+    """The archived binlogs of ``server`` from ``start`` to ``until``, fetched and verified
+    (:func:`~mysqlops.binlog.replay.fetch_binlogs`) with the staging directory and keys of ``ctx``."""
+    return fetch_binlogs(
+        [Store(loc) for loc in locations],
+        server,
+        start,
+        until,
+        staging_dir=ctx.staging_dir,
+        keyring=ctx.keyring,
+    )
 
 
 @dataclass
@@ -85,12 +104,35 @@ def point_in_time_restore(
     overwrite: bool = False,
     allow_source_target: bool = False,
     ctx: RunContext | None = None,
+    tables: Sequence[str] | None = None,
+    rename: Mapping[str, str] | None = None,
 ) -> PitrResult:
     """Restore the newest full backup of ``server`` taken before ``until``, then replay the
     archived binlogs from its coordinates up to ``until`` (see the module docstring).
-    ``ctx``: staging directory, keyring (the base backup's and the binlogs' keys), reporter."""
+    ``ctx``: staging directory, keyring (the base backup's and the binlogs' keys), reporter.
+    ``tables`` (and ``rename``): only those tables, as they were at ``until``
+    (:mod:`mysqlops.restore.table_pitr`: rebuilt on a scratch server, then moved)."""
     ctx = ctx or RunContext()
-    say, staging_dir, keyring = ctx.reporter.info, ctx.staging_dir, ctx.keyring
+    if tables:
+        from mysqlops.restore.table_pitr import table_point_in_time_restore  # it builds on this module
+
+        if databases:
+            raise ConfigError("pass either databases=... or tables=..., not both")
+        return table_point_in_time_restore(
+            locations,
+            server,
+            target,
+            until,
+            tables,
+            backup_id=backup_id,
+            rename=rename,
+            overwrite=overwrite,
+            allow_source_target=allow_source_target,
+            ctx=ctx,
+        )
+    if rename:
+        raise ConfigError("point-in-time recovery restores whole backups under their own names: drop rename")
+    say, keyring = ctx.reporter.info, ctx.keyring
     if not isinstance(until, RecoveryTarget):
         raise ConfigError("point-in-time recovery needs a RecoveryTarget (RecoveryTarget.parse(until=...))")
     if databases:
@@ -109,24 +151,15 @@ def point_in_time_restore(
     check_key(base, keyring)
     # every binlog is fetched, verified and decrypted BEFORE the target is touched: a gap, a
     # missing key or a corrupt archive fails here, not after the base backup was loaded
-    with fetch_binlogs(
-        [Store(loc) for loc in locations],
-        server,
-        base.coordinates,
-        until,
-        staging_dir=staging_dir,
-        keyring=keyring,
-    ) as fetched:
+    with fetch_window(locations, server, base.coordinates, until, ctx) as fetched:
         say(f"fetched and verified {len(fetched.paths)} archived binlog file(s)")
         restored = restore_backup(
             copies,
             target,
+            ctx,
             databases=databases,
             overwrite=overwrite,
             allow_source_target=allow_source_target,
-            staging_dir=staging_dir,
-            keyring=keyring,
-            log=say,
         )
         replay = apply_binlogs(target, fetched)
     say(f"replayed {len(replay.files)} binlog file(s) up to {replay.stop}")
@@ -155,7 +188,7 @@ def prove_binlog_chain(
     from mysqlops.restore.verify import redump_content_hash, scratch_build_name
 
     ctx = ctx or RunContext()
-    say, staging_dir, keyring = ctx.reporter.info, ctx.staging_dir, ctx.keyring
+    say, staging_dir = ctx.reporter.info, ctx.staging_dir
     scans = catalog.scan(locations)
     fulls = sorted(
         {m.backup_id: m for m in _logical_fulls(scans, server) if m.extra.get("parallel", 1) == 1}.values(),
@@ -193,21 +226,12 @@ def prove_binlog_chain(
             root, f"pitr-{second.backup_id[-6:]}", server_id=950, tuned=True, binary=build, scratch=True
         )
         spec = scratch.spec(name=f"scratch-pitr-{second.backup_id[-6:]}")
-        with fetch_binlogs(
-            [Store(loc) for loc in locations],
-            server,
-            first.coordinates,
-            RecoveryTarget(position=BinlogCoordinates(second.coordinates.file, second.coordinates.position)),
-            staging_dir=staging_dir,
-            keyring=keyring,
-        ) as fetched:
+        second_at = RecoveryTarget(
+            position=BinlogCoordinates(second.coordinates.file, second.coordinates.position)
+        )
+        with fetch_window(locations, server, first.coordinates, second_at, ctx) as fetched:
             restore_backup(
-                catalog.find_backup(scans, server, first.backup_id),
-                spec,
-                staging_dir=staging_dir,
-                keyring=keyring,
-                log=say,
-                reap_leftovers=False,
+                catalog.find_backup(scans, server, first.backup_id), spec, ctx, reap_leftovers=False
             )
             replay = apply_binlogs(spec, fetched)
         if replay.key_ids:

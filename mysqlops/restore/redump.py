@@ -44,7 +44,7 @@ from mysqlops.errors import MysqlopsError
 from mysqlops.manifest import BackupManifest, Check
 from mysqlops.model import Location, ServerSpec
 from mysqlops.restore.fetch import fetch_verified
-from mysqlops.restore.parallel import iter_raw
+from mysqlops.restore.load import iter_raw
 from mysqlops.sql.quoting import quote_identifier as q
 from mysqlops.streams.checksum import CHUNK
 from mysqlops.streams.dumpscan import MARKER, DumpScanner

@@ -1,4 +1,5 @@
-"""Restoring a database under another name."""
+"""Restoring a database under another name (:class:`RenameRewriter`, refusals), and a table
+under another name (:class:`TableRenamer`, for single-table restores)."""
 
 from __future__ import annotations
 
@@ -346,3 +347,89 @@ def rename_refusals(
         rewriter.feed(dec.finish())
         rewriter.finish()
     return rewriter.refusals
+
+
+# --------------------------------------------------------------------------- one table under another name
+_CONSTRAINT_RE = re.compile(rb"  CONSTRAINT `((?:[^`]|``){1,256})` ")
+
+
+class TableRenamer:
+    """Streaming rewrite of one table's sections to another table name: only the statement
+    heads mysqldump writes for that table (``DROP TABLE IF EXISTS``, ``CREATE TABLE``,
+    ``LOCK TABLES``, ``ALTER TABLE ... KEYS``, ``INSERT INTO``), the section marker comments
+    and its constraint names, at line starts (data never holds a raw newline). Row data passes
+    through untouched."""
+
+    _NEED = 1024
+
+    def __init__(self, old: str, new: str) -> None:
+        qo, qn = q(old).encode(), q(new).encode()
+        heads = (
+            b"-- Table structure for table ",  # the markers the parallel loader names a table by
+            b"-- Dumping data for table ",
+            b"DROP TABLE IF EXISTS ",
+            b"CREATE TABLE ",
+            b"LOCK TABLES ",
+            b"/*!40000 ALTER TABLE ",
+            b"INSERT INTO ",
+        )
+        self._rules = [(h + qo, h + qn) for h in heads]
+        self._old, self._new = old.encode(), new.encode()
+        self._carry = b""
+        self._at_line = True
+        self.created = 0  # CREATE TABLE statements rewritten
+
+    def _constraint(self, name: bytes) -> bytes:
+        plain = name.replace(b"``", b"`")
+        new = self._new + plain[len(self._old) :] if plain.startswith(self._old) else self._new + b"_" + plain
+        return new.decode("utf-8", "replace")[:64].encode()
+
+    def feed(self, data: bytes) -> bytes:
+        buf = self._carry + data if self._carry else data
+        self._carry = b""
+        out: list[bytes] = []
+        pos, n = 0, len(buf)
+        while pos < n:
+            if self._at_line:
+                if n - pos < self._NEED and buf.find(b"\n", pos) < 0:
+                    self._carry = buf[pos:]
+                    break
+                self._at_line = False
+                for old, new in self._rules:
+                    if buf.startswith(old, pos):
+                        out.append(new)
+                        pos += len(old)
+                        if new.startswith(b"CREATE TABLE "):
+                            self.created += 1
+                        break
+                else:
+                    m = _CONSTRAINT_RE.match(buf, pos)
+                    if m:
+                        out.append(
+                            b"  CONSTRAINT " + q(self._constraint(m.group(1)).decode()).encode() + b" "
+                        )
+                        pos = m.end()
+                continue
+            nl = buf.find(b"\n", pos)
+            if nl < 0:
+                out.append(buf[pos:])
+                break
+            out.append(buf[pos : nl + 1])
+            pos = nl + 1
+            self._at_line = True
+        return b"".join(out)
+
+    def finish(self) -> bytes:
+        carry, self._carry = self._carry, b""
+        if carry:
+            self._carry, self._at_line = b"", True
+            return self._finish_line(carry)
+        return b""
+
+    def _finish_line(self, carry: bytes) -> bytes:
+        saved = self._NEED
+        self._NEED = 0  # decide on what is there
+        try:
+            return self.feed(carry)
+        finally:
+            self._NEED = saved

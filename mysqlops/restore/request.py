@@ -15,7 +15,7 @@ from typing import Any
 from mysqlops import catalog
 from mysqlops.errors import ConfigError
 from mysqlops.model import Location, RecoveryTarget, ServerSpec
-from mysqlops.progress import Progress, ProgressFn
+from mysqlops.restore.load import LoadOptions
 from mysqlops.restore.logical import RestoreResult, restore_backup
 from mysqlops.restore.pitr import PitrResult, point_in_time_restore
 from mysqlops.runs import RunContext
@@ -36,6 +36,7 @@ class RestoreRequest:
     allow_source_target: bool = False
     until: RecoveryTarget | None = None
     tables: tuple[str, ...] | None = None  # only these tables (mysqlops.restore.tables)
+    load: LoadOptions = field(default_factory=LoadOptions)  # connections, statement timeout
 
     def check(self) -> None:
         """Judged before any location is read or the target touched."""
@@ -45,14 +46,9 @@ class RestoreRequest:
             raise ConfigError("restore of 'latest' needs server=<the backed-up server's name>")
         if self.until is not None and not self.server:
             raise ConfigError("point-in-time recovery needs server=<the backed-up server's name>")
-        if self.tables and self.until is not None:
-            raise ConfigError(
-                "a point-in-time restore of single tables is not supported: restore the tables from the full "
-                "backup (tables=...), or the whole server to the point in time on a scratch server and copy them"
-            )
         if self.tables and self.databases:
             raise ConfigError("pass either databases=... or tables=..., not both")
-        if self.until is not None and self.rename:
+        if self.until is not None and self.rename and not self.tables:
             raise ConfigError(
                 "point-in-time recovery restores whole backups under their own names: drop rename, or restore "
                 "into a scratch server and copy the databases you need"
@@ -108,14 +104,6 @@ class RestoreOutcome:
         ]
 
 
-def _progress(ctx: RunContext) -> ProgressFn:
-    def on_progress(p: Progress) -> None:
-        ctx.reporter.info(p.describe())  # "loaded 12.0 MiB of 40.0 MiB (30%) at 4.0 MiB/s, ETA 7s"
-        ctx.reporter.progress(round(100 * p.fraction, 1))
-
-    return on_progress
-
-
 def run(request: RestoreRequest, ctx: RunContext) -> RestoreOutcome:
     """Restore ``request`` (see :class:`RestoreRequest`). A missing, truncated or corrupt copy
     is reported and the next location used; an unusable copy is never restored from."""
@@ -132,7 +120,11 @@ def run(request: RestoreRequest, ctx: RunContext) -> RestoreOutcome:
             overwrite=request.overwrite,
             allow_source_target=request.allow_source_target,
             ctx=ctx,
+            tables=request.tables,  # only these, rebuilt on a scratch server (restore/table_pitr)
+            rename=request.rename,
         )
+        for line in pitr.restore.warnings:
+            ctx.reporter.warning(line)
         return RestoreOutcome(request.target.name, pitr.restore, pitr)
     scans = catalog.scan(request.locations)
     wanted = None if request.backup_id == "latest" else request.backup_id
@@ -142,16 +134,12 @@ def run(request: RestoreRequest, ctx: RunContext) -> RestoreOutcome:
     result = restore_backup(
         copies,
         request.target,
+        ctx,
         databases=request.databases,
         rename=request.rename,
         overwrite=request.overwrite,
         allow_source_target=request.allow_source_target,
-        staging_dir=ctx.staging_dir,
-        progress=_progress(ctx),
-        progress_interval=ctx.progress_interval,
-        log=ctx.reporter.info,
-        load_timeout=ctx.timeout,
-        keyring=ctx.keyring,
+        load=request.load,
         tables=request.tables,
     )
     ctx.reporter.progress(100.0)

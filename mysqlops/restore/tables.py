@@ -4,8 +4,11 @@ A logical backup made with a table index (``BackupFile.table_index``) stores eac
 structure, data and triggers as sections compressed on their own. Restoring a few tables reads
 only those byte ranges (a ranged GET on S3), checks each section's sha256 (and, encrypted, the
 authentication of every chunk it spans) into a private staging directory, and only then loads
-them with the server's own client: a fixed session preamble, ``USE`` of the target database,
-the structure (``DROP TABLE IF EXISTS`` + ``CREATE TABLE``), the data and the triggers.
+them as one dump stream (a fixed session preamble; per table its target database's marker and
+``USE``, the structure ``DROP TABLE IF EXISTS`` + ``CREATE TABLE``, the rows, the triggers)
+through the parallel loader every logical restore uses (:mod:`mysqlops.restore.parallel`):
+the rows over their own connection with non-unique secondary keys and foreign keys added after
+them from the original DDL, triggers last through the server's own client.
 
 - ``tables``: ``["shop.orders", "shop.order_*"]`` (``database.table``; shell patterns on the
   table part, split at the first dot).
@@ -15,6 +18,9 @@ the structure (``DROP TABLE IF EXISTS`` + ``CREATE TABLE``), the data and the tr
   restored (their bodies name the original table), a warning says so.
 - An existing target table is refused unless ``overwrite=True``. Other tables are never
   touched: the statements sent are those of the selected tables' own sections only.
+- A failed load drops the tables it created or left half loaded (and the databases it
+  created); a replaced table (``overwrite=True``) loaded completely before another table
+  failed stays, otherwise the error says its old rows are gone.
 - A section that fails its check at one location (corrupt, truncated, missing) is reported
   and the table is fetched from the next location; nothing touches the target until every
   selected table has a verified copy.
@@ -26,14 +32,12 @@ from __future__ import annotations
 
 import contextlib
 import fnmatch
-import re
 import shutil
+import threading
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 
-from mysqlops import redact
-from mysqlops.adapters import clients, process
 from mysqlops.adapters import mysql as db
 from mysqlops.adapters.localfs import private_tempdir
 from mysqlops.errors import (
@@ -43,15 +47,20 @@ from mysqlops.errors import (
 )
 from mysqlops.manifest import BackupFile, BackupManifest, TableSections, validate_backup_manifest
 from mysqlops.model import Location, ServerSpec
-from mysqlops.progress import Progress, ProgressFn, Ticker
+from mysqlops.progress import Progress, Ticker
 from mysqlops.restore.fetch import check_key
-from mysqlops.restore.logical import RestoreResult
+from mysqlops.restore.load import LoadOptions
+from mysqlops.restore.logical import RestoreResult, is_source_server, load_client, progress_reporter
+from mysqlops.restore.parallel import ParallelLoader, TableFn
+from mysqlops.restore.rename import TableRenamer
 from mysqlops.restore.sections import PARTS, fetch_table
+from mysqlops.runs import RunContext
 from mysqlops.sql import catalog as sqlcat
 from mysqlops.sql.quoting import quote_identifier as q
+from mysqlops.streams.checksum import iter_chunks
 from mysqlops.streams.compression import codec_from_label
-from mysqlops.streams.crypto import Keyring
-from mysqlops.tools.client import Program, client_option_file, mysql_argv
+
+_READ = 1 << 20
 
 PREAMBLE = (
     b"/*!40101 SET NAMES utf8mb4 */;\n"
@@ -68,6 +77,9 @@ class TableRestoreResult(RestoreResult):
 
     fetched_bytes: int = 0  # stored bytes read from the locations
     rows: dict[str, int] = field(default_factory=dict)  # target table -> rows after the load
+    keys_deferred: list[str] = field(
+        default_factory=list
+    )  # target tables whose keys were added after the rows
 
 
 @dataclass(frozen=True)
@@ -90,6 +102,10 @@ class _Pick:
     @property
     def renamed(self) -> bool:
         return (self.database, self.table) != (self.target_db, self.target_table)
+
+    @property
+    def renamed_table(self) -> bool:
+        return self.table != self.target_table
 
 
 def _split(name: str, what: str) -> tuple[str, str]:
@@ -166,145 +182,52 @@ def _targets(picked: Sequence[tuple[BackupFile, TableSections]], rename: Mapping
     return out
 
 
-# --------------------------------------------------------------------------- rewriting
-_CONSTRAINT_RE = re.compile(rb"  CONSTRAINT `((?:[^`]|``){1,256})` ")
+def _decompressed(path: str, compression: str) -> Iterator[bytes]:
+    dec = codec_from_label(compression).decompressor()
+    with open(path, "rb") as src:
+        for chunk in iter_chunks(src, _READ):
+            raw = dec.decompress(chunk)
+            if raw:
+                yield raw
+    yield dec.finish()
 
 
-class TableRenamer:
-    """Streaming rewrite of one table's sections to another table name: only the statement
-    heads mysqldump writes for that table (``DROP TABLE IF EXISTS``, ``CREATE TABLE``,
-    ``LOCK TABLES``, ``ALTER TABLE ... KEYS``, ``INSERT INTO``) and its constraint names, at
-    line starts (data never holds a raw newline). Row data passes through untouched."""
-
-    _NEED = 1024
-
-    def __init__(self, old: str, new: str) -> None:
-        qo, qn = q(old).encode(), q(new).encode()
-        heads = (
-            b"DROP TABLE IF EXISTS ",
-            b"CREATE TABLE ",
-            b"LOCK TABLES ",
-            b"/*!40000 ALTER TABLE ",
-            b"INSERT INTO ",
-        )
-        self._rules = [(h + qo, h + qn) for h in heads]
-        self._old, self._new = old.encode(), new.encode()
-        self._carry = b""
-        self._at_line = True
-        self.created = 0  # CREATE TABLE statements rewritten
-
-    def _constraint(self, name: bytes) -> bytes:
-        plain = name.replace(b"``", b"`")
-        new = self._new + plain[len(self._old) :] if plain.startswith(self._old) else self._new + b"_" + plain
-        return new.decode("utf-8", "replace")[:64].encode()
-
-    def feed(self, data: bytes) -> bytes:
-        buf = self._carry + data if self._carry else data
-        self._carry = b""
-        out: list[bytes] = []
-        pos, n = 0, len(buf)
-        while pos < n:
-            if self._at_line:
-                if n - pos < self._NEED and buf.find(b"\n", pos) < 0:
-                    self._carry = buf[pos:]
-                    break
-                self._at_line = False
-                for old, new in self._rules:
-                    if buf.startswith(old, pos):
-                        out.append(new)
-                        pos += len(old)
-                        if new.startswith(b"CREATE TABLE "):
-                            self.created += 1
-                        break
-                else:
-                    m = _CONSTRAINT_RE.match(buf, pos)
-                    if m:
-                        out.append(
-                            b"  CONSTRAINT " + q(self._constraint(m.group(1)).decode()).encode() + b" "
-                        )
-                        pos = m.end()
-                continue
-            nl = buf.find(b"\n", pos)
-            if nl < 0:
-                out.append(buf[pos:])
-                break
-            out.append(buf[pos : nl + 1])
-            pos = nl + 1
-            self._at_line = True
-        return b"".join(out)
-
-    def finish(self) -> bytes:
-        carry, self._carry = self._carry, b""
-        if carry:
-            self._carry, self._at_line = b"", True
-            return self._finish_line(carry)
-        return b""
-
-    def _finish_line(self, carry: bytes) -> bytes:
-        saved = self._NEED
-        self._NEED = 0  # decide on what is there
-        try:
-            return self.feed(carry)
-        finally:
-            self._NEED = saved
-
-
-def _load_table(
-    pick: _Pick,
-    paths: Mapping[str, str],
+def _table_stream(
+    fetched: Sequence[tuple[_Pick, Mapping[str, str], str]],
     compression: str,
-    target: ServerSpec,
-    program: Program,
-    timeout: float | None,
-    on_bytes: Callable[[int], None] | None = None,
-) -> int:
-    """Send the table's sections into the client; returns the raw bytes sent."""
-    renamer = TableRenamer(pick.table, pick.target_table) if pick.table != pick.target_table else None
-    sent = 0
-    try:
-        with process.Pipeline(
-            [mysql_argv(program)],
-            credentials=client_option_file(target),
-            stdin=process.PIPE,
-            stdout=process.DEVNULL,
-            timeout=timeout,
-            name=f"load of table {pick.target}",
-            stderr_filter=redact.client_stderr,
-        ) as pipe:
-            sink = pipe.stdin_pipe
-            try:
-                sink.write(PREAMBLE + sqlcat.use_database(pick.target_db).encode())
-                for part in PARTS:
-                    if part not in paths or (part == "triggers" and pick.renamed):
-                        continue
-                    dec = codec_from_label(compression).decompressor()
-                    with open(paths[part], "rb") as src:
-                        while chunk := src.read(1 << 20):
-                            raw = dec.decompress(chunk)
-                            sent += len(raw)
-                            sink.write(renamer.feed(raw) if renamer else raw)
-                            if on_bytes is not None:
-                                on_bytes(len(raw))
-                    tail = dec.finish()
-                    if renamer:
-                        sink.write(renamer.feed(tail) + renamer.finish())
-                    else:
-                        sink.write(tail)
+    on_bytes: Callable[[str, int], None],
+    structure_done: Callable[[_Pick], None],
+) -> Iterator[bytes]:
+    """The selected tables' sections as one dump stream for the parallel loader: a fixed
+    session preamble, then per table its target database (the marker and ``USE`` a dump
+    writes), its structure (checked and renamed before one byte of it is sent), its rows and,
+    under its own name, its triggers. ``structure_done(pick)`` runs once the loader has taken
+    the whole structure (its ``DROP``/``CREATE`` ran)."""
+    yield PREAMBLE
+    for pick, paths, _where in fetched:
+        yield b"--\n-- Current Database: " + q(pick.target_db).encode() + b"\n--\n\n"
+        yield sqlcat.use_database(pick.target_db).encode()
+        renamer = TableRenamer(pick.table, pick.target_table) if pick.renamed_table else None
+        for part in PARTS:
+            if part not in paths or (part == "triggers" and pick.renamed):
+                continue
+            if part == "structure":  # small: whole, so a failed rename sends nothing
+                raw = b"".join(_decompressed(paths[part], compression))
+                on_bytes(pick.target_db, len(raw))
+                text = renamer.feed(raw) + renamer.finish() if renamer else raw
                 if renamer is not None and renamer.created != 1:
                     raise RestoreError(
                         f"the structure section of {pick.name} has {renamer.created} statements creating it "
-                        "(expected 1): not renamed, nothing more sent"
+                        "(expected 1): not renamed, nothing of it sent"
                     )
-            except BrokenPipeError:
-                pass  # the client died: wait() reports its error
-            pipe.wait()
-    except ProcessError as exc:
-        raise type(exc)(
-            f"loading table {pick.name} as {pick.target} into {target.name} failed: {exc}",
-            returncode=exc.returncode,
-            stderr_tail=exc.stderr_tail,
-        ) from None
-    return sent
+                yield text
+                structure_done(pick)  # resumed: the loader ran what it was given
+                continue
+            for raw in _decompressed(paths[part], compression):
+                on_bytes(pick.target_db, len(raw))
+                yield renamer.feed(raw) if renamer else raw
+            if renamer:
+                yield renamer.finish()
 
 
 # --------------------------------------------------------------------------- entry point
@@ -312,36 +235,32 @@ def restore_tables(
     copies: Sequence[tuple[Location, BackupManifest]],
     target: ServerSpec,
     tables: Sequence[str],
+    ctx: RunContext | None = None,
     *,
     rename: Mapping[str, str] | None = None,
     overwrite: bool = False,
     allow_source_target: bool = False,
-    staging_dir: str | None = None,
-    log: Callable[[str], None] | None = None,
-    load_timeout: float | None = 24 * 3600,
-    keyring: Keyring | None = None,
-    progress: ProgressFn | None = None,
-    progress_interval: float = 5.0,
+    load: LoadOptions | None = None,
+    on_table: TableFn | None = None,
 ) -> TableRestoreResult:
-    """Restore the tables ``tables`` names (see the module docstring) into ``target``."""
-    say = log or (lambda _m: None)
+    """Restore the tables ``tables`` names (see the module docstring) into ``target``, through
+    the parallel loader (secondary keys and foreign keys after the rows, triggers last).
+    ``ctx``: staging directory, keyring, reporter, client timeout (as for ``restore_backup``);
+    ``load``: connections and statement timeout (``workers=0``: one connection, keys as dumped)."""
+    ctx = ctx or RunContext()
+    load = load or LoadOptions()
+    say = ctx.reporter.info
     if not copies:
         raise ConfigError("no copy of the backup to restore from")
     for _location, copy in copies:
         validate_backup_manifest(copy)
     manifest = copies[0][1]
-    check_key(manifest, keyring)
-    key_for_files = keyring if manifest.encryption_key_id else None
+    check_key(manifest, ctx.keyring)
+    key_for_files = ctx.keyring if manifest.encryption_key_id else None
     picks = _targets(select_tables(manifest, tables), dict(rename or {}))
     with db.session(target) as conn:
-        identity = db.server_identity(conn)
-        source_identity = manifest.extra.get("server_identity") or {}
-        same = target.name == manifest.server or (
-            source_identity
-            and all(identity.get(k) == source_identity.get(k) for k in ("hostname", "port", "server_id"))
-        )
         renamed_all = all(p.renamed for p in picks)
-        if same and not allow_source_target and not renamed_all:
+        if is_source_server(conn, target, manifest) and not allow_source_target and not renamed_all:
             raise RestoreError(
                 f"target {target.name!r} is the backup's own source server {manifest.server!r} and the tables keep "
                 "their names: that would overwrite production tables. Restore under another name "
@@ -365,22 +284,20 @@ def restore_tables(
         databases = {p.target_db for p in picks}
         missing_dbs = [d for d in sorted(databases) if not db.scalar(conn, sqlcat.SCHEMA_EXISTS, [d])]
         version = db.server_version(conn)
-    load_clients = clients.for_server(version)
-    client_problems, _warnings = clients.check(load_clients, version, roles=("client",))
-    if client_problems:
-        raise RestoreError("; ".join(client_problems))
-    program = load_clients.mysql
+    program = load_client(version)
     warnings = [
         f"the triggers of {p.name} were not restored: it was restored as {p.target} and trigger bodies name "
         "the original table; recreate them by hand if needed"
         for p in picks
         if p.renamed and p.index.triggers is not None
     ]
-    staging = private_tempdir(staging_dir, "mysqlops-tables-")
+    staging = private_tempdir(ctx.staging_dir, "mysqlops-tables-")
     durations: dict[str, float] = {}
     problems: list[str] = []
     created_dbs: list[str] = []
-    loaded: list[_Pick] = []
+    touched: list[_Pick] = []  # their DROP/CREATE ran: the old table (if any) is gone
+    completed: set[str] = set()  # rows and deferred keys in
+    lock = threading.Lock()
     try:
         t0 = time.monotonic()
         fetched = []
@@ -396,37 +313,53 @@ def restore_tables(
                 for d in missing_dbs:
                     db.execute(conn, sqlcat.create_database(d))
                     created_dbs.append(d)
-        raw = 0
         total = sum(
             getattr(p.index, part).raw_bytes
             for p in picks
             for part in PARTS
             if getattr(p.index, part) is not None and not (part == "triggers" and p.renamed)
         )
-        ticker = Ticker(Progress(time.monotonic(), total, stage="load"), progress, progress_interval)
-        for p, paths, where in fetched:
+        ticker = Ticker(
+            Progress(time.monotonic(), total, stage="load"), progress_reporter(ctx), ctx.progress_interval
+        )
+        sent = 0
 
-            def on_bytes(n: int, database: str = p.target_db) -> None:
-                ticker.add(database, n)
+        def on_bytes(database: str, n: int) -> None:
+            nonlocal sent
+            sent += n
+            ticker.add(database, n)
 
+        def structure_done(p: _Pick) -> None:
             if p.target in existing:
                 say(f"replacing existing table {p.target} on {target.name} (overwrite=True)")
-            loaded.append(p)
-            try:
-                raw += _load_table(p, paths, manifest.compression, target, program, load_timeout, on_bytes)
-            except ProcessError as exc:
-                if p.target not in existing:
-                    raise
-                raise type(exc)(
-                    f"{exc}. The existing table {p.target} was being replaced (overwrite=True): its old rows are "
-                    "gone and the partly loaded table was dropped; restore it again once the cause is fixed",
-                    returncode=exc.returncode,
-                    stderr_tail=exc.stderr_tail,
-                ) from None
+            touched.append(p)
+
+        by_target = {(p.target_db, p.target_table): (p, where) for p, _paths, where in fetched}
+
+        def table_in(database: str, table: str) -> None:
+            p, where = by_target[(database, table)]
+            with lock:
+                completed.add(p.target)
             say(f"loaded table {p.name} as {p.target} from {where}")
+            if on_table is not None:
+                on_table(database, table)
+
+        loader = ParallelLoader(
+            target,
+            program,
+            staging,
+            workers=max(1, load.connections),
+            timeout=ctx.timeout,
+            on_table=table_in,
+            log=say,
+            defer=load.connections > 0,
+            seal_spool=key_for_files is not None,
+            statement_timeout=load.statement_timeout,
+        )
+        stats = loader.load(_table_stream(fetched, manifest.compression, on_bytes, structure_done))
         ticker.done()
         durations["load"] = round(time.monotonic() - t1, 3)
-        loaded.clear()  # every table loaded: nothing to undo from here on
+        touched.clear()  # every table loaded: nothing to undo from here on
         created_dbs.clear()
         with db.session(target) as conn:
             rows = {
@@ -440,21 +373,53 @@ def restore_tables(
             locations_used={p.name: where for p, _paths, where in fetched},
             problems=problems,
             durations=durations,
-            raw_bytes=raw,
+            raw_bytes=sent,
             warnings=warnings,
             fetched_bytes=total_read,
             rows=rows,
+            keys_deferred=[
+                p.target for p in picks if f"{q(p.target_db)}.{q(p.target_table)}" in stats.deferred
+            ],
         )
+    except (ProcessError, RestoreError) as exc:
+        replaced = _undo(target, touched, completed, existing, created_dbs)
+        what = ", ".join(f"{p.name} as {p.target}" for p in picks)
+        message = f"loading table{'s' if len(picks) > 1 else ''} {what} into {target.name} failed: {exc}"
+        if replaced:
+            message += (
+                f". The existing table(s) {', '.join(replaced)} were being replaced (overwrite=True): their old rows "
+                "are gone and the partly loaded tables were dropped; restore them again once the cause is fixed"
+            )
+        if isinstance(exc, ProcessError):
+            raise type(exc)(message, returncode=exc.returncode, stderr_tail=exc.stderr_tail) from None
+        raise type(exc)(message) from None
     except BaseException:
-        # a failed load: remove what this run created (tables it made where none was) and the
-        # partly loaded table; a table replaced completely (overwrite=True) before the failure
-        # stays (its old rows are gone either way), the error says which
-        with contextlib.suppress(Exception), db.session(target) as conn:
-            for i, p in enumerate(loaded):
-                if p.target not in existing or i == len(loaded) - 1:
-                    db.execute(conn, sqlcat.drop_table(p.target_db, p.target_table))
-            for d in created_dbs:
-                db.execute(conn, sqlcat.drop_database(d, if_exists=True))
+        _undo(target, touched, completed, existing, created_dbs)
         raise
     finally:
         shutil.rmtree(staging, ignore_errors=True)
+
+
+def _undo(
+    target: ServerSpec,
+    touched: Sequence[_Pick],
+    completed: set[str],
+    existing: Mapping[str, str],
+    created_dbs: Sequence[str],
+) -> list[str]:
+    """After a failed load: drop the tables this run created or left half loaded, and the
+    databases it created. A table that replaced an existing one (overwrite=True) and was loaded
+    completely stays, unless the failure came after every table (foreign keys, triggers: which
+    table it hit is not known). Returns the replaced tables dropped (their old rows are gone)."""
+    all_in = bool(touched) and all(p.target in completed for p in touched)
+    replaced = []
+    with contextlib.suppress(Exception), db.session(target) as conn:
+        for p in touched:
+            if p.target in existing and p.target in completed and not all_in:
+                continue
+            db.execute(conn, sqlcat.drop_table(p.target_db, p.target_table))
+            if p.target in existing:
+                replaced.append(p.target)
+        for d in created_dbs:
+            db.execute(conn, sqlcat.drop_database(d, if_exists=True))
+    return replaced

@@ -25,8 +25,9 @@ from mysqlops.model import Location, ServerSpec
 from mysqlops.progress import ProgressFn
 from mysqlops.restore import redump
 from mysqlops.restore.fetch import check_key
+from mysqlops.restore.load import default_workers
 from mysqlops.restore.logical import restore_backup
-from mysqlops.restore.parallel import default_workers
+from mysqlops.runs import Reporter, RunContext
 from mysqlops.streams.keys import Keyring
 from mysqlops.tablesum import content_checksum, table_checksums
 from mysqlops.tools.client import DumpOptions, Program, dump_argv
@@ -262,10 +263,7 @@ def _restore_and_verify(
         result = restore_backup(
             [(copy.location, manifest)],
             spec,
-            staging_dir=staging_dir,
-            log=log,
-            progress=progress,
-            keyring=keyring,
+            RunContext(staging_dir=staging_dir, keyring=keyring, reporter=Reporter.from_log(log)),
             reap_leftovers=False,
             on_table=on_table if early.expected or redumps is not None else None,
         )

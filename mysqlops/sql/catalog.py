@@ -58,6 +58,9 @@ BASE_TABLES_WITH_ENGINE = (
     "WHERE TABLE_SCHEMA=%s AND TABLE_TYPE IN ('BASE TABLE','SYSTEM VERSIONED') ORDER BY TABLE_NAME"
 )
 SCHEMA_EXISTS = "SELECT COUNT(*) FROM information_schema.SCHEMATA WHERE SCHEMA_NAME=%s"
+NO_FOREIGN_KEY_CHECKS = "SET FOREIGN_KEY_CHECKS=0"  # this session: drop tables in any order
+SCHEMA_TABLES = "SELECT TABLE_NAME AS t, TABLE_TYPE AS k FROM information_schema.TABLES WHERE TABLE_SCHEMA=%s"
+TABLE_FOREIGN_KEYS = "SELECT COUNT(*) FROM information_schema.REFERENTIAL_CONSTRAINTS WHERE CONSTRAINT_SCHEMA=%s AND TABLE_NAME=%s"
 TABLE_TYPE = "SELECT TABLE_TYPE FROM information_schema.TABLES WHERE TABLE_SCHEMA=%s AND TABLE_NAME=%s"
 # tables, routines and events of one database (the database 3 times): 0 is an empty database
 DATABASE_OBJECTS = (
@@ -106,6 +109,10 @@ def create_database(database: str) -> str:
 
 def drop_table(database: str, table: str) -> str:
     return f"DROP TABLE IF EXISTS {q(database)}.{q(table)}"
+
+
+def drop_view(database: str, view: str) -> str:
+    return f"DROP VIEW IF EXISTS {q(database)}.{q(view)}"
 
 
 def use_database(database: str) -> str:

@@ -25,6 +25,7 @@ from mysqlops.adapters.storage import Store
 from mysqlops.errors import ProcessError
 from mysqlops.manifest import BackupManifest
 from mysqlops.model import Location
+from mysqlops.runs import Reporter, RunContext
 from mysqlops.streams.checksum import CountingHash
 from mysqlops.streams.compression import codec, codec_from_label
 from tests.jobs import job
@@ -143,7 +144,11 @@ def test_failed_load_logs_no_row_data(forged: Any, tmp_path: Any) -> None:
 
     # the core: the exception names the table and the error, and holds no value
     with pytest.raises(ProcessError) as info:
-        rs.restore_backup(copies, target.spec(), log=logging.getLogger("mysqlops").warning)
+        rs.restore_backup(
+            copies,
+            target.spec(),
+            RunContext(reporter=Reporter.from_log(logging.getLogger("mysqlops").warning)),
+        )
     message = str(info.value)
     assert _leaks(message) == [] and _leaks(info.value.stderr_tail) == []
     assert "ERROR 1062 (23000) at line" in message and "(INSERT INTO: data of table `t`)" in message

@@ -1,5 +1,6 @@
 """The restore flow's ``tables`` parameter reaches the core: one table restored under another
-name into a live database, nothing else touched; with a point in time it is refused early."""
+name into a live database, nothing else touched; with a point in time it is refused early; the
+load's ``workers`` and ``load_timeout_s`` are flow parameters, judged before anything is read."""
 
 from __future__ import annotations
 
@@ -44,6 +45,8 @@ def test_restore_flow_tables(sandbox_root: str, tmp_path: Any) -> None:
             server="ftab",
             tables=["app.t"],
             rename={"app.t": "t_restored"},
+            workers=1,
+            load_timeout_s=600,
         )
         assert done["databases"] == {"app.t": "app.t_restored"} and done["locations_used"] == {
             "app.t": "ft-local"
@@ -52,6 +55,20 @@ def test_restore_flow_tables(sandbox_root: str, tmp_path: Any) -> None:
             assert [r["v"] for r in db.query(conn, "SELECT v FROM app.t_restored ORDER BY id")] == ["a", "b"]
             assert [r["v"] for r in db.query(conn, "SELECT v FROM app.t")] == ["live"]
             assert db.scalar(conn, "SELECT COUNT(*) FROM information_schema.TABLES WHERE TABLE_NAME='u'") == 0
+        # the load's options are judged before anything is read
+        for bad, message in (
+            ({"workers": -1}, "workers must be 0"),
+            ({"load_timeout_s": 0}, "load_timeout_s must be"),
+        ):
+            state = restore(
+                target="ft-target",
+                locations=["ft-local"],
+                server="ftab",
+                tables=["app.u"],
+                return_state=True,
+                **bad,
+            )
+            assert state.is_failed() and message in str(state.result(raise_on_failure=False))
         state = restore(
             target="ft-target",
             locations=["ft-local"],
@@ -60,9 +77,8 @@ def test_restore_flow_tables(sandbox_root: str, tmp_path: Any) -> None:
             until_position="mysql-bin.000001:4",
             return_state=True,
         )
-        assert state.is_failed() and "single tables is not supported" in str(
-            state.result(raise_on_failure=False)
-        )
+        # tables to a point in time are taken now (restore/table_pitr); this one is before the backup
+        assert state.is_failed() and "before the recovery target" in str(state.result(raise_on_failure=False))
     finally:
         sandbox.stop_server(target)
         sandbox.stop_server(server)

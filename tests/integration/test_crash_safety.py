@@ -288,11 +288,12 @@ from mysqlops import catalog
 from mysqlops import restore as core
 from mysqlops.adapters import sandbox
 from mysqlops.model import Location
-from mysqlops.restore import logical
+from mysqlops.restore import load
 
 cfg = json.loads(sys.stdin.read())
-# slow the load into the scratch server down: the client keeps loading for a while
-codec_from_label = logical.codec_from_label
+# slow the load into the scratch server down (the one loading engine's decompression): the
+# load keeps going for a while
+codec_from_label = load.codec_from_label
 def slow_codec(label):
     c = codec_from_label(label)
     class Slow:
@@ -306,7 +307,7 @@ def slow_codec(label):
                     return d.finish()
             return D()
     return Slow()
-logical.codec_from_label = slow_codec
+load.codec_from_label = slow_codec
 # tell the test (through our stdout pipe, never a file) the scratch server's root password
 start_server = sandbox.start_server
 def reporting_start_server(*args, **kw):

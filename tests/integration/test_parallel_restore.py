@@ -13,7 +13,10 @@ from mysqlops import restore as core
 from mysqlops.adapters import builds, process, sandbox
 from mysqlops.adapters import mysql as db
 from mysqlops.model import Flavor, Location
+from mysqlops.restore import load as restore_load
+from mysqlops.restore import parallel
 from mysqlops.restore.parallel import load_file_parallel
+from mysqlops.runs import Reporter, RunContext
 from mysqlops.sampledata import create_indexed_database
 from mysqlops.sql.quoting import quote_identifier as q
 from mysqlops.streams.compression import codec
@@ -106,8 +109,8 @@ def test_parallel_restore_equals_source(
             restored = core.restore_backup(
                 [(local, result.manifest)],
                 target.spec(),
-                workers=workers,
-                log=lines.append,
+                RunContext(reporter=Reporter.from_log(lines.append)),
+                load=core.LoadOptions(workers=workers),
                 on_table=on_table,
             )
             assert restored.databases == {"ix": "ix"}
@@ -150,7 +153,12 @@ def test_parallel_restore_equals_source(
             lines.append(f"over {workers} connection(s), keys deferred on {stats.deferred_tables}")
             assert not list(spool.iterdir())  # spooled units removed
 
-    load(2)
+    # small parts: a table's rows load over both connections at once, its keys after the last part
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(parallel, "SPLIT_BYTES", 64 * 1024)
+        load(2)
+    if server_build.name != "mariadb-11.8":  # its dump writes these tables as one INSERT each: one part
+        assert any("table `ix`.`orders`:" in ln and " parts)" in ln for ln in lines), lines
     summary = next(ln for ln in lines if "keys deferred on" in ln)
     assert "over 2 connection(s), keys deferred on 4" in summary, summary
     if server_build.flavor is Flavor.MARIADB:
@@ -178,3 +186,86 @@ def test_parallel_restore_equals_source(
         db.execute(conn, "ALTER TABLE ix.orders DROP KEY ix_total")
         dropped = schema_and_data(conn, "ix")
     assert [k for k in before if before[k] != dropped[k]] == ["table orders"]
+
+
+def _load_sql(
+    dump: Any, server: sandbox.SandboxServer, build: builds.ServerBuild, **options: Any
+) -> parallel.ParallelStats:
+    """A plain SQL file loaded by the parallel loader (its spool next to it)."""
+    spool = dump.parent / "spool"
+    spool.mkdir(exist_ok=True)
+    return load_file_parallel(
+        str(dump), "none", server.spec(), build.client_argv("mysql"), {}, str(spool), **options
+    )
+
+
+def test_hung_statement_fails_the_load(
+    fresh_server: sandbox.SandboxServer, server_build: builds.ServerBuild, tmp_path: Any
+) -> None:
+    """A statement the server does not answer within the load's statement timeout fails the
+    load with that reason instead of hanging it (here a 6 s statement against a 1 s limit); a
+    generous limit lets the same statement finish."""
+    dump = tmp_path / "hang.sql"
+    dump.write_bytes(
+        b"/*!40101 SET NAMES utf8mb4 */;\n"
+        b"--\n-- Current Database: `hang`\n--\n\nCREATE DATABASE `hang`;\n\nUSE `hang`;\n\n"
+        b"--\n-- Table structure for table `t`\n--\n\n"
+        b"CREATE TABLE `t` (\n  `id` int NOT NULL,\n  `v` int DEFAULT NULL,\n  PRIMARY KEY (`id`),\n"
+        b"  KEY `k` (`v`)\n) ENGINE=InnoDB;\nDO SLEEP(6);\n\n"
+        b"--\n-- Dumping data for table `t`\n--\n\nINSERT INTO `t` VALUES (1,1),(2,2);\n\n"
+        b"-- Dump completed\n"
+    )
+    t0 = time.monotonic()
+    with pytest.raises(Exception, match=r"no answer within the load's statement timeout of 1s"):
+        _load_sql(dump, fresh_server, server_build, statement_timeout=1)
+    assert time.monotonic() - t0 < 5
+    with db.session(fresh_server.spec()) as conn:
+        db.execute(conn, "DROP DATABASE hang")
+    stats = _load_sql(dump, fresh_server, server_build, statement_timeout=60)
+    assert stats.deferred == ["`hang`.`t`"]
+    with db.session(fresh_server.spec()) as conn:
+        assert db.scalar(conn, "SELECT COUNT(*) FROM hang.t") == 2
+
+
+def test_split_table_error_names_its_line(
+    fresh_server: sandbox.SandboxServer, server_build: builds.ServerBuild, tmp_path: Any
+) -> None:
+    """A table's rows loaded in parts over several connections: all rows in, keys after the last
+    part; a failing statement in a later part is named by its line in the table's data section,
+    as when the table loads whole."""
+    rows = b"".join(b"INSERT INTO `t` VALUES (%d,'%s');\n" % (i, b"x" * 200) for i in range(1, 400))
+    head = (
+        b"/*!40101 SET NAMES utf8mb4 */;\n"
+        b"--\n-- Current Database: `dup`\n--\n\nCREATE DATABASE `dup`;\n\nUSE `dup`;\n\n"
+        b"--\n-- Table structure for table `t`\n--\n\n"
+        b"CREATE TABLE `t` (\n  `id` int NOT NULL,\n  `v` text,\n  PRIMARY KEY (`id`),\n  KEY `k` (`v`(10))\n"
+        b") ENGINE=InnoDB;\n\n--\n-- Dumping data for table `t`\n--\n\nLOCK TABLES `t` WRITE;\n"
+    )
+    tail = b"UNLOCK TABLES;\n\n-- Dump completed\n"
+
+    def load(body: bytes, split: int, log: list[str], workers: int = 2) -> None:
+        dump = tmp_path / "d.sql"
+        dump.write_bytes(head + body + tail)
+        with pytest.MonkeyPatch.context() as mp:
+            mp.setattr(parallel, "SPLIT_BYTES", split)
+            mp.setattr(restore_load, "_READ", 4096)  # small reads: several parts of 8 KiB
+            _load_sql(dump, fresh_server, server_build, workers=workers, log=log.append)
+
+    log: list[str] = []
+    load(rows, 8 * 1024, log)
+    parts = [ln for ln in log if "table `dup`.`t`:" in ln and " parts), 1 deferred key(s) added" in ln]
+    assert parts and int(parts[0].split("(in ")[1].split(" ")[0]) >= 5, log
+    with db.session(fresh_server.spec()) as conn:
+        assert db.scalar(conn, "SELECT COUNT(*) FROM dup.t") == 399
+        assert "KEY `k`" in db.query(conn, "SHOW CREATE TABLE dup.t")[0]["Create Table"]
+        db.execute(conn, "DROP DATABASE dup")
+    messages = []
+    for split in (1 << 30, 8 * 1024):
+        with pytest.raises(Exception, match="1062") as info:
+            # one connection: the parts load in order, the duplicate (in the last part) fails
+            load(rows + b"INSERT INTO `t` VALUES (7,'again');\n", split, [], workers=1)
+        messages.append(str(info.value))
+        with db.session(fresh_server.spec()) as conn:
+            db.execute(conn, "DROP DATABASE dup")
+    line = 4 + 399 + 1  # from the marker line: 3 comment/blank lines, LOCK TABLES, the rows, the duplicate
+    assert all(f"failed at line {line} (INSERT INTO: data of table `t`)" in m for m in messages), messages

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import dataclasses
 from typing import Any
 
 import pytest
@@ -16,8 +15,8 @@ from mysqlops.adapters.storage import Store
 from mysqlops.errors import RestoreError
 from mysqlops.manifest import RestoreCertificate
 from mysqlops.model import Location
-from mysqlops.progress import Progress
 from mysqlops.restore import rename as restore_rename
+from mysqlops.runs import Reporter, RunContext
 from mysqlops.sampledata import create_awkward_database
 from mysqlops.streams.compression import codec
 from tests.jobs import job
@@ -144,19 +143,20 @@ def test_refusals_and_rename(made: Any, sandbox_root: str) -> None:
         for name in ("trigger `customers_audit`", "procedure `add_customer`", "event `nightly`"):
             assert f"{name} names `shop` explicitly" in str(refused.value)
         assert "Nothing was loaded" in str(refused.value)
-        seen: list[Progress] = []
+        seen: list[float] = []
+        lines: list[str] = []
         result = core.restore_backup(
             copies,
             target.spec(),
+            RunContext(reporter=Reporter(info=lines.append, progress=seen.append)),
             databases=["simple"],
             rename={"simple": "simple2"},
-            progress=lambda p: seen.append(dataclasses.replace(p, per_database=dict(p.per_database))),
         )
         assert result.databases == {"simple": "simple2"}
-        # the one progress type: a restore reports a Progress of its load, the last one complete
-        assert seen and all(p.stage == "load" for p in seen)
-        assert seen[-1].dumped_bytes == seen[-1].estimated_bytes == result.raw_bytes > 0
-        assert seen[-1].per_database == {"simple": result.raw_bytes}
+        # the load's progress reaches the run's reporter: percentages, the last one complete,
+        # and a line that says what was loaded
+        assert seen and seen[-1] == 100.0 and all(0 <= p <= 100 for p in seen)
+        assert any(ln.startswith("loaded ") and ln.endswith("(done)") for ln in lines), lines
         with db.session(target.spec()) as conn:
             assert "shop_restored" not in db.user_databases(conn)
             assert db.object_counts(conn, "simple2").as_dict() == {

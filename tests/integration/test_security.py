@@ -142,7 +142,7 @@ def test_backup_runs_as_least_privilege_user_and_secrets_stay_hidden(secured: An
         rs.restore_backup(
             catalog.find_backup(catalog.scan([location]), None, m.backup_id),
             server.spec(),
-            keyring=crypto.Keyring(crypto.generate_key()),
+            RunContext(keyring=crypto.Keyring(crypto.generate_key())),
         )
 
 
@@ -162,7 +162,7 @@ def test_key_rotation_and_tampering(secured: Any, tmp_path: Any, sandbox_root: s
     try:
         for m, name in ((first, "v1"), (second, "v2")):
             copies = catalog.find_backup(catalog.scan([location]), None, m.backup_id)
-            rs.restore_backup(copies, target.spec(), rename={"vault": name}, keyring=ring)
+            rs.restore_backup(copies, target.spec(), RunContext(keyring=ring), rename={"vault": name})
         with db.session(target.spec()) as conn:
             assert db.scalar(conn, "SELECT v FROM v1.secrets") == CANARY
             assert db.scalar(conn, "SELECT v FROM v2.secrets") == CANARY

@@ -26,7 +26,9 @@ def _summary(backup_id: str) -> dict[str, object]:
         (["db1"], 0, "max_concurrency must be at least 1, got 0"),
     ],
 )
-def test_fleet_check_request_names_the_problem(servers: list[str], max_concurrency: int, message: str) -> None:
+def test_fleet_check_request_names_the_problem(
+    servers: list[str], max_concurrency: int, message: str
+) -> None:
     with pytest.raises(ConfigError, match=message):
         fleet.check_request(servers, max_concurrency)
     fleet.check_request(["db1", "db2"], 1)
@@ -48,7 +50,10 @@ def test_fleet_rows_summary_and_failure() -> None:
     bad = fleet.failed_row("db2", fleet.error_text(RuntimeError("access denied | try again")))
     assert bad["status"] == "FAILED" and bad["backup_id"] == "" and bad["stored_bytes"] == 0
     rows = [ok, bad]
-    assert fleet.table_title(rows, 12.4, 3) == "Fleet backup of 2 server(s): 1 ok, 1 failed in 12s (max 3 at once)"
+    assert (
+        fleet.table_title(rows, 12.4, 3)
+        == "Fleet backup of 2 server(s): 1 ok, 1 failed in 12s (max 3 at once)"
+    )
     markdown = fleet.summary_markdown(rows)
     assert markdown.splitlines()[0] == "# Fleet backup: 1 of 2 ok"
     assert "| db2 | FAILED |  | access denied / try again |" in markdown

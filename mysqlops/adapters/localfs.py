@@ -9,11 +9,13 @@ from __future__ import annotations
 
 import contextlib
 import errno
+import io
 import os
 import shutil
 import stat
 import tempfile
 from collections.abc import Iterator
+from typing import IO
 
 __all__ = [
     "NotBeneath",
@@ -192,6 +194,28 @@ def open_file_beneath(root: str, rel: str) -> int:
         os.close(fd)
         raise NotBeneath(errno.EINVAL, f"{name!r} is not a regular file")
     return fd
+
+
+def link_open_file(handle: IO[bytes], path: str, dest: str) -> bool:
+    """Make ``dest`` (a new name: never an existing file or link) a hard link to the very file
+    ``handle`` has open, which was opened by the name ``path`` (a regular file of a local
+    location, opened without following links). The link is made by name, then proven to be
+    the open file (same device and inode), else removed. False when it cannot be done
+    (another filesystem, no hard links there, the name now points elsewhere): the caller copies
+    instead. A write-once backup file needs no second copy to be restored from, and the link
+    keeps it readable even if retention removes its name meanwhile."""
+    try:
+        opened = os.fstat(handle.fileno())
+        if not stat.S_ISREG(opened.st_mode):
+            return False
+        os.link(path, dest, follow_symlinks=False)
+    except (OSError, ValueError, io.UnsupportedOperation):
+        return False
+    linked = os.lstat(dest)
+    if (linked.st_dev, linked.st_ino) != (opened.st_dev, opened.st_ino):
+        os.unlink(dest)
+        return False
+    return True
 
 
 def lstat_beneath(root: str, rel: str) -> os.stat_result:

@@ -9,6 +9,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 from mysqlops import layout
+from mysqlops.adapters import localfs
 from mysqlops.adapters.storage import Store
 from mysqlops.errors import (
     IntegrityError,
@@ -43,18 +44,25 @@ class FetchedFile:
 
 def fetch_verified(store: Store, key: str, expected: BackupFile, dest: str) -> float:
     """Download ``key`` to ``dest`` (a new 0600 file: never an existing file or a symbolic
-    link, ``O_EXCL | O_NOFOLLOW``), checking size and sha256; remove it on mismatch."""
+    link, ``O_EXCL | O_NOFOLLOW``), checking size and sha256; remove it on mismatch. From a
+    local location on the staging directory's filesystem, ``dest`` is a hard link to the
+    stored file instead of a copy (no second copy of the backup on disk), checked the same."""
     started = time.monotonic()
     digest = CountingHash()
     created = False
     try:
         with store.open_read(key) as src:
-            fd = os.open(dest, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600)
-            created = True
-            with os.fdopen(fd, "wb") as out:
+            if store.is_local and localfs.link_open_file(src, store.path(key), dest):
+                created = True
                 for chunk in iter_chunks(src, CHUNK):
-                    out.write(chunk)
                     digest.update(chunk)
+            else:
+                fd = os.open(dest, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600)
+                created = True
+                with os.fdopen(fd, "wb") as out:
+                    for chunk in iter_chunks(src, CHUNK):
+                        out.write(chunk)
+                        digest.update(chunk)
     except BaseException:
         if created:
             with contextlib.suppress(FileNotFoundError):

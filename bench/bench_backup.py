@@ -45,7 +45,7 @@ if args["mode"] == "backup":
 else:
     scans = catalog.scan(locs)
     loc, m = catalog.find_backup(scans, None, args["backup_id"])[0]
-    cert = restore.restore_test_copy(loc, m, sandbox_dir=args["sandbox_dir"], staging_dir=args["staging"])
+    cert = restore.restore_test_copy(loc, m, RunContext(staging_dir=args["staging"]), sandbox_dir=args["sandbox_dir"])
     assert cert.passed, [c for c in cert.checks if not c.passed]
     out = {"durations": cert.durations}
 out["wall"] = time.monotonic() - t

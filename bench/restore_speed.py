@@ -68,7 +68,7 @@ elif args["mode"] == "restore":
     out = {"durations": r.durations}
 else:
     loc, m = catalog.find_backup(catalog.scan(locs), None, args["backup_id"])[0]
-    cert = restore.restore_test_copy(loc, m, sandbox_dir=args["sandbox_dir"], staging_dir=args["staging"])
+    cert = restore.restore_test_copy(loc, m, RunContext(staging_dir=args["staging"]), sandbox_dir=args["sandbox_dir"])
     assert cert.passed, [c for c in cert.checks if not c.passed]
     out = {"durations": cert.durations}
 out["wall"] = time.monotonic() - t

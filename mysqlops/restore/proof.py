@@ -106,14 +106,7 @@ def prove_copy(
             cert.to_json().encode(), certificate_key(manifest, location.name, cert.tested_at)
         )
     else:
-        cert = restore_test_copy(
-            location,
-            manifest,
-            staging_dir=ctx.staging_dir,
-            log=ctx.reporter.info,
-            keyring=ctx.keyring,
-            scratch_series=scratch_series,
-        )
+        cert = restore_test_copy(location, manifest, ctx, scratch_series=scratch_series)
     for check in cert.checks:
         (ctx.reporter.info if check.passed else ctx.reporter.error)(
             f"{'PASS' if check.passed else 'FAIL'} {check.name}: {check.detail}"

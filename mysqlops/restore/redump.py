@@ -16,9 +16,8 @@ events), so the rows of each table can be re-dumped as soon as that table is loa
   load's tail on (while the last tables load), then over one thread per core; structures,
   triggers and the rest in one ``--no-data`` re-dump after the load (foreign keys and
   triggers only exist then). Between a table's re-dump and the end of the load the loader
-  writes no rows (it adds keys and foreign keys, then triggers, routines, events and views);
-  a restored event that changes rows could, on a MySQL scratch server (its event scheduler is
-  on; MariaDB's is off), as it could around the whole re-dump.
+  writes no rows (it adds keys and foreign keys, then triggers, routines, events and views),
+  and restored events never run: scratch servers start with the event scheduler off.
 
 Every piece equal ⇔ the statements are equal piece by piece, the same verdict as the whole
 re-dump; a piece that differs names its table (:func:`compare_pieces`), and the caller confirms

@@ -22,13 +22,11 @@ from mysqlops.errors import (
 )
 from mysqlops.manifest import BackupManifest, Check, RestoreCertificate, TableStat, validate_backup_manifest
 from mysqlops.model import Location, ServerSpec
-from mysqlops.progress import ProgressFn
 from mysqlops.restore import redump
 from mysqlops.restore.fetch import check_key
 from mysqlops.restore.load import default_workers
 from mysqlops.restore.logical import restore_backup
-from mysqlops.runs import Reporter, RunContext
-from mysqlops.streams.keys import Keyring
+from mysqlops.runs import RunContext
 from mysqlops.tablesum import content_checksum, table_checksums
 from mysqlops.tools.client import DumpOptions, Program, dump_argv
 from mysqlops.units import human_bytes
@@ -223,11 +221,7 @@ def _restore_and_verify(
     checks: list[Check],
     durations: dict[str, float],
     lossy: list[str],
-    *,
-    staging_dir: str | None,
-    log: Callable[[str], None],
-    progress: ProgressFn | None,
-    keyring: Keyring | None,
+    ctx: RunContext,
 ) -> None:
     """Load the fetched copy into the running scratch server and verify it (checks appended):
     per-table checksums (backups with table stats) and per-table re-dumps of the rows
@@ -235,7 +229,7 @@ def _restore_and_verify(
     spec = server.spec(name=f"scratch-{server.name}")
     early = EarlyChecksums(manifest, spec)
     try:
-        program = _dump_program(manifest, binary, log)
+        program = _dump_program(manifest, binary, ctx.reporter.info)
     except MysqlopsError as exc:
         checks.append(Check("verify the restored databases", False, f"no dump tool for the re-dump: {exc}"))
         return
@@ -263,7 +257,7 @@ def _restore_and_verify(
         result = restore_backup(
             [(copy.location, manifest)],
             spec,
-            RunContext(staging_dir=staging_dir, keyring=keyring, reporter=Reporter.from_log(log)),
+            ctx,
             reap_leftovers=False,
             on_table=on_table if early.expected or redumps is not None else None,
         )
@@ -295,7 +289,7 @@ def _restore_and_verify(
     finally:
         if redumps is not None:
             redumps.close()
-            log(
+            ctx.reporter.info(
                 f"rows re-dumped table by table: {len(redumps.batches)} re-dump(s), {redumps.seconds:.1f}s in all, "
                 f"{len(redumps.early)} table(s) while the last ones loaded; (start s, seconds, tables, while "
                 f"loading): {redumps.batches[:20]}"
@@ -346,13 +340,10 @@ def scratch_build_name(manifest: BackupManifest, scratch_series: str | None = No
 def restore_test_copy(
     location: Location,
     manifest: BackupManifest,
+    ctx: RunContext | None = None,
     *,
     sandbox_dir: str | None = None,
-    staging_dir: str | None = None,
-    log: Callable[[str], None] | None = None,
     write_certificate: bool = True,
-    progress: ProgressFn | None = None,
-    keyring: Keyring | None = None,
     scratch_series: str | None = None,
 ) -> RestoreCertificate:
     """Restore the copy of ``manifest`` stored at ``location`` into a scratch sandbox server
@@ -371,7 +362,8 @@ def restore_test_copy(
     refused before anything is started, read or written: no certificate."""
     validate_backup_manifest(manifest)
     wanted = scratch_build_name(manifest, scratch_series)
-    say = log or (lambda _m: None)
+    ctx = ctx or RunContext()
+    say, staging_dir, keyring = ctx.reporter.info, ctx.staging_dir, ctx.keyring
     reaper.reap([staging_dir, sandbox_dir], log=say)
     checks: list[Check] = []
     lossy: list[str] = []
@@ -452,10 +444,7 @@ def restore_test_copy(
                         checks,
                         durations,
                         lossy,
-                        staging_dir=staging_dir,
-                        log=say,
-                        progress=progress,
-                        keyring=keyring,
+                        ctx,
                     )
     durations["total"] = round(time.monotonic() - started, 3)
     cert = make_certificate(

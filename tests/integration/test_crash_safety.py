@@ -289,6 +289,7 @@ from mysqlops import restore as core
 from mysqlops.adapters import sandbox
 from mysqlops.model import Location
 from mysqlops.restore import load
+from mysqlops.runs import RunContext
 
 cfg = json.loads(sys.stdin.read())
 # slow the load into the scratch server down (the one loading engine's decompression): the
@@ -317,7 +318,7 @@ def reporting_start_server(*args, **kw):
 sandbox.start_server = reporting_start_server
 location = Location(**cfg["location"])
 ((loc, manifest),) = catalog.find_backup(catalog.scan([location]), None, cfg["backup_id"])
-core.restore_test_copy(loc, manifest, staging_dir=cfg["staging"], write_certificate=False)
+core.restore_test_copy(loc, manifest, RunContext(staging_dir=cfg["staging"]), write_certificate=False)
 print("the restore test finished: the test missed its stage", flush=True)
 """
 

@@ -87,7 +87,7 @@ def test_mission_on_flavor(
     lap("backup")
 
     # restore test: a scratch server of the backup's own build, verified (re-dump hash equal)
-    cert = restore_test_copy(local, first, staging_dir=staging)
+    cert = restore_test_copy(local, first, RunContext(staging_dir=staging))
     assert cert.passed, [(c.name, c.detail) for c in cert.checks if not c.passed]
     started = next(c for c in cert.checks if c.name == "scratch server started")
     assert flavor in started.detail and server_build.version_text in cert.target_version
@@ -148,10 +148,10 @@ def test_mission_on_flavor(
     ).manifest
     assert sealed.encryption_key_id == key_id(key)
     cert = restore_test_copy(
-        local, sealed, staging_dir=staging, keyring=Keyring(key), write_certificate=False
+        local, sealed, RunContext(staging_dir=staging, keyring=Keyring(key)), write_certificate=False
     )
     assert cert.passed, [(c.name, c.detail) for c in cert.checks if not c.passed]
-    keyless = restore_test_copy(local, sealed, staging_dir=staging, write_certificate=False)
+    keyless = restore_test_copy(local, sealed, RunContext(staging_dir=staging), write_certificate=False)
     assert [c.name for c in keyless.checks if not c.passed] == ["encryption key available"]
     lap("encryption")
 
@@ -187,7 +187,9 @@ def test_upgrade_rehearsal(fresh_server: sandbox.SandboxServer, tmp_path: Any) -
         create_awkward_database(conn, "shop")
         create_bulk_table(conn, "bulk", "t", 2000, payload_bytes=64)
     manifest = bk.run_backup(*job(spec, [local], codec("zstd"), staging_dir=str(tmp_path))).manifest
-    cert = restore_test_copy(local, manifest, staging_dir=str(tmp_path), scratch_series="mariadb-11.8")
+    cert = restore_test_copy(
+        local, manifest, RunContext(staging_dir=str(tmp_path)), scratch_series="mariadb-11.8"
+    )
     assert cert.passed, [(c.name, c.detail) for c in cert.checks if not c.passed]
     new = builds.resolve("mariadb-11.8")
     assert cert.source_version.startswith(f"mariadb {manifest.server_version}")
@@ -198,7 +200,7 @@ def test_upgrade_rehearsal(fresh_server: sandbox.SandboxServer, tmp_path: Any) -
         "shop: re-dump content hash",
     ]
     # the same backup on its own series still passes (the ordinary restore test)
-    own = restore_test_copy(local, manifest, staging_dir=str(tmp_path), write_certificate=False)
+    own = restore_test_copy(local, manifest, RunContext(staging_dir=str(tmp_path)), write_certificate=False)
     assert own.passed and own.target_version.startswith("mariadb-10.11 (")
 
 
@@ -227,11 +229,15 @@ def test_scratch_server_that_cannot_start_fails_the_certificate(
     monkeypatch.setenv("MYSQLOPS_SERVER_BUILD_MARIADB_11_8", str(tmp_path / "fake-11.8"))
     clients.forget()
     try:
-        cert = restore_test_copy(local, manifest, staging_dir=str(tmp_path), scratch_series="mariadb-11.8")
+        cert = restore_test_copy(
+            local, manifest, RunContext(staging_dir=str(tmp_path)), scratch_series="mariadb-11.8"
+        )
         missing = tmp_path / "nothing-here"
         monkeypatch.setenv("MYSQLOPS_SERVER_BUILD_MARIADB_11_8", str(missing))
         clients.forget()
-        cert2 = restore_test_copy(local, manifest, staging_dir=str(tmp_path), scratch_series="mariadb-11.8")
+        cert2 = restore_test_copy(
+            local, manifest, RunContext(staging_dir=str(tmp_path)), scratch_series="mariadb-11.8"
+        )
     finally:
         monkeypatch.delenv("MYSQLOPS_SERVER_BUILD_MARIADB_11_8")
         clients.forget()

@@ -190,10 +190,11 @@ def test_scratch_server_starts_on_every_flavor(
         with session(server.spec()) as conn, conn.cursor() as cur:
             cur.execute(
                 "SELECT @@innodb_flush_log_at_trx_commit AS f, @@log_bin AS b, VERSION() AS v, "
-                "@@plugin_dir AS p, @@lc_messages_dir AS m, @@basedir AS d"
+                "@@plugin_dir AS p, @@lc_messages_dir AS m, @@basedir AS d, @@event_scheduler AS e"
             )
             row = cur.fetchone()
         assert row["f"] == 0 and row["b"] == 0 and row["v"].startswith(server_build.version_text)
+        assert row["e"] == "OFF"  # restored events never run on a scratch server while it is verified
         if server_build.source != "system":
             # the build's own plugins and messages, never the system's (another version's) /usr
             for key in ("p", "m", "d"):

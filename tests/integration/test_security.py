@@ -134,7 +134,7 @@ def test_backup_runs_as_least_privilege_user_and_secrets_stay_hidden(secured: An
     assert revealed.count(CANARY.encode()) >= 2
     # the restore test decrypts transparently with the key; without it: a clear refusal
     ring = crypto.Keyring(key)
-    cert = rs.restore_test_copy(location, m, sandbox_dir=str(tmp_path / "sb"), keyring=ring)
+    cert = rs.restore_test_copy(location, m, RunContext(keyring=ring), sandbox_dir=str(tmp_path / "sb"))
     assert cert.passed, [c for c in cert.checks if not c.passed]
     cert = rs.restore_test_copy(location, m, sandbox_dir=str(tmp_path / "sb"), write_certificate=False)
     assert not cert.passed and "encryption key available" in [c.name for c in cert.checks if not c.passed]

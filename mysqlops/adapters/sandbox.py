@@ -21,7 +21,7 @@ import signal
 import socket
 import threading
 import time
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import replace
 from pathlib import Path
@@ -177,19 +177,9 @@ def start_server(
     On failure the error log tail is in the exception and the directory is removed.
     """
     binary = _as_build(build, binary)
-    directory = os.path.abspath(os.path.join(os.fspath(base_dir), name))
-    if os.path.exists(directory):
-        raise SandboxError(
-            f"{directory} already exists: stop that sandbox first (sandbox down) or pick another name"
-        )
-    os.makedirs(directory, mode=0o700)
-    os.chmod(directory, 0o700)
-    password = secrets.token_urlsafe(18)
-    try:
-        if scratch:
-            reaper.mark(directory, "scratch server")
-        datadir = os.path.join(directory, "data")
-        _initialize(binary, datadir, directory)
+    with _server_directory(base_dir, name, scratch) as (directory, password):
+        _initialize(binary, os.path.join(directory, "data"), directory)
+        init_sql = root_init_file(password)
         return _launch(
             binary,
             directory,
@@ -198,12 +188,31 @@ def start_server(
             port,
             tuned,
             gtid,
-            root_init_file(password),
+            init_sql,
             password,
             extra_options,
             timeout,
             scratch,
         )
+
+
+@contextlib.contextmanager
+def _server_directory(
+    base_dir: str | os.PathLike[str], name: str, scratch: bool
+) -> Iterator[tuple[str, str]]:
+    """A new 0700 ``base_dir/name`` (marked when ``scratch``) and a fresh root password; the
+    directory is removed when the server in it fails to start."""
+    directory = os.path.abspath(os.path.join(os.fspath(base_dir), name))
+    if os.path.exists(directory):
+        raise SandboxError(
+            f"{directory} already exists: stop that sandbox first (sandbox down) or pick another name"
+        )
+    os.makedirs(directory, mode=0o700)
+    os.chmod(directory, 0o700)
+    try:
+        if scratch:
+            reaper.mark(directory, "scratch server")
+        yield directory, secrets.token_urlsafe(18)
     except BaseException:
         shutil.rmtree(directory, ignore_errors=True)
         raise
@@ -412,18 +421,10 @@ def start_server_on_datadir(
     On failure the error log tail is in the exception and the directory is removed.
     """
     binary = _as_build(build, binary)
-    directory = os.path.abspath(os.path.join(os.fspath(base_dir), name))
-    if os.path.exists(directory):
-        raise SandboxError(f"{directory} already exists: stop that sandbox first or pick another name")
     source = os.path.abspath(os.fspath(datadir))
     if not os.path.isdir(source):
         raise SandboxError(f"datadir {source} does not exist or is not a directory")
-    os.makedirs(directory, mode=0o700)
-    os.chmod(directory, 0o700)
-    password = secrets.token_urlsafe(18)
-    try:
-        if scratch:
-            reaper.mark(directory, "scratch server")
+    with _server_directory(base_dir, name, scratch) as (directory, password):
         shutil.move(source, os.path.join(directory, "data"))
         init_sql = root_init_file(password, create_localhost=True)
         return _launch(
@@ -440,6 +441,3 @@ def start_server_on_datadir(
             timeout,
             scratch,
         )
-    except BaseException:
-        shutil.rmtree(directory, ignore_errors=True)
-        raise

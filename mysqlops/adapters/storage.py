@@ -16,6 +16,10 @@ empty segment, no control character or backslash, bounded length). At a local lo
 file is reached one directory at a time relative to its parent's descriptor with
 ``O_NOFOLLOW`` (``localfs.open_dir_beneath``): a symbolic link planted there is refused, never
 followed, for reads, writes, listings and deletes alike.
+
+One concept at ~500 lines: the one storage contract, whose every rule (write-once, read-back,
+keys checked, links refused, errors translated) must hold for every operation; split by
+operation, each half would have to repeat the rules.
 """
 
 from __future__ import annotations
